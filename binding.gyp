@@ -1,0 +1,42 @@
+{
+  # Builds the addon with Node's own headers, OpenSSL and libuv (node-gyp supplies their include
+  # paths from the Node installation; symbols resolve against the node binary at load time).
+  # System libssl is never linked. LEGATO_SANITIZE=1 builds with ASan + UBSan for the
+  # sanitizer run of the test suite (see test/asan.js).
+  "variables": {
+    "legato_sanitize%": "<!(node -p \"process.env.LEGATO_SANITIZE === '1' ? 1 : 0\")"
+  },
+  "targets": [
+    {
+      "target_name": "legato",
+      "sources": [
+        "src/lg_addon.c",
+        "src/lg_jsconf.c",
+        "src/lg_common.c",
+        "src/lg_config.c",
+        "src/lg_engine.c",
+        "src/lg_worker.c",
+        "src/lg_listener.c",
+        "src/lg_conn.c",
+        "src/lg_relay.c",
+        "src/lg_hello.c",
+        "src/lg_router.c",
+        "src/lg_drr.c",
+        "src/lg_buf.c"
+      ],
+      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"],
+      "cflags_c": [
+        "-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes", "-Werror",
+        "-fvisibility=hidden", "-O2", "-g"
+      ],
+      "cflags_c!": ["-std=gnu99"],
+      "conditions": [
+        ["legato_sanitize==1", {
+          "cflags_c": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                       "-fno-sanitize-recover=undefined", "-O1"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }]
+      ]
+    }
+  ]
+}

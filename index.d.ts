@@ -1,0 +1,406 @@
+// Type definitions for legato: a TLS edge router and burst-smoothing forward proxy in C,
+// running inside Node.js as an N-API addon. Kept in step with lib/config.js (validation and
+// defaults) and lib/proxy.js (the Proxy class); type-checked by the tests.
+
+/// <reference types="node" />
+
+import { EventEmitter } from 'events';
+
+// ----------------------------------------------------------------------------------------------
+// Configuration
+// ----------------------------------------------------------------------------------------------
+
+/** PEM text, or its bytes. */
+export type Pem = string | Buffer | Uint8Array;
+
+/** A certificate and its key. */
+export interface CertOptions {
+  /** PEM certificate chain: the leaf first, then any intermediates. */
+  certChain: Pem;
+  /** PEM private key of the leaf certificate (unencrypted). */
+  privateKey: Pem;
+}
+
+/** Client-certificate authentication (mutual TLS) on terminated connections. */
+export interface MtlsOptions {
+  /** PEM CA certificate(s) that client certificates must chain to. Required. */
+  clientCaCert: Pem;
+  /** Refuse clients that present no certificate. @default true */
+  requireClientCert?: boolean;
+}
+
+/** A per-source-IP connection token bucket. */
+export interface RateLimitOptions {
+  /** Refill rate, connections per second (> 0; fractions allowed). */
+  connectionsPerSecond: number;
+  /** Bucket size (>= 1). @default Math.max(connectionsPerSecond, 1) */
+  burst?: number;
+}
+
+/**
+ * Admission control. Given at the top level it applies to every listener; a listener's own
+ * `protection` overrides it field by field (`rateLimit: null` there switches an inherited limit
+ * off). `updateConfig({ protection })` replaces the top-level one.
+ */
+export interface ProtectionOptions {
+  /** Per-source-IP token bucket; null: none. @default null */
+  rateLimit?: RateLimitOptions | null;
+  /** Concurrent connections per source IP; 0 = unlimited. @default 0 */
+  maxConcurrentPerIp?: number;
+  /** IPs or CIDRs ('10.0.0.0/8', '::1'); when non-empty only these sources are admitted. @default [] */
+  allowlist?: string[];
+  /** IPs or CIDRs refused. A CIDR with host bits set is an error. @default [] */
+  blocklist?: string[];
+  /** JA3 MD5 hashes (32 hex digits) refused. @default [] */
+  ja3Blocklist?: string[];
+  /** JA4 fingerprints ('t13d1516h2_8daaf6152771_e5627efa2ab1') refused. @default [] */
+  ja4Blocklist?: string[];
+  /** Deadline for the ClientHello and handshake, ms (1-600000). @default 10000 */
+  tlsHandshakeTimeoutMs?: number;
+  /** Refuse a ClientHello without SNI. @default false */
+  requireSni?: boolean;
+}
+
+/** Protection fields that make sense on a connect listener (the others are TLS-only). */
+export type ConnectProtectionOptions = Pick<ProtectionOptions, 'rateLimit' | 'maxConcurrentPerIp' | 'allowlist' | 'blocklist'>;
+
+/** Destination policy of a connect listener. */
+export interface ConnectOptions {
+  /** Destination ports allowed (1-65535). @default [443] */
+  allowPorts?: number[];
+  /** Allow port 443 in addition to allowPorts. @default true */
+  defaultAllowPort?: boolean;
+  /**
+   * Destination CIDRs refused; a given list replaces the default, which holds loopback,
+   * RFC 1918, link-local, CGNAT, multicast, reserved, ULA, NAT64 and 6to4 ranges.
+   */
+  denyCidrs?: string[];
+  /** Exceptions to denyCidrs. @default [] */
+  allowCidrs?: string[];
+  /**
+   * Domains that may be reached; 'example.com' covers its subdomains too (a leading '*.' or
+   * '.' is accepted and stripped). Empty: no domain restriction. @default []
+   */
+  allowDomains?: string[];
+  /** One deadline for the whole dial (Happy Eyeballs), ms (1-600000). @default 10000 */
+  connectTimeoutMs?: number;
+}
+
+interface ListenerCommon {
+  /** Port to bind (0-65535); 0 lets the system choose (see `addresses()`). Required. */
+  port: number;
+  /** Connections open at once on this listener; 0 = unlimited. @default 0 (tls), 1000 (connect) */
+  maxConnections?: number;
+  /** Close a connection after this long with no bytes either way, ms; 0 = never. @default 60000 */
+  idleTimeoutMs?: number;
+}
+
+/** A TLS edge-router listener: routes by SNI, passes through or terminates TLS. */
+export interface TlsListenerOptions extends ListenerCommon {
+  /** @default 'tls' */
+  kind?: 'tls';
+  /** Address or hostname to bind ('[::1]' accepted). @default '0.0.0.0' */
+  host?: string;
+  /** Certificate for terminating routes that have none of their own. @default null */
+  defaultCert?: CertOptions | null;
+  /** Client-certificate authentication for terminating routes. @default null */
+  mtls?: MtlsOptions | null;
+  /** Overrides of the top-level protection, field by field. */
+  protection?: ProtectionOptions | null;
+  /** Not allowed on a tls listener (null is accepted). */
+  connect?: null;
+}
+
+/** An HTTP CONNECT forward-proxy listener (no TLS termination). */
+export interface ConnectListenerOptions extends ListenerCommon {
+  kind: 'connect';
+  /** Address or hostname to bind. @default '127.0.0.1' */
+  host?: string;
+  /** Overrides of the top-level protection (TLS-only fields are errors here). */
+  protection?: ConnectProtectionOptions | null;
+  /** Destination policy. @default {} */
+  connect?: ConnectOptions | null;
+  /** Not allowed on a connect listener. */
+  defaultCert?: null;
+  /** Not allowed on a connect listener. */
+  mtls?: null;
+}
+
+export type ListenerOptions = TlsListenerOptions | ConnectListenerOptions;
+
+/** An upstream reached over TCP. */
+export interface TcpUpstream {
+  kind: 'tcp';
+  /** IP literal or hostname. */
+  host: string;
+  /** 1-65535. */
+  port: number;
+}
+
+/** An upstream reached over a Unix domain socket. */
+export interface UdsUpstream {
+  kind: 'uds';
+  /** Socket path, at most 107 bytes (sun_path). */
+  path: string;
+  /** Pin each source IP to this socket until it has been idle for ipAffinityTtlMs. @default false */
+  ipAffinity?: boolean;
+  /** @default 300000 */
+  ipAffinityTtlMs?: number;
+  /** Process serving the socket, for CPU-weighted balancing; 0 = unknown. @default 0 */
+  pid?: number;
+  /** Thread serving the socket (needs pid); 0 = unknown. @default 0 */
+  tid?: number;
+}
+
+export type Upstream = TcpUpstream | UdsUpstream;
+
+/** How the upstream learns the client's address. */
+export type ProxyProtocol = 'none' | 'v1' | 'v2';
+
+/** A route: where connections for an SNI go. */
+export interface RouteOptions {
+  /**
+   * Exact name ('a.example.com'), wildcard ('*.example.com': any depth of subdomain, not the
+   * apex) or '' (default route: no SNI, or no other match). Case-insensitive, a trailing dot is
+   * ignored; SNI patterns must be unique. @default ''
+   */
+  sni?: string;
+  /** Upstreams balanced by least connections weighted by CPU (at most 1024); may be empty only when suspended. */
+  upstreams?: Upstream[];
+  /** Terminate TLS with `cert` (or the listener's defaultCert) and forward plaintext. @default false */
+  terminateTls?: boolean;
+  /** Certificate for terminating. @default null */
+  cert?: CertOptions | null;
+  /** Client-certificate authentication when terminating. @default null */
+  mtls?: MtlsOptions | null;
+  /** ALPN protocols offered when terminating (each 1-255 bytes; [] = none). @default ['http/1.1'] */
+  alpn?: string[];
+  /** Hold each connection and emit 'suspended'; JS decides with resolveConnection. @default false */
+  suspended?: boolean;
+  /** Close a suspended connection JS has not resolved after this long, ms. @default 30000 */
+  suspendTimeoutMs?: number;
+  /** New connections per second on this route; 0 = unlimited. @default 0 */
+  maxConnectionsPerSecond?: number;
+  /** Token-bucket size for maxConnectionsPerSecond (>= 1). @default Math.max(maxConnectionsPerSecond, 1) */
+  burst?: number;
+  /** PROXY protocol header sent to the upstream. @default 'none' */
+  proxyProtocol?: ProxyProtocol;
+}
+
+/** The byte scheduler of every worker. */
+export interface SchedulerOptions {
+  /** 'drr': Deficit Round-Robin across flows; 'fifo': write straight through. @default 'drr' */
+  kind?: 'drr' | 'fifo';
+  /** Bytes per flow per round (1-16777216), or 'auto' (adapts in [1500, 16384]). @default 'auto' */
+  quantum?: 'auto' | number;
+  /** High watermark of one flow's queue, bytes (16384-1073741824); reads resume below half. @default 262144 */
+  maxQueuedBytesPerFlow?: number;
+  /** Aggregate pacing per worker, bytes/s; 0 = off. @default 0 */
+  rate?: number;
+  /** Pacing bucket size, bytes; only with rate > 0. @default Math.max(rate, 65536) */
+  burst?: number;
+}
+
+/** The configuration given to `new Proxy(config)`. */
+export interface ProxyConfig {
+  /** 1-64 listeners. Required. */
+  listeners: ListenerOptions[];
+  /** Routes (at most 65536); required and non-empty when any listener is kind 'tls'. */
+  routes?: RouteOptions[];
+  /** Worker threads, 1-256. @default os.availableParallelism() */
+  workerThreads?: number;
+  /** Bytes read at once per connection, 1024-16777216. @default 65536 */
+  readBufferSize?: number;
+  /** Byte scheduler. */
+  scheduler?: SchedulerOptions | null;
+  /** Default protection of every listener. */
+  protection?: ProtectionOptions | null;
+}
+
+/** What `updateConfig` may change; absent parts stay as they are. */
+export interface ConfigUpdate {
+  /** Replaces the route table. */
+  routes?: RouteOptions[];
+  /** Replaces the top-level protection (unset fields take their defaults; null = all defaults). */
+  protection?: ProtectionOptions | null;
+}
+
+/** The answer to a 'suspended' event. */
+export interface Decision {
+  /** Where to send the connection (1-1024). Required. */
+  upstreams: Upstream[];
+  /** @default false */
+  terminateTls?: boolean;
+  /** Certificate for terminating; null: none given with the decision. @default null */
+  cert?: CertOptions | null;
+  /** @default null */
+  mtls?: MtlsOptions | null;
+  /** @default ['http/1.1'] */
+  alpn?: string[];
+}
+
+// ----------------------------------------------------------------------------------------------
+// Runtime objects
+// ----------------------------------------------------------------------------------------------
+
+/** A bound listener, in config order. */
+export interface ListenerAddress {
+  kind: 'tls' | 'connect';
+  host: string;
+  /** The port actually bound (the chosen one when the config said 0). */
+  port: number;
+}
+
+/** A connection held on a suspended route, waiting for `resolveConnection`. */
+export interface SuspendedConnection {
+  /** Pass to resolveConnection. */
+  id: string;
+  /** Lower-cased SNI, trailing dot dropped; '' when the client sent none. */
+  sni: string;
+  peerIp: string;
+  peerPort: number;
+  /** The listener that accepted it. */
+  listener: { host: string; port: number };
+  /** ALPN protocols the client offered. */
+  alpn: string[];
+  /** JA3 fingerprint (MD5 hex) of the ClientHello. */
+  ja3: string;
+  /** JA4 fingerprint of the ClientHello. */
+  ja4: string;
+}
+
+/** Counters of one listener, summed over workers. */
+export interface ListenerMetrics {
+  host: string;
+  /** Bound port. */
+  port: number;
+  kind: 'tls' | 'connect';
+  activeConnections: number;
+  totalConnections?: number;
+  bytesFromClients?: number;
+  bytesToClients?: number;
+  noRoute?: number;
+  handshakeFailures?: number;
+  upstreamConnectFailures?: number;
+}
+
+/** `proxy.metrics()`: counters summed over workers and listeners. */
+export interface Metrics {
+  activeConnections: number;
+  totalConnections: number;
+  /** Refused by protection (rate, concurrency, CIDR, fingerprint, SNI required). */
+  blockedConnections: number;
+  /** No route matched. */
+  noRoute: number;
+  /** Connections waiting for resolveConnection. */
+  pendingSuspended: number;
+  bytesFromClients: number;
+  bytesToClients: number;
+  handshakeFailures: number;
+  upstreamConnectFailures: number;
+  listeners: ListenerMetrics[];
+  // Further engine counters, present where the engine reports them.
+  closedConnections?: number;
+  refusedMaxConnections?: number;
+  handshakeFailuresTimeout?: number;
+  handshakeFailuresProtocol?: number;
+  handshakeFailuresClosed?: number;
+  nonTlsConnections?: number;
+  idleTimeouts?: number;
+  outOfMemory?: number;
+  acceptPauses?: number;
+}
+
+/** `proxy.blockedIps()`. */
+export interface BlockedIps {
+  /** Source IPs whose token bucket is empty. */
+  rateLimited: string[];
+  /** Source IPs at maxConcurrentPerIp. */
+  concurrencyLimited: string[];
+  /** The blocklist CIDRs in force. */
+  cidrBlocklist: string[];
+}
+
+export interface StopOptions {
+  /** Let open connections finish for up to this long before closing them, ms. @default 0 */
+  graceMs?: number;
+}
+
+/** A configuration error: a TypeError or RangeError whose message starts with the option path. */
+export interface ConfigError extends Error {
+  code: 'ERR_LEGATO_CONFIG';
+}
+
+/**
+ * One proxy engine: its listeners, worker threads and routing table.
+ *
+ * Events: 'listening' (every listener bound on every worker), 'suspended' (a connection waits
+ * for a decision), 'warning' (recoverable trouble), 'error' (an engine error), 'close' (stopped).
+ */
+export class Proxy extends EventEmitter {
+  /**
+   * Validates the config synchronously.
+   * @throws {ConfigError} (a TypeError or RangeError) on any mistake.
+   */
+  constructor(config: ProxyConfig);
+
+  /** Bind every listener on every worker. Rejects with the system error (e.g. EADDRINUSE), leaving nothing listening. */
+  start(): Promise<void>;
+
+  /** The bound addresses, in listener order. */
+  addresses(): ListenerAddress[];
+
+  /**
+   * Answer a suspended connection: a decision, or null to close it.
+   * @returns false when the id is unknown or has expired (nothing happens).
+   * @throws {ConfigError} when the decision is invalid.
+   */
+  resolveConnection(id: string, decision: Decision | null): boolean;
+
+  /**
+   * Atomically swap routes and/or protection. Connections already accepted keep the config
+   * they started with.
+   * @throws {ConfigError} on invalid input; the old config stays live.
+   */
+  updateConfig(update: ConfigUpdate): void;
+
+  /** Counters, summed over workers. */
+  metrics(): Metrics;
+
+  /** Who is being refused right now. */
+  blockedIps(): BlockedIps;
+
+  /** Stop accepting, let connections finish up to graceMs, close the rest; resolves when every thread has exited. */
+  stop(options?: StopOptions): Promise<void>;
+
+  /** `stop()` with no grace, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+
+  on(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'warning', listener: (warning: Error) => void): this;
+  on(event: 'listening', listener: () => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+
+  once(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'warning', listener: (warning: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: 'close', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+
+  off(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  off(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'warning', listener: (warning: Error) => void): this;
+  off(event: 'listening', listener: () => void): this;
+  off(event: 'close', listener: () => void): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+
+  emit(event: 'suspended', conn: SuspendedConnection): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'warning', warning: Error): boolean;
+  emit(event: 'listening'): boolean;
+  emit(event: 'close'): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
+}

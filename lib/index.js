@@ -1,0 +1,5 @@
+'use strict';
+// legato: the public entry point. See README.md and index.d.ts for the API.
+const { Proxy } = require('./proxy');
+
+module.exports = { Proxy };

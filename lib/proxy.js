@@ -1,0 +1,247 @@
+'use strict';
+// The Proxy class: a thin JavaScript shell around the C engine (src/lg_addon.c).
+//
+// Everything that touches sockets runs on the engine's own threads; this file validates config
+// (lib/config.js), turns engine events into EventEmitter events, and sequences the lifecycle:
+//   new → start() → running → stop() → stopped
+// A stopped proxy cannot be started again: create a new one (its sockets and threads are gone).
+
+const { EventEmitter } = require('events');
+const binding = require('./binding');
+const config = require('./config');
+
+/** Error for lifecycle misuse (start twice, ...). */
+function stateError(message) {
+  const err = new Error(message);
+  err.code = 'ERR_LEGATO_STATE';
+  return err;
+}
+
+class Proxy extends EventEmitter {
+  /**
+   * Validate the configuration and create the engine. Nothing listens until start().
+   * @param {import('../index').ProxyConfig} userConfig
+   * @throws {TypeError|RangeError} code 'ERR_LEGATO_CONFIG', message naming the option path
+   */
+  constructor(userConfig) {
+    super();
+    const normalized = config.normalizeConfig(userConfig);
+    config.assertSupported(normalized);
+    this._config = normalized;
+    this._state = 'new';
+    this._ports = null;
+    this._workers = 0;
+    this._ready = 0;
+    this._exited = 0;
+    this._onReady = null;
+    this._stopPromise = null;
+    this._onStopped = null;
+    this._printed = new Set();
+    this._engine = new binding.Engine(normalized, (type, payload) => this._onEngineEvent(type, payload));
+  }
+
+  /**
+   * Bind every listener on every worker thread and start accepting.
+   * Resolves once every worker is accepting. Rejects with the system error (code 'EADDRINUSE',
+   * 'EACCES', ...) if a bind fails, leaving nothing listening; rejects with ERR_LEGATO_STATE if
+   * called twice.
+   * @returns {Promise<void>}
+   */
+  async start() {
+    if (this._state !== 'new') throw stateError(`start() called on a proxy that is ${this._state}`);
+    this._state = 'starting';
+    let result;
+    try {
+      result = this._engine.start();
+    } catch (err) {
+      this._state = 'failed';
+      throw err;
+    }
+    this._ports = result.ports;
+    this._workers = result.workers;
+    if (result.warning) this._warn('ERR_LEGATO_NOFILE', result.warning);
+    if (this._ready < this._workers) {
+      await new Promise((resolve) => { this._onReady = resolve; });
+    }
+    if (this._state === 'starting') {
+      this._state = 'running';
+      this._emitSafe('listening');
+    }
+  }
+
+  /**
+   * The listeners' addresses in configuration order; `port` is the bound port once started.
+   * @returns {{ kind: 'tls'|'connect', host: string, port: number }[]}
+   */
+  addresses() {
+    return this._config.listeners.map((l, i) => ({
+      kind: l.kind,
+      host: l.host,
+      port: this._ports ? this._ports[i] : l.port,
+    }));
+  }
+
+  /**
+   * Stop accepting, let open connections finish for up to `graceMs`, close the rest, and resolve
+   * once every worker thread has exited. Safe to call more than once and before start().
+   * @param {{ graceMs?: number }} [options]
+   * @returns {Promise<void>}
+   */
+  stop(options = {}) {
+    const graceMs = options && options.graceMs !== undefined ? options.graceMs : 0;
+    if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0) {
+      const err = new RangeError(`stop(): graceMs must be a non-negative number, got ${String(graceMs)}`);
+      err.code = 'ERR_LEGATO_CONFIG';
+      return Promise.reject(err);
+    }
+    if (this._stopPromise) return this._stopPromise;
+    if (this._state === 'new' || this._state === 'failed') {
+      this._state = 'stopped';
+      this._stopPromise = Promise.resolve();
+      return this._stopPromise;
+    }
+    this._stopPromise = new Promise((resolve) => { this._onStopped = resolve; });
+    this._state = 'stopping';
+    this._engine.stop(Math.min(Math.floor(graceMs), 0xffffffff));
+    if (this._onReady) { const r = this._onReady; this._onReady = null; r(); }
+    this._maybeStopped();
+    return this._stopPromise;
+  }
+
+  /**
+   * Counters summed over worker threads; see README.md "Metrics".
+   * @returns {import('../index').Metrics}
+   */
+  metrics() {
+    return this._engine.metrics();
+  }
+
+  /**
+   * Replace the routes and/or the default protection atomically. New connections use the new
+   * table; connections already accepted keep the one they started with. Invalid input throws
+   * (ERR_LEGATO_CONFIG) and the running table stays.
+   * @param {{ routes?: object[], protection?: object }} update
+   */
+  updateConfig(update) {
+    const normalized = config.normalizeUpdate(update, this._config);
+    config.assertSupported(normalized);
+    this._engine.updateConfig(normalized);
+    this._config = normalized;
+  }
+
+  /**
+   * Decide a suspended connection. Returns true when a pending connection with that id was
+   * found, false for an unknown, expired or already-resolved id.
+   * @param {string} id
+   * @param {object|null} decision
+   * @returns {boolean}
+   */
+  resolveConnection(id, decision) {
+    if (decision !== null) config.normalizeDecision(decision, 'decision');
+    void id;
+    return false; // no route can be suspended yet (assertSupported refuses `suspended: true`)
+  }
+
+  /**
+   * Source addresses currently refused by protection.
+   * @returns {{ rateLimited: string[], concurrencyLimited: string[], cidrBlocklist: string[] }}
+   */
+  blockedIps() {
+    const cidrs = new Set();
+    for (const l of this._config.listeners) for (const c of l.protection.blocklist) cidrs.add(c);
+    return { rateLimited: [], concurrencyLimited: [], cidrBlocklist: [...cidrs] };
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.stop();
+  }
+
+  _onEngineEvent(type, payload) {
+    try {
+      switch (type) {
+        case 'ready':
+          this._ready++;
+          if (this._ready >= this._workers && this._onReady) {
+            const r = this._onReady;
+            this._onReady = null;
+            r();
+          }
+          break;
+        case 'workerExit':
+          this._exited++;
+          this._maybeStopped();
+          break;
+        case 'warning':
+          this._warn(payload.errno || 'ERR_LEGATO_WARNING', payload.message);
+          break;
+        case 'error':
+          this._error(payload.errno || 'ERR_LEGATO_ENGINE', payload.message);
+          break;
+        default:
+          break;
+      }
+    } catch (err) {
+      this._report(err);
+    }
+  }
+
+  _maybeStopped() {
+    if (this._state !== 'stopping' || this._exited < this._workers || !this._onStopped) return;
+    const done = this._onStopped;
+    this._onStopped = null;
+    // Join outside the threadsafe-function callback that delivered the last exit event.
+    setImmediate(() => {
+      this._engine.join();
+      this._state = 'stopped';
+      this._emitSafe('close');
+      done();
+    });
+  }
+
+  _warn(code, message) {
+    const w = new Error(message);
+    w.name = 'LegatoWarning';
+    w.code = code;
+    process.nextTick(() => this._emitSafe('warning', w));
+  }
+
+  _error(code, message) {
+    const err = new Error(message);
+    err.code = code;
+    this._report(err);
+  }
+
+  // Emit an event; an exception thrown by a listener is re-emitted as 'error' and never
+  // reaches the engine.
+  _emitSafe(name, ...args) {
+    try {
+      this.emit(name, ...args);
+    } catch (err) {
+      if (name === 'error') this._print(err);
+      else this._report(err);
+    }
+  }
+
+  // Deliver an error to 'error' listeners, or print it once per message if there are none
+  // (an EventEmitter 'error' with no listener would throw and end the process).
+  _report(err) {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+      } catch (inner) {
+        this._print(inner);
+      }
+    } else {
+      this._print(err);
+    }
+  }
+
+  _print(err) {
+    const key = `${err && err.code}:${err && err.message}`;
+    if (this._printed.has(key)) return;
+    this._printed.add(key);
+    process.stderr.write(`legato: ${err && err.stack ? err.stack : String(err)}\n`);
+  }
+}
+
+module.exports = { Proxy };

@@ -1,0 +1,441 @@
+/*
+ * lg_addon.c — the N-API class `Engine` that lib/proxy.js wraps.
+ *
+ *   new Engine(normalizedConfig, onEvent)   build config + first snapshot (throws ERR_LEGATO_CONFIG)
+ *   engine.start() → { ports, warning }     bind everything, start workers (throws system errors)
+ *   engine.stop(graceMs)                    ask workers to stop; each posts a 'workerExit' event
+ *   engine.join()                           after the last 'workerExit': join threads, release
+ *   engine.updateConfig(normalizedConfig)   build and publish a new snapshot
+ *   engine.metrics() → object               counters summed over workers
+ *
+ * Events reach JS through one napi_threadsafe_function created by start() and released by
+ * join(): onEvent(type, { worker, code, message }). Workers call it in non-blocking mode only.
+ *
+ * Teardown: if the environment goes away while the engine runs (process.exit(), a terminated
+ * worker_threads Worker), an env cleanup hook stops and joins the workers. It is registered after
+ * the threadsafe function is created, and cleanup hooks run in reverse order of registration, so
+ * the workers are gone before Node tears the threadsafe function down. The wrapper's finalizer
+ * frees the engine (stopping it first if it was dropped while running).
+ *
+ * Nothing here throws across the boundary except through napi_throw_*; N-API failures become JS
+ * exceptions, never aborts.
+ */
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include "lg_engine.h"
+#include "lg_jsconf.h"
+#include "lg_metrics.h"
+#include "lg_worker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Owner: the JS Engine object (napi_wrap); freed by its finalizer. */
+typedef struct lg_js_engine_s {
+    napi_env env;
+    lg_engine_t *engine;
+    napi_ref on_event;              /* the JS event callback */
+    napi_threadsafe_function tsfn;  /* while started and not joined */
+    bool cleanup_hook;              /* env cleanup hook registered */
+} lg_js_engine_t;
+
+/* Throw for a failed N-API call unless an exception is already pending. */
+static void throw_napi(napi_env env, const char *what)
+{
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) return;
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "legato: %s failed: %s", what,
+             info && info->error_message ? info->error_message : "unknown N-API error");
+    napi_throw_error(env, "ERR_LEGATO_INTERNAL", msg);
+}
+
+#define NAPI_CALL(env, call)                                                                       \
+    do {                                                                                           \
+        if ((call) != napi_ok) {                                                                   \
+            throw_napi((env), #call);                                                              \
+            return NULL;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+static lg_js_engine_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv)
+{
+    napi_value self;
+    if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) {
+        throw_napi(env, "napi_get_cb_info");
+        return NULL;
+    }
+    lg_js_engine_t *js = NULL;
+    if (napi_unwrap(env, self, (void **)&js) != napi_ok || js == NULL || js->engine == NULL) {
+        napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "legato: not an Engine");
+        return NULL;
+    }
+    return js;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static const char *event_name(int type)
+{
+    switch (type) {
+    case LG_EV_READY:
+        return "ready";
+    case LG_EV_WORKER_EXIT:
+        return "workerExit";
+    case LG_EV_WARNING:
+        return "warning";
+    case LG_EV_ERROR:
+        return "error";
+    default:
+        return "unknown";
+    }
+}
+
+static void set_int(napi_env env, napi_value obj, const char *key, int64_t v)
+{
+    napi_value n;
+    if (napi_create_int64(env, v, &n) == napi_ok) napi_set_named_property(env, obj, key, n);
+}
+
+static void set_u64(napi_env env, napi_value obj, const char *key, uint64_t v)
+{
+    napi_value n;
+    if (napi_create_double(env, (double)v, &n) == napi_ok) napi_set_named_property(env, obj, key, n);
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *s)
+{
+    napi_value v;
+    if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) == napi_ok) {
+        napi_set_named_property(env, obj, key, v);
+    }
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
+{
+    lg_js_engine_t *js = context;
+    lg_event_t *ev = data;
+    if (env == NULL || js_cb == NULL) {
+        /* The threadsafe function is being torn down: the engine may be gone already. */
+        lg_free(ev);
+        return;
+    }
+    napi_value argv[2], payload, undef;
+    if (napi_create_string_utf8(env, event_name(ev->type), NAPI_AUTO_LENGTH, &argv[0]) == napi_ok &&
+        napi_create_object(env, &payload) == napi_ok && napi_get_undefined(env, &undef) == napi_ok) {
+        set_int(env, payload, "worker", ev->worker);
+        set_int(env, payload, "code", ev->code);
+        if (ev->code < 0) set_str(env, payload, "errno", uv_err_name(ev->code));
+        set_str(env, payload, "message", ev->message);
+        argv[1] = payload;
+        /* lib/proxy.js catches everything its handler throws; an exception escaping here would
+         * be a bug there, reported by Node as uncaught. */
+        napi_call_function(env, undef, js_cb, 2, argv, NULL);
+    }
+    lg_engine_event_done(js->engine, ev);
+    lg_free(ev);
+}
+
+static int post_event(void *ctx, lg_event_t *ev)
+{
+    lg_js_engine_t *js = ctx;
+    if (napi_call_threadsafe_function(js->tsfn, ev, napi_tsfn_nonblocking) != napi_ok) {
+        lg_free(ev);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void release_tsfn(lg_js_engine_t *js)
+{
+    if (js->tsfn != NULL) {
+        napi_release_threadsafe_function(js->tsfn, napi_tsfn_release);
+        js->tsfn = NULL;
+    }
+}
+
+static void env_cleanup(void *arg)
+{
+    lg_js_engine_t *js = arg;
+    js->cleanup_hook = false;
+    lg_engine_stop_sync(js->engine);
+    release_tsfn(js);
+}
+
+static void remove_cleanup_hook(lg_js_engine_t *js)
+{
+    if (js->cleanup_hook) {
+        napi_remove_env_cleanup_hook(js->env, env_cleanup, js);
+        js->cleanup_hook = false;
+    }
+}
+
+static void finalize(napi_env env, void *data, void *hint)
+{
+    (void)env;
+    (void)hint;
+    lg_js_engine_t *js = data;
+    lg_engine_stop_sync(js->engine);
+    remove_cleanup_hook(js);
+    release_tsfn(js);
+    lg_engine_destroy(js->engine);
+    if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
+    lg_free(js);
+}
+
+static napi_value engine_new(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2], self;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+    napi_valuetype t0 = napi_undefined, t1 = napi_undefined;
+    if (argc >= 2) {
+        napi_typeof(env, argv[0], &t0);
+        napi_typeof(env, argv[1], &t1);
+    }
+    if (t0 != napi_object || t1 != napi_function) {
+        napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "Engine(config, onEvent)");
+        return NULL;
+    }
+    lg_config_t conf;
+    if (lg_jsconf_config(env, argv[0], &conf) != 0) return NULL;
+    lg_snapshot_t *snap = NULL;
+    if (lg_jsconf_snapshot(env, argv[0], &conf, &snap) != 0) {
+        lg_config_free(&conf);
+        return NULL;
+    }
+    lg_js_engine_t *js = lg_calloc(1, sizeof(*js));
+    if (js == NULL) {
+        lg_config_free(&conf);
+        lg_snapshot_destroy(snap);
+        napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: out of memory");
+        return NULL;
+    }
+    js->env = env;
+    int rc = lg_engine_create(&conf, snap, &js->engine);
+    if (rc != 0) {
+        lg_free(js);
+        napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: could not create the engine");
+        return NULL;
+    }
+    if (napi_create_reference(env, argv[1], 1, &js->on_event) != napi_ok ||
+        napi_wrap(env, self, js, finalize, NULL, NULL) != napi_ok) {
+        if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
+        lg_engine_destroy(js->engine);
+        lg_free(js);
+        throw_napi(env, "napi_wrap");
+        return NULL;
+    }
+    return self;
+}
+
+static napi_value system_error(napi_env env, int rc, const char *syscall, const char *host,
+                               int port, int listener)
+{
+    char msg[384];
+    snprintf(msg, sizeof(msg), "%s %s: %s %s:%d (listeners[%d])", syscall, uv_err_name(rc),
+             uv_strerror(rc), host, port, listener);
+    napi_value code, message, err;
+    napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &err);
+    set_int(env, err, "errno", rc);
+    set_str(env, err, "syscall", syscall);
+    set_str(env, err, "address", host);
+    set_int(env, err, "port", port);
+    set_int(env, err, "listenerIndex", listener);
+    return err;
+}
+
+static napi_value engine_start(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    if (js == NULL) return NULL;
+    lg_engine_t *e = js->engine;
+    if (e->state != LG_ENGINE_NEW) {
+        napi_throw_error(env, "ERR_LEGATO_STATE", "the proxy was already started");
+        return NULL;
+    }
+    char warn[LG_EVENT_MESSAGE_MAX];
+    lg_engine_raise_nofile(e, warn, sizeof(warn));
+
+    napi_value cb, name;
+    NAPI_CALL(env, napi_get_reference_value(env, js->on_event, &cb));
+    NAPI_CALL(env, napi_create_string_utf8(env, "legato", NAPI_AUTO_LENGTH, &name));
+    /* Unbounded queue: the engine bounds what it posts (LG_EVENT_QUEUE_MAX). */
+    NAPI_CALL(env, napi_create_threadsafe_function(env, cb, NULL, name, 0, 1, NULL, NULL, js,
+                                                   call_js, &js->tsfn));
+    int bad = -1;
+    int rc = lg_engine_start(e, post_event, js, &bad);
+    if (rc != 0) {
+        release_tsfn(js);
+        const lg_listener_conf_t *lc = bad >= 0 ? &e->conf.listeners[bad] : NULL;
+        napi_throw(env, system_error(env, rc, bad >= 0 ? "listen" : "start",
+                                     lc ? lc->host : "", lc ? lc->port : 0, bad));
+        return NULL;
+    }
+    if (napi_add_env_cleanup_hook(env, env_cleanup, js) == napi_ok) js->cleanup_hook = true;
+
+    napi_value result, ports;
+    NAPI_CALL(env, napi_create_object(env, &result));
+    NAPI_CALL(env, napi_create_array_with_length(env, e->conf.n_listeners, &ports));
+    for (size_t i = 0; i < e->conf.n_listeners; i++) {
+        napi_value p;
+        NAPI_CALL(env, napi_create_uint32(env, e->lis[i].bound_port, &p));
+        NAPI_CALL(env, napi_set_element(env, ports, (uint32_t)i, p));
+    }
+    NAPI_CALL(env, napi_set_named_property(env, result, "ports", ports));
+    if (warn[0] != '\0') set_str(env, result, "warning", warn);
+    set_int(env, result, "workers", e->n_workers);
+    return result;
+}
+
+static napi_value engine_stop(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    double grace = 0;
+    if (argc >= 1 && napi_get_value_double(env, argv[0], &grace) != napi_ok) grace = 0;
+    if (!(grace >= 0)) grace = 0;
+    if (grace > UINT32_MAX) grace = UINT32_MAX;
+    lg_engine_stop(js->engine, (uint32_t)grace);
+    return NULL;
+}
+
+static napi_value engine_join(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    if (js == NULL) return NULL;
+    lg_engine_stop_sync(js->engine);
+    remove_cleanup_hook(js);
+    release_tsfn(js);
+    return NULL;
+}
+
+static napi_value engine_update(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    if (argc < 1) {
+        napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "updateConfig(config)");
+        return NULL;
+    }
+    lg_snapshot_t *snap = NULL;
+    if (lg_jsconf_snapshot(env, argv[0], &js->engine->conf, &snap) != 0) return NULL;
+    lg_engine_swap(js->engine, snap);
+    return NULL;
+}
+
+/* ---- metrics --------------------------------------------------------------------------- */
+
+static napi_value counters_object(napi_env env, const lg_counters_t *sum)
+{
+    napi_value o;
+    if (napi_create_object(env, &o) != napi_ok) return NULL;
+    uint64_t total = LG_COUNTER_READ(sum, total_connections);
+    uint64_t closed = LG_COUNTER_READ(sum, closed_connections);
+    set_u64(env, o, "activeConnections", total >= closed ? total - closed : 0);
+#define LG_SET_COUNTER(f, js) set_u64(env, o, js, LG_COUNTER_READ(sum, f));
+    LG_COUNTERS(LG_SET_COUNTER)
+#undef LG_SET_COUNTER
+    return o;
+}
+
+static void counters_add(lg_counters_t *dst, const lg_counters_t *src)
+{
+#define LG_ADD_COUNTER(f, js)                                                                      \
+    atomic_store_explicit(&dst->f, LG_COUNTER_READ(dst, f) + LG_COUNTER_READ(src, f),             \
+                          memory_order_relaxed);
+    LG_COUNTERS(LG_ADD_COUNTER)
+#undef LG_ADD_COUNTER
+}
+
+static napi_value engine_metrics(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    if (js == NULL) return NULL;
+    lg_engine_t *e = js->engine;
+    lg_counters_t total, per;
+    memset(&total, 0, sizeof(total));
+    napi_value result, listeners;
+    NAPI_CALL(env, napi_create_array_with_length(env, e->conf.n_listeners, &listeners));
+    for (size_t i = 0; i < e->conf.n_listeners; i++) {
+        memset(&per, 0, sizeof(per));
+        for (unsigned k = 0; k < e->n_workers; k++) counters_add(&per, &e->workers[k].counters[i]);
+        counters_add(&total, &per);
+        napi_value lo = counters_object(env, &per);
+        if (lo == NULL) return NULL;
+        const lg_listener_conf_t *lc = &e->conf.listeners[i];
+        set_str(env, lo, "kind", lc->kind == LG_LISTENER_TLS ? "tls" : "connect");
+        set_str(env, lo, "host", lc->host);
+        set_int(env, lo, "port", e->lis[i].bound_port ? e->lis[i].bound_port : lc->port);
+        NAPI_CALL(env, napi_set_element(env, listeners, (uint32_t)i, lo));
+    }
+    result = counters_object(env, &total);
+    if (result == NULL) return NULL;
+    set_u64(env, result, "pendingSuspended", 0);
+    set_u64(env, result, "blockedConnections", 0);
+    set_int(env, result, "configGenerationsLive",
+            atomic_load_explicit(&e->generations_live, memory_order_relaxed));
+    set_u64(env, result, "eventsDropped",
+            atomic_load_explicit(&e->events_dropped, memory_order_relaxed));
+    NAPI_CALL(env, napi_set_named_property(env, result, "listeners", listeners));
+
+    napi_value workers;
+    size_t buffers_total = 0;
+    NAPI_CALL(env, napi_create_array_with_length(env, e->n_workers, &workers));
+    for (unsigned k = 0; k < e->n_workers; k++) {
+        lg_worker_t *w = &e->workers[k];
+        napi_value wo;
+        NAPI_CALL(env, napi_create_object(env, &wo));
+        size_t bufs = atomic_load_explicit(&w->pool.n_out_shared, memory_order_relaxed);
+        size_t hello = atomic_load_explicit(&w->pub_hello_buffers, memory_order_relaxed);
+        buffers_total += bufs + hello;
+        set_u64(env, wo, "connections", atomic_load_explicit(&w->pub_conns, memory_order_relaxed));
+        set_u64(env, wo, "readBuffersInUse", bufs);
+        set_u64(env, wo, "helloBuffersInUse", hello);
+        set_u64(env, wo, "quantum", atomic_load_explicit(&w->pub_quantum, memory_order_relaxed));
+        set_u64(env, wo, "grants", atomic_load_explicit(&w->pub_grants, memory_order_relaxed));
+        set_u64(env, wo, "grantedBytes",
+                atomic_load_explicit(&w->pub_granted_bytes, memory_order_relaxed));
+        NAPI_CALL(env, napi_set_element(env, workers, k, wo));
+    }
+    set_u64(env, result, "buffersInUse", buffers_total);
+    NAPI_CALL(env, napi_set_named_property(env, result, "workers", workers));
+    return result;
+}
+
+/* ---- module ---------------------------------------------------------------------------- */
+
+static napi_value init(napi_env env, napi_value exports)
+{
+    napi_property_descriptor methods[] = {
+        {"start", NULL, engine_start, NULL, NULL, NULL, napi_default_method, NULL},
+        {"stop", NULL, engine_stop, NULL, NULL, NULL, napi_default_method, NULL},
+        {"join", NULL, engine_join, NULL, NULL, NULL, napi_default_method, NULL},
+        {"updateConfig", NULL, engine_update, NULL, NULL, NULL, napi_default_method, NULL},
+        {"metrics", NULL, engine_metrics, NULL, NULL, NULL, napi_default_method, NULL},
+    };
+    napi_value cls;
+    NAPI_CALL(env, napi_define_class(env, "Engine", NAPI_AUTO_LENGTH, engine_new, NULL,
+                                     LG_ARRAY_SIZE(methods), methods, &cls));
+    NAPI_CALL(env, napi_set_named_property(env, exports, "Engine", cls));
+    return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

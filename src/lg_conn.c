@@ -1,0 +1,354 @@
+/*
+ * lg_conn.c — a connection's life on its worker: accept, ClientHello, routing, upstream dial,
+ * deadlines and closing (see lg_conn.h for ownership; lg_relay.c moves the bytes).
+ *
+ * State transitions go through set_state(), which also arms the state's one deadline:
+ *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
+ *   CONNECTING  now + LG_UPSTREAM_CONNECT_MS
+ *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
+ *               possible expiry and re-arms itself for the remainder when bytes moved meanwhile,
+ *               so the data path only stores a timestamp
+ *   CLOSING     none
+ *
+ * Bytes that arrive with or after the ClientHello, before routing, are kept in the hello buffer
+ * and queued to the upstream first: nothing the client sent is dropped.
+ */
+#include "lg_conn.h"
+#include "lg_relay.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(lg_conn_t *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static uint32_t idle_ms(const lg_conn_t *c)
+{
+    return c->w->engine->conf.listeners[c->lis].idle_timeout_ms;
+}
+
+static void set_state(lg_conn_t *c, lg_conn_state_t s)
+{
+    c->state = s;
+    uint64_t now = uv_now(&c->w->loop);
+    switch (s) {
+    case LG_CONN_HELLO: {
+        uint64_t limit = c->snap->protection[c->lis].tls_handshake_timeout_ms;
+        uint64_t spent = now - c->accepted_at;
+        arm(c, spent >= limit ? 1 : limit - spent);
+        break;
+    }
+    case LG_CONN_CONNECTING:
+        arm(c, LG_UPSTREAM_CONNECT_MS);
+        break;
+    case LG_CONN_RELAY:
+        c->last_activity = now;
+        if (idle_ms(c) > 0) {
+            arm(c, idle_ms(c));
+        } else {
+            uv_timer_stop(&c->timer);
+        }
+        break;
+    case LG_CONN_CLOSING:
+        uv_timer_stop(&c->timer);
+        break;
+    }
+}
+
+static void handshake_failed(lg_conn_t *c, int kind)
+{
+    lg_counters_t *cnt = lg_conn_counters(c);
+    LG_COUNT(cnt, handshake_failures, 1);
+    switch (kind) {
+    case 0:
+        LG_COUNT(cnt, hs_fail_timeout, 1);
+        break;
+    case 1:
+        LG_COUNT(cnt, hs_fail_protocol, 1);
+        break;
+    default:
+        LG_COUNT(cnt, hs_fail_closed, 1);
+        break;
+    }
+    lg_conn_close(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    lg_conn_t *c = t->data;
+    switch (c->state) {
+    case LG_CONN_HELLO:
+        handshake_failed(c, 0);
+        break;
+    case LG_CONN_CONNECTING:
+        LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+        lg_conn_close(c);
+        break;
+    case LG_CONN_RELAY: {
+        uint64_t now = uv_now(&c->w->loop);
+        uint64_t since = now - c->last_activity;
+        uint32_t limit = idle_ms(c);
+        if (since >= limit) {
+            LG_COUNT(lg_conn_counters(c), idle_timeouts, 1);
+            lg_conn_close(c);
+        } else {
+            arm(c, limit - since);
+        }
+        break;
+    }
+    case LG_CONN_CLOSING:
+        break;
+    }
+}
+
+static void hello_free(lg_conn_t *c)
+{
+    if (c->hello == NULL) return;
+    lg_free(c->hello);
+    c->hello = NULL;
+    c->w->n_hello--;
+    LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
+}
+
+static void conn_free(lg_conn_t *c)
+{
+    lg_worker_t *w = c->w;
+    lg_relay_flow_release(c, &c->c2u);
+    lg_relay_flow_release(c, &c->u2c);
+    hello_free(c);
+    lg_snapshot_unref(c->snap);
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next != NULL) c->next->prev = c->prev;
+    w->n_conns--;
+    LG_PUBLISH(w->pub_conns, w->n_conns);
+    if (c->counted_active) {
+        atomic_fetch_sub_explicit(&w->engine->lis[c->lis].active, 1, memory_order_relaxed);
+    }
+    LG_COUNT(lg_conn_counters(c), closed_connections, 1);
+    lg_free(c);
+    lg_worker_conn_gone(w);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    lg_conn_t *c = h->data;
+    if (--c->pending_closes == 0) conn_free(c);
+}
+
+void lg_conn_close(lg_conn_t *c)
+{
+    if (c->state == LG_CONN_CLOSING) return;
+    set_state(c, LG_CONN_CLOSING);
+    /* Flows leave the scheduler now; their queues are freed with the connection, after every
+     * write callback (cancelled by uv_close) has run. */
+    lg_drr_remove(&c->w->drr, &c->c2u.drr);
+    lg_drr_remove(&c->w->drr, &c->u2c.drr);
+    c->pending_closes = 2;
+    uv_close((uv_handle_t *)&c->client, on_close);
+    uv_close((uv_handle_t *)&c->timer, on_close);
+    if (c->up_open) {
+        c->pending_closes++;
+        uv_close(&c->up.handle, on_close);
+    }
+}
+
+void lg_conn_close_all(lg_worker_t *w)
+{
+    for (lg_conn_t *c = w->conns; c != NULL; c = c->next) lg_conn_close(c);
+}
+
+void lg_conn_relay_done(lg_conn_t *c)
+{
+    lg_conn_close(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    lg_conn_t *c = req->data;
+    lg_free(req);
+    c->connect_req = NULL;
+    if (status == UV_ECANCELED || c->state != LG_CONN_CONNECTING) return;
+    if (status < 0) {
+        LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+        lg_conn_close(c);
+        return;
+    }
+    if (c->up.handle.type == UV_TCP) uv_tcp_nodelay(&c->up.tcp, 1);
+    set_state(c, LG_CONN_RELAY);
+    if (lg_relay_start(c) != 0) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_close(c);
+    }
+}
+
+static void dial(lg_conn_t *c, const lg_upstream_t *up)
+{
+    lg_worker_t *w = c->w;
+    uv_connect_t *req = lg_malloc(sizeof(*req));
+    if (req == NULL) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_close(c);
+        return;
+    }
+    req->data = c;
+    set_state(c, LG_CONN_CONNECTING);
+    int rc;
+    if (up->kind == LG_UPSTREAM_UDS) {
+        rc = uv_pipe_init(&w->loop, &c->up.pipe, 0);
+        if (rc == 0) {
+            c->up_open = true;
+            c->up.handle.data = c;
+            c->connect_req = req;
+            uv_pipe_connect(req, &c->up.pipe, up->path, on_connect); /* errors arrive in cb */
+            return;
+        }
+    } else {
+        rc = uv_tcp_init(&w->loop, &c->up.tcp);
+        if (rc == 0) {
+            c->up_open = true;
+            c->up.handle.data = c;
+            rc = uv_tcp_connect(req, &c->up.tcp, (const struct sockaddr *)&up->addr, on_connect);
+            if (rc == 0) {
+                c->connect_req = req;
+                return;
+            }
+        }
+    }
+    lg_free(req);
+    LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+    lg_conn_close(c);
+}
+
+/* Route by SNI (NULL: no SNI, or not TLS), queue the bytes read so far, dial the upstream. */
+static void route(lg_conn_t *c, const char *sni, size_t sni_len)
+{
+    int r = lg_router_lookup(&c->snap->router, sni, sni_len);
+    if (r == LG_ROUTER_NONE || c->snap->routes[r].n_upstreams == 0) {
+        LG_COUNT(lg_conn_counters(c), no_route, 1);
+        lg_conn_close(c);
+        return;
+    }
+    c->route = r;
+    uv_read_stop((uv_stream_t *)&c->client);
+    lg_hello_ctx_t *h = c->hello;
+    int rc = lg_relay_queue_copy(c, &c->c2u, h->raw, h->raw_len);
+    hello_free(c);
+    if (rc != 0) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_close(c);
+        return;
+    }
+    /* First upstream for now; balancing comes with the balancer. */
+    dial(c, &c->snap->routes[r].upstreams[0]);
+}
+
+static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = handle->data;
+    buf->base = NULL;
+    buf->len = 0;
+    if (c->hello == NULL) {
+        c->hello = lg_malloc(sizeof(*c->hello));
+        if (c->hello == NULL) return; /* the read callback sees UV_ENOBUFS */
+        c->w->n_hello++;
+        LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
+        lg_hello_parser_init(&c->hello->parser);
+        c->hello->raw_len = 0;
+    }
+    buf->base = (char *)c->hello->raw + c->hello->raw_len;
+    buf->len = sizeof(c->hello->raw) - c->hello->raw_len;
+}
+
+static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = s->data;
+    if (c->state != LG_CONN_HELLO || nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS && c->hello == NULL) {
+            LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+            lg_conn_close(c);
+        } else if (nread == UV_ENOBUFS) {
+            handshake_failed(c, 1); /* the hello outgrew its buffer */
+        } else {
+            handshake_failed(c, 2); /* closed or reset before the hello was complete */
+        }
+        return;
+    }
+    lg_hello_ctx_t *h = c->hello;
+    h->raw_len += (size_t)nread;
+    LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)nread);
+    size_t end = 0;
+    int r = lg_hello_parse(&h->parser, h->raw, h->raw_len, &h->hello, &end);
+    switch (r) {
+    case LG_AGAIN:
+        return;
+    case LG_OK:
+        if (h->hello.has_sni) {
+            route(c, h->hello.sni, h->hello.sni_len);
+        } else {
+            route(c, NULL, 0);
+        }
+        return;
+    case LG_DECLINED:
+        LG_COUNT(lg_conn_counters(c), not_tls, 1);
+        route(c, NULL, 0);
+        return;
+    default:
+        handshake_failed(c, 1);
+        return;
+    }
+}
+
+void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
+{
+    lg_counters_t *cnt = &w->counters[lis];
+    lg_conn_t *c = lg_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        atomic_fetch_sub_explicit(&w->engine->lis[lis].active, 1, memory_order_relaxed);
+        LG_COUNT(cnt, out_of_memory, 1);
+        return;
+    }
+    c->w = w;
+    c->lis = lis;
+    c->route = -1;
+    c->counted_active = true;
+    c->snap = lg_snapshot_ref(lg_engine_snapshot(w->engine, &w->snap, &w->snap_gen));
+    c->accepted_at = uv_now(&w->loop);
+    c->last_activity = c->accepted_at;
+    c->c2u.conn = c;
+    c->u2c.conn = c;
+    c->u2c.to_client = true;
+    uv_tcp_init(&w->loop, &c->client);
+    uv_timer_init(&w->loop, &c->timer);
+    c->client.data = c;
+    c->timer.data = c;
+    c->next = w->conns;
+    if (w->conns != NULL) w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    LG_PUBLISH(w->pub_conns, w->n_conns);
+    LG_COUNT(cnt, total_connections, 1);
+    c->state = LG_CONN_HELLO;
+
+    int rc = uv_tcp_open(&c->client, fd);
+    if (rc != 0) {
+        close(fd);
+        lg_conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->client, 1);
+    set_state(c, LG_CONN_HELLO);
+    rc = uv_read_start((uv_stream_t *)&c->client, hello_alloc, hello_read);
+    if (rc != 0) lg_conn_close(c);
+}

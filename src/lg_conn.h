@@ -1,0 +1,104 @@
+/*
+ * lg_conn.h — one proxied connection: accept → read ClientHello → route → dial upstream → relay.
+ *
+ * Ownership: created by the worker that accepted the client socket and touched only by that
+ * thread. It holds one reference to the config snapshot it was accepted under, for its whole
+ * life. It is freed only in the close callback of its last libuv handle (pending_closes counts
+ * them); code that decides to close calls lg_conn_close(), which marks the connection CLOSING and
+ * starts the handle closes — callbacks that arrive later see CLOSING and do nothing.
+ *
+ * Memory: an idle relaying connection holds no read buffer. The ClientHello context (parser
+ * state and raw bytes, ~34 KiB) exists only from the first byte until routing.
+ */
+#ifndef LG_CONN_H
+#define LG_CONN_H
+
+#include "lg_buf.h"
+#include "lg_drr.h"
+#include "lg_hello.h"
+#include "lg_worker.h"
+
+#include <uv.h>
+
+/* Connection states; each has exactly one deadline (the conn's timer). */
+typedef enum {
+    LG_CONN_HELLO = 0, /* reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
+    LG_CONN_CONNECTING, /* dialling the upstream, client reads paused; deadline: connect timeout */
+    LG_CONN_RELAY,      /* relaying both ways; deadline: idleTimeoutMs after the last byte */
+    LG_CONN_CLOSING,    /* handles closing; freed when the last close callback runs */
+} lg_conn_state_t;
+
+/* One direction of a relayed connection: bytes read from src, queued, written to dst. */
+typedef struct lg_flow_s {
+    lg_drr_flow_t drr;   /* scheduler state */
+    lg_bufq_t q;         /* read, not yet written (includes bytes being written) */
+    lg_conn_t *conn;
+    uv_stream_t *src, *dst;
+    size_t inflight;      /* bytes of q being written (DRR: one grant at a time) */
+    unsigned n_writes;    /* write requests in flight */
+    uint64_t bytes;       /* bytes written to dst */
+    bool reading;         /* uv_read_start active on src */
+    bool paused;          /* reads stopped by the high watermark */
+    bool eof;             /* src sent FIN (or we stopped caring about it) */
+    bool shut;            /* shutdown(dst) requested */
+    bool shut_done;       /* shutdown(dst) completed */
+    bool to_client;       /* direction: upstream → client */
+} lg_flow_t;
+
+/* State kept only while reading the ClientHello. */
+typedef struct lg_hello_ctx_s {
+    lg_hello_parser_t parser;
+    lg_hello_t hello;
+    size_t raw_len;
+    uint8_t raw[LG_HELLO_MAX_RAW];
+} lg_hello_ctx_t;
+
+struct lg_conn_s {
+    lg_worker_t *w;
+    lg_conn_t *prev, *next; /* worker's list */
+    lg_snapshot_t *snap;    /* reference held for the connection's life */
+    unsigned lis;           /* listener index */
+    lg_conn_state_t state;
+    int route;              /* route index once routed, else -1 */
+
+    uv_tcp_t client;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } up;
+    uv_timer_t timer;
+    uv_connect_t *connect_req; /* while CONNECTING */
+    lg_hello_ctx_t *hello;     /* while HELLO */
+
+    lg_flow_t c2u, u2c;
+    uint64_t last_activity; /* loop time (ms) of the last byte either way */
+    uint64_t accepted_at;   /* loop time (ms) of accept */
+    uint8_t pending_closes; /* handles whose close callback has not run */
+    bool up_open;           /* up handle initialised */
+    bool counted_active;    /* holds a slot in the listener's active count */
+};
+
+/*
+ * Take an accepted client fd on listener `lis` (admission already passed). Always consumes fd:
+ * on failure it is closed and the failure counted.
+ */
+void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd);
+
+/* Close a connection (idempotent). */
+void lg_conn_close(lg_conn_t *c);
+
+/* Close every connection of the worker (stop after grace). */
+void lg_conn_close_all(lg_worker_t *w);
+
+/* The relay finished both directions cleanly or hit an error: close. Called by lg_relay. */
+void lg_conn_relay_done(lg_conn_t *c);
+
+/* Counters of this connection's listener on its worker. */
+static inline lg_counters_t *lg_conn_counters(lg_conn_t *c)
+{
+    return &c->w->counters[c->lis];
+}
+
+#endif /* LG_CONN_H */

@@ -1,0 +1,103 @@
+/*
+ * lg_drr.h — per-worker Deficit Round-Robin scheduler (pure core).
+ *
+ * Each direction of each relayed connection is a flow. The relay queues bytes on a flow and tells
+ * the scheduler how many (lg_drr_add); the worker then asks for grants (lg_drr_next) and writes
+ * each granted flow's bytes. A flow has at most one grant outstanding: from lg_drr_next until
+ * lg_drr_done it is BUSY and out of the ready list, so a flow whose peer reads slowly gives up its
+ * turn instead of banking credit, and a flow with a write in flight never gets a second one.
+ *
+ * DRR (Shreedhar & Varghese, 1996) over byte streams: when a flow reaches the head of the ready
+ * list its deficit grows by the quantum (capped at LG_DRR_DEFICIT_CAP_QUANTA quanta), and it is
+ * granted min(deficit, backlog) bytes; the grant is subtracted from the deficit. A flow whose
+ * backlog empties has its deficit reset to 0 and leaves the list. Completed flows with backlog
+ * left rejoin at the tail, so service is round-robin in quantum-sized slices.
+ *
+ * Work conservation: a flow that is the only ready flow and has no competitor waiting is granted
+ * up to LG_DRR_SOLO_GRANT bytes at once, since there is nobody to interleave with; slicing it
+ * would only add system calls. "No competitor" means no other flow is READY or BUSY (n_busy ==
+ * 0): otherwise a worker that takes every ready grant in one pass would hand the last flow of
+ * each pass a solo grant while the others, busy writing, get a quantum.
+ *
+ * Quantum: fixed, or 'auto' — an exponential moving average (weight 1/8) of read sizes seen by
+ * the worker, clamped to [LG_DRR_QUANTUM_MIN, LG_DRR_QUANTUM_MAX]: interactive traffic with
+ * small reads gets small slices, bulk traffic larger ones.
+ *
+ * Not thread-safe: a scheduler and its flows belong to one worker thread.
+ */
+#ifndef LG_DRR_H
+#define LG_DRR_H
+
+#include "lg_common.h"
+
+#define LG_DRR_QUANTUM_MIN        1500       /* bytes: auto quantum floor (one Ethernet MTU) */
+#define LG_DRR_QUANTUM_MAX        16384      /* bytes: auto quantum ceiling */
+#define LG_DRR_QUANTUM_FIXED_MAX  (1u << 24) /* bytes: largest fixed quantum accepted (16 MiB) */
+#define LG_DRR_DEFICIT_CAP_QUANTA 2          /* deficit never exceeds this many quanta */
+#define LG_DRR_SOLO_GRANT         65536      /* bytes: grant to a flow with no competitor */
+
+enum { LG_DRR_IDLE = 0, LG_DRR_READY, LG_DRR_BUSY };
+
+/* Embedded in the relay's flow struct; zero-initialise it (IDLE, nothing queued). */
+typedef struct lg_drr_flow_s {
+    struct lg_drr_flow_s *next; /* ready-list link, valid while READY */
+    struct lg_drr_flow_s *prev; /* ready-list back link, valid while READY (O(1) remove) */
+    size_t backlog;             /* bytes queued and not yet granted */
+    size_t deficit;             /* bytes of credit; <= cap */
+    uint8_t state;              /* LG_DRR_IDLE / READY / BUSY */
+} lg_drr_flow_t;
+
+typedef struct lg_drr_s {
+    lg_drr_flow_t *head, *tail; /* ready list */
+    size_t n_ready;
+    size_t n_busy;        /* flows with a grant outstanding (competitors for the solo rule) */
+    size_t quantum_fixed; /* 0 = auto */
+    size_t quantum;       /* current quantum in bytes */
+    uint64_t ema_x16;     /* auto: moving average of read sizes, in 1/16 bytes */
+    uint64_t grants;      /* statistics: grants handed out */
+    uint64_t granted_bytes;
+    uint64_t visits; /* flows visited (a "round" is n_ready visits) */
+} lg_drr_t;
+
+/*
+ * fixed_quantum: bytes (1..LG_DRR_QUANTUM_FIXED_MAX; larger values are clamped to the maximum),
+ * or 0 for 'auto'. The auto quantum starts at LG_DRR_QUANTUM_MIN (fine interleaving until reads
+ * show bulk traffic).
+ */
+void lg_drr_init(lg_drr_t *d, size_t fixed_quantum);
+
+/*
+ * Record a read of n bytes (auto quantum input). n == 0 is ignored; samples above
+ * LG_DRR_QUANTUM_MAX count as LG_DRR_QUANTUM_MAX. With a fixed quantum the average is still kept
+ * (ema_x16, for metrics) but the quantum does not change.
+ */
+void lg_drr_observe_read(lg_drr_t *d, size_t n);
+
+/*
+ * n more bytes were queued on f. An IDLE flow becomes READY (joins the tail); a READY or BUSY
+ * flow keeps its place. n == 0 changes nothing.
+ */
+void lg_drr_add(lg_drr_t *d, lg_drr_flow_t *f, size_t n);
+
+/*
+ * Take the next ready flow and its grant in bytes (> 0); the flow becomes BUSY. Returns NULL when
+ * no flow is ready.
+ */
+lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant);
+
+/*
+ * The write for f's last grant finished (or was abandoned). A BUSY flow with backlog rejoins the
+ * tail; one without becomes IDLE with its deficit reset. A flow that is not BUSY is left alone.
+ */
+void lg_drr_done(lg_drr_t *d, lg_drr_flow_t *f);
+
+/* Remove f from the scheduler whatever its state (the flow is closing); f becomes IDLE, empty. */
+void lg_drr_remove(lg_drr_t *d, lg_drr_flow_t *f);
+
+/* True when some flow is READY. */
+static inline bool lg_drr_pending(const lg_drr_t *d)
+{
+    return d->head != NULL;
+}
+
+#endif /* LG_DRR_H */

@@ -1,0 +1,375 @@
+/*
+ * lg_jsconf.c — normalised JS config → lg_config_t / lg_snapshot_t (see lg_jsconf.h).
+ *
+ * Upstream hosts: IP literals are parsed directly. A hostname is resolved here, once, when the
+ * config is applied (the constructor or updateConfig), with a blocking getaddrinfo() on the JS
+ * thread — the same as HAProxy resolving server names at startup. Use IP literals (or names in
+ * /etc/hosts such as localhost) where a blocking lookup is unwelcome; per-connection DNS is the
+ * forward proxy's job, not the router's.
+ */
+#include "lg_jsconf.h"
+#include "lg_buf.h"
+#include "lg_drr.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define PATH_MAX_LEN 96 /* bytes of an option path in an error message (indexes are < 2^32) */
+#define LG_CONFIG_CODE "ERR_LEGATO_CONFIG"
+
+static int throw_range(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int throw_type(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int throw_range(napi_env env, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    napi_throw_range_error(env, LG_CONFIG_CODE, msg);
+    return -1;
+}
+
+static int throw_type(napi_env env, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    napi_throw_type_error(env, LG_CONFIG_CODE, msg);
+    return -1;
+}
+
+static int get(napi_env env, napi_value obj, const char *key, napi_value *out, const char *path)
+{
+    bool has = false;
+    if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) {
+        return throw_type(env, "%s.%s is missing", path, key);
+    }
+    if (napi_get_named_property(env, obj, key, out) != napi_ok) {
+        return throw_type(env, "%s.%s could not be read", path, key);
+    }
+    return 0;
+}
+
+static int get_uint(napi_env env, napi_value obj, const char *key, uint64_t min, uint64_t max,
+                    uint64_t *out, const char *path)
+{
+    napi_value v;
+    if (get(env, obj, key, &v, path) != 0) return -1;
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) {
+        return throw_type(env, "%s.%s must be a number", path, key);
+    }
+    if (!(d >= (double)min && d <= (double)max) || d != (double)(uint64_t)d) {
+        return throw_range(env, "%s.%s must be an integer %llu-%llu", path, key,
+                           (unsigned long long)min, (unsigned long long)max);
+    }
+    *out = (uint64_t)d;
+    return 0;
+}
+
+static int get_bool(napi_env env, napi_value obj, const char *key, bool *out, const char *path)
+{
+    napi_value v;
+    if (get(env, obj, key, &v, path) != 0) return -1;
+    if (napi_get_value_bool(env, v, out) != napi_ok) {
+        return throw_type(env, "%s.%s must be a boolean", path, key);
+    }
+    return 0;
+}
+
+/* A NUL-free string, copied with lg_malloc. */
+static int get_string(napi_env env, napi_value obj, const char *key, size_t max, char **out,
+                      const char *path)
+{
+    napi_value v;
+    if (get(env, obj, key, &v, path) != 0) return -1;
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+        return throw_type(env, "%s.%s must be a string", path, key);
+    }
+    if (len > max) return throw_range(env, "%s.%s must be at most %zu bytes", path, key, max);
+    char *s = lg_malloc(len + 1);
+    if (s == NULL) return throw_range(env, "%s.%s: out of memory", path, key);
+    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    if (strlen(s) != len) {
+        lg_free(s);
+        return throw_range(env, "%s.%s must not contain NUL", path, key);
+    }
+    *out = s;
+    return 0;
+}
+
+static int get_array(napi_env env, napi_value obj, const char *key, size_t max, napi_value *arr,
+                     uint32_t *len, const char *path)
+{
+    if (get(env, obj, key, arr, path) != 0) return -1;
+    bool is = false;
+    napi_is_array(env, *arr, &is);
+    if (!is) return throw_type(env, "%s.%s must be an array", path, key);
+    napi_get_array_length(env, *arr, len);
+    if (*len > max) return throw_range(env, "%s.%s must have at most %zu entries", path, key, max);
+    return 0;
+}
+
+static int get_object(napi_env env, napi_value obj, const char *key, napi_value *out,
+                      const char *path)
+{
+    if (get(env, obj, key, out, path) != 0) return -1;
+    napi_valuetype t;
+    napi_typeof(env, *out, &t);
+    if (t != napi_object) return throw_type(env, "%s.%s must be an object", path, key);
+    return 0;
+}
+
+static int element(napi_env env, napi_value arr, uint32_t i, napi_value *out)
+{
+    return napi_get_element(env, arr, i, out) == napi_ok ? 0 : -1;
+}
+
+int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    uint64_t v;
+    const char *top = "config";
+    if (get_uint(env, cfg, "workerThreads", 1, LG_MAX_WORKERS, &v, top) != 0) return -1;
+    conf->worker_threads = (unsigned)v;
+    if (get_uint(env, cfg, "readBufferSize", LG_BUF_SIZE_MIN, LG_BUF_SIZE_MAX, &v, top) != 0) {
+        return -1;
+    }
+    conf->read_buffer_size = (size_t)v;
+
+    napi_value sched;
+    if (get_object(env, cfg, "scheduler", &sched, top) != 0) return -1;
+    char *kind = NULL;
+    if (get_string(env, sched, "kind", 8, &kind, "scheduler") != 0) return -1;
+    if (strcmp(kind, "drr") == 0) {
+        conf->sched_kind = LG_SCHED_DRR;
+    } else if (strcmp(kind, "fifo") == 0) {
+        conf->sched_kind = LG_SCHED_FIFO;
+    } else {
+        lg_free(kind);
+        return throw_range(env, "scheduler.kind must be 'drr' or 'fifo'");
+    }
+    lg_free(kind);
+    if (get_uint(env, sched, "quantum", 0, LG_DRR_QUANTUM_FIXED_MAX, &v, "scheduler") != 0) {
+        return -1;
+    }
+    conf->sched_quantum = (size_t)v;
+    if (get_uint(env, sched, "maxQueuedBytesPerFlow", 16384, 1ull << 30, &v, "scheduler") != 0) {
+        return -1;
+    }
+    conf->max_queued_per_flow = (size_t)v;
+
+    napi_value lis;
+    uint32_t n;
+    if (get_array(env, cfg, "listeners", LG_MAX_LISTENERS, &lis, &n, top) != 0) return -1;
+    if (n == 0) return throw_range(env, "listeners must have at least one entry");
+    for (uint32_t i = 0; i < n; i++) {
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "listeners[%u]", i);
+        lg_listener_conf_t *lc = &conf->listeners[i];
+        napi_value l;
+        if (element(env, lis, i, &l) != 0) goto fail;
+        char *k = NULL;
+        if (get_string(env, l, "kind", 16, &k, path) != 0) goto fail;
+        bool is_tls = strcmp(k, "tls") == 0, is_connect = strcmp(k, "connect") == 0;
+        lg_free(k);
+        if (!is_tls && !is_connect) {
+            throw_range(env, "%s.kind must be 'tls' or 'connect'", path);
+            goto fail;
+        }
+        lc->kind = is_tls ? LG_LISTENER_TLS : LG_LISTENER_CONNECT;
+        if (get_string(env, l, "host", 255, &lc->host, path) != 0) goto fail;
+        conf->n_listeners = i + 1; /* host is owned from here on */
+        if (get_uint(env, l, "port", 0, 65535, &v, path) != 0) goto fail;
+        lc->port = (uint16_t)v;
+        if (get_uint(env, l, "maxConnections", 0, UINT32_MAX, &v, path) != 0) goto fail;
+        lc->max_connections = (uint32_t)v;
+        if (get_uint(env, l, "idleTimeoutMs", 0, INT32_MAX, &v, path) != 0) goto fail;
+        lc->idle_timeout_ms = (uint32_t)v;
+    }
+    conf->n_listeners = n;
+    return 0;
+fail:
+    lg_config_free(conf);
+    return -1;
+}
+
+/* Resolve a TCP upstream's host into up->addr (IP literal, or one blocking lookup). */
+static int resolve_upstream(napi_env env, lg_upstream_t *up, const char *path)
+{
+    memset(&up->addr, 0, sizeof(up->addr));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&up->addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&up->addr;
+    const char *host = up->host;
+    char v6[64];
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(v6)) {
+        memcpy(v6, host + 1, hl - 2);
+        v6[hl - 2] = '\0';
+        host = v6;
+    }
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(up->port);
+        up->addrlen = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(up->port);
+        up->addrlen = sizeof(*a6);
+        return 0;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        if (res != NULL) freeaddrinfo(res);
+        return throw_range(env, "%s.host '%s' could not be resolved: %s", path, up->host,
+                           gai_strerror(rc));
+    }
+    memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
+    up->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (up->addr.ss_family == AF_INET6) {
+        a6->sin6_port = htons(up->port);
+    } else {
+        a4->sin_port = htons(up->port);
+    }
+    return 0;
+}
+
+static int read_upstream(napi_env env, napi_value u, lg_upstream_t *up, const char *path)
+{
+    char *kind = NULL;
+    if (get_string(env, u, "kind", 16, &kind, path) != 0) return -1;
+    bool tcp = strcmp(kind, "tcp") == 0, uds = strcmp(kind, "uds") == 0;
+    lg_free(kind);
+    if (tcp) {
+        up->kind = LG_UPSTREAM_TCP;
+        uint64_t port;
+        if (get_string(env, u, "host", 255, &up->host, path) != 0) return -1;
+        if (get_uint(env, u, "port", 1, 65535, &port, path) != 0) return -1;
+        up->port = (uint16_t)port;
+        return resolve_upstream(env, up, path);
+    }
+    if (uds) {
+        up->kind = LG_UPSTREAM_UDS;
+        if (get_string(env, u, "path", sizeof(((struct sockaddr_un *)0)->sun_path) - 1, &up->path,
+                       path) != 0) {
+            return -1;
+        }
+        if (up->path[0] == '\0') return throw_range(env, "%s.path must not be empty", path);
+        return 0;
+    }
+    return throw_range(env, "%s.kind must be 'tcp' or 'uds'", path);
+}
+
+static int read_route(napi_env env, napi_value r, lg_route_t *route, const char *path)
+{
+    if (get_string(env, r, "sni", LG_ROUTER_MAX_NAME + 2, &route->sni, path) != 0) return -1;
+    if (get_bool(env, r, "terminateTls", &route->terminate_tls, path) != 0) return -1;
+    napi_value ups;
+    uint32_t n;
+    if (get_array(env, r, "upstreams", LG_MAX_UPSTREAMS, &ups, &n, path) != 0) return -1;
+    if (n > 0) {
+        route->upstreams = lg_calloc(n, sizeof(lg_upstream_t));
+        if (route->upstreams == NULL) return throw_range(env, "%s: out of memory", path);
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        char upath[2 * PATH_MAX_LEN];
+        snprintf(upath, sizeof(upath), "%s.upstreams[%u]", path, j);
+        napi_value u;
+        if (element(env, ups, j, &u) != 0) return throw_type(env, "%s could not be read", upath);
+        route->n_upstreams = j + 1; /* strings of entry j are owned from here on */
+        if (read_upstream(env, u, &route->upstreams[j], upath) != 0) return -1;
+    }
+    return 0;
+}
+
+int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_snapshot_t **out)
+{
+    *out = NULL;
+    lg_snapshot_t *s = lg_calloc(1, sizeof(*s));
+    if (s == NULL) return throw_range(env, "config: out of memory");
+    atomic_init(&s->refs, 1);
+
+    napi_value lis;
+    uint32_t nl;
+    if (get_array(env, cfg, "listeners", LG_MAX_LISTENERS, &lis, &nl, "config") != 0) goto fail;
+    if (nl != conf->n_listeners) {
+        throw_range(env, "listeners cannot change after the proxy is created");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nl; i++) {
+        char lpath[PATH_MAX_LEN], path[PATH_MAX_LEN];
+        snprintf(lpath, sizeof(lpath), "listeners[%u]", i);
+        snprintf(path, sizeof(path), "listeners[%u].protection", i);
+        napi_value l, p;
+        uint64_t v;
+        if (element(env, lis, i, &l) != 0) goto fail;
+        if (get_object(env, l, "protection", &p, lpath) != 0) goto fail;
+        if (get_uint(env, p, "tlsHandshakeTimeoutMs", 1, 600000, &v, path) != 0) goto fail;
+        s->protection[i].tls_handshake_timeout_ms = (uint32_t)v;
+    }
+
+    napi_value routes;
+    uint32_t nr;
+    if (get_array(env, cfg, "routes", LG_ROUTER_MAX_ROUTES, &routes, &nr, "config") != 0) goto fail;
+    if (nr > 0) {
+        s->routes = lg_calloc(nr, sizeof(lg_route_t));
+        if (s->routes == NULL) {
+            throw_range(env, "routes: out of memory");
+            goto fail;
+        }
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "routes[%u]", i);
+        napi_value r;
+        if (element(env, routes, i, &r) != 0) goto fail;
+        s->n_routes = i + 1;
+        if (read_route(env, r, &s->routes[i], path) != 0) goto fail;
+    }
+
+    const char **patterns = NULL;
+    if (nr > 0) {
+        patterns = lg_calloc(nr, sizeof(char *));
+        if (patterns == NULL) {
+            throw_range(env, "routes: out of memory");
+            goto fail;
+        }
+        for (uint32_t i = 0; i < nr; i++) patterns[i] = s->routes[i].sni;
+    }
+    size_t bad = 0;
+    int rc = lg_router_build(&s->router, patterns, nr, &bad);
+    lg_free(patterns);
+    if (rc == -EEXIST) {
+        throw_range(env, "routes[%zu].sni '%s' duplicates an earlier route", bad,
+                    s->routes[bad].sni);
+        goto fail;
+    } else if (rc == -EINVAL) {
+        throw_range(env, "routes[%zu].sni '%s' is not a valid name, *.suffix or ''", bad,
+                    s->routes[bad].sni);
+        goto fail;
+    } else if (rc != 0) {
+        throw_range(env, "routes: out of memory");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    lg_snapshot_destroy(s);
+    return -1;
+}

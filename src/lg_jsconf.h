@@ -1,0 +1,21 @@
+/*
+ * lg_jsconf.h — converting the normalised JS config (lib/config.js) into C structs.
+ *
+ * JS validates and fills defaults first; this file re-checks every range it relies on (defence
+ * in depth) and throws a TypeError/RangeError with code ERR_LEGATO_CONFIG naming the option path
+ * when something is off. Functions return 0, or -1 with a JS exception pending.
+ */
+#ifndef LG_JSCONF_H
+#define LG_JSCONF_H
+
+#include "lg_config.h"
+
+#include <node_api.h>
+
+/* Fill *conf (fixed part) from a normalised config object. */
+int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf);
+
+/* Build a snapshot (refs = 1) from a normalised config object, for the listeners in conf. */
+int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_snapshot_t **out);
+
+#endif /* LG_JSCONF_H */

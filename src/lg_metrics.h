@@ -1,0 +1,49 @@
+/*
+ * lg_metrics.h — per-worker counters, summed on read.
+ *
+ * Each worker owns one lg_counters_t per listener and is the only thread that writes it, so an
+ * update is a relaxed load and store (no locked instruction on the data path). The JS thread
+ * reads them with relaxed loads whenever metrics() is called and sums over workers; totals are
+ * sums over listeners. 64-bit aligned atomics cannot tear.
+ *
+ * The counter list is an X-macro so the C struct and the JS names cannot drift apart:
+ * X(field, "jsName").
+ */
+#ifndef LG_METRICS_H
+#define LG_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define LG_COUNTERS(X)                                                                             \
+    X(total_connections, "totalConnections")                                                       \
+    X(closed_connections, "closedConnections")                                                     \
+    X(bytes_from_clients, "bytesFromClients")                                                      \
+    X(bytes_to_clients, "bytesToClients")                                                          \
+    X(upstream_connect_failures, "upstreamConnectFailures")                                        \
+    X(no_route, "noRoute")                                                                         \
+    X(refused_max_connections, "refusedMaxConnections")                                            \
+    X(handshake_failures, "handshakeFailures")                                                     \
+    X(hs_fail_timeout, "handshakeFailuresTimeout")                                                 \
+    X(hs_fail_protocol, "handshakeFailuresProtocol")                                               \
+    X(hs_fail_closed, "handshakeFailuresClosed")                                                   \
+    X(not_tls, "nonTlsConnections")                                                                \
+    X(idle_timeouts, "idleTimeouts")                                                               \
+    X(out_of_memory, "outOfMemory")                                                                \
+    X(accept_pauses, "acceptPauses")
+
+typedef struct lg_counters_s {
+#define LG_COUNTER_FIELD(f, js) atomic_uint_fast64_t f;
+    LG_COUNTERS(LG_COUNTER_FIELD)
+#undef LG_COUNTER_FIELD
+} lg_counters_t;
+
+/* Add n to a counter owned by the calling thread (single writer: no read-modify-write lock). */
+#define LG_COUNT(c, field, n)                                                                      \
+    atomic_store_explicit(&(c)->field,                                                             \
+                          atomic_load_explicit(&(c)->field, memory_order_relaxed) + (n),           \
+                          memory_order_relaxed)
+
+#define LG_COUNTER_READ(c, field) atomic_load_explicit(&(c)->field, memory_order_relaxed)
+
+#endif /* LG_METRICS_H */

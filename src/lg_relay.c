@@ -1,0 +1,309 @@
+/*
+ * lg_relay.c — relaying bytes through the worker's scheduler (see lg_relay.h).
+ *
+ * Invariants:
+ *  - A flow has at most one write in flight (its current grant, `inflight` bytes at the head of
+ *    its queue). The queue is consumed only when that write completes, so the bytes a write
+ *    points at stay alive and in place; new reads append behind them.
+ *  - Buffers are taken from the pool in the alloc callback (data is ready) and go back when
+ *    their last byte is written, or when the connection is freed.
+ *  - Once a connection is CLOSING nothing here touches its sockets again; write and shutdown
+ *    callbacks cancelled by uv_close() only release their request.
+ */
+#include "lg_relay.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define LG_RELAY_MAX_IOV 4 /* buffers per write: uv_write copies up to 4 without allocating */
+
+/* A write request; owned by the flow while in flight, then cached by the worker. */
+struct lg_wreq_s {
+    uv_write_t req;
+    lg_wreq_t *next_free;
+    lg_flow_t *flow;
+    size_t len;
+};
+
+static lg_wreq_t *wreq_get(lg_worker_t *w)
+{
+    lg_wreq_t *r = w->wreq_cache;
+    if (r != NULL) {
+        w->wreq_cache = r->next_free;
+        w->n_wreq_cache--;
+        return r;
+    }
+    return lg_malloc(sizeof(*r));
+}
+
+static void wreq_put(lg_worker_t *w, lg_wreq_t *r)
+{
+    if (w->n_wreq_cache < LG_WREQ_CACHE_MAX) {
+        r->next_free = w->wreq_cache;
+        w->wreq_cache = r;
+        w->n_wreq_cache++;
+    } else {
+        lg_free(r);
+    }
+}
+
+void lg_relay_wreq_cache_free(lg_worker_t *w)
+{
+    while (w->wreq_cache != NULL) {
+        lg_wreq_t *r = w->wreq_cache;
+        w->wreq_cache = r->next_free;
+        lg_free(r);
+    }
+    w->n_wreq_cache = 0;
+}
+
+static bool is_fifo(const lg_worker_t *w)
+{
+    return w->engine->conf.sched_kind == LG_SCHED_FIFO;
+}
+
+static size_t high_watermark(const lg_worker_t *w)
+{
+    return w->engine->conf.max_queued_per_flow;
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static int flow_read_start(lg_flow_t *f)
+{
+    if (f->reading || f->eof) return 0;
+    int rc = uv_read_start(f->src, relay_alloc, relay_read);
+    if (rc == 0) f->reading = true;
+    return rc;
+}
+
+static void flow_read_stop(lg_flow_t *f)
+{
+    if (!f->reading) return;
+    uv_read_stop(f->src);
+    f->reading = false;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    lg_flow_t *f = req->data;
+    lg_free(req);
+    lg_conn_t *c = f->conn;
+    if (c->state == LG_CONN_CLOSING) return;
+    f->shut_done = true;
+    if (status < 0 || (c->c2u.shut_done && c->u2c.shut_done)) lg_conn_relay_done(c);
+}
+
+/* The source has ended and every queued byte is written: pass the FIN on. */
+static void flow_maybe_shutdown(lg_conn_t *c, lg_flow_t *f)
+{
+    if (!f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0) return;
+    f->shut = true;
+    uv_shutdown_t *req = lg_malloc(sizeof(*req));
+    if (req == NULL) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_relay_done(c);
+        return;
+    }
+    req->data = f;
+    if (uv_shutdown(req, f->dst, on_shutdown) != 0) {
+        lg_free(req);
+        lg_conn_relay_done(c);
+    }
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* Write up to `grant` bytes from the head of f's queue. */
+static void flow_write(lg_conn_t *c, lg_flow_t *f, size_t grant)
+{
+    lg_worker_t *w = c->w;
+    uint8_t *bases[LG_RELAY_MAX_IOV];
+    size_t lens[LG_RELAY_MAX_IOV];
+    size_t covered = 0;
+    size_t n = lg_bufq_peek(&f->q, grant, bases, lens, LG_RELAY_MAX_IOV, &covered);
+    if (n == 0 || covered == 0) {
+        /* Nothing queued after all: finish the grant so the flow leaves the scheduler. */
+        if (!is_fifo(w)) lg_drr_done(&w->drr, &f->drr);
+        return;
+    }
+    if (!is_fifo(w) && covered < grant) {
+        /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry. */
+        lg_drr_add(&w->drr, &f->drr, grant - covered);
+    }
+    lg_wreq_t *r = wreq_get(w);
+    if (r == NULL) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_relay_done(c);
+        return;
+    }
+    uv_buf_t bufs[LG_RELAY_MAX_IOV];
+    for (size_t i = 0; i < n; i++) bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
+    r->flow = f;
+    r->len = covered;
+    f->inflight += covered;
+    f->n_writes++;
+    int rc = uv_write(&r->req, f->dst, bufs, (unsigned)n, on_write);
+    if (rc != 0) {
+        f->inflight -= covered;
+        f->n_writes--;
+        wreq_put(w, r);
+        lg_conn_relay_done(c);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    lg_wreq_t *r = LG_CONTAINER_OF(req, lg_wreq_t, req);
+    lg_flow_t *f = r->flow;
+    size_t len = r->len;
+    lg_conn_t *c = f->conn;
+    lg_worker_t *w = c->w;
+    wreq_put(w, r);
+    f->inflight -= len;
+    f->n_writes--;
+    if (c->state == LG_CONN_CLOSING) return;
+    if (status < 0) {
+        lg_conn_relay_done(c);
+        return;
+    }
+    lg_bufq_consume(&f->q, &w->pool, len);
+    f->bytes += len;
+    if (f->to_client) LG_COUNT(lg_conn_counters(c), bytes_to_clients, len);
+    c->last_activity = uv_now(&w->loop);
+    if (is_fifo(w)) {
+        if (f->q.bytes > 0) flow_write(c, f, f->q.bytes);
+    } else {
+        lg_drr_done(&w->drr, &f->drr);
+        if (lg_drr_pending(&w->drr)) lg_worker_sched_kick(w);
+    }
+    if (c->state == LG_CONN_CLOSING) return;
+    if (f->paused && f->q.mem < high_watermark(w) / 2) {
+        f->paused = false;
+        if (flow_read_start(f) != 0) {
+            lg_conn_relay_done(c);
+            return;
+        }
+    }
+    flow_maybe_shutdown(c, f);
+}
+
+/* n bytes were appended to f's queue: schedule them. */
+static void flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n)
+{
+    lg_worker_t *w = c->w;
+    if (is_fifo(w)) {
+        if (f->n_writes == 0) flow_write(c, f, f->q.bytes);
+        return;
+    }
+    lg_drr_add(&w->drr, &f->drr, n);
+    lg_worker_sched_kick(w);
+}
+
+static lg_buf_t *buf_of(const uv_buf_t *buf)
+{
+    return (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data));
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = h->data;
+    lg_buf_t *b = lg_buf_get(&c->w->pool);
+    if (b == NULL) {
+        buf->base = NULL; /* the read callback sees UV_ENOBUFS */
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)b->data;
+    buf->len = b->cap;
+}
+
+static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    lg_conn_t *c = s->data;
+    lg_worker_t *w = c->w;
+    lg_flow_t *f = s == (uv_stream_t *)&c->client ? &c->c2u : &c->u2c;
+    lg_buf_t *b = buf->base != NULL ? buf_of(buf) : NULL;
+    if (nread > 0 && c->state == LG_CONN_RELAY) {
+        b->off = 0;
+        b->len = (uint32_t)nread;
+        if (!f->to_client) LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)nread);
+        c->last_activity = uv_now(&w->loop);
+        lg_drr_observe_read(&w->drr, (size_t)nread);
+        lg_bufq_push(&f->q, &w->pool, b);
+        if (f->q.mem >= high_watermark(w)) {
+            flow_read_stop(f);
+            f->paused = true;
+        }
+        flow_queued(c, f, (size_t)nread);
+        return;
+    }
+    lg_buf_put(&w->pool, b);
+    if (nread == 0 || c->state != LG_CONN_RELAY) return;
+    if (nread == UV_EOF) {
+        f->eof = true;
+        flow_read_stop(f);
+        flow_maybe_shutdown(c, f);
+        return;
+    }
+    if (nread == UV_ENOBUFS) LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+    lg_conn_relay_done(c);
+}
+
+int lg_relay_queue_copy(lg_conn_t *c, lg_flow_t *f, const uint8_t *data, size_t len)
+{
+    lg_worker_t *w = c->w;
+    while (len > 0) {
+        lg_buf_t *b = lg_buf_get(&w->pool);
+        if (b == NULL) return -ENOMEM;
+        size_t n = LG_MIN(len, (size_t)b->cap);
+        memcpy(b->data, data, n);
+        b->off = 0;
+        b->len = (uint32_t)n;
+        lg_bufq_push(&f->q, &w->pool, b);
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int lg_relay_start(lg_conn_t *c)
+{
+    c->c2u.src = (uv_stream_t *)&c->client;
+    c->c2u.dst = &c->up.stream;
+    c->u2c.src = &c->up.stream;
+    c->u2c.dst = (uv_stream_t *)&c->client;
+    if (c->c2u.q.bytes > 0) flow_queued(c, &c->c2u, c->c2u.q.bytes);
+    if (c->state != LG_CONN_RELAY) return 0;
+    int rc = flow_read_start(&c->c2u);
+    if (rc == 0) rc = flow_read_start(&c->u2c);
+    return rc;
+}
+
+void lg_relay_flow_release(lg_conn_t *c, lg_flow_t *f)
+{
+    lg_drr_remove(&c->w->drr, &f->drr);
+    lg_bufq_clear(&f->q, &c->w->pool);
+}
+
+void lg_relay_sched_run(uv_check_t *h)
+{
+    lg_worker_t *w = h->data;
+    for (int i = 0; i < LG_GRANTS_PER_RUN; i++) {
+        size_t grant = 0;
+        lg_drr_flow_t *df = lg_drr_next(&w->drr, &grant);
+        if (df == NULL) break;
+        lg_flow_t *f = LG_CONTAINER_OF(df, lg_flow_t, drr);
+        flow_write(f->conn, f, grant);
+    }
+    LG_PUBLISH(w->pub_quantum, w->drr.quantum);
+    LG_PUBLISH(w->pub_grants, w->drr.grants);
+    LG_PUBLISH(w->pub_granted_bytes, w->drr.granted_bytes);
+    if (!lg_drr_pending(&w->drr) && w->sched_active) {
+        uv_check_stop(&w->sched_check);
+        uv_idle_stop(&w->sched_idle);
+        w->sched_active = false;
+    }
+}

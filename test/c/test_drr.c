@@ -1,0 +1,577 @@
+/*
+ * test_drr.c — unit tests of the Deficit Round-Robin scheduler (src/lg_drr.c).
+ *
+ * Grant sequences are computed by hand in the comments next to each expectation. A structural
+ * checker (invariants_ok) walks the ready list after every step of the randomised tests, and a
+ * fairness property test serves N random backlogs to completion and bounds the spread of bytes
+ * granted while every flow is still backlogged.
+ */
+#include "../../src/lg_drr.c"
+
+#include <stdio.h>
+
+#include "lg_test.h"
+
+/* The list, the counters and every flow's state agree (lg_drr.c file header invariants). */
+static bool invariants_ok(const lg_drr_t *d, const lg_drr_flow_t *flows, size_t n)
+{
+    size_t ready = 0, busy = 0, in_list = 0;
+    const lg_drr_flow_t *prev = NULL;
+    for (const lg_drr_flow_t *f = d->head; f; f = f->next) {
+        if (f->prev != prev || f->state != LG_DRR_READY || f->backlog == 0) return false;
+        if (++in_list > n) return false; /* a cycle */
+        prev = f;
+    }
+    if (d->tail != prev) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (flows[i].state == LG_DRR_READY) ready++;
+        if (flows[i].state == LG_DRR_BUSY) busy++;
+        if (flows[i].state == LG_DRR_IDLE && (flows[i].backlog || flows[i].deficit)) return false;
+        if (flows[i].deficit > LG_DRR_DEFICIT_CAP_QUANTA * d->quantum) return false;
+    }
+    return ready == in_list && ready == d->n_ready && busy == d->n_busy;
+}
+
+/* Take one grant, check it is for `want` and of `bytes`, and complete it at once. */
+#define EXPECT_GRANT(d, want, bytes)                                                               \
+    do {                                                                                           \
+        size_t g_ = 0;                                                                             \
+        lg_drr_flow_t *f_ = lg_drr_next((d), &g_);                                                 \
+        CHECK(f_ == (want));                                                                       \
+        CHECK_EQ_INT(g_, (bytes));                                                                 \
+        CHECK(f_->state == LG_DRR_BUSY);                                                           \
+        lg_drr_done((d), f_);                                                                      \
+    } while (0)
+
+LG_TEST(test_init)
+{
+    lg_drr_t d;
+    lg_drr_init(&d, 0);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MIN); /* auto starts at the floor */
+    CHECK_EQ_INT(d.quantum_fixed, 0);
+    CHECK(!lg_drr_pending(&d));
+    size_t g = 123;
+    CHECK(lg_drr_next(&d, &g) == NULL);
+    CHECK_EQ_INT(g, 0);
+
+    lg_drr_init(&d, 1);
+    CHECK_EQ_INT(d.quantum, 1);
+    lg_drr_init(&d, LG_DRR_QUANTUM_FIXED_MAX);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_FIXED_MAX);
+    lg_drr_init(&d, LG_DRR_QUANTUM_FIXED_MAX + 1); /* clamped */
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_FIXED_MAX);
+    CHECK_EQ_INT(d.quantum_fixed, LG_DRR_QUANTUM_FIXED_MAX);
+}
+
+LG_TEST(test_add)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 1000);
+    lg_drr_add(&d, &f[0], 0); /* nothing queued: stays IDLE */
+    CHECK(f[0].state == LG_DRR_IDLE);
+    CHECK(!lg_drr_pending(&d));
+    lg_drr_add(&d, &f[0], 10);
+    lg_drr_add(&d, &f[0], 20); /* already READY: keeps its place, no second link */
+    lg_drr_add(&d, &f[1], 5);
+    CHECK(f[0].state == LG_DRR_READY);
+    CHECK_EQ_INT(f[0].backlog, 30);
+    CHECK_EQ_INT(d.n_ready, 2);
+    CHECK(d.head == &f[0] && d.tail == &f[1]);
+    CHECK(lg_drr_pending(&d));
+    CHECK(invariants_ok(&d, f, 2));
+}
+
+LG_TEST(test_round_robin_order)
+{
+    /* Equal big backlogs, quantum 1000: A B C A B C ... each 1000 bytes. */
+    lg_drr_t d;
+    lg_drr_flow_t f[3] = {0};
+    lg_drr_init(&d, 1000);
+    for (int i = 0; i < 3; i++)
+        lg_drr_add(&d, &f[i], 10000);
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 3; i++) {
+            EXPECT_GRANT(&d, &f[i], 1000);
+            CHECK(invariants_ok(&d, f, 3));
+        }
+    }
+    CHECK_EQ_INT(d.grants, 15);
+    CHECK_EQ_INT(d.visits, 15);
+    CHECK_EQ_INT(d.granted_bytes, 15000);
+}
+
+LG_TEST(test_quantum_slices_three_flows)
+{
+    /*
+     * Quantum 1000; backlogs A 2500, B 1000, C 3200. Each visit grants min(quantum, backlog):
+     *   A 1000 (1500 left)  B 1000 (empty: IDLE)  C 1000 (2200 left)
+     *   A 1000 (500 left)   C 1000 (1200 left)    A 500 (empty)
+     *   C alone, nobody busy: solo grant of everything left, 1200.
+     */
+    lg_drr_t d;
+    lg_drr_flow_t f[3] = {0};
+    lg_drr_flow_t *a = &f[0], *b = &f[1], *c = &f[2];
+    lg_drr_init(&d, 1000);
+    lg_drr_add(&d, a, 2500);
+    lg_drr_add(&d, b, 1000);
+    lg_drr_add(&d, c, 3200);
+    EXPECT_GRANT(&d, a, 1000);
+    EXPECT_GRANT(&d, b, 1000);
+    CHECK(b->state == LG_DRR_IDLE);
+    EXPECT_GRANT(&d, c, 1000);
+    EXPECT_GRANT(&d, a, 1000);
+    EXPECT_GRANT(&d, c, 1000);
+    EXPECT_GRANT(&d, a, 500);
+    CHECK(a->state == LG_DRR_IDLE);
+    EXPECT_GRANT(&d, c, 1200);
+    CHECK(c->state == LG_DRR_IDLE);
+    size_t g;
+    CHECK(lg_drr_next(&d, &g) == NULL);
+    CHECK_EQ_INT(d.granted_bytes, 2500 + 1000 + 3200);
+    CHECK_EQ_INT(d.grants, 7);
+    CHECK(invariants_ok(&d, f, 3));
+}
+
+LG_TEST(test_batch_pass_gets_no_solo)
+{
+    /*
+     * A worker that takes every ready grant before any write completes: the last flow of the
+     * pass must get a quantum like the others, not a solo grant (A is busy: a competitor).
+     */
+    lg_drr_t d;
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 1000);
+    lg_drr_add(&d, &f[0], 100000);
+    lg_drr_add(&d, &f[1], 100000);
+    size_t g0, g1;
+    CHECK(lg_drr_next(&d, &g0) == &f[0]);
+    CHECK(lg_drr_next(&d, &g1) == &f[1]);
+    CHECK_EQ_INT(g0, 1000);
+    CHECK_EQ_INT(g1, 1000);
+    CHECK_EQ_INT(d.n_busy, 2);
+    CHECK(lg_drr_next(&d, &g0) == NULL);
+    lg_drr_done(&d, &f[0]);
+    lg_drr_done(&d, &f[1]);
+    CHECK(invariants_ok(&d, f, 2));
+}
+
+LG_TEST(test_solo_grant)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 1000);
+
+    /* 200000 bytes alone: 65536 × 3 then 3392. */
+    lg_drr_add(&d, &f[0], 200000);
+    EXPECT_GRANT(&d, &f[0], LG_DRR_SOLO_GRANT);
+    EXPECT_GRANT(&d, &f[0], LG_DRR_SOLO_GRANT);
+    EXPECT_GRANT(&d, &f[0], LG_DRR_SOLO_GRANT);
+    EXPECT_GRANT(&d, &f[0], 200000 - 3 * LG_DRR_SOLO_GRANT);
+    CHECK(f[0].state == LG_DRR_IDLE);
+
+    /* Exactly LG_DRR_SOLO_GRANT: one grant. One more byte: a second grant of 1. */
+    lg_drr_add(&d, &f[0], LG_DRR_SOLO_GRANT);
+    EXPECT_GRANT(&d, &f[0], LG_DRR_SOLO_GRANT);
+    CHECK(f[0].state == LG_DRR_IDLE);
+    lg_drr_add(&d, &f[0], LG_DRR_SOLO_GRANT + 1);
+    EXPECT_GRANT(&d, &f[0], LG_DRR_SOLO_GRANT);
+    EXPECT_GRANT(&d, &f[0], 1);
+
+    /* A competitor READY: slices of one quantum again. */
+    lg_drr_add(&d, &f[0], 5000);
+    lg_drr_add(&d, &f[1], 5000);
+    EXPECT_GRANT(&d, &f[0], 1000);
+    EXPECT_GRANT(&d, &f[1], 1000);
+    lg_drr_remove(&d, &f[1]);
+    EXPECT_GRANT(&d, &f[0], 4000); /* f[1] gone: solo again, everything left */
+
+    /* A competitor BUSY (write in flight) also counts: no solo grant. */
+    size_t g;
+    lg_drr_add(&d, &f[1], 5000);
+    CHECK(lg_drr_next(&d, &g) == &f[1]); /* alone: solo, takes all 5000 */
+    CHECK_EQ_INT(g, 5000);
+    lg_drr_add(&d, &f[0], 5000);
+    EXPECT_GRANT(&d, &f[0], 1000);
+    lg_drr_done(&d, &f[1]);
+    CHECK(f[1].state == LG_DRR_IDLE);
+    EXPECT_GRANT(&d, &f[0], 4000);
+
+    /* A fixed quantum above LG_DRR_SOLO_GRANT is not reduced by the solo rule. */
+    lg_drr_init(&d, 100000);
+    lg_drr_add(&d, &f[0], 300000);
+    EXPECT_GRANT(&d, &f[0], 100000);
+    CHECK(invariants_ok(&d, f, 2));
+}
+
+LG_TEST(test_busy_skipped_and_rejoins_tail)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[3] = {0};
+    lg_drr_flow_t *a = &f[0], *b = &f[1], *c = &f[2];
+    size_t g;
+    lg_drr_init(&d, 1000);
+    for (int i = 0; i < 3; i++)
+        lg_drr_add(&d, &f[i], 10000);
+
+    CHECK(lg_drr_next(&d, &g) == a); /* A busy, list [B C] */
+    CHECK(lg_drr_next(&d, &g) == b); /* B busy, list [C] */
+    lg_drr_done(&d, b);              /* B rejoins the tail: [C B] */
+    CHECK(d.head == c && d.tail == b);
+    lg_drr_add(&d, a, 500); /* bytes for a BUSY flow: it stays out of the list */
+    CHECK(a->state == LG_DRR_BUSY);
+    CHECK_EQ_INT(d.n_ready, 2);
+    CHECK(invariants_ok(&d, f, 3));
+    CHECK(lg_drr_next(&d, &g) == c);
+    lg_drr_done(&d, c); /* [B C] */
+    CHECK(lg_drr_next(&d, &g) == b);
+    CHECK(lg_drr_next(&d, &g) == c);
+    CHECK(lg_drr_next(&d, &g) == NULL); /* A still busy: nothing ready */
+    lg_drr_done(&d, a);                 /* A rejoins: [A] */
+    CHECK(d.head == a && d.tail == a);
+    CHECK_EQ_INT(a->backlog, 9500);
+    CHECK(invariants_ok(&d, f, 3));
+
+    /* done() on a flow that is not BUSY changes nothing. */
+    lg_drr_done(&d, a);
+    CHECK(a->state == LG_DRR_READY);
+    CHECK_EQ_INT(d.n_ready, 1);
+    CHECK_EQ_INT(d.n_busy, 2);
+    CHECK(invariants_ok(&d, f, 3));
+}
+
+LG_TEST(test_deficit_reset_when_emptied)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 1000);
+    lg_drr_add(&d, &f[0], 300);
+    lg_drr_add(&d, &f[1], 10000);
+    size_t g;
+    CHECK(lg_drr_next(&d, &g) == &f[0]);
+    CHECK_EQ_INT(g, 300);
+    CHECK_EQ_INT(f[0].deficit, 0); /* 700 unspent credit is not kept */
+    lg_drr_done(&d, &f[0]);
+    CHECK(f[0].state == LG_DRR_IDLE);
+    /* Back with 300 bytes: a plain visit; then refilled while BUSY, it rejoins the tail. */
+    lg_drr_add(&d, &f[0], 300);
+    CHECK(lg_drr_next(&d, &g) == &f[1]);
+    CHECK_EQ_INT(g, 1000);
+    lg_drr_done(&d, &f[1]);
+    CHECK(lg_drr_next(&d, &g) == &f[0]);
+    CHECK_EQ_INT(g, 300);
+    lg_drr_add(&d, &f[0], 5000);
+    CHECK_EQ_INT(f[0].deficit, 0);
+    lg_drr_done(&d, &f[0]);
+    EXPECT_GRANT(&d, &f[1], 1000);
+    EXPECT_GRANT(&d, &f[0], 1000); /* a plain quantum: nothing carried from the 300 visit */
+    CHECK(invariants_ok(&d, f, 2));
+}
+
+LG_TEST(test_deficit_cap)
+{
+    /*
+     * The byte-stream form never leaves credit behind, so the cap is exercised by planting
+     * credit directly: whatever a flow carries, one visit grants at most CAP quanta.
+     */
+    lg_drr_t d;
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 1000);
+    lg_drr_add(&d, &f[0], 100000);
+    lg_drr_add(&d, &f[1], 100000);
+
+    f[0].deficit = 10 * 1000;
+    EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+    CHECK_EQ_INT(f[0].deficit, 0);
+
+    /* Exactly at the cap minus one quantum: + quantum reaches the cap exactly. */
+    f[1].deficit = (LG_DRR_DEFICIT_CAP_QUANTA - 1) * 1000;
+    EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+    /* One byte more: still the cap. */
+    f[0].deficit = (LG_DRR_DEFICIT_CAP_QUANTA - 1) * 1000 + 1;
+    EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+
+    /* Credit near SIZE_MAX must not wrap around. */
+    f[1].deficit = SIZE_MAX - 10;
+    EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+
+    /* Credit larger than the backlog: the backlog is granted, the credit reset. */
+    lg_drr_remove(&d, &f[1]);
+    lg_drr_add(&d, &f[1], 1500);
+    f[1].deficit = 1000;
+    EXPECT_GRANT(&d, &f[0], 1000);
+    EXPECT_GRANT(&d, &f[1], 1500);
+    CHECK(f[1].state == LG_DRR_IDLE);
+    CHECK_EQ_INT(f[1].deficit, 0);
+    CHECK(invariants_ok(&d, f, 2));
+}
+
+LG_TEST(test_remove_each_state)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[4] = {0};
+    size_t g;
+    lg_drr_init(&d, 1000);
+
+    /* IDLE: nothing to do, flow stays IDLE. */
+    lg_drr_remove(&d, &f[0]);
+    CHECK(f[0].state == LG_DRR_IDLE);
+    CHECK(invariants_ok(&d, f, 4));
+
+    /* READY at the middle, head and tail of [0 1 2 3]. */
+    for (int i = 0; i < 4; i++)
+        lg_drr_add(&d, &f[i], 5000);
+    lg_drr_remove(&d, &f[1]);
+    CHECK(f[1].state == LG_DRR_IDLE && f[1].backlog == 0 && f[1].next == NULL);
+    CHECK(invariants_ok(&d, f, 4));
+    lg_drr_remove(&d, &f[0]);
+    CHECK(d.head == &f[2]);
+    CHECK(invariants_ok(&d, f, 4));
+    lg_drr_remove(&d, &f[3]);
+    CHECK(d.head == &f[2] && d.tail == &f[2]);
+    CHECK(invariants_ok(&d, f, 4));
+    lg_drr_remove(&d, &f[2]); /* the only one */
+    CHECK(d.head == NULL && d.tail == NULL && d.n_ready == 0);
+    CHECK(invariants_ok(&d, f, 4));
+
+    /* BUSY: leaves n_busy; a late done() for it is ignored; it can be reused afterwards. */
+    lg_drr_add(&d, &f[0], 5000);
+    lg_drr_add(&d, &f[1], 5000);
+    CHECK(lg_drr_next(&d, &g) == &f[0]);
+    CHECK_EQ_INT(d.n_busy, 1);
+    lg_drr_remove(&d, &f[0]);
+    CHECK_EQ_INT(d.n_busy, 0);
+    CHECK(f[0].state == LG_DRR_IDLE && f[0].backlog == 0);
+    lg_drr_done(&d, &f[0]);
+    CHECK(f[0].state == LG_DRR_IDLE);
+    CHECK(invariants_ok(&d, f, 4));
+    EXPECT_GRANT(&d, &f[1], 5000); /* alone, nobody busy: solo */
+    lg_drr_add(&d, &f[0], 10);
+    EXPECT_GRANT(&d, &f[0], 10);
+    CHECK(invariants_ok(&d, f, 4));
+}
+
+LG_TEST(test_auto_quantum)
+{
+    lg_drr_t d;
+    lg_drr_init(&d, 0);
+
+    /* Small reads: stays at the floor. */
+    for (int i = 0; i < 1000; i++) {
+        lg_drr_observe_read(&d, 100);
+        CHECK(d.quantum >= LG_DRR_QUANTUM_MIN && d.quantum <= LG_DRR_QUANTUM_MAX);
+    }
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MIN);
+    CHECK_EQ_INT(d.ema_x16 >> 4, 100); /* the average itself converged on the reads */
+
+    /* Bulk reads of 64 KiB: climbs monotonically to the ceiling, never beyond. */
+    size_t last = d.quantum;
+    for (int i = 0; i < 1000; i++) {
+        lg_drr_observe_read(&d, 65536);
+        CHECK(d.quantum >= last && d.quantum <= LG_DRR_QUANTUM_MAX);
+        last = d.quantum;
+    }
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MAX);
+
+    /* Back to small reads: comes down (samples above the ceiling were clamped). */
+    int steps = 0;
+    while (d.quantum > LG_DRR_QUANTUM_MIN && steps < 1000) {
+        lg_drr_observe_read(&d, 1);
+        steps++;
+    }
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MIN);
+    CHECK(steps < 40); /* weight 1/8: 16384 → 1500 in ~19 reads */
+
+    /* In-range reads: the quantum converges exactly on them. */
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, 4000);
+    CHECK_EQ_INT(d.quantum, 4000);
+    /* Exactly at the bounds and one beyond. */
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, LG_DRR_QUANTUM_MAX);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MAX);
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, LG_DRR_QUANTUM_MAX + 1);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MAX);
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, LG_DRR_QUANTUM_MIN);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MIN);
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, LG_DRR_QUANTUM_MIN - 1);
+    CHECK_EQ_INT(d.quantum, LG_DRR_QUANTUM_MIN);
+
+    /* n == 0 is no sample; SIZE_MAX does not overflow the average. */
+    uint64_t ema = d.ema_x16;
+    lg_drr_observe_read(&d, 0);
+    CHECK(d.ema_x16 == ema);
+    lg_drr_observe_read(&d, SIZE_MAX);
+    CHECK(d.quantum > LG_DRR_QUANTUM_MIN && d.quantum <= LG_DRR_QUANTUM_MAX);
+
+    /* The grant follows the current quantum. */
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_init(&d, 0);
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, 8192);
+    lg_drr_add(&d, &f[0], 100000);
+    lg_drr_add(&d, &f[1], 100000);
+    EXPECT_GRANT(&d, &f[0], 8192);
+}
+
+LG_TEST(test_fixed_quantum)
+{
+    lg_drr_t d;
+    lg_drr_init(&d, 3000);
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, 65536);
+    CHECK_EQ_INT(d.quantum, 3000);
+    CHECK_EQ_INT(d.ema_x16 >> 4, LG_DRR_QUANTUM_MAX); /* still averaged, for metrics */
+    for (int i = 0; i < 1000; i++)
+        lg_drr_observe_read(&d, 10);
+    CHECK_EQ_INT(d.quantum, 3000);
+    lg_drr_flow_t f[2] = {0};
+    lg_drr_add(&d, &f[0], 7000);
+    lg_drr_add(&d, &f[1], 7000);
+    EXPECT_GRANT(&d, &f[0], 3000);
+    EXPECT_GRANT(&d, &f[1], 3000);
+    EXPECT_GRANT(&d, &f[0], 3000);
+    EXPECT_GRANT(&d, &f[1], 3000);
+    EXPECT_GRANT(&d, &f[0], 1000);
+    EXPECT_GRANT(&d, &f[1], 1000); /* alone now: solo, but only 1000 left */
+}
+
+/* xorshift64*: a reproducible PRNG for the property test. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+LG_TEST(test_fairness_property)
+{
+    enum { MAX_FLOWS = 32, TRIALS = 300 };
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        lg_drr_t d;
+        lg_drr_flow_t f[MAX_FLOWS];
+        size_t granted[MAX_FLOWS] = {0}, total[MAX_FLOWS];
+        size_t n = 2 + (size_t)(rng_next(&seed) % (MAX_FLOWS - 1));
+        bool batch = trial % 2 == 1; /* batch: take every ready grant, then complete in order */
+        size_t fixed = (trial % 3 == 0)   ? 0 /* auto, moved by random reads below */
+                       : (trial % 3 == 1) ? 1 + (size_t)(rng_next(&seed) % 16) /* tiny */
+                                          : 1 + (size_t)(rng_next(&seed) % 100000);
+        memset(f, 0, sizeof(f));
+        lg_drr_init(&d, fixed);
+        for (int i = 0; i < 50; i++)
+            lg_drr_observe_read(&d, rng_next(&seed) % 40000);
+        size_t q = d.quantum;
+        size_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            total[i] = 1 + (size_t)(rng_next(&seed) % (40 * q)); /* up to 40 quanta */
+            sum += total[i];
+            lg_drr_add(&d, &f[i], total[i]);
+        }
+        bool all_backlogged = true;
+        size_t served = 0;
+        while (served < sum) {
+            lg_drr_flow_t *taken[MAX_FLOWS];
+            size_t nt = 0, g;
+            lg_drr_flow_t *x;
+            while ((x = lg_drr_next(&d, &g)) != NULL) {
+                size_t i = (size_t)(x - f);
+                CHECK(g > 0);
+                granted[i] += g;
+                served += g;
+                taken[nt++] = x;
+                if (!batch) break;
+            }
+            CHECK(nt > 0);
+            CHECK(invariants_ok(&d, f, n));
+            /*
+             * While every flow still has bytes left, no two flows' service differs by more
+             * than one quantum (DRR's bound; the deficit cap adds nothing since no credit is
+             * carried) — and no single grant exceeds a quantum.
+             */
+            for (size_t i = 0; i < n && all_backlogged; i++) {
+                if (granted[i] == total[i]) all_backlogged = false;
+            }
+            if (all_backlogged) {
+                size_t lo = SIZE_MAX, hi = 0;
+                for (size_t i = 0; i < n; i++) {
+                    lo = LG_MIN(lo, granted[i]);
+                    hi = LG_MAX(hi, granted[i]);
+                }
+                CHECK(hi - lo <= q);
+                CHECK(hi - lo <= (1 + LG_DRR_DEFICIT_CAP_QUANTA) * q);
+            }
+            for (size_t k = 0; k < nt; k++)
+                lg_drr_done(&d, taken[k]);
+            CHECK(invariants_ok(&d, f, n));
+        }
+        for (size_t i = 0; i < n; i++) {
+            CHECK_EQ_INT(granted[i], total[i]);
+            CHECK(f[i].state == LG_DRR_IDLE);
+        }
+        CHECK(!lg_drr_pending(&d));
+        CHECK_EQ_INT(d.granted_bytes, sum);
+        CHECK_EQ_INT(d.n_busy, 0);
+    }
+}
+
+LG_TEST(test_random_operations)
+{
+    /* Random add/next/done/remove/observe; the structure stays consistent throughout. */
+    enum { N = 16, STEPS = 200000 };
+    uint64_t seed = 12345;
+    lg_drr_t d;
+    lg_drr_flow_t f[N];
+    memset(f, 0, sizeof(f));
+    lg_drr_init(&d, 0);
+    for (int s = 0; s < STEPS; s++) {
+        size_t i = (size_t)(rng_next(&seed) % N), g;
+        lg_drr_flow_t *x;
+        switch (rng_next(&seed) % 6) {
+        case 0:
+        case 1:
+            lg_drr_add(&d, &f[i], (size_t)(rng_next(&seed) % 70000));
+            break;
+        case 2:
+            x = lg_drr_next(&d, &g);
+            if (x) {
+                CHECK(g > 0 && x->state == LG_DRR_BUSY);
+                CHECK(g <= LG_MAX((size_t)LG_DRR_SOLO_GRANT, d.quantum));
+            }
+            break;
+        case 3:
+            lg_drr_done(&d, &f[i]);
+            break;
+        case 4:
+            if (rng_next(&seed) % 8 == 0) lg_drr_remove(&d, &f[i]);
+            break;
+        default:
+            lg_drr_observe_read(&d, (size_t)(rng_next(&seed) % 70000));
+            break;
+        }
+        CHECK(invariants_ok(&d, f, N));
+    }
+}
+
+int main(void)
+{
+    LG_RUN(test_init);
+    LG_RUN(test_add);
+    LG_RUN(test_round_robin_order);
+    LG_RUN(test_quantum_slices_three_flows);
+    LG_RUN(test_batch_pass_gets_no_solo);
+    LG_RUN(test_solo_grant);
+    LG_RUN(test_busy_skipped_and_rejoins_tail);
+    LG_RUN(test_deficit_reset_when_emptied);
+    LG_RUN(test_deficit_cap);
+    LG_RUN(test_remove_each_state);
+    LG_RUN(test_auto_quantum);
+    LG_RUN(test_fixed_quantum);
+    LG_RUN(test_fairness_property);
+    LG_RUN(test_random_operations);
+    LG_TEST_END();
+}
