@@ -34,7 +34,15 @@
  * SNI (RFC 6066 §3): the first host_name entry is taken; it is lower-cased and a single trailing
  * dot dropped; it must then be 1..253 bytes of LDH labels (letters, digits, hyphen; each label
  * 1..63 bytes, not starting or ending with a hyphen), no NUL, and not an IPv4 literal
- * (all-numeric labels) — otherwise LG_ERROR with LG_HELLO_E_SNI.
+ * (every label all digits, e.g. "10.0.0.1", "127.1", "2130706433"; "a.1" passes) — otherwise
+ * LG_ERROR with LG_HELLO_E_SNI. Underscores, '*' and non-ASCII bytes are refused (IDNs must be
+ * sent as A-labels). Entries of other name types are only length-checked; a server_name whose
+ * list holds no host_name gives has_sni == false, as does a hello without the extension.
+ *
+ * Wire-format rules beyond the RFC minimum: every length must fit its enclosing length, and the
+ * extensions block and each known extension's inner list must fill their container exactly.
+ * Duplicate extension types (RFC 8446 §4.2) are LG_HELLO_E_DUP_EXT. A ClientHello that ends
+ * right after its compression methods (no extensions block) is valid.
  */
 #ifndef LG_HELLO_H
 #define LG_HELLO_H
@@ -44,15 +52,15 @@
 #define LG_HELLO_MAX_HANDSHAKE 16384 /* bytes: ClientHello message incl. its 4-byte header */
 #define LG_HELLO_MAX_RAW       (LG_HELLO_MAX_HANDSHAKE + 1024) /* bytes: records carrying it */
 #define LG_HELLO_MAX_RECORD    (16384 + 256) /* bytes: record body (TLSCiphertext bound, lenient) */
-#define LG_HELLO_MAX_SNI       253   /* bytes: DNS name limit */
-#define LG_HELLO_MAX_CIPHERS   256   /* entries kept */
-#define LG_HELLO_MAX_EXTS      128   /* entries kept */
-#define LG_HELLO_MAX_GROUPS    64    /* entries kept */
-#define LG_HELLO_MAX_POINTFMTS 16    /* entries kept */
-#define LG_HELLO_MAX_SIGALGS   64    /* entries kept */
-#define LG_HELLO_MAX_VERSIONS  16    /* entries kept */
-#define LG_HELLO_MAX_ALPN      16    /* protocols kept */
-#define LG_HELLO_MAX_ALPN_LEN  255   /* bytes per protocol name (wire limit) */
+#define LG_HELLO_MAX_SNI       253           /* bytes: DNS name limit */
+#define LG_HELLO_MAX_CIPHERS   256           /* entries kept */
+#define LG_HELLO_MAX_EXTS      128           /* entries kept */
+#define LG_HELLO_MAX_GROUPS    64            /* entries kept */
+#define LG_HELLO_MAX_POINTFMTS 16            /* entries kept */
+#define LG_HELLO_MAX_SIGALGS   64            /* entries kept */
+#define LG_HELLO_MAX_VERSIONS  16            /* entries kept */
+#define LG_HELLO_MAX_ALPN      16            /* protocols kept */
+#define LG_HELLO_MAX_ALPN_LEN  255           /* bytes per protocol name (wire limit) */
 
 /* Reasons for LG_ERROR. */
 enum {
@@ -123,8 +131,9 @@ void lg_hello_parser_init(lg_hello_parser_t *p);
  * the ClientHello: the end of the record that completes it (any handshake bytes after the hello
  * in that record are skipped, not examined), so hello_end <= len. `out` is fully written only on
  * LG_OK; on LG_ERROR only out->reason is meaningful; on LG_AGAIN and LG_DECLINED out is left
- * untouched. A `len` smaller than a previous call's is a caller bug: LG_ERROR, LG_HELLO_E_MALFORMED.
- * Work per call is linear in the new bytes (plus one pass over the message on completion).
+ * untouched. A `len` smaller than a previous call's is a caller bug: LG_ERROR,
+ * LG_HELLO_E_MALFORMED. Work per call is linear in the new bytes (plus one pass over the message on
+ * completion).
  */
 int lg_hello_parse(lg_hello_parser_t *p, const uint8_t *raw, size_t len, lg_hello_t *out,
                    size_t *hello_end);
