@@ -19,6 +19,7 @@
         "src/lg_listener.c",
         "src/lg_conn.c",
         "src/lg_relay.c",
+        "src/lg_resolve.c",
         "src/lg_hello.c",
         "src/lg_router.c",
         "src/lg_drr.c",

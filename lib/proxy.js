@@ -94,7 +94,11 @@ class Proxy extends EventEmitter {
       err.code = 'ERR_LEGATO_CONFIG';
       return Promise.reject(err);
     }
-    if (this._stopPromise) return this._stopPromise;
+    if (this._stopPromise) {
+      // Stopping already: a shorter grace period cuts the running one short (never extends it).
+      if (this._state === 'stopping') this._engine.stop(Math.min(Math.floor(graceMs), 0xffffffff));
+      return this._stopPromise;
+    }
     if (this._state === 'new' || this._state === 'failed') {
       this._state = 'stopped';
       this._stopPromise = Promise.resolve();

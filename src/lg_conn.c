@@ -137,10 +137,14 @@ static void conn_free(lg_conn_t *c)
     lg_worker_conn_gone(w);
 }
 
+void lg_conn_handle_closed(lg_conn_t *c)
+{
+    if (--c->pending_closes == 0 && c->state == LG_CONN_CLOSING) conn_free(c);
+}
+
 static void on_close(uv_handle_t *h)
 {
-    lg_conn_t *c = h->data;
-    if (--c->pending_closes == 0) conn_free(c);
+    lg_conn_handle_closed(h->data);
 }
 
 void lg_conn_close(lg_conn_t *c)
@@ -151,13 +155,12 @@ void lg_conn_close(lg_conn_t *c)
      * write callback (cancelled by uv_close) has run. */
     lg_drr_remove(&c->w->drr, &c->c2u.drr);
     lg_drr_remove(&c->w->drr, &c->u2c.drr);
-    c->pending_closes = 2;
+    lg_resolve_detach(c);
+    c->pending_closes += 2;
     uv_close((uv_handle_t *)&c->client, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
-    if (c->up_open) {
-        c->pending_closes++;
-        uv_close(&c->up.handle, on_close);
-    }
+    lg_dial_cancel(c);
+    lg_dial_close_up(c);
 }
 
 void lg_conn_close_all(lg_worker_t *w)
@@ -170,18 +173,15 @@ void lg_conn_relay_done(lg_conn_t *c)
     lg_conn_close(c);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+void lg_conn_dialed(lg_conn_t *c, int status)
 {
-    lg_conn_t *c = req->data;
-    lg_free(req);
-    c->connect_req = NULL;
-    if (status == UV_ECANCELED || c->state != LG_CONN_CONNECTING) return;
+    if (c->state != LG_CONN_CONNECTING) return;
     if (status < 0) {
         LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
         lg_conn_close(c);
         return;
     }
-    if (c->up.handle.type == UV_TCP) uv_tcp_nodelay(&c->up.tcp, 1);
+    if (c->up->h.handle.type == UV_TCP) uv_tcp_nodelay(&c->up->h.tcp, 1);
     set_state(c, LG_CONN_RELAY);
     if (lg_relay_start(c) != 0) {
         LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
@@ -189,42 +189,32 @@ static void on_connect(uv_connect_t *req, int status)
     }
 }
 
+void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status)
+{
+    /* Routes resolve their upstreams when the config is applied; only CONNECT listeners
+     * resolve per connection (lg_connect.c). */
+    (void)addrs;
+    (void)n;
+    (void)status;
+    lg_conn_close(c);
+}
+
 static void dial(lg_conn_t *c, const lg_upstream_t *up)
 {
-    lg_worker_t *w = c->w;
-    uv_connect_t *req = lg_malloc(sizeof(*req));
-    if (req == NULL) {
-        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
-        lg_conn_close(c);
-        return;
-    }
-    req->data = c;
     set_state(c, LG_CONN_CONNECTING);
     int rc;
     if (up->kind == LG_UPSTREAM_UDS) {
-        rc = uv_pipe_init(&w->loop, &c->up.pipe, 0);
-        if (rc == 0) {
-            c->up_open = true;
-            c->up.handle.data = c;
-            c->connect_req = req;
-            uv_pipe_connect(req, &c->up.pipe, up->path, on_connect); /* errors arrive in cb */
-            return;
-        }
+        rc = lg_dial_uds(c, up->path);
     } else {
-        rc = uv_tcp_init(&w->loop, &c->up.tcp);
-        if (rc == 0) {
-            c->up_open = true;
-            c->up.handle.data = c;
-            rc = uv_tcp_connect(req, &c->up.tcp, (const struct sockaddr *)&up->addr, on_connect);
-            if (rc == 0) {
-                c->connect_req = req;
-                return;
-            }
-        }
+        lg_sockaddr_t sa;
+        memset(&sa, 0, sizeof(sa));
+        memcpy(&sa, &up->addr, LG_MIN((size_t)up->addrlen, sizeof(sa)));
+        rc = lg_dial_start(c, &sa, 1);
     }
-    lg_free(req);
-    LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
-    lg_conn_close(c);
+    if (rc != 0) {
+        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        lg_conn_close(c);
+    }
 }
 
 /* Route by SNI (NULL: no SNI, or not TLS), queue the bytes read so far, dial the upstream. */

@@ -16,6 +16,7 @@
 #include "lg_buf.h"
 #include "lg_drr.h"
 #include "lg_hello.h"
+#include "lg_resolve.h"
 #include "lg_worker.h"
 
 #include <uv.h>
@@ -62,22 +63,17 @@ struct lg_conn_s {
     int route;              /* route index once routed, else -1 */
 
     uv_tcp_t client;
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } up;
     uv_timer_t timer;
-    uv_connect_t *connect_req; /* while CONNECTING */
-    lg_hello_ctx_t *hello;     /* while HELLO */
+    lg_attempt_t *up;        /* the connected upstream handle, from RELAY on */
+    lg_dialer_t *dialer;     /* while dialling */
+    lg_resolve_t *resolve;   /* while resolving a name */
+    lg_hello_ctx_t *hello;   /* while HELLO */
 
     lg_flow_t c2u, u2c;
     uint64_t last_activity; /* loop time (ms) of the last byte either way */
     uint64_t accepted_at;   /* loop time (ms) of accept */
-    uint8_t pending_closes; /* handles whose close callback has not run */
-    bool up_open;           /* up handle initialised */
-    bool counted_active;    /* holds a slot in the listener's active count */
+    uint16_t pending_closes; /* handles whose close callback has not run */
+    bool counted_active;     /* holds a slot in the listener's active count */
 };
 
 /*
@@ -94,6 +90,22 @@ void lg_conn_close_all(lg_worker_t *w);
 
 /* The relay finished both directions cleanly or hit an error: close. Called by lg_relay. */
 void lg_conn_relay_done(lg_conn_t *c);
+
+/* A handle of this connection finished closing (any handle: client, timer, attempts, dialer).
+ * Frees the connection when it is CLOSING and this was the last. */
+void lg_conn_handle_closed(lg_conn_t *c);
+
+/* Dial outcome (lg_resolve): 0 with c->up connected, or a negative libuv error. */
+void lg_conn_dialed(lg_conn_t *c, int status);
+
+/* Resolution outcome (lg_resolve): addresses in dialling order, or a negative libuv error. */
+void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status);
+
+/* The upstream stream (valid from RELAY on). */
+static inline uv_stream_t *lg_conn_up_stream(lg_conn_t *c)
+{
+    return &c->up->h.stream;
+}
 
 /* Counters of this connection's listener on its worker. */
 static inline lg_counters_t *lg_conn_counters(lg_conn_t *c)

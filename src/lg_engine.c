@@ -167,12 +167,13 @@ void lg_engine_raise_nofile(lg_engine_t *e, char *warn, size_t warn_size)
         need += 2 * (uint64_t)m; /* a client socket and an upstream socket each */
     }
     rlim_t target = unlimited ? rl.rlim_max : (rlim_t)need;
-    if (rl.rlim_max != RLIM_INFINITY && target > rl.rlim_max) {
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)need > rl.rlim_max) {
         snprintf(warn, warn_size,
-                 "the listeners' maxConnections need %llu file descriptors but the hard "
-                 "RLIMIT_NOFILE is %llu; connections beyond it will wait in the accept backlog",
+                 "the listeners need at least %llu file descriptors (2 per connection of "
+                 "maxConnections + 1024) but the hard RLIMIT_NOFILE is %llu; connections beyond "
+                 "it will wait in the accept backlog",
                  (unsigned long long)need, (unsigned long long)rl.rlim_max);
-        target = rl.rlim_max;
+        if (target > rl.rlim_max) target = rl.rlim_max;
     }
     if (rl.rlim_cur != RLIM_INFINITY && target > rl.rlim_cur) {
         rl.rlim_cur = target;
@@ -312,7 +313,9 @@ fail:
 
 void lg_engine_stop(lg_engine_t *e, uint32_t grace_ms)
 {
-    if (e->state != LG_ENGINE_RUNNING) return;
+    /* A second stop while stopping can only shorten the grace period (workers keep the
+     * earlier deadline). */
+    if (e->state != LG_ENGINE_RUNNING && e->state != LG_ENGINE_STOPPING) return;
     e->state = LG_ENGINE_STOPPING;
     for (unsigned k = 0; k < e->n_started; k++) {
         if (lg_worker_post(&e->workers[k], LG_MSG_STOP, grace_ms) != 0) {

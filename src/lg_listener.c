@@ -33,6 +33,7 @@ static void on_backoff(uv_timer_t *t)
 static void pause_accepting(lg_lsock_t *ls, int err)
 {
     lg_worker_t *w = ls->w;
+    if (!ls->open) return;
     bool first = ls->backoff_ms == 0;
     ls->backoff_ms = first ? LG_ACCEPT_BACKOFF_MIN : LG_MIN(ls->backoff_ms * 2, LG_ACCEPT_BACKOFF_MAX);
     uv_poll_stop(&ls->poll);
@@ -44,6 +45,15 @@ static void pause_accepting(lg_lsock_t *ls, int err)
                         "listener %u (worker %u): accept failed: %s; pausing accepts for %u ms "
                         "(established connections keep running)",
                         ls->index, w->index, strerror(err), ls->backoff_ms);
+    }
+}
+
+void lg_worker_fd_pressure(lg_worker_t *w, int err)
+{
+    for (size_t i = 0; i < w->engine->conf.n_listeners; i++) {
+        lg_lsock_t *ls = &w->lsock[i];
+        /* Already paused: leave its timer alone (it doubles on the next failed accept). */
+        if (ls->open && !uv_is_active((uv_handle_t *)&ls->backoff)) pause_accepting(ls, err);
     }
 }
 

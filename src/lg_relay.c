@@ -272,8 +272,8 @@ int lg_relay_queue_copy(lg_conn_t *c, lg_flow_t *f, const uint8_t *data, size_t 
 int lg_relay_start(lg_conn_t *c)
 {
     c->c2u.src = (uv_stream_t *)&c->client;
-    c->c2u.dst = &c->up.stream;
-    c->u2c.src = &c->up.stream;
+    c->c2u.dst = lg_conn_up_stream(c);
+    c->u2c.src = lg_conn_up_stream(c);
     c->u2c.dst = (uv_stream_t *)&c->client;
     if (c->c2u.q.bytes > 0) flow_queued(c, &c->c2u, c->c2u.q.bytes);
     if (c->state != LG_CONN_RELAY) return 0;

@@ -117,7 +117,8 @@ static void on_grace(uv_timer_t *t)
 
 static void worker_stop(lg_worker_t *w, uint32_t grace_ms)
 {
-    if (w->closing) return;
+    if (w->closing || w->draining) return;
+    uint64_t deadline = uv_now(&w->loop) + grace_ms;
     if (!w->stopping) {
         w->stopping = true;
         close_lsocks(w);
@@ -125,14 +126,15 @@ static void worker_stop(lg_worker_t *w, uint32_t grace_ms)
             worker_finish(w);
             return;
         }
-        if (grace_ms > 0) {
-            uv_timer_start(&w->grace_timer, on_grace, grace_ms, 0);
-            return;
-        }
-    } else if (grace_ms > 0) {
-        return; /* already stopping with a grace period running */
+    } else if (deadline >= w->grace_deadline) {
+        return; /* a later stop never extends the grace period already running */
     }
-    if (!w->draining) drain(w);
+    if (grace_ms == 0) {
+        drain(w);
+        return;
+    }
+    w->grace_deadline = deadline;
+    uv_timer_start(&w->grace_timer, on_grace, grace_ms, 0);
 }
 
 void lg_worker_conn_gone(lg_worker_t *w)

@@ -78,6 +78,7 @@ struct lg_worker_s {
     size_t n_hello; /* connections holding a ClientHello context */
 
     uv_timer_t grace_timer;
+    uint64_t grace_deadline; /* loop time at which the grace period ends */
     bool stopping;    /* STOP received: listen sockets closed */
     bool draining;    /* grace over: every connection is being closed */
     bool closing;     /* worker handles are closing; loop about to end */
@@ -115,5 +116,9 @@ void lg_worker_sched_kick(lg_worker_t *w);
 
 /* Worker thread only: accept loop for a listen socket (lg_listener.c). */
 void lg_listener_on_readable(uv_poll_t *h, int status, int events);
+
+/* Worker thread only: the worker ran out of file descriptors (err = EMFILE/ENFILE) outside
+ * accept (e.g. dialling an upstream): pause accepting on every listener (lg_listener.c). */
+void lg_worker_fd_pressure(lg_worker_t *w, int err);
 
 #endif /* LG_WORKER_H */
