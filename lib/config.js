@@ -57,7 +57,6 @@ const NOT_SUPPORTED_YET = [
   { feature: 'protection requireSni', find: (c) => inProtection(c, 'requireSni', (p) => p.requireSni) },
   { feature: 'listener mtls', find: (c) => inListeners(c, 'mtls', (l) => l.mtls !== null) },
   { feature: 'listener defaultCert', find: (c) => inListeners(c, 'defaultCert', (l) => l.defaultCert !== null) },
-  { feature: 'listener kind connect', find: (c) => inListeners(c, "kind 'connect'", (l) => l.kind === 'connect') },
   { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 

@@ -38,6 +38,13 @@ class Proxy extends EventEmitter {
     this._onStopped = null;
     this._printed = new Set();
     this._engine = new binding.Engine(normalized, (type, payload) => this._onEngineEvent(type, payload));
+    // 'tunnel' events (one per CONNECT connection) are produced only while someone listens.
+    this.on('newListener', (name) => {
+      if (name === 'tunnel') this._engine.setTunnelEvents(true);
+    });
+    this.on('removeListener', (name) => {
+      if (name === 'tunnel' && this.listenerCount('tunnel') === 0) this._engine.setTunnelEvents(false);
+    });
   }
 
   /**
@@ -181,6 +188,19 @@ class Proxy extends EventEmitter {
         case 'error':
           this._error(payload.errno || 'ERR_LEGATO_ENGINE', payload.message);
           break;
+        case 'tunnel': {
+          const l = this._config.listeners[payload.listener];
+          this._emitSafe('tunnel', {
+            listener: { host: l.host, port: this._ports ? this._ports[payload.listener] : l.port },
+            target: payload.target,
+            port: payload.port,
+            status: payload.status,
+            bytesFromClient: payload.bytesFromClient,
+            bytesToClient: payload.bytesToClient,
+            durationMs: payload.durationMs,
+          });
+          break;
+        }
         default:
           break;
       }

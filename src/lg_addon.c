@@ -92,6 +92,8 @@ static const char *event_name(int type)
         return "warning";
     case LG_EV_ERROR:
         return "error";
+    case LG_EV_TUNNEL:
+        return "tunnel";
     default:
         return "unknown";
     }
@@ -133,6 +135,15 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
         set_int(env, payload, "code", ev->code);
         if (ev->code < 0) set_str(env, payload, "errno", uv_err_name(ev->code));
         set_str(env, payload, "message", ev->message);
+        if (ev->type == LG_EV_TUNNEL) {
+            set_int(env, payload, "listener", ev->listener);
+            set_int(env, payload, "status", ev->status);
+            set_str(env, payload, "target", ev->target);
+            set_int(env, payload, "port", ev->port);
+            set_u64(env, payload, "bytesFromClient", ev->bytes_in);
+            set_u64(env, payload, "bytesToClient", ev->bytes_out);
+            set_u64(env, payload, "durationMs", ev->duration_ms);
+        }
         argv[1] = payload;
         /* lib/proxy.js catches everything its handler throws; an exception escaping here would
          * be a bug there, reported by Node as uncaught. */
@@ -324,6 +335,18 @@ static napi_value engine_join(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    bool on = false;
+    if (argc >= 1) napi_get_value_bool(env, argv[0], &on);
+    atomic_store_explicit(&js->engine->tunnel_events, on, memory_order_relaxed);
+    return NULL;
+}
+
 static napi_value engine_update(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -430,6 +453,8 @@ static napi_value init(napi_env env, napi_value exports)
         {"join", NULL, engine_join, NULL, NULL, NULL, napi_default_method, NULL},
         {"updateConfig", NULL, engine_update, NULL, NULL, NULL, napi_default_method, NULL},
         {"metrics", NULL, engine_metrics, NULL, NULL, NULL, napi_default_method, NULL},
+        {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
+         NULL},
     };
     napi_value cls;
     NAPI_CALL(env, napi_define_class(env, "Engine", NAPI_AUTO_LENGTH, engine_new, NULL,

@@ -11,6 +11,7 @@ void lg_config_free(lg_config_t *c)
     for (size_t i = 0; i < c->n_listeners; i++) {
         lg_free(c->listeners[i].host);
         c->listeners[i].host = NULL;
+        lg_policy_free(&c->listeners[i].policy);
     }
     c->n_listeners = 0;
 }

@@ -15,6 +15,7 @@
 #define LG_CONFIG_H
 
 #include "lg_common.h"
+#include "lg_policy.h"
 #include "lg_router.h"
 
 #include <stdatomic.h>
@@ -67,6 +68,10 @@ typedef struct lg_listener_conf_s {
     uint16_t port; /* as configured; 0 = any */
     uint32_t max_connections; /* 0 = unlimited */
     uint32_t idle_timeout_ms; /* 0 = no idle timeout */
+    /* connect listeners */
+    lg_policy_t policy;          /* destination policy */
+    uint32_t connect_timeout_ms; /* resolve + dial deadline from the end of the head */
+    uint32_t head_limit;         /* connections in their head at once (lg_connect_head_limit) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {

@@ -4,16 +4,20 @@
  *
  * State transitions go through set_state(), which also arms the state's one deadline:
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
- *   CONNECTING  now + LG_UPSTREAM_CONNECT_MS
+ *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
+ *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
+ *   CONNECTING  tls listeners: now + LG_UPSTREAM_CONNECT_MS; connect listeners: c->deadline
  *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
  *               possible expiry and re-arms itself for the remainder when bytes moved meanwhile,
  *               so the data path only stores a timestamp
+ *   LINGER      now + LG_LINGER_MS
  *   CLOSING     none
  *
  * Bytes that arrive with or after the ClientHello, before routing, are kept in the hello buffer
  * and queued to the upstream first: nothing the client sent is dropped.
  */
 #include "lg_conn.h"
+#include "lg_connect.h"
 #include "lg_relay.h"
 
 #include <string.h>
@@ -31,19 +35,36 @@ static uint32_t idle_ms(const lg_conn_t *c)
     return c->w->engine->conf.listeners[c->lis].idle_timeout_ms;
 }
 
-static void set_state(lg_conn_t *c, lg_conn_state_t s)
+/* Arm the timer for an absolute loop time (at least 1 ms from now). */
+static void arm_at(lg_conn_t *c, uint64_t when)
+{
+    uint64_t now = uv_now(&c->w->loop);
+    arm(c, when > now ? when - now : 1);
+}
+
+void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
 {
     c->state = s;
     uint64_t now = uv_now(&c->w->loop);
     switch (s) {
-    case LG_CONN_HELLO: {
-        uint64_t limit = c->snap->protection[c->lis].tls_handshake_timeout_ms;
-        uint64_t spent = now - c->accepted_at;
-        arm(c, spent >= limit ? 1 : limit - spent);
+    case LG_CONN_HELLO:
+        arm_at(c, c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms);
         break;
-    }
+    case LG_CONN_HEAD:
+        arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
+        break;
+    case LG_CONN_RESOLVING:
+        arm_at(c, c->deadline);
+        break;
     case LG_CONN_CONNECTING:
-        arm(c, LG_UPSTREAM_CONNECT_MS);
+        if (c->is_connect) {
+            arm_at(c, c->deadline);
+        } else {
+            arm(c, LG_UPSTREAM_CONNECT_MS);
+        }
+        break;
+    case LG_CONN_LINGER:
+        arm(c, LG_LINGER_MS);
         break;
     case LG_CONN_RELAY:
         c->last_activity = now;
@@ -84,8 +105,19 @@ static void on_timer(uv_timer_t *t)
     case LG_CONN_HELLO:
         handshake_failed(c, 0);
         break;
+    case LG_CONN_HEAD:
+    case LG_CONN_RESOLVING:
+        lg_connect_timeout(c);
+        break;
     case LG_CONN_CONNECTING:
+        if (c->is_connect) {
+            lg_connect_timeout(c);
+            break;
+        }
         LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+        lg_conn_close(c);
+        break;
+    case LG_CONN_LINGER:
         lg_conn_close(c);
         break;
     case LG_CONN_RELAY: {
@@ -117,6 +149,7 @@ static void hello_free(lg_conn_t *c)
 static void conn_free(lg_conn_t *c)
 {
     lg_worker_t *w = c->w;
+    if (c->is_connect) lg_connect_release(c);
     lg_relay_flow_release(c, &c->c2u);
     lg_relay_flow_release(c, &c->u2c);
     hello_free(c);
@@ -150,7 +183,7 @@ static void on_close(uv_handle_t *h)
 void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
-    set_state(c, LG_CONN_CLOSING);
+    lg_conn_set_state(c, LG_CONN_CLOSING);
     /* Flows leave the scheduler now; their queues are freed with the connection, after every
      * write callback (cancelled by uv_close) has run. */
     lg_drr_remove(&c->w->drr, &c->c2u.drr);
@@ -176,13 +209,17 @@ void lg_conn_relay_done(lg_conn_t *c)
 void lg_conn_dialed(lg_conn_t *c, int status)
 {
     if (c->state != LG_CONN_CONNECTING) return;
+    if (c->is_connect) {
+        lg_connect_dialed(c, status);
+        return;
+    }
     if (status < 0) {
         LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
         lg_conn_close(c);
         return;
     }
     if (c->up->h.handle.type == UV_TCP) uv_tcp_nodelay(&c->up->h.tcp, 1);
-    set_state(c, LG_CONN_RELAY);
+    lg_conn_set_state(c, LG_CONN_RELAY);
     if (lg_relay_start(c) != 0) {
         LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
         lg_conn_close(c);
@@ -192,16 +229,14 @@ void lg_conn_dialed(lg_conn_t *c, int status)
 void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     /* Routes resolve their upstreams when the config is applied; only CONNECT listeners
-     * resolve per connection (lg_connect.c). */
-    (void)addrs;
-    (void)n;
-    (void)status;
-    lg_conn_close(c);
+     * resolve per connection. */
+    if (c->state != LG_CONN_RESOLVING) return;
+    lg_connect_resolved(c, addrs, n, status);
 }
 
 static void dial(lg_conn_t *c, const lg_upstream_t *up)
 {
-    set_state(c, LG_CONN_CONNECTING);
+    lg_conn_set_state(c, LG_CONN_CONNECTING);
     int rc;
     if (up->kind == LG_UPSTREAM_UDS) {
         rc = lg_dial_uds(c, up->path);
@@ -306,6 +341,9 @@ void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
     if (c == NULL) {
         close(fd);
         atomic_fetch_sub_explicit(&w->engine->lis[lis].active, 1, memory_order_relaxed);
+        if (w->engine->conf.listeners[lis].kind == LG_LISTENER_CONNECT) {
+            atomic_fetch_sub_explicit(&w->engine->lis[lis].in_head, 1, memory_order_relaxed);
+        }
         LG_COUNT(cnt, out_of_memory, 1);
         return;
     }
@@ -331,6 +369,9 @@ void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
     LG_COUNT(cnt, total_connections, 1);
     c->state = LG_CONN_HELLO;
 
+    c->is_connect = w->engine->conf.listeners[lis].kind == LG_LISTENER_CONNECT;
+    c->in_head = c->is_connect; /* admission reserved an in-head slot */
+
     int rc = uv_tcp_open(&c->client, fd);
     if (rc != 0) {
         close(fd);
@@ -338,7 +379,11 @@ void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
         return;
     }
     uv_tcp_nodelay(&c->client, 1);
-    set_state(c, LG_CONN_HELLO);
+    if (c->is_connect) {
+        lg_connect_start(c);
+        return;
+    }
+    lg_conn_set_state(c, LG_CONN_HELLO);
     rc = uv_read_start((uv_stream_t *)&c->client, hello_alloc, hello_read);
     if (rc != 0) lg_conn_close(c);
 }

@@ -23,11 +23,17 @@
 
 /* Connection states; each has exactly one deadline (the conn's timer). */
 typedef enum {
-    LG_CONN_HELLO = 0, /* reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
-    LG_CONN_CONNECTING, /* dialling the upstream, client reads paused; deadline: connect timeout */
+    LG_CONN_HELLO = 0,  /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
+    LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
+    LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
+    LG_CONN_CONNECTING, /* dialling, client reads paused; deadline: tls 10 s, connect as above */
     LG_CONN_RELAY,      /* relaying both ways; deadline: idleTimeoutMs after the last byte */
+    LG_CONN_LINGER,     /* connect: error response written, client input discarded until EOF;
+                           deadline: LG_LINGER_MS */
     LG_CONN_CLOSING,    /* handles closing; freed when the last close callback runs */
 } lg_conn_state_t;
+
+#define LG_LINGER_MS 2000 /* ms to keep reading (and discarding) after an error response */
 
 /* One direction of a relayed connection: bytes read from src, queued, written to dst. */
 typedef struct lg_flow_s {
@@ -47,6 +53,8 @@ typedef struct lg_flow_s {
 } lg_flow_t;
 
 /* State kept only while reading the ClientHello. */
+typedef struct lg_head_ctx_s lg_head_ctx_t; /* lg_connect.c: CONNECT head being read */
+
 typedef struct lg_hello_ctx_s {
     lg_hello_parser_t parser;
     lg_hello_t hello;
@@ -68,6 +76,15 @@ struct lg_conn_s {
     lg_dialer_t *dialer;     /* while dialling */
     lg_resolve_t *resolve;   /* while resolving a name */
     lg_hello_ctx_t *hello;   /* while HELLO */
+    lg_head_ctx_t *head;     /* while HEAD (and until the tunnel is up: pipelined bytes) */
+    char *target;            /* connect: target host as requested (for the tunnel event) */
+    uint64_t deadline;       /* connect: loop time by which resolve + dial must be done */
+    uint16_t target_port;
+    uint16_t status;         /* connect: HTTP status sent (0: none yet) */
+    uint16_t resp_len;       /* connect: bytes of the 200 response queued to the client */
+    size_t drained;          /* connect: bytes discarded while LINGER */
+    bool is_connect;         /* accepted on a connect listener */
+    bool in_head;            /* holds a slot in the listener's in-head count */
 
     lg_flow_t c2u, u2c;
     uint64_t last_activity; /* loop time (ms) of the last byte either way */
@@ -81,6 +98,9 @@ struct lg_conn_s {
  * on failure it is closed and the failure counted.
  */
 void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd);
+
+/* Move to a state and arm its deadline (the one place transitions happen). */
+void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s);
 
 /* Close a connection (idempotent). */
 void lg_conn_close(lg_conn_t *c);

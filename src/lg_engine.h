@@ -33,6 +33,7 @@ enum {
     LG_EV_WORKER_EXIT, /* a worker's loop has ended; code = 0 or -errno */
     LG_EV_WARNING,     /* recoverable trouble; message says what */
     LG_EV_ERROR,       /* an engine error JS should see; code = -errno */
+    LG_EV_TUNNEL,      /* a connect-listener connection ended (only when tunnel_events is on) */
 };
 
 #define LG_EVENT_MESSAGE_MAX 256 /* bytes of an event message, NUL included */
@@ -43,6 +44,14 @@ typedef struct lg_event_s {
     unsigned worker;
     int code; /* 0 or a negative errno */
     char message[LG_EVENT_MESSAGE_MAX];
+    /* LG_EV_TUNNEL */
+    unsigned listener;
+    int status;        /* HTTP status sent; 0 when the client left before any */
+    uint16_t port;
+    char target[256];  /* host as requested; "" when the head never completed */
+    uint64_t bytes_in; /* client → target */
+    uint64_t bytes_out; /* target → client (the 200 line not included) */
+    uint64_t duration_ms;
 } lg_event_t;
 
 /* Returns 0 when queued, -EAGAIN when the queue is full or closing (the event is then freed). */
@@ -53,6 +62,7 @@ enum { LG_ENGINE_NEW = 0, LG_ENGINE_RUNNING, LG_ENGINE_STOPPING, LG_ENGINE_STOPP
 /* Shared per-listener state (all workers). */
 typedef struct lg_listener_shared_s {
     atomic_uint active;            /* connections open on this listener, all workers */
+    atomic_uint in_head;           /* connect listeners: connections still sending their head */
     uint16_t bound_port;           /* the port actually bound */
     struct sockaddr_storage addr;  /* bound address */
     socklen_t addrlen;
@@ -76,6 +86,7 @@ struct lg_engine_s {
 
     lg_post_fn post;
     void *post_ctx;
+    atomic_bool tunnel_events;           /* JS listens for 'tunnel' events */
     atomic_long events_queued;           /* non-control events posted and not yet handled */
     atomic_uint_fast64_t events_dropped; /* events lost: queue bound reached, or closing */
 };

@@ -9,6 +9,7 @@
  */
 #include "lg_jsconf.h"
 #include "lg_buf.h"
+#include "lg_connect.h"
 #include "lg_drr.h"
 
 #include <arpa/inet.h>
@@ -134,6 +135,114 @@ static int element(napi_env env, napi_value arr, uint32_t i, napi_value *out)
     return napi_get_element(env, arr, i, out) == napi_ok ? 0 : -1;
 }
 
+/* A string array element as a NUL-terminated copy in `buf`. */
+static int element_string(napi_env env, napi_value arr, uint32_t i, char *buf, size_t cap,
+                          const char *path, const char *key)
+{
+    napi_value v;
+    size_t len = 0;
+    if (element(env, arr, i, &v) != 0 ||
+        napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+        return throw_type(env, "%s.%s[%u] must be a string", path, key, i);
+    }
+    if (len >= cap) return throw_range(env, "%s.%s[%u] is too long", path, key, i);
+    napi_get_value_string_utf8(env, v, buf, cap, &len);
+    return 0;
+}
+
+static int read_cidrs(napi_env env, napi_value obj, const char *key, lg_cidr_t **out, size_t *n,
+                      const char *path)
+{
+    napi_value arr;
+    uint32_t len;
+    *out = NULL;
+    *n = 0;
+    if (get_array(env, obj, key, LG_CIDR_SET_MAX, &arr, &len, path) != 0) return -1;
+    if (len == 0) return 0;
+    lg_cidr_t *v = lg_calloc(len, sizeof(*v));
+    if (v == NULL) return throw_range(env, "%s.%s: out of memory", path, key);
+    for (uint32_t i = 0; i < len; i++) {
+        char text[LG_CIDR_TEXT_MAX + 1];
+        if (element_string(env, arr, i, text, sizeof(text), path, key) != 0 ||
+            (lg_cidr_parse(text, strlen(text), &v[i]) != 0 &&
+             throw_range(env, "%s.%s[%u] '%s' is not a CIDR", path, key, i, text))) {
+            lg_free(v);
+            return -1;
+        }
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* The connect listener's destination policy and deadline. */
+static int read_connect(napi_env env, napi_value l, lg_listener_conf_t *lc, const char *lpath)
+{
+    char path[PATH_MAX_LEN + 16];
+    snprintf(path, sizeof(path), "%s.connect", lpath);
+    napi_value cn, ports_arr, dom_arr;
+    uint32_t n_ports, n_dom;
+    uint64_t v;
+    if (get_object(env, l, "connect", &cn, lpath) != 0) return -1;
+    if (get_uint(env, cn, "connectTimeoutMs", 1, 600000, &v, path) != 0) return -1;
+    lc->connect_timeout_ms = (uint32_t)v;
+    if (get_array(env, cn, "allowPorts", LG_POLICY_MAX_PORTS, &ports_arr, &n_ports, path) != 0 ||
+        get_array(env, cn, "allowDomains", LG_POLICY_MAX_DOMAINS, &dom_arr, &n_dom, path) != 0) {
+        return -1;
+    }
+    int rc = -1;
+    uint16_t *ports = lg_calloc(n_ports + 1, sizeof(*ports));
+    char **domains = lg_calloc(n_dom + 1, sizeof(char *));
+    lg_cidr_t *deny = NULL, *allow = NULL;
+    size_t n_deny = 0, n_allow = 0;
+    if (ports == NULL || domains == NULL) {
+        throw_range(env, "%s: out of memory", path);
+        goto out;
+    }
+    for (uint32_t i = 0; i < n_ports; i++) {
+        napi_value e;
+        uint32_t p = 0;
+        if (element(env, ports_arr, i, &e) != 0 || napi_get_value_uint32(env, e, &p) != napi_ok ||
+            p < 1 || p > 65535) {
+            throw_range(env, "%s.allowPorts[%u] must be an integer 1-65535", path, i);
+            goto out;
+        }
+        ports[i] = (uint16_t)p;
+    }
+    for (uint32_t i = 0; i < n_dom; i++) {
+        char name[LG_POLICY_MAX_DOMAIN + 2];
+        if (element_string(env, dom_arr, i, name, sizeof(name), path, "allowDomains") != 0) goto out;
+        domains[i] = lg_malloc(strlen(name) + 1);
+        if (domains[i] == NULL) {
+            throw_range(env, "%s: out of memory", path);
+            goto out;
+        }
+        memcpy(domains[i], name, strlen(name) + 1);
+    }
+    if (read_cidrs(env, cn, "denyCidrs", &deny, &n_deny, path) != 0 ||
+        read_cidrs(env, cn, "allowCidrs", &allow, &n_allow, path) != 0) {
+        goto out;
+    }
+    int prc = lg_policy_build(&lc->policy, ports, n_ports, deny, n_deny, allow, n_allow,
+                              (const char *const *)domains, n_dom);
+    if (prc != 0) {
+        throw_range(env, "%s: invalid destination policy (%s)", path,
+                    prc == -ENOMEM ? "out of memory" : "a port, CIDR or domain was refused");
+        goto out;
+    }
+    lc->head_limit = lg_connect_head_limit(lc->max_connections);
+    rc = 0;
+out:
+    if (domains != NULL) {
+        for (uint32_t i = 0; i < n_dom; i++) lg_free(domains[i]);
+    }
+    lg_free(domains);
+    lg_free(ports);
+    lg_free(deny);
+    lg_free(allow);
+    return rc;
+}
+
 int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf)
 {
     memset(conf, 0, sizeof(*conf));
@@ -195,6 +304,7 @@ int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf)
         lc->max_connections = (uint32_t)v;
         if (get_uint(env, l, "idleTimeoutMs", 0, INT32_MAX, &v, path) != 0) goto fail;
         lc->idle_timeout_ms = (uint32_t)v;
+        if (lc->kind == LG_LISTENER_CONNECT && read_connect(env, l, lc, path) != 0) goto fail;
     }
     conf->n_listeners = n;
     return 0;

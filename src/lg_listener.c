@@ -17,6 +17,7 @@
  *   anything else                  unexpected: pause as for EMFILE and report an 'error' event
  */
 #include "lg_conn.h"
+#include "lg_connect.h"
 #include "lg_worker.h"
 
 #include <string.h>
@@ -57,15 +58,27 @@ void lg_worker_fd_pressure(lg_worker_t *w, int err)
     }
 }
 
-/* Reserve a slot in the listener's connection count; false when maxConnections is reached. */
+/*
+ * Reserve a slot in the listener's connection count (and, on a connect listener, in its in-head
+ * count); false when maxConnections or the head limit is reached.
+ */
 static bool admit(lg_worker_t *w, unsigned lis)
 {
     lg_engine_t *e = w->engine;
-    uint32_t max = e->conf.listeners[lis].max_connections;
-    unsigned prev = atomic_fetch_add_explicit(&e->lis[lis].active, 1, memory_order_relaxed);
-    if (max != 0 && prev >= max) {
-        atomic_fetch_sub_explicit(&e->lis[lis].active, 1, memory_order_relaxed);
+    const lg_listener_conf_t *lc = &e->conf.listeners[lis];
+    lg_listener_shared_t *sh = &e->lis[lis];
+    unsigned prev = atomic_fetch_add_explicit(&sh->active, 1, memory_order_relaxed);
+    if (lc->max_connections != 0 && prev >= lc->max_connections) {
+        atomic_fetch_sub_explicit(&sh->active, 1, memory_order_relaxed);
         return false;
+    }
+    if (lc->kind == LG_LISTENER_CONNECT) {
+        prev = atomic_fetch_add_explicit(&sh->in_head, 1, memory_order_relaxed);
+        if (prev >= lc->head_limit) {
+            atomic_fetch_sub_explicit(&sh->in_head, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&sh->active, 1, memory_order_relaxed);
+            return false;
+        }
     }
     return true;
 }
@@ -98,8 +111,12 @@ void lg_listener_on_readable(uv_poll_t *h, int status, int events)
             continue;
         }
         if (!admit(w, ls->index)) {
-            close(fd);
             LG_COUNT(&w->counters[ls->index], refused_max_connections, 1);
+            if (w->engine->conf.listeners[ls->index].kind == LG_LISTENER_CONNECT) {
+                lg_connect_refuse_fd(w, ls->index, fd); /* 503, no allocation */
+            } else {
+                close(fd);
+            }
             continue;
         }
         lg_conn_accept(w, ls->index, fd);

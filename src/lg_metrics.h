@@ -30,7 +30,21 @@
     X(not_tls, "nonTlsConnections")                                                                \
     X(idle_timeouts, "idleTimeouts")                                                               \
     X(out_of_memory, "outOfMemory")                                                                \
-    X(accept_pauses, "acceptPauses")
+    X(accept_pauses, "acceptPauses")                                                               \
+    X(status_200, "status200")                                                                     \
+    X(status_400, "status400")                                                                     \
+    X(status_403, "status403")                                                                     \
+    X(status_405, "status405")                                                                     \
+    X(status_408, "status408")                                                                     \
+    X(status_414, "status414")                                                                     \
+    X(status_431, "status431")                                                                     \
+    X(status_502, "status502")                                                                     \
+    X(status_503, "status503")                                                                     \
+    X(status_504, "status504")                                                                     \
+    X(status_505, "status505")                                                                     \
+    X(refused_port, "refusedPort")                                                                 \
+    X(refused_domain, "refusedDomain")                                                             \
+    X(refused_address, "refusedAddress")
 
 typedef struct lg_counters_s {
 #define LG_COUNTER_FIELD(f, js) atomic_uint_fast64_t f;

@@ -275,7 +275,10 @@ int lg_relay_start(lg_conn_t *c)
     c->c2u.dst = lg_conn_up_stream(c);
     c->u2c.src = lg_conn_up_stream(c);
     c->u2c.dst = (uv_stream_t *)&c->client;
-    if (c->c2u.q.bytes > 0) flow_queued(c, &c->c2u, c->c2u.q.bytes);
+    /* Bytes queued before the relay started (a ClientHello, a CONNECT response, pipelined
+     * bytes) go out first. */
+    if (c->u2c.q.bytes > 0) flow_queued(c, &c->u2c, c->u2c.q.bytes);
+    if (c->state == LG_CONN_RELAY && c->c2u.q.bytes > 0) flow_queued(c, &c->c2u, c->c2u.q.bytes);
     if (c->state != LG_CONN_RELAY) return 0;
     int rc = flow_read_start(&c->c2u);
     if (rc == 0) rc = flow_read_start(&c->u2c);

@@ -85,6 +85,7 @@ struct lg_worker_s {
     int exit_code;
 
     lg_counters_t counters[LG_MAX_LISTENERS]; /* written by this thread only */
+    uint8_t discard[4096]; /* read target for bytes that are thrown away (lingering close) */
 
     /* Published for metrics(): written by this thread only (relaxed stores), read by JS. */
     atomic_size_t pub_conns;         /* live connections */
