@@ -21,6 +21,8 @@
         "src/lg_relay.c",
         "src/lg_resolve.c",
         "src/lg_connect.c",
+        "src/lg_tls.c",
+        "src/lg_tls_ctx.c",
         "src/lg_http.c",
         "src/lg_cidr.c",
         "src/lg_policy.c",

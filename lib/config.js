@@ -42,11 +42,9 @@ const { configTypeError, configRangeError } = require('./errors');
  * When the engine implements a feature, delete its line — nothing else needs to change.
  * ------------------------------------------------------------------------------------------ */
 const NOT_SUPPORTED_YET = [
-  { feature: 'route terminateTls', find: (c) => inRoutes(c, 'terminateTls', (r) => r.terminateTls) },
   { feature: 'route suspended', find: (c) => inRoutes(c, 'suspended', (r) => r.suspended) },
   { feature: 'route maxConnectionsPerSecond', find: (c) => inRoutes(c, 'maxConnectionsPerSecond', (r) => r.maxConnectionsPerSecond > 0) },
   { feature: 'route proxyProtocol', find: (c) => inRoutes(c, 'proxyProtocol', (r) => r.proxyProtocol !== 'none') },
-  { feature: 'route mtls', find: (c) => inRoutes(c, 'mtls', (r) => r.mtls !== null) },
   { feature: 'upstream ipAffinity', find: (c) => inUpstreams(c, 'ipAffinity', (u) => u.kind === 'uds' && u.ipAffinity) },
   { feature: 'protection rateLimit', find: (c) => inProtection(c, 'rateLimit', (p) => p.rateLimit !== null) },
   { feature: 'protection maxConcurrentPerIp', find: (c) => inProtection(c, 'maxConcurrentPerIp', (p) => p.maxConcurrentPerIp > 0) },
@@ -55,8 +53,6 @@ const NOT_SUPPORTED_YET = [
   { feature: 'protection ja3Blocklist', find: (c) => inProtection(c, 'ja3Blocklist', (p) => p.ja3Blocklist.length > 0) },
   { feature: 'protection ja4Blocklist', find: (c) => inProtection(c, 'ja4Blocklist', (p) => p.ja4Blocklist.length > 0) },
   { feature: 'protection requireSni', find: (c) => inProtection(c, 'requireSni', (p) => p.requireSni) },
-  { feature: 'listener mtls', find: (c) => inListeners(c, 'mtls', (l) => l.mtls !== null) },
-  { feature: 'listener defaultCert', find: (c) => inListeners(c, 'defaultCert', (l) => l.defaultCert !== null) },
   { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 

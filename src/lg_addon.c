@@ -219,7 +219,10 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
     lg_config_t conf;
     if (lg_jsconf_config(env, argv[0], &conf) != 0) return NULL;
     lg_snapshot_t *snap = NULL;
-    if (lg_jsconf_snapshot(env, argv[0], &conf, &snap) != 0) {
+    lg_tls_cache_t cache;
+    memset(&cache, 0, sizeof(cache));
+    if (lg_jsconf_snapshot(env, argv[0], &conf, NULL, &cache, &snap) != 0) {
+        lg_tls_cache_free(&cache);
         lg_config_free(&conf);
         return NULL;
     }
@@ -233,10 +236,12 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
     js->env = env;
     int rc = lg_engine_create(&conf, snap, &js->engine);
     if (rc != 0) {
+        lg_tls_cache_free(&cache);
         lg_free(js);
         napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: could not create the engine");
         return NULL;
     }
+    js->engine->tls_cache = cache;
     if (napi_create_reference(env, argv[1], 1, &js->on_event) != napi_ok ||
         napi_wrap(env, self, js, finalize, NULL, NULL) != napi_ok) {
         if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
@@ -358,8 +363,18 @@ static napi_value engine_update(napi_env env, napi_callback_info info)
         return NULL;
     }
     lg_snapshot_t *snap = NULL;
-    if (lg_jsconf_snapshot(env, argv[0], &js->engine->conf, &snap) != 0) return NULL;
+    lg_tls_cache_t next;
+    memset(&next, 0, sizeof(next));
+    if (lg_jsconf_snapshot(env, argv[0], &js->engine->conf, &js->engine->tls_cache, &next, &snap) !=
+        0) {
+        lg_tls_cache_free(&next);
+        return NULL;
+    }
     lg_engine_swap(js->engine, snap);
+    /* The new snapshot's contexts become the cache; contexts only old snapshots use live on in
+     * their routes until those snapshots are freed. */
+    lg_tls_cache_free(&js->engine->tls_cache);
+    js->engine->tls_cache = next;
     return NULL;
 }
 

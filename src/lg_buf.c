@@ -107,6 +107,37 @@ void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b)
     q->mem += b->cap;
 }
 
+size_t lg_bufq_append(lg_bufq_t *q, lg_bufpool_t *p, const uint8_t *data, size_t len)
+{
+    size_t done = 0;
+    lg_buf_t *t = q->tail;
+    if (t != NULL) {
+        size_t room = t->cap - (t->off + t->len);
+        size_t n = LG_MIN(room, len);
+        if (n > 0) memcpy(t->data + t->off + t->len, data, n);
+        t->len += (uint32_t)n;
+        done = n;
+    }
+    while (done < len) {
+        lg_buf_t *b = lg_buf_get(p);
+        if (b == NULL) break;
+        size_t n = LG_MIN((size_t)b->cap, len - done);
+        memcpy(b->data, data + done, n);
+        b->len = (uint32_t)n;
+        b->next = NULL;
+        if (q->tail) {
+            q->tail->next = b;
+        } else {
+            q->head = b;
+        }
+        q->tail = b;
+        q->mem += b->cap;
+        done += n;
+    }
+    q->bytes += done;
+    return done;
+}
+
 size_t lg_bufq_peek(const lg_bufq_t *q, size_t n, uint8_t **bases, size_t *lens, size_t max_iov,
                     size_t *covered)
 {

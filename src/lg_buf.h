@@ -73,6 +73,13 @@ typedef struct lg_bufq_s {
 void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b);
 
 /*
+ * Append a copy of `len` bytes: into the tail buffer's free room first, then into new pool
+ * buffers. Bytes already queued (even ones being written) are not moved. Returns the bytes
+ * appended: `len`, or less when the pool cannot allocate.
+ */
+size_t lg_bufq_append(lg_bufq_t *q, lg_bufpool_t *p, const uint8_t *data, size_t len);
+
+/*
  * Fill up to `max_iov` (base, len) pairs describing the first min(n, bytes) queued bytes, without
  * consuming them. Returns the number of pairs; *covered receives the bytes they cover (`covered`
  * may be NULL). The pointers stay valid until the bytes are consumed or the queue cleared.

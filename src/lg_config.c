@@ -24,6 +24,9 @@ static void route_free(lg_route_t *r)
     }
     lg_free(r->upstreams);
     lg_free(r->sni);
+    for (size_t i = 0; i < r->n_ctx; i++) SSL_CTX_free(r->ctx[i]); /* NULL is a no-op */
+    lg_free(r->ctx);
+    lg_free(r->alpn);
 }
 
 void lg_snapshot_destroy(lg_snapshot_t *s)

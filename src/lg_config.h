@@ -18,6 +18,7 @@
 #include "lg_policy.h"
 #include "lg_router.h"
 
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -45,6 +46,11 @@ typedef struct lg_route_s {
     lg_upstream_t *upstreams;
     size_t n_upstreams;
     bool terminate_tls;
+    SSL_CTX **ctx;    /* terminate_tls: per listener, the context (one reference each); NULL
+                         entries for connect listeners */
+    size_t n_ctx;
+    uint8_t *alpn;    /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
+    size_t alpn_len;
 } lg_route_t;
 
 typedef struct lg_protection_s {

@@ -6,7 +6,10 @@
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
  *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
- *   CONNECTING  tls listeners: now + LG_UPSTREAM_CONNECT_MS; connect listeners: c->deadline
+ *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
+ *               dialled, c->deadline
+ *   CONNECTING  c->deadline: dial start + LG_UPSTREAM_CONNECT_MS for routes; CONNECT head
+ *               complete + connectTimeoutMs for connect listeners
  *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
  *               possible expiry and re-arms itself for the remainder when bytes moved meanwhile,
  *               so the data path only stores a timestamp
@@ -19,6 +22,7 @@
 #include "lg_conn.h"
 #include "lg_connect.h"
 #include "lg_relay.h"
+#include "lg_tls.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -56,12 +60,13 @@ void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
     case LG_CONN_RESOLVING:
         arm_at(c, c->deadline);
         break;
+    case LG_CONN_HANDSHAKE: {
+        uint64_t hs = c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
+        arm_at(c, c->up == NULL && c->deadline < hs ? c->deadline : hs);
+        break;
+    }
     case LG_CONN_CONNECTING:
-        if (c->is_connect) {
-            arm_at(c, c->deadline);
-        } else {
-            arm(c, LG_UPSTREAM_CONNECT_MS);
-        }
+        arm_at(c, c->deadline);
         break;
     case LG_CONN_LINGER:
         arm(c, LG_LINGER_MS);
@@ -80,21 +85,34 @@ void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
     }
 }
 
-static void handshake_failed(lg_conn_t *c, int kind)
+enum { HS_TIMEOUT, HS_PROTOCOL, HS_CLOSED, HS_CERTIFICATE, HS_NO_CERTIFICATE };
+
+static void count_handshake_failure(lg_conn_t *c, int kind)
 {
     lg_counters_t *cnt = lg_conn_counters(c);
     LG_COUNT(cnt, handshake_failures, 1);
     switch (kind) {
-    case 0:
+    case HS_TIMEOUT:
         LG_COUNT(cnt, hs_fail_timeout, 1);
         break;
-    case 1:
+    case HS_PROTOCOL:
         LG_COUNT(cnt, hs_fail_protocol, 1);
+        break;
+    case HS_CERTIFICATE:
+        LG_COUNT(cnt, hs_fail_certificate, 1);
+        break;
+    case HS_NO_CERTIFICATE:
+        LG_COUNT(cnt, hs_fail_no_certificate, 1);
         break;
     default:
         LG_COUNT(cnt, hs_fail_closed, 1);
         break;
     }
+}
+
+static void handshake_failed(lg_conn_t *c, int kind)
+{
+    count_handshake_failure(c, kind);
     lg_conn_close(c);
 }
 
@@ -103,7 +121,16 @@ static void on_timer(uv_timer_t *t)
     lg_conn_t *c = t->data;
     switch (c->state) {
     case LG_CONN_HELLO:
-        handshake_failed(c, 0);
+        handshake_failed(c, HS_TIMEOUT);
+        break;
+    case LG_CONN_HANDSHAKE:
+        if (uv_now(&c->w->loop) >=
+            c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms) {
+            handshake_failed(c, HS_TIMEOUT);
+        } else {
+            LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+            lg_conn_close(c);
+        }
         break;
     case LG_CONN_HEAD:
     case LG_CONN_RESOLVING:
@@ -150,6 +177,7 @@ static void conn_free(lg_conn_t *c)
 {
     lg_worker_t *w = c->w;
     if (c->is_connect) lg_connect_release(c);
+    lg_tls_free(c);
     lg_relay_flow_release(c, &c->c2u);
     lg_relay_flow_release(c, &c->u2c);
     hello_free(c);
@@ -208,7 +236,7 @@ void lg_conn_relay_done(lg_conn_t *c)
 
 void lg_conn_dialed(lg_conn_t *c, int status)
 {
-    if (c->state != LG_CONN_CONNECTING) return;
+    if (c->state != LG_CONN_CONNECTING && c->state != LG_CONN_HANDSHAKE) return;
     if (c->is_connect) {
         lg_connect_dialed(c, status);
         return;
@@ -219,6 +247,10 @@ void lg_conn_dialed(lg_conn_t *c, int status)
         return;
     }
     if (c->up->h.handle.type == UV_TCP) uv_tcp_nodelay(&c->up->h.tcp, 1);
+    if (c->state == LG_CONN_HANDSHAKE) {
+        lg_conn_set_state(c, LG_CONN_HANDSHAKE); /* only the handshake deadline is left */
+        return;
+    }
     lg_conn_set_state(c, LG_CONN_RELAY);
     if (lg_relay_start(c) != 0) {
         LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
@@ -234,9 +266,75 @@ void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int st
     lg_connect_resolved(c, addrs, n, status);
 }
 
+void lg_conn_tls_ready(lg_conn_t *c)
+{
+    lg_counters_t *cnt = lg_conn_counters(c);
+    LG_COUNT(cnt, tls_handshakes, 1);
+    if (lg_tls_resumed(c)) LG_COUNT(cnt, tls_resumed, 1);
+    if (c->up == NULL) {
+        lg_conn_set_state(c, LG_CONN_CONNECTING); /* decrypted bytes wait for the upstream */
+        return;
+    }
+    lg_conn_set_state(c, LG_CONN_RELAY);
+    if (lg_relay_start(c) != 0) {
+        LG_COUNT(cnt, out_of_memory, 1);
+        lg_conn_close(c);
+    }
+}
+
+void lg_conn_tls_failed(lg_conn_t *c, int reason)
+{
+    lg_counters_t *cnt = lg_conn_counters(c);
+    bool in_handshake = c->tls == NULL || !c->tls->handshake_done;
+    switch (reason) {
+    case LG_TLS_E_CERTIFICATE:
+        count_handshake_failure(c, HS_CERTIFICATE);
+        break;
+    case LG_TLS_E_NO_CERTIFICATE:
+        count_handshake_failure(c, HS_NO_CERTIFICATE);
+        break;
+    case LG_TLS_E_RENEGOTIATION:
+        LG_COUNT(cnt, tls_renegotiations, 1);
+        break;
+    case LG_TLS_E_KEYUPDATE:
+        LG_COUNT(cnt, tls_keyupdate_floods, 1);
+        break;
+    case LG_TLS_E_SNI:
+        LG_COUNT(cnt, tls_sni_mismatches, 1);
+        break;
+    case LG_TLS_E_NOMEM:
+        LG_COUNT(cnt, out_of_memory, 1);
+        lg_conn_close(c);
+        return;
+    default:
+        if (in_handshake) {
+            count_handshake_failure(c, HS_PROTOCOL);
+        } else {
+            LG_COUNT(cnt, tls_errors, 1);
+        }
+        break;
+    }
+    /* Send what OpenSSL queued (an alert), then FIN, then close: LINGER's deadline bounds it. */
+    lg_resolve_detach(c);
+    lg_dial_cancel(c);
+    if (c->c2u.reading) {
+        uv_read_stop((uv_stream_t *)&c->client);
+        c->c2u.reading = false;
+    }
+    c->c2u.eof = true;
+    c->u2c.eof = true;
+    lg_conn_set_state(c, LG_CONN_LINGER);
+    if (c->u2c.q.bytes == 0 && c->u2c.n_writes == 0) {
+        lg_conn_close(c);
+        return;
+    }
+    lg_relay_flush_then_close(c);
+}
+
 static void dial(lg_conn_t *c, const lg_upstream_t *up)
 {
-    lg_conn_set_state(c, LG_CONN_CONNECTING);
+    c->deadline = uv_now(&c->w->loop) + LG_UPSTREAM_CONNECT_MS;
+    if (c->state != LG_CONN_HANDSHAKE) lg_conn_set_state(c, LG_CONN_CONNECTING);
     int rc;
     if (up->kind == LG_UPSTREAM_UDS) {
         rc = lg_dial_uds(c, up->path);
@@ -252,6 +350,39 @@ static void dial(lg_conn_t *c, const lg_upstream_t *up)
     }
 }
 
+/*
+ * A terminating route: start TLS on the bytes read so far (the ClientHello and anything after
+ * it), make the client end live, and dial the upstream while the handshake runs.
+ */
+static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len)
+{
+    lg_counters_t *cnt = lg_conn_counters(c);
+    SSL_CTX *ctx = c->lis < rt->n_ctx ? rt->ctx[c->lis] : NULL;
+    if (ctx == NULL || lg_tls_start(c, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
+        if (ctx == NULL) {
+            LG_COUNT(cnt, no_route, 1); /* no context for this listener: cannot happen after config */
+        } else {
+            LG_COUNT(cnt, out_of_memory, 1);
+        }
+        lg_conn_close(c);
+        return;
+    }
+    c->deadline = uv_now(&c->w->loop) + LG_UPSTREAM_CONNECT_MS; /* the dial below starts now */
+    lg_conn_set_state(c, LG_CONN_HANDSHAKE);
+    if (lg_relay_client_start(c) != 0) {
+        lg_conn_close(c);
+        return;
+    }
+    lg_hello_ctx_t *h = c->hello;
+    int rc = lg_tls_feed(c, h->raw, h->raw_len);
+    hello_free(c);
+    if (rc != LG_TLS_OK) {
+        lg_conn_tls_failed(c, rc); /* READY is impossible: the client's Finished is missing */
+        return;
+    }
+    dial(c, &rt->upstreams[0]);
+}
+
 /* Route by SNI (NULL: no SNI, or not TLS), queue the bytes read so far, dial the upstream. */
 static void route(lg_conn_t *c, const char *sni, size_t sni_len)
 {
@@ -262,8 +393,13 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len)
         return;
     }
     c->route = r;
+    const lg_route_t *rt = &c->snap->routes[r];
     uv_read_stop((uv_stream_t *)&c->client);
     lg_hello_ctx_t *h = c->hello;
+    if (rt->terminate_tls) {
+        terminate(c, rt, sni, sni_len);
+        return;
+    }
     int rc = lg_relay_queue_copy(c, &c->c2u, h->raw, h->raw_len);
     hello_free(c);
     if (rc != 0) {
@@ -272,7 +408,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len)
         return;
     }
     /* First upstream for now; balancing comes with the balancer. */
-    dial(c, &c->snap->routes[r].upstreams[0]);
+    dial(c, &rt->upstreams[0]);
 }
 
 static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -303,9 +439,9 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
             lg_conn_close(c);
         } else if (nread == UV_ENOBUFS) {
-            handshake_failed(c, 1); /* the hello outgrew its buffer */
+            handshake_failed(c, HS_PROTOCOL); /* the hello outgrew its buffer */
         } else {
-            handshake_failed(c, 2); /* closed or reset before the hello was complete */
+            handshake_failed(c, HS_CLOSED); /* closed or reset before the hello was complete */
         }
         return;
     }
@@ -329,7 +465,7 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         route(c, NULL, 0);
         return;
     default:
-        handshake_failed(c, 1);
+        handshake_failed(c, HS_PROTOCOL);
         return;
     }
 }

@@ -26,6 +26,8 @@ typedef enum {
     LG_CONN_HELLO = 0,  /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
+    LG_CONN_HANDSHAKE,  /* tls termination: handshake running, upstream dialled in parallel;
+                           deadline: the earlier of accept + tlsHandshakeTimeoutMs and the dial's */
     LG_CONN_CONNECTING, /* dialling, client reads paused; deadline: tls 10 s, connect as above */
     LG_CONN_RELAY,      /* relaying both ways; deadline: idleTimeoutMs after the last byte */
     LG_CONN_LINGER,     /* connect: error response written, client input discarded until EOF;
@@ -50,6 +52,7 @@ typedef struct lg_flow_s {
     bool shut;            /* shutdown(dst) requested */
     bool shut_done;       /* shutdown(dst) completed */
     bool to_client;       /* direction: upstream → client */
+    size_t held;          /* bytes queued before the flow had a destination (not scheduled) */
 } lg_flow_t;
 
 /* State kept only while reading the ClientHello. */
@@ -76,6 +79,7 @@ struct lg_conn_s {
     lg_dialer_t *dialer;     /* while dialling */
     lg_resolve_t *resolve;   /* while resolving a name */
     lg_hello_ctx_t *hello;   /* while HELLO */
+    struct lg_tls_s *tls;    /* TLS termination state (terminating routes) */
     lg_head_ctx_t *head;     /* while HEAD (and until the tunnel is up: pipelined bytes) */
     char *target;            /* connect: target host as requested (for the tunnel event) */
     uint64_t deadline;       /* connect: loop time by which resolve + dial must be done */
@@ -114,6 +118,10 @@ void lg_conn_relay_done(lg_conn_t *c);
 /* A handle of this connection finished closing (any handle: client, timer, attempts, dialer).
  * Frees the connection when it is CLOSING and this was the last. */
 void lg_conn_handle_closed(lg_conn_t *c);
+
+/* TLS (lg_relay): the handshake completed / failed with an LG_TLS_E_* reason. */
+void lg_conn_tls_ready(lg_conn_t *c);
+void lg_conn_tls_failed(lg_conn_t *c, int reason);
 
 /* Dial outcome (lg_resolve): 0 with c->up connected, or a negative libuv error. */
 void lg_conn_dialed(lg_conn_t *c, int status);

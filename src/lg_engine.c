@@ -347,6 +347,7 @@ void lg_engine_destroy(lg_engine_t *e)
     close_listen_fds(e);
     for (unsigned k = 0; k < e->n_workers; k++) lg_worker_destroy(&e->workers[k]);
     lg_snapshot_unref(e->snap);
+    lg_tls_cache_free(&e->tls_cache);
     uv_mutex_destroy(&e->snap_lock);
     lg_config_free(&e->conf);
     lg_free(e->workers);

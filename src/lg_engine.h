@@ -22,6 +22,7 @@
 
 #include "lg_common.h"
 #include "lg_config.h"
+#include "lg_tls_ctx.h"
 
 #include <uv.h>
 
@@ -78,6 +79,8 @@ struct lg_engine_s {
     atomic_uint_fast64_t snap_gen; /* generation of snap, readable without the lock */
     uint64_t next_gen;
     atomic_long generations_live; /* snapshots not yet freed */
+
+    lg_tls_cache_t tls_cache; /* contexts of the current snapshot, for reuse (JS thread only) */
 
     lg_listener_shared_t lis[LG_MAX_LISTENERS];
     lg_worker_t *workers; /* array of conf.worker_threads */

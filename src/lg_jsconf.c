@@ -386,10 +386,148 @@ static int read_upstream(napi_env env, napi_value u, lg_upstream_t *up, const ch
     return throw_range(env, "%s.kind must be 'tcp' or 'uds'", path);
 }
 
+/* A Buffer property (normalised PEM), or NULL data for a null value. */
+static int get_buffer(napi_env env, napi_value obj, const char *key, const uint8_t **data,
+                      size_t *len, const char *path)
+{
+    napi_value v;
+    bool is = false;
+    *data = NULL;
+    *len = 0;
+    if (get(env, obj, key, &v, path) != 0) return -1;
+    if (napi_is_buffer(env, v, &is) != napi_ok || !is) {
+        return throw_type(env, "%s.%s must be a Buffer", path, key);
+    }
+    void *p = NULL;
+    napi_get_buffer_info(env, v, &p, len);
+    *data = p;
+    if (*len == 0 || *len > INT32_MAX) return throw_range(env, "%s.%s must not be empty", path, key);
+    return 0;
+}
+
+/* An optional object property: *present is false for null. */
+static int get_optional_object(napi_env env, napi_value obj, const char *key, napi_value *out,
+                               bool *present, const char *path)
+{
+    if (get(env, obj, key, out, path) != 0) return -1;
+    napi_valuetype t;
+    napi_typeof(env, *out, &t);
+    *present = t == napi_object;
+    if (!*present && t != napi_null) return throw_type(env, "%s.%s must be an object or null", path, key);
+    return 0;
+}
+
+/* route.alpn: array of 1..255-byte names → wire format. */
+static int read_alpn(napi_env env, napi_value r, lg_route_t *route, const char *path)
+{
+    napi_value arr;
+    uint32_t n;
+    if (get_array(env, r, "alpn", 64, &arr, &n, path) != 0) return -1;
+    if (n == 0) return 0;
+    uint8_t *wire = lg_malloc((size_t)n * 256);
+    if (wire == NULL) return throw_range(env, "%s.alpn: out of memory", path);
+    size_t off = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[256];
+        if (element_string(env, arr, i, name, sizeof(name), path, "alpn") != 0) {
+            lg_free(wire);
+            return -1;
+        }
+        size_t l = strlen(name);
+        if (l == 0) {
+            lg_free(wire);
+            return throw_range(env, "%s.alpn[%u] must not be empty", path, i);
+        }
+        wire[off++] = (uint8_t)l;
+        memcpy(wire + off, name, l);
+        off += l;
+    }
+    route->alpn = wire;
+    route->alpn_len = off;
+    return 0;
+}
+
+/* Read a { certChain, privateKey } object into TLS material. */
+static int read_cert(napi_env env, napi_value cert, lg_tls_material_t *m, const char *path)
+{
+    return get_buffer(env, cert, "certChain", &m->cert, &m->cert_len, path) != 0 ||
+                   get_buffer(env, cert, "privateKey", &m->key, &m->key_len, path) != 0
+               ? -1
+               : 0;
+}
+
+static int read_mtls(napi_env env, napi_value mtls, lg_tls_material_t *m, const char *path)
+{
+    return get_buffer(env, mtls, "clientCaCert", &m->ca, &m->ca_len, path) != 0 ||
+                   get_bool(env, mtls, "requireClientCert", &m->require_client_cert, path) != 0
+               ? -1
+               : 0;
+}
+
+/*
+ * The contexts of a terminating route, one per tls listener: the route's cert or the listener's
+ * defaultCert, and the route's mtls or the listener's. Errors name the option that holds the bad
+ * material ("routes[3].cert: private key does not match certificate").
+ */
+static int route_contexts(napi_env env, napi_value r, napi_value listeners, const lg_config_t *conf,
+                          lg_route_t *route, lg_tls_cache_t *cur, lg_tls_cache_t *next,
+                          const char *path)
+{
+    napi_value rcert, rmtls;
+    bool has_rcert, has_rmtls;
+    if (get_optional_object(env, r, "cert", &rcert, &has_rcert, path) != 0 ||
+        get_optional_object(env, r, "mtls", &rmtls, &has_rmtls, path) != 0) {
+        return -1;
+    }
+    route->ctx = lg_calloc(conf->n_listeners, sizeof(SSL_CTX *));
+    if (route->ctx == NULL) return throw_range(env, "%s: out of memory", path);
+    route->n_ctx = conf->n_listeners;
+    for (size_t i = 0; i < conf->n_listeners; i++) {
+        if (conf->listeners[i].kind != LG_LISTENER_TLS) continue;
+        char lpath[PATH_MAX_LEN], cpath[PATH_MAX_LEN + 16] = "", mpath[PATH_MAX_LEN + 16] = "";
+        snprintf(lpath, sizeof(lpath), "listeners[%zu]", i);
+        napi_value l, lcert, lmtls;
+        bool has_lcert, has_lmtls;
+        if (element(env, listeners, (uint32_t)i, &l) != 0 ||
+            get_optional_object(env, l, "defaultCert", &lcert, &has_lcert, lpath) != 0 ||
+            get_optional_object(env, l, "mtls", &lmtls, &has_lmtls, lpath) != 0) {
+            return -1;
+        }
+        lg_tls_material_t m;
+        memset(&m, 0, sizeof(m));
+        if (has_rcert) {
+            snprintf(cpath, sizeof(cpath), "%s.cert", path);
+            if (read_cert(env, rcert, &m, cpath) != 0) return -1;
+        } else if (has_lcert) {
+            snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
+            if (read_cert(env, lcert, &m, cpath) != 0) return -1;
+        } else {
+            return throw_range(env, "%s: terminateTls needs a cert, or a defaultCert on %s", path,
+                               lpath);
+        }
+        if (has_rmtls) {
+            snprintf(mpath, sizeof(mpath), "%s.mtls", path);
+            if (read_mtls(env, rmtls, &m, mpath) != 0) return -1;
+        } else if (has_lmtls) {
+            snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
+            if (read_mtls(env, lmtls, &m, mpath) != 0) return -1;
+        }
+        char err[256];
+        route->ctx[i] = lg_tls_ctx_get(cur, next, &m, err, sizeof(err));
+        if (route->ctx[i] == NULL) {
+            /* Name the option whose material failed: the CA for CA errors, else the cert. */
+            bool ca_err = strstr(err, "clientCaCert") != NULL;
+            return throw_range(env, "%s: %s", ca_err ? mpath : cpath, err);
+        }
+    }
+    return 0;
+}
+
 static int read_route(napi_env env, napi_value r, lg_route_t *route, const char *path)
 {
     if (get_string(env, r, "sni", LG_ROUTER_MAX_NAME + 2, &route->sni, path) != 0) return -1;
     if (get_bool(env, r, "terminateTls", &route->terminate_tls, path) != 0) return -1;
+    if (read_alpn(env, r, route, path) != 0) return -1;
     napi_value ups;
     uint32_t n;
     if (get_array(env, r, "upstreams", LG_MAX_UPSTREAMS, &ups, &n, path) != 0) return -1;
@@ -408,7 +546,8 @@ static int read_route(napi_env env, napi_value r, lg_route_t *route, const char 
     return 0;
 }
 
-int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_snapshot_t **out)
+int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_tls_cache_t *cur,
+                       lg_tls_cache_t *next, lg_snapshot_t **out)
 {
     *out = NULL;
     lg_snapshot_t *s = lg_calloc(1, sizeof(*s));
@@ -451,6 +590,10 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
         if (element(env, routes, i, &r) != 0) goto fail;
         s->n_routes = i + 1;
         if (read_route(env, r, &s->routes[i], path) != 0) goto fail;
+        if (s->routes[i].terminate_tls &&
+            route_contexts(env, r, lis, conf, &s->routes[i], cur, next, path) != 0) {
+            goto fail;
+        }
     }
 
     const char **patterns = NULL;

@@ -9,13 +9,20 @@
 #define LG_JSCONF_H
 
 #include "lg_config.h"
+#include "lg_tls_ctx.h"
 
 #include <node_api.h>
 
 /* Fill *conf (fixed part) from a normalised config object. */
 int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf);
 
-/* Build a snapshot (refs = 1) from a normalised config object, for the listeners in conf. */
-int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_snapshot_t **out);
+/*
+ * Build a snapshot (refs = 1) from a normalised config object, for the listeners in conf.
+ * TLS contexts come from `cur` (the running snapshot's cache; NULL at construction) when their
+ * material is unchanged, else are built; every context the new snapshot uses is recorded in
+ * `next` (which the caller makes the cache once the snapshot is published, or frees).
+ */
+int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_tls_cache_t *cur,
+                       lg_tls_cache_t *next, lg_snapshot_t **out);
 
 #endif /* LG_JSCONF_H */

@@ -31,6 +31,15 @@
     X(idle_timeouts, "idleTimeouts")                                                               \
     X(out_of_memory, "outOfMemory")                                                                \
     X(accept_pauses, "acceptPauses")                                                               \
+    X(tls_handshakes, "tlsHandshakes")                                                             \
+    X(tls_resumed, "tlsSessionsResumed")                                                           \
+    X(hs_fail_certificate, "handshakeFailuresCertificate")                                         \
+    X(hs_fail_no_certificate, "handshakeFailuresNoCertificate")                                    \
+    X(tls_truncations, "tlsTruncations")                                                           \
+    X(tls_renegotiations, "tlsRenegotiationsRefused")                                              \
+    X(tls_keyupdate_floods, "tlsKeyUpdateFloods")                                                  \
+    X(tls_sni_mismatches, "tlsSniMismatches")                                                      \
+    X(tls_errors, "tlsErrors")                                                                     \
     X(status_200, "status200")                                                                     \
     X(status_400, "status400")                                                                     \
     X(status_403, "status403")                                                                     \

@@ -11,6 +11,7 @@
  *    callbacks cancelled by uv_close() only release their request.
  */
 #include "lg_relay.h"
+#include "lg_tls.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -92,7 +93,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     lg_conn_t *c = f->conn;
     if (c->state == LG_CONN_CLOSING) return;
     f->shut_done = true;
-    if (status < 0 || (c->c2u.shut_done && c->u2c.shut_done)) lg_conn_relay_done(c);
+    /* LINGER: a TLS alert was the last thing to send; its FIN is out, so close. */
+    if (status < 0 || (c->c2u.shut_done && c->u2c.shut_done) || c->state == LG_CONN_LINGER) {
+        lg_conn_relay_done(c);
+    }
 }
 
 /* The source has ended and every queued byte is written: pass the FIN on. */
@@ -189,16 +193,92 @@ static void on_write(uv_write_t *req, int status)
     flow_maybe_shutdown(c, f);
 }
 
-/* n bytes were appended to f's queue: schedule them. */
-static void flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n)
+void lg_relay_flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n)
 {
     lg_worker_t *w = c->w;
+    if (f->dst == NULL) {
+        f->held += n; /* no destination yet: scheduled by lg_relay_start */
+        return;
+    }
     if (is_fifo(w)) {
         if (f->n_writes == 0) flow_write(c, f, f->q.bytes);
         return;
     }
     lg_drr_add(&w->drr, &f->drr, n);
     lg_worker_sched_kick(w);
+}
+
+/* Stop reading a flow's source while its queue holds more than the high watermark. */
+static void check_watermark(lg_worker_t *w, lg_flow_t *f)
+{
+    if (f->q.mem >= high_watermark(w)) {
+        flow_read_stop(f);
+        f->paused = true;
+    }
+}
+
+/* Reads are relayed in RELAY, and for TLS connections also while the handshake runs or the
+ * upstream is still being dialled (ciphertext must reach OpenSSL). */
+static bool relaying(const lg_conn_t *c)
+{
+    return c->state == LG_CONN_RELAY ||
+           (c->tls != NULL && (c->state == LG_CONN_HANDSHAKE || c->state == LG_CONN_CONNECTING));
+}
+
+/* Bytes read on a TLS connection: ciphertext from the client, or plaintext from the upstream. */
+static void tls_read(lg_conn_t *c, lg_flow_t *f, lg_buf_t *b, size_t n)
+{
+    lg_worker_t *w = c->w;
+    c->last_activity = uv_now(&w->loop);
+    int rc;
+    if (f == &c->c2u) {
+        LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)n);
+        rc = lg_tls_feed(c, b->data, n);
+        lg_buf_put(&w->pool, b);
+        if (rc == LG_TLS_READY) {
+            lg_conn_tls_ready(c);
+            if (c->state == LG_CONN_CLOSING) return;
+            rc = LG_TLS_OK;
+        }
+        if (rc != LG_TLS_OK) {
+            lg_conn_tls_failed(c, rc);
+            return;
+        }
+        check_watermark(w, f);
+        if (c->tls->peer_closed && !f->eof) {
+            /* close_notify: the client's data has ended cleanly (a FIN will follow). */
+            f->eof = true;
+            flow_read_stop(f);
+            flow_maybe_shutdown(c, f);
+        }
+        return;
+    }
+    lg_drr_observe_read(&w->drr, n);
+    rc = lg_tls_encrypt(c, b->data, n);
+    lg_buf_put(&w->pool, b);
+    if (rc != LG_TLS_OK) {
+        lg_conn_tls_failed(c, rc);
+        return;
+    }
+    check_watermark(w, f);
+}
+
+/*
+ * EOF on a TLS connection. From the client without close_notify: a truncation (RFC 8446 §6.1),
+ * counted, and the upstream is closed rather than shut down gracefully. From the upstream: send
+ * close_notify, then FIN once it is written. Returns true when the caller should treat it as an
+ * ordinary end of the flow.
+ */
+static bool tls_eof(lg_conn_t *c, lg_flow_t *f)
+{
+    if (f == &c->c2u) {
+        if (c->tls->peer_closed) return true;
+        LG_COUNT(lg_conn_counters(c), tls_truncations, 1);
+        lg_conn_relay_done(c);
+        return false;
+    }
+    lg_tls_close_notify(c);
+    return true;
 }
 
 static lg_buf_t *buf_of(const uv_buf_t *buf)
@@ -226,23 +306,25 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     lg_worker_t *w = c->w;
     lg_flow_t *f = s == (uv_stream_t *)&c->client ? &c->c2u : &c->u2c;
     lg_buf_t *b = buf->base != NULL ? buf_of(buf) : NULL;
-    if (nread > 0 && c->state == LG_CONN_RELAY) {
+    if (nread > 0 && c->state == LG_CONN_RELAY && c->tls == NULL) {
         b->off = 0;
         b->len = (uint32_t)nread;
         if (!f->to_client) LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)nread);
         c->last_activity = uv_now(&w->loop);
         lg_drr_observe_read(&w->drr, (size_t)nread);
         lg_bufq_push(&f->q, &w->pool, b);
-        if (f->q.mem >= high_watermark(w)) {
-            flow_read_stop(f);
-            f->paused = true;
-        }
-        flow_queued(c, f, (size_t)nread);
+        check_watermark(w, f);
+        lg_relay_flow_queued(c, f, (size_t)nread);
+        return;
+    }
+    if (nread > 0 && c->tls != NULL && relaying(c)) {
+        tls_read(c, f, b, (size_t)nread);
         return;
     }
     lg_buf_put(&w->pool, b);
-    if (nread == 0 || c->state != LG_CONN_RELAY) return;
+    if (nread == 0 || !relaying(c)) return;
     if (nread == UV_EOF) {
+        if (c->tls != NULL && !tls_eof(c, f)) return;
         f->eof = true;
         flow_read_stop(f);
         flow_maybe_shutdown(c, f);
@@ -254,19 +336,33 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 int lg_relay_queue_copy(lg_conn_t *c, lg_flow_t *f, const uint8_t *data, size_t len)
 {
-    lg_worker_t *w = c->w;
-    while (len > 0) {
-        lg_buf_t *b = lg_buf_get(&w->pool);
-        if (b == NULL) return -ENOMEM;
-        size_t n = LG_MIN(len, (size_t)b->cap);
-        memcpy(b->data, data, n);
-        b->off = 0;
-        b->len = (uint32_t)n;
-        lg_bufq_push(&f->q, &w->pool, b);
-        data += n;
-        len -= n;
-    }
-    return 0;
+    size_t n = lg_bufq_append(&f->q, &c->w->pool, data, len);
+    if (n > 0) lg_relay_flow_queued(c, f, n);
+    return n == len ? 0 : -ENOMEM;
+}
+
+/* Schedule the bytes a flow collected before it had a destination. */
+static void release_held(lg_conn_t *c, lg_flow_t *f)
+{
+    size_t n = f->held;
+    f->held = 0;
+    if (n > 0 && c->state != LG_CONN_CLOSING) lg_relay_flow_queued(c, f, n);
+}
+
+void lg_relay_flush_then_close(lg_conn_t *c)
+{
+    /* u2c.eof is set: once its queue is written, flow_maybe_shutdown sends the FIN, and
+     * on_shutdown closes the connection because it is LINGER. */
+    flow_read_stop(&c->u2c);
+    flow_maybe_shutdown(c, &c->u2c);
+}
+
+int lg_relay_client_start(lg_conn_t *c)
+{
+    c->c2u.src = (uv_stream_t *)&c->client;
+    c->u2c.dst = (uv_stream_t *)&c->client;
+    release_held(c, &c->u2c);
+    return c->state == LG_CONN_CLOSING ? 0 : flow_read_start(&c->c2u);
 }
 
 int lg_relay_start(lg_conn_t *c)
@@ -276,9 +372,9 @@ int lg_relay_start(lg_conn_t *c)
     c->u2c.src = lg_conn_up_stream(c);
     c->u2c.dst = (uv_stream_t *)&c->client;
     /* Bytes queued before the relay started (a ClientHello, a CONNECT response, pipelined
-     * bytes) go out first. */
-    if (c->u2c.q.bytes > 0) flow_queued(c, &c->u2c, c->u2c.q.bytes);
-    if (c->state == LG_CONN_RELAY && c->c2u.q.bytes > 0) flow_queued(c, &c->c2u, c->c2u.q.bytes);
+     * bytes, plaintext decrypted while dialling) go out first. */
+    release_held(c, &c->u2c);
+    release_held(c, &c->c2u);
     if (c->state != LG_CONN_RELAY) return 0;
     int rc = flow_read_start(&c->c2u);
     if (rc == 0) rc = flow_read_start(&c->u2c);

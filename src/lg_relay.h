@@ -21,8 +21,19 @@
  * Bytes already queued on c2u (the ClientHello) are scheduled first. Returns 0 or -errno. */
 int lg_relay_start(lg_conn_t *c);
 
-/* Queue bytes on a flow (copying into pool buffers). Returns 0 or -ENOMEM. */
+/* n bytes were appended to f's queue: schedule them (or hold them until the flow has a
+ * destination). */
+void lg_relay_flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n);
+
+/* TLS connections: make the client end of both flows live (reads go to OpenSSL, handshake
+ * records are written) before the upstream is connected. Returns 0 or -errno. */
+int lg_relay_client_start(lg_conn_t *c);
+
+/* Queue a copy of bytes on a flow and schedule them. Returns 0 or -ENOMEM. */
 int lg_relay_queue_copy(lg_conn_t *c, lg_flow_t *f, const uint8_t *data, size_t len);
+
+/* Write what the client-bound flow holds, then shut down and close (TLS alert on failure). */
+void lg_relay_flush_then_close(lg_conn_t *c);
 
 /* Release a flow's buffers and scheduler state (connection closing). */
 void lg_relay_flow_release(lg_conn_t *c, lg_flow_t *f);

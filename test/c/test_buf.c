@@ -473,6 +473,37 @@ LG_TEST(test_random_against_flat_model)
     free(out);
 }
 
+/* lg_bufq_append fills the tail's room first, then whole new buffers; bytes stay in order,
+ * and an allocation failure appends a prefix and says how much. */
+LG_TEST(test_append)
+{
+    lg_bufpool_t p;
+    lg_bufpool_init(&p, 1024);
+    lg_bufq_t q;
+    memset(&q, 0, sizeof(q));
+    uint8_t data[3000], out[4096];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7);
+    CHECK_EQ_INT(lg_bufq_append(&q, &p, data, 100), 100);
+    CHECK_EQ_INT(q.mem, 1024); /* one buffer */
+    CHECK_EQ_INT(lg_bufq_append(&q, &p, data + 100, 924), 924);
+    CHECK_EQ_INT(q.mem, 1024); /* exactly filled the tail's room */
+    CHECK_EQ_INT(lg_bufq_append(&q, &p, data + 1024, 1), 1);
+    CHECK_EQ_INT(q.mem, 2048); /* max + 1: a second buffer */
+    lg_alloc_fail_after(0);
+    size_t got = lg_bufq_append(&q, &p, data + 1025, 1975);
+    lg_alloc_fail_after(-1);
+    CHECK_EQ_INT(got, 1023); /* the tail's room only */
+    CHECK_EQ_INT(lg_bufq_append(&q, &p, data + 1025 + got, 1975 - got), 1975 - got);
+    CHECK_EQ_INT(q.bytes, 3000);
+    CHECK(queue_ok(&q));
+    CHECK_EQ_INT(flatten(&q, 3000, out), 3000);
+    CHECK(memcmp(out, data, 3000) == 0);
+    lg_bufq_clear(&q, &p);
+    CHECK_EQ_INT(p.n_out, 0);
+    lg_bufpool_destroy(&p);
+}
+
 int main(void)
 {
     LG_RUN(test_pool_init_sizes);
@@ -486,5 +517,6 @@ int main(void)
     LG_RUN(test_peek_limits);
     LG_RUN(test_clear_returns_everything);
     LG_RUN(test_random_against_flat_model);
+    LG_RUN(test_append);
     LG_TEST_END();
 }

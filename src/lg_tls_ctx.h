@@ -1,0 +1,65 @@
+/*
+ * lg_tls_ctx.h — building server SSL_CTXs from PEM material, and the cache that lets unchanged
+ * certificates survive a config swap.
+ *
+ * One SSL_CTX per distinct (certificate chain, private key, client CA, requireClientCert). It
+ * carries its own session cache (TLS 1.2 session IDs) and its own ticket keys (TLS 1.3 tickets),
+ * so a ticket issued for one tenant can never resume on another, and a context reused across
+ * updateConfig keeps every session resumable while a rotated certificate (a new digest, a new
+ * context) retires them.
+ *
+ * Protocol settings applied to every context: TLS 1.2 and 1.3 only; no compression; no
+ * renegotiation (SSL_OP_NO_RENEGOTIATION; lg_tls also closes a connection that tries); server
+ * cipher preference with forward-secret AEAD suites only for TLS 1.2; SSL_MODE_RELEASE_BUFFERS so
+ * an idle connection holds no record buffers.
+ *
+ * Threads: contexts are built and the cache is touched on the JS thread only (constructor,
+ * updateConfig). Workers use the contexts (OpenSSL makes that safe) through references held by
+ * the snapshot.
+ */
+#ifndef LG_TLS_CTX_H
+#define LG_TLS_CTX_H
+
+#include "lg_common.h"
+
+#include <openssl/ssl.h>
+
+#define LG_TLS_SESSION_CACHE_SIZE 20480 /* TLS 1.2 sessions remembered per context */
+#define LG_TLS_VERIFY_DEPTH       10    /* client certificate chain depth (mTLS) */
+#define LG_TLS_DIGEST_LEN         32    /* SHA-256 */
+#define LG_TLS_CACHE_MAX          4096  /* distinct contexts kept for reuse across swaps */
+
+typedef struct lg_tls_material_s {
+    const uint8_t *cert; /* PEM chain: leaf first, then intermediates */
+    size_t cert_len;
+    const uint8_t *key; /* PEM private key (unencrypted) */
+    size_t key_len;
+    const uint8_t *ca; /* PEM client CA bundle, or NULL: no client certificates asked */
+    size_t ca_len;
+    bool require_client_cert;
+} lg_tls_material_t;
+
+typedef struct lg_tls_cache_entry_s {
+    uint8_t digest[LG_TLS_DIGEST_LEN];
+    SSL_CTX *ctx; /* one reference owned by the cache */
+} lg_tls_cache_entry_t;
+
+/* Owner: the engine (JS thread only). */
+typedef struct lg_tls_cache_s {
+    lg_tls_cache_entry_t *v;
+    size_t n, cap;
+} lg_tls_cache_t;
+
+/*
+ * Get a context for `m`: from `next` if this snapshot already made it, else from `cur` (the cache
+ * of the running snapshot: unchanged material reuses its context), else built. The context is
+ * recorded in `next` and returned with one reference for the caller. On failure returns NULL
+ * with a sentence in `err` ("private key does not match certificate", ...).
+ */
+SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_material_t *m,
+                        char *err, size_t err_size);
+
+/* Free a cache's references (the contexts live on while snapshots hold them). */
+void lg_tls_cache_free(lg_tls_cache_t *c);
+
+#endif /* LG_TLS_CTX_H */
