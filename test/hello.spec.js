@@ -16,7 +16,7 @@ const { nodeTlsGet } = require('./helpers/clients');
 const { waitFor, waitForMetric, sleep } = require('./helpers/wait');
 const {
   captureClientHello, reframe, offsetInHandshake, buildClientHello, helloRecordsLength,
-  parseRecords, recordHeader,
+  parseRecords,
 } = require('./helpers/hello');
 const net = require('net');
 
@@ -30,6 +30,20 @@ async function writeSlowly(socket, buf, { chunk = 1, intervalMs = 1 } = {}) {
     await sleep(intervalMs);
   }
   return sent;
+}
+
+/** A valid DNS name of exactly `n` bytes (labels of up to 63 bytes, ending in ".test"). */
+function longName(n) {
+  const labels = [];
+  let left = n - '.test'.length;
+  while (left > 0) {
+    const take = Math.min(63, left - (left > 63 ? 1 : 0));
+    labels.push('x'.repeat(take));
+    left -= take + 1;
+  }
+  const name = `${labels.join('.')}.test`;
+  if (name.length !== n) throw new Error(`longName(${n}) made ${name.length} bytes`);
+  return name;
 }
 
 /** Wait until a recorder connection holds at least `n` bytes; returns them. */
@@ -108,6 +122,18 @@ describe('ClientHello reading', function () {
       off += n;
       await sleep(20);
     }
+    const conn = await RA.nextConnection();
+    assert.deepStrictEqual(await receivedAtLeast(conn, framed.length), framed);
+    assert.strictEqual(proxy.metrics().handshakeFailures, 0);
+  });
+
+  it('routes a ClientHello fragmented into one-byte records', async function () {
+    const proxy = await startProxy(proxyOpts());
+    const bodyLen = parseRecords(hello)[0].body.length;
+    const framed = reframe(hello, Array.from({ length: bodyLen - 1 }, (_, i) => i + 1));
+    assert.strictEqual(parseRecords(framed).length, bodyLen);
+    const sock = await connect(portOf(proxy));
+    sock.write(framed);
     const conn = await RA.nextConnection();
     assert.deepStrictEqual(await receivedAtLeast(conn, framed.length), framed);
     assert.strictEqual(proxy.metrics().handshakeFailures, 0);
@@ -212,6 +238,9 @@ describe('ClientHello reading', function () {
       ['an SNI with an underscore', () => sniHello('a_b.test')],
       ['an SNI that is an IPv4 literal', () => sniHello('127.0.0.1')],
       ['an SNI with a NUL byte', () => sniHello(Buffer.from('a.test\0.evil', 'latin1'))],
+      ['an SNI of 254 bytes (over the 253-byte DNS limit)', () => sniHello(longName(254))],
+      ['an SNI label of 64 bytes', () => sniHello(`${'l'.repeat(64)}.test`)],
+      ['an empty SNI', () => sniHello('')],
       ['an alert record in the middle of a fragmented hello', () => {
         const framed = reframe(hello, [50]);
         framed[5 + 50] = 0x15; // second record's type: alert
@@ -237,6 +266,21 @@ describe('ClientHello reading', function () {
         await waitFor(() => proxy.metrics().activeConnections === 0);
       });
     }
+  });
+
+  it('routes a valid 253-byte SNI (the DNS limit), and its trailing-dot form', async function () {
+    const proxy = await startProxy(proxyOpts());
+    for (const name of [longName(253), `${longName(253)}.`]) {
+      const h = buildClientHello({ sni: name });
+      const sock = await connect(portOf(proxy));
+      const got = RD.nextConnection();
+      sock.write(h);
+      const conn = await got;
+      assert.deepStrictEqual(await receivedAtLeast(conn, h.length), h);
+    }
+    const m = proxy.metrics();
+    assert.strictEqual(m.handshakeFailures, 0);
+    assert.strictEqual(m.noRoute, 0);
   });
 
   it('closes a connection that sends nothing at tlsHandshakeTimeoutMs (handshakeFailuresTimeout)', async function () {
@@ -273,6 +317,25 @@ describe('ClientHello reading', function () {
     assert.strictEqual(RA.connections.length + RD.connections.length, 0);
   });
 
+  it('applies each listener\'s own tlsHandshakeTimeoutMs', async function () {
+    const proxy = await startProxy(proxyOpts({
+      listeners: [{ protection: { tlsHandshakeTimeoutMs: 300 } }, { protection: { tlsHandshakeTimeoutMs: 60000 } }],
+    }));
+    const quick = await connect(portOf(proxy, 0));
+    const patient = await connect(portOf(proxy, 1));
+    let patientClosed = false;
+    patient.on('close', () => { patientClosed = true; });
+    await closed(quick);
+    await sleep(300);
+    assert.strictEqual(patientClosed, false, 'the second listener\'s deadline is 60 s');
+    const m = proxy.metrics();
+    assert.deepStrictEqual(m.listeners.map((l) => l.handshakeFailuresTimeout), [1, 0]);
+    // And the patient one still routes when its hello comes.
+    const got = RA.nextConnection();
+    patient.write(hello);
+    assert.deepStrictEqual(await receivedAtLeast(await got, hello.length), hello);
+  });
+
   it('counts a client that closes in the middle of its hello (handshakeFailuresClosed)', async function () {
     const proxy = await startProxy(proxyOpts());
     const sock = await connect(portOf(proxy));
@@ -302,6 +365,3 @@ describe('ClientHello reading', function () {
     assert.strictEqual(m.handshakeFailures, 0);
   });
 });
-
-// recordHeader is exported for other specs; referenced here so linters see it used.
-void recordHeader;

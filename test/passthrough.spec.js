@@ -187,9 +187,9 @@ describe('passthrough routing by SNI', function () {
       nodeTlsGet(port, 'a.test.', { ca: certs.ca }),
       sClient('a.test.', port, { caPath: certs.caPath, verifyName: 'a.test' }),
     ]);
-    assert.match(node.body, /^origin=A\n/);
+    assert.match(node.body, /^origin=A\nsni=a\.test\.\n/, 'the client really sent the trailing dot');
     assert.strictEqual(s.code, 0, s.stderr);
-    assert.match(s.stdout, /origin=A\n/);
+    assert.match(s.stdout, /origin=A\nsni=a\.test\.\n/);
     const w = await sClient('a.b.test.', port, { caPath: certs.caPath, verifyName: 'a.b.test' });
     assert.strictEqual(w.code, 0, w.stderr);
     assert.match(w.stdout, /origin=B\n/);

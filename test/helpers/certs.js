@@ -21,7 +21,10 @@ const path = require('path');
 let cached = null;
 
 function openssl(args, cwd) {
-  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 });
+  // Without the sanitizer runtime the ASan run preloads into node (see helpers/clients.js).
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  execFileSync('openssl', args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 });
 }
 
 function newKeyAndCsr(dir, name, subject) {

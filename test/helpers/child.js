@@ -49,12 +49,16 @@ function spawnFixture(script, args = [], { ulimitN, timeoutMs = 60000, env } = {
       const seen = messages.find(pred);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const w = { pred, resolve, reject };
-        waiters.push(w);
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           const i = waiters.indexOf(w);
           if (i >= 0) { waiters.splice(i, 1); reject(new Error(`no matching message from the child within ${ms} ms; stderr: ${handle.stderr()}`)); }
         }, ms);
+        const w = {
+          pred,
+          resolve: (m) => { clearTimeout(timer); resolve(m); },
+          reject: (e) => { clearTimeout(timer); reject(e); },
+        };
+        waiters.push(w);
       });
     },
   };

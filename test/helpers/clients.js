@@ -10,12 +10,26 @@ const tls = require('tls');
 const { track, trackSocket } = require('./resources');
 
 /**
+ * The environment for external tools (curl, openssl): ours without the sanitizer runtime that
+ * the ASan run of the suite preloads into node — curl and openssl are not under test, and an
+ * uninstrumented binary with libasan preloaded may hang or abort.
+ */
+function toolEnv() {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.ASAN_OPTIONS;
+  delete env.UBSAN_OPTIONS;
+  delete env.LSAN_OPTIONS;
+  return env;
+}
+
+/**
  * Run a command; never rejects for a non-zero exit. Resolves with { code, signal, stdout,
  * stderr, timedOut }. The child is killed after `timeoutMs`.
  */
 function run(cmd, args, { input, timeoutMs = 15000, env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env || process.env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env || toolEnv() });
     let finished = false;
     track(child, (c) => {
       if (finished) return undefined;

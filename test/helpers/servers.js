@@ -161,3 +161,28 @@ function tempSocketPath(name = 'up.sock') {
 }
 
 module.exports = { startTlsOrigin, startTcpServer, startEchoServer, startRecorder, tempSocketPath };
+
+/**
+ * A port where TCP connections hang: a child process listens with backlog 1 and never accepts
+ * (test/fixtures/blackhole.js); the accept queue is filled here, so further connection attempts
+ * (the proxy's upstream dials) stay in SYN_SENT. Returns { port }; cleanup() kills the child.
+ */
+async function startBlackhole() {
+  const { spawnFixture } = require('./child');
+  const { trackSocket } = require('./resources');
+  const h = spawnFixture('blackhole.js', [], { timeoutMs: 120000 });
+  const port = await h.waitMessage((m) => typeof m === 'number', 10000);
+  // Fill the accept queue until a connection attempt no longer completes.
+  for (let i = 0; i < 16; i++) {
+    const s = trackSocket(net.connect(port, '127.0.0.1'));
+    const ok = await new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), 500);
+      s.once('connect', () => { clearTimeout(t); resolve(true); });
+      s.once('error', () => { clearTimeout(t); resolve(false); });
+    });
+    if (!ok) return { port };
+  }
+  throw new Error('startBlackhole: connections to the blackhole kept completing');
+}
+
+module.exports.startBlackhole = startBlackhole;
