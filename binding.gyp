@@ -22,6 +22,7 @@
         "src/lg_resolve.c",
         "src/lg_connect.c",
         "src/lg_tls.c",
+        "src/lg_suspend.c",
         "src/lg_tls_ctx.c",
         "src/lg_http.c",
         "src/lg_cidr.c",

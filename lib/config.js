@@ -42,7 +42,6 @@ const { configTypeError, configRangeError } = require('./errors');
  * When the engine implements a feature, delete its line — nothing else needs to change.
  * ------------------------------------------------------------------------------------------ */
 const NOT_SUPPORTED_YET = [
-  { feature: 'route suspended', find: (c) => inRoutes(c, 'suspended', (r) => r.suspended) },
   { feature: 'route maxConnectionsPerSecond', find: (c) => inRoutes(c, 'maxConnectionsPerSecond', (r) => r.maxConnectionsPerSecond > 0) },
   { feature: 'route proxyProtocol', find: (c) => inRoutes(c, 'proxyProtocol', (r) => r.proxyProtocol !== 'none') },
   { feature: 'upstream ipAffinity', find: (c) => inUpstreams(c, 'ipAffinity', (u) => u.kind === 'uds' && u.ipAffinity) },

@@ -148,9 +148,10 @@ class Proxy extends EventEmitter {
    * @returns {boolean}
    */
   resolveConnection(id, decision) {
-    if (decision !== null) config.normalizeDecision(decision, 'decision');
-    void id;
-    return false; // no route can be suspended yet (assertSupported refuses `suspended: true`)
+    // A malformed decision throws (the connection stays pending); an id never does.
+    const normalized = decision === null ? null : config.normalizeDecision(decision, 'decision');
+    if (typeof id !== 'string' || this._state !== 'running') return false;
+    return this._engine.resolve(id, normalized, this._config);
   }
 
   /**
@@ -188,6 +189,20 @@ class Proxy extends EventEmitter {
         case 'error':
           this._error(payload.errno || 'ERR_LEGATO_ENGINE', payload.message);
           break;
+        case 'suspended': {
+          const l = this._config.listeners[payload.listener];
+          this._emitSafe('suspended', {
+            id: payload.id,
+            sni: payload.sni,
+            peerIp: payload.peerIp,
+            peerPort: payload.peerPort,
+            listener: { host: l.host, port: this._ports ? this._ports[payload.listener] : l.port },
+            alpn: payload.alpn === '' ? [] : payload.alpn.split('\n'),
+            ja3: '',
+            ja4: '',
+          });
+          break;
+        }
         case 'tunnel': {
           const l = this._config.listeners[payload.listener];
           this._emitSafe('tunnel', {

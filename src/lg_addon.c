@@ -28,6 +28,7 @@
 #include "lg_engine.h"
 #include "lg_jsconf.h"
 #include "lg_metrics.h"
+#include "lg_suspend.h"
 #include "lg_worker.h"
 
 #include <stdio.h>
@@ -94,6 +95,8 @@ static const char *event_name(int type)
         return "error";
     case LG_EV_TUNNEL:
         return "tunnel";
+    case LG_EV_SUSPENDED:
+        return "suspended";
     default:
         return "unknown";
     }
@@ -135,6 +138,14 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
         set_int(env, payload, "code", ev->code);
         if (ev->code < 0) set_str(env, payload, "errno", uv_err_name(ev->code));
         set_str(env, payload, "message", ev->message);
+        if (ev->type == LG_EV_SUSPENDED) {
+            set_str(env, payload, "id", ev->id);
+            set_int(env, payload, "listener", ev->listener);
+            set_str(env, payload, "sni", ev->target);
+            set_str(env, payload, "peerIp", ev->peer_ip);
+            set_int(env, payload, "peerPort", ev->port);
+            set_str(env, payload, "alpn", ev->alpn);
+        }
         if (ev->type == LG_EV_TUNNEL) {
             set_int(env, payload, "listener", ev->listener);
             set_int(env, payload, "status", ev->status);
@@ -352,6 +363,49 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+/*
+ * engine.resolve(id, decision | null, normalizedConfig) → boolean. A malformed decision throws
+ * (ERR_LEGATO_CONFIG) before anything is claimed, so the connection stays pending.
+ */
+static napi_value engine_resolve(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3;
+    napi_value argv[3];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    lg_engine_t *e = js->engine;
+    napi_value result;
+    char id[LG_SUSPEND_ID_MAX];
+    size_t len = 0;
+    if (argc < 3 || napi_get_value_string_utf8(env, argv[0], id, sizeof(id), &len) != napi_ok ||
+        len >= sizeof(id) - 1 || e->state != LG_ENGINE_RUNNING) {
+        NAPI_CALL(env, napi_get_boolean(env, false, &result));
+        return result;
+    }
+    unsigned worker = 0, listener = 0;
+    uint64_t serial = 0;
+    if (lg_suspend_peek(e->workers, e->n_workers, id, &worker, &serial, &listener) != 0) {
+        NAPI_CALL(env, napi_get_boolean(env, false, &result));
+        return result;
+    }
+    napi_valuetype t;
+    napi_typeof(env, argv[1], &t);
+    lg_route_t *decision = NULL;
+    if (t != napi_null &&
+        lg_jsconf_decision(env, argv[1], argv[2], &e->conf, &e->tls_cache, listener, &decision) != 0) {
+        return NULL; /* exception pending; nothing claimed */
+    }
+    bool ok = lg_suspend_claim(&e->workers[worker], serial);
+    if (ok) {
+        ok = lg_worker_post_resolve(&e->workers[worker], serial, decision) == 0;
+    } else if (decision != NULL) {
+        lg_route_free(decision);
+        lg_free(decision);
+    }
+    NAPI_CALL(env, napi_get_boolean(env, ok, &result));
+    return result;
+}
+
 static napi_value engine_update(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -426,7 +480,11 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
     }
     result = counters_object(env, &total);
     if (result == NULL) return NULL;
-    set_u64(env, result, "pendingSuspended", 0);
+    size_t pending = 0;
+    for (unsigned k = 0; k < e->n_workers; k++) {
+        pending += atomic_load_explicit(&e->workers[k].pending.n_shared, memory_order_relaxed);
+    }
+    set_u64(env, result, "pendingSuspended", pending);
     set_u64(env, result, "blockedConnections", 0);
     set_int(env, result, "configGenerationsLive",
             atomic_load_explicit(&e->generations_live, memory_order_relaxed));
@@ -467,6 +525,7 @@ static napi_value init(napi_env env, napi_value exports)
         {"stop", NULL, engine_stop, NULL, NULL, NULL, napi_default_method, NULL},
         {"join", NULL, engine_join, NULL, NULL, NULL, napi_default_method, NULL},
         {"updateConfig", NULL, engine_update, NULL, NULL, NULL, napi_default_method, NULL},
+        {"resolve", NULL, engine_resolve, NULL, NULL, NULL, napi_default_method, NULL},
         {"metrics", NULL, engine_metrics, NULL, NULL, NULL, napi_default_method, NULL},
         {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
          NULL},

@@ -16,7 +16,7 @@ void lg_config_free(lg_config_t *c)
     c->n_listeners = 0;
 }
 
-static void route_free(lg_route_t *r)
+void lg_route_free(lg_route_t *r)
 {
     for (size_t i = 0; i < r->n_upstreams; i++) {
         lg_free(r->upstreams[i].host);
@@ -32,7 +32,7 @@ static void route_free(lg_route_t *r)
 void lg_snapshot_destroy(lg_snapshot_t *s)
 {
     if (s == NULL) return;
-    for (size_t i = 0; i < s->n_routes; i++) route_free(&s->routes[i]);
+    for (size_t i = 0; i < s->n_routes; i++) lg_route_free(&s->routes[i]);
     lg_free(s->routes);
     lg_router_free(&s->router);
     if (s->engine != NULL) {

@@ -46,6 +46,8 @@ typedef struct lg_route_s {
     lg_upstream_t *upstreams;
     size_t n_upstreams;
     bool terminate_tls;
+    bool suspended;              /* hold connections until JS decides (lg_suspend) */
+    uint32_t suspend_timeout_ms; /* close a held connection JS has not decided by then */
     SSL_CTX **ctx;    /* terminate_tls: per listener, the context (one reference each); NULL
                          entries for connect listeners */
     size_t n_ctx;
@@ -89,6 +91,9 @@ typedef struct lg_config_s {
     lg_listener_conf_t listeners[LG_MAX_LISTENERS];
     size_t n_listeners;
 } lg_config_t;
+
+/* Free what a route owns (not the struct itself). */
+void lg_route_free(lg_route_t *r);
 
 /* Free a config's strings (not the struct itself). */
 void lg_config_free(lg_config_t *c);

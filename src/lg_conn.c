@@ -60,6 +60,9 @@ void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
     case LG_CONN_RESOLVING:
         arm_at(c, c->deadline);
         break;
+    case LG_CONN_SUSPENDED:
+        arm(c, c->suspend_ms);
+        break;
     case LG_CONN_HANDSHAKE: {
         uint64_t hs = c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
         arm_at(c, c->up == NULL && c->deadline < hs ? c->deadline : hs);
@@ -123,6 +126,9 @@ static void on_timer(uv_timer_t *t)
     case LG_CONN_HELLO:
         handshake_failed(c, HS_TIMEOUT);
         break;
+    case LG_CONN_SUSPENDED:
+        lg_suspend_timeout(c);
+        break;
     case LG_CONN_HANDSHAKE:
         if (uv_now(&c->w->loop) >=
             c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms) {
@@ -178,6 +184,12 @@ static void conn_free(lg_conn_t *c)
     lg_worker_t *w = c->w;
     if (c->is_connect) lg_connect_release(c);
     lg_tls_free(c);
+    lg_free(c->held);
+    lg_free(c->held_sni);
+    if (c->decision != NULL) {
+        lg_route_free(c->decision);
+        lg_free(c->decision);
+    }
     lg_relay_flow_release(c, &c->c2u);
     lg_relay_flow_release(c, &c->u2c);
     hello_free(c);
@@ -217,6 +229,7 @@ void lg_conn_close(lg_conn_t *c)
     lg_drr_remove(&c->w->drr, &c->c2u.drr);
     lg_drr_remove(&c->w->drr, &c->u2c.drr);
     lg_resolve_detach(c);
+    lg_suspend_forget(c);
     c->pending_closes += 2;
     uv_close((uv_handle_t *)&c->client, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -350,6 +363,26 @@ static void dial(lg_conn_t *c, const lg_upstream_t *up)
     }
 }
 
+/* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
+static void received(const lg_conn_t *c, const uint8_t **raw, size_t *len)
+{
+    if (c->held != NULL) {
+        *raw = c->held;
+        *len = c->held_len;
+    } else {
+        *raw = c->hello->raw;
+        *len = c->hello->raw_len;
+    }
+}
+
+static void release_received(lg_conn_t *c)
+{
+    hello_free(c);
+    lg_free(c->held);
+    c->held = NULL;
+    c->held_len = c->held_cap = 0;
+}
+
 /*
  * A terminating route: start TLS on the bytes read so far (the ClientHello and anything after
  * it), make the client end live, and dial the upstream while the handshake runs.
@@ -373,9 +406,11 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
         lg_conn_close(c);
         return;
     }
-    lg_hello_ctx_t *h = c->hello;
-    int rc = lg_tls_feed(c, h->raw, h->raw_len);
-    hello_free(c);
+    const uint8_t *raw;
+    size_t raw_len;
+    received(c, &raw, &raw_len);
+    int rc = lg_tls_feed(c, raw, raw_len);
+    release_received(c);
     if (rc != LG_TLS_OK) {
         lg_conn_tls_failed(c, rc); /* READY is impossible: the client's Finished is missing */
         return;
@@ -383,25 +418,24 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
     dial(c, &rt->upstreams[0]);
 }
 
-/* Route by SNI (NULL: no SNI, or not TLS), queue the bytes read so far, dial the upstream. */
-static void route(lg_conn_t *c, const char *sni, size_t sni_len)
+void lg_conn_route_to(lg_conn_t *c, const lg_route_t *rt)
 {
-    int r = lg_router_lookup(&c->snap->router, sni, sni_len);
-    if (r == LG_ROUTER_NONE || c->snap->routes[r].n_upstreams == 0) {
+    if (rt->n_upstreams == 0) {
         LG_COUNT(lg_conn_counters(c), no_route, 1);
         lg_conn_close(c);
         return;
     }
-    c->route = r;
-    const lg_route_t *rt = &c->snap->routes[r];
-    uv_read_stop((uv_stream_t *)&c->client);
-    lg_hello_ctx_t *h = c->hello;
     if (rt->terminate_tls) {
-        terminate(c, rt, sni, sni_len);
+        const char *sni = c->held_sni;
+        if (sni == NULL && c->hello != NULL && c->hello->hello.has_sni) sni = c->hello->hello.sni;
+        terminate(c, rt, sni, sni ? strlen(sni) : 0);
         return;
     }
-    int rc = lg_relay_queue_copy(c, &c->c2u, h->raw, h->raw_len);
-    hello_free(c);
+    const uint8_t *raw;
+    size_t raw_len;
+    received(c, &raw, &raw_len);
+    int rc = lg_relay_queue_copy(c, &c->c2u, raw, raw_len);
+    release_received(c);
     if (rc != 0) {
         LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
         lg_conn_close(c);
@@ -409,6 +443,29 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len)
     }
     /* First upstream for now; balancing comes with the balancer. */
     dial(c, &rt->upstreams[0]);
+}
+
+/*
+ * Route by SNI (NULL: no SNI, or not TLS; hello: the parsed ClientHello, or NULL for non-TLS),
+ * then hold the connection for JS or continue on the route.
+ */
+static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_t *hello)
+{
+    int r = lg_router_lookup(&c->snap->router, sni, sni_len);
+    if (r == LG_ROUTER_NONE) {
+        LG_COUNT(lg_conn_counters(c), no_route, 1);
+        lg_conn_close(c);
+        return;
+    }
+    c->route = r;
+    const lg_route_t *rt = &c->snap->routes[r];
+    uv_read_stop((uv_stream_t *)&c->client);
+    if (rt->suspended) {
+        lg_suspend(c, rt, sni, sni_len, hello, c->hello->raw, c->hello->raw_len);
+        hello_free(c);
+        return;
+    }
+    lg_conn_route_to(c, rt);
 }
 
 static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -424,6 +481,7 @@ static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
         lg_hello_parser_init(&c->hello->parser);
         c->hello->raw_len = 0;
+        c->hello->hello.has_sni = false; /* filled only when a hello is parsed */
     }
     buf->base = (char *)c->hello->raw + c->hello->raw_len;
     buf->len = sizeof(c->hello->raw) - c->hello->raw_len;
@@ -455,14 +513,14 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     case LG_OK:
         if (h->hello.has_sni) {
-            route(c, h->hello.sni, h->hello.sni_len);
+            route(c, h->hello.sni, h->hello.sni_len, &h->hello);
         } else {
-            route(c, NULL, 0);
+            route(c, NULL, 0, &h->hello);
         }
         return;
     case LG_DECLINED:
         LG_COUNT(lg_conn_counters(c), not_tls, 1);
-        route(c, NULL, 0);
+        route(c, NULL, 0, NULL);
         return;
     default:
         handshake_failed(c, HS_PROTOCOL);

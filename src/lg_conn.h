@@ -26,6 +26,7 @@ typedef enum {
     LG_CONN_HELLO = 0,  /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
+    LG_CONN_SUSPENDED,  /* held for a JS decision (lg_suspend); deadline: suspendTimeoutMs */
     LG_CONN_HANDSHAKE,  /* tls termination: handshake running, upstream dialled in parallel;
                            deadline: the earlier of accept + tlsHandshakeTimeoutMs and the dial's */
     LG_CONN_CONNECTING, /* dialling, client reads paused; deadline: tls 10 s, connect as above */
@@ -80,6 +81,14 @@ struct lg_conn_s {
     lg_resolve_t *resolve;   /* while resolving a name */
     lg_hello_ctx_t *hello;   /* while HELLO */
     struct lg_tls_s *tls;    /* TLS termination state (terminating routes) */
+    uint8_t *held;           /* suspended: bytes received so far (hello and after) */
+    size_t held_len, held_cap;
+    char *held_sni;          /* suspended: the SNI the client sent (NULL: none) */
+    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
+    uint64_t serial;         /* suspended: id within the worker */
+    uint32_t suspend_ms;     /* suspended: current deadline length */
+    bool pending;            /* in the worker's pending table */
+    bool claim_grace;        /* suspended: deadline extended once for a claimed decision */
     lg_head_ctx_t *head;     /* while HEAD (and until the tunnel is up: pipelined bytes) */
     char *target;            /* connect: target host as requested (for the tunnel event) */
     uint64_t deadline;       /* connect: loop time by which resolve + dial must be done */
@@ -118,6 +127,10 @@ void lg_conn_relay_done(lg_conn_t *c);
 /* A handle of this connection finished closing (any handle: client, timer, attempts, dialer).
  * Frees the connection when it is CLOSING and this was the last. */
 void lg_conn_handle_closed(lg_conn_t *c);
+
+/* Continue a connection on a route (a configured one, or a suspended connection's decision),
+ * with the bytes it has sent so far. */
+void lg_conn_route_to(lg_conn_t *c, const lg_route_t *rt);
 
 /* TLS (lg_relay): the handshake completed / failed with an LG_TLS_E_* reason. */
 void lg_conn_tls_ready(lg_conn_t *c);

@@ -35,6 +35,7 @@ enum {
     LG_EV_WARNING,     /* recoverable trouble; message says what */
     LG_EV_ERROR,       /* an engine error JS should see; code = -errno */
     LG_EV_TUNNEL,      /* a connect-listener connection ended (only when tunnel_events is on) */
+    LG_EV_SUSPENDED,   /* a connection is held for a decision (target = SNI, port = peer port) */
 };
 
 #define LG_EVENT_MESSAGE_MAX 256 /* bytes of an event message, NUL included */
@@ -53,6 +54,10 @@ typedef struct lg_event_s {
     uint64_t bytes_in; /* client → target */
     uint64_t bytes_out; /* target → client (the 200 line not included) */
     uint64_t duration_ms;
+    /* LG_EV_SUSPENDED */
+    char id[32];
+    char peer_ip[48];
+    char alpn[256]; /* protocols the client offered, joined by '\n' */
 } lg_event_t;
 
 /* Returns 0 when queued, -EAGAIN when the queue is full or closing (the event is then freed). */

@@ -523,9 +523,23 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
     return 0;
 }
 
+static int read_route_body(napi_env env, napi_value r, lg_route_t *route, const char *path);
+
 static int read_route(napi_env env, napi_value r, lg_route_t *route, const char *path)
 {
     if (get_string(env, r, "sni", LG_ROUTER_MAX_NAME + 2, &route->sni, path) != 0) return -1;
+    uint64_t v;
+    if (get_bool(env, r, "suspended", &route->suspended, path) != 0 ||
+        get_uint(env, r, "suspendTimeoutMs", 1, INT32_MAX, &v, path) != 0) {
+        return -1;
+    }
+    route->suspend_timeout_ms = (uint32_t)v;
+    return read_route_body(env, r, route, path);
+}
+
+/* The fields a route shares with a decision: upstreams, terminateTls, alpn. */
+static int read_route_body(napi_env env, napi_value r, lg_route_t *route, const char *path)
+{
     if (get_bool(env, r, "terminateTls", &route->terminate_tls, path) != 0) return -1;
     if (read_alpn(env, r, route, path) != 0) return -1;
     napi_value ups;
@@ -544,6 +558,37 @@ static int read_route(napi_env env, napi_value r, lg_route_t *route, const char 
         if (read_upstream(env, u, &route->upstreams[j], upath) != 0) return -1;
     }
     return 0;
+}
+
+int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const lg_config_t *conf,
+                       lg_tls_cache_t *cache, unsigned listener, lg_route_t **out)
+{
+    *out = NULL;
+    lg_route_t *rt = lg_calloc(1, sizeof(*rt));
+    if (rt == NULL) return throw_range(env, "decision: out of memory");
+    napi_value lis;
+    uint32_t nl;
+    if (read_route_body(env, decision, rt, "decision") != 0) goto fail;
+    if (rt->n_upstreams == 0) {
+        throw_range(env, "decision.upstreams must have at least one entry");
+        goto fail;
+    }
+    if (rt->terminate_tls) {
+        if (get_array(env, cfg, "listeners", LG_MAX_LISTENERS, &lis, &nl, "config") != 0) goto fail;
+        /* Contexts for the connection's listener only; cached ones are reused (not recorded:
+         * the cache follows the route table, and a decision's material may be one-off). */
+        lg_config_t one = *conf;
+        for (size_t i = 0; i < one.n_listeners; i++) {
+            if (i != listener) one.listeners[i].kind = LG_LISTENER_CONNECT;
+        }
+        if (route_contexts(env, decision, lis, &one, rt, cache, NULL, "decision") != 0) goto fail;
+    }
+    *out = rt;
+    return 0;
+fail:
+    lg_route_free(rt);
+    lg_free(rt);
+    return -1;
 }
 
 int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_tls_cache_t *cur,

@@ -25,4 +25,12 @@ int lg_jsconf_config(napi_env env, napi_value cfg, lg_config_t *conf);
 int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg_tls_cache_t *cur,
                        lg_tls_cache_t *next, lg_snapshot_t **out);
 
+/*
+ * Build a suspended connection's route from a normalised decision ({ upstreams, terminateTls,
+ * cert, mtls, alpn }) for the connection's listener (its defaultCert/mtls from `cfg`). TLS
+ * contexts are reused from `cache` when the material matches. Returns 0 or -1 (JS exception).
+ */
+int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const lg_config_t *conf,
+                       lg_tls_cache_t *cache, unsigned listener, lg_route_t **out);
+
 #endif /* LG_JSCONF_H */

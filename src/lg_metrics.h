@@ -40,6 +40,12 @@
     X(tls_keyupdate_floods, "tlsKeyUpdateFloods")                                                  \
     X(tls_sni_mismatches, "tlsSniMismatches")                                                      \
     X(tls_errors, "tlsErrors")                                                                     \
+    X(suspended_total, "suspendedTotal")                                                           \
+    X(suspended_resolved, "suspendedResolved")                                                     \
+    X(suspended_rejected, "suspendedRejected")                                                     \
+    X(suspended_timed_out, "suspendedTimedOut")                                                    \
+    X(suspended_dropped, "suspendedDropped")                                                       \
+    X(suspended_gone, "suspendedClientGone")                                                       \
     X(status_200, "status200")                                                                     \
     X(status_400, "status400")                                                                     \
     X(status_403, "status403")                                                                     \

@@ -27,9 +27,23 @@ int lg_worker_init(lg_worker_t *w, lg_engine_t *e, unsigned index)
     }
     int rc = uv_mutex_init(&w->inbox_lock);
     if (rc != 0) return rc;
+    rc = lg_pending_init(&w->pending);
+    if (rc != 0) {
+        uv_mutex_destroy(&w->inbox_lock);
+        return rc;
+    }
     lg_bufpool_init(&w->pool, e->conf.read_buffer_size);
     lg_drr_init(&w->drr, e->conf.sched_quantum);
     return 0;
+}
+
+static void free_msg(lg_msg_t *m)
+{
+    if (m->decision != NULL) {
+        lg_route_free(m->decision);
+        lg_free(m->decision);
+    }
+    lg_free(m);
 }
 
 void lg_worker_destroy(lg_worker_t *w)
@@ -37,11 +51,44 @@ void lg_worker_destroy(lg_worker_t *w)
     lg_msg_t *m = w->inbox;
     while (m != NULL) {
         lg_msg_t *next = m->next;
-        lg_free(m);
+        free_msg(m);
         m = next;
     }
     w->inbox = NULL;
     uv_mutex_destroy(&w->inbox_lock);
+    lg_pending_destroy(&w->pending);
+}
+
+static int post(lg_worker_t *w, lg_msg_t *m)
+{
+    uv_mutex_lock(&w->inbox_lock);
+    if (w->closing) {
+        /* The async handle is closed or closing: the worker is already on its way out. */
+        uv_mutex_unlock(&w->inbox_lock);
+        free_msg(m);
+        return -ESHUTDOWN;
+    }
+    m->next = w->inbox;
+    w->inbox = m;
+    uv_async_send(&w->inbox_async);
+    uv_mutex_unlock(&w->inbox_lock);
+    return 0;
+}
+
+int lg_worker_post_resolve(lg_worker_t *w, uint64_t serial, lg_route_t *decision)
+{
+    lg_msg_t *m = lg_calloc(1, sizeof(*m));
+    if (m == NULL) {
+        if (decision != NULL) {
+            lg_route_free(decision);
+            lg_free(decision);
+        }
+        return -ENOMEM;
+    }
+    m->type = LG_MSG_RESOLVE;
+    m->serial = serial;
+    m->decision = decision;
+    return post(w, m);
 }
 
 int lg_worker_post(lg_worker_t *w, int type, uint32_t grace_ms)
@@ -50,18 +97,8 @@ int lg_worker_post(lg_worker_t *w, int type, uint32_t grace_ms)
     if (m == NULL) return -ENOMEM;
     m->type = type;
     m->grace_ms = grace_ms;
-    uv_mutex_lock(&w->inbox_lock);
-    if (w->closing) {
-        /* The async handle is closed or closing: the worker is already on its way out. */
-        uv_mutex_unlock(&w->inbox_lock);
-        lg_free(m);
-        return 0;
-    }
-    m->next = w->inbox;
-    w->inbox = m;
-    uv_async_send(&w->inbox_async);
-    uv_mutex_unlock(&w->inbox_lock);
-    return 0;
+    int rc = post(w, m);
+    return rc == -ESHUTDOWN ? 0 : rc;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -159,8 +196,13 @@ static void on_inbox(uv_async_t *h)
     }
     while (fifo != NULL) {
         lg_msg_t *next = fifo->next;
-        if (fifo->type == LG_MSG_STOP) worker_stop(w, fifo->grace_ms);
-        lg_free(fifo);
+        if (fifo->type == LG_MSG_STOP) {
+            worker_stop(w, fifo->grace_ms);
+        } else if (fifo->type == LG_MSG_RESOLVE) {
+            lg_suspend_resolved(w, fifo->serial, fifo->decision);
+            fifo->decision = NULL; /* ownership passed */
+        }
+        free_msg(fifo);
         fifo = next;
     }
 }

@@ -18,6 +18,7 @@
 #include "lg_drr.h"
 #include "lg_engine.h"
 #include "lg_metrics.h"
+#include "lg_suspend.h"
 
 #include <uv.h>
 
@@ -30,13 +31,15 @@ typedef struct lg_wreq_s lg_wreq_t;
 #define LG_ACCEPT_BACKOFF_MAX   1000 /* ms: longest accept pause */
 #define LG_WREQ_CACHE_MAX       256  /* spare write requests a worker keeps */
 
-enum { LG_MSG_STOP = 1 };
+enum { LG_MSG_STOP = 1, LG_MSG_RESOLVE };
 
 /* Owner: allocated by the poster, freed by the worker after handling. */
 typedef struct lg_msg_s {
     struct lg_msg_s *next;
     int type;
-    uint32_t grace_ms;
+    uint32_t grace_ms;    /* STOP */
+    uint64_t serial;      /* RESOLVE: the held connection */
+    lg_route_t *decision; /* RESOLVE: owned by the message until handled; NULL closes */
 } lg_msg_t;
 
 /* A worker's listen socket for one listener. */
@@ -63,6 +66,9 @@ struct lg_worker_s {
     lg_lsock_t lsock[LG_MAX_LISTENERS];
     lg_snapshot_t *snap; /* this worker's reference to the snapshot it last saw */
     uint64_t snap_gen;
+
+    lg_pending_t pending; /* held connections (lock shared with the JS thread, see lg_suspend) */
+    uint64_t next_serial;
 
     lg_bufpool_t pool;
     lg_drr_t drr;
@@ -105,6 +111,10 @@ int lg_worker_start(lg_worker_t *w);
 
 /* Post a message (any thread). Returns 0 or -ENOMEM. */
 int lg_worker_post(lg_worker_t *w, int type, uint32_t grace_ms);
+
+/* Post a decision for a held connection (JS thread). Takes ownership of decision (freed on
+ * failure). Returns 0, -ENOMEM, or -ESHUTDOWN when the worker is gone. */
+int lg_worker_post_resolve(lg_worker_t *w, uint64_t serial, lg_route_t *decision);
 
 /* Free what lg_worker_init allocated (after the thread has been joined, or never started). */
 void lg_worker_destroy(lg_worker_t *w);
