@@ -1,11 +1,11 @@
 /*
  * lg_addon.c — the N-API class `Engine` that lib/proxy.js wraps.
  *
- *   new Engine(normalizedConfig, onEvent)   build config + first snapshot (throws ERR_LEGATO_CONFIG)
- *   engine.start() → { ports, warning }     bind everything, start workers (throws system errors)
- *   engine.stop(graceMs)                    ask workers to stop; each posts a 'workerExit' event
- *   engine.join()                           after the last 'workerExit': join threads, release
- *   engine.updateConfig(normalizedConfig)   build and publish a new snapshot
+ *   new Engine(normalizedConfig, onEvent)   build config + first snapshot (throws
+ * ERR_LEGATO_CONFIG) engine.start() → { ports, warning }     bind everything, start workers (throws
+ * system errors) engine.stop(graceMs)                    ask workers to stop; each posts a
+ * 'workerExit' event engine.join()                           after the last 'workerExit': join
+ * threads, release engine.updateConfig(normalizedConfig)   build and publish a new snapshot
  *   engine.metrics() → object               counters summed over workers
  *
  * Events reach JS through one napi_threadsafe_function created by start() and released by
@@ -38,9 +38,9 @@
 typedef struct lg_js_engine_s {
     napi_env env;
     lg_engine_t *engine;
-    napi_ref on_event;              /* the JS event callback */
-    napi_threadsafe_function tsfn;  /* while started and not joined */
-    bool cleanup_hook;              /* env cleanup hook registered */
+    napi_ref on_event;             /* the JS event callback */
+    napi_threadsafe_function tsfn; /* while started and not joined */
+    bool cleanup_hook;             /* env cleanup hook registered */
 } lg_js_engine_t;
 
 /* Throw for a failed N-API call unless an exception is already pending. */
@@ -111,7 +111,8 @@ static void set_int(napi_env env, napi_value obj, const char *key, int64_t v)
 static void set_u64(napi_env env, napi_value obj, const char *key, uint64_t v)
 {
     napi_value n;
-    if (napi_create_double(env, (double)v, &n) == napi_ok) napi_set_named_property(env, obj, key, n);
+    if (napi_create_double(env, (double)v, &n) == napi_ok)
+        napi_set_named_property(env, obj, key, n);
 }
 
 static void set_str(napi_env env, napi_value obj, const char *key, const char *s)
@@ -133,7 +134,8 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
     }
     napi_value argv[2], payload, undef;
     if (napi_create_string_utf8(env, event_name(ev->type), NAPI_AUTO_LENGTH, &argv[0]) == napi_ok &&
-        napi_create_object(env, &payload) == napi_ok && napi_get_undefined(env, &undef) == napi_ok) {
+        napi_create_object(env, &payload) == napi_ok &&
+        napi_get_undefined(env, &undef) == napi_ok) {
         set_int(env, payload, "worker", ev->worker);
         set_int(env, payload, "code", ev->code);
         if (ev->code < 0) set_str(env, payload, "errno", uv_err_name(ev->code));
@@ -306,8 +308,8 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
     if (rc != 0) {
         release_tsfn(js);
         const lg_listener_conf_t *lc = bad >= 0 ? &e->conf.listeners[bad] : NULL;
-        napi_throw(env, system_error(env, rc, bad >= 0 ? "listen" : "start",
-                                     lc ? lc->host : "", lc ? lc->port : 0, bad));
+        napi_throw(env, system_error(env, rc, bad >= 0 ? "listen" : "start", lc ? lc->host : "",
+                                     lc ? lc->port : 0, bad));
         return NULL;
     }
     if (napi_add_env_cleanup_hook(env, env_cleanup, js) == napi_ok) js->cleanup_hook = true;
@@ -391,8 +393,8 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     napi_valuetype t;
     napi_typeof(env, argv[1], &t);
     lg_route_t *decision = NULL;
-    if (t != napi_null &&
-        lg_jsconf_decision(env, argv[1], argv[2], &e->conf, &e->tls_cache, listener, &decision) != 0) {
+    if (t != napi_null && lg_jsconf_decision(env, argv[1], argv[2], &e->conf, &e->tls_cache,
+                                             listener, &decision) != 0) {
         return NULL; /* exception pending; nothing claimed */
     }
     bool ok = lg_suspend_claim(&e->workers[worker], serial);
@@ -450,7 +452,7 @@ static napi_value counters_object(napi_env env, const lg_counters_t *sum)
 static void counters_add(lg_counters_t *dst, const lg_counters_t *src)
 {
 #define LG_ADD_COUNTER(f, js)                                                                      \
-    atomic_store_explicit(&dst->f, LG_COUNTER_READ(dst, f) + LG_COUNTER_READ(src, f),             \
+    atomic_store_explicit(&dst->f, LG_COUNTER_READ(dst, f) + LG_COUNTER_READ(src, f),              \
                           memory_order_relaxed);
     LG_COUNTERS(LG_ADD_COUNTER)
 #undef LG_ADD_COUNTER
@@ -468,7 +470,8 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
     NAPI_CALL(env, napi_create_array_with_length(env, e->conf.n_listeners, &listeners));
     for (size_t i = 0; i < e->conf.n_listeners; i++) {
         memset(&per, 0, sizeof(per));
-        for (unsigned k = 0; k < e->n_workers; k++) counters_add(&per, &e->workers[k].counters[i]);
+        for (unsigned k = 0; k < e->n_workers; k++)
+            counters_add(&per, &e->workers[k].counters[i]);
         counters_add(&total, &per);
         napi_value lo = counters_object(env, &per);
         if (lo == NULL) return NULL;

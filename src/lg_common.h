@@ -17,18 +17,18 @@
 #include <errno.h>
 
 /* Incremental parser results. */
-#define LG_OK       0  /* complete: the output is filled in */
-#define LG_AGAIN    1  /* need more bytes */
-#define LG_DECLINED 2  /* well-formed, but not the protocol this parser reads (e.g. not TLS) */
-#define LG_ERROR    3  /* malformed, or over a limit: the reason field says which */
+#define LG_OK       0 /* complete: the output is filled in */
+#define LG_AGAIN    1 /* need more bytes */
+#define LG_DECLINED 2 /* well-formed, but not the protocol this parser reads (e.g. not TLS) */
+#define LG_ERROR    3 /* malformed, or over a limit: the reason field says which */
 
-#define LG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define LG_MIN(a, b)     ((a) < (b) ? (a) : (b))
-#define LG_MAX(a, b)     ((a) > (b) ? (a) : (b))
+#define LG_ARRAY_SIZE(a)                   (sizeof(a) / sizeof((a)[0]))
+#define LG_MIN(a, b)                       ((a) < (b) ? (a) : (b))
+#define LG_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define LG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #if defined(__GNUC__)
-#define LG_UNUSED __attribute__((unused))
+#define LG_UNUSED      __attribute__((unused))
 #define LG_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define LG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else

@@ -24,7 +24,8 @@ void lg_route_free(lg_route_t *r)
     }
     lg_free(r->upstreams);
     lg_free(r->sni);
-    for (size_t i = 0; i < r->n_ctx; i++) SSL_CTX_free(r->ctx[i]); /* NULL is a no-op */
+    for (size_t i = 0; i < r->n_ctx; i++)
+        SSL_CTX_free(r->ctx[i]); /* NULL is a no-op */
     lg_free(r->ctx);
     lg_free(r->alpn);
 }
@@ -32,7 +33,8 @@ void lg_route_free(lg_route_t *r)
 void lg_snapshot_destroy(lg_snapshot_t *s)
 {
     if (s == NULL) return;
-    for (size_t i = 0; i < s->n_routes; i++) lg_route_free(&s->routes[i]);
+    for (size_t i = 0; i < s->n_routes; i++)
+        lg_route_free(&s->routes[i]);
     lg_free(s->routes);
     lg_router_free(&s->router);
     if (s->engine != NULL) {

@@ -22,11 +22,11 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
-#define LG_MAX_LISTENERS        64    /* listeners per engine */
-#define LG_MAX_WORKERS          256   /* worker threads per engine */
-#define LG_MAX_UPSTREAMS        1024  /* upstreams per route */
-#define LG_UPSTREAM_CONNECT_MS  10000 /* ms: dial timeout for an upstream */
-#define LG_LISTEN_BACKLOG       1024  /* pending connections per listen socket */
+#define LG_MAX_LISTENERS       64    /* listeners per engine */
+#define LG_MAX_WORKERS         256   /* worker threads per engine */
+#define LG_MAX_UPSTREAMS       1024  /* upstreams per route */
+#define LG_UPSTREAM_CONNECT_MS 10000 /* ms: dial timeout for an upstream */
+#define LG_LISTEN_BACKLOG      1024  /* pending connections per listen socket */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
@@ -48,10 +48,10 @@ typedef struct lg_route_s {
     bool terminate_tls;
     bool suspended;              /* hold connections until JS decides (lg_suspend) */
     uint32_t suspend_timeout_ms; /* close a held connection JS has not decided by then */
-    SSL_CTX **ctx;    /* terminate_tls: per listener, the context (one reference each); NULL
-                         entries for connect listeners */
+    SSL_CTX **ctx; /* terminate_tls: per listener, the context (one reference each); NULL
+                      entries for connect listeners */
     size_t n_ctx;
-    uint8_t *alpn;    /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
+    uint8_t *alpn; /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
     size_t alpn_len;
 } lg_route_t;
 
@@ -71,9 +71,9 @@ typedef struct lg_snapshot_s {
 } lg_snapshot_t;
 
 typedef struct lg_listener_conf_s {
-    int kind;     /* LG_LISTENER_TLS / LG_LISTENER_CONNECT */
-    char *host;   /* as configured ("0.0.0.0", "::1", "localhost") */
-    uint16_t port; /* as configured; 0 = any */
+    int kind;                 /* LG_LISTENER_TLS / LG_LISTENER_CONNECT */
+    char *host;               /* as configured ("0.0.0.0", "::1", "localhost") */
+    uint16_t port;            /* as configured; 0 = any */
     uint32_t max_connections; /* 0 = unlimited */
     uint32_t idle_timeout_ms; /* 0 = no idle timeout */
     /* connect listeners */
@@ -85,8 +85,8 @@ typedef struct lg_listener_conf_s {
 typedef struct lg_config_s {
     unsigned worker_threads;
     size_t read_buffer_size;
-    int sched_kind;           /* LG_SCHED_DRR / LG_SCHED_FIFO */
-    size_t sched_quantum;     /* bytes; 0 = auto */
+    int sched_kind;             /* LG_SCHED_DRR / LG_SCHED_FIFO */
+    size_t sched_quantum;       /* bytes; 0 = auto */
     size_t max_queued_per_flow; /* bytes: high watermark; reads resume below half */
     lg_listener_conf_t listeners[LG_MAX_LISTENERS];
     size_t n_listeners;

@@ -239,7 +239,8 @@ void lg_conn_close(lg_conn_t *c)
 
 void lg_conn_close_all(lg_worker_t *w)
 {
-    for (lg_conn_t *c = w->conns; c != NULL; c = c->next) lg_conn_close(c);
+    for (lg_conn_t *c = w->conns; c != NULL; c = c->next)
+        lg_conn_close(c);
 }
 
 void lg_conn_relay_done(lg_conn_t *c)
@@ -393,7 +394,8 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
     SSL_CTX *ctx = c->lis < rt->n_ctx ? rt->ctx[c->lis] : NULL;
     if (ctx == NULL || lg_tls_start(c, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
         if (ctx == NULL) {
-            LG_COUNT(cnt, no_route, 1); /* no context for this listener: cannot happen after config */
+            LG_COUNT(cnt, no_route,
+                     1); /* no context for this listener: cannot happen after config */
         } else {
             LG_COUNT(cnt, out_of_memory, 1);
         }

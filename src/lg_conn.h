@@ -40,20 +40,20 @@ typedef enum {
 
 /* One direction of a relayed connection: bytes read from src, queued, written to dst. */
 typedef struct lg_flow_s {
-    lg_drr_flow_t drr;   /* scheduler state */
-    lg_bufq_t q;         /* read, not yet written (includes bytes being written) */
+    lg_drr_flow_t drr; /* scheduler state */
+    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
     lg_conn_t *conn;
     uv_stream_t *src, *dst;
-    size_t inflight;      /* bytes of q being written (DRR: one grant at a time) */
-    unsigned n_writes;    /* write requests in flight */
-    uint64_t bytes;       /* bytes written to dst */
-    bool reading;         /* uv_read_start active on src */
-    bool paused;          /* reads stopped by the high watermark */
-    bool eof;             /* src sent FIN (or we stopped caring about it) */
-    bool shut;            /* shutdown(dst) requested */
-    bool shut_done;       /* shutdown(dst) completed */
-    bool to_client;       /* direction: upstream → client */
-    size_t held;          /* bytes queued before the flow had a destination (not scheduled) */
+    size_t inflight;   /* bytes of q being written (DRR: one grant at a time) */
+    unsigned n_writes; /* write requests in flight */
+    uint64_t bytes;    /* bytes written to dst */
+    bool reading;      /* uv_read_start active on src */
+    bool paused;       /* reads stopped by the high watermark */
+    bool eof;          /* src sent FIN (or we stopped caring about it) */
+    bool shut;         /* shutdown(dst) requested */
+    bool shut_done;    /* shutdown(dst) completed */
+    bool to_client;    /* direction: upstream → client */
+    size_t held;       /* bytes queued before the flow had a destination (not scheduled) */
 } lg_flow_t;
 
 /* State kept only while reading the ClientHello. */
@@ -72,36 +72,36 @@ struct lg_conn_s {
     lg_snapshot_t *snap;    /* reference held for the connection's life */
     unsigned lis;           /* listener index */
     lg_conn_state_t state;
-    int route;              /* route index once routed, else -1 */
+    int route; /* route index once routed, else -1 */
 
     uv_tcp_t client;
     uv_timer_t timer;
-    lg_attempt_t *up;        /* the connected upstream handle, from RELAY on */
-    lg_dialer_t *dialer;     /* while dialling */
-    lg_resolve_t *resolve;   /* while resolving a name */
-    lg_hello_ctx_t *hello;   /* while HELLO */
-    struct lg_tls_s *tls;    /* TLS termination state (terminating routes) */
-    uint8_t *held;           /* suspended: bytes received so far (hello and after) */
+    lg_attempt_t *up;      /* the connected upstream handle, from RELAY on */
+    lg_dialer_t *dialer;   /* while dialling */
+    lg_resolve_t *resolve; /* while resolving a name */
+    lg_hello_ctx_t *hello; /* while HELLO */
+    struct lg_tls_s *tls;  /* TLS termination state (terminating routes) */
+    uint8_t *held;         /* suspended: bytes received so far (hello and after) */
     size_t held_len, held_cap;
-    char *held_sni;          /* suspended: the SNI the client sent (NULL: none) */
-    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
-    uint64_t serial;         /* suspended: id within the worker */
-    uint32_t suspend_ms;     /* suspended: current deadline length */
-    bool pending;            /* in the worker's pending table */
-    bool claim_grace;        /* suspended: deadline extended once for a claimed decision */
-    lg_head_ctx_t *head;     /* while HEAD (and until the tunnel is up: pipelined bytes) */
-    char *target;            /* connect: target host as requested (for the tunnel event) */
-    uint64_t deadline;       /* connect: loop time by which resolve + dial must be done */
+    char *held_sni;       /* suspended: the SNI the client sent (NULL: none) */
+    lg_route_t *decision; /* a resolved suspended connection's route (owned) */
+    uint64_t serial;      /* suspended: id within the worker */
+    uint32_t suspend_ms;  /* suspended: current deadline length */
+    bool pending;         /* in the worker's pending table */
+    bool claim_grace;     /* suspended: deadline extended once for a claimed decision */
+    lg_head_ctx_t *head;  /* while HEAD (and until the tunnel is up: pipelined bytes) */
+    char *target;         /* connect: target host as requested (for the tunnel event) */
+    uint64_t deadline;    /* connect: loop time by which resolve + dial must be done */
     uint16_t target_port;
-    uint16_t status;         /* connect: HTTP status sent (0: none yet) */
-    uint16_t resp_len;       /* connect: bytes of the 200 response queued to the client */
-    size_t drained;          /* connect: bytes discarded while LINGER */
-    bool is_connect;         /* accepted on a connect listener */
-    bool in_head;            /* holds a slot in the listener's in-head count */
+    uint16_t status;   /* connect: HTTP status sent (0: none yet) */
+    uint16_t resp_len; /* connect: bytes of the 200 response queued to the client */
+    size_t drained;    /* connect: bytes discarded while LINGER */
+    bool is_connect;   /* accepted on a connect listener */
+    bool in_head;      /* holds a slot in the listener's in-head count */
 
     lg_flow_t c2u, u2c;
-    uint64_t last_activity; /* loop time (ms) of the last byte either way */
-    uint64_t accepted_at;   /* loop time (ms) of accept */
+    uint64_t last_activity;  /* loop time (ms) of the last byte either way */
+    uint64_t accepted_at;    /* loop time (ms) of accept */
     uint16_t pending_closes; /* handles whose close callback has not run */
     bool counted_active;     /* holds a slot in the listener's active count */
 };

@@ -130,7 +130,8 @@ int lg_engine_create(lg_config_t *conf, lg_snapshot_t *snap, lg_engine_t **out)
     for (unsigned i = 0; i < e->n_workers; i++) {
         int rc = lg_worker_init(&e->workers[i], e, i);
         if (rc != 0) {
-            for (unsigned k = 0; k < i; k++) lg_worker_destroy(&e->workers[k]);
+            for (unsigned k = 0; k < i; k++)
+                lg_worker_destroy(&e->workers[k]);
             uv_mutex_destroy(&e->snap_lock);
             lg_config_free(&e->conf);
             lg_free(e->workers);
@@ -294,7 +295,8 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, int *bad_li
 
 fail_threads:
     /* Workers that started own their listen fds now; stop them and close the rest. */
-    for (unsigned k = 0; k < e->n_started; k++) lg_worker_post(&e->workers[k], LG_MSG_STOP, 0);
+    for (unsigned k = 0; k < e->n_started; k++)
+        lg_worker_post(&e->workers[k], LG_MSG_STOP, 0);
     lg_engine_join(e);
     for (unsigned k = e->n_started; k < e->n_workers; k++) {
         for (size_t i = 0; i < e->conf.n_listeners; i++) {
@@ -321,14 +323,16 @@ void lg_engine_stop(lg_engine_t *e, uint32_t grace_ms)
         if (lg_worker_post(&e->workers[k], LG_MSG_STOP, grace_ms) != 0) {
             /* No memory for a message: the worker still must stop. Retrying is all we can do
              * without blocking; a failure here is vanishingly rare (a few dozen bytes). */
-            while (lg_worker_post(&e->workers[k], LG_MSG_STOP, 0) != 0) uv_sleep(1);
+            while (lg_worker_post(&e->workers[k], LG_MSG_STOP, 0) != 0)
+                uv_sleep(1);
         }
     }
 }
 
 void lg_engine_join(lg_engine_t *e)
 {
-    for (unsigned k = 0; k < e->n_started; k++) uv_thread_join(&e->workers[k].thread);
+    for (unsigned k = 0; k < e->n_started; k++)
+        uv_thread_join(&e->workers[k].thread);
     e->n_started = 0;
     registry_remove_engine(e);
     e->state = LG_ENGINE_STOPPED;
@@ -345,7 +349,8 @@ void lg_engine_destroy(lg_engine_t *e)
     if (e == NULL) return;
     lg_engine_stop_sync(e);
     close_listen_fds(e);
-    for (unsigned k = 0; k < e->n_workers; k++) lg_worker_destroy(&e->workers[k]);
+    for (unsigned k = 0; k < e->n_workers; k++)
+        lg_worker_destroy(&e->workers[k]);
     lg_snapshot_unref(e->snap);
     lg_tls_cache_free(&e->tls_cache);
     uv_mutex_destroy(&e->snap_lock);
@@ -390,8 +395,8 @@ int lg_engine_post(lg_engine_t *e, lg_event_t *ev)
 {
     bool control = is_control(ev);
     if (e->post == NULL) goto drop;
-    if (!control &&
-        atomic_fetch_add_explicit(&e->events_queued, 1, memory_order_relaxed) >= LG_EVENT_QUEUE_MAX) {
+    if (!control && atomic_fetch_add_explicit(&e->events_queued, 1, memory_order_relaxed) >=
+                        LG_EVENT_QUEUE_MAX) {
         atomic_fetch_sub_explicit(&e->events_queued, 1, memory_order_relaxed);
         goto drop;
     }

@@ -48,10 +48,10 @@ typedef struct lg_event_s {
     char message[LG_EVENT_MESSAGE_MAX];
     /* LG_EV_TUNNEL */
     unsigned listener;
-    int status;        /* HTTP status sent; 0 when the client left before any */
+    int status; /* HTTP status sent; 0 when the client left before any */
     uint16_t port;
-    char target[256];  /* host as requested; "" when the head never completed */
-    uint64_t bytes_in; /* client → target */
+    char target[256];   /* host as requested; "" when the head never completed */
+    uint64_t bytes_in;  /* client → target */
     uint64_t bytes_out; /* target → client (the 200 line not included) */
     uint64_t duration_ms;
     /* LG_EV_SUSPENDED */
@@ -67,20 +67,20 @@ enum { LG_ENGINE_NEW = 0, LG_ENGINE_RUNNING, LG_ENGINE_STOPPING, LG_ENGINE_STOPP
 
 /* Shared per-listener state (all workers). */
 typedef struct lg_listener_shared_s {
-    atomic_uint active;            /* connections open on this listener, all workers */
-    atomic_uint in_head;           /* connect listeners: connections still sending their head */
-    uint16_t bound_port;           /* the port actually bound */
-    struct sockaddr_storage addr;  /* bound address */
+    atomic_uint active;           /* connections open on this listener, all workers */
+    atomic_uint in_head;          /* connect listeners: connections still sending their head */
+    uint16_t bound_port;          /* the port actually bound */
+    struct sockaddr_storage addr; /* bound address */
     socklen_t addrlen;
-    bool registered;               /* in the process-wide bound-address registry */
+    bool registered; /* in the process-wide bound-address registry */
 } lg_listener_shared_t;
 
 struct lg_engine_s {
     lg_config_t conf; /* fixed for the engine's life; owned */
     int state;        /* LG_ENGINE_*; written on the JS thread only */
 
-    uv_mutex_t snap_lock;         /* guards snap */
-    lg_snapshot_t *snap;          /* current snapshot; the engine holds one reference */
+    uv_mutex_t snap_lock;          /* guards snap */
+    lg_snapshot_t *snap;           /* current snapshot; the engine holds one reference */
     atomic_uint_fast64_t snap_gen; /* generation of snap, readable without the lock */
     uint64_t next_gen;
     atomic_long generations_live; /* snapshots not yet freed */

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#define PATH_MAX_LEN 96 /* bytes of an option path in an error message (indexes are < 2^32) */
+#define PATH_MAX_LEN   96 /* bytes of an option path in an error message (indexes are < 2^32) */
 #define LG_CONFIG_CODE "ERR_LEGATO_CONFIG"
 
 static int throw_range(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -211,7 +211,8 @@ static int read_connect(napi_env env, napi_value l, lg_listener_conf_t *lc, cons
     }
     for (uint32_t i = 0; i < n_dom; i++) {
         char name[LG_POLICY_MAX_DOMAIN + 2];
-        if (element_string(env, dom_arr, i, name, sizeof(name), path, "allowDomains") != 0) goto out;
+        if (element_string(env, dom_arr, i, name, sizeof(name), path, "allowDomains") != 0)
+            goto out;
         domains[i] = lg_malloc(strlen(name) + 1);
         if (domains[i] == NULL) {
             throw_range(env, "%s: out of memory", path);
@@ -234,7 +235,8 @@ static int read_connect(napi_env env, napi_value l, lg_listener_conf_t *lc, cons
     rc = 0;
 out:
     if (domains != NULL) {
-        for (uint32_t i = 0; i < n_dom; i++) lg_free(domains[i]);
+        for (uint32_t i = 0; i < n_dom; i++)
+            lg_free(domains[i]);
     }
     lg_free(domains);
     lg_free(ports);
@@ -401,7 +403,8 @@ static int get_buffer(napi_env env, napi_value obj, const char *key, const uint8
     void *p = NULL;
     napi_get_buffer_info(env, v, &p, len);
     *data = p;
-    if (*len == 0 || *len > INT32_MAX) return throw_range(env, "%s.%s must not be empty", path, key);
+    if (*len == 0 || *len > INT32_MAX)
+        return throw_range(env, "%s.%s must not be empty", path, key);
     return 0;
 }
 
@@ -413,7 +416,8 @@ static int get_optional_object(napi_env env, napi_value obj, const char *key, na
     napi_valuetype t;
     napi_typeof(env, *out, &t);
     *present = t == napi_object;
-    if (!*present && t != napi_null) return throw_type(env, "%s.%s must be an object or null", path, key);
+    if (!*present && t != napi_null)
+        return throw_type(env, "%s.%s must be an object or null", path, key);
     return 0;
 }
 
@@ -648,7 +652,8 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
             throw_range(env, "routes: out of memory");
             goto fail;
         }
-        for (uint32_t i = 0; i < nr; i++) patterns[i] = s->routes[i].sni;
+        for (uint32_t i = 0; i < nr; i++)
+            patterns[i] = s->routes[i].sni;
     }
     size_t bad = 0;
     int rc = lg_router_build(&s->router, patterns, nr, &bad);

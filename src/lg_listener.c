@@ -36,7 +36,8 @@ static void pause_accepting(lg_lsock_t *ls, int err)
     lg_worker_t *w = ls->w;
     if (!ls->open) return;
     bool first = ls->backoff_ms == 0;
-    ls->backoff_ms = first ? LG_ACCEPT_BACKOFF_MIN : LG_MIN(ls->backoff_ms * 2, LG_ACCEPT_BACKOFF_MAX);
+    ls->backoff_ms =
+        first ? LG_ACCEPT_BACKOFF_MIN : LG_MIN(ls->backoff_ms * 2, LG_ACCEPT_BACKOFF_MAX);
     uv_poll_stop(&ls->poll);
     uv_timer_start(&ls->backoff, on_backoff, ls->backoff_ms, 0);
     LG_COUNT(&w->counters[ls->index], accept_pauses, 1);

@@ -143,7 +143,8 @@ static void flow_write(lg_conn_t *c, lg_flow_t *f, size_t grant)
         return;
     }
     uv_buf_t bufs[LG_RELAY_MAX_IOV];
-    for (size_t i = 0; i < n; i++) bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
+    for (size_t i = 0; i < n; i++)
+        bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
     r->flow = f;
     r->len = covered;
     f->inflight += covered;

@@ -245,8 +245,10 @@ void lg_resolve_interleave(lg_sockaddr_t *addrs, size_t n)
     /* ia scans the first family, ib the other; alternate while both have entries. */
     bool take_first = true;
     while (out < n) {
-        while (ia < n && addrs[ia].sa.sa_family != first) ia++;
-        while (ib < n && addrs[ib].sa.sa_family == first) ib++;
+        while (ia < n && addrs[ia].sa.sa_family != first)
+            ia++;
+        while (ib < n && addrs[ib].sa.sa_family == first)
+            ib++;
         if (ia >= n && ib >= n) break;
         if ((take_first && ia < n) || ib >= n) {
             tmp[out++] = addrs[ia++];

@@ -47,7 +47,7 @@ typedef struct lg_attempt_s {
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
-    } h;                       /* h.handle.data = the connection */
+    } h; /* h.handle.data = the connection */
     uv_connect_t req;
     lg_conn_t *conn;
     struct lg_attempt_s *next; /* dialer's list of attempts in flight */

@@ -59,13 +59,15 @@ static int insert(lg_pending_t *t, const lg_pending_entry_t *entry)
         for (size_t i = 0; i < old_cap; i++) {
             if (old[i].serial == 0) continue;
             size_t j = slot_of(t, old[i].serial);
-            while (t->slots[j].serial != 0) j = (j + 1) & (cap - 1);
+            while (t->slots[j].serial != 0)
+                j = (j + 1) & (cap - 1);
             t->slots[j] = old[i];
         }
         lg_free(old);
     }
     size_t j = slot_of(t, entry->serial);
-    while (t->slots[j].serial != 0) j = (j + 1) & (t->cap - 1);
+    while (t->slots[j].serial != 0)
+        j = (j + 1) & (t->cap - 1);
     t->slots[j] = *entry;
     t->n++;
     atomic_store_explicit(&t->n_shared, t->n, memory_order_relaxed);

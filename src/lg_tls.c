@@ -89,8 +89,8 @@ static void bio_method_init(void)
     bio_method = m; /* process-wide, immutable once made; freed with the process */
 }
 
-int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len,
-                 const uint8_t *alpn, size_t alpn_len)
+int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len, const uint8_t *alpn,
+                 size_t alpn_len)
 {
     pthread_once(&bio_once, bio_method_init);
     if (bio_method == NULL) return -ENOMEM;

@@ -46,11 +46,11 @@ typedef struct lg_tls_s {
     lg_conn_t *conn;
     const uint8_t *in; /* ciphertext not yet consumed by OpenSSL (valid during a feed only) */
     size_t in_len;
-    size_t out_new; /* ciphertext appended to u2c since the caller last scheduled it */
+    size_t out_new;      /* ciphertext appended to u2c since the caller last scheduled it */
     const uint8_t *alpn; /* the route's ALPN list, wire format (owned by the snapshot) */
     size_t alpn_len;
     uint32_t keyupdates;
-    int violation;       /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
+    int violation; /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
     bool handshake_done;
     bool peer_closed; /* close_notify received */
     bool close_sent;  /* close_notify queued */
@@ -60,8 +60,8 @@ typedef struct lg_tls_s {
 } lg_tls_t;
 
 /* Create the connection's TLS state (c->tls). Returns 0 or -ENOMEM. */
-int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len,
-                 const uint8_t *alpn, size_t alpn_len);
+int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len, const uint8_t *alpn,
+                 size_t alpn_len);
 
 /*
  * Feed ciphertext from the client. Runs the handshake or decrypts; plaintext is appended to

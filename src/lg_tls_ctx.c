@@ -184,9 +184,9 @@ static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DI
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, LG_TLS_SESSION_CACHE_SIZE);
-    SSL_CTX_set_session_id_context(ctx, digest, SSL_MAX_SID_CTX_LENGTH < LG_TLS_DIGEST_LEN
-                                                    ? SSL_MAX_SID_CTX_LENGTH
-                                                    : LG_TLS_DIGEST_LEN);
+    SSL_CTX_set_session_id_context(
+        ctx, digest,
+        SSL_MAX_SID_CTX_LENGTH < LG_TLS_DIGEST_LEN ? SSL_MAX_SID_CTX_LENGTH : LG_TLS_DIGEST_LEN);
     if (SSL_CTX_set_cipher_list(ctx, LG_TLS12_CIPHERS) != 1 ||
         load_chain(ctx, m, err, err_size) != 0 || load_key(ctx, m, err, err_size) != 0 ||
         (m->ca != NULL && load_client_ca(ctx, m, err, err_size) != 0)) {
@@ -254,7 +254,8 @@ SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_
 
 void lg_tls_cache_free(lg_tls_cache_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) SSL_CTX_free(c->v[i].ctx);
+    for (size_t i = 0; i < c->n; i++)
+        SSL_CTX_free(c->v[i].ctx);
     lg_free(c->v);
     memset(c, 0, sizeof(*c));
 }

@@ -25,11 +25,11 @@
 typedef struct lg_conn_s lg_conn_t;
 typedef struct lg_wreq_s lg_wreq_t;
 
-#define LG_ACCEPTS_PER_WAKEUP   64   /* connections accepted per readiness event */
-#define LG_GRANTS_PER_RUN       1024 /* scheduler grants per loop iteration */
-#define LG_ACCEPT_BACKOFF_MIN   100  /* ms: first accept pause after EMFILE/ENFILE */
-#define LG_ACCEPT_BACKOFF_MAX   1000 /* ms: longest accept pause */
-#define LG_WREQ_CACHE_MAX       256  /* spare write requests a worker keeps */
+#define LG_ACCEPTS_PER_WAKEUP 64   /* connections accepted per readiness event */
+#define LG_GRANTS_PER_RUN     1024 /* scheduler grants per loop iteration */
+#define LG_ACCEPT_BACKOFF_MIN 100  /* ms: first accept pause after EMFILE/ENFILE */
+#define LG_ACCEPT_BACKOFF_MAX 1000 /* ms: longest accept pause */
+#define LG_WREQ_CACHE_MAX     256  /* spare write requests a worker keeps */
 
 enum { LG_MSG_STOP = 1, LG_MSG_RESOLVE };
 
@@ -47,8 +47,8 @@ typedef struct lg_lsock_s {
     uv_poll_t poll;     /* readiness of the listen fd */
     uv_timer_t backoff; /* accept pause after EMFILE/ENFILE */
     lg_worker_t *w;
-    int fd;             /* owned: closed when poll's close callback runs */
-    unsigned index;     /* listener index */
+    int fd;              /* owned: closed when poll's close callback runs */
+    unsigned index;      /* listener index */
     uint32_t backoff_ms; /* current pause; 0 when accepting normally */
     bool open;           /* poll handle initialised and not closed */
 } lg_lsock_t;
@@ -85,9 +85,9 @@ struct lg_worker_s {
 
     uv_timer_t grace_timer;
     uint64_t grace_deadline; /* loop time at which the grace period ends */
-    bool stopping;    /* STOP received: listen sockets closed */
-    bool draining;    /* grace over: every connection is being closed */
-    bool closing;     /* worker handles are closing; loop about to end */
+    bool stopping;           /* STOP received: listen sockets closed */
+    bool draining;           /* grace over: every connection is being closed */
+    bool closing;            /* worker handles are closing; loop about to end */
     int exit_code;
 
     lg_counters_t counters[LG_MAX_LISTENERS]; /* written by this thread only */
