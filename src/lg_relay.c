@@ -102,7 +102,9 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* The source has ended and every queued byte is written: pass the FIN on. */
 static void flow_maybe_shutdown(lg_conn_t *c, lg_flow_t *f)
 {
-    if (!f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0) return;
+    /* No destination yet (TLS client done before the upstream connected): lg_relay_start
+     * comes back here once there is one. */
+    if (!f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL) return;
     f->shut = true;
     uv_shutdown_t *req = lg_malloc(sizeof(*req));
     if (req == NULL) {
@@ -376,6 +378,8 @@ int lg_relay_start(lg_conn_t *c)
      * bytes, plaintext decrypted while dialling) go out first. */
     release_held(c, &c->u2c);
     release_held(c, &c->c2u);
+    if (c->state != LG_CONN_RELAY) return 0;
+    flow_maybe_shutdown(c, &c->c2u); /* the client may have finished already */
     if (c->state != LG_CONN_RELAY) return 0;
     int rc = flow_read_start(&c->c2u);
     if (rc == 0) rc = flow_read_start(&c->u2c);
