@@ -499,7 +499,7 @@ function normalizeListener(value, path, topProtection) {
 
 /**
  * A connect listener's destination policy:
- *  - `allowPorts` [[443]]: integers 1-65535 (at least one port must end up allowed).
+ *  - `allowPorts` [[]]: integers 1-65535 (at least one port must end up allowed).
  *  - `defaultAllowPort` [true]: 443 is allowed in addition to allowPorts.
  *    Normalised allowPorts: with 443 added when defaultAllowPort, de-duplicated, sorted.
  *  - `denyCidrs` [DEFAULT_DENY_CIDRS]: destinations refused; a given list replaces the default.
@@ -518,9 +518,9 @@ function normalizeConnect(value, path) {
   const defaultAllowPort = optBoolean(get(obj, 'defaultAllowPort'), `${path}.defaultAllowPort`, true);
   const rawPorts = get(obj, 'allowPorts');
   const ports = new Set(defaultAllowPort ? [443] : []);
-  if (rawPorts === undefined) {
-    for (const p of DEFAULTS.allowPorts) ports.add(p);
-  } else {
+  // 443 comes only from defaultAllowPort, so `defaultAllowPort: false` really drops it (as the
+  // CLI's --no-default-allow-port does); with nothing else allowed that is a config error.
+  if (rawPorts !== undefined) {
     checkArray(rawPorts, `${path}.allowPorts`, 0, 65535);
     for (let i = 0; i < rawPorts.length; i++) ports.add(integer(rawPorts[i], `${path}.allowPorts[${i}]`, 1, 65535));
   }

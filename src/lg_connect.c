@@ -252,6 +252,7 @@ void lg_connect_timeout(lg_conn_t *c)
     if (c->state == LG_CONN_HEAD) {
         respond(c, 408);
     } else {
+        LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
         respond(c, 504);
     }
 }

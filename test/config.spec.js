@@ -242,8 +242,8 @@ describe('config', () => {
     it('leaves 443 out when defaultAllowPort is false and allowPorts is given', () => {
       const n = normalizeConfig(withConnect((c) => { c.listeners[0].connect = { allowPorts: [8443], defaultAllowPort: false }; }));
       assert.deepStrictEqual(n.listeners[0].connect.allowPorts, [8443]);
-      const d = normalizeConfig(withConnect((c) => { c.listeners[0].connect = { defaultAllowPort: false }; }));
-      assert.deepStrictEqual(d.listeners[0].connect.allowPorts, [443]);
+      assert.throws(() => normalizeConfig(withConnect((c) => { c.listeners[0].connect = { defaultAllowPort: false }; })),
+        (err) => err instanceof RangeError && err.code === 'ERR_LEGATO_CONFIG' && err.message.startsWith('listeners[0].connect.allowPorts'));
     });
 
     it('accepts connect: null on a tls listener and on a connect listener', () => {

@@ -109,12 +109,11 @@ async function request(port, bytes, { host = '127.0.0.1', endAfterWrite = false 
 async function openTunnel(port, target, { headers = [`Host: ${target}`], after, host = '127.0.0.1' } = {}) {
   const socket = await connect(port, { host });
   const head = Buffer.from(`CONNECT ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`, 'latin1');
-  socket.write(after ? Buffer.concat([head, after]) : head);
-  return readReplyHead(socket);
+  return readReplyHead(socket, after ? Buffer.concat([head, after]) : head);
 }
 
-/** Wait for a reply head on `socket`; see openTunnel. */
-function readReplyHead(socket) {
+/** Write `bytes` (if given) and wait for a reply head on `socket`; see openTunnel. */
+function readReplyHead(socket, bytes) {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const onData = (d) => {
@@ -132,6 +131,7 @@ function readReplyHead(socket) {
     };
     socket.on('data', onData);
     socket.once('close', onClose);
+    if (bytes !== undefined) socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
   });
 }
 
