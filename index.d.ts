@@ -270,45 +270,115 @@ export interface SuspendedConnection {
 }
 
 /** Counters of one listener, summed over workers. */
-export interface ListenerMetrics {
+export interface ListenerMetrics extends Counters {
   host: string;
   /** Bound port. */
   port: number;
   kind: 'tls' | 'connect';
-  activeConnections: number;
-  totalConnections?: number;
-  bytesFromClients?: number;
-  bytesToClients?: number;
-  noRoute?: number;
-  handshakeFailures?: number;
-  upstreamConnectFailures?: number;
 }
 
 /** `proxy.metrics()`: counters summed over workers and listeners. */
-export interface Metrics {
+/** Counters of one listener (also the shape of the totals). */
+export interface Counters {
+  /** Open now. */
   activeConnections: number;
+  jsName: number;
+  /** Connections accepted and admitted. */
   totalConnections: number;
+  /** Connections finished. */
+  closedConnections: number;
+  /** Bytes read from clients. */
+  bytesFromClients: number;
+  /** Bytes written to clients. */
+  bytesToClients: number;
+  /** Upstream dials that failed or timed out (CONNECT: 502 and 504). */
+  upstreamConnectFailures: number;
+  /** No route matched; the client was closed. */
+  noRoute: number;
+  /** Refused at accept: the listener was at maxConnections (or, for CONNECT, its head-phase limit). */
+  refusedMaxConnections: number;
+  /** ClientHello or TLS handshake failures, all reasons. */
+  handshakeFailures: number;
+  handshakeFailuresTimeout: number;
+  handshakeFailuresProtocol: number;
+  handshakeFailuresClosed: number;
+  nonTlsConnections: number;
+  idleTimeouts: number;
+  outOfMemory: number;
+  acceptPauses: number;
+  tlsHandshakes: number;
+  /** Terminated handshakes that resumed a session (ID or ticket). */
+  tlsSessionsResumed: number;
+  handshakeFailuresCertificate: number;
+  handshakeFailuresNoCertificate: number;
+  /** Clients that closed TCP without close_notify. */
+  tlsTruncations: number;
+  tlsRenegotiationsRefused: number;
+  tlsKeyUpdateFloods: number;
+  tlsSniMismatches: number;
+  tlsErrors: number;
+  suspendedTotal: number;
+  suspendedResolved: number;
+  suspendedRejected: number;
+  suspendedTimedOut: number;
+  suspendedDropped: number;
+  suspendedClientGone: number;
+  status200: number;
+  status400: number;
+  status403: number;
+  status405: number;
+  status408: number;
+  status414: number;
+  status431: number;
+  status502: number;
+  status503: number;
+  status504: number;
+  status505: number;
+  refusedPort: number;
+  refusedDomain: number;
+  refusedAddress: number;
+}
+
+/** One worker thread's figures. */
+export interface WorkerMetrics {
+  connections: number;
+  /** Read buffers held right now (0 when every connection is idle). */
+  readBuffersInUse: number;
+  /** ClientHello buffers held right now. */
+  helloBuffersInUse: number;
+  /** Current DRR quantum, bytes. */
+  quantum: number;
+  grants: number;
+  grantedBytes: number;
+}
+
+/** `proxy.metrics()`: counters summed over worker threads. */
+export interface Metrics extends Counters {
   /** Refused by protection (rate, concurrency, CIDR, fingerprint, SNI required). */
   blockedConnections: number;
-  /** No route matched. */
-  noRoute: number;
   /** Connections waiting for resolveConnection. */
   pendingSuspended: number;
-  bytesFromClients: number;
-  bytesToClients: number;
-  handshakeFailures: number;
-  upstreamConnectFailures: number;
+  /** Config snapshots still referenced (the current one and those old connections hold). */
+  configGenerationsLive: number;
+  /** Engine events that could not be queued to JavaScript. */
+  eventsDropped: number;
+  /** Read and ClientHello buffers held right now, all workers. */
+  buffersInUse: number;
   listeners: ListenerMetrics[];
-  // Further engine counters, present where the engine reports them.
-  closedConnections?: number;
-  refusedMaxConnections?: number;
-  handshakeFailuresTimeout?: number;
-  handshakeFailuresProtocol?: number;
-  handshakeFailuresClosed?: number;
-  nonTlsConnections?: number;
-  idleTimeouts?: number;
-  outOfMemory?: number;
-  acceptPauses?: number;
+  workers: WorkerMetrics[];
+}
+
+/** A connect-listener connection that ended. */
+export interface TunnelEvent {
+  listener: { host: string; port: number };
+  /** Target host as requested ('' when the request never got that far). */
+  target: string;
+  port: number;
+  /** HTTP status sent: 200 for a tunnel, 4xx/5xx for a refusal, 0 if the client left first. */
+  status: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+  durationMs: number;
 }
 
 /** `proxy.blockedIps()`. */
@@ -377,6 +447,8 @@ export class Proxy extends EventEmitter {
   [Symbol.asyncDispose](): Promise<void>;
 
   on(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  /** One per connection on a connect listener, when it closes (produced only while listened to). */
+  on(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (warning: Error) => void): this;
   on(event: 'listening', listener: () => void): this;
@@ -384,6 +456,7 @@ export class Proxy extends EventEmitter {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 
   once(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  once(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
   once(event: 'error', listener: (err: Error) => void): this;
   once(event: 'warning', listener: (warning: Error) => void): this;
   once(event: 'listening', listener: () => void): this;
@@ -391,6 +464,7 @@ export class Proxy extends EventEmitter {
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 
   off(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
+  off(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
   off(event: 'error', listener: (err: Error) => void): this;
   off(event: 'warning', listener: (warning: Error) => void): this;
   off(event: 'listening', listener: () => void): this;
@@ -398,6 +472,7 @@ export class Proxy extends EventEmitter {
   off(event: string | symbol, listener: (...args: any[]) => void): this;
 
   emit(event: 'suspended', conn: SuspendedConnection): boolean;
+  emit(event: 'tunnel', tunnel: TunnelEvent): boolean;
   emit(event: 'error', err: Error): boolean;
   emit(event: 'warning', warning: Error): boolean;
   emit(event: 'listening'): boolean;
