@@ -198,8 +198,8 @@ class Proxy extends EventEmitter {
             peerPort: payload.peerPort,
             listener: { host: l.host, port: this._ports ? this._ports[payload.listener] : l.port },
             alpn: payload.alpn === '' ? [] : payload.alpn.split('\n'),
-            ja3: '',
-            ja4: '',
+            ja3: payload.ja3,
+            ja4: payload.ja4,
           });
           break;
         }

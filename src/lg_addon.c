@@ -147,6 +147,8 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
             set_str(env, payload, "peerIp", ev->peer_ip);
             set_int(env, payload, "peerPort", ev->port);
             set_str(env, payload, "alpn", ev->alpn);
+            set_str(env, payload, "ja3", ev->ja3);
+            set_str(env, payload, "ja4", ev->ja4);
         }
         if (ev->type == LG_EV_TUNNEL) {
             set_int(env, payload, "listener", ev->listener);

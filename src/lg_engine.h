@@ -58,6 +58,8 @@ typedef struct lg_event_s {
     char id[32];
     char peer_ip[48];
     char alpn[256]; /* protocols the client offered, joined by '\n' */
+    char ja3[33];
+    char ja4[40];
 } lg_event_t;
 
 /* Returns 0 when queued, -EAGAIN when the queue is full or closing (the event is then freed). */

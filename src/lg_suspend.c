@@ -4,6 +4,7 @@
 #include "lg_suspend.h"
 #include "lg_conn.h"
 #include "lg_relay.h"
+#include "lg_tls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -194,6 +195,7 @@ void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_
                                    keep: lg_hello stores raw bytes; JS splits on '\n') */
     }
     if (off > 0) ev->alpn[off - 1] = '\0';
+    if (hello != NULL) lg_tls_fingerprints(hello, ev->ja3, ev->ja4);
 
     lg_pending_entry_t entry = {c->serial, c, c->lis, false};
     uv_mutex_lock(&w->pending.lock);

@@ -13,7 +13,10 @@
 #include "lg_conn.h"
 #include "lg_relay.h"
 
+#include "lg_ja.h"
+
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -254,6 +257,36 @@ void lg_tls_close_notify(lg_conn_t *c)
     t->close_sent = true;
     ERR_clear_error();
     SSL_shutdown(t->ssl); /* queues close_notify through the BIO; we do not wait for the peer's */
+    ERR_clear_error();
+}
+
+static bool digest(const EVP_MD *md, const void *data, size_t len, uint8_t *out)
+{
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, md, NULL) == 1;
+}
+
+void lg_tls_fingerprints(const lg_hello_t *h, char ja3[33], char ja4[40])
+{
+    ja3[0] = '\0';
+    ja4[0] = '\0';
+    char s3[LG_JA3_MAX];
+    int n = lg_ja3_string(h, s3, sizeof(s3));
+    uint8_t md[EVP_MAX_MD_SIZE];
+    if (n >= 0 && digest(EVP_md5(), s3, (size_t)n, md)) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            ja3[2 * i] = hex[md[i] >> 4];
+            ja3[2 * i + 1] = hex[md[i] & 15];
+        }
+        ja3[32] = '\0';
+    }
+    lg_ja4_parts_t parts;
+    uint8_t b[EVP_MAX_MD_SIZE], c[EVP_MAX_MD_SIZE];
+    if (lg_ja4_parts(h, &parts) == 0 && digest(EVP_sha256(), parts.b, parts.b_len, b) &&
+        digest(EVP_sha256(), parts.c, parts.c_len, c)) {
+        lg_ja4_format(&parts, b, c, ja4, 40);
+    }
     ERR_clear_error();
 }
 

@@ -82,6 +82,12 @@ bool lg_tls_resumed(const lg_conn_t *c);
 
 void lg_tls_free(lg_conn_t *c);
 
+/*
+ * JA3 (32 hex chars of MD5) and JA4 (36 chars) of a parsed ClientHello; both "" when the hello
+ * cannot be fingerprinted (a list was truncated: fail closed). The strings come from lg_ja.
+ */
+void lg_tls_fingerprints(const lg_hello_t *h, char ja3[33], char ja4[40]);
+
 /* Callbacks installed on every context (lg_tls_ctx.c). */
 int lg_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg);

@@ -1,0 +1,377 @@
+/*
+ * lg_ja.c — JA3 and JA4 TLS client fingerprint strings (pure core: no I/O, no allocation, no
+ * globals). The rules, with their sources, are in lg_ja.h.
+ *
+ * Invariants:
+ *   - every output is written through a bounded writer (ja_buf_t) that always leaves room for
+ *     the NUL and records an overflow instead of writing past `cap`; a failed call leaves ""
+ *     behind, never a partial fingerprint;
+ *   - the lg_hello_t is only read, and only within its arrays: an entry count above its array
+ *     size (a caller bug, never produced by lg_hello_parse) is -EINVAL, as is an ALPN name that
+ *     would reach past alpn_buf;
+ *   - sorting uses a copy on the stack (at most LG_HELLO_MAX_CIPHERS uint16_t = 512 bytes).
+ */
+#include "lg_ja.h"
+
+#include <string.h>
+
+#define JA_EXT_SERVER_NAME    0x0000
+#define JA_EXT_ALPN           0x0010
+#define JA4_COUNT_CAP         99 /* JA4.md: a count above 99 is written as "99" */
+#define JA4_DIGEST_BYTES_READ (LG_JA4_HASH_LEN / 2) /* digest bytes behind 12 hex digits */
+
+/* Lower-case hex digit of a nibble. */
+static char hex_digit(unsigned nibble)
+{
+    return "0123456789abcdef"[nibble & 0xf];
+}
+
+/* A bounded string writer: n < cap always holds, so out[n] can take the NUL. */
+typedef struct ja_buf_s {
+    char *p;
+    size_t cap;
+    size_t n;
+    bool over;
+} ja_buf_t;
+
+static void put_char(ja_buf_t *b, char c)
+{
+    if (b->n + 1 < b->cap) {
+        b->p[b->n++] = c;
+    } else {
+        b->over = true;
+    }
+}
+
+static void put_dec(ja_buf_t *b, unsigned v)
+{
+    char tmp[LG_JA_DEC_MAX];
+    size_t k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && k < sizeof(tmp));
+    while (k > 0)
+        put_char(b, tmp[--k]);
+}
+
+static void put_hex4(ja_buf_t *b, uint16_t v)
+{
+    put_char(b, hex_digit((v >> 12) & 0xf));
+    put_char(b, hex_digit((v >> 8) & 0xf));
+    put_char(b, hex_digit((v >> 4) & 0xf));
+    put_char(b, hex_digit(v & 0xf));
+}
+
+/* NUL-terminate; returns the length, or -E2BIG (leaving "") if anything did not fit. */
+static int finish(ja_buf_t *b)
+{
+    if (b->over) {
+        b->p[0] = '\0';
+        return -E2BIG;
+    }
+    b->p[b->n] = '\0';
+    return (int)b->n;
+}
+
+bool lg_ja_is_grease(uint16_t v)
+{
+    return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+/* The lists a fingerprint reads must be whole and within their arrays. */
+static bool counts_in_bounds(const lg_hello_t *h)
+{
+    return h->n_ciphers <= LG_HELLO_MAX_CIPHERS && h->n_exts <= LG_HELLO_MAX_EXTS &&
+           h->n_groups <= LG_HELLO_MAX_GROUPS && h->n_pointfmts <= LG_HELLO_MAX_POINTFMTS &&
+           h->n_sigalgs <= LG_HELLO_MAX_SIGALGS && h->n_versions <= LG_HELLO_MAX_VERSIONS &&
+           h->n_alpn <= LG_HELLO_MAX_ALPN;
+}
+
+/* Append the non-GREASE values of a uint16 list in decimal, joined by '-'. */
+static void put_dec_list(ja_buf_t *b, const uint16_t *v, size_t n)
+{
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (lg_ja_is_grease(v[i])) continue;
+        if (!first) put_char(b, '-');
+        put_dec(b, v[i]);
+        first = false;
+    }
+}
+
+int lg_ja3_string(const lg_hello_t *h, char *out, size_t cap)
+{
+    if (out == NULL) return -EINVAL;
+    if (cap > 0) out[0] = '\0';
+    if (h == NULL || !counts_in_bounds(h)) return -EINVAL;
+    if (h->ciphers_truncated || h->exts_truncated || h->groups_truncated ||
+        h->pointfmts_truncated) {
+        return -EINVAL;
+    }
+    if (cap == 0) return -E2BIG;
+
+    ja_buf_t b = {out, cap, 0, false};
+    put_dec(&b, h->legacy_version);
+    put_char(&b, ',');
+    put_dec_list(&b, h->ciphers, h->n_ciphers);
+    put_char(&b, ',');
+    put_dec_list(&b, h->exts, h->n_exts);
+    put_char(&b, ',');
+    put_dec_list(&b, h->groups, h->n_groups);
+    put_char(&b, ',');
+    for (size_t i = 0; i < h->n_pointfmts; i++) {
+        if (i > 0) put_char(&b, '-');
+        put_dec(&b, h->pointfmts[i]);
+    }
+    return finish(&b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JA4                                                                                        */
+
+/* JA4.md "TLS and DTLS Version". */
+static const char *version_code(uint16_t v)
+{
+    switch (v) {
+    case 0x0304:
+        return "13";
+    case 0x0303:
+        return "12";
+    case 0x0302:
+        return "11";
+    case 0x0301:
+        return "10";
+    case 0x0300:
+        return "s3";
+    case 0x0200: /* what the reference implementations map to SSL 2.0 */
+    case 0x0002: /* SSL 2.0 as the spec's table writes it */
+        return "s2";
+    case 0xfeff:
+        return "d1";
+    case 0xfefd:
+        return "d2";
+    case 0xfefc:
+        return "d3";
+    default:
+        return "00";
+    }
+}
+
+/* The highest non-GREASE supported_versions entry, else legacy_version. */
+static uint16_t ja4_version(const lg_hello_t *h)
+{
+    bool found = false;
+    uint16_t best = 0;
+    for (size_t i = 0; i < h->n_versions; i++) {
+        uint16_t v = h->versions[i];
+        if (lg_ja_is_grease(v)) continue;
+        if (!found || v > best) best = v;
+        found = true;
+    }
+    return found ? best : h->legacy_version;
+}
+
+static bool has_ext(const lg_hello_t *h, uint16_t type)
+{
+    for (size_t i = 0; i < h->n_exts; i++) {
+        if (h->exts[i] == type) return true;
+    }
+    return false;
+}
+
+static size_t count_non_grease(const uint16_t *v, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!lg_ja_is_grease(v[i])) k++;
+    }
+    return k;
+}
+
+static void put_count2(char *dst, size_t n)
+{
+    if (n > JA4_COUNT_CAP) n = JA4_COUNT_CAP;
+    dst[0] = (char)('0' + n / 10);
+    dst[1] = (char)('0' + n % 10);
+}
+
+static bool is_alnum(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* The two ALPN characters of part a (JA4.md "ALPN Extension Value"). */
+static void put_alpn(char *dst, const lg_hello_t *h)
+{
+    if (h->n_alpn == 0 || h->alpn_len[0] == 0) {
+        dst[0] = '0';
+        dst[1] = '0';
+        return;
+    }
+    const uint8_t *name = (const uint8_t *)h->alpn_buf + h->alpn_off[0];
+    uint8_t first = name[0];
+    uint8_t last = name[h->alpn_len[0] - 1];
+    if (is_alnum(first) && is_alnum(last)) {
+        dst[0] = (char)first;
+        dst[1] = (char)last;
+    } else {
+        /* First and last digits of the name's hex form: high nibble of the first byte, low
+         * nibble of the last. */
+        dst[0] = hex_digit(first >> 4);
+        dst[1] = hex_digit(last & 0xf);
+    }
+}
+
+/* Copy the non-GREASE values of v[0..n) into dst — without server_name and ALPN when
+ * `skip_sni_alpn` is set — sorted ascending (duplicates kept). Returns how many were kept. */
+static size_t sorted_copy(uint16_t *dst, const uint16_t *v, size_t n, bool skip_sni_alpn)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t x = v[i];
+        if (lg_ja_is_grease(x)) continue;
+        if (skip_sni_alpn && (x == JA_EXT_SERVER_NAME || x == JA_EXT_ALPN)) continue;
+        /* Insertion sort: n <= LG_HELLO_MAX_CIPHERS, so at worst 256 * 255 / 2 moves, once per
+         * hello; clients mostly send ciphers and extensions close to sorted order anyway. */
+        size_t j = k++;
+        while (j > 0 && dst[j - 1] > x) {
+            dst[j] = dst[j - 1];
+            j--;
+        }
+        dst[j] = x;
+    }
+    return k;
+}
+
+static void put_hex_list(ja_buf_t *b, const uint16_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) put_char(b, ',');
+        put_hex4(b, v[i]);
+    }
+}
+
+static void clear_parts(lg_ja4_parts_t *out)
+{
+    out->a[0] = '\0';
+    out->b[0] = '\0';
+    out->b_len = 0;
+    out->c[0] = '\0';
+    out->c_len = 0;
+}
+
+int lg_ja4_parts(const lg_hello_t *h, lg_ja4_parts_t *out)
+{
+    if (out == NULL) return -EINVAL;
+    clear_parts(out);
+    if (h == NULL || !counts_in_bounds(h)) return -EINVAL;
+    if (h->ciphers_truncated || h->exts_truncated || h->sigalgs_truncated ||
+        h->versions_truncated) {
+        return -EINVAL;
+    }
+    if (h->n_alpn > 0 && (size_t)h->alpn_off[0] + h->alpn_len[0] > sizeof(h->alpn_buf)) {
+        return -EINVAL;
+    }
+
+    /* Part a: fixed width, written in place. */
+    char *a = out->a;
+    const char *ver = version_code(ja4_version(h));
+    a[0] = 't';
+    a[1] = ver[0];
+    a[2] = ver[1];
+    a[3] = (h->has_sni || has_ext(h, JA_EXT_SERVER_NAME)) ? 'd' : 'i';
+    put_count2(a + 4, count_non_grease(h->ciphers, h->n_ciphers));
+    put_count2(a + 6, count_non_grease(h->exts, h->n_exts));
+    put_alpn(a + 8, h);
+    a[LG_JA4_A_LEN] = '\0';
+
+    uint16_t sorted[LG_HELLO_MAX_CIPHERS];
+
+    /* Part b: sorted cipher suites. */
+    ja_buf_t b = {out->b, sizeof(out->b), 0, false};
+    put_hex_list(&b, sorted, sorted_copy(sorted, h->ciphers, h->n_ciphers, false));
+    int rb = finish(&b);
+
+    /* Part c: sorted extensions without SNI/ALPN, then '_' and the signature algorithms in
+     * wire order; empty when there is no extension left to sort. */
+    ja_buf_t c = {out->c, sizeof(out->c), 0, false};
+    size_t n_ext = sorted_copy(sorted, h->exts, h->n_exts, true);
+    if (n_ext > 0) {
+        put_hex_list(&c, sorted, n_ext);
+        bool first = true;
+        for (size_t i = 0; i < h->n_sigalgs; i++) {
+            if (lg_ja_is_grease(h->sigalgs[i])) continue;
+            put_char(&c, first ? '_' : ',');
+            put_hex4(&c, h->sigalgs[i]);
+            first = false;
+        }
+    }
+    int rc = finish(&c);
+
+    /* Cannot happen: the part sizes are derived from the array sizes checked above. */
+    if (rb < 0 || rc < 0) {
+        clear_parts(out);
+        return -E2BIG;
+    }
+    out->b_len = (size_t)rb;
+    out->c_len = (size_t)rc;
+    return 0;
+}
+
+static bool part_a_ok(const lg_ja4_parts_t *p)
+{
+    return memchr(p->a, '\0', sizeof(p->a)) == p->a + LG_JA4_A_LEN;
+}
+
+static void put_hash12(char *dst, size_t len, const uint8_t *digest)
+{
+    for (size_t i = 0; i < JA4_DIGEST_BYTES_READ; i++) {
+        if (len == 0) {
+            dst[2 * i] = '0';
+            dst[2 * i + 1] = '0';
+        } else {
+            dst[2 * i] = hex_digit(digest[i] >> 4);
+            dst[2 * i + 1] = hex_digit(digest[i] & 0xf);
+        }
+    }
+}
+
+int lg_ja4_format(const lg_ja4_parts_t *p, const uint8_t *b_sha256, const uint8_t *c_sha256,
+                  char *out, size_t cap)
+{
+    if (out == NULL) return -EINVAL;
+    if (cap > 0) out[0] = '\0';
+    if (p == NULL || !part_a_ok(p)) return -EINVAL;
+    if ((p->b_len > 0 && b_sha256 == NULL) || (p->c_len > 0 && c_sha256 == NULL)) return -EINVAL;
+    if (cap <= LG_JA4_LEN) return -E2BIG;
+
+    memcpy(out, p->a, LG_JA4_A_LEN);
+    out[LG_JA4_A_LEN] = '_';
+    put_hash12(out + LG_JA4_A_LEN + 1, p->b_len, b_sha256);
+    out[LG_JA4_A_LEN + 1 + LG_JA4_HASH_LEN] = '_';
+    put_hash12(out + LG_JA4_A_LEN + 2 + LG_JA4_HASH_LEN, p->c_len, c_sha256);
+    out[LG_JA4_LEN] = '\0';
+    return LG_JA4_LEN;
+}
+
+int lg_ja4_raw(const lg_ja4_parts_t *p, char *out, size_t cap)
+{
+    if (out == NULL) return -EINVAL;
+    if (cap > 0) out[0] = '\0';
+    if (p == NULL || !part_a_ok(p) || p->b_len >= sizeof(p->b) || p->c_len >= sizeof(p->c)) {
+        return -EINVAL;
+    }
+    if (cap == 0) return -E2BIG;
+
+    ja_buf_t b = {out, cap, 0, false};
+    for (size_t i = 0; i < LG_JA4_A_LEN; i++)
+        put_char(&b, p->a[i]);
+    put_char(&b, '_');
+    for (size_t i = 0; i < p->b_len; i++)
+        put_char(&b, p->b[i]);
+    put_char(&b, '_');
+    for (size_t i = 0; i < p->c_len; i++)
+        put_char(&b, p->c[i]);
+    return finish(&b);
+}
