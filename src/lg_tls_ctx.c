@@ -169,6 +169,19 @@ static int load_client_ca(SSL_CTX *ctx, const lg_tls_material_t *m, char *err, s
     return 0;
 }
 
+/*
+ * Acknowledge the server_name extension. OpenSSL records the SNI in the session only when a
+ * servername callback accepts it; without one a resumed TLS 1.2 session carries no name, so
+ * lg_tls could not check that a resumption stays on the SNI it was routed by.
+ */
+static int servername_ok(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    (void)alert;
+    (void)arg;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DIGEST_LEN],
                       char *err, size_t err_size)
 {
@@ -196,6 +209,7 @@ static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DI
         return NULL;
     }
     SSL_CTX_set_alpn_select_cb(ctx, lg_tls_alpn_select, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_ok);
     SSL_CTX_set_msg_callback(ctx, lg_tls_msg_cb);
     ERR_clear_error();
     return ctx;

@@ -1,0 +1,173 @@
+'use strict';
+// TLS termination hygiene (issue 3, part 3), with real clients where one exists:
+//
+//  - renegotiation (TLS 1.2, `openssl s_client -tls1_2` then a line `R`): the connection is
+//    closed and counted `tlsRenegotiationsRefused`;
+//  - TLS 1.3 KeyUpdate (`openssl s_client -tls1_3`, lines `K` = update_requested and `k`): up to
+//    LG_TLS_MAX_KEYUPDATES (64) per connection are honoured, the 65th closes it
+//    (`tlsKeyUpdateFloods`);
+//  - the SNI OpenSSL negotiated must equal the one the router used: a hand-made TLS 1.3 client
+//    (fixtures/tls-hrr.js) forces a HelloRetryRequest and names another tenant in its second
+//    ClientHello → closed, `tlsSniMismatches`, nothing reaches the upstream.
+
+const assert = require('assert');
+const { getTlsPki, pair } = require('./helpers/tlsca');
+const { startProxy, portOf, tcp, cleanup } = require('./helpers/proxy');
+const { waitFor, waitForMetric } = require('./helpers/wait');
+const T = require('./fixtures/tls-tools');
+const { handshakeWithRetry } = require('./fixtures/tls-hrr');
+
+const MAX_KEYUPDATES = 64; // LG_TLS_MAX_KEYUPDATES
+
+describe('TLS termination hygiene', function () {
+  this.timeout(30000);
+  let pki;
+  let up;
+
+  before(function () {
+    this.timeout(120000);
+    pki = getTlsPki();
+  });
+
+  beforeEach(async function () {
+    up = await T.httpUpstream();
+  });
+
+  afterEach(cleanup);
+
+  function term(sni, leaf, extra = {}) {
+    return { sni, terminateTls: true, cert: pair(leaf), upstreams: [tcp(up.port)], ...extra };
+  }
+
+  async function startA() {
+    return startProxy({ routes: [term('a.test', pki.leaves.a), term('b.test', pki.leaves.b)] });
+  }
+
+  /** An interactive s_client on a.test, past its handshake. */
+  async function interactive(port, version) {
+    const s = T.sClient(port, ['-servername', 'a.test', '-CAfile', pki.caPath, '-verify_return_error', version]);
+    await s.waitOutput(/Verify return code: 0 \(ok\)/);
+    return s;
+  }
+
+  function settled(proxy, min) {
+    let m;
+    return waitFor(() => {
+      m = proxy.metrics();
+      return m.totalConnections >= min && m.activeConnections === 0 && m;
+    }, 10000, { message: 'connections did not all close', describe: () => m });
+  }
+
+  describe('renegotiation', function () {
+    it('closes a TLS 1.2 connection whose client asks to renegotiate (s_client R)', async function () {
+      const proxy = await startA();
+      const s = await interactive(portOf(proxy), '-tls1_2');
+      s.write('GET /before HTTP/1.1\r\nHost: a.test\r\n\r\n');
+      await s.waitOutput(/url=\/before /);
+      s.write('R\n');
+      await s.waitOutput(/RENEGOTIATING/);
+      const { code } = await s.exited; // the proxy closed the connection: s_client ends on its own
+      assert.notStrictEqual(code, 0, s.out());
+      assert.match(s.out(), /no renegotiation|unexpected eof|closed/i);
+      const m = await waitForMetric(proxy, 'tlsRenegotiationsRefused', 1);
+      assert.strictEqual(m.listeners[0].tlsRenegotiationsRefused, 1);
+      assert.strictEqual(m.tlsHandshakes, 1, 'no second handshake was completed');
+      await waitFor(() => up.connections.length === 1);
+      await up.connections[0].closed; // and the upstream side is closed with it
+      await settled(proxy, 1);
+    });
+
+    it('advertises secure renegotiation (RFC 5746) to TLS 1.2 clients while refusing every attempt', async function () {
+      // OpenSSL always sends renegotiation_info (RFC 5746) so old clients can tell the server is
+      // not vulnerable; SSL_OP_NO_RENEGOTIATION then refuses every attempt. s_client reports it
+      // as "Secure Renegotiation IS supported": what matters is that R above is refused.
+      const proxy = await startA();
+      const s = await T.runSClient(portOf(proxy), ['-servername', 'a.test', '-tls1_2', '-ign_eof'], { input: 'GET / HTTP/1.0\r\n\r\n' });
+      assert.match(s.out, /Secure Renegotiation IS supported/);
+      assert.match(s.out, /up method=GET/);
+    });
+  });
+
+  describe('TLS 1.3 KeyUpdate', function () {
+    /** Send `n` KeyUpdate commands, each only after s_client has processed the previous one. */
+    async function keyUpdates(s, letter, n) {
+      const before = s.count(/KEYUPDATE/);
+      for (let i = 1; i <= n; i++) {
+        s.write(`${letter}\n`);
+        await s.waitCount(/KEYUPDATE/, before + i, 5000);
+      }
+    }
+
+    it('honours a handful of KeyUpdates and keeps serving', async function () {
+      const proxy = await startA();
+      const s = await interactive(portOf(proxy), '-tls1_3');
+      await keyUpdates(s, 'K', 3);
+      await keyUpdates(s, 'k', 6);
+      s.write('GET /after-updates HTTP/1.0\r\n\r\n');
+      await s.waitOutput(/url=\/after-updates /);
+      const { code } = await s.exited;
+      assert.strictEqual(code, 0, s.out());
+      const m = await settled(proxy, 1);
+      assert.strictEqual(m.tlsKeyUpdateFloods, 0);
+      assert.strictEqual(m.tlsErrors, 0);
+    });
+
+    it(`honours exactly ${MAX_KEYUPDATES} KeyUpdates on one connection`, async function () {
+      const proxy = await startA();
+      const s = await interactive(portOf(proxy), '-tls1_3');
+      await keyUpdates(s, 'K', MAX_KEYUPDATES);
+      s.write('GET /at-limit HTTP/1.0\r\n\r\n');
+      await s.waitOutput(/url=\/at-limit /);
+      await s.exited;
+      const m = await settled(proxy, 1);
+      assert.strictEqual(m.tlsKeyUpdateFloods, 0);
+    });
+
+    for (const letter of ['K', 'k']) {
+      it(`closes the connection at KeyUpdate ${MAX_KEYUPDATES + 1} (70 lines of '${letter}') and counts the flood`, async function () {
+        const proxy = await startA();
+        const s = await interactive(portOf(proxy), '-tls1_3');
+        for (let i = 1; i <= 70 && s.child.exitCode === null; i++) {
+          s.write(`${letter}\n`);
+          try {
+            await s.waitCount(/KEYUPDATE/, i, 5000);
+          } catch (_) {
+            break; // s_client exited: the proxy closed the connection
+          }
+        }
+        await s.exited;
+        assert.ok(s.count(/KEYUPDATE/) > MAX_KEYUPDATES, `only ${s.count(/KEYUPDATE/)} KeyUpdates were sent`);
+        const m = await waitForMetric(proxy, 'tlsKeyUpdateFloods', 1);
+        assert.strictEqual(m.listeners[0].tlsKeyUpdateFloods, 1);
+        assert.strictEqual(m.tlsTruncations, 0, 'the proxy closed, not the client');
+        await settled(proxy, 1);
+      });
+    }
+  });
+
+  describe('SNI after a HelloRetryRequest', function () {
+    it('serves a retried handshake whose second ClientHello keeps the SNI (control)', async function () {
+      const proxy = await startA();
+      const r = await handshakeWithRetry(portOf(proxy), { sni1: 'a.test', request: 'GET /same HTTP/1.0\r\n\r\n' });
+      assert.strictEqual(r.hrr, true, 'the server sent a HelloRetryRequest');
+      assert.strictEqual(r.serverFinished, true);
+      assert.match(r.appData.toString(), /up method=GET url=\/same /);
+      const m = await settled(proxy, 1);
+      assert.strictEqual(m.tlsHandshakes, 1);
+      assert.strictEqual(m.tlsSniMismatches, 0);
+    });
+
+    it('closes a connection whose second ClientHello names another tenant, before any byte reaches the upstream', async function () {
+      const proxy = await startA();
+      const r = await handshakeWithRetry(portOf(proxy), { sni1: 'a.test', sni2: 'b.test', request: 'GET /switched HTTP/1.0\r\n\r\n' });
+      assert.strictEqual(r.hrr, true);
+      assert.strictEqual(r.appData.length, 0, 'no application data came back');
+      assert.notStrictEqual(r.closed, 'timeout', 'the proxy closed the connection');
+      const m = await waitForMetric(proxy, 'tlsSniMismatches', 1);
+      assert.strictEqual(m.listeners[0].tlsSniMismatches, 1);
+      assert.strictEqual(m.tlsHandshakes, 0, 'not counted as a completed handshake');
+      await settled(proxy, 1);
+      assert.deepStrictEqual(up.requests, [], 'the upstream got no request');
+    });
+  });
+});
