@@ -37,7 +37,10 @@ class Proxy extends EventEmitter {
     this._stopPromise = null;
     this._onStopped = null;
     this._printed = new Set();
-    this._engine = new binding.Engine(normalized, (type, payload) => this._onEngineEvent(type, payload));
+    // The engine keeps only a weak reference to this callback, so the Proxy holds it: a Proxy
+    // that is dropped (and not running) can then be garbage-collected with its engine.
+    this._onEvent = (type, payload) => this._onEngineEvent(type, payload);
+    this._engine = new binding.Engine(normalized, this._onEvent);
     // 'tunnel' events (one per CONNECT connection) are produced only while someone listens.
     this.on('newListener', (name) => {
       if (name === 'tunnel') this._engine.setTunnelEvents(true);

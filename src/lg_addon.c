@@ -38,8 +38,11 @@
 typedef struct lg_js_engine_s {
     napi_env env;
     lg_engine_t *engine;
-    napi_ref on_event;             /* the JS event callback */
+    napi_ref on_event;             /* the JS event callback: a weak reference (the Proxy keeps
+                                      it alive), so a dropped Proxy can be collected */
     napi_threadsafe_function tsfn; /* while started and not joined */
+    bool tsfn_live;                /* created and not yet finalized (events may still arrive) */
+    bool destroy_pending;          /* collected while tsfn_live: free when it is finalized */
     bool cleanup_hook;             /* env cleanup hook registered */
 } lg_js_engine_t;
 
@@ -204,17 +207,39 @@ static void remove_cleanup_hook(lg_js_engine_t *js)
     }
 }
 
+static void destroy_js(napi_env env, lg_js_engine_t *js)
+{
+    lg_engine_destroy(js->engine);
+    if (js->on_event != NULL && env != NULL) napi_delete_reference(env, js->on_event);
+    lg_free(js);
+}
+
+/* The threadsafe function is gone: no event can reach call_js any more. */
+static void tsfn_finalized(napi_env env, void *data, void *hint)
+{
+    (void)hint;
+    lg_js_engine_t *js = data;
+    js->tsfn_live = false;
+    if (js->destroy_pending) destroy_js(env, js);
+}
+
+/*
+ * The JS object was collected. Workers are stopped and joined here; if the threadsafe function
+ * may still deliver queued events (which read js and the engine), freeing waits for its
+ * finalizer.
+ */
 static void finalize(napi_env env, void *data, void *hint)
 {
-    (void)env;
     (void)hint;
     lg_js_engine_t *js = data;
     lg_engine_stop_sync(js->engine);
     remove_cleanup_hook(js);
     release_tsfn(js);
-    lg_engine_destroy(js->engine);
-    if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
-    lg_free(js);
+    if (js->tsfn_live) {
+        js->destroy_pending = true;
+        return;
+    }
+    destroy_js(env, js);
 }
 
 static napi_value engine_new(napi_env env, napi_callback_info info)
@@ -257,7 +282,7 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
         return NULL;
     }
     js->engine->tls_cache = cache;
-    if (napi_create_reference(env, argv[1], 1, &js->on_event) != napi_ok ||
+    if (napi_create_reference(env, argv[1], 0, &js->on_event) != napi_ok ||
         napi_wrap(env, self, js, finalize, NULL, NULL) != napi_ok) {
         if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
         lg_engine_destroy(js->engine);
@@ -301,10 +326,17 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
 
     napi_value cb, name;
     NAPI_CALL(env, napi_get_reference_value(env, js->on_event, &cb));
+    if (cb == NULL) {
+        napi_throw_error(env, "ERR_LEGATO_STATE",
+                         "the event callback was garbage-collected (keep it referenced)");
+        return NULL;
+    }
     NAPI_CALL(env, napi_create_string_utf8(env, "legato", NAPI_AUTO_LENGTH, &name));
-    /* Unbounded queue: the engine bounds what it posts (LG_EVENT_QUEUE_MAX). */
-    NAPI_CALL(env, napi_create_threadsafe_function(env, cb, NULL, name, 0, 1, NULL, NULL, js,
-                                                   call_js, &js->tsfn));
+    /* Unbounded queue: the engine bounds what it posts (LG_EVENT_QUEUE_MAX). The function holds
+     * its own strong reference to cb, so a running proxy stays alive, like a listening server. */
+    NAPI_CALL(env, napi_create_threadsafe_function(env, cb, NULL, name, 0, 1, js, tsfn_finalized,
+                                                   js, call_js, &js->tsfn));
+    js->tsfn_live = true;
     int bad = -1;
     int rc = lg_engine_start(e, post_event, js, &bad);
     if (rc != 0) {
@@ -382,7 +414,7 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     char id[LG_SUSPEND_ID_MAX];
     size_t len = 0;
     if (argc < 3 || napi_get_value_string_utf8(env, argv[0], id, sizeof(id), &len) != napi_ok ||
-        len >= sizeof(id) - 1 || e->state != LG_ENGINE_RUNNING) {
+        len >= sizeof(id) - 1 || strlen(id) != len || e->state != LG_ENGINE_RUNNING) {
         NAPI_CALL(env, napi_get_boolean(env, false, &result));
         return result;
     }

@@ -370,6 +370,11 @@ void lg_engine_swap(lg_engine_t *e, lg_snapshot_t *snap)
     atomic_store_explicit(&e->snap_gen, snap->generation, memory_order_release);
     uv_mutex_unlock(&e->snap_lock);
     lg_snapshot_unref(old);
+    if (e->state == LG_ENGINE_RUNNING) {
+        /* A lost notice (no memory) only delays the release to the worker's next accept. */
+        for (unsigned k = 0; k < e->n_started; k++)
+            lg_worker_post(&e->workers[k], LG_MSG_REFRESH, 0);
+    }
 }
 
 lg_snapshot_t *lg_engine_snapshot(lg_engine_t *e, lg_snapshot_t **held, uint64_t *held_gen)

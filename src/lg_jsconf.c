@@ -506,8 +506,9 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
             snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
             if (read_cert(env, lcert, &m, cpath) != 0) return -1;
         } else {
-            return throw_range(env, "%s: terminateTls needs a cert, or a defaultCert on %s", path,
-                               lpath);
+            return throw_range(
+                env, "%s.cert is required: terminateTls needs a cert, or a defaultCert on %s", path,
+                lpath);
         }
         if (has_rmtls) {
             snprintf(mpath, sizeof(mpath), "%s.mtls", path);

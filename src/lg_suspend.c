@@ -279,16 +279,33 @@ void lg_suspend_resolved(lg_worker_t *w, uint64_t serial, lg_route_t *decision)
 
 /* ---- JS side --------------------------------------------------------------------------- */
 
+/* Parse a canonical decimal (no sign, no leading zero unless "0", at most 19 digits). */
+static bool parse_decimal(const char **pp, uint64_t *out)
+{
+    const char *p = *pp;
+    uint64_t v = 0;
+    size_t n = 0;
+    while (p[n] >= '0' && p[n] <= '9') {
+        if (n == 19) return false;
+        v = v * 10 + (uint64_t)(p[n] - '0');
+        n++;
+    }
+    if (n == 0 || (n > 1 && p[0] == '0')) return false;
+    *pp = p + n;
+    *out = v;
+    return true;
+}
+
 int lg_suspend_peek(lg_worker_t *workers, unsigned n_workers, const char *id, unsigned *worker,
                     uint64_t *serial, unsigned *listener)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long wk = strtoul(id, &end, 10);
-    if (end == id || *end != '.' || errno != 0 || wk >= n_workers) return -ENOENT;
-    const char *s = end + 1;
-    unsigned long long sr = strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || sr == 0) return -ENOENT;
+    /* Exactly the form format_id writes: decimal, no sign, no spaces, no leading zeros. */
+    uint64_t wk = 0, sr = 0;
+    const char *p = id;
+    if (!parse_decimal(&p, &wk) || *p++ != '.' || !parse_decimal(&p, &sr) || *p != '\0' ||
+        wk >= n_workers || sr == 0) {
+        return -ENOENT;
+    }
     lg_pending_t *t = &workers[wk].pending;
     int rc = -ENOENT;
     uv_mutex_lock(&t->lock);

@@ -198,6 +198,10 @@ static void on_inbox(uv_async_t *h)
         lg_msg_t *next = fifo->next;
         if (fifo->type == LG_MSG_STOP) {
             worker_stop(w, fifo->grace_ms);
+        } else if (fifo->type == LG_MSG_REFRESH) {
+            /* Without this, each worker would keep the previous table (and its TLS contexts)
+             * alive until its next accept. */
+            if (!w->closing) lg_engine_snapshot(w->engine, &w->snap, &w->snap_gen);
         } else if (fifo->type == LG_MSG_RESOLVE) {
             lg_suspend_resolved(w, fifo->serial, fifo->decision);
             fifo->decision = NULL; /* ownership passed */

@@ -31,7 +31,11 @@ typedef struct lg_wreq_s lg_wreq_t;
 #define LG_ACCEPT_BACKOFF_MAX 1000 /* ms: longest accept pause */
 #define LG_WREQ_CACHE_MAX     256  /* spare write requests a worker keeps */
 
-enum { LG_MSG_STOP = 1, LG_MSG_RESOLVE };
+enum {
+    LG_MSG_STOP = 1, /* stop accepting; close connections after grace_ms */
+    LG_MSG_RESOLVE,  /* a decision for a held connection */
+    LG_MSG_REFRESH,  /* a new snapshot was published: drop the worker's reference to the old */
+};
 
 /* Owner: allocated by the poster, freed by the worker after handling. */
 typedef struct lg_msg_s {
