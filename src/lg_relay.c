@@ -3,8 +3,9 @@
  *
  * Invariants:
  *  - A flow has at most one write in flight (its current grant, `inflight` bytes at the head of
- *    its queue). The queue is consumed only when that write completes, so the bytes a write
- *    points at stay alive and in place; new reads append behind them.
+ *    its queue). The queue is consumed only when that write completes (at once when the socket
+ *    takes the bytes synchronously), so the bytes a write points at stay alive and in place; new
+ *    reads append behind them.
  *  - Buffers are taken from the pool in the alloc callback (data is ready) and go back when
  *    their last byte is written, or when the connection is freed.
  *  - Once a connection is CLOSING nothing here touches its sockets again; write and shutdown
@@ -121,22 +122,100 @@ static void flow_maybe_shutdown(lg_conn_t *c, lg_flow_t *f)
 
 static void on_write(uv_write_t *req, int status);
 
-/* Write up to `grant` bytes from the head of f's queue. */
+/* `len` bytes at the head of f's queue reached the destination. */
+static void flow_wrote(lg_conn_t *c, lg_flow_t *f, size_t len)
+{
+    lg_worker_t *w = c->w;
+    lg_bufq_consume(&f->q, &w->pool, len);
+    f->bytes += len;
+    if (f->to_client) LG_COUNT(lg_conn_counters(c), bytes_to_clients, len);
+    c->last_activity = uv_now(&w->loop);
+}
+
+/* Resume a paused source once its queue is below half the watermark. False: the connection
+ * is closing. */
+static bool flow_maybe_resume(lg_conn_t *c, lg_flow_t *f)
+{
+    if (c->state == LG_CONN_CLOSING) return false;
+    if (f->paused && f->q.mem < high_watermark(c->w) / 2) {
+        f->paused = false;
+        if (flow_read_start(f) != 0) {
+            lg_conn_relay_done(c);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A grant is written: give the turn back, resume a paused source, pass a FIN on. */
+static void flow_grant_done(lg_conn_t *c, lg_flow_t *f)
+{
+    lg_worker_t *w = c->w;
+    if (!is_fifo(w)) {
+        lg_drr_done(&w->drr, &f->drr);
+        if (lg_drr_pending(&w->drr)) lg_worker_sched_kick(w);
+    }
+    if (flow_maybe_resume(c, f)) flow_maybe_shutdown(c, f);
+}
+
+/* Peek up to `want` bytes at the head of f's queue into uv buffers; returns the count. */
+static size_t flow_bufs(lg_flow_t *f, size_t want, uv_buf_t *bufs, size_t *covered)
+{
+    uint8_t *bases[LG_RELAY_MAX_IOV];
+    size_t lens[LG_RELAY_MAX_IOV];
+    *covered = 0;
+    size_t n = lg_bufq_peek(&f->q, want, bases, lens, LG_RELAY_MAX_IOV, covered);
+    for (size_t i = 0; i < n; i++)
+        bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
+    return n;
+}
+
+/*
+ * Write up to `grant` bytes from the head of f's queue.
+ *
+ * The bytes are first written synchronously (uv_try_write); only what the socket does not take
+ * at once goes through uv_write. Besides saving a loop iteration per write, this avoids a
+ * syscall: libuv re-arms the descriptor with epoll_ctl after every completed uv_write (uv__drain
+ * stops POLLOUT even when it was never started), which cost one epoll_ctl per write — about 8 %
+ * of the proxy's CPU at 600 MB/s of TLS (bench S2, 1 MiB responses).
+ */
 static void flow_write(lg_conn_t *c, lg_flow_t *f, size_t grant)
 {
     lg_worker_t *w = c->w;
-    uint8_t *bases[LG_RELAY_MAX_IOV];
-    size_t lens[LG_RELAY_MAX_IOV];
+    uv_buf_t bufs[LG_RELAY_MAX_IOV];
     size_t covered = 0;
-    size_t n = lg_bufq_peek(&f->q, grant, bases, lens, LG_RELAY_MAX_IOV, &covered);
-    if (n == 0 || covered == 0) {
-        /* Nothing queued after all: finish the grant so the flow leaves the scheduler. */
-        if (!is_fifo(w)) lg_drr_done(&w->drr, &f->drr);
+    size_t n;
+    for (;;) {
+        n = flow_bufs(f, grant, bufs, &covered);
+        if (n == 0 || covered == 0) {
+            /* Nothing queued after all: finish the grant so the flow leaves the scheduler. */
+            if (!is_fifo(w)) lg_drr_done(&w->drr, &f->drr);
+            return;
+        }
+        if (!is_fifo(w) && covered < grant) {
+            /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry. */
+            lg_drr_add(&w->drr, &f->drr, grant - covered);
+        }
+        int done = uv_try_write(f->dst, bufs, (unsigned)n);
+        if (done < 0 && done != UV_EAGAIN) {
+            lg_conn_relay_done(c);
+            return;
+        }
+        if (done <= 0) break;
+        flow_wrote(c, f, (size_t)done);
+        if ((size_t)done < covered) {
+            /* The socket is full: the rest goes through uv_write, which waits for POLLOUT. */
+            n = flow_bufs(f, covered - (size_t)done, bufs, &covered);
+            break;
+        }
+        /* FIFO writes whatever has been queued meanwhile (bounded by the watermark). */
+        if (is_fifo(w) && f->q.bytes > 0) {
+            if (!flow_maybe_resume(c, f)) return;
+            grant = f->q.bytes;
+            continue;
+        }
+        flow_grant_done(c, f);
         return;
-    }
-    if (!is_fifo(w) && covered < grant) {
-        /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry. */
-        lg_drr_add(&w->drr, &f->drr, grant - covered);
     }
     lg_wreq_t *r = wreq_get(w);
     if (r == NULL) {
@@ -144,9 +223,6 @@ static void flow_write(lg_conn_t *c, lg_flow_t *f, size_t grant)
         lg_conn_relay_done(c);
         return;
     }
-    uv_buf_t bufs[LG_RELAY_MAX_IOV];
-    for (size_t i = 0; i < n; i++)
-        bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
     r->flow = f;
     r->len = covered;
     f->inflight += covered;
@@ -175,25 +251,12 @@ static void on_write(uv_write_t *req, int status)
         lg_conn_relay_done(c);
         return;
     }
-    lg_bufq_consume(&f->q, &w->pool, len);
-    f->bytes += len;
-    if (f->to_client) LG_COUNT(lg_conn_counters(c), bytes_to_clients, len);
-    c->last_activity = uv_now(&w->loop);
-    if (is_fifo(w)) {
-        if (f->q.bytes > 0) flow_write(c, f, f->q.bytes);
-    } else {
-        lg_drr_done(&w->drr, &f->drr);
-        if (lg_drr_pending(&w->drr)) lg_worker_sched_kick(w);
+    flow_wrote(c, f, len);
+    if (is_fifo(w) && f->q.bytes > 0) {
+        if (flow_maybe_resume(c, f)) flow_write(c, f, f->q.bytes);
+        return;
     }
-    if (c->state == LG_CONN_CLOSING) return;
-    if (f->paused && f->q.mem < high_watermark(w) / 2) {
-        f->paused = false;
-        if (flow_read_start(f) != 0) {
-            lg_conn_relay_done(c);
-            return;
-        }
-    }
-    flow_maybe_shutdown(c, f);
+    flow_grant_done(c, f);
 }
 
 void lg_relay_flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n)
