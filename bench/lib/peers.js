@@ -1,0 +1,418 @@
+'use strict';
+// The peers a scenario runs against, all behind one interface:
+//
+//   peer.available()                → { ok: true } or { ok: false, why }
+//   await peer.start(ctx, spec)     → handle
+//     spec: { mode: 'sni' | 'raw' | 'terminate' | 'connect',
+//               // sni: TLS passthrough routed by SNI; raw: plain TCP to the '' route;
+//               // terminate: TLS terminated with spec.cert, plaintext to the route's upstream;
+//               // connect: HTTP CONNECT forward proxy allowing spec.allowPorts
+//             routes: [{ sni, host, port }], // exact, '*.suffix' or '' (default)
+//             cert: { cert, key, pem },      // files (terminate)
+//             allowPorts: [port],            // (connect)
+//             threads, cpus }                // worker threads/processes and the CPUs to pin to
+//   peer.supports(mode)             → true, or a string saying why not (the row is left out)
+//   handle: { port, pid, cpu() (s), rss() (bytes), fds(), stats() (async, peer counters or null),
+//             stop() }
+//
+// Each proxy runs as its own child process (pinned with taskset), so its whole-process CPU and
+// RSS are what is measured: for legato that includes the Node.js runtime around the addon.
+// Worker counts are made equal: legato workerThreads = HAProxy nbthread = nginx
+// worker_processes = Node cluster workers = spec.threads.
+
+const fs = require('fs');
+const path = require('path');
+const { spawnTracked, waitForOutput, stopChild, tempDir, treeCpuSeconds, treeRssBytes, treeFds, safeExec } = require('./procs');
+const { freePort, waitPort } = require('./util');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const PEER_DIR = path.join(__dirname, '..', 'peers');
+const INSTALL_HINT = 'apt-get install haproxy nginx libnginx-mod-stream wrk nghttp2-client';
+const IDLE_TIMEOUT_MS = 300000; // every peer: idle connections survive the S3 measurement
+
+function which(cmd) {
+  return safeExec('sh', ['-c', `command -v ${cmd}`]) || null;
+}
+
+let nginxInfo = null;
+function haveNginx() {
+  if (nginxInfo) return nginxInfo;
+  const bin = which('nginx');
+  if (!bin) return (nginxInfo = { ok: false, why: `nginx not installed (${INSTALL_HINT})` });
+  const v = safeExec('sh', ['-c', 'nginx -V 2>&1']);
+  let streamModule = null;
+  if (/--with-stream=dynamic/.test(v)) {
+    const m = /--modules-path=(\S+)/.exec(v);
+    const cands = [m && path.join(m[1], 'ngx_stream_module.so'), '/usr/lib/nginx/modules/ngx_stream_module.so', '/usr/share/nginx/modules/ngx_stream_module.so'].filter(Boolean);
+    streamModule = cands.find((f) => fs.existsSync(f)) || null;
+    if (!streamModule) return (nginxInfo = { ok: true, stream: false, why: `nginx stream module not installed (${INSTALL_HINT})`, version: (/nginx\/(\S+)/.exec(v) || [])[1] });
+  } else if (!/--with-stream(\s|$)/.test(v)) {
+    return (nginxInfo = { ok: true, stream: false, why: 'nginx built without the stream module', version: (/nginx\/(\S+)/.exec(v) || [])[1] });
+  }
+  return (nginxInfo = { ok: true, stream: true, streamModule, version: (/nginx\/(\S+)/.exec(v) || [])[1] });
+}
+
+function haveHaproxy() {
+  if (!which('haproxy')) return { ok: false, why: `HAProxy not installed (${INSTALL_HINT})` };
+  const v = safeExec('sh', ['-c', 'haproxy -v 2>&1']);
+  return { ok: true, version: (/version (\S+)/.exec(v) || [])[1] };
+}
+
+let legatoInfo = null;
+function haveLegatoAlt() {
+  const f = process.env.BENCH_LEGATO_ALT;
+  if (!f && !process.env.BENCH_LEGATO_ALT_SCHEDULER) {
+    return { ok: false, why: 'set BENCH_LEGATO_ALT=/path/to/legato.node and/or BENCH_LEGATO_ALT_SCHEDULER=\'{"quantum":16384}\' to compare a candidate' };
+  }
+  if (f && !fs.existsSync(f)) return { ok: false, why: `BENCH_LEGATO_ALT ${f} does not exist` };
+  return haveLegato();
+}
+
+/** The candidate's scheduler overrides (BENCH_LEGATO_ALT_SCHEDULER, JSON), or {}. */
+function altScheduler() {
+  return process.env.BENCH_LEGATO_ALT_SCHEDULER ? JSON.parse(process.env.BENCH_LEGATO_ALT_SCHEDULER) : {};
+}
+
+function haveLegato() {
+  if (legatoInfo) return legatoInfo;
+  try {
+    require(ROOT);
+    legatoInfo = { ok: true };
+  } catch (err) {
+    legatoInfo = { ok: false, why: `legato addon does not load (${err.message.split('\n')[0]}); run \`npm run build\`` };
+  }
+  return legatoInfo;
+}
+
+/** Handle fields common to every process-backed peer. */
+function processHandle(child, port, extra = {}) {
+  return {
+    port,
+    pid: child.pid,
+    child,
+    cpu: () => treeCpuSeconds(child.pid),
+    rss: () => treeRssBytes(child.pid),
+    fds: () => treeFds(child.pid),
+    stats: async () => null,
+    stop: () => stopChild(child),
+    ...extra,
+  };
+}
+
+/** Ask a line-protocol child (`cmd\n` → `cmd {json}\n`) for its counters. */
+async function ask(child, cmd) {
+  const from = child.out.length;
+  child.stdin.write(`${cmd}\n`);
+  const m = await waitForOutput(child, new RegExp(`${cmd} (\\{.*\\})\\n`), 5000, from);
+  return JSON.parse(m[1]);
+}
+
+/* --------------------------------------------- direct -------------------------------------------- */
+
+const direct = {
+  name: 'direct',
+  label: 'direct (no proxy)',
+  available: () => ({ ok: true }),
+  supports: () => true,
+  async start(ctx, spec) {
+    const target = spec.directPort ? { port: spec.directPort } : (spec.routes.find((r) => r.sni === spec.directSni) || spec.routes.find((r) => r.sni === ''));
+    return { port: target.port, pid: null, cpu: () => null, rss: () => null, fds: () => null, stats: async () => null, stop: async () => {} };
+  },
+};
+
+/* --------------------------------------------- legato -------------------------------------------- */
+
+function legatoPeer(kind, alt = false) {
+  return {
+    name: alt ? 'legato-alt' : kind === 'drr' ? 'legato' : `legato-${kind}`,
+    get label() {
+      if (!alt) return `legato (${kind})`;
+      const what = [process.env.BENCH_LEGATO_ALT ? 'alt build' : null,
+        process.env.BENCH_LEGATO_ALT_SCHEDULER ? JSON.stringify(altScheduler()).replace(/"/g, '') : null].filter(Boolean).join(', ');
+      return `legato (${kind}, ${what})`;
+    },
+    available: alt ? haveLegatoAlt : haveLegato,
+    supports: (mode) => {
+      const why = legatoLacks(mode);
+      return why ? `legato: ${why}` : true;
+    },
+    async start(ctx, spec) {
+      const dir = tempDir('legato');
+      const config = legatoConfig(spec, kind);
+      if (alt) config.scheduler = { ...config.scheduler, ...altScheduler() };
+      const file = path.join(dir, 'legato.json');
+      fs.writeFileSync(file, JSON.stringify(config, null, 2));
+      const env = alt && process.env.BENCH_LEGATO_ALT ? { ...process.env, LEGATO_ADDON: path.resolve(process.env.BENCH_LEGATO_ALT) } : process.env;
+      const child = spawnTracked(process.execPath, [path.join(PEER_DIR, 'legato-proxy.js'), file], { cpus: spec.cpus, name: `legato-${kind}`, env });
+      const m = await waitForOutput(child, /ready (\{.*\})\n/, 15000);
+      const port = JSON.parse(m[1]).ports[0];
+      return processHandle(child, port, { stats: () => ask(child, 'metrics'), configFile: file });
+    },
+  };
+}
+
+/** The legato config for a spec (shared by the peer and the feature probe). */
+function legatoConfig(spec, kind) {
+  if (spec.mode === 'connect') {
+    return {
+      workerThreads: spec.threads || 1,
+      scheduler: { kind },
+      listeners: [{
+        kind: 'connect', host: '127.0.0.1', port: 0, idleTimeoutMs: IDLE_TIMEOUT_MS, maxConnections: 0,
+        connect: { allowPorts: spec.allowPorts || [443], denyCidrs: [], connectTimeoutMs: 10000 },
+      }],
+    };
+  }
+  const cert = spec.mode === 'terminate' && spec.cert
+    ? { certChain: fs.readFileSync(spec.cert.cert, 'utf8'), privateKey: fs.readFileSync(spec.cert.key, 'utf8') } : null;
+  return {
+    workerThreads: spec.threads || 1,
+    scheduler: { kind },
+    listeners: [{ host: '127.0.0.1', port: 0, idleTimeoutMs: IDLE_TIMEOUT_MS }],
+    routes: spec.routes.map((r) => ({
+      sni: r.sni,
+      terminateTls: spec.mode === 'terminate',
+      ...(cert ? { cert } : {}),
+      upstreams: [{ kind: 'tcp', host: r.host, port: r.port }],
+    })),
+  };
+}
+
+const legatoLacking = new Map();
+/**
+ * Does this legato build implement `mode`? Builds a representative config and lets
+ * `new Proxy()` judge: config validation throws "... is not supported yet" for features the
+ * engine does not have (lib/config.js NOT_SUPPORTED_YET). Returns null or the reason.
+ */
+function legatoLacks(mode) {
+  if (mode === 'sni' || mode === 'raw') return null;
+  if (legatoLacking.has(mode)) return legatoLacking.get(mode);
+  let why = null;
+  try {
+    const { Proxy } = require(ROOT);
+    const { generateCerts } = require('./certs');
+    const cert = mode === 'terminate' ? generateCerts(tempDir('probe')).ecdsa : null;
+    new Proxy(legatoConfig({ mode, cert, routes: [{ sni: '', host: '127.0.0.1', port: 9 }], allowPorts: [9] }, 'drr')); // eslint-disable-line no-new
+  } catch (err) {
+    why = /not supported yet/.test(err.message) ? `feature not implemented (${err.message})` : `config rejected (${err.message})`;
+  }
+  legatoLacking.set(mode, why);
+  return why;
+}
+
+/* ------------------------------------------- pure Node ------------------------------------------- */
+
+const node = {
+  name: 'node',
+  label: 'Node.js proxy',
+  available: () => ({ ok: true }),
+  supports: () => true,
+  async start(ctx, spec) {
+    const dir = tempDir('node');
+    const mode = spec.mode === 'terminate' ? 'terminate' : spec.mode === 'connect' ? 'connect' : 'passthrough';
+    const config = {
+      workers: spec.threads,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+      listeners: [{ host: '127.0.0.1', port: 0, mode }],
+      routes: (spec.routes || []).map((r) => ({
+        sni: r.sni,
+        upstream: { host: r.host, port: r.port },
+        ...(spec.cert ? { certFile: spec.cert.cert, keyFile: spec.cert.key } : {}),
+      })),
+    };
+    const file = path.join(dir, 'node-proxy.json');
+    fs.writeFileSync(file, JSON.stringify(config, null, 2));
+    const child = spawnTracked(process.execPath, [path.join(PEER_DIR, 'node-proxy.js'), file], { cpus: spec.cpus, name: 'node-proxy' });
+    const m = await waitForOutput(child, /ready (\{.*\})\n/, 15000);
+    return processHandle(child, JSON.parse(m[1]).ports[0], { stats: () => ask(child, 'stats'), configFile: file });
+  },
+};
+
+/* --------------------------------------------- HAProxy ------------------------------------------- */
+
+function haproxyConf(spec, port) {
+  const backends = spec.routes.map((r, i) => `backend be${i}\n  server s${i} ${r.host}:${r.port}\n`).join('\n');
+  const dflt = spec.routes.findIndex((r) => r.sni === '');
+  let frontend;
+  if (spec.mode === 'raw') {
+    frontend = `frontend fe\n  bind 127.0.0.1:${port}\n  default_backend be${dflt}\n`;
+  } else if (spec.mode === 'terminate') {
+    const rules = [];
+    spec.routes.forEach((r, i) => { if (r.sni && !r.sni.startsWith('*.')) rules.push(`  use_backend be${i} if { ssl_fc_sni -i ${r.sni} }`); });
+    spec.routes.map((r, i) => [r, i]).filter(([r]) => r.sni.startsWith('*.')).sort((a, b) => b[0].sni.length - a[0].sni.length)
+      .forEach(([r, i]) => rules.push(`  use_backend be${i} if { ssl_fc_sni -i -m end ${r.sni.slice(1)} }`));
+    frontend = `frontend fe
+  bind 127.0.0.1:${port} ssl crt ${spec.cert.pem}
+${rules.join('\n')}
+${dflt >= 0 ? `  default_backend be${dflt}` : ''}
+`;
+  } else {
+    const rules = [];
+    spec.routes.forEach((r, i) => { if (r.sni && !r.sni.startsWith('*.')) rules.push(`  use_backend be${i} if { req.ssl_sni -i ${r.sni} }`); });
+    // Longest wildcard suffix first, as legato routes.
+    spec.routes.map((r, i) => [r, i]).filter(([r]) => r.sni.startsWith('*.')).sort((a, b) => b[0].sni.length - a[0].sni.length)
+      .forEach(([r, i]) => rules.push(`  use_backend be${i} if { req.ssl_sni -i -m end ${r.sni.slice(1)} }`));
+    frontend = `frontend fe
+  bind 127.0.0.1:${port}
+  tcp-request inspect-delay 10s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+${rules.join('\n')}
+${dflt >= 0 ? `  default_backend be${dflt}` : ''}
+`;
+  }
+  return `# generated by legato bench
+global
+  nbthread ${spec.threads}
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 10s
+  timeout client ${IDLE_TIMEOUT_MS / 1000}s
+  timeout server ${IDLE_TIMEOUT_MS / 1000}s
+${frontend}
+${backends}`;
+}
+
+const haproxy = {
+  name: 'haproxy',
+  label: 'HAProxy',
+  available: haveHaproxy,
+  supports: (mode) => (mode === 'connect' ? 'HAProxy has no forward-proxy (CONNECT to any host) mode' : true),
+  async start(ctx, spec) {
+    const dir = tempDir('haproxy');
+    const port = await freePort();
+    const file = path.join(dir, 'haproxy.cfg');
+    fs.writeFileSync(file, haproxyConf(spec, port));
+    const child = spawnTracked('haproxy', ['-db', '-f', file], { cpus: spec.cpus, name: 'haproxy' });
+    await waitPort(port).catch((err) => { throw new Error(`${err.message}; haproxy: ${child.err}`); });
+    return processHandle(child, port, { stop: () => stopChild(child, 3000, 'SIGTERM'), configFile: file });
+  },
+};
+
+/* ---------------------------------------------- nginx -------------------------------------------- */
+
+
+/** The main-context lines every generated nginx config starts with (origin and stream peer). */
+function nginxMainConf(prefix, workers) {
+  const asRoot = process.getuid && process.getuid() === 0;
+  return `daemon off;
+master_process on;
+worker_processes ${workers};
+worker_rlimit_nofile 20000;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+${asRoot ? 'user root root;' : ''}
+events { worker_connections 16000; }`;
+}
+
+function nginxStreamConf(spec, port, prefix, info) {
+  const ups = spec.routes.map((r, i) => `  upstream u${i} { server ${r.host}:${r.port}; }`).join('\n');
+  const dflt = spec.routes.findIndex((r) => r.sni === '');
+  let server;
+  const entries = spec.routes.map((r, i) => (r.sni === '' ? `    default u${i};` : `    ${r.sni} u${i};`)).join('\n');
+  if (spec.mode === 'terminate') {
+    server = `  map $ssl_server_name $backend {
+    hostnames;
+${entries}
+  }
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${spec.cert.cert};
+    ssl_certificate_key ${spec.cert.key};
+    proxy_pass $backend;
+    proxy_half_close on;
+    proxy_timeout ${IDLE_TIMEOUT_MS / 1000}s;
+  }`;
+  } else if (spec.mode === 'raw') {
+    server = `  server {\n    listen 127.0.0.1:${port} backlog=4096;\n    proxy_pass u${dflt};\n    proxy_half_close on;\n    proxy_timeout ${IDLE_TIMEOUT_MS / 1000}s;\n  }`;
+  } else {
+    server = `  map $ssl_preread_server_name $backend {
+    hostnames;
+${entries}
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    ssl_preread on;
+    preread_timeout 10s;
+    proxy_pass $backend;
+    proxy_half_close on;
+    proxy_timeout ${IDLE_TIMEOUT_MS / 1000}s;
+  }`;
+  }
+  return `# generated by legato bench
+${info.streamModule ? `load_module ${info.streamModule};` : ''}
+${nginxMainConf(prefix, spec.threads)}
+stream {
+${ups}
+${server}
+}
+`;
+}
+
+const nginx = {
+  name: 'nginx',
+  label: 'nginx stream',
+  supports: (mode) => (mode === 'connect' ? 'nginx has no CONNECT forward proxy without third-party modules' : true),
+  available: () => {
+    const i = haveNginx();
+    return i.ok && i.stream ? { ok: true, version: i.version } : { ok: false, why: i.why };
+  },
+  async start(ctx, spec) {
+    const info = haveNginx();
+    const prefix = tempDir('nginx');
+    const port = await freePort();
+    const file = path.join(prefix, 'nginx.conf');
+    fs.writeFileSync(file, nginxStreamConf(spec, port, prefix, info));
+    const child = spawnTracked('nginx', ['-p', `${prefix}/`, '-c', file, '-e', `${prefix}/error.log`], { cpus: spec.cpus, name: 'nginx-stream' });
+    await waitPort(port).catch((err) => {
+      let log = '';
+      try { log = fs.readFileSync(path.join(prefix, 'error.log'), 'utf8'); } catch (_) { /* none */ }
+      throw new Error(`${err.message}; nginx: ${child.err} ${log}`);
+    });
+    return processHandle(child, port, { stop: () => stopChild(child, 3000, 'SIGTERM'), configFile: file });
+  },
+};
+
+/* -------------------------------------------- tinyproxy ------------------------------------------ */
+
+const tinyproxy = {
+  name: 'tinyproxy',
+  label: 'tinyproxy',
+  available: () => (which('tinyproxy') ? { ok: true, version: (/tinyproxy (\S+)/.exec(safeExec('sh', ['-c', 'tinyproxy -v 2>&1'])) || [])[1] } : { ok: false, why: 'tinyproxy not installed (apt-get install tinyproxy)' }),
+  supports: (mode) => (mode === 'connect' ? true : 'tinyproxy is only a forward proxy'),
+  async start(ctx, spec) {
+    const dir = tempDir('tinyproxy');
+    const port = await freePort();
+    const file = path.join(dir, 'tinyproxy.conf');
+    const asRoot = process.getuid && process.getuid() === 0;
+    fs.writeFileSync(file, `# generated by legato bench
+${asRoot ? 'User root\nGroup root' : ''}
+Port ${port}
+Listen 127.0.0.1
+Timeout ${IDLE_TIMEOUT_MS / 1000}
+MaxClients 10000
+LogFile "${dir}/tinyproxy.log"
+LogLevel Critical
+PidFile "${dir}/tinyproxy.pid"
+DisableViaHeader Yes
+${(spec.allowPorts || [443]).map((p) => `ConnectPort ${p}`).join('\n')}
+`);
+    const child = spawnTracked('tinyproxy', ['-d', '-c', file], { cpus: spec.cpus, name: 'tinyproxy' });
+    await waitPort(port).catch((err) => { throw new Error(`${err.message}; tinyproxy: ${child.err}`); });
+    return processHandle(child, port, { configFile: file });
+  },
+};
+
+const PEERS = {
+  direct,
+  legato: legatoPeer('drr'),
+  'legato-fifo': legatoPeer('fifo'),
+  // BENCH_LEGATO_ALT=/path/to/legato.node: a candidate build measured beside the current one.
+  'legato-alt': legatoPeer('drr', true),
+  node,
+  haproxy,
+  nginx,
+  tinyproxy,
+};
+
+module.exports = { PEERS, haveNginx, haveHaproxy, haveLegato, legatoLacks, INSTALL_HINT, ROOT, haproxyConf, nginxStreamConf, nginxMainConf };

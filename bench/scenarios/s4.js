@@ -1,0 +1,80 @@
+'use strict';
+// S4 — CONNECT tunnels (the forward-proxy job): tunnel setup rate and one tunnel's throughput.
+//  - setup: 32 clients in a closed loop, each: TCP connect → `CONNECT 127.0.0.1:<origin>` →
+//    200 → 16 bytes echoed through the tunnel → close (bench/tools/connect-client.js rate).
+//  - bulk: one tunnel carrying 1 GiB to the raw origin's sink (count checked).
+// Peers: legato (kind 'connect' listener, destination policy allowing the origin's port and
+// loopback), the Node http CONNECT handler, tinyproxy. HAProxy and nginx have no forward-proxy
+// mode. The direct row connects to the origin without a proxy.
+//
+// Pending until legato implements kind 'connect' listeners (detected as for S2).
+
+const path = require('path');
+const { startRawOrigin } = require('../lib/origin');
+const { spawnTracked, waitForOutput, stopChild } = require('../lib/procs');
+
+const TOOLS = path.join(__dirname, '..', 'tools');
+const GiB = 2 ** 30;
+const CONC = 32;
+
+module.exports = {
+  id: 'S4',
+  title: 'CONNECT tunnels: setup rate and throughput',
+  mode: 'connect',
+  peers: ['direct', 'legato', 'node', 'tinyproxy'],
+  threadVariants: false,
+  columns: [
+    { key: 'rate', title: 'tunnels/s' },
+    { key: 'p99ms', title: 'setup p99 ms' },
+    { key: 'mbps', title: 'MB/s' },
+    { key: 'cpuPct', title: 'proxy CPU %' },
+    { key: 'usPerTunnel', title: 'CPU µs/tunnel', ratio: true },
+    { key: 'sPerGiB', title: 'CPU s/GiB', ratio: true },
+  ],
+  notes: (ctx) => [
+    `setup: ${CONC} concurrent clients for ${ctx.opt.seconds} s, each tunnel proven by a 16-byte echo; bulk: ${(ctx.opt.t1Bytes / GiB).toFixed(2)} GiB through one tunnel.`,
+  ],
+  async setup(ctx) {
+    return { origin: await startRawOrigin(ctx, ctx.cpuPlan(1).load) };
+  },
+  cases: (ctx) => [
+    { id: 'setup', label: 'tunnel setup rate' },
+    { id: 'bulk', label: `${(ctx.opt.t1Bytes / GiB).toFixed(ctx.opt.t1Bytes % GiB ? 2 : 0)} GiB through one tunnel` },
+  ],
+  spec: (ctx, env) => ({ mode: 'connect', allowPorts: [env.origin.port], directPort: env.origin.port, routes: [] }),
+  async measure(ctx, env, kase, h, info) {
+    const direct = info.peer === 'direct' ? ['direct'] : [];
+    const args = kase.id === 'setup'
+      ? ['rate', String(h.port), String(env.origin.port), String(ctx.opt.seconds), String(CONC), ...direct]
+      : ['bulk', String(h.port), String(env.origin.port), String(ctx.opt.t1Bytes), ...direct];
+    const c0 = h.cpu();
+    const w0 = process.hrtime.bigint();
+    const child = spawnTracked(process.execPath, [path.join(TOOLS, 'connect-client.js'), ...args], { cpus: info.plan.load, name: 'connect-client' });
+    let r;
+    try {
+      r = JSON.parse((await waitForOutput(child, /result (\{.*\})\n/, (ctx.opt.seconds + 180) * 1000))[1]);
+    } finally {
+      await stopChild(child, 1000);
+    }
+    const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+    const c1 = h.cpu();
+    if (r.error) throw new Error(r.error);
+    const cpu = c0 === null ? null : c1 - c0;
+    const m = { cpuSeconds: cpu, cpuPct: cpu === null ? null : (100 * cpu) / wall, warnings: [] };
+    if (kase.id === 'setup') {
+      if (!r.tunnels) throw new Error(`no tunnel completed (${r.errors} errors, first: ${r.firstError})`);
+      Object.assign(m, { rate: r.rate, p99ms: r.p99_us / 1000, p50ms: r.p50_us / 1000, usPerTunnel: cpu === null ? null : (cpu / r.tunnels) * 1e6 });
+      if (r.errors) m.warnings.push(`${r.errors} failed tunnels (first: ${r.firstError})`);
+    } else {
+      if (r.received !== r.bytes) throw new Error(`sink received ${r.received} of ${r.bytes} bytes`);
+      Object.assign(m, { mbps: r.bytes / (r.ms / 1000) / 1e6, sPerGiB: cpu === null ? null : cpu / (r.bytes / GiB) });
+    }
+    return m;
+  },
+  brief: (m) => (m.rate !== undefined
+    ? `${m.rate.toFixed(0)} tunnels/s, p99 ${m.p99ms.toFixed(2)} ms, proxy CPU ${m.usPerTunnel === null ? '–' : `${m.usPerTunnel.toFixed(0)} µs/tunnel`}`
+    : `${m.mbps.toFixed(0)} MB/s, proxy CPU ${m.sPerGiB === null ? '–' : `${m.sPerGiB.toFixed(2)} s/GiB`}`),
+  async teardown(ctx, env) {
+    if (env && env.origin) await env.origin.stop();
+  },
+};

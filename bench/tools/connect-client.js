@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+'use strict';
+// S4 client: HTTP CONNECT tunnels through a forward proxy to the raw origin.
+//
+//   node connect-client.js rate <proxyPort> <originPort> <seconds> [concurrency=32] [direct]
+//     closed loop per slot: TCP connect → CONNECT 127.0.0.1:<originPort> → 200 → 'E' + 16 bytes
+//     echoed back through the tunnel → close. Prints `result {"tunnels":N,"rate":..,
+//     "p50_us":..,"p99_us":..,"errors":N}` (latency = connect to echo received).
+//   node connect-client.js bulk <proxyPort> <originPort> <bytes> [direct]
+//     one tunnel to the counted sink ('N', no half-close needed), `bytes` pushed, count checked.
+//     Prints `result {"bytes":N,"received":N,"ms":T}`.
+// `direct` skips the proxy (connects to the origin port, no CONNECT): the ceiling row.
+
+const crypto = require('crypto');
+const net = require('net');
+const { reportSinkReply } = require('./sink-reply');
+
+const [mode, proxyPortS, originPortS, amountS, concS, directFlag] = process.argv.slice(2);
+const direct = process.argv.includes('direct');
+const proxyPort = Number(proxyPortS);
+const originPort = Number(originPortS);
+
+/** Open a tunnel (or a direct connection); resolves with the socket once usable. */
+function tunnel(cb) {
+  const sock = net.connect({ host: '127.0.0.1', port: direct ? originPort : proxyPort, allowHalfOpen: true });
+  sock.setNoDelay(true);
+  sock.on('error', (err) => cb(err));
+  if (direct) { sock.once('connect', () => cb(null, sock, null)); return; }
+  sock.once('connect', () => sock.write(`CONNECT 127.0.0.1:${originPort} HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\n\r\n`));
+  let head = Buffer.alloc(0);
+  const onData = (d) => {
+    head = Buffer.concat([head, d]);
+    const i = head.indexOf('\r\n\r\n');
+    if (i < 0) { if (head.length > 8192) cb(new Error('response head too long')); return; }
+    sock.removeListener('data', onData);
+    sock.pause();
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1'));
+    if (!status || status[1] !== '200') { sock.destroy(); cb(new Error(`CONNECT answered ${head.toString('latin1').split('\r\n')[0]}`)); return; }
+    const rest = head.subarray(i + 4);
+    cb(null, sock, rest.length ? rest : null);
+  };
+  sock.on('data', onData);
+}
+
+if (mode === 'rate') {
+  const seconds = Number(amountS);
+  const conc = Number(concS || 32);
+  const lat = [];
+  let errors = 0;
+  let firstError = null;
+  let running = true;
+  const t0 = process.hrtime.bigint();
+  const probe = Buffer.concat([Buffer.from('E'), Buffer.alloc(16, 0x71)]);
+  const loop = () => {
+    if (!running) return;
+    const s0 = process.hrtime.bigint();
+    let done = false;
+    tunnel((err, sock) => {
+      if (done) return;
+      if (err) { done = true; errors++; if (!firstError) firstError = err.message; setImmediate(loop); return; }
+      let got = 0;
+      sock.on('data', (d) => {
+        got += d.length;
+        if (got < 16 || done) return;
+        done = true;
+        lat.push(Number(process.hrtime.bigint() - s0) / 1000);
+        sock.destroy();
+        loop();
+      });
+      sock.resume();
+      sock.write(probe);
+    });
+  };
+  for (let i = 0; i < conc; i++) loop();
+  setTimeout(() => {
+    running = false;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const s = Float64Array.from(lat).sort();
+    const pct = (p) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : null);
+    process.stdout.write(`result ${JSON.stringify({ tunnels: s.length, ms, rate: s.length / (ms / 1000), p50_us: pct(50), p99_us: pct(99), errors, firstError })}\n`);
+    setTimeout(() => process.exit(0), 100);
+  }, seconds * 1000);
+} else if (mode === 'bulk') {
+  const total = Number(amountS);
+  const CHUNK = 1024 * 1024;
+  const chunk = crypto.randomBytes(CHUNK);
+  const t0 = process.hrtime.bigint();
+  tunnel((err, sock) => {
+    if (err) { process.stdout.write(`result ${JSON.stringify({ error: err.message })}\n`); process.exit(1); }
+    reportSinkReply(sock, total, () => t0);
+    sock.resume();
+    sock.write(`N${total}\n`);
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        const n = Math.min(CHUNK, total - sent);
+        sent += n;
+        if (!sock.write(n === CHUNK ? chunk : chunk.subarray(0, n))) { sock.once('drain', pump); return; }
+      }
+    };
+    pump();
+  });
+} else {
+  process.stderr.write('usage: connect-client.js rate|bulk ...\n');
+  process.exit(2);
+}
+void directFlag;

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+'use strict';
+// S3 client: open N TLS connections through a proxy, complete each handshake (through the
+// proxy, with the origin), then keep them idle until stdin closes or SIGTERM.
+//
+//   node idle-client.js '{"port":N,"sni":"a.bench.test","count":5000,"sources":["127.0.0.2",...],
+//                         "concurrency":100,"hold":true}'
+// Prints `open {"open":N,"failed":F,"ms":T}` once every attempt has settled; with hold:false it
+// then closes them all and prints `closed`. Connections are spread round-robin over the source
+// addresses (localAddress) so one address's ephemeral ports are never the limit.
+
+const tls = require('tls');
+
+const opts = JSON.parse(process.argv[2]);
+const sockets = [];
+let failed = 0;
+let next = 0;
+let inflight = 0;
+let settled = 0;
+const t0 = Date.now();
+let firstError = null;
+
+function openOne() {
+  const i = next++;
+  inflight++;
+  let done = false;
+  const finish = (ok, err) => {
+    if (done) return;
+    done = true;
+    inflight--;
+    settled++;
+    if (!ok) { failed++; if (!firstError && err) firstError = err.message; }
+    pump();
+  };
+  const s = tls.connect({
+    host: '127.0.0.1',
+    port: opts.port,
+    servername: opts.sni,
+    localAddress: opts.sources[i % opts.sources.length],
+    rejectUnauthorized: false,
+    session: undefined,
+  });
+  s.setTimeout(30000, () => { s.destroy(new Error('handshake timeout')); });
+  s.once('secureConnect', () => { s.setTimeout(0); sockets.push(s); finish(true); });
+  s.on('error', (err) => finish(false, err));
+  s.on('close', () => finish(false, new Error('closed before handshake')));
+}
+
+function pump() {
+  while (inflight < opts.concurrency && next < opts.count) openOne();
+  if (settled === opts.count && !pump.reported) {
+    pump.reported = true;
+    const open = sockets.filter((s) => !s.destroyed).length;
+    process.stdout.write(`open ${JSON.stringify({ open, failed, ms: Date.now() - t0, firstError })}\n`);
+    if (!opts.hold) {
+      for (const s of sockets) s.destroy();
+      process.stdout.write('closed\n');
+      setTimeout(() => process.exit(0), 100);
+    }
+  }
+}
+
+process.stdin.on('data', (d) => {
+  if (String(d).includes('count')) {
+    const open = sockets.filter((s) => !s.destroyed).length;
+    process.stdout.write(`count ${JSON.stringify({ open })}\n`);
+  }
+});
+process.stdin.on('end', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
+pump();
