@@ -21,7 +21,8 @@
 //                                      use < 15 % of a CPU (shared machines)  [30]
 //
 // Prints Markdown tables on stdout (progress on stderr) and writes bench/results/<date>.json
-// and .md. See bench/README.md for what each scenario measures and how to read the tables.
+// and .md (BENCH_RESULTS_DIR=dir writes them there instead). See bench/README.md for what each
+// scenario measures and how to read the tables.
 
 const fs = require('fs');
 const os = require('os');
@@ -317,12 +318,12 @@ async function main() {
   };
   const md = report.markdown(doc);
   process.stdout.write(md);
-  const dir = path.join(__dirname, 'results');
+  const dir = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/:/g, '-').replace(/\..*$/, '');
   fs.writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(doc, null, 2));
   fs.writeFileSync(path.join(dir, `${stamp}.md`), md);
-  ctx.log(`wrote bench/results/${stamp}.json and .md`);
+  ctx.log(`wrote ${path.relative(process.cwd(), path.join(dir, stamp))}.json and .md`);
 }
 
 main().then(() => { procs.cleanupSync(); process.exit(0); }, (err) => {

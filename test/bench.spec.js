@@ -1,0 +1,94 @@
+'use strict';
+// The benchmark harness (bench/run.js, issue 6) still works: a short run of the scenarios that
+// need no third-party tools (T1 bulk transfer, S3 idle memory, S5 small flows vs a bulk flow)
+// against legato (drr and fifo), the pure-Node proxy and the direct row. Asserts that every run
+// completed and passed the harness's own plausibility checks (T1: the sink received every byte;
+// S3: every connection held with 2 fds and no read or hello buffer in legato), never a timing.
+
+const assert = require('assert');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const ROOT = path.join(__dirname, '..');
+const T1_BYTES = 32 * 1024 * 1024;
+const IDLE = 200;
+
+describe('bench/run.js (short run: T1, S3, S5)', function () {
+  this.timeout(240000);
+  let doc;
+  let stdout = '';
+  let stderr = '';
+  let dir;
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-bench-test-'));
+    const args = [path.join(ROOT, 'bench', 'run.js'), 't1', 's3', 's5', '--runs', '1', '--seconds', '1',
+      '--warmup', '0', '--quiet-wait', '0', '--peers', 'direct,legato,legato-fifo,node',
+      '--t1-bytes', String(T1_BYTES), '--idle-conns', String(IDLE)];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.strictEqual(code, 0, `bench/run.js exited ${code}:\n${stderr.slice(-4000)}`);
+    const files = fs.readdirSync(dir);
+    const json = files.find((f) => f.endsWith('.json'));
+    assert.ok(json && files.includes(json.replace(/\.json$/, '.md')), `results files: ${files}`);
+    doc = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8'));
+  });
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const rowsOf = (id, caseId) => {
+    const s = doc.scenarios.find((x) => x.id === id);
+    assert.ok(s, `scenario ${id} missing`);
+    assert.ok(!s.failed && !s.pending, `${id}: ${s.failed || s.pending}`);
+    const c = s.cases.find((x) => x.id === caseId);
+    assert.ok(c, `${id} case ${caseId} missing`);
+    return c.rows;
+  };
+
+  it('ran every peer once in every case, without errors', function () {
+    for (const [id, caseId] of [['T1', 'bulk'], ['S3', 'passthrough'], ['S3', 'terminated'], ['S5', 'alone'], ['S5', 'bulk']]) {
+      const rows = rowsOf(id, caseId);
+      const peers = rows.map((r) => r.peer);
+      for (const p of ['legato', 'node']) assert.ok(peers.includes(p), `${id} ${caseId}: no ${p} row (${peers})`);
+      for (const r of rows) {
+        assert.deepStrictEqual(r.errors, [], `${id} ${caseId} ${r.peer}`);
+        assert.strictEqual(r.runs.length, 1, `${id} ${caseId} ${r.peer}: runs`);
+      }
+    }
+  });
+
+  it('T1: the sink received every byte sent through each proxy, and legato CPU was measured', function () {
+    for (const r of rowsOf('T1', 'bulk')) {
+      assert.strictEqual(r.runs[0].received, T1_BYTES, r.peer);
+    }
+    const legato = rowsOf('T1', 'bulk').find((r) => r.peer === 'legato').runs[0];
+    assert.ok(legato.cpuSeconds > 0, `cpuSeconds ${legato.cpuSeconds}`);
+  });
+
+  it('S3: every idle connection is held (2 fds each); legato holds no read or hello buffer for them', function () {
+    for (const caseId of ['passthrough', 'terminated']) {
+      for (const r of rowsOf('S3', caseId)) {
+        const m = r.runs[0];
+        assert.strictEqual(m.open, IDLE, `${caseId} ${r.peer}`);
+        assert.strictEqual(m.failed, 0, `${caseId} ${r.peer}`);
+        assert.strictEqual(m.fdsPerConn, 2, `${caseId} ${r.peer}`);
+        if (r.peer === 'legato') {
+          assert.strictEqual(m.legato.activeConnections, IDLE, caseId);
+          assert.strictEqual(m.legato.readBuffersInUse, 0, caseId);
+          assert.strictEqual(m.legato.helloBuffersInUse, 0, caseId);
+        }
+      }
+    }
+  });
+
+  it('prints the Markdown tables and the ratio table', function () {
+    for (const title of ['## T1', '## S3', '## S5', '## Ratios']) assert.ok(stdout.includes(title), `no "${title}" in stdout`);
+    assert.match(stdout, /\| legato \(drr\) \| 1 \|/);
+  });
+});
