@@ -11,8 +11,7 @@
 //    ClientHello → closed, `tlsSniMismatches`, nothing reaches the upstream.
 
 const assert = require('assert');
-const { getTlsPki, pair } = require('./helpers/tlsca');
-const { startProxy, portOf, tcp, cleanup } = require('./helpers/proxy');
+const { startProxy, portOf } = require('./helpers/proxy');
 const { waitFor, waitForMetric } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 const { handshakeWithRetry } = require('./fixtures/tls-hrr');
@@ -21,31 +20,17 @@ const MAX_KEYUPDATES = 64; // LG_TLS_MAX_KEYUPDATES
 
 describe('TLS termination hygiene', function () {
   this.timeout(30000);
-  let pki;
-  let up;
+  const env = T.terminationSuite();
+  const { term } = env;
 
-  before(function () {
-    this.timeout(120000);
-    pki = getTlsPki();
-  });
-
-  beforeEach(async function () {
-    up = await T.httpUpstream();
-  });
-
-  afterEach(cleanup);
-
-  function term(sni, leaf, extra = {}) {
-    return { sni, terminateTls: true, cert: pair(leaf), upstreams: [tcp(up.port)], ...extra };
-  }
 
   async function startA() {
-    return startProxy({ routes: [term('a.test', pki.leaves.a), term('b.test', pki.leaves.b)] });
+    return startProxy({ routes: [term('a.test', env.pki.leaves.a), term('b.test', env.pki.leaves.b)] });
   }
 
   /** An interactive s_client on a.test, past its handshake. */
   async function interactive(port, version) {
-    const s = T.sClient(port, ['-servername', 'a.test', '-CAfile', pki.caPath, '-verify_return_error', version]);
+    const s = T.sClient(port, ['-servername', 'a.test', '-CAfile', env.pki.caPath, '-verify_return_error', version]);
     await s.waitOutput(/Verify return code: 0 \(ok\)/);
     return s;
   }
@@ -72,8 +57,8 @@ describe('TLS termination hygiene', function () {
       const m = await waitForMetric(proxy, 'tlsRenegotiationsRefused', 1);
       assert.strictEqual(m.listeners[0].tlsRenegotiationsRefused, 1);
       assert.strictEqual(m.tlsHandshakes, 1, 'no second handshake was completed');
-      await waitFor(() => up.connections.length === 1);
-      await up.connections[0].closed; // and the upstream side is closed with it
+      await waitFor(() => env.up.connections.length === 1);
+      await env.up.connections[0].closed; // and the upstream side is closed with it
       await settled(proxy, 1);
     });
 
@@ -167,7 +152,7 @@ describe('TLS termination hygiene', function () {
       assert.strictEqual(m.listeners[0].tlsSniMismatches, 1);
       assert.strictEqual(m.tlsHandshakes, 0, 'not counted as a completed handshake');
       await settled(proxy, 1);
-      assert.deepStrictEqual(up.requests, [], 'the upstream got no request');
+      assert.deepStrictEqual(env.up.requests, [], 'the upstream got no request');
     });
   });
 });

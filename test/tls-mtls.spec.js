@@ -13,8 +13,7 @@
 // Node https, and with openssl s_client / curl where they add something.
 
 const assert = require('assert');
-const { getTlsPki, pair } = require('./helpers/tlsca');
-const { startProxy, portOf, tcp, cleanup } = require('./helpers/proxy');
+const { startProxy, portOf } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
 const { waitFor } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
@@ -23,31 +22,17 @@ const VERSIONS = ['TLSv1.2', 'TLSv1.3'];
 
 describe('TLS termination with client certificates (mTLS)', function () {
   this.timeout(30000);
-  let pki;
-  let up;
+  const env = T.terminationSuite();
+  const { term } = env;
 
-  before(function () {
-    this.timeout(120000);
-    pki = getTlsPki();
-  });
 
-  beforeEach(async function () {
-    up = await T.httpUpstream();
-  });
-
-  afterEach(cleanup);
-
-  function term(sni, leaf, extra = {}) {
-    return { sni, terminateTls: true, cert: pair(leaf), upstreams: [tcp(up.port)], ...extra };
-  }
-
-  const clientCert = () => ({ cert: pki.client.cert, key: pki.client.key });
-  const rogueCert = () => ({ cert: pki.rogue.cert, key: pki.rogue.key });
+  const clientCert = () => ({ cert: env.pki.client.cert, key: env.pki.client.key });
+  const rogueCert = () => ({ cert: env.pki.rogue.cert, key: env.pki.rogue.key });
 
   /** Node https GET; resolves 'ok' (status 200) or the error's message. */
   async function attempt(port, name, version, certOpts = {}) {
     try {
-      const r = await T.httpsRequest(port, name, { ca: pki.ca, minVersion: version, maxVersion: version, ...certOpts, timeoutMs: 10000 });
+      const r = await T.httpsRequest(port, name, { ca: env.pki.ca, minVersion: version, maxVersion: version, ...certOpts, timeoutMs: 10000 });
       return r.status === 200 ? 'ok' : `status ${r.status}`;
     } catch (e) {
       return e.message;
@@ -62,7 +47,7 @@ describe('TLS termination with client certificates (mTLS)', function () {
     }, 10000, { message: 'connections did not all close', describe: () => m });
   }
 
-  const sArgs = (name, more = []) => ['-servername', name, '-CAfile', pki.caPath, '-verify_return_error', ...more];
+  const sArgs = (name, more = []) => ['-servername', name, '-CAfile', env.pki.caPath, '-verify_return_error', ...more];
 
   describe('route mtls, requireClientCert defaulting to true', function () {
     let proxy;
@@ -71,8 +56,8 @@ describe('TLS termination with client certificates (mTLS)', function () {
     beforeEach(async function () {
       proxy = await startProxy({
         routes: [
-          term('a.test', pki.leaves.a, { mtls: { clientCaCert: pki.clientCa } }),
-          term('rsa.test', pki.leaves.rsa), // no mtls anywhere: no certificate is asked for
+          term('a.test', env.pki.leaves.a, { mtls: { clientCaCert: env.pki.clientCa } }),
+          term('rsa.test', env.pki.leaves.rsa), // no mtls anywhere: no certificate is asked for
         ],
       });
       port = portOf(proxy);
@@ -81,25 +66,25 @@ describe('TLS termination with client certificates (mTLS)', function () {
     it('serves a trusted client certificate (Node https, openssl s_client, curl)', async function () {
       for (const v of VERSIONS) assert.strictEqual(await attempt(port, 'a.test', v, clientCert()), 'ok', v);
 
-      const s = await T.runSClient(port, sArgs('a.test', ['-cert', pki.client.certPath, '-key', pki.client.keyPath, '-ign_eof']), { input: 'GET /s HTTP/1.0\r\n\r\n' });
+      const s = await T.runSClient(port, sArgs('a.test', ['-cert', env.pki.client.certPath, '-key', env.pki.client.keyPath, '-ign_eof']), { input: 'GET /s HTTP/1.0\r\n\r\n' });
       assert.strictEqual(s.code, 0, s.out);
       assert.match(s.out, /Acceptable client certificate CA names\n(.*\n)*?CN = legato tls client CA/);
       assert.match(s.out, /up method=GET url=\/s /);
 
-      const c = await run('curl', ['-sS', '--max-time', '10', '--resolve', `a.test:${port}:127.0.0.1`, '--cacert', pki.caPath,
-        '--cert', pki.client.certPath, '--key', pki.client.keyPath, `https://a.test:${port}/curl`]);
+      const c = await run('curl', ['-sS', '--max-time', '10', '--resolve', `a.test:${port}:127.0.0.1`, '--cacert', env.pki.caPath,
+        '--cert', env.pki.client.certPath, '--key', env.pki.client.keyPath, `https://a.test:${port}/curl`]);
       assert.strictEqual(c.code, 0, c.stderr);
       assert.match(c.stdout, /url=\/curl /);
 
       const m = await settled(proxy, 4);
       assert.strictEqual(m.tlsHandshakes, 4);
       assert.strictEqual(m.handshakeFailures, 0);
-      assert.strictEqual(up.requests.length, 4);
+      assert.strictEqual(env.up.requests.length, 4);
     });
 
     it('fails the handshake for an untrusted client certificate (handshakeFailuresCertificate)', async function () {
       for (const v of VERSIONS) assert.notStrictEqual(await attempt(port, 'a.test', v, rogueCert()), 'ok', v);
-      const s = await T.runSClient(port, sArgs('a.test', ['-cert', pki.rogue.certPath, '-key', pki.rogue.keyPath, '-ign_eof']), { input: 'GET / HTTP/1.0\r\n\r\n' });
+      const s = await T.runSClient(port, sArgs('a.test', ['-cert', env.pki.rogue.certPath, '-key', env.pki.rogue.keyPath, '-ign_eof']), { input: 'GET / HTTP/1.0\r\n\r\n' });
       assert.match(s.out, /alert unknown ca|alert bad certificate|certificate verify failed/i, s.out);
       assert.doesNotMatch(s.out, /up method=/);
       const m = await settled(proxy, 3);
@@ -107,7 +92,7 @@ describe('TLS termination with client certificates (mTLS)', function () {
       assert.strictEqual(m.handshakeFailures, 3);
       assert.strictEqual(m.listeners[0].handshakeFailuresCertificate, 3);
       assert.strictEqual(m.tlsHandshakes, 0);
-      assert.deepStrictEqual(up.requests, []);
+      assert.deepStrictEqual(env.up.requests, []);
     });
 
     it('fails the handshake when no certificate is given (handshakeFailuresNoCertificate)', async function () {
@@ -118,7 +103,7 @@ describe('TLS termination with client certificates (mTLS)', function () {
       assert.strictEqual(m.handshakeFailuresNoCertificate, 3);
       assert.strictEqual(m.handshakeFailures, 3);
       assert.strictEqual(m.listeners[0].handshakeFailuresNoCertificate, 3);
-      assert.deepStrictEqual(up.requests, []);
+      assert.deepStrictEqual(env.up.requests, []);
     });
 
     it('asks no client certificate on a route without mtls', async function () {
@@ -131,7 +116,7 @@ describe('TLS termination with client certificates (mTLS)', function () {
 
   describe('requireClientCert: false', function () {
     it('accepts no certificate, verifies a presented one (untrusted fails, trusted is served)', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a, { mtls: { clientCaCert: pki.clientCa, requireClientCert: false } })] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a, { mtls: { clientCaCert: env.pki.clientCa, requireClientCert: false } })] });
       const port = portOf(proxy);
       for (const v of VERSIONS) {
         assert.strictEqual(await attempt(port, 'a.test', v), 'ok', `${v}: no certificate`);
@@ -142,18 +127,18 @@ describe('TLS termination with client certificates (mTLS)', function () {
       assert.strictEqual(m.tlsHandshakes, 4);
       assert.strictEqual(m.handshakeFailuresCertificate, 2);
       assert.strictEqual(m.handshakeFailuresNoCertificate, 0);
-      assert.strictEqual(up.requests.length, 4);
+      assert.strictEqual(env.up.requests.length, 4);
     });
   });
 
   describe('listener mtls and route overrides', function () {
     it('applies the listener\'s mtls to routes without their own, and a route\'s mtls wins', async function () {
       const proxy = await startProxy({
-        listener: { mtls: { clientCaCert: pki.clientCa } },
+        listener: { mtls: { clientCaCert: env.pki.clientCa } },
         routes: [
-          term('*.w.test', pki.leaves.wild), // inherits the listener's: client CA, required
-          term('a.test', pki.leaves.a, { mtls: { clientCaCert: pki.rogueCa } }), // trusts the rogue CA only
-          term('b.test', pki.leaves.b, { mtls: { clientCaCert: pki.clientCa, requireClientCert: false } }),
+          term('*.w.test', env.pki.leaves.wild), // inherits the listener's: client CA, required
+          term('a.test', env.pki.leaves.a, { mtls: { clientCaCert: env.pki.rogueCa } }), // trusts the rogue CA only
+          term('b.test', env.pki.leaves.b, { mtls: { clientCaCert: env.pki.clientCa, requireClientCert: false } }),
         ],
       });
       const port = portOf(proxy);

@@ -15,35 +15,22 @@ const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { getTlsPki, pair } = require('./helpers/tlsca');
-const { Proxy, makeConfig, startProxy, portOf, tcp, cleanup, trackDir } = require('./helpers/proxy');
+const { pair } = require('./helpers/tlsca');
+const { Proxy, makeConfig, startProxy, portOf, tcp, trackDir } = require('./helpers/proxy');
 const { startChildProxy } = require('./helpers/child');
 const { waitFor } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 
 describe('TLS termination: resumption, reloads and bad certificates', function () {
   this.timeout(30000);
-  let pki;
-  let up;
+  const env = T.terminationSuite();
+  const { term } = env;
   let dir;
 
-  before(function () {
-    this.timeout(120000);
-    pki = getTlsPki();
-  });
-
-  beforeEach(async function () {
-    up = await T.httpUpstream();
+  beforeEach(function () {
     dir = trackDir(fs.mkdtempSync(path.join(os.tmpdir(), 'legato-sess-')));
   });
 
-  afterEach(cleanup);
-
-  function term(sni, leaf, extra = {}) {
-    const r = { sni, terminateTls: true, upstreams: [tcp(up.port)], ...extra };
-    if (leaf) r.cert = pair(leaf);
-    return r;
-  }
 
   /** Fresh Buffer copies of a leaf's material: equal bytes, different objects. */
   const copyPair = (leaf) => ({ certChain: Buffer.from(leaf.chain), privateKey: Buffer.from(leaf.key.toString()) });
@@ -53,7 +40,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
 
   /** s_client GET with -sess_out/-sess_in; resolves 'New' | 'Reused' (throws if served neither). */
   async function sGet(port, name, { version = '-tls1_3', sessOut, sessIn, verifyName = name, extra = [] } = {}) {
-    const args = ['-servername', name, '-CAfile', pki.caPath, '-verify_return_error', '-verify_hostname', verifyName, version, '-ign_eof', ...extra];
+    const args = ['-servername', name, '-CAfile', env.pki.caPath, '-verify_return_error', '-verify_hostname', verifyName, version, '-ign_eof', ...extra];
     if (sessOut) args.push('-sess_out', sessOut);
     if (sessIn) args.push('-sess_in', sessIn);
     const s = await T.runSClient(port, args, { input: 'GET /s HTTP/1.0\r\n\r\n' });
@@ -65,7 +52,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
 
   /** Node https GET resuming `session`; resolves { reused, session, peerFingerprint }. */
   async function nodeGet(port, name, { session, version = 'TLSv1.3', checkServerIdentity } = {}) {
-    const opts = { ca: pki.ca, session, maxVersion: version, minVersion: version };
+    const opts = { ca: env.pki.ca, session, maxVersion: version, minVersion: version };
     if (checkServerIdentity) opts.checkServerIdentity = checkServerIdentity;
     const r = await T.httpsRequest(port, name, opts);
     assert.strictEqual(r.status, 200);
@@ -82,7 +69,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
 
   describe('resumption', function () {
     it('resumes TLS 1.3 sessions from tickets (Node, openssl s_client -sess_out/-sess_in)', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
       const first = await nodeGet(port, 'a.test');
       assert.strictEqual(first.reused, false);
@@ -99,9 +86,9 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
     });
 
     it('resumes TLS 1.2 sessions without SNI (default route): tickets and session IDs', async function () {
-      const proxy = await startProxy({ listener: { defaultCert: pair(pki.leaves.def) }, routes: [term('', null)] });
+      const proxy = await startProxy({ listener: { defaultCert: pair(env.pki.leaves.def) }, routes: [term('', null)] });
       const port = portOf(proxy);
-      const args = (more) => ['-noservername', '-CAfile', pki.caPath, '-tls1_2', '-ign_eof', ...more];
+      const args = (more) => ['-noservername', '-CAfile', env.pki.caPath, '-tls1_2', '-ign_eof', ...more];
       for (const ticket of [[], ['-no_ticket']]) {
         const f = sessFile();
         const a = await T.runSClient(port, args([...ticket, '-sess_out', f]), { input: 'GET / HTTP/1.0\r\n\r\n' });
@@ -119,10 +106,10 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       // Pins a fix: OpenSSL stores the SNI in a TLS 1.2 session only when a servername callback
       // acknowledged it; without one, SSL_get_servername() returned the session's (empty) name on
       // resumption and lg_tls.c sni_matches() closed the connection as an SNI mismatch.
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
       const first = await nodeGet(port, 'a.test', { version: 'TLSv1.2' });
-      const second = await T.httpsRequest(port, 'a.test', { ca: pki.ca, maxVersion: 'TLSv1.2', session: first.session }).catch((e) => e);
+      const second = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca, maxVersion: 'TLSv1.2', session: first.session }).catch((e) => e);
       const m0 = proxy.metrics();
       assert.ok(!(second instanceof Error) && second.status === 200 && second.tls.reused,
         `TLS 1.2 resumption with SNI was not served (tlsSniMismatches=${m0.tlsSniMismatches}, tlsSessionsResumed=${m0.tlsSessionsResumed}): ${second instanceof Error ? second.message : `status ${second.status}, reused ${second.tls.reused}`}`);
@@ -131,7 +118,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
         // The first connection uses the same ticket setting: a session issued with a ticket is not
         // kept in the server's session-ID cache.
         assert.strictEqual(await sGet(port, 'a.test', { version: '-tls1_2', sessOut: f, extra: ticket }), 'New');
-        const args = ['-servername', 'a.test', '-CAfile', pki.caPath, '-tls1_2', '-ign_eof', '-sess_in', f, ...ticket];
+        const args = ['-servername', 'a.test', '-CAfile', env.pki.caPath, '-tls1_2', '-ign_eof', '-sess_in', f, ...ticket];
         const s = await T.runSClient(port, args, { input: 'GET /s HTTP/1.0\r\n\r\n' });
         assert.match(s.out, /^Reused, TLSv1\.2/m);
         assert.match(s.out, /up method=GET/, `resumed ${ticket.join(' ') || 'ticket'} session not served:\n${s.out}`);
@@ -146,10 +133,10 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       // so that an engine crash on that path (see tls.spec.js, 'closing') fails only this test.
       const child = await startChildProxy({
         routes: [
-          { sni: 'a.test', terminateTls: true, cert: { certChain: pki.leaves.a.chain.toString(), privateKey: pki.leaves.a.key.toString() }, upstreams: [tcp(up.port)] },
+          { sni: 'a.test', terminateTls: true, cert: { certChain: env.pki.leaves.a.chain.toString(), privateKey: env.pki.leaves.a.key.toString() }, upstreams: [tcp(env.up.port)] },
         ],
       });
-      const s = await T.runSClient(child.port, ['-servername', 'a.test', '-CAfile', pki.caPath, '-tls1_2', '-reconnect'], {});
+      const s = await T.runSClient(child.port, ['-servername', 'a.test', '-CAfile', env.pki.caPath, '-tls1_2', '-reconnect'], {});
       const lines = s.out.match(/^(New|Reused), .*$/mg) || [];
       assert.strictEqual(lines.length, 6, s.out);
       assert.match(lines[0], /^New/);
@@ -162,7 +149,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
     });
 
     it('never resumes one tenant\'s session on another tenant\'s route', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a), term('b.test', pki.leaves.b)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a), term('b.test', env.pki.leaves.b)] });
       const port = portOf(proxy);
       const f = sessFile();
       assert.strictEqual(await sGet(port, 'a.test', { sessOut: f }), 'New');
@@ -177,52 +164,52 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
 
   describe('updateConfig', function () {
     it('keeps sessions resumable when the certificate material is unchanged', async function () {
-      const proxy = await startProxy({ listener: { defaultCert: pair(pki.leaves.def) }, routes: [term('a.test', pki.leaves.a), term('', null)] });
+      const proxy = await startProxy({ listener: { defaultCert: pair(env.pki.leaves.def) }, routes: [term('a.test', env.pki.leaves.a), term('', null)] });
       const port = portOf(proxy);
       const f13 = sessFile();
       assert.strictEqual(await sGet(port, 'a.test', { sessOut: f13 }), 'New');
       const node = await nodeGet(port, 'a.test');
       const f12 = sessFile();
-      const a12 = await T.runSClient(port, ['-noservername', '-CAfile', pki.caPath, '-tls1_2', '-ign_eof', '-sess_out', f12], { input: 'GET / HTTP/1.0\r\n\r\n' });
+      const a12 = await T.runSClient(port, ['-noservername', '-CAfile', env.pki.caPath, '-tls1_2', '-ign_eof', '-sess_out', f12], { input: 'GET / HTTP/1.0\r\n\r\n' });
       assert.match(a12.out, /^New, TLSv1\.2/m);
 
       // Same bytes in new Buffers, another route added, routes reordered.
-      proxy.updateConfig({ routes: [term('b.test', pki.leaves.b), { ...term('a.test', null), cert: copyPair(pki.leaves.a) }, term('', null)] });
+      proxy.updateConfig({ routes: [term('b.test', env.pki.leaves.b), { ...term('a.test', null), cert: copyPair(env.pki.leaves.a) }, term('', null)] });
       assert.strictEqual(await sGet(port, 'a.test', { sessIn: f13 }), 'Reused');
       assert.strictEqual((await nodeGet(port, 'a.test', { session: node.session })).reused, true);
-      const b12 = await T.runSClient(port, ['-noservername', '-CAfile', pki.caPath, '-tls1_2', '-ign_eof', '-sess_in', f12], { input: 'GET / HTTP/1.0\r\n\r\n' });
+      const b12 = await T.runSClient(port, ['-noservername', '-CAfile', env.pki.caPath, '-tls1_2', '-ign_eof', '-sess_in', f12], { input: 'GET / HTTP/1.0\r\n\r\n' });
       assert.match(b12.out, /^Reused, TLSv1\.2/m, 'the TLS 1.2 session cache survived too');
-      assert.strictEqual((await T.httpsRequest(port, 'b.test', { ca: pki.ca })).tls.peerCN, 'b.test', 'the new table is live');
+      assert.strictEqual((await T.httpsRequest(port, 'b.test', { ca: env.pki.ca })).tls.peerCN, 'b.test', 'the new table is live');
       const m = await settled(proxy, 7);
       assert.strictEqual(m.tlsSessionsResumed, 3);
     });
 
     it('retires sessions when the certificate is rotated', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
       const f = sessFile();
       assert.strictEqual(await sGet(port, 'a.test', { sessOut: f }), 'New');
       const node = await nodeGet(port, 'a.test');
 
-      proxy.updateConfig({ routes: [term('a.test', pki.leaves.aRotated)] });
+      proxy.updateConfig({ routes: [term('a.test', env.pki.leaves.aRotated)] });
       assert.strictEqual(await sGet(port, 'a.test', { sessIn: f }), 'New', 'a ticket of the old certificate must not resume');
-      const after = await T.httpsRequest(port, 'a.test', { ca: pki.ca, session: node.session });
+      const after = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca, session: node.session });
       assert.strictEqual(after.tls.reused, false);
       const m = await settled(proxy, 4);
       assert.strictEqual(m.tlsSessionsResumed, 0);
 
       // The new certificate is the one served.
-      const s = await T.runSClient(port, ['-servername', 'a.test', '-CAfile', pki.caPath, '-ign_eof', '-showcerts'], { input: 'GET / HTTP/1.0\r\n\r\n' });
+      const s = await T.runSClient(port, ['-servername', 'a.test', '-CAfile', env.pki.caPath, '-ign_eof', '-showcerts'], { input: 'GET / HTTP/1.0\r\n\r\n' });
       const served = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----/.exec(s.out)[0];
-      assert.strictEqual(served.trim(), pki.leaves.aRotated.cert.toString().trim());
+      assert.strictEqual(served.trim(), env.pki.leaves.aRotated.cert.toString().trim());
     });
   });
 
   describe('bad certificate material', function () {
     // [label, route 1 (the bad one; route 0 is good), listener extras, expected message]
     const cases = () => {
-      const a = pki.leaves.a;
-      const bad = pki.bad;
+      const a = env.pki.leaves.a;
+      const bad = env.pki.bad;
       return [
         ['garbage inside the certificate armour', { cert: { certChain: bad.garbageCert, privateKey: a.key } }, {}, /^routes\[1\]\.cert: certChain holds no readable PEM certificate/],
         ['an empty certificate block', { cert: { certChain: bad.emptyCert, privateKey: a.key } }, {}, /^routes\[1\]\.cert: certChain holds no readable PEM certificate/],
@@ -238,8 +225,8 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
         ['neither a cert nor a defaultCert', {}, {}, /^routes\[1\]\.cert/],
       ];
     };
-    const goodRoute = () => term('b.test', pki.leaves.b);
-    const badRoute = (extra) => ({ sni: 'a.test', terminateTls: true, upstreams: [tcp(up.port)], ...extra });
+    const goodRoute = () => term('b.test', env.pki.leaves.b);
+    const badRoute = (extra) => ({ sni: 'a.test', terminateTls: true, upstreams: [tcp(env.up.port)], ...extra });
 
     it('makes the constructor throw ERR_LEGATO_CONFIG naming the route, for each bad-PEM case', function () {
       for (const [label, extra, listener, message] of cases()) {
@@ -253,7 +240,7 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
     });
 
     it('makes updateConfig throw for each case, leaving the running table serving with its sessions', async function () {
-      const proxy = await startProxy({ routes: [goodRoute(), term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [goodRoute(), term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
       const f = sessFile();
       assert.strictEqual(await sGet(port, 'a.test', { sessOut: f }), 'New');
@@ -265,15 +252,15 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
           assert.match(err.message, message, label);
           return true;
         }, label);
-        const r = await T.httpsRequest(port, 'a.test', { ca: pki.ca });
+        const r = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca });
         assert.strictEqual(r.status, 200, `${label}: the old table serves`);
         assert.strictEqual(r.tls.peerCN, 'a.test');
       }
       assert.strictEqual(proxy.metrics().configGenerationsLive, generations, 'no new generation was published');
       assert.strictEqual(await sGet(port, 'a.test', { sessIn: f }), 'Reused', 'sessions of the running table are intact');
       // A good update still goes through afterwards (nothing half-applied is in the way).
-      proxy.updateConfig({ routes: [goodRoute(), term('a.test', pki.leaves.aRotated)] });
-      const after = await T.httpsRequest(port, 'a.test', { ca: pki.ca });
+      proxy.updateConfig({ routes: [goodRoute(), term('a.test', env.pki.leaves.aRotated)] });
+      const after = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca });
       assert.strictEqual(after.status, 200);
       await settled(proxy, 1);
     });

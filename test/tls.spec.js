@@ -16,8 +16,8 @@
 const assert = require('assert');
 const crypto = require('crypto');
 const tls = require('tls');
-const { getTlsPki, pair } = require('./helpers/tlsca');
-const { startProxy, portOf, tcp, connect, collect, cleanup, trackSocket } = require('./helpers/proxy');
+const { pair } = require('./helpers/tlsca');
+const { startProxy, portOf, tcp, connect, collect, trackSocket } = require('./helpers/proxy');
 const { startTcpServer, startBlackhole } = require('./helpers/servers');
 const { curl } = require('./helpers/clients');
 const { captureClientHello } = require('./helpers/hello');
@@ -29,26 +29,9 @@ const MiB = 1024 * 1024;
 
 describe('TLS termination', function () {
   this.timeout(30000);
-  let pki;
-  let up;
+  const env = T.terminationSuite();
+  const { term } = env;
 
-  before(function () {
-    this.timeout(120000);
-    pki = getTlsPki();
-  });
-
-  beforeEach(async function () {
-    up = await T.httpUpstream();
-  });
-
-  afterEach(cleanup);
-
-  /** A terminating route to `upPort` (default: the http upstream); `leaf` null = no cert. */
-  function term(sni, leaf, extra = {}, upPort = up.port) {
-    const r = { sni, terminateTls: true, upstreams: [tcp(upPort)], ...extra };
-    if (leaf) r.cert = pair(leaf);
-    return r;
-  }
 
   /** Wait until every connection is closed; returns the metrics. */
   function settled(proxy, minTotal = 1) {
@@ -65,22 +48,22 @@ describe('TLS termination', function () {
    * (-ign_eof), so every successful handshake is also shown to carry data.
    */
   const sGet = (port, args) => T.runSClient(port, [...args, '-ign_eof'], { input: SCLIENT_GET });
-  const sArgs = (name, more = []) => ['-servername', name, '-CAfile', pki.caPath, '-verify_return_error', '-verify_hostname', name, ...more];
+  const sArgs = (name, more = []) => ['-servername', name, '-CAfile', env.pki.caPath, '-verify_return_error', '-verify_hostname', name, ...more];
 
   describe('clients through termination to a plain HTTP upstream', function () {
     for (const [label, leafName, name, keyBits] of [['ECDSA P-256', 'a', 'a.test', 256], ['RSA-2048', 'rsa', 'rsa.test', 2048]]) {
       it(`serves Node https, curl and openssl s_client with an ${label} leaf, chain verified against the root only`, async function () {
-        const leaf = pki.leaves[leafName];
+        const leaf = env.pki.leaves[leafName];
         const proxy = await startProxy({ routes: [term(name, leaf)] });
         const port = portOf(proxy);
 
-        const node = await T.httpsRequest(port, name, { ca: pki.ca, method: 'POST', path: '/node', body: Buffer.from('from node') });
+        const node = await T.httpsRequest(port, name, { ca: env.pki.ca, method: 'POST', path: '/node', body: Buffer.from('from node') });
         assert.strictEqual(node.status, 200);
         assert.strictEqual(node.tls.authorized, true, 'Node verified leaf + intermediate against the root');
         assert.strictEqual(node.tls.peerCN, name);
         assert.match(node.body, /^up method=POST url=\/node bytes=9 /);
 
-        const c = await curl(name, port, { caPath: pki.caPath });
+        const c = await curl(name, port, { caPath: env.pki.caPath });
         assert.strictEqual(c.code, 0, `curl failed: ${c.stderr}`);
         assert.match(c.stdout, /^up method=GET url=\/ bytes=0 /);
 
@@ -93,7 +76,7 @@ describe('TLS termination', function () {
         assert.match(s.out, new RegExp(`Server public key is ${keyBits} bit`));
         assert.match(s.out, /up method=GET url=\/s bytes=0 /);
 
-        assert.deepStrictEqual(up.requests.map((r) => r.url), ['/node', '/', '/s']);
+        assert.deepStrictEqual(env.up.requests.map((r) => r.url), ['/node', '/', '/s']);
         const m = await settled(proxy, 3);
         assert.strictEqual(m.tlsHandshakes, 3);
         assert.strictEqual(m.handshakeFailures, 0);
@@ -105,11 +88,11 @@ describe('TLS termination', function () {
 
     it('keeps a connection alive for several requests (one handshake)', async function () {
       const https = require('https');
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
       try {
         for (let i = 0; i < 5; i++) {
-          const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: pki.ca, path: `/k${i}`, agent });
+          const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: env.pki.ca, path: `/k${i}`, agent });
           assert.strictEqual(r.status, 200);
           assert.match(r.body, new RegExp(`url=/k${i} `));
         }
@@ -119,15 +102,15 @@ describe('TLS termination', function () {
       const m = await settled(proxy, 1);
       assert.strictEqual(m.totalConnections, 1);
       assert.strictEqual(m.tlsHandshakes, 1);
-      assert.strictEqual(up.requests.length, 5);
+      assert.strictEqual(env.up.requests.length, 5);
     });
 
     it('carries a 20 MiB upload byte-exact', async function () {
       this.timeout(120000);
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const body = crypto.randomBytes(20 * MiB);
       const sha = crypto.createHash('sha256').update(body).digest('hex');
-      const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: pki.ca, method: 'PUT', path: '/up', body, timeoutMs: 100000 });
+      const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: env.pki.ca, method: 'PUT', path: '/up', body, timeoutMs: 100000 });
       assert.strictEqual(r.status, 200);
       assert.match(r.body, new RegExp(`bytes=${20 * MiB} sha256=${sha}`));
       const m = await settled(proxy, 1);
@@ -136,9 +119,9 @@ describe('TLS termination', function () {
 
     it('carries a 20 MiB download byte-exact', async function () {
       this.timeout(120000);
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const expected = crypto.createHash('sha256').update(T.patternBytes(20 * MiB)).digest('hex');
-      const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: pki.ca, path: `/download/${20 * MiB}`, hashBody: true, timeoutMs: 100000 });
+      const r = await T.httpsRequest(portOf(proxy), 'a.test', { ca: env.pki.ca, path: `/download/${20 * MiB}`, hashBody: true, timeoutMs: 100000 });
       assert.strictEqual(r.status, 200);
       assert.strictEqual(r.bytes, 20 * MiB);
       assert.strictEqual(r.sha256, expected);
@@ -150,10 +133,10 @@ describe('TLS termination', function () {
   describe('certificate selection', function () {
     it('uses a wildcard route\'s own certificate and falls back to the listener defaultCert', async function () {
       const proxy = await startProxy({
-        listener: { defaultCert: pair(pki.leaves.def) },
+        listener: { defaultCert: pair(env.pki.leaves.def) },
         routes: [
-          term('a.test', pki.leaves.a),
-          term('*.w.test', pki.leaves.wild),
+          term('a.test', env.pki.leaves.a),
+          term('*.w.test', env.pki.leaves.wild),
           term('nocert.test', null), // terminating, no cert of its own: the defaultCert
           term('', null), // default route
         ],
@@ -161,29 +144,29 @@ describe('TLS termination', function () {
       const port = portOf(proxy);
       const cnOnly = (cn) => (host, cert) => (cert.subject.CN === cn ? undefined : new Error(`expected CN ${cn}, got ${cert.subject.CN}`));
 
-      const a = await T.httpsRequest(port, 'a.test', { ca: pki.ca });
+      const a = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca });
       assert.strictEqual(a.tls.peerCN, 'a.test');
-      const w = await T.httpsRequest(port, 'x.w.test', { ca: pki.ca });
+      const w = await T.httpsRequest(port, 'x.w.test', { ca: env.pki.ca });
       assert.strictEqual(w.tls.peerCN, '*.w.test');
       assert.strictEqual(w.tls.authorized, true);
-      const deep = await T.httpsRequest(port, 'deep.x.w.test', { ca: pki.ca, checkServerIdentity: cnOnly('*.w.test') });
+      const deep = await T.httpsRequest(port, 'deep.x.w.test', { ca: env.pki.ca, checkServerIdentity: cnOnly('*.w.test') });
       assert.strictEqual(deep.tls.peerCN, '*.w.test', 'a wildcard route matches at any depth');
-      const nocert = await T.httpsRequest(port, 'nocert.test', { ca: pki.ca, checkServerIdentity: cnOnly('default.test') });
+      const nocert = await T.httpsRequest(port, 'nocert.test', { ca: env.pki.ca, checkServerIdentity: cnOnly('default.test') });
       assert.strictEqual(nocert.tls.peerCN, 'default.test');
-      const other = await T.httpsRequest(port, 'other.test', { ca: pki.ca, checkServerIdentity: cnOnly('default.test') });
+      const other = await T.httpsRequest(port, 'other.test', { ca: env.pki.ca, checkServerIdentity: cnOnly('default.test') });
       assert.strictEqual(other.tls.peerCN, 'default.test');
-      const apex = await T.httpsRequest(port, 'w.test', { ca: pki.ca, checkServerIdentity: cnOnly('default.test') });
+      const apex = await T.httpsRequest(port, 'w.test', { ca: env.pki.ca, checkServerIdentity: cnOnly('default.test') });
       assert.strictEqual(apex.tls.peerCN, 'default.test', '*.w.test does not match w.test itself');
       for (const r of [a, w, deep, nocert, other, apex]) assert.strictEqual(r.status, 200);
 
       // No SNI at all: the default route, with the default certificate.
-      const s = await sGet(port, ['-noservername', '-CAfile', pki.caPath, '-verify_return_error']);
+      const s = await sGet(port, ['-noservername', '-CAfile', env.pki.caPath, '-verify_return_error']);
       assert.strictEqual(s.code, 0, s.out);
       assert.match(s.out, /subject=CN = default\.test/);
       assert.match(s.out, /up method=GET url=\/s /);
 
       // curl checks the host name too.
-      const c = await curl('x.w.test', port, { caPath: pki.caPath });
+      const c = await curl('x.w.test', port, { caPath: env.pki.caPath });
       assert.strictEqual(c.code, 0, c.stderr);
 
       const m = await settled(proxy, 8);
@@ -194,7 +177,7 @@ describe('TLS termination', function () {
 
   describe('ALPN', function () {
     async function alpnOf(port, name, offered) {
-      const opts = { ca: pki.ca };
+      const opts = { ca: env.pki.ca };
       if (offered) opts.ALPNProtocols = offered;
       const r = await T.httpsRequest(port, name, opts);
       assert.strictEqual(r.status, 200, 'the handshake and the request succeed whatever ALPN says');
@@ -203,12 +186,12 @@ describe('TLS termination', function () {
 
     it('selects by the route\'s list (server preference); no overlap or no offer means no ALPN', async function () {
       const proxy = await startProxy({
-        listener: { defaultCert: pair(pki.leaves.def) },
+        listener: { defaultCert: pair(env.pki.leaves.def) },
         routes: [
-          term('a.test', pki.leaves.a, { alpn: ['h2', 'http/1.1'] }),
-          term('b.test', pki.leaves.b), // default ['http/1.1']
-          term('x.w.test', pki.leaves.wild, { alpn: ['http/1.1', 'h2'] }),
-          term('y.w.test', pki.leaves.wild, { alpn: [] }),
+          term('a.test', env.pki.leaves.a, { alpn: ['h2', 'http/1.1'] }),
+          term('b.test', env.pki.leaves.b), // default ['http/1.1']
+          term('x.w.test', env.pki.leaves.wild, { alpn: ['http/1.1', 'h2'] }),
+          term('y.w.test', env.pki.leaves.wild, { alpn: [] }),
         ],
       });
       const port = portOf(proxy);
@@ -234,7 +217,7 @@ describe('TLS termination', function () {
 
   describe('protocol versions, suites and compression', function () {
     it('refuses TLS 1.0 and TLS 1.1 with a protocol_version alert, accepts TLS 1.2 and 1.3', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
       // SECLEVEL=0 lets OpenSSL 3 offer the old versions at all: the refusal must come from legato.
       for (const v of ['-tls1', '-tls1_1']) {
@@ -242,7 +225,7 @@ describe('TLS termination', function () {
         assert.notStrictEqual(s.code, 0, `${v} must fail:\n${s.out}`);
         assert.match(s.out, /alert protocol version/, `${v}: refused by the server's alert:\n${s.out}`);
       }
-      await assert.rejects(T.httpsRequest(port, 'a.test', { ca: pki.ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }));
+      await assert.rejects(T.httpsRequest(port, 'a.test', { ca: env.pki.ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }));
       for (const [v, name] of [['-tls1_2', 'TLSv1.2'], ['-tls1_3', 'TLSv1.3']]) {
         const s = await sGet(port, sArgs('a.test', [v]));
         assert.strictEqual(s.code, 0, s.out);
@@ -253,11 +236,11 @@ describe('TLS termination', function () {
       assert.strictEqual(m.handshakeFailuresProtocol, 3);
       assert.strictEqual(m.handshakeFailures, 3);
       assert.strictEqual(m.tlsHandshakes, 2);
-      assert.strictEqual(up.requests.length, 2, 'refused handshakes never reach the upstream with data');
+      assert.strictEqual(env.up.requests.length, 2, 'refused handshakes never reach the upstream with data');
     });
 
     it('offers only forward-secret AEAD suites on TLS 1.2 (static RSA, CBC and SHA-1 suites refused)', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a), term('rsa.test', pki.leaves.rsa)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a), term('rsa.test', env.pki.leaves.rsa)] });
       const port = portOf(proxy);
       for (const [name, suites] of [['a.test', 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384'], ['rsa.test', 'AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA256:DES-CBC3-SHA']]) {
         const s = await T.runSClient(port, ['-servername', name, '-tls1_2', '-cipher', `${suites}@SECLEVEL=0`], {});
@@ -271,7 +254,7 @@ describe('TLS termination', function () {
     });
 
     it('never selects compression, even when the client offers DEFLATE', async function () {
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a)] });
       const hello = await captureClientHello('a.test', { maxVersion: 'TLSv1.2' });
       const r = await T.rawTls(portOf(proxy), T.withCompression(hello), 5000, (data) => T.serverHelloInfo(data) !== null);
       const info = T.serverHelloInfo(r.data);
@@ -287,7 +270,7 @@ describe('TLS termination', function () {
       const rec = await startTcpServer(null, { allowHalfOpen: false }); // closes after the proxy's FIN
       const proxy = await startProxy({
         listener: { protection: { tlsHandshakeTimeoutMs: 500 } },
-        routes: [term('a.test', pki.leaves.a, {}, rec.port)],
+        routes: [term('a.test', env.pki.leaves.a, {}, rec.port)],
       });
       const hello = await captureClientHello('a.test');
       const sock = await connect(portOf(proxy));
@@ -310,12 +293,12 @@ describe('TLS termination', function () {
     it('is absolute: a handshake trickled one byte at a time after the ClientHello is still cut at the deadline', async function () {
       const proxy = await startProxy({
         listener: { protection: { tlsHandshakeTimeoutMs: 800 } },
-        routes: [term('a.test', pki.leaves.a)],
+        routes: [term('a.test', env.pki.leaves.a)],
       });
       // Bytes keep arriving every 60 ms (well inside any idle timer) but the client's second
       // flight needs seconds at that pace.
       const relay = await T.trickleRelay(portOf(proxy), { passFirstChunk: true, intervalMs: 60 });
-      const client = trackSocket(tls.connect({ host: '127.0.0.1', port: relay.port, servername: 'a.test', ca: pki.ca }));
+      const client = trackSocket(tls.connect({ host: '127.0.0.1', port: relay.port, servername: 'a.test', ca: env.pki.ca }));
       let secure = false;
       client.on('secureConnect', () => { secure = true; client.write('GET / HTTP/1.0\r\n\r\n'); });
       await waitFor(() => relay.stats.length === 1);
@@ -324,17 +307,17 @@ describe('TLS termination', function () {
       assert.ok(relay.stats[0].forwarded > 0);
       const m = await waitForMetric(proxy, 'handshakeFailuresTimeout', 1);
       assert.strictEqual(m.tlsHandshakes, 0);
-      assert.strictEqual(up.requests.length, 0);
+      assert.strictEqual(env.up.requests.length, 0);
       void secure; // TLS 1.3: the client may consider its side done; the server never did
     });
 
     it('is absolute while the ClientHello itself is trickled', async function () {
       const proxy = await startProxy({
         listener: { protection: { tlsHandshakeTimeoutMs: 500 } },
-        routes: [term('a.test', pki.leaves.a)],
+        routes: [term('a.test', env.pki.leaves.a)],
       });
       const relay = await T.trickleRelay(portOf(proxy), { intervalMs: 40 });
-      trackSocket(tls.connect({ host: '127.0.0.1', port: relay.port, servername: 'a.test', ca: pki.ca }));
+      trackSocket(tls.connect({ host: '127.0.0.1', port: relay.port, servername: 'a.test', ca: env.pki.ca }));
       await waitFor(() => relay.stats.length === 1);
       await relay.stats[0].targetClosed;
       assert.ok(relay.stats[0].pending() > 0, 'closed before the ClientHello was complete');
@@ -346,7 +329,7 @@ describe('TLS termination', function () {
   describe('closing', function () {
     it('sends close_notify before FIN when the upstream closes (no "unexpected eof" at the client)', async function () {
       const bye = await startTcpServer((s) => s.end('bye\n'));
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a, {}, bye.port)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a, {}, bye.port)] });
       for (const v of ['-tls1_2', '-tls1_3']) {
         const s = await T.runSClient(portOf(proxy), sArgs('a.test', [v, '-quiet']), {});
         assert.match(s.out, /bye\n/, s.out);
@@ -354,7 +337,7 @@ describe('TLS termination', function () {
         assert.strictEqual(s.code, 0, s.out);
       }
       // Node sees a clean end of stream too.
-      const node = trackSocket(tls.connect({ host: '127.0.0.1', port: portOf(proxy), servername: 'a.test', ca: pki.ca }));
+      const node = trackSocket(tls.connect({ host: '127.0.0.1', port: portOf(proxy), servername: 'a.test', ca: env.pki.ca }));
       const r = await collect(node);
       assert.strictEqual(r.data.toString(), 'bye\n');
       assert.strictEqual(r.ended, true);
@@ -366,9 +349,9 @@ describe('TLS termination', function () {
 
     it('counts a client FIN without close_notify as a truncation and closes the upstream', async function () {
       const rec = await startTcpServer(null, { allowHalfOpen: false }); // closes after the proxy's FIN
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a, {}, rec.port)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a, {}, rec.port)] });
       const raw = await connect(portOf(proxy));
-      const client = trackSocket(tls.connect({ socket: raw, servername: 'a.test', ca: pki.ca }));
+      const client = trackSocket(tls.connect({ socket: raw, servername: 'a.test', ca: env.pki.ca }));
       await new Promise((resolve, reject) => { client.once('secureConnect', resolve); client.once('error', reject); });
       client.write('hello upstream');
       const upConn = await rec.nextConnection();
@@ -383,7 +366,7 @@ describe('TLS termination', function () {
 
     it('counts a killed openssl s_client as a truncation and closes the upstream', async function () {
       const rec = await startTcpServer(null, { allowHalfOpen: false }); // closes after the proxy's FIN
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a, {}, rec.port)] });
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a, {}, rec.port)] });
       const s = T.sClient(portOf(proxy), sArgs('a.test'));
       await s.waitOutput(/Verify return code: 0/);
       s.write('ping\n');
@@ -397,8 +380,8 @@ describe('TLS termination', function () {
 
     it('passes a clean close (close_notify, then FIN) on as a half-close, not a truncation', async function () {
       const rec = await startTcpServer((sock) => sock.on('end', () => sock.end('late reply')));
-      const proxy = await startProxy({ routes: [term('a.test', pki.leaves.a, {}, rec.port)] });
-      const client = trackSocket(tls.connect({ host: '127.0.0.1', port: portOf(proxy), servername: 'a.test', ca: pki.ca, allowHalfOpen: true }));
+      const proxy = await startProxy({ routes: [term('a.test', env.pki.leaves.a, {}, rec.port)] });
+      const client = trackSocket(tls.connect({ host: '127.0.0.1', port: portOf(proxy), servername: 'a.test', ca: env.pki.ca, allowHalfOpen: true }));
       await new Promise((resolve, reject) => { client.once('secureConnect', resolve); client.once('error', reject); });
       const done = collect(client);
       client.end('last words'); // close_notify + FIN
@@ -418,10 +401,10 @@ describe('TLS termination', function () {
       // a child process so that a crash fails this test, not the whole run.
       const hole = await startBlackhole();
       const child = await startChildProxy({
-        routes: [{ sni: 'a.test', terminateTls: true, cert: { certChain: pki.leaves.a.chain.toString(), privateKey: pki.leaves.a.key.toString() }, upstreams: [tcp(hole.port)] }],
+        routes: [{ sni: 'a.test', terminateTls: true, cert: { certChain: env.pki.leaves.a.chain.toString(), privateKey: env.pki.leaves.a.key.toString() }, upstreams: [tcp(hole.port)] }],
       });
       for (let i = 0; i < 3; i++) {
-        const client = trackSocket(tls.connect({ host: '127.0.0.1', port: child.port, servername: 'a.test', ca: pki.ca }));
+        const client = trackSocket(tls.connect({ host: '127.0.0.1', port: child.port, servername: 'a.test', ca: env.pki.ca }));
         await new Promise((resolve, reject) => { client.once('secureConnect', resolve); client.once('error', reject); });
         client.end(); // close_notify + FIN, the dial still pending
       }
