@@ -22,6 +22,7 @@ describe('TLS termination hygiene', function () {
   this.timeout(30000);
   const env = T.terminationSuite();
   const { term } = env;
+  const { settled } = T;
 
 
   async function startA() {
@@ -35,13 +36,6 @@ describe('TLS termination hygiene', function () {
     return s;
   }
 
-  function settled(proxy, min) {
-    let m;
-    return waitFor(() => {
-      m = proxy.metrics();
-      return m.totalConnections >= min && m.activeConnections === 0 && m;
-    }, 10000, { message: 'connections did not all close', describe: () => m });
-  }
 
   describe('renegotiation', function () {
     it('closes a TLS 1.2 connection whose client asks to renegotiate (s_client R)', async function () {

@@ -15,7 +15,6 @@
 const assert = require('assert');
 const { startProxy, portOf } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
-const { waitFor } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 
 const VERSIONS = ['TLSv1.2', 'TLSv1.3'];
@@ -24,6 +23,7 @@ describe('TLS termination with client certificates (mTLS)', function () {
   this.timeout(30000);
   const env = T.terminationSuite();
   const { term } = env;
+  const { settled } = T;
 
 
   const clientCert = () => ({ cert: env.pki.client.cert, key: env.pki.client.key });
@@ -39,13 +39,6 @@ describe('TLS termination with client certificates (mTLS)', function () {
     }
   }
 
-  function settled(proxy, min) {
-    let m;
-    return waitFor(() => {
-      m = proxy.metrics();
-      return m.totalConnections >= min && m.activeConnections === 0 && m;
-    }, 10000, { message: 'connections did not all close', describe: () => m });
-  }
 
   const sArgs = (name, more = []) => ['-servername', name, '-CAfile', env.pki.caPath, '-verify_return_error', ...more];
 

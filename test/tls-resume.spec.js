@@ -18,13 +18,13 @@ const path = require('path');
 const { pair } = require('./helpers/tlsca');
 const { Proxy, makeConfig, startProxy, portOf, tcp, trackDir } = require('./helpers/proxy');
 const { startChildProxy } = require('./helpers/child');
-const { waitFor } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 
 describe('TLS termination: resumption, reloads and bad certificates', function () {
   this.timeout(30000);
   const env = T.terminationSuite();
   const { term } = env;
+  const { settled } = T;
   let dir;
 
   beforeEach(function () {
@@ -59,13 +59,6 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
     return { reused: r.tls.reused, session: r.tls.session };
   }
 
-  function settled(proxy, min) {
-    let m;
-    return waitFor(() => {
-      m = proxy.metrics();
-      return m.totalConnections >= min && m.activeConnections === 0 && m;
-    }, 10000, { message: 'connections did not all close', describe: () => m });
-  }
 
   describe('resumption', function () {
     it('resumes TLS 1.3 sessions from tickets (Node, openssl s_client -sess_out/-sess_in)', async function () {

@@ -31,16 +31,9 @@ describe('TLS termination', function () {
   this.timeout(30000);
   const env = T.terminationSuite();
   const { term } = env;
+  const { settled } = T;
 
 
-  /** Wait until every connection is closed; returns the metrics. */
-  function settled(proxy, minTotal = 1) {
-    let m;
-    return waitFor(() => {
-      m = proxy.metrics();
-      return m.totalConnections >= minTotal && m.activeConnections === 0 && m.closedConnections === m.totalConnections && m;
-    }, 10000, { message: 'connections did not all close', describe: () => m });
-  }
 
   const SCLIENT_GET = 'GET /s HTTP/1.0\r\nHost: x\r\n\r\n';
   /**

@@ -27,7 +27,7 @@ function toolEnv() {
  * Run a command; never rejects for a non-zero exit. Resolves with { code, signal, stdout,
  * stderr, timedOut }. The child is killed after `timeoutMs`.
  */
-function run(cmd, args, { input, timeoutMs = 15000, env } = {}) {
+function run(cmd, args, { input, timeoutMs = 15000, env, encoding = 'latin1' } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env || toolEnv() });
     let finished = false;
@@ -48,8 +48,8 @@ function run(cmd, args, { input, timeoutMs = 15000, env } = {}) {
       finished = true;
       resolve({
         code, signal, timedOut,
-        stdout: Buffer.concat(out).toString('latin1'),
-        stderr: Buffer.concat(err).toString('latin1'),
+        stdout: Buffer.concat(out).toString(encoding),
+        stderr: Buffer.concat(err).toString(encoding),
       });
     });
     child.stdin.on('error', () => {}); // the child may exit before reading its input

@@ -20,8 +20,8 @@ const http = require('http');
 const net = require('net');
 const path = require('path');
 const tls = require('tls');
-const { spawn } = require('child_process');
 const { track, trackSocket } = require('./resources');
+const { run } = require('./clients');
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 
@@ -217,34 +217,7 @@ function echoRound(socket, payload, ms = 10000, extra = 0) {
  */
 function runNode(file, args = [], { nodeArgs = [], timeoutMs = 30000, env } = {}) {
   const script = path.isAbsolute(file) ? file : path.join(FIXTURES, file);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: env || process.env,
-    });
-    let finished = false;
-    track(child, (c) => {
-      if (finished) return undefined;
-      c.kill('SIGKILL');
-      return new Promise((r) => c.once('close', r));
-    }, 0);
-    const out = [];
-    const err = [];
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.stdout.on('data', (c) => out.push(c));
-    child.stderr.on('data', (c) => err.push(c));
-    child.on('error', (e) => { clearTimeout(timer); finished = true; reject(e); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      finished = true;
-      resolve({
-        code, signal, timedOut,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      });
-    });
-  });
+  return run(process.execPath, [...nodeArgs, script, ...args], { timeoutMs, env: env || process.env, encoding: 'utf8' });
 }
 
 module.exports = {
