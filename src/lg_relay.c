@@ -262,6 +262,9 @@ static void on_write(uv_write_t *req, int status)
 void lg_relay_flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n)
 {
     lg_worker_t *w = c->w;
+    /* Closed meanwhile (a failed write inside the same SSL_write, say): the queue is freed with
+     * the connection, and its flows must not rejoin the scheduler. */
+    if (c->state == LG_CONN_CLOSING) return;
     if (f->dst == NULL) {
         f->held += n; /* no destination yet: scheduled by lg_relay_start */
         return;
