@@ -48,6 +48,10 @@ static void arm_at(lg_conn_t *c, uint64_t when)
 
 void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
 {
+    /* CLOSING is final. A write that fails inside a nested call (FIFO writes synchronously from
+     * OpenSSL's BIO, say) closes the connection under its caller; the caller's next transition
+     * must not bring it back. */
+    if (c->state == LG_CONN_CLOSING) return;
     c->state = s;
     uint64_t now = uv_now(&c->w->loop);
     switch (s) {
@@ -282,6 +286,7 @@ void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int st
 
 void lg_conn_tls_ready(lg_conn_t *c)
 {
+    if (c->state == LG_CONN_CLOSING) return;
     lg_counters_t *cnt = lg_conn_counters(c);
     LG_COUNT(cnt, tls_handshakes, 1);
     if (lg_tls_resumed(c)) LG_COUNT(cnt, tls_resumed, 1);
@@ -298,6 +303,7 @@ void lg_conn_tls_ready(lg_conn_t *c)
 
 void lg_conn_tls_failed(lg_conn_t *c, int reason)
 {
+    if (c->state == LG_CONN_CLOSING) return;
     lg_counters_t *cnt = lg_conn_counters(c);
     bool in_handshake = c->tls == NULL || !c->tls->handshake_done;
     switch (reason) {
@@ -347,6 +353,7 @@ void lg_conn_tls_failed(lg_conn_t *c, int reason)
 
 static void dial(lg_conn_t *c, const lg_upstream_t *up)
 {
+    if (c->state == LG_CONN_CLOSING) return; /* closed while the hello was fed to OpenSSL */
     c->deadline = uv_now(&c->w->loop) + LG_UPSTREAM_CONNECT_MS;
     if (c->state != LG_CONN_HANDSHAKE) lg_conn_set_state(c, LG_CONN_CONNECTING);
     int rc;

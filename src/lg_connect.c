@@ -293,6 +293,7 @@ void lg_connect_dialed(lg_conn_t *c, int status)
 
 static void dial(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n)
 {
+    if (c->state == LG_CONN_CLOSING) return;
     lg_conn_set_state(c, LG_CONN_CONNECTING);
     if (lg_dial_start(c, addrs, n) != 0) {
         LG_COUNT(lg_conn_counters(c), out_of_memory, 1);

@@ -105,7 +105,10 @@ static void flow_maybe_shutdown(lg_conn_t *c, lg_flow_t *f)
 {
     /* No destination yet (TLS client done before the upstream connected): lg_relay_start
      * comes back here once there is one. */
-    if (!f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL) return;
+    if (!f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL ||
+        c->state == LG_CONN_CLOSING) {
+        return;
+    }
     f->shut = true;
     uv_shutdown_t *req = lg_malloc(sizeof(*req));
     if (req == NULL) {
@@ -304,6 +307,7 @@ static void tls_read(lg_conn_t *c, lg_flow_t *f, lg_buf_t *b, size_t n)
         LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)n);
         rc = lg_tls_feed(c, b->data, n);
         lg_buf_put(&w->pool, b);
+        if (c->state == LG_CONN_CLOSING) return; /* a write inside the feed failed (FIFO) */
         if (rc == LG_TLS_READY) {
             lg_conn_tls_ready(c);
             if (c->state == LG_CONN_CLOSING) return;
@@ -325,6 +329,7 @@ static void tls_read(lg_conn_t *c, lg_flow_t *f, lg_buf_t *b, size_t n)
     lg_drr_observe_read(&w->drr, n);
     rc = lg_tls_encrypt(c, b->data, n);
     lg_buf_put(&w->pool, b);
+    if (c->state == LG_CONN_CLOSING) return;
     if (rc != LG_TLS_OK) {
         lg_conn_tls_failed(c, rc);
         return;

@@ -15,6 +15,9 @@ const { startProxy, portOf } = require('./helpers/proxy');
 const { waitFor, waitForMetric } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 const { handshakeWithRetry } = require('./fixtures/tls-hrr');
+const net = require('net');
+const { captureClientHello } = require('./helpers/hello');
+const { trackSocket } = require('./helpers/resources');
 
 const MAX_KEYUPDATES = 64; // LG_TLS_MAX_KEYUPDATES
 
@@ -148,5 +151,36 @@ describe('TLS termination hygiene', function () {
       await settled(proxy, 1);
       assert.deepStrictEqual(env.up.requests, [], 'the upstream got no request');
     });
+  });
+  describe('clients that reset right after their ClientHello', function () {
+    // The server's first flight is written while OpenSSL still holds the ClientHello; with
+    // `fifo` that write is synchronous, and when it fails (the client is gone) the connection
+    // closes under the handshake code. It must stay closed: no upstream dial, no leak, and
+    // stop() must not touch its handles again.
+    for (const kind of ['fifo', 'drr']) {
+      it(`closes each one exactly once and keeps serving (scheduler ${kind})`, async function () {
+        const proxy = await startProxy({ workerThreads: 1, scheduler: { kind }, routes: [term('a.test', env.pki.leaves.a)] });
+        const port = portOf(proxy);
+        const hello = await captureClientHello('a.test');
+        const N = 100;
+        for (let i = 0; i < N; i++) {
+          await new Promise((resolve) => {
+            const s = trackSocket(net.connect(port, '127.0.0.1', () => {
+              s.write(hello);
+              s.resetAndDestroy();
+              resolve();
+            }));
+            s.on('error', () => {});
+          });
+        }
+        const m = await settled(proxy, N);
+        assert.strictEqual(m.totalConnections, N);
+        await Promise.all(env.up.connections.map((c) => c.closed)); // any upstream it dialled is closed too
+        const r = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca, path: '/after' });
+        assert.match(r.body, /url=\/after /);
+        await settled(proxy, N + 1);
+        await proxy.stop({ graceMs: 0 });
+      });
+    }
   });
 });
