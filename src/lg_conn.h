@@ -89,6 +89,7 @@ struct lg_conn_s {
     uint32_t suspend_ms;  /* suspended: current deadline length */
     bool pending;         /* in the worker's pending table */
     bool claim_grace;     /* suspended: deadline extended once for a claimed decision */
+    bool held_tls;        /* suspended: the held bytes start with a TLS ClientHello */
     lg_head_ctx_t *head;  /* while HEAD (and until the tunnel is up: pipelined bytes) */
     char *target;         /* connect: target host as requested (for the tunnel event) */
     uint64_t deadline;    /* connect: loop time by which resolve + dial must be done */

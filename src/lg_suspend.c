@@ -109,7 +109,14 @@ static void held_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->held_cap - c->held_len;
 }
 
-/* While held: keep reading (so a client that leaves is noticed), up to held_cap bytes. */
+/*
+ * While held: keep reading (so a client that leaves is noticed), up to held_cap bytes.
+ *
+ * EOF means "gone" for a TLS client: it cannot finish a handshake after its FIN, so holding it
+ * for a decision would only waste an upstream connection. A non-TLS client may half-close after
+ * its request and still wait for the answer (`printf 'GET /...' | nc`, a shutdown(SHUT_WR) after
+ * a request): its FIN is kept and passed on after the held bytes once the decision relays.
+ */
 static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -118,6 +125,11 @@ static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
             uv_read_stop(s); /* full: the rest waits in the kernel until the decision */
+            return;
+        }
+        if (nread == UV_EOF && !c->held_tls) {
+            c->c2u.eof = true;
+            uv_read_stop(s);
             return;
         }
         LG_COUNT(lg_conn_counters(c), suspended_gone, 1);
@@ -166,6 +178,7 @@ void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_
     }
     memcpy(c->held, raw, raw_len);
     c->held_len = raw_len;
+    c->held_tls = hello != NULL;
     c->serial = ++w->next_serial;
 
     ev->type = LG_EV_SUSPENDED;

@@ -484,6 +484,23 @@ describe('suspended routes', function () {
       assert.deepStrictEqual(suspendCounters(m), { ...ZERO, suspendedTotal: 1, suspendedResolved: 1 });
       assert.strictEqual(m.nonTlsConnections, 1);
     });
+    it('keeps a non-TLS client that half-closes while held: its bytes and its FIN reach the upstream after the decision', async function () {
+      const up = await startTaggedEcho('B');
+      const { proxy, port, events } = await suspendProxy();
+      const s = await connect(port);
+      const done = collect(s);
+      s.end('REQUEST AND FIN\n'); // write, then shutdown(SHUT_WR): the client still reads
+      const conn = await events.next();
+      await sleep(100); // the FIN reaches the held connection before the decision
+      assert.strictEqual(proxy.metrics().pendingSuspended, 1, 'a half-close is not a departure');
+      assert.strictEqual(proxy.resolveConnection(conn.id, { upstreams: [tcp(up.port)] }), true);
+      const r = await done;
+      assert.ifError(r.error);
+      assert.strictEqual(Buffer.from(r.data.map((b) => b ^ 0xff)).toString(), 'REQUEST AND FIN\n', 'echoed by B, which answers the FIN with its own');
+      assert.strictEqual(r.ended, true);
+      const m = await metricIs(proxy, 'activeConnections', 0);
+      assert.deepStrictEqual(suspendCounters(m), { ...ZERO, suspendedTotal: 1, suspendedResolved: 1 });
+    });
   });
 
   describe('many at once', function () {
