@@ -337,6 +337,8 @@ export interface Counters {
   refusedPort: number;
   refusedDomain: number;
   refusedAddress: number;
+  /** CONNECT 503s because 256 name lookups were already queued or running on the worker. */
+  refusedLookupsBusy: number;
 }
 
 /** One worker thread's figures. */
@@ -346,6 +348,8 @@ export interface WorkerMetrics {
   readBuffersInUse: number;
   /** ClientHello buffers held right now. */
   helloBuffersInUse: number;
+  /** CONNECT name lookups queued or running on libuv's thread pool right now. */
+  nameLookups: number;
   /** Current DRR quantum, bytes. */
   quantum: number;
   grants: number;

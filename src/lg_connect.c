@@ -384,7 +384,10 @@ static void on_head(lg_conn_t *c)
     }
     lg_conn_set_state(c, LG_CONN_RESOLVING);
     int rc = lg_resolve_start(c, c->target, req->port);
-    if (rc != 0) {
+    if (rc == -EBUSY) {
+        LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
+        respond(c, 503);
+    } else if (rc != 0) {
         LG_COUNT(cnt, upstream_connect_failures, 1);
         respond(c, 502);
     }

@@ -59,7 +59,8 @@
     X(status_505, "status505")                                                                     \
     X(refused_port, "refusedPort")                                                                 \
     X(refused_domain, "refusedDomain")                                                             \
-    X(refused_address, "refusedAddress")
+    X(refused_address, "refusedAddress")                                                           \
+    X(refused_lookups_busy, "refusedLookupsBusy")
 
 typedef struct lg_counters_s {
 #define LG_COUNTER_FIELD(f, js) atomic_uint_fast64_t f;

@@ -232,8 +232,15 @@ void lg_dial_close_up(lg_conn_t *c)
 struct lg_resolve_s {
     uv_getaddrinfo_t req;
     lg_conn_t *conn;
+    lg_worker_t *w;
     uint16_t port;
 };
+
+static void lookups_changed(lg_worker_t *w, int delta)
+{
+    w->n_lookups = (size_t)((ptrdiff_t)w->n_lookups + delta);
+    LG_PUBLISH(w->pub_lookups, w->n_lookups);
+}
 
 void lg_resolve_interleave(lg_sockaddr_t *addrs, size_t n)
 {
@@ -278,6 +285,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         }
     }
     if (res != NULL) uv_freeaddrinfo(res);
+    lookups_changed(r->w, -1);
     lg_free(r);
     if (c == NULL) return;
     c->resolve = NULL;
@@ -291,9 +299,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 int lg_resolve_start(lg_conn_t *c, const char *host, uint16_t port)
 {
+    if (c->w->n_lookups >= LG_RESOLVE_MAX_INFLIGHT) return -EBUSY;
     lg_resolve_t *r = lg_calloc(1, sizeof(*r));
     if (r == NULL) return -ENOMEM;
     r->conn = c;
+    r->w = c->w;
     r->port = port;
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
@@ -307,12 +317,17 @@ int lg_resolve_start(lg_conn_t *c, const char *host, uint16_t port)
         return rc;
     }
     c->resolve = r;
+    lookups_changed(c->w, +1);
     return 0;
 }
 
 void lg_resolve_detach(lg_conn_t *c)
 {
-    if (c->resolve == NULL) return;
-    c->resolve->conn = NULL;
+    lg_resolve_t *r = c->resolve;
+    if (r == NULL) return;
+    r->conn = NULL;
     c->resolve = NULL;
+    /* Still queued: leave the pool's queue now (on_resolved runs with UV_EAI_CANCELED and frees
+     * it). Already running: UV_EBUSY, and the lookup finishes on its own. */
+    uv_cancel((uv_req_t *)&r->req);
 }

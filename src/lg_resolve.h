@@ -9,9 +9,13 @@
  * the connection is told with the last error. The overall deadline is the connection's own
  * CONNECTING timer, not this module's.
  *
- * Resolution: lg_resolve_start() runs uv_getaddrinfo on the worker's loop (libuv's thread pool).
- * A lookup cannot be cancelled once it runs, so the request is owned by itself, not by the
- * connection: a connection that closes first only detaches it, and the late callback frees it.
+ * Resolution: lg_resolve_start() runs uv_getaddrinfo on the worker's loop (libuv's thread pool,
+ * which Node shares). The request is owned by itself, not by the connection: a connection that
+ * closes first detaches it and cancels it if it is still queued (uv_cancel), so abandoned lookups
+ * neither wait for a pool thread nor keep a stopping worker's loop alive; one that already runs
+ * cannot be cancelled and its late callback frees it. At most LG_RESOLVE_MAX_INFLIGHT lookups per
+ * worker are queued or running (detached ones included): beyond that lg_resolve_start refuses
+ * with -EBUSY (CONNECT answers 503), so a slow resolver cannot grow the pool's queue without bound.
  * Results are interleaved by family (IPv6 first when the resolver put it first, RFC 8305 §4) and
  * capped at LG_RESOLVE_MAX_ADDRS.
  *
@@ -28,6 +32,7 @@
 #include <uv.h>
 
 #define LG_RESOLVE_MAX_ADDRS 32  /* addresses kept from one lookup */
+#define LG_RESOLVE_MAX_INFLIGHT 256 /* lookups queued or running per worker */
 #define LG_DIAL_STAGGER_MS   250 /* ms between Happy Eyeballs attempts (RFC 8305 §5) */
 #define LG_DIAL_FD_RETRY_MS  100 /* ms before retrying a dial that found no free descriptor */
 

@@ -86,6 +86,7 @@ struct lg_worker_s {
     lg_conn_t *conns; /* every live connection (doubly linked) */
     size_t n_conns;
     size_t n_hello; /* connections holding a ClientHello context */
+    size_t n_lookups; /* name lookups queued or running (lg_resolve), detached ones included */
 
     uv_timer_t grace_timer;
     uint64_t grace_deadline; /* loop time at which the grace period ends */
@@ -100,6 +101,7 @@ struct lg_worker_s {
     /* Published for metrics(): written by this thread only (relaxed stores), read by JS. */
     atomic_size_t pub_conns;         /* live connections */
     atomic_size_t pub_hello_buffers; /* ClientHello contexts allocated */
+    atomic_size_t pub_lookups;       /* n_lookups */
     atomic_size_t pub_quantum;       /* scheduler's current quantum */
     atomic_uint_fast64_t pub_grants; /* scheduler grants so far */
     atomic_uint_fast64_t pub_granted_bytes;

@@ -285,12 +285,19 @@ describe('connect listener', function () {
       assert.strictEqual(proxy.metrics().upstreamConnectFailures, 1);
     });
 
-    it('502: a name that does not resolve (nonexistent.invalid)', async () => {
-      const proxy = await startConnectProxy();
-      const r = await request(portOf(proxy), `CONNECT nonexistent.invalid:443 HTTP/1.1\r\nX-${MARK}: 1\r\n\r\n`);
+    it('502: a name that does not resolve (nonexistent.invalid, looked up with a private /etc/hosts and resolv.conf)', async function () {
+      // Run where the resolver is on loopback: the machine's own nameserver may be elsewhere, and
+      // tests send nothing off loopback.
+      if (!canUseMountNamespace()) this.skip();
+      const child = await startNamespacedProxy('127.0.0.1 localhost\n', {
+        workerThreads: 1,
+        listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0 }],
+      });
+      const r = await request(child.port, `CONNECT nonexistent.invalid:443 HTTP/1.1\r\nX-${MARK}: 1\r\n\r\n`);
       assertErrorReply(r, 502, MARK);
-      await waitForMetric(proxy, 'status502', 1, 5000, { listener: 0 });
-      assert.strictEqual(lm(proxy).upstreamConnectFailures, 1);
+      const m = (await child.metrics()).listeners[0];
+      assert.strictEqual(m.status502, 1);
+      assert.strictEqual(m.upstreamConnectFailures, 1);
     });
 
     it('504: the dial deadline (connectTimeoutMs) against a target that never answers', async () => {
@@ -300,6 +307,54 @@ describe('connect listener', function () {
       assertErrorReply(r, 504, MARK);
       await waitForMetric(proxy, 'status504', 1, 5000, { listener: 0 });
       assert.strictEqual(lm(proxy).status502, 0);
+    });
+
+    describe('name lookups on the thread pool Node shares', function () {
+      this.timeout(60000);
+      /** Keep every libuv pool thread busy with pbkdf2 for about `ms`: busy() until the first one ends. */
+      function busyPool(ms) {
+        const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+        const t0 = process.hrtime.bigint();
+        crypto.pbkdf2Sync('x', 'y', 20000, 32, 'sha512');
+        const per = Math.max(Number(process.hrtime.bigint() - t0) / 1e6, 0.1); // ms per 20,000 iterations
+        const share = Math.min(1, require('os').availableParallelism() / threads); // threads share the cores
+        const iterations = Math.ceil(((20000 * ms) / per) * share);
+        let freed = false; // a pool thread is free again once the first job ends
+        const jobs = Array.from({ length: threads }, () => new Promise((resolve) => crypto.pbkdf2('x', 'y', iterations, 32, 'sha512', resolve)));
+        Promise.race(jobs).then(() => { freed = true; });
+        return { all: Promise.all(jobs), busy: () => !freed };
+      }
+      const lookups = (proxy) => proxy.metrics().workers.reduce((n, w) => n + w.nameLookups, 0);
+
+      it('cancels the queued lookup of a connection that is gone: none is left waiting, and stop() does not wait for the pool', async () => {
+        const proxy = await startConnectProxy({ allowPorts: [9], connectTimeoutMs: 300 }, {}, { workerThreads: 1 });
+        const pool = busyPool(3000);
+        const replies = await Promise.all(Array.from({ length: 20 }, () => request(portOf(proxy), 'CONNECT localhost:9 HTTP/1.1\r\n\r\n')));
+        for (const r of replies) assertErrorReply(r, 504); // the lookups could not even start
+        assert(pool.busy(), 'the pool finished before the check (machine too slow for this test)');
+        await waitFor(() => lookups(proxy) === 0 || !pool.busy(), 10000);
+        assert(pool.busy(), 'the abandoned lookups stayed queued until the pool was free');
+        await proxy.stop({ graceMs: 0 });
+        assert(pool.busy(), 'stop() waited for the pool');
+        await pool.all;
+      });
+
+      it('answers 503 (refusedLookupsBusy) beyond 256 lookups queued on a worker; the queued ones are served once the pool is free', async () => {
+        const proxy = await startConnectProxy({ allowPorts: [9] }, { maxConnections: 2000 }, { workerThreads: 1 });
+        const port = portOf(proxy);
+        const pool = busyPool(4000);
+        const queued = Array.from({ length: 256 }, () => request(port, 'CONNECT localhost:9 HTTP/1.1\r\n\r\n'));
+        await waitFor(() => lookups(proxy) === 256 || !pool.busy(), 20000);
+        assert(pool.busy(), 'the pool finished before 256 lookups were queued (machine too slow for this test)');
+        assertErrorReply(await request(port, 'CONNECT localhost:9 HTTP/1.1\r\n\r\n'), 503);
+        assert.strictEqual(lm(proxy).refusedLookupsBusy, 1);
+        assert.strictEqual(lm(proxy).refusedMaxConnections, 0);
+        await pool.all;
+        // localhost is 127.0.0.1 and ::1, both in the default denyCidrs: each queued one is judged.
+        for (const r of await Promise.all(queued)) assertErrorReply(r, 403);
+        assert.strictEqual(lm(proxy).refusedAddress, 256);
+        assert.strictEqual(lookups(proxy), 0);
+      });
     });
 
     it('408: a head not complete 10 s after accept, even when trickled', async function () {

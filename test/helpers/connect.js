@@ -237,25 +237,30 @@ function canUseMountNamespace() {
 
 /**
  * Run test/fixtures/connect-child.js in a private mount namespace where /etc/hosts is `hosts`
- * (`unshare --mount` + `mount --bind`): the proxy's resolver (getaddrinfo) sees these names and
- * nothing outside the child is affected. Needs root. The sanitizer runtime the ASan run preloads
+ * and /etc/resolv.conf names only 127.0.0.1 (`unshare --mount` + `mount --bind`): the proxy's
+ * resolver (getaddrinfo) sees these names, a name missing from them never leaves loopback (the
+ * machine's own nameserver may not be on loopback), and nothing outside the child is affected.
+ * Needs root. The sanitizer runtime the ASan run preloads
  * is kept away from unshare/mount/bash and given back to node only.
  * Resolves once the proxy started, with { port, metrics(), tunnels, nextTunnel(), stderr() }.
  */
 async function startNamespacedProxy(hosts, config) {
   const hostsFile = tempFile('hosts', hosts);
+  const resolvFile = tempFile('resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
   const env = toolEnv();
   env.LEGATO_CHILD_PRELOAD = process.env.LD_PRELOAD || '';
   for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[`LEGATO_CHILD_${k}`] = process.env[k];
   const script = [
     'set -e',
     'mount --bind "$0" /etc/hosts',
+    'mount --bind "$1" /etc/resolv.conf',
+    'shift',
     'if [ -n "$LEGATO_CHILD_PRELOAD" ]; then export LD_PRELOAD="$LEGATO_CHILD_PRELOAD"; fi',
     'if [ -n "$LEGATO_CHILD_ASAN_OPTIONS" ]; then export ASAN_OPTIONS="$LEGATO_CHILD_ASAN_OPTIONS"; fi',
     'if [ -n "$LEGATO_CHILD_UBSAN_OPTIONS" ]; then export UBSAN_OPTIONS="$LEGATO_CHILD_UBSAN_OPTIONS"; fi',
     'exec "$@"',
   ].join('\n');
-  const child = spawn('unshare', ['--mount', 'bash', '-c', script, hostsFile, process.execPath,
+  const child = spawn('unshare', ['--mount', 'bash', '-c', script, hostsFile, resolvFile, process.execPath,
     path.join(FIXTURES, 'connect-child.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
   const err = [];
   child.stderr.on('data', (c) => err.push(c));
