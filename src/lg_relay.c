@@ -94,8 +94,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     lg_conn_t *c = f->conn;
     if (c->state == LG_CONN_CLOSING) return;
     f->shut_done = true;
-    /* LINGER: a TLS alert was the last thing to send; its FIN is out, so close. */
-    if (status < 0 || (c->c2u.shut_done && c->u2c.shut_done) || c->state == LG_CONN_LINGER) {
+    /* LINGER: a TLS alert was the last thing to send to the client; once its FIN is out, close.
+     * (The upstream's FIN may complete first: that must not cut the alert off.) */
+    if (status < 0 || (c->c2u.shut_done && c->u2c.shut_done) ||
+        (c->state == LG_CONN_LINGER && f->to_client)) {
         lg_conn_relay_done(c);
     }
 }
