@@ -277,12 +277,10 @@ export interface ListenerMetrics extends Counters {
   kind: 'tls' | 'connect';
 }
 
-/** `proxy.metrics()`: counters summed over workers and listeners. */
 /** Counters of one listener (also the shape of the totals). */
 export interface Counters {
   /** Open now. */
   activeConnections: number;
-  jsName: number;
   /** Connections accepted and admitted. */
   totalConnections: number;
   /** Connections finished. */

@@ -31,6 +31,7 @@
 
 const net = require('net');
 const os = require('os');
+const util = require('util');
 const { configTypeError, configRangeError } = require('./errors');
 
 /* ------------------------------------------------------------------------------------------ *
@@ -481,8 +482,13 @@ function normalizeListener(value, path, topProtection) {
 
   const own = protectionFields(get(obj, 'protection'), `${path}.protection`);
   if (!tls) {
+    // A TLS-only key at its default value changes nothing (a shared protection object, say): it
+    // is accepted; any other value would be silently meaningless, so it is refused.
+    const defaults = defaultProtection();
     for (const key of TLS_ONLY_PROTECTION_KEYS) {
-      if (key in own) throw configRangeError(`${path}.protection.${key} is only for kind 'tls' listeners`);
+      if (key in own && !util.isDeepStrictEqual(own[key], defaults[key])) {
+        throw configRangeError(`${path}.protection.${key} is only for kind 'tls' listeners`);
+      }
     }
   }
 

@@ -151,9 +151,10 @@ class Proxy extends EventEmitter {
    * @returns {boolean}
    */
   resolveConnection(id, decision) {
-    // A malformed decision throws (the connection stays pending); an id never does.
+    // An id never throws: an unknown, expired or resolved one is false whatever the decision.
+    // For a pending one a malformed decision throws, and the connection stays pending.
+    if (typeof id !== 'string' || this._state !== 'running' || !this._engine.pending(id)) return false;
     const normalized = decision === null ? null : config.normalizeDecision(decision, 'decision');
-    if (typeof id !== 'string' || this._state !== 'running') return false;
     return this._engine.resolve(id, normalized, this._config);
   }
 

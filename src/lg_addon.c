@@ -399,9 +399,38 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+/* Find the pending, unclaimed connection `id_value` names on a running engine. */
+static bool find_pending(napi_env env, lg_engine_t *e, napi_value id_value, unsigned *worker,
+                         uint64_t *serial, unsigned *listener)
+{
+    char id[LG_SUSPEND_ID_MAX];
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, id_value, id, sizeof(id), &len) != napi_ok ||
+        len >= sizeof(id) - 1 || strlen(id) != len || e->state != LG_ENGINE_RUNNING) {
+        return false;
+    }
+    return lg_suspend_peek(e->workers, e->n_workers, id, worker, serial, listener) == 0;
+}
+
+/* engine.pending(id) → boolean: whether resolve(id, ...) would find the connection now. */
+static napi_value engine_pending(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    unsigned worker = 0, listener = 0;
+    uint64_t serial = 0;
+    bool found = argc >= 1 && find_pending(env, js->engine, argv[0], &worker, &serial, &listener);
+    napi_value result;
+    NAPI_CALL(env, napi_get_boolean(env, found, &result));
+    return result;
+}
+
 /*
  * engine.resolve(id, decision | null, normalizedConfig) → boolean. A malformed decision throws
- * (ERR_LEGATO_CONFIG) before anything is claimed, so the connection stays pending.
+ * (ERR_LEGATO_CONFIG) before anything is claimed, so the connection stays pending; an unknown id
+ * returns false before the decision is looked at.
  */
 static napi_value engine_resolve(napi_env env, napi_callback_info info)
 {
@@ -411,16 +440,9 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     if (js == NULL) return NULL;
     lg_engine_t *e = js->engine;
     napi_value result;
-    char id[LG_SUSPEND_ID_MAX];
-    size_t len = 0;
-    if (argc < 3 || napi_get_value_string_utf8(env, argv[0], id, sizeof(id), &len) != napi_ok ||
-        len >= sizeof(id) - 1 || strlen(id) != len || e->state != LG_ENGINE_RUNNING) {
-        NAPI_CALL(env, napi_get_boolean(env, false, &result));
-        return result;
-    }
     unsigned worker = 0, listener = 0;
     uint64_t serial = 0;
-    if (lg_suspend_peek(e->workers, e->n_workers, id, &worker, &serial, &listener) != 0) {
+    if (argc < 3 || !find_pending(env, e, argv[0], &worker, &serial, &listener)) {
         NAPI_CALL(env, napi_get_boolean(env, false, &result));
         return result;
     }
@@ -564,6 +586,7 @@ static napi_value init(napi_env env, napi_value exports)
         {"join", NULL, engine_join, NULL, NULL, NULL, napi_default_method, NULL},
         {"updateConfig", NULL, engine_update, NULL, NULL, NULL, napi_default_method, NULL},
         {"resolve", NULL, engine_resolve, NULL, NULL, NULL, napi_default_method, NULL},
+        {"pending", NULL, engine_pending, NULL, NULL, NULL, napi_default_method, NULL},
         {"metrics", NULL, engine_metrics, NULL, NULL, NULL, napi_default_method, NULL},
         {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
          NULL},

@@ -93,6 +93,13 @@ function assertConfigError(fn, Class, path, includes) {
 
 describe('config', () => {
   describe('defaults', () => {
+    it('accepts TLS-only protection keys at their defaults on a connect listener (they change nothing)', () => {
+      const n = normalizeConfig(withConnect((c) => {
+        c.listeners[0].protection = { ...DEFAULT_PROTECTION, ja3Blocklist: [], ja4Blocklist: [], requireSni: false, tlsHandshakeTimeoutMs: 10000 };
+      }));
+      assert.deepStrictEqual(n.listeners[0].protection, DEFAULT_PROTECTION);
+    });
+
     it('normalizes a minimal tls config to the exact expected object', () => {
       const n = normalizeConfig(base());
       assert.deepStrictEqual(n, {
@@ -384,6 +391,8 @@ describe('config', () => {
       ['defaultCert on a connect listener', () => withConnect((c) => { c.listeners[0].defaultCert = PAIR(); }), RangeError, 'listeners[0].defaultCert'],
       ['mtls on a connect listener', () => withConnect((c) => { c.listeners[0].mtls = { clientCaCert: CERT }; }), RangeError, 'listeners[0].mtls'],
       ['TLS-only protection on a connect listener', () => withConnect((c) => { c.listeners[0].protection = { ja3Blocklist: [JA3] }; }), RangeError, 'listeners[0].protection.ja3Blocklist'],
+      ['requireSni on a connect listener', () => withConnect((c) => { c.listeners[0].protection = { requireSni: true }; }), RangeError, 'listeners[0].protection.requireSni'],
+      ['a handshake timeout on a connect listener', () => withConnect((c) => { c.listeners[0].protection = { tlsHandshakeTimeoutMs: 5000 }; }), RangeError, 'listeners[0].protection.tlsHandshakeTimeoutMs'],
       ['connect not an object', () => withConnect((c) => { c.listeners[0].connect = true; }), TypeError, 'listeners[0].connect must be an object'],
       ['unknown connect key', () => withConnect((c) => { c.listeners[0].connect = { allowPort: [443] }; }), TypeError, "listeners[0].connect: unknown option 'allowPort'"],
       ['allowPorts 0', () => withConnect((c) => { c.listeners[0].connect = { allowPorts: [0] }; }), RangeError, 'listeners[0].connect.allowPorts[0]'],

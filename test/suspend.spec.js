@@ -310,6 +310,12 @@ describe('suspended routes', function () {
         assert.doesNotThrow(() => { r = proxy.resolveConnection(id, decision); }, `id ${String(id)}`);
         assert.strictEqual(r, false, `id ${String(id)} with a decision`);
         assert.strictEqual(proxy.resolveConnection(id, null), false, `id ${String(id)} with null`);
+        // The id is judged first: a malformed (or missing) decision for an unknown id is still
+        // just false, never a throw.
+        for (const d of [{}, undefined, 'nope', { upstreams: [] }, { upstreams: [tcp(up.port)], bogus: 1 }]) {
+          assert.doesNotThrow(() => { r = proxy.resolveConnection(id, d); }, `id ${String(id)}, decision ${JSON.stringify(d)}`);
+          assert.strictEqual(r, false);
+        }
       }
       const m1 = proxy.metrics();
       assert.deepStrictEqual(suspendCounters(m1), { ...ZERO, suspendedTotal: 1, pendingSuspended: 1 });
