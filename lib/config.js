@@ -573,8 +573,10 @@ function normalizeRoutes(value, path) {
  *  - `upstreams`: up to 1024 upstreams; required and non-empty unless `suspended` is true.
  *  - `terminateTls` [false]; `cert` [null]; `mtls` [null]; `alpn` [['http/1.1']]: protocol ids
  *    of 1-255 bytes offered when terminating ([] = no ALPN), at most 64, no duplicates.
- *    `cert`, `mtls` and `alpn` are accepted on a passthrough route (a suspended route's
- *    decision may terminate) and ignored otherwise.
+ *    `cert` and `mtls` are accepted on a passthrough route and checked there too (the engine
+ *    builds their contexts); on a suspended route they serve a terminating decision that brings
+ *    neither (decision cert → route cert → listener defaultCert). `alpn` is used only by a
+ *    route that terminates (a decision has its own).
  *  - `suspended` [false]; `suspendTimeoutMs` [30000]: integer 1-2147483647.
  *  - `maxConnectionsPerSecond` [0 = unlimited]: a number >= 0 (fractions allowed);
  *    `burst` [max(maxConnectionsPerSecond, 1)]: a number >= 1; only with a rate (else 0).

@@ -401,7 +401,7 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
 
 /* Find the pending, unclaimed connection `id_value` names on a running engine. */
 static bool find_pending(napi_env env, lg_engine_t *e, napi_value id_value, unsigned *worker,
-                         uint64_t *serial, unsigned *listener)
+                         uint64_t *serial, unsigned *listener, bool *route_tls)
 {
     char id[LG_SUSPEND_ID_MAX];
     size_t len = 0;
@@ -409,7 +409,7 @@ static bool find_pending(napi_env env, lg_engine_t *e, napi_value id_value, unsi
         len >= sizeof(id) - 1 || strlen(id) != len || e->state != LG_ENGINE_RUNNING) {
         return false;
     }
-    return lg_suspend_peek(e->workers, e->n_workers, id, worker, serial, listener) == 0;
+    return lg_suspend_peek(e->workers, e->n_workers, id, worker, serial, listener, route_tls) == 0;
 }
 
 /* engine.pending(id) → boolean: whether resolve(id, ...) would find the connection now. */
@@ -421,7 +421,9 @@ static napi_value engine_pending(napi_env env, napi_callback_info info)
     if (js == NULL) return NULL;
     unsigned worker = 0, listener = 0;
     uint64_t serial = 0;
-    bool found = argc >= 1 && find_pending(env, js->engine, argv[0], &worker, &serial, &listener);
+    bool route_tls = false;
+    bool found = argc >= 1 &&
+                 find_pending(env, js->engine, argv[0], &worker, &serial, &listener, &route_tls);
     napi_value result;
     NAPI_CALL(env, napi_get_boolean(env, found, &result));
     return result;
@@ -442,7 +444,8 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     napi_value result;
     unsigned worker = 0, listener = 0;
     uint64_t serial = 0;
-    if (argc < 3 || !find_pending(env, e, argv[0], &worker, &serial, &listener)) {
+    bool route_tls = false;
+    if (argc < 3 || !find_pending(env, e, argv[0], &worker, &serial, &listener, &route_tls)) {
         NAPI_CALL(env, napi_get_boolean(env, false, &result));
         return result;
     }
@@ -450,7 +453,7 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     napi_typeof(env, argv[1], &t);
     lg_route_t *decision = NULL;
     if (t != napi_null && lg_jsconf_decision(env, argv[1], argv[2], &e->conf, &e->tls_cache,
-                                             listener, &decision) != 0) {
+                                             listener, route_tls, &decision) != 0) {
         return NULL; /* exception pending; nothing claimed */
     }
     bool ok = lg_suspend_claim(&e->workers[worker], serial);

@@ -399,6 +399,12 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
 {
     lg_counters_t *cnt = lg_conn_counters(c);
     SSL_CTX *ctx = c->lis < rt->n_ctx ? rt->ctx[c->lis] : NULL;
+    if (ctx == NULL && rt == c->decision) {
+        /* A decision without cert or mtls of its own: the suspended route's context (its cert,
+         * or the listener's defaultCert; lg_jsconf_decision checked that there is one). */
+        const lg_route_t *held = &c->snap->routes[c->route];
+        ctx = c->lis < held->n_ctx ? held->ctx[c->lis] : NULL;
+    }
     if (ctx == NULL || lg_tls_start(c, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
         if (ctx == NULL) {
             LG_COUNT(cnt, no_route,

@@ -469,13 +469,17 @@ static int read_mtls(napi_env env, napi_value mtls, lg_tls_material_t *m, const 
 }
 
 /*
- * The contexts of a terminating route, one per tls listener: the route's cert or the listener's
- * defaultCert, and the route's mtls or the listener's. Errors name the option that holds the bad
- * material ("routes[3].cert: private key does not match certificate").
+ * The contexts of a route, one per tls listener: the route's cert or the listener's defaultCert,
+ * and the route's mtls or the listener's. Errors name the option that holds the bad material
+ * ("routes[3].cert: private key does not match certificate"). A terminating route (`required`)
+ * must have a cert for every tls listener; for another route (suspended: its decision may
+ * terminate; or one that carries cert/mtls) a listener without any cert gets no context, and a
+ * client CA found there is still checked, so bad material is refused by the constructor or
+ * updateConfig whether or not a connection ever uses it.
  */
 static int route_contexts(napi_env env, napi_value r, napi_value listeners, const lg_config_t *conf,
                           lg_route_t *route, lg_tls_cache_t *cur, lg_tls_cache_t *next,
-                          const char *path)
+                          const char *path, bool required)
 {
     napi_value rcert, rmtls;
     bool has_rcert, has_rmtls;
@@ -505,7 +509,7 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
         } else if (has_lcert) {
             snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
             if (read_cert(env, lcert, &m, cpath) != 0) return -1;
-        } else {
+        } else if (required) {
             return throw_range(
                 env, "%s.cert is required: terminateTls needs a cert, or a defaultCert on %s", path,
                 lpath);
@@ -518,6 +522,12 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
             if (read_mtls(env, lmtls, &m, mpath) != 0) return -1;
         }
         char err[256];
+        if (m.cert == NULL) {
+            if (m.ca != NULL && lg_tls_check_ca(&m, err, sizeof(err)) != 0) {
+                return throw_range(env, "%s: %s", mpath, err);
+            }
+            continue; /* no cert for this listener: no context */
+        }
         route->ctx[i] = lg_tls_ctx_get(cur, next, &m, err, sizeof(err));
         if (route->ctx[i] == NULL) {
             /* Name the option whose material failed: the CA for CA errors, else the cert. */
@@ -525,6 +535,44 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
             return throw_range(env, "%s: %s", ca_err ? mpath : cpath, err);
         }
     }
+    return 0;
+}
+
+/*
+ * A tls listener's defaultCert (with its mtls) is checked when the config is applied, even when no
+ * route uses it yet (a later decision may), so a bad one is refused now. Its context goes into
+ * `next`, where decisions and routes find it again.
+ */
+static int listener_context_check(napi_env env, napi_value l, lg_tls_cache_t *cur,
+                                  lg_tls_cache_t *next, const char *lpath)
+{
+    napi_value lcert, lmtls;
+    bool has_lcert, has_lmtls;
+    if (get_optional_object(env, l, "defaultCert", &lcert, &has_lcert, lpath) != 0 ||
+        get_optional_object(env, l, "mtls", &lmtls, &has_lmtls, lpath) != 0) {
+        return -1;
+    }
+    char cpath[PATH_MAX_LEN + 16], mpath[PATH_MAX_LEN + 16], err[256];
+    snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
+    snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
+    lg_tls_material_t m;
+    memset(&m, 0, sizeof(m));
+    if ((has_lcert && read_cert(env, lcert, &m, cpath) != 0) ||
+        (has_lmtls && read_mtls(env, lmtls, &m, mpath) != 0)) {
+        return -1;
+    }
+    if (m.cert == NULL) {
+        if (m.ca != NULL && lg_tls_check_ca(&m, err, sizeof(err)) != 0) {
+            return throw_range(env, "%s: %s", mpath, err);
+        }
+        return 0;
+    }
+    SSL_CTX *ctx = lg_tls_ctx_get(cur, next, &m, err, sizeof(err));
+    if (ctx == NULL) {
+        return throw_range(env, "%s: %s", strstr(err, "clientCaCert") != NULL ? mpath : cpath,
+                           err);
+    }
+    SSL_CTX_free(ctx); /* `next` keeps its own reference */
     return 0;
 }
 
@@ -566,7 +614,7 @@ static int read_route_body(napi_env env, napi_value r, lg_route_t *route, const 
 }
 
 int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const lg_config_t *conf,
-                       lg_tls_cache_t *cache, unsigned listener, lg_route_t **out)
+                       lg_tls_cache_t *cache, unsigned listener, bool route_tls, lg_route_t **out)
 {
     *out = NULL;
     lg_route_t *rt = lg_calloc(1, sizeof(*rt));
@@ -578,7 +626,13 @@ int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const 
         throw_range(env, "decision.upstreams must have at least one entry");
         goto fail;
     }
-    if (rt->terminate_tls) {
+    bool own_cert = false, own_mtls = false;
+    napi_value unused;
+    if (get_optional_object(env, decision, "cert", &unused, &own_cert, "decision") != 0 ||
+        get_optional_object(env, decision, "mtls", &unused, &own_mtls, "decision") != 0) {
+        goto fail;
+    }
+    if (rt->terminate_tls && (own_cert || own_mtls || !route_tls)) {
         if (get_array(env, cfg, "listeners", LG_MAX_LISTENERS, &lis, &nl, "config") != 0) goto fail;
         /* Contexts for the connection's listener only; cached ones are reused (not recorded:
          * the cache follows the route table, and a decision's material may be one-off). */
@@ -586,7 +640,9 @@ int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const 
         for (size_t i = 0; i < one.n_listeners; i++) {
             if (i != listener) one.listeners[i].kind = LG_LISTENER_CONNECT;
         }
-        if (route_contexts(env, decision, lis, &one, rt, cache, NULL, "decision") != 0) goto fail;
+        if (route_contexts(env, decision, lis, &one, rt, cache, NULL, "decision", true) != 0) {
+            goto fail;
+        }
     }
     *out = rt;
     return 0;
@@ -621,6 +677,10 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
         if (get_object(env, l, "protection", &p, lpath) != 0) goto fail;
         if (get_uint(env, p, "tlsHandshakeTimeoutMs", 1, 600000, &v, path) != 0) goto fail;
         s->protection[i].tls_handshake_timeout_ms = (uint32_t)v;
+        if (conf->listeners[i].kind == LG_LISTENER_TLS &&
+            listener_context_check(env, l, cur, next, lpath) != 0) {
+            goto fail;
+        }
     }
 
     napi_value routes;
@@ -640,8 +700,16 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
         if (element(env, routes, i, &r) != 0) goto fail;
         s->n_routes = i + 1;
         if (read_route(env, r, &s->routes[i], path) != 0) goto fail;
-        if (s->routes[i].terminate_tls &&
-            route_contexts(env, r, lis, conf, &s->routes[i], cur, next, path) != 0) {
+        bool has_cert = false, has_mtls = false;
+        napi_value unused;
+        if (get_optional_object(env, r, "cert", &unused, &has_cert, path) != 0 ||
+            get_optional_object(env, r, "mtls", &unused, &has_mtls, path) != 0) {
+            goto fail;
+        }
+        const lg_route_t *rt = &s->routes[i];
+        if ((rt->terminate_tls || rt->suspended || has_cert || has_mtls) &&
+            route_contexts(env, r, lis, conf, &s->routes[i], cur, next, path,
+                           rt->terminate_tls) != 0) {
             goto fail;
         }
     }

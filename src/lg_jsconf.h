@@ -28,9 +28,12 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
 /*
  * Build a suspended connection's route from a normalised decision ({ upstreams, terminateTls,
  * cert, mtls, alpn }) for the connection's listener (its defaultCert/mtls from `cfg`). TLS
- * contexts are reused from `cache` when the material matches. Returns 0 or -1 (JS exception).
+ * contexts are reused from `cache` when the material matches. A terminating decision with
+ * neither cert nor mtls of its own, on a suspended route that has a context for the listener
+ * (`route_tls`: the route's cert, or the listener's defaultCert), gets no context: the worker uses
+ * the route's. Returns 0 or -1 (JS exception).
  */
 int lg_jsconf_decision(napi_env env, napi_value decision, napi_value cfg, const lg_config_t *conf,
-                       lg_tls_cache_t *cache, unsigned listener, lg_route_t **out);
+                       lg_tls_cache_t *cache, unsigned listener, bool route_tls, lg_route_t **out);
 
 #endif /* LG_JSCONF_H */

@@ -210,7 +210,8 @@ void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_
     if (off > 0) ev->alpn[off - 1] = '\0';
     if (hello != NULL) lg_tls_fingerprints(hello, ev->ja3, ev->ja4);
 
-    lg_pending_entry_t entry = {c->serial, c, c->lis, false};
+    bool route_tls = c->lis < rt->n_ctx && rt->ctx[c->lis] != NULL;
+    lg_pending_entry_t entry = {c->serial, c, c->lis, false, route_tls};
     uv_mutex_lock(&w->pending.lock);
     int rc = insert(&w->pending, &entry);
     uv_mutex_unlock(&w->pending.lock);
@@ -310,7 +311,7 @@ static bool parse_decimal(const char **pp, uint64_t *out)
 }
 
 int lg_suspend_peek(lg_worker_t *workers, unsigned n_workers, const char *id, unsigned *worker,
-                    uint64_t *serial, unsigned *listener)
+                    uint64_t *serial, unsigned *listener, bool *route_tls)
 {
     /* Exactly the form format_id writes: decimal, no sign, no spaces, no leading zeros. */
     uint64_t wk = 0, sr = 0;
@@ -325,6 +326,7 @@ int lg_suspend_peek(lg_worker_t *workers, unsigned n_workers, const char *id, un
     lg_pending_entry_t *e = find(t, sr);
     if (e != NULL && !e->claimed) {
         *listener = e->listener;
+        *route_tls = e->route_tls;
         rc = 0;
     }
     uv_mutex_unlock(&t->lock);

@@ -39,6 +39,7 @@ typedef struct lg_pending_entry_s {
     lg_conn_t *conn; /* dereferenced by the owning worker only */
     unsigned listener;
     bool claimed;
+    bool route_tls; /* the suspended route has a TLS context for this listener */
 } lg_pending_entry_t;
 
 /* A worker's pending table (open addressing, linear probing, backward-shift deletion). */
@@ -66,11 +67,11 @@ void lg_suspend_timeout(lg_conn_t *c);
 void lg_suspend_forget(lg_conn_t *c);
 
 /*
- * JS thread: look up an id. Returns 0 with *listener set when it names a pending, unclaimed
- * connection; -ENOENT otherwise (unknown, expired, resolved or being resolved).
+ * JS thread: look up an id. Returns 0 with *listener and *route_tls set when it names a pending,
+ * unclaimed connection; -ENOENT otherwise (unknown, expired, resolved or being resolved).
  */
 int lg_suspend_peek(lg_worker_t *workers, unsigned n_workers, const char *id, unsigned *worker,
-                    uint64_t *serial, unsigned *listener);
+                    uint64_t *serial, unsigned *listener, bool *route_tls);
 
 /* JS thread: claim a peeked entry; true when it was still pending and unclaimed. */
 bool lg_suspend_claim(lg_worker_t *w, uint64_t serial);

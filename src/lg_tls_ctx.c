@@ -169,6 +169,19 @@ static int load_client_ca(SSL_CTX *ctx, const lg_tls_material_t *m, char *err, s
     return 0;
 }
 
+int lg_tls_check_ca(const lg_tls_material_t *m, char *err, size_t err_size)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, err_size, "out of memory");
+        ERR_clear_error();
+        return -1;
+    }
+    int rc = load_client_ca(ctx, m, err, err_size);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
 /*
  * Acknowledge the server_name extension. OpenSSL records the SNI in the session only when a
  * servername callback accepts it; without one a resumed TLS 1.2 session carries no name, so

@@ -59,6 +59,10 @@ typedef struct lg_tls_cache_s {
 SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_material_t *m,
                         char *err, size_t err_size);
 
+/* Check a client CA bundle on its own (no certificate to pair it with yet): 0, or -1 with a
+ * sentence in `err`. */
+int lg_tls_check_ca(const lg_tls_material_t *m, char *err, size_t err_size);
+
 /* Free a cache's references (the contexts live on while snapshots hold them). */
 void lg_tls_cache_free(lg_tls_cache_t *c);
 

@@ -187,6 +187,24 @@ describe('suspended routes', function () {
       assert.strictEqual(m.tlsHandshakes, 1);
     });
 
+    it("terminates TLS with the suspended route's own cert when the decision gives none (before the listener's defaultCert)", async function () {
+      const up = await startHttpUpstream('plain-r');
+      const { proxy, port, events } = await suspendProxy({
+        route: { cert: pair(pki.leaves.a) },
+        proxy: { listener: { defaultCert: pair(pki.leaves.def) } },
+      });
+      const client = tlsOutcome(port, 'a.test', { ca: pki.ca, write: GET('a.test') });
+      const conn = await events.next();
+      assert.strictEqual(proxy.resolveConnection(conn.id, { upstreams: [tcp(up.port)], terminateTls: true }), true);
+      const r = await client;
+      assert.ifError(r.error);
+      assert.strictEqual(r.authorized, true);
+      assert.strictEqual(r.peerCN, 'a.test', "the route's cert, not the listener's default");
+      assert.strictEqual(bodyOf(r.data), 'upstream=plain-r\n');
+      const m = await metricIs(proxy, 'activeConnections', 0);
+      assert.strictEqual(m.tlsHandshakes, 1);
+    });
+
     it("terminates TLS with the listener's defaultCert when the decision gives none", async function () {
       const up = await startHttpUpstream('plain-2');
       const { proxy, port, events } = await suspendProxy({ proxy: { listener: { defaultCert: pair(pki.leaves.def) } } });

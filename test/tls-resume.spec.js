@@ -232,6 +232,23 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       }
     });
 
+    it('refuses the same material where nothing terminates yet: a passthrough route, a suspended route, a listener with passthrough routes only', function () {
+      const passthrough = (extra) => ({ ...badRoute(extra), terminateTls: false });
+      const suspended = (extra) => ({ ...badRoute(extra), terminateTls: false, suspended: true, upstreams: [] });
+      const all = [...cases().filter(([label]) => label !== 'neither a cert nor a defaultCert'),
+        ['a garbage listener client CA without any cert', {}, { mtls: { clientCaCert: env.pki.bad.garbageCert } }, /^listeners\[0\]\.mtls: clientCaCert holds no readable PEM certificate/]];
+      for (const [label, extra, listener, message] of all) {
+        for (const [kind, route] of [['passthrough', passthrough], ['suspended', suspended]]) {
+          const routes = [{ ...goodRoute(), terminateTls: false }, route(extra)];
+          assert.throws(() => new Proxy(makeConfig({ listener, routes })), (err) => {
+            assert.strictEqual(err.code, 'ERR_LEGATO_CONFIG', `${label} (${kind}): ${err.stack}`);
+            assert.match(err.message, message, `${label} (${kind})`);
+            return true;
+          }, `${label} (${kind})`);
+        }
+      }
+    });
+
     it('makes updateConfig throw for each case, leaving the running table serving with its sessions', async function () {
       const proxy = await startProxy({ routes: [goodRoute(), term('a.test', env.pki.leaves.a)] });
       const port = portOf(proxy);
