@@ -567,7 +567,8 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
         set_u64(env, wo, "connections", atomic_load_explicit(&w->pub_conns, memory_order_relaxed));
         set_u64(env, wo, "readBuffersInUse", bufs);
         set_u64(env, wo, "helloBuffersInUse", hello);
-        set_u64(env, wo, "nameLookups", atomic_load_explicit(&w->pub_lookups, memory_order_relaxed));
+        set_u64(env, wo, "nameLookups",
+                atomic_load_explicit(&w->pub_lookups, memory_order_relaxed));
         set_u64(env, wo, "quantum", atomic_load_explicit(&w->pub_quantum, memory_order_relaxed));
         set_u64(env, wo, "grants", atomic_load_explicit(&w->pub_grants, memory_order_relaxed));
         set_u64(env, wo, "grantedBytes",

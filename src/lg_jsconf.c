@@ -469,6 +469,30 @@ static int read_mtls(napi_env env, napi_value mtls, lg_tls_material_t *m, const 
 }
 
 /*
+ * The context for `m`, recorded in `next`; without a cert there is none (*out = NULL) and only
+ * the client CA, if any, is checked. Errors name the option whose material failed: `mpath` for
+ * the CA, else `cpath`. Returns 0 or -1 (JS exception).
+ */
+static int material_context(napi_env env, const lg_tls_material_t *m, lg_tls_cache_t *cur,
+                            lg_tls_cache_t *next, const char *cpath, const char *mpath,
+                            SSL_CTX **out)
+{
+    char err[256];
+    *out = NULL;
+    if (m->cert == NULL) {
+        if (m->ca != NULL && lg_tls_check_ca(m, err, sizeof(err)) != 0) {
+            return throw_range(env, "%s: %s", mpath, err);
+        }
+        return 0;
+    }
+    *out = lg_tls_ctx_get(cur, next, m, err, sizeof(err));
+    if (*out == NULL) {
+        return throw_range(env, "%s: %s", strstr(err, "clientCaCert") != NULL ? mpath : cpath, err);
+    }
+    return 0;
+}
+
+/*
  * The contexts of a route, one per tls listener: the route's cert or the listener's defaultCert,
  * and the route's mtls or the listener's. Errors name the option that holds the bad material
  * ("routes[3].cert: private key does not match certificate"). A terminating route (`required`)
@@ -521,19 +545,8 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
             snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
             if (read_mtls(env, lmtls, &m, mpath) != 0) return -1;
         }
-        char err[256];
-        if (m.cert == NULL) {
-            if (m.ca != NULL && lg_tls_check_ca(&m, err, sizeof(err)) != 0) {
-                return throw_range(env, "%s: %s", mpath, err);
-            }
-            continue; /* no cert for this listener: no context */
-        }
-        route->ctx[i] = lg_tls_ctx_get(cur, next, &m, err, sizeof(err));
-        if (route->ctx[i] == NULL) {
-            /* Name the option whose material failed: the CA for CA errors, else the cert. */
-            bool ca_err = strstr(err, "clientCaCert") != NULL;
-            return throw_range(env, "%s: %s", ca_err ? mpath : cpath, err);
-        }
+        /* No cert for this listener (a route that need not terminate): no context. */
+        if (material_context(env, &m, cur, next, cpath, mpath, &route->ctx[i]) != 0) return -1;
     }
     return 0;
 }
@@ -552,27 +565,18 @@ static int listener_context_check(napi_env env, napi_value l, lg_tls_cache_t *cu
         get_optional_object(env, l, "mtls", &lmtls, &has_lmtls, lpath) != 0) {
         return -1;
     }
-    char cpath[PATH_MAX_LEN + 16], mpath[PATH_MAX_LEN + 16], err[256];
+    char cpath[PATH_MAX_LEN + 16], mpath[PATH_MAX_LEN + 16];
     snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
     snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
     lg_tls_material_t m;
     memset(&m, 0, sizeof(m));
+    SSL_CTX *ctx = NULL;
     if ((has_lcert && read_cert(env, lcert, &m, cpath) != 0) ||
-        (has_lmtls && read_mtls(env, lmtls, &m, mpath) != 0)) {
+        (has_lmtls && read_mtls(env, lmtls, &m, mpath) != 0) ||
+        material_context(env, &m, cur, next, cpath, mpath, &ctx) != 0) {
         return -1;
     }
-    if (m.cert == NULL) {
-        if (m.ca != NULL && lg_tls_check_ca(&m, err, sizeof(err)) != 0) {
-            return throw_range(env, "%s: %s", mpath, err);
-        }
-        return 0;
-    }
-    SSL_CTX *ctx = lg_tls_ctx_get(cur, next, &m, err, sizeof(err));
-    if (ctx == NULL) {
-        return throw_range(env, "%s: %s", strstr(err, "clientCaCert") != NULL ? mpath : cpath,
-                           err);
-    }
-    SSL_CTX_free(ctx); /* `next` keeps its own reference */
+    SSL_CTX_free(ctx); /* `next` keeps its own reference (NULL: no cert, nothing to free) */
     return 0;
 }
 
@@ -708,8 +712,8 @@ int lg_jsconf_snapshot(napi_env env, napi_value cfg, const lg_config_t *conf, lg
         }
         const lg_route_t *rt = &s->routes[i];
         if ((rt->terminate_tls || rt->suspended || has_cert || has_mtls) &&
-            route_contexts(env, r, lis, conf, &s->routes[i], cur, next, path,
-                           rt->terminate_tls) != 0) {
+            route_contexts(env, r, lis, conf, &s->routes[i], cur, next, path, rt->terminate_tls) !=
+                0) {
             goto fail;
         }
     }

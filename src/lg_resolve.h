@@ -31,10 +31,10 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define LG_RESOLVE_MAX_ADDRS 32  /* addresses kept from one lookup */
+#define LG_RESOLVE_MAX_ADDRS    32  /* addresses kept from one lookup */
 #define LG_RESOLVE_MAX_INFLIGHT 256 /* lookups queued or running per worker */
-#define LG_DIAL_STAGGER_MS   250 /* ms between Happy Eyeballs attempts (RFC 8305 §5) */
-#define LG_DIAL_FD_RETRY_MS  100 /* ms before retrying a dial that found no free descriptor */
+#define LG_DIAL_STAGGER_MS      250 /* ms between Happy Eyeballs attempts (RFC 8305 §5) */
+#define LG_DIAL_FD_RETRY_MS     100 /* ms before retrying a dial that found no free descriptor */
 
 typedef struct lg_conn_s lg_conn_t;
 

@@ -85,7 +85,7 @@ struct lg_worker_s {
 
     lg_conn_t *conns; /* every live connection (doubly linked) */
     size_t n_conns;
-    size_t n_hello; /* connections holding a ClientHello context */
+    size_t n_hello;   /* connections holding a ClientHello context */
     size_t n_lookups; /* name lookups queued or running (lg_resolve), detached ones included */
 
     uv_timer_t grace_timer;
