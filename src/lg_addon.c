@@ -41,8 +41,10 @@ typedef struct lg_js_engine_s {
     napi_ref on_event;             /* the JS event callback: a weak reference (the Proxy keeps
                                       it alive), so a dropped Proxy can be collected */
     napi_threadsafe_function tsfn; /* while started and not joined */
-    bool tsfn_live;                /* created and not yet finalized (events may still arrive) */
-    bool destroy_pending;          /* collected while tsfn_live: free when it is finalized */
+    unsigned tsfn_live;            /* created and not yet finalized (events may still arrive);
+                                      a count: a failed start's function may finalize after a
+                                      retried start made the next one */
+    bool destroy_pending;          /* collected while tsfn_live: free when the last is finalized */
     bool cleanup_hook;             /* env cleanup hook registered */
 } lg_js_engine_t;
 
@@ -219,8 +221,8 @@ static void tsfn_finalized(napi_env env, void *data, void *hint)
 {
     (void)hint;
     lg_js_engine_t *js = data;
-    js->tsfn_live = false;
-    if (js->destroy_pending) destroy_js(env, js);
+    js->tsfn_live--;
+    if (js->tsfn_live == 0 && js->destroy_pending) destroy_js(env, js);
 }
 
 /*
@@ -235,7 +237,7 @@ static void finalize(napi_env env, void *data, void *hint)
     lg_engine_stop_sync(js->engine);
     remove_cleanup_hook(js);
     release_tsfn(js);
-    if (js->tsfn_live) {
+    if (js->tsfn_live > 0) {
         js->destroy_pending = true;
         return;
     }
@@ -336,7 +338,7 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
      * its own strong reference to cb, so a running proxy stays alive, like a listening server. */
     NAPI_CALL(env, napi_create_threadsafe_function(env, cb, NULL, name, 0, 1, js, tsfn_finalized,
                                                    js, call_js, &js->tsfn));
-    js->tsfn_live = true;
+    js->tsfn_live++;
     int bad = -1;
     int rc = lg_engine_start(e, post_event, js, &bad);
     if (rc != 0) {

@@ -388,7 +388,10 @@ static int read_upstream(napi_env env, napi_value u, lg_upstream_t *up, const ch
     return throw_range(env, "%s.kind must be 'tcp' or 'uds'", path);
 }
 
-/* A Buffer property (normalised PEM), or NULL data for a null value. */
+/*
+ * A Buffer property (normalised PEM), copied: reading later properties may run JS (a getter)
+ * that detaches this Buffer's memory, so no pointer into it is kept. Free with material_free().
+ */
 static int get_buffer(napi_env env, napi_value obj, const char *key, const uint8_t **data,
                       size_t *len, const char *path)
 {
@@ -401,11 +404,26 @@ static int get_buffer(napi_env env, napi_value obj, const char *key, const uint8
         return throw_type(env, "%s.%s must be a Buffer", path, key);
     }
     void *p = NULL;
-    napi_get_buffer_info(env, v, &p, len);
-    *data = p;
-    if (*len == 0 || *len > INT32_MAX)
+    size_t n = 0;
+    napi_get_buffer_info(env, v, &p, &n);
+    if (p == NULL || n == 0 || n > INT32_MAX) {
         return throw_range(env, "%s.%s must not be empty", path, key);
+    }
+    uint8_t *copy = lg_malloc(n);
+    if (copy == NULL) return throw_range(env, "%s.%s: out of memory", path, key);
+    memcpy(copy, p, n);
+    *data = copy;
+    *len = n;
     return 0;
+}
+
+/* Free the copies get_buffer made for `m`. */
+static void material_free(lg_tls_material_t *m)
+{
+    lg_free((void *)m->cert);
+    lg_free((void *)m->key);
+    lg_free((void *)m->ca);
+    memset(m, 0, sizeof(*m));
 }
 
 /* An optional object property: *present is false for null. */
@@ -525,28 +543,30 @@ static int route_contexts(napi_env env, napi_value r, napi_value listeners, cons
             get_optional_object(env, l, "mtls", &lmtls, &has_lmtls, lpath) != 0) {
             return -1;
         }
-        lg_tls_material_t m;
-        memset(&m, 0, sizeof(m));
-        if (has_rcert) {
-            snprintf(cpath, sizeof(cpath), "%s.cert", path);
-            if (read_cert(env, rcert, &m, cpath) != 0) return -1;
-        } else if (has_lcert) {
-            snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
-            if (read_cert(env, lcert, &m, cpath) != 0) return -1;
-        } else if (required) {
+        if (!has_rcert && !has_lcert && required) {
             return throw_range(
                 env, "%s.cert is required: terminateTls needs a cert, or a defaultCert on %s", path,
                 lpath);
         }
-        if (has_rmtls) {
-            snprintf(mpath, sizeof(mpath), "%s.mtls", path);
-            if (read_mtls(env, rmtls, &m, mpath) != 0) return -1;
-        } else if (has_lmtls) {
-            snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
-            if (read_mtls(env, lmtls, &m, mpath) != 0) return -1;
+        if (has_rcert || has_lcert) {
+            snprintf(cpath, sizeof(cpath), "%s.%s", has_rcert ? path : lpath,
+                     has_rcert ? "cert" : "defaultCert");
         }
+        if (has_rmtls || has_lmtls) {
+            snprintf(mpath, sizeof(mpath), "%s.mtls", has_rmtls ? path : lpath);
+        }
+        lg_tls_material_t m;
+        memset(&m, 0, sizeof(m));
         /* No cert for this listener (a route that need not terminate): no context. */
-        if (material_context(env, &m, cur, next, cpath, mpath, &route->ctx[i]) != 0) return -1;
+        int rc = ((has_rcert || has_lcert) &&
+                  read_cert(env, has_rcert ? rcert : lcert, &m, cpath) != 0) ||
+                         ((has_rmtls || has_lmtls) &&
+                          read_mtls(env, has_rmtls ? rmtls : lmtls, &m, mpath) != 0) ||
+                         material_context(env, &m, cur, next, cpath, mpath, &route->ctx[i]) != 0
+                     ? -1
+                     : 0;
+        material_free(&m);
+        if (rc != 0) return -1;
     }
     return 0;
 }
@@ -571,13 +591,14 @@ static int listener_context_check(napi_env env, napi_value l, lg_tls_cache_t *cu
     lg_tls_material_t m;
     memset(&m, 0, sizeof(m));
     SSL_CTX *ctx = NULL;
-    if ((has_lcert && read_cert(env, lcert, &m, cpath) != 0) ||
-        (has_lmtls && read_mtls(env, lmtls, &m, mpath) != 0) ||
-        material_context(env, &m, cur, next, cpath, mpath, &ctx) != 0) {
-        return -1;
-    }
+    int rc = (has_lcert && read_cert(env, lcert, &m, cpath) != 0) ||
+                     (has_lmtls && read_mtls(env, lmtls, &m, mpath) != 0) ||
+                     material_context(env, &m, cur, next, cpath, mpath, &ctx) != 0
+                 ? -1
+                 : 0;
+    material_free(&m);
     SSL_CTX_free(ctx); /* `next` keeps its own reference (NULL: no cert, nothing to free) */
-    return 0;
+    return rc;
 }
 
 static int read_route_body(napi_env env, napi_value r, lg_route_t *route, const char *path);

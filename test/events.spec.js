@@ -185,6 +185,12 @@ describe('events and lifecycle', function () {
       assert.strictEqual(r.stdout, 'created 2 collected 2\n');
     });
 
+    it('a native engine whose start() failed and was retried is freed only after both event channels are gone (node --expose-gc)', async function () {
+      const r = await runNode('lifecycle-gc.js', ['engines-restart'], { nodeArgs: ['--expose-gc'], timeoutMs: 30000 });
+      assertCleanExit(r, 0, 'engines-restart');
+      assert.strictEqual(r.stdout, 'survived\n');
+    });
+
     it('a running proxy dropped without stop(), then gc() and process.exit(): clean exit (node --expose-gc)', async function () {
       const r = await runNode('lifecycle-gc.js', ['running'], { nodeArgs: ['--expose-gc'], timeoutMs: 30000 });
       assertCleanExit(r, 0, 'running');

@@ -232,6 +232,32 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       }
     });
 
+    it('copies certificate bytes as it reads them: a getter that frees an already-read Buffer cannot make the engine read freed memory (the engine binding, checked under ASan)', function () {
+      // lib/config.js hands the engine plain copies, so only a direct caller of the binding
+      // (proxy._engine) can do this; the engine must still not read memory JS has freed.
+      require('v8').setFlagsFromString('--expose-gc');
+      const gc = require('vm').runInNewContext('gc');
+      const a = env.pki.leaves.a;
+      const proxy = new Proxy(makeConfig({ routes: [goodRoute()] }));
+      const ab = new ArrayBuffer(a.chain.length);
+      const chain = Buffer.from(ab);
+      a.chain.copy(chain);
+      const defaultCert = { certChain: chain };
+      Object.defineProperty(defaultCert, 'privateKey', {
+        enumerable: true,
+        get() {
+          let moved = structuredClone(ab, { transfer: [ab] }); // detaches certChain's memory...
+          moved = null; // ...and lets it be collected
+          gc();
+          gc();
+          return Buffer.from(a.key);
+        },
+      });
+      const cfg = { ...proxy._config, listeners: proxy._config.listeners.map((l) => ({ ...l, defaultCert })) };
+      proxy._engine.updateConfig(cfg); // reads certChain, then privateKey (the getter), then parses
+      assert.strictEqual(chain.length, 0, 'the getter did detach the chain');
+    });
+
     it('refuses the same material where nothing terminates yet: a passthrough route, a suspended route, a listener with passthrough routes only', function () {
       const passthrough = (extra) => ({ ...badRoute(extra), terminateTls: false });
       const suspended = (extra) => ({ ...badRoute(extra), terminateTls: false, suspended: true, upstreams: [] });
