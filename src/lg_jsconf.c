@@ -147,6 +147,7 @@ static int element_string(napi_env env, napi_value arr, uint32_t i, char *buf, s
     }
     if (len >= cap) return throw_range(env, "%s.%s[%u] is too long", path, key, i);
     napi_get_value_string_utf8(env, v, buf, cap, &len);
+    if (strlen(buf) != len) return throw_range(env, "%s.%s[%u] must not hold NUL", path, key, i);
     return 0;
 }
 

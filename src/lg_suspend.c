@@ -201,11 +201,14 @@ void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_
     size_t off = 0;
     for (uint16_t i = 0; hello != NULL && i < hello->n_alpn; i++) {
         size_t l = hello->alpn_len[i];
+        const char *name = hello->alpn_buf + hello->alpn_off[i];
+        /* Names are joined by newlines and JS splits on them: a name holding a newline or a NUL
+         * (raw bytes from the client) would forge or cut entries, so it is left out. */
+        if (memchr(name, '\n', l) != NULL || memchr(name, '\0', l) != NULL) continue;
         if (off + l + 1 >= sizeof(ev->alpn)) break;
-        memcpy(ev->alpn + off, hello->alpn_buf + hello->alpn_off[i], l);
+        memcpy(ev->alpn + off, name, l);
         off += l;
-        ev->alpn[off++] = '\n'; /* names are joined by newlines (not valid in a protocol id we
-                                   keep: lg_hello stores raw bytes; JS splits on '\n') */
+        ev->alpn[off++] = '\n';
     }
     if (off > 0) ev->alpn[off - 1] = '\0';
     if (hello != NULL) lg_tls_fingerprints(hello, ev->ja3, ev->ja4);

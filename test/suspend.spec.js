@@ -121,6 +121,15 @@ describe('suspended routes', function () {
       assert.deepStrictEqual(suspendCounters(m), { ...ZERO, suspendedTotal: 1, suspendedResolved: 1 });
     });
 
+    it("leaves out ALPN names holding a newline or a NUL (they would forge or cut the event's alpn list)", async function () {
+      const { proxy, port, events } = await suspendProxy();
+      const client = tlsOutcome(port, 'a.test', { ca: certs.ca, ALPNProtocols: ['h2\nforged', 'x\0y', 'http/1.1'] });
+      const conn = await events.next();
+      assert.deepStrictEqual(conn.alpn, ['http/1.1']);
+      assert.strictEqual(proxy.resolveConnection(conn.id, null), true);
+      await client;
+    });
+
     it('resolves 10 ms before the timeout (suspendTimeoutMs 300, decision at 290 ms)', async function () {
       const up = await startTaggedEcho('A');
       const { proxy, port, events } = await suspendProxy({ route: { suspendTimeoutMs: 300 } });
