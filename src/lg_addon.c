@@ -270,6 +270,7 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
     }
     lg_js_engine_t *js = lg_calloc(1, sizeof(*js));
     if (js == NULL) {
+        lg_tls_cache_free(&cache);
         lg_config_free(&conf);
         lg_snapshot_destroy(snap);
         napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: out of memory");

@@ -22,23 +22,24 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-static void digest_material(const lg_tls_material_t *m, uint8_t out[LG_TLS_DIGEST_LEN])
+/* The cache key of `m`. False when it could not be computed (out of memory): the caller must
+ * not use `out`, or different material would share a context. */
+static bool digest_material(const lg_tls_material_t *m, uint8_t out[LG_TLS_DIGEST_LEN])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;
     uint64_t lens[3] = {m->cert_len, m->key_len, m->ca ? m->ca_len : (uint64_t)-1};
     uint8_t req = m->require_client_cert;
-    memset(out, 0, LG_TLS_DIGEST_LEN);
-    if (md == NULL) return;
+    if (md == NULL) return false;
     /* Lengths first: no two different (cert, key, ca) splits can hash the same. */
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-        EVP_DigestUpdate(md, lens, sizeof(lens)) == 1 && EVP_DigestUpdate(md, &req, 1) == 1 &&
-        EVP_DigestUpdate(md, m->cert, m->cert_len) == 1 &&
-        EVP_DigestUpdate(md, m->key, m->key_len) == 1 &&
-        (m->ca == NULL || EVP_DigestUpdate(md, m->ca, m->ca_len) == 1)) {
-        EVP_DigestFinal_ex(md, out, &len);
-    }
+    bool ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(md, lens, sizeof(lens)) == 1 && EVP_DigestUpdate(md, &req, 1) == 1 &&
+              EVP_DigestUpdate(md, m->cert, m->cert_len) == 1 &&
+              EVP_DigestUpdate(md, m->key, m->key_len) == 1 &&
+              (m->ca == NULL || EVP_DigestUpdate(md, m->ca, m->ca_len) == 1) &&
+              EVP_DigestFinal_ex(md, out, &len) == 1 && len == LG_TLS_DIGEST_LEN;
     EVP_MD_CTX_free(md);
+    return ok;
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -258,7 +259,11 @@ SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_
 {
     err[0] = '\0';
     uint8_t digest[LG_TLS_DIGEST_LEN];
-    digest_material(m, digest);
+    if (!digest_material(m, digest)) {
+        ERR_clear_error();
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
     SSL_CTX *ctx = next ? cache_find(next, digest) : NULL;
     if (ctx != NULL) {
         SSL_CTX_up_ref(ctx);
