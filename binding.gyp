@@ -20,6 +20,8 @@
         "src/lg_conn.c",
         "src/lg_relay.c",
         "src/lg_resolve.c",
+        "src/lg_dial.c",
+        "src/lg_event.c",
         "src/lg_connect.c",
         "src/lg_tls.c",
         "src/lg_suspend.c",

@@ -337,6 +337,8 @@ export interface Counters {
   refusedAddress: number;
   /** CONNECT 503s because 256 name lookups were already queued or running on the worker. */
   refusedLookupsBusy: number;
+  /** Connections closed because the engine found itself in a state it should never reach (a bug: please report it). */
+  internalErrors: number;
 }
 
 /** One worker thread's figures. */

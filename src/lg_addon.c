@@ -1,15 +1,21 @@
 /*
  * lg_addon.c — the N-API class `Engine` that lib/proxy.js wraps.
  *
- *   new Engine(normalizedConfig, onEvent)   build config + first snapshot (throws
- * ERR_LEGATO_CONFIG) engine.start() → { ports, warning }     bind everything, start workers (throws
- * system errors) engine.stop(graceMs)                    ask workers to stop; each posts a
- * 'workerExit' event engine.join()                           after the last 'workerExit': join
- * threads, release engine.updateConfig(normalizedConfig)   build and publish a new snapshot
- *   engine.metrics() → object               counters summed over workers
+ *   new Engine(normalizedConfig, onEvent)  build the config and first snapshot
+ *                                          (throws ERR_LEGATO_CONFIG)
+ *   engine.start() → { ports, warning }    bind everything, start the workers (throws system
+ *                                          errors)
+ *   engine.stop(graceMs)                   ask the workers to stop; each posts 'workerExit'
+ *   engine.join()                          after the last 'workerExit': join the threads
+ *   engine.updateConfig(normalizedConfig)  build and publish a new snapshot
+ *   engine.pending(id) / engine.resolve(id, decision, normalizedConfig)
+ *   engine.metrics() → object              counters summed over workers
+ *   engine.setTunnelEvents(on)
  *
  * Events reach JS through one napi_threadsafe_function created by start() and released by
- * join(): onEvent(type, { worker, code, message }). Workers call it in non-blocking mode only.
+ * join(): onEvent(type, payload). Workers call it in non-blocking mode only.
+ *
+ * This file sees the engine only through lg_engine.h (and lg_jsconf.h for the conversions).
  *
  * Teardown: if the environment goes away while the engine runs (process.exit(), a terminated
  * worker_threads Worker), an env cleanup hook stops and joins the workers. It is registered after
@@ -27,12 +33,10 @@
 
 #include "lg_engine.h"
 #include "lg_jsconf.h"
-#include "lg_metrics.h"
-#include "lg_suspend.h"
-#include "lg_worker.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 /* Owner: the JS Engine object (napi_wrap); freed by its finalizer. */
 typedef struct lg_js_engine_s {
@@ -142,27 +146,33 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
         napi_create_object(env, &payload) == napi_ok &&
         napi_get_undefined(env, &undef) == napi_ok) {
         set_int(env, payload, "worker", ev->worker);
-        set_int(env, payload, "code", ev->code);
-        if (ev->code < 0) set_str(env, payload, "errno", uv_err_name(ev->code));
-        set_str(env, payload, "message", ev->message);
         if (ev->type == LG_EV_SUSPENDED) {
-            set_str(env, payload, "id", ev->id);
-            set_int(env, payload, "listener", ev->listener);
-            set_str(env, payload, "sni", ev->target);
-            set_str(env, payload, "peerIp", ev->peer_ip);
-            set_int(env, payload, "peerPort", ev->port);
-            set_str(env, payload, "alpn", ev->alpn);
-            set_str(env, payload, "ja3", ev->ja3);
-            set_str(env, payload, "ja4", ev->ja4);
-        }
-        if (ev->type == LG_EV_TUNNEL) {
-            set_int(env, payload, "listener", ev->listener);
-            set_int(env, payload, "status", ev->status);
-            set_str(env, payload, "target", ev->target);
-            set_int(env, payload, "port", ev->port);
-            set_u64(env, payload, "bytesFromClient", ev->bytes_in);
-            set_u64(env, payload, "bytesToClient", ev->bytes_out);
-            set_u64(env, payload, "durationMs", ev->duration_ms);
+            const lg_ev_suspended_t *e = &ev->u.suspended;
+            set_int(env, payload, "code", 0);
+            set_str(env, payload, "message", "");
+            set_str(env, payload, "id", e->id);
+            set_int(env, payload, "listener", e->listener);
+            set_str(env, payload, "sni", e->sni);
+            set_str(env, payload, "peerIp", e->peer_ip);
+            set_int(env, payload, "peerPort", e->peer_port);
+            set_str(env, payload, "alpn", e->alpn);
+            set_str(env, payload, "ja3", e->ja3);
+            set_str(env, payload, "ja4", e->ja4);
+        } else if (ev->type == LG_EV_TUNNEL) {
+            const lg_ev_tunnel_t *e = &ev->u.tunnel;
+            set_int(env, payload, "code", 0);
+            set_str(env, payload, "message", "");
+            set_int(env, payload, "listener", e->listener);
+            set_int(env, payload, "status", e->status);
+            set_str(env, payload, "target", e->target);
+            set_int(env, payload, "port", e->port);
+            set_u64(env, payload, "bytesFromClient", e->bytes_in);
+            set_u64(env, payload, "bytesToClient", e->bytes_out);
+            set_u64(env, payload, "durationMs", e->duration_ms);
+        } else {
+            set_int(env, payload, "code", ev->u.note.code);
+            if (ev->u.note.code < 0) set_str(env, payload, "errno", uv_err_name(ev->u.note.code));
+            set_str(env, payload, "message", ev->u.note.message);
         }
         argv[1] = payload;
         /* lib/proxy.js catches everything its handler throws; an exception escaping here would
@@ -277,14 +287,12 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
         return NULL;
     }
     js->env = env;
-    int rc = lg_engine_create(&conf, snap, &js->engine);
+    int rc = lg_engine_create(&conf, snap, &cache, &js->engine);
     if (rc != 0) {
-        lg_tls_cache_free(&cache);
         lg_free(js);
         napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: could not create the engine");
         return NULL;
     }
-    js->engine->tls_cache = cache;
     if (napi_create_reference(env, argv[1], 0, &js->on_event) != napi_ok ||
         napi_wrap(env, self, js, finalize, NULL, NULL) != napi_ok) {
         if (js->on_event != NULL) napi_delete_reference(env, js->on_event);
@@ -320,13 +328,10 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
     lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
     if (js == NULL) return NULL;
     lg_engine_t *e = js->engine;
-    if (e->state != LG_ENGINE_NEW) {
+    if (lg_engine_state(e) != LG_ENGINE_NEW) {
         napi_throw_error(env, "ERR_LEGATO_STATE", "the proxy was already started");
         return NULL;
     }
-    char warn[LG_EVENT_MESSAGE_MAX];
-    lg_engine_raise_nofile(e, warn, sizeof(warn));
-
     napi_value cb, name;
     NAPI_CALL(env, napi_get_reference_value(env, js->on_event, &cb));
     if (cb == NULL) {
@@ -341,10 +346,12 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
                                                    js, call_js, &js->tsfn));
     js->tsfn_live++;
     int bad = -1;
-    int rc = lg_engine_start(e, post_event, js, &bad);
+    char warn[LG_EVENT_MESSAGE_MAX];
+    int rc = lg_engine_start(e, post_event, js, &bad, warn, sizeof(warn));
+    const lg_config_t *conf = lg_engine_config(e);
     if (rc != 0) {
         release_tsfn(js);
-        const lg_listener_conf_t *lc = bad >= 0 ? &e->conf.listeners[bad] : NULL;
+        const lg_listener_conf_t *lc = bad >= 0 ? &conf->listeners[bad] : NULL;
         napi_throw(env, system_error(env, rc, bad >= 0 ? "listen" : "start", lc ? lc->host : "",
                                      lc ? lc->port : 0, bad));
         return NULL;
@@ -353,15 +360,15 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
 
     napi_value result, ports;
     NAPI_CALL(env, napi_create_object(env, &result));
-    NAPI_CALL(env, napi_create_array_with_length(env, e->conf.n_listeners, &ports));
-    for (size_t i = 0; i < e->conf.n_listeners; i++) {
+    NAPI_CALL(env, napi_create_array_with_length(env, conf->n_listeners, &ports));
+    for (size_t i = 0; i < conf->n_listeners; i++) {
         napi_value p;
-        NAPI_CALL(env, napi_create_uint32(env, e->lis[i].bound_port, &p));
+        NAPI_CALL(env, napi_create_uint32(env, lg_engine_port(e, i), &p));
         NAPI_CALL(env, napi_set_element(env, ports, (uint32_t)i, p));
     }
     NAPI_CALL(env, napi_set_named_property(env, result, "ports", ports));
     if (warn[0] != '\0') set_str(env, result, "warning", warn);
-    set_int(env, result, "workers", e->n_workers);
+    set_int(env, result, "workers", lg_engine_workers(e));
     return result;
 }
 
@@ -398,21 +405,16 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
     if (js == NULL) return NULL;
     bool on = false;
     if (argc >= 1) napi_get_value_bool(env, argv[0], &on);
-    atomic_store_explicit(&js->engine->tunnel_events, on, memory_order_relaxed);
+    lg_engine_tunnel_events(js->engine, on);
     return NULL;
 }
 
-/* Find the pending, unclaimed connection `id_value` names on a running engine. */
-static bool find_pending(napi_env env, lg_engine_t *e, napi_value id_value, unsigned *worker,
-                         uint64_t *serial, unsigned *listener, bool *route_tls)
+/* The id argument as a C string; false for anything that cannot name a held connection. */
+static bool read_id(napi_env env, napi_value v, char *id, size_t size)
 {
-    char id[LG_SUSPEND_ID_MAX];
     size_t len = 0;
-    if (napi_get_value_string_utf8(env, id_value, id, sizeof(id), &len) != napi_ok ||
-        len >= sizeof(id) - 1 || strlen(id) != len || e->state != LG_ENGINE_RUNNING) {
-        return false;
-    }
-    return lg_suspend_peek(e->workers, e->n_workers, id, worker, serial, listener, route_tls) == 0;
+    return napi_get_value_string_utf8(env, v, id, size, &len) == napi_ok && len < size - 1 &&
+           strlen(id) == len;
 }
 
 /* engine.pending(id) → boolean: whether resolve(id, ...) would find the connection now. */
@@ -422,11 +424,11 @@ static napi_value engine_pending(napi_env env, napi_callback_info info)
     napi_value argv[1];
     lg_js_engine_t *js = unwrap(env, info, &argc, argv);
     if (js == NULL) return NULL;
-    unsigned worker = 0, listener = 0;
-    uint64_t serial = 0;
+    char id[LG_EVENT_ID_MAX];
+    unsigned listener = 0;
     bool route_tls = false;
-    bool found = argc >= 1 &&
-                 find_pending(env, js->engine, argv[0], &worker, &serial, &listener, &route_tls);
+    bool found = argc >= 1 && read_id(env, argv[0], id, sizeof(id)) &&
+                 lg_engine_pending(js->engine, id, &listener, &route_tls) == 0;
     napi_value result;
     NAPI_CALL(env, napi_get_boolean(env, found, &result));
     return result;
@@ -445,27 +447,23 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     if (js == NULL) return NULL;
     lg_engine_t *e = js->engine;
     napi_value result;
-    unsigned worker = 0, listener = 0;
-    uint64_t serial = 0;
+    char id[LG_EVENT_ID_MAX];
+    unsigned listener = 0;
     bool route_tls = false;
-    if (argc < 3 || !find_pending(env, e, argv[0], &worker, &serial, &listener, &route_tls)) {
+    if (argc < 3 || !read_id(env, argv[0], id, sizeof(id)) ||
+        lg_engine_pending(e, id, &listener, &route_tls) != 0) {
         NAPI_CALL(env, napi_get_boolean(env, false, &result));
         return result;
     }
     napi_valuetype t;
     napi_typeof(env, argv[1], &t);
     lg_route_t *decision = NULL;
-    if (t != napi_null && lg_jsconf_decision(env, argv[1], argv[2], &e->conf, &e->tls_cache,
-                                             listener, route_tls, &decision) != 0) {
+    if (t != napi_null &&
+        lg_jsconf_decision(env, argv[1], argv[2], lg_engine_config(e), lg_engine_tls_cache(e),
+                           listener, route_tls, &decision) != 0) {
         return NULL; /* exception pending; nothing claimed */
     }
-    bool ok = lg_suspend_claim(&e->workers[worker], serial);
-    if (ok) {
-        ok = lg_worker_post_resolve(&e->workers[worker], serial, decision) == 0;
-    } else if (decision != NULL) {
-        lg_route_free(decision);
-        lg_free(decision);
-    }
+    bool ok = lg_engine_resolve(e, id, decision) == 0;
     NAPI_CALL(env, napi_get_boolean(env, ok, &result));
     return result;
 }
@@ -480,44 +478,33 @@ static napi_value engine_update(napi_env env, napi_callback_info info)
         napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "updateConfig(config)");
         return NULL;
     }
+    lg_engine_t *e = js->engine;
     lg_snapshot_t *snap = NULL;
     lg_tls_cache_t next;
     memset(&next, 0, sizeof(next));
-    if (lg_jsconf_snapshot(env, argv[0], &js->engine->conf, &js->engine->tls_cache, &next, &snap) !=
-        0) {
+    if (lg_jsconf_snapshot(env, argv[0], lg_engine_config(e), lg_engine_tls_cache(e), &next,
+                           &snap) != 0) {
         lg_tls_cache_free(&next);
         return NULL;
     }
-    lg_engine_swap(js->engine, snap);
     /* The new snapshot's contexts become the cache; contexts only old snapshots use live on in
      * their routes until those snapshots are freed. */
-    lg_tls_cache_free(&js->engine->tls_cache);
-    js->engine->tls_cache = next;
+    lg_engine_swap(e, snap, &next);
     return NULL;
 }
 
 /* ---- metrics --------------------------------------------------------------------------- */
 
-static napi_value counters_object(napi_env env, const lg_counters_t *sum)
+static napi_value counts_object(napi_env env, const lg_counts_t *sum)
 {
     napi_value o;
     if (napi_create_object(env, &o) != napi_ok) return NULL;
-    uint64_t total = LG_COUNTER_READ(sum, total_connections);
-    uint64_t closed = LG_COUNTER_READ(sum, closed_connections);
+    uint64_t total = sum->total_connections, closed = sum->closed_connections;
     set_u64(env, o, "activeConnections", total >= closed ? total - closed : 0);
-#define LG_SET_COUNTER(f, js) set_u64(env, o, js, LG_COUNTER_READ(sum, f));
+#define LG_SET_COUNTER(f, js) set_u64(env, o, js, sum->f);
     LG_COUNTERS(LG_SET_COUNTER)
 #undef LG_SET_COUNTER
     return o;
-}
-
-static void counters_add(lg_counters_t *dst, const lg_counters_t *src)
-{
-#define LG_ADD_COUNTER(f, js)                                                                      \
-    atomic_store_explicit(&dst->f, LG_COUNTER_READ(dst, f) + LG_COUNTER_READ(src, f),              \
-                          memory_order_relaxed);
-    LG_COUNTERS(LG_ADD_COUNTER)
-#undef LG_ADD_COUNTER
 }
 
 static napi_value engine_metrics(napi_env env, napi_callback_info info)
@@ -526,61 +513,58 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
     lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
     if (js == NULL) return NULL;
     lg_engine_t *e = js->engine;
-    lg_counters_t total, per;
-    memset(&total, 0, sizeof(total));
-    napi_value result, listeners;
-    NAPI_CALL(env, napi_create_array_with_length(env, e->conf.n_listeners, &listeners));
-    for (size_t i = 0; i < e->conf.n_listeners; i++) {
-        memset(&per, 0, sizeof(per));
-        for (unsigned k = 0; k < e->n_workers; k++)
-            counters_add(&per, &e->workers[k].counters[i]);
-        counters_add(&total, &per);
-        napi_value lo = counters_object(env, &per);
-        if (lo == NULL) return NULL;
-        const lg_listener_conf_t *lc = &e->conf.listeners[i];
+    const lg_config_t *conf = lg_engine_config(e);
+    lg_engine_metrics_t *m = lg_malloc(sizeof(*m));
+    if (m == NULL) {
+        napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: out of memory");
+        return NULL;
+    }
+    lg_engine_metrics(e, m);
+    napi_value result = NULL, listeners = NULL, workers = NULL;
+    if (napi_create_array_with_length(env, m->n_listeners, &listeners) != napi_ok ||
+        napi_create_array_with_length(env, m->n_workers, &workers) != napi_ok) {
+        goto fail;
+    }
+    for (size_t i = 0; i < m->n_listeners; i++) {
+        napi_value lo = counts_object(env, &m->listeners[i]);
+        if (lo == NULL) goto fail;
+        const lg_listener_conf_t *lc = &conf->listeners[i];
+        uint16_t port = lg_engine_port(e, i);
         set_str(env, lo, "kind", lc->kind == LG_LISTENER_TLS ? "tls" : "connect");
         set_str(env, lo, "host", lc->host);
-        set_int(env, lo, "port", e->lis[i].bound_port ? e->lis[i].bound_port : lc->port);
-        NAPI_CALL(env, napi_set_element(env, listeners, (uint32_t)i, lo));
+        set_int(env, lo, "port", port ? port : lc->port);
+        if (napi_set_element(env, listeners, (uint32_t)i, lo) != napi_ok) goto fail;
     }
-    result = counters_object(env, &total);
-    if (result == NULL) return NULL;
-    size_t pending = 0;
-    for (unsigned k = 0; k < e->n_workers; k++) {
-        pending += atomic_load_explicit(&e->workers[k].pending.n_shared, memory_order_relaxed);
-    }
-    set_u64(env, result, "pendingSuspended", pending);
+    result = counts_object(env, &m->total);
+    if (result == NULL) goto fail;
+    set_u64(env, result, "pendingSuspended", m->pending_suspended);
     set_u64(env, result, "blockedConnections", 0);
-    set_int(env, result, "configGenerationsLive",
-            atomic_load_explicit(&e->generations_live, memory_order_relaxed));
-    set_u64(env, result, "eventsDropped",
-            atomic_load_explicit(&e->events_dropped, memory_order_relaxed));
-    NAPI_CALL(env, napi_set_named_property(env, result, "listeners", listeners));
-
-    napi_value workers;
-    size_t buffers_total = 0;
-    NAPI_CALL(env, napi_create_array_with_length(env, e->n_workers, &workers));
-    for (unsigned k = 0; k < e->n_workers; k++) {
-        lg_worker_t *w = &e->workers[k];
+    set_u64(env, result, "configGenerationsLive", m->generations_live);
+    set_u64(env, result, "eventsDropped", m->events_dropped);
+    set_u64(env, result, "buffersInUse", m->buffers_in_use);
+    for (size_t k = 0; k < m->n_workers; k++) {
+        const lg_worker_figures_t *f = &m->workers[k];
         napi_value wo;
-        NAPI_CALL(env, napi_create_object(env, &wo));
-        size_t bufs = atomic_load_explicit(&w->pool.n_out_shared, memory_order_relaxed);
-        size_t hello = atomic_load_explicit(&w->pub_hello_buffers, memory_order_relaxed);
-        buffers_total += bufs + hello;
-        set_u64(env, wo, "connections", atomic_load_explicit(&w->pub_conns, memory_order_relaxed));
-        set_u64(env, wo, "readBuffersInUse", bufs);
-        set_u64(env, wo, "helloBuffersInUse", hello);
-        set_u64(env, wo, "nameLookups",
-                atomic_load_explicit(&w->pub_lookups, memory_order_relaxed));
-        set_u64(env, wo, "quantum", atomic_load_explicit(&w->pub_quantum, memory_order_relaxed));
-        set_u64(env, wo, "grants", atomic_load_explicit(&w->pub_grants, memory_order_relaxed));
-        set_u64(env, wo, "grantedBytes",
-                atomic_load_explicit(&w->pub_granted_bytes, memory_order_relaxed));
-        NAPI_CALL(env, napi_set_element(env, workers, k, wo));
+        if (napi_create_object(env, &wo) != napi_ok) goto fail;
+        set_u64(env, wo, "connections", f->connections);
+        set_u64(env, wo, "readBuffersInUse", f->read_buffers);
+        set_u64(env, wo, "helloBuffersInUse", f->hello_buffers);
+        set_u64(env, wo, "nameLookups", f->lookups);
+        set_u64(env, wo, "quantum", f->quantum);
+        set_u64(env, wo, "grants", f->grants);
+        set_u64(env, wo, "grantedBytes", f->granted_bytes);
+        if (napi_set_element(env, workers, (uint32_t)k, wo) != napi_ok) goto fail;
     }
-    set_u64(env, result, "buffersInUse", buffers_total);
-    NAPI_CALL(env, napi_set_named_property(env, result, "workers", workers));
+    if (napi_set_named_property(env, result, "listeners", listeners) != napi_ok ||
+        napi_set_named_property(env, result, "workers", workers) != napi_ok) {
+        goto fail;
+    }
+    lg_free(m);
     return result;
+fail:
+    lg_free(m);
+    throw_napi(env, "metrics");
+    return NULL;
 }
 
 /* ---- module ---------------------------------------------------------------------------- */

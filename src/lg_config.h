@@ -18,7 +18,9 @@
 #include "lg_policy.h"
 #include "lg_router.h"
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -29,6 +31,13 @@
 #define LG_LISTEN_BACKLOG      1024  /* pending connections per listen socket */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
+
+/* A socket address small enough to keep dozens of (IPv4 or IPv6). */
+typedef union lg_sockaddr_u {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+} lg_sockaddr_t;
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
 enum { LG_SCHED_DRR = 0, LG_SCHED_FIFO = 1 };
 
@@ -59,11 +68,13 @@ typedef struct lg_protection_s {
     uint32_t tls_handshake_timeout_ms; /* ClientHello (and handshake) deadline from accept */
 } lg_protection_t;
 
+typedef struct lg_snapslot_s lg_snapslot_t;
+
 /* Immutable, reference-counted route table and protection (see the file comment). */
 typedef struct lg_snapshot_s {
     atomic_long refs;
     uint64_t generation;
-    struct lg_engine_s *engine; /* for the live-generations counter; not owned */
+    lg_snapslot_t *slot; /* published through; counts in slot->live. Not owned */
     lg_route_t *routes;
     size_t n_routes;
     lg_router_t router;
@@ -92,8 +103,39 @@ typedef struct lg_config_s {
     size_t n_listeners;
 } lg_config_t;
 
+/*
+ * Where the current snapshot is published (owner: the engine). The JS thread swaps it; a worker
+ * refreshes its own reference only when the generation moved (lg_snapslot_get), taking the lock
+ * then and never per connection.
+ */
+struct lg_snapslot_s {
+    pthread_mutex_t lock;     /* guards snap */
+    lg_snapshot_t *snap;      /* current snapshot; the slot holds one reference */
+    atomic_uint_fast64_t gen; /* generation of snap, readable without the lock */
+    uint64_t next_gen;        /* JS thread only */
+    atomic_long live;         /* snapshots published through this slot and not yet freed */
+};
+
+/* Initialise a slot with its first snapshot (the slot takes the caller's reference). */
+void lg_snapslot_init(lg_snapslot_t *slot, lg_snapshot_t *snap);
+
+/* Publish a new snapshot (the slot takes the caller's reference; the old one is dropped). */
+void lg_snapslot_swap(lg_snapslot_t *slot, lg_snapshot_t *snap);
+
+/* Drop the slot's reference (engine teardown). */
+void lg_snapslot_destroy(lg_snapslot_t *slot);
+
+/*
+ * Return the current snapshot, refreshing *held (the caller's own reference, may be NULL) when a
+ * newer one was published. Takes the lock only then.
+ */
+lg_snapshot_t *lg_snapslot_get(lg_snapslot_t *slot, lg_snapshot_t **held, uint64_t *held_gen);
+
 /* Free what a route owns (not the struct itself). */
 void lg_route_free(lg_route_t *r);
+
+/* Free a route allocated on its own (a suspended connection's decision) and what it owns. */
+void lg_route_destroy(lg_route_t *r);
 
 /* Free a config's strings (not the struct itself). */
 void lg_config_free(lg_config_t *c);

@@ -1,11 +1,13 @@
 /*
- * lg_conn.c — a connection's life on its worker: accept, ClientHello, routing, upstream dial,
- * deadlines and closing (see lg_conn.h for ownership; lg_relay.c moves the bytes).
+ * lg_conn.c — a connection's life on its worker: accept, ClientHello or CONNECT head, routing,
+ * suspension, TLS, upstream dial, deadlines and closing (see lg_conn.h; lg_relay moves the bytes).
  *
- * State transitions go through set_state(), which also arms the state's one deadline:
+ * State transitions go through set_state(), which checks them against LEGAL[] and arms the
+ * state's one deadline:
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
  *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
+ *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
  *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
  *               dialled, c->deadline
  *   CONNECTING  c->deadline: dial start + LG_UPSTREAM_CONNECT_MS for routes; CONNECT head
@@ -16,87 +18,122 @@
  *   LINGER      now + LG_LINGER_MS
  *   CLOSING     none
  *
- * Bytes that arrive with or after the ClientHello, before routing, are kept in the hello buffer
- * and queued to the upstream first: nothing the client sent is dropped.
+ * Bytes that arrive with or after the ClientHello (or the CONNECT head), before routing, are
+ * kept and queued to the upstream first: nothing the client sent is dropped.
+ *
+ * The only callbacks here that arrive after the connection was marked closing are the close
+ * callbacks: the mark itself stops reads, the timer, a lookup, a dial and the relay's I/O
+ * (lg_dial and lg_relay hold the checks for the requests libuv completes late), so no handler
+ * below needs to ask whether the connection is closing.
  */
 #include "lg_conn.h"
-#include "lg_connect.h"
-#include "lg_relay.h"
-#include "lg_tls.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <unistd.h>
 
+/* Legal transitions: LEGAL[from] has bit `to` set. CLOSING is final (transitions from it are
+ * ignored: a nested failure may close a connection under a caller that goes on to advance it). */
+#define B(s) (1u << (s))
+static const uint16_t LEGAL[LG_CONN_N_STATES] = {
+    [LG_CONN_HELLO] = B(LG_CONN_SUSPENDED) | B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) |
+                      B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_HEAD] =
+        B(LG_CONN_RESOLVING) | B(LG_CONN_CONNECTING) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_RESOLVING] = B(LG_CONN_CONNECTING) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_SUSPENDED] =
+        B(LG_CONN_SUSPENDED) | B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) | B(LG_CONN_CLOSING),
+    [LG_CONN_HANDSHAKE] = B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) | B(LG_CONN_RELAY) |
+                          B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_CONNECTING] = B(LG_CONN_RELAY) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_RELAY] = B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_LINGER] = B(LG_CONN_CLOSING),
+    [LG_CONN_CLOSING] = 0,
+};
+#undef B
+
 static void on_timer(uv_timer_t *t);
+
+static lg_counters_t *counters(lg_conn_t *c)
+{
+    return &c->w->counters[c->lis];
+}
+
+static uint64_t now_ms(const lg_conn_t *c)
+{
+    return uv_now(c->w->loop);
+}
 
 static void arm(lg_conn_t *c, uint64_t ms)
 {
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-static uint32_t idle_ms(const lg_conn_t *c)
-{
-    return c->w->engine->conf.listeners[c->lis].idle_timeout_ms;
-}
-
 /* Arm the timer for an absolute loop time (at least 1 ms from now). */
 static void arm_at(lg_conn_t *c, uint64_t when)
 {
-    uint64_t now = uv_now(&c->w->loop);
+    uint64_t now = now_ms(c);
     arm(c, when > now ? when - now : 1);
 }
 
-void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s)
+static uint32_t idle_ms(const lg_conn_t *c)
 {
-    /* CLOSING is final. A write that fails inside a nested call (FIFO writes synchronously from
-     * OpenSSL's BIO, say) closes the connection under its caller; the caller's next transition
-     * must not bring it back. */
+    return c->w->conf->listeners[c->lis].idle_timeout_ms;
+}
+
+static uint64_t handshake_deadline(const lg_conn_t *c)
+{
+    return c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
+}
+
+/* Move to a state and arm its deadline (the one place transitions happen). */
+static void set_state(lg_conn_t *c, lg_conn_state_t s)
+{
     if (c->state == LG_CONN_CLOSING) return;
-    c->state = s;
-    uint64_t now = uv_now(&c->w->loop);
-    switch (s) {
-    case LG_CONN_HELLO:
-        arm_at(c, c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms);
-        break;
-    case LG_CONN_HEAD:
-        arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
-        break;
-    case LG_CONN_RESOLVING:
-        arm_at(c, c->deadline);
-        break;
-    case LG_CONN_SUSPENDED:
-        arm(c, c->suspend_ms);
-        break;
-    case LG_CONN_HANDSHAKE: {
-        uint64_t hs = c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
-        arm_at(c, c->up == NULL && c->deadline < hs ? c->deadline : hs);
-        break;
+    if (!(LEGAL[c->state] & (1u << s))) {
+        /* A bug: count it and close rather than run a state machine that is off its rails. */
+        LG_COUNT(counters(c), internal_errors, 1);
+        lg_conn_close(c);
+        return;
     }
+    c->state = s;
+    switch (s) {
+    case LG_CONN_RESOLVING:
     case LG_CONN_CONNECTING:
         arm_at(c, c->deadline);
         break;
+    case LG_CONN_SUSPENDED:
+        arm(c, c->held->timeout_ms);
+        break;
+    case LG_CONN_HANDSHAKE: {
+        uint64_t hs = handshake_deadline(c);
+        arm_at(c, c->up == NULL && c->deadline < hs ? c->deadline : hs);
+        break;
+    }
     case LG_CONN_LINGER:
         arm(c, LG_LINGER_MS);
         break;
     case LG_CONN_RELAY:
-        c->last_activity = now;
+        c->relay.last_activity = now_ms(c);
         if (idle_ms(c) > 0) {
             arm(c, idle_ms(c));
         } else {
             uv_timer_stop(&c->timer);
         }
         break;
-    case LG_CONN_CLOSING:
+    default:
         uv_timer_stop(&c->timer);
         break;
     }
 }
 
+/* ---- counting ---------------------------------------------------------------------------- */
+
 enum { HS_TIMEOUT, HS_PROTOCOL, HS_CLOSED, HS_CERTIFICATE, HS_NO_CERTIFICATE };
 
 static void count_handshake_failure(lg_conn_t *c, int kind)
 {
-    lg_counters_t *cnt = lg_conn_counters(c);
+    lg_counters_t *cnt = counters(c);
     LG_COUNT(cnt, handshake_failures, 1);
     switch (kind) {
     case HS_TIMEOUT:
@@ -123,56 +160,19 @@ static void handshake_failed(lg_conn_t *c, int kind)
     lg_conn_close(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void out_of_memory(lg_conn_t *c)
 {
-    lg_conn_t *c = t->data;
-    switch (c->state) {
-    case LG_CONN_HELLO:
-        handshake_failed(c, HS_TIMEOUT);
-        break;
-    case LG_CONN_SUSPENDED:
-        lg_suspend_timeout(c);
-        break;
-    case LG_CONN_HANDSHAKE:
-        if (uv_now(&c->w->loop) >=
-            c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms) {
-            handshake_failed(c, HS_TIMEOUT);
-        } else {
-            LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
-            lg_conn_close(c);
-        }
-        break;
-    case LG_CONN_HEAD:
-    case LG_CONN_RESOLVING:
-        lg_connect_timeout(c);
-        break;
-    case LG_CONN_CONNECTING:
-        if (c->is_connect) {
-            lg_connect_timeout(c);
-            break;
-        }
-        LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
-        lg_conn_close(c);
-        break;
-    case LG_CONN_LINGER:
-        lg_conn_close(c);
-        break;
-    case LG_CONN_RELAY: {
-        uint64_t now = uv_now(&c->w->loop);
-        uint64_t since = now - c->last_activity;
-        uint32_t limit = idle_ms(c);
-        if (since >= limit) {
-            LG_COUNT(lg_conn_counters(c), idle_timeouts, 1);
-            lg_conn_close(c);
-        } else {
-            arm(c, limit - since);
-        }
-        break;
-    }
-    case LG_CONN_CLOSING:
-        break;
-    }
+    LG_COUNT(counters(c), out_of_memory, 1);
+    lg_conn_close(c);
 }
+
+static void upstream_failed(lg_conn_t *c)
+{
+    LG_COUNT(counters(c), upstream_connect_failures, 1);
+    lg_conn_close(c);
+}
+
+/* ---- phase contexts ---------------------------------------------------------------------- */
 
 static void hello_free(lg_conn_t *c)
 {
@@ -183,20 +183,57 @@ static void hello_free(lg_conn_t *c)
     LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
 }
 
+static void head_free(lg_conn_t *c)
+{
+    lg_connect_head_free(c->head);
+    c->head = NULL;
+}
+
+/* Leave the CONNECT head phase: give back the listener's in-head slot. */
+static void leave_head(lg_conn_t *c)
+{
+    if (!c->in_head) return;
+    c->in_head = false;
+    atomic_fetch_sub_explicit(&c->w->lis[c->lis].in_head, 1, memory_order_relaxed);
+}
+
+/* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
+static void received(const lg_conn_t *c, const uint8_t **raw, size_t *len)
+{
+    if (c->held != NULL) {
+        *raw = c->held->held;
+        *len = c->held->len;
+    } else {
+        *raw = c->hello->raw;
+        *len = c->hello->raw_len;
+    }
+}
+
+static void release_received(lg_conn_t *c)
+{
+    hello_free(c);
+    lg_suspend_release(c->w->pending, c->held);
+    c->held = NULL;
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
 static void conn_free(lg_conn_t *c)
 {
-    lg_worker_t *w = c->w;
-    if (c->is_connect) lg_connect_release(c);
-    lg_tls_free(c);
-    lg_free(c->held);
-    lg_free(c->held_sni);
-    if (c->decision != NULL) {
-        lg_route_free(c->decision);
-        lg_free(c->decision);
+    lg_wctx_t *w = c->w;
+    if (c->is_connect) {
+        leave_head(c);
+        uint64_t out = c->relay.u2c.bytes;
+        lg_connect_post_tunnel(w->events, w->index, c->lis, c->tunnel, c->status,
+                               c->relay.c2u.bytes, out > c->resp_len ? out - c->resp_len : 0,
+                               now_ms(c) - c->accepted_at);
     }
-    lg_relay_flow_release(c, &c->c2u);
-    lg_relay_flow_release(c, &c->u2c);
-    hello_free(c);
+    head_free(c);
+    lg_free(c->tunnel);
+    lg_tls_free(c->tls);
+    if (c->decision != NULL) lg_route_destroy(c->decision);
+    lg_relay_release(&c->relay);
+    release_received(c);
     lg_snapshot_unref(c->snap);
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -206,106 +243,254 @@ static void conn_free(lg_conn_t *c)
     if (c->next != NULL) c->next->prev = c->prev;
     w->n_conns--;
     LG_PUBLISH(w->pub_conns, w->n_conns);
-    if (c->counted_active) {
-        atomic_fetch_sub_explicit(&w->engine->lis[c->lis].active, 1, memory_order_relaxed);
-    }
-    LG_COUNT(lg_conn_counters(c), closed_connections, 1);
+    atomic_fetch_sub_explicit(&w->lis[c->lis].active, 1, memory_order_relaxed);
+    LG_COUNT(counters(c), closed_connections, 1);
     lg_free(c);
-    lg_worker_conn_gone(w);
+    if (w->conn_gone != NULL) w->conn_gone(w->up_arg);
 }
 
-void lg_conn_handle_closed(lg_conn_t *c)
+/* A handle (or the dialer) of this connection finished closing. */
+static void closed_one(void *arg)
 {
-    if (--c->pending_closes == 0 && c->state == LG_CONN_CLOSING) conn_free(c);
+    lg_conn_t *c = arg;
+    if (--c->pending_closes == 0 && c->torn_down) conn_free(c);
 }
 
-static void on_close(uv_handle_t *h)
+static void on_client_closed(uv_handle_t *h)
 {
-    lg_conn_handle_closed(h->data);
+    closed_one(LG_CONTAINER_OF(h, lg_conn_t, client));
 }
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    closed_one(LG_CONTAINER_OF(h, lg_conn_t, timer));
+}
+
+static void reap(uv_idle_t *h);
 
 void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
-    lg_conn_set_state(c, LG_CONN_CLOSING);
-    /* Flows leave the scheduler now; their queues are freed with the connection, after every
-     * write callback (cancelled by uv_close) has run. */
-    lg_drr_remove(&c->w->drr, &c->c2u.drr);
-    lg_drr_remove(&c->w->drr, &c->u2c.drr);
-    lg_resolve_detach(c);
-    lg_suspend_forget(c);
-    c->pending_closes += 2;
-    uv_close((uv_handle_t *)&c->client, on_close);
-    uv_close((uv_handle_t *)&c->timer, on_close);
-    lg_dial_cancel(c);
-    lg_dial_close_up(c);
+    c->state = LG_CONN_CLOSING;
+    /* Nothing may call back into the connection any more, except what is noted in the file
+     * comment: stop reading, the timer, the relay's I/O, a lookup, a dial that has not reported,
+     * and take it out of the pending table (a decision then finds nothing). */
+    uv_read_stop((uv_stream_t *)&c->client);
+    uv_timer_stop(&c->timer);
+    lg_relay_stop(&c->relay);
+    lg_resolve_cancel(c->resolve);
+    c->resolve = NULL;
+    lg_dial_cancel(c->dialer);
+    c->dialer = NULL;
+    lg_suspend_release(c->w->pending, c->held);
+    c->held = NULL;
+    lg_wctx_t *w = c->w;
+    c->reap_next = w->reap;
+    w->reap = c;
+    if (!w->reap_active) {
+        w->reap_active = true;
+        uv_idle_start(&w->reap_idle, reap);
+    }
 }
 
-void lg_conn_close_all(lg_worker_t *w)
+/* The reaper: close the marked connections' handles, from the top of the loop. */
+static void reap(uv_idle_t *h)
+{
+    lg_wctx_t *w = h->data;
+    while (w->reap != NULL) {
+        lg_conn_t *c = w->reap;
+        w->reap = c->reap_next;
+        c->pending_closes += 2;
+        uv_close((uv_handle_t *)&c->client, on_client_closed);
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        if (c->up != NULL) {
+            c->pending_closes++;
+            lg_upsock_close(c->up, closed_one, c);
+            c->up = NULL;
+        }
+        c->torn_down = true;
+    }
+    uv_idle_stop(&w->reap_idle);
+    w->reap_active = false;
+}
+
+void lg_conn_reaper_init(lg_wctx_t *w)
+{
+    uv_idle_init(w->loop, &w->reap_idle);
+    w->reap_idle.data = w;
+}
+
+void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&w->reap_idle, cb);
+}
+
+void lg_conn_close_all(lg_wctx_t *w)
 {
     for (lg_conn_t *c = w->conns; c != NULL; c = c->next)
         lg_conn_close(c);
 }
 
-void lg_conn_relay_done(lg_conn_t *c)
+/* ---- relaying ---------------------------------------------------------------------------- */
+
+static void linger_start(lg_conn_t *c);
+
+/* Start relaying both ways on the connected upstream. */
+static void relay_up(lg_conn_t *c)
 {
+    set_state(c, LG_CONN_RELAY);
+    lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
+    lg_relay_attach_upstream(&c->relay, &c->up->h.stream);
+    if (lg_relay_start(&c->relay) != 0) out_of_memory(c);
+}
+
+static void tls_failed(lg_conn_t *c, int reason);
+
+static lg_tls_io_t tls_io(lg_conn_t *c)
+{
+    lg_tls_io_t io = {&c->w->pool, &c->relay.u2c.q, &c->relay.c2u.q, 0, 0};
+    return io;
+}
+
+static void tls_ready(lg_conn_t *c)
+{
+    lg_counters_t *cnt = counters(c);
+    LG_COUNT(cnt, tls_handshakes, 1);
+    if (lg_tls_resumed(c->tls)) LG_COUNT(cnt, tls_resumed, 1);
+    if (c->up == NULL) {
+        set_state(c, LG_CONN_CONNECTING); /* decrypted bytes wait for the upstream */
+        return;
+    }
+    relay_up(c);
+}
+
+/* Ciphertext from the client: run it through OpenSSL, then schedule what it produced. */
+static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
+{
+    lg_tls_io_t io = tls_io(c);
+    int rc = lg_tls_feed(c->tls, &io, data, len);
+    lg_relay_queued(&c->relay, &c->relay.u2c, io.cipher_new);
+    lg_relay_queued(&c->relay, &c->relay.c2u, io.plain_new);
+    if (rc != LG_TLS_OK && rc != LG_TLS_READY) {
+        tls_failed(c, rc);
+        return;
+    }
+    if (lg_tls_peer_closed(c->tls) && !c->relay.c2u.eof) {
+        /* close_notify: the client's data has ended cleanly (a FIN will follow). */
+        lg_relay_end(&c->relay, &c->relay.c2u);
+    }
+    if (rc == LG_TLS_READY) tls_ready(c);
+}
+
+/* lg_relay_ops_t.filter: every read of a terminated connection. */
+static void relay_filter(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n)
+{
+    lg_conn_t *c = arg;
+    lg_wctx_t *w = c->w;
+    if (!f->to_client) {
+        tls_from_client(c, b->data, n);
+        lg_buf_put(&w->pool, b);
+        return;
+    }
+    lg_drr_observe_read(&w->sched.drr, n);
+    lg_tls_io_t io = tls_io(c);
+    int rc = lg_tls_encrypt(c->tls, &io, b->data, n);
+    lg_buf_put(&w->pool, b);
+    lg_relay_queued(&c->relay, f, io.cipher_new);
+    if (rc != LG_TLS_OK) tls_failed(c, rc);
+}
+
+/*
+ * lg_relay_ops_t.eof. On a terminated connection: from the client without close_notify, a
+ * truncation (RFC 8446 §6.1), counted, and the upstream is closed rather than shut down
+ * gracefully; from the upstream, close_notify goes out before the FIN.
+ */
+static bool relay_eof(void *arg, lg_flow_t *f)
+{
+    lg_conn_t *c = arg;
+    if (c->tls == NULL) return true;
+    if (!f->to_client) {
+        if (lg_tls_peer_closed(c->tls)) return true;
+        LG_COUNT(counters(c), tls_truncations, 1);
+        lg_conn_close(c);
+        return false;
+    }
+    lg_tls_io_t io = tls_io(c);
+    lg_tls_close_notify(c->tls, &io);
+    lg_relay_queued(&c->relay, f, io.cipher_new);
+    return true;
+}
+
+static void relay_event(void *arg, int what, int err)
+{
+    (void)err;
+    lg_conn_t *c = arg;
+    /* A FIN delivered to the client ends a lingering close, unless it waits for the client's
+     * EOF (a CONNECT error response: see linger_read). */
+    if (what == LG_RELAY_CLIENT_FIN && (c->state != LG_CONN_LINGER || c->linger_discard)) return;
     lg_conn_close(c);
 }
 
-void lg_conn_dialed(lg_conn_t *c, int status)
+static const lg_relay_ops_t RELAY_OPS = {relay_event, relay_filter, relay_eof};
+
+/* ---- lingering close --------------------------------------------------------------------- */
+
+static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    if (c->state != LG_CONN_CONNECTING && c->state != LG_CONN_HANDSHAKE) return;
-    if (c->is_connect) {
-        lg_connect_dialed(c, status);
+    (void)suggested;
+    lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
+    buf->base = (char *)c->w->discard;
+    buf->len = sizeof(c->w->discard);
+}
+
+static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    if (nread == 0) return;
+    if (nread < 0) {
+        lg_conn_close(c); /* EOF or reset: the client has what it will read */
         return;
     }
-    if (status < 0) {
-        LG_COUNT(lg_conn_counters(c), upstream_connect_failures, 1);
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    c->drained += (size_t)nread;
+    if (c->drained > LG_CONNECT_DRAIN_MAX) lg_conn_close(c);
+}
+
+/*
+ * Finish with what the client-bound flow holds (an error response, a TLS alert), then FIN, then
+ * close: once the FIN is delivered (TLS), or once the client's EOF arrives (CONNECT: reading
+ * and discarding meanwhile, because closing a socket with unread input sends a RST that can
+ * destroy the response before the client reads it). LINGER's deadline bounds both.
+ */
+static void linger_start(lg_conn_t *c)
+{
+    lg_resolve_cancel(c->resolve);
+    c->resolve = NULL;
+    lg_dial_cancel(c->dialer);
+    c->dialer = NULL;
+    lg_relay_read_stop(&c->relay, &c->relay.c2u);
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->relay.c2u.eof = true;
+    set_state(c, LG_CONN_LINGER);
+    lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
+    lg_flow_t *u2c = &c->relay.u2c;
+    if (u2c->q.bytes == 0 && u2c->n_writes == 0 && !c->linger_discard) {
         lg_conn_close(c);
         return;
     }
-    if (c->up->h.handle.type == UV_TCP) uv_tcp_nodelay(&c->up->h.tcp, 1);
-    if (c->state == LG_CONN_HANDSHAKE) {
-        lg_conn_set_state(c, LG_CONN_HANDSHAKE); /* only the handshake deadline is left */
-        return;
-    }
-    lg_conn_set_state(c, LG_CONN_RELAY);
-    if (lg_relay_start(c) != 0) {
-        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+    lg_relay_end(&c->relay, u2c);
+    if (c->linger_discard &&
+        uv_read_start((uv_stream_t *)&c->client, linger_alloc, linger_read) != 0) {
         lg_conn_close(c);
     }
 }
 
-void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status)
-{
-    /* Routes resolve their upstreams when the config is applied; only CONNECT listeners
-     * resolve per connection. */
-    if (c->state != LG_CONN_RESOLVING) return;
-    lg_connect_resolved(c, addrs, n, status);
-}
+/* ---- TLS failures ------------------------------------------------------------------------ */
 
-void lg_conn_tls_ready(lg_conn_t *c)
+static void tls_failed(lg_conn_t *c, int reason)
 {
-    if (c->state == LG_CONN_CLOSING) return;
-    lg_counters_t *cnt = lg_conn_counters(c);
-    LG_COUNT(cnt, tls_handshakes, 1);
-    if (lg_tls_resumed(c)) LG_COUNT(cnt, tls_resumed, 1);
-    if (c->up == NULL) {
-        lg_conn_set_state(c, LG_CONN_CONNECTING); /* decrypted bytes wait for the upstream */
-        return;
-    }
-    lg_conn_set_state(c, LG_CONN_RELAY);
-    if (lg_relay_start(c) != 0) {
-        LG_COUNT(cnt, out_of_memory, 1);
-        lg_conn_close(c);
-    }
-}
-
-void lg_conn_tls_failed(lg_conn_t *c, int reason)
-{
-    if (c->state == LG_CONN_CLOSING) return;
-    lg_counters_t *cnt = lg_conn_counters(c);
-    bool in_handshake = c->tls == NULL || !c->tls->handshake_done;
+    lg_counters_t *cnt = counters(c);
     switch (reason) {
     case LG_TLS_E_CERTIFICATE:
         count_handshake_failure(c, HS_CERTIFICATE);
@@ -323,73 +508,105 @@ void lg_conn_tls_failed(lg_conn_t *c, int reason)
         LG_COUNT(cnt, tls_sni_mismatches, 1);
         break;
     case LG_TLS_E_NOMEM:
-        LG_COUNT(cnt, out_of_memory, 1);
-        lg_conn_close(c);
+        out_of_memory(c);
         return;
     default:
-        if (in_handshake) {
+        if (!lg_tls_handshake_done(c->tls)) {
             count_handshake_failure(c, HS_PROTOCOL);
         } else {
             LG_COUNT(cnt, tls_errors, 1);
         }
         break;
     }
-    /* Send what OpenSSL queued (an alert), then FIN, then close: LINGER's deadline bounds it. */
-    lg_resolve_detach(c);
-    lg_dial_cancel(c);
-    if (c->c2u.reading) {
-        uv_read_stop((uv_stream_t *)&c->client);
-        c->c2u.reading = false;
-    }
-    c->c2u.eof = true;
-    c->u2c.eof = true;
-    lg_conn_set_state(c, LG_CONN_LINGER);
-    if (c->u2c.q.bytes == 0 && c->u2c.n_writes == 0) {
-        lg_conn_close(c);
+    /* Send what OpenSSL queued (an alert), then FIN, then close. */
+    c->linger_discard = false;
+    linger_start(c);
+}
+
+/* ---- dialling ---------------------------------------------------------------------------- */
+
+static void dialed(void *arg, int status, lg_upsock_t *up);
+
+/* Dial 1..n addresses or a Unix path; the outcome comes to dialed(). */
+static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const char *uds_path)
+{
+    int rc = lg_dial_start(&c->dialer, c->w, addrs, n, uds_path, dialed, closed_one, c);
+    if (rc != 0) {
+        out_of_memory(c);
         return;
     }
-    lg_relay_flush_then_close(c);
+    c->pending_closes++; /* the dialer calls closed_one when it is gone */
 }
 
-static void dial(lg_conn_t *c, const lg_upstream_t *up)
+/* Dial a route's upstream (the first one). */
+static void dial_route(lg_conn_t *c, const lg_route_t *rt)
 {
-    if (c->state == LG_CONN_CLOSING) return; /* closed while the hello was fed to OpenSSL */
-    c->deadline = uv_now(&c->w->loop) + LG_UPSTREAM_CONNECT_MS;
-    if (c->state != LG_CONN_HANDSHAKE) lg_conn_set_state(c, LG_CONN_CONNECTING);
-    int rc;
+    const lg_upstream_t *up = &rt->upstreams[0];
+    c->deadline = now_ms(c) + LG_UPSTREAM_CONNECT_MS;
+    if (c->state != LG_CONN_HANDSHAKE) set_state(c, LG_CONN_CONNECTING);
     if (up->kind == LG_UPSTREAM_UDS) {
-        rc = lg_dial_uds(c, up->path);
-    } else {
-        lg_sockaddr_t sa;
-        memset(&sa, 0, sizeof(sa));
-        memcpy(&sa, &up->addr, LG_MIN((size_t)up->addrlen, sizeof(sa)));
-        rc = lg_dial_start(c, &sa, 1);
+        dial_start(c, NULL, 0, up->path);
+        return;
     }
+    lg_sockaddr_t sa;
+    memset(&sa, 0, sizeof(sa));
+    memcpy(&sa, &up->addr, LG_MIN((size_t)up->addrlen, sizeof(sa)));
+    dial_start(c, &sa, 1, NULL);
+}
+
+static void respond(lg_conn_t *c, int status);
+
+/* A CONNECT tunnel's dial outcome. */
+static void tunnel_dialed(lg_conn_t *c, int status)
+{
+    if (status < 0) {
+        LG_COUNT(counters(c), upstream_connect_failures, 1);
+        respond(c, 502);
+        return;
+    }
+    lg_counters_t *cnt = counters(c);
+    /* The 200 goes first to the client; what the client sent after the head goes first to the
+     * target. Both are queued before reading starts, so nothing overtakes them. */
+    size_t len = 0;
+    const char *ok = lg_connect_established(&len);
+    const uint8_t *extra = NULL;
+    size_t n_extra = 0;
+    lg_connect_head_extra(c->head, &extra, &n_extra);
+    int rc = lg_relay_copy(&c->relay, &c->relay.u2c, (const uint8_t *)ok, len);
+    if (rc == 0 && n_extra > 0) rc = lg_relay_copy(&c->relay, &c->relay.c2u, extra, n_extra);
+    head_free(c);
     if (rc != 0) {
-        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
-        lg_conn_close(c);
+        out_of_memory(c);
+        return;
     }
+    c->status = 200;
+    c->resp_len = (uint16_t)len;
+    lg_connect_count_status(cnt, 200);
+    relay_up(c);
 }
 
-/* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
-static void received(const lg_conn_t *c, const uint8_t **raw, size_t *len)
+static void dialed(void *arg, int status, lg_upsock_t *up)
 {
-    if (c->held != NULL) {
-        *raw = c->held;
-        *len = c->held_len;
-    } else {
-        *raw = c->hello->raw;
-        *len = c->hello->raw_len;
+    lg_conn_t *c = arg;
+    c->dialer = NULL; /* it reported; its closed_one follows */
+    c->up = up;
+    if (up != NULL && up->h.handle.type == UV_TCP) uv_tcp_nodelay(&up->h.tcp, 1);
+    if (c->is_connect) {
+        tunnel_dialed(c, status);
+        return;
     }
+    if (status < 0) {
+        upstream_failed(c);
+        return;
+    }
+    if (c->state == LG_CONN_HANDSHAKE) {
+        set_state(c, LG_CONN_HANDSHAKE); /* only the handshake deadline is left */
+        return;
+    }
+    relay_up(c);
 }
 
-static void release_received(lg_conn_t *c)
-{
-    hello_free(c);
-    lg_free(c->held);
-    c->held = NULL;
-    c->held_len = c->held_cap = 0;
-}
+/* ---- routes ------------------------------------------------------------------------------ */
 
 /*
  * A terminating route: start TLS on the bytes read so far (the ClientHello and anything after
@@ -397,68 +614,207 @@ static void release_received(lg_conn_t *c)
  */
 static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len)
 {
-    lg_counters_t *cnt = lg_conn_counters(c);
     SSL_CTX *ctx = c->lis < rt->n_ctx ? rt->ctx[c->lis] : NULL;
     if (ctx == NULL && rt == c->decision) {
         /* A decision without cert or mtls of its own: the suspended route's context (its cert,
-         * or the listener's defaultCert; lg_jsconf_decision checked that there is one). */
-        const lg_route_t *held = &c->snap->routes[c->route];
-        ctx = c->lis < held->n_ctx ? held->ctx[c->lis] : NULL;
+         * or the listener's defaultCert; the config layer checked that there is one). */
+        const lg_route_t *route = &c->snap->routes[c->route];
+        ctx = c->lis < route->n_ctx ? route->ctx[c->lis] : NULL;
     }
-    if (ctx == NULL || lg_tls_start(c, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
-        if (ctx == NULL) {
-            LG_COUNT(cnt, no_route,
-                     1); /* no context for this listener: cannot happen after config */
-        } else {
-            LG_COUNT(cnt, out_of_memory, 1);
-        }
+    if (ctx == NULL) {
+        /* No context for this listener: cannot happen after the config checks. */
+        LG_COUNT(counters(c), no_route, 1);
         lg_conn_close(c);
         return;
     }
-    c->deadline = uv_now(&c->w->loop) + LG_UPSTREAM_CONNECT_MS; /* the dial below starts now */
-    lg_conn_set_state(c, LG_CONN_HANDSHAKE);
-    if (lg_relay_client_start(c) != 0) {
+    if (lg_tls_new(&c->tls, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
+        out_of_memory(c);
+        return;
+    }
+    c->deadline = now_ms(c) + LG_UPSTREAM_CONNECT_MS; /* the dial below starts now */
+    set_state(c, LG_CONN_HANDSHAKE);
+    c->relay.filtered = true;
+    lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
+    if (lg_relay_read_start(&c->relay, &c->relay.c2u) != 0) {
         lg_conn_close(c);
         return;
     }
     const uint8_t *raw;
     size_t raw_len;
     received(c, &raw, &raw_len);
-    int rc = lg_tls_feed(c, raw, raw_len);
+    tls_from_client(c, raw, raw_len); /* READY is impossible: the client's Finished is missing */
     release_received(c);
-    if (rc != LG_TLS_OK) {
-        lg_conn_tls_failed(c, rc); /* READY is impossible: the client's Finished is missing */
-        return;
-    }
-    dial(c, &rt->upstreams[0]);
+    if (c->state != LG_CONN_HANDSHAKE) return; /* failed: lingering or closing */
+    dial_route(c, rt);
 }
 
-void lg_conn_route_to(lg_conn_t *c, const lg_route_t *rt)
+/* Continue a connection on a route (a configured one, or a held connection's decision) with
+ * the bytes it has sent so far. */
+static void route_to(lg_conn_t *c, const lg_route_t *rt)
 {
     if (rt->n_upstreams == 0) {
-        LG_COUNT(lg_conn_counters(c), no_route, 1);
+        LG_COUNT(counters(c), no_route, 1);
         lg_conn_close(c);
         return;
     }
     if (rt->terminate_tls) {
-        const char *sni = c->held_sni;
-        if (sni == NULL && c->hello != NULL && c->hello->hello.has_sni) sni = c->hello->hello.sni;
+        const char *sni = NULL;
+        if (c->held != NULL) {
+            sni = c->held->sni;
+        } else if (c->hello != NULL && c->hello->hello.has_sni) {
+            sni = c->hello->hello.sni;
+        }
         terminate(c, rt, sni, sni ? strlen(sni) : 0);
         return;
     }
     const uint8_t *raw;
     size_t raw_len;
     received(c, &raw, &raw_len);
-    int rc = lg_relay_queue_copy(c, &c->c2u, raw, raw_len);
+    int rc = lg_relay_copy(&c->relay, &c->relay.c2u, raw, raw_len);
     release_received(c);
     if (rc != 0) {
-        LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
+        out_of_memory(c);
+        return;
+    }
+    dial_route(c, rt);
+}
+
+/* ---- suspended routes -------------------------------------------------------------------- */
+
+static void held_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
+    lg_suspend_ctx_t *s = c->held;
+    buf->base = (char *)s->held + s->len;
+    buf->len = s->cap - s->len;
+}
+
+/*
+ * While held: keep reading (so a client that leaves is noticed), up to the context's room.
+ *
+ * EOF means "gone" for a TLS client: it cannot finish a handshake after its FIN, so holding it
+ * for a decision would only waste an upstream connection. A non-TLS client may half-close after
+ * its request and still wait for the answer (`printf 'GET /...' | nc`, a shutdown(SHUT_WR) after
+ * a request): its FIN is kept and passed on after the held bytes once the decision relays.
+ */
+static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    lg_suspend_ctx_t *h = c->held;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS) {
+            uv_read_stop(s); /* full: the rest waits in the kernel until the decision */
+            return;
+        }
+        if (nread == UV_EOF && !h->tls) {
+            c->relay.c2u.eof = true;
+            uv_read_stop(s);
+            return;
+        }
+        LG_COUNT(counters(c), suspended_gone, 1);
         lg_conn_close(c);
         return;
     }
-    /* First upstream for now; balancing comes with the balancer. */
-    dial(c, &rt->upstreams[0]);
+    h->len += (size_t)nread;
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    if (h->len == h->cap) uv_read_stop(s);
 }
+
+static void peer_name(lg_conn_t *c, char *ip, size_t ip_size, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ip[0] = '\0';
+    *port = 0;
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, ip_size);
+        *port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, ip_size);
+        *port = ntohs(a->sin_port);
+    }
+}
+
+/* Hold a connection whose route is suspended and tell JS. */
+static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len,
+                    const lg_hello_t *hello)
+{
+    lg_wctx_t *w = c->w;
+    lg_counters_t *cnt = counters(c);
+    LG_COUNT(cnt, suspended_total, 1);
+    char ip[48];
+    lg_suspend_in_t in;
+    memset(&in, 0, sizeof(in));
+    peer_name(c, ip, sizeof(ip), &in.peer_port);
+    in.peer_ip = ip;
+    in.worker = w->index;
+    in.listener = c->lis;
+    in.serial = ++w->next_serial;
+    in.owner = c;
+    in.sni = sni;
+    in.sni_len = sni_len;
+    in.hello = hello;
+    in.raw = c->hello->raw;
+    in.raw_len = c->hello->raw_len;
+    in.timeout_ms = rt->suspend_timeout_ms;
+    in.route_tls = c->lis < rt->n_ctx && rt->ctx[c->lis] != NULL;
+    int rc = lg_suspend_hold(w->pending, w->events, &in, &c->held);
+    hello_free(c);
+    if (rc == -ENOMEM) {
+        out_of_memory(c);
+        return;
+    }
+    if (rc != 0) {
+        LG_COUNT(cnt, suspended_dropped, 1); /* table full, or JS would never hear of it */
+        lg_conn_close(c);
+        return;
+    }
+    set_state(c, LG_CONN_SUSPENDED);
+    if (uv_read_start((uv_stream_t *)&c->client, held_alloc, held_read) != 0) lg_conn_close(c);
+}
+
+static void suspend_timeout(lg_conn_t *c)
+{
+    lg_suspend_ctx_t *s = c->held;
+    if (!s->claim_grace && lg_pending_claimed(c->w->pending, s->serial)) {
+        /* JS was told it resolved this one; its decision is in the inbox. */
+        s->claim_grace = true;
+        s->timeout_ms = LG_SUSPEND_CLAIM_GRACE_MS;
+        set_state(c, LG_CONN_SUSPENDED);
+        return;
+    }
+    LG_COUNT(counters(c), suspended_timed_out, 1);
+    lg_conn_close(c);
+}
+
+void lg_conn_decide(void *owner, lg_route_t *decision)
+{
+    lg_conn_t *c = owner;
+    if (c->state != LG_CONN_SUSPENDED) {
+        /* Cannot happen: a connection leaves the table before it leaves SUSPENDED. */
+        if (decision != NULL) lg_route_destroy(decision);
+        return;
+    }
+    c->held->pending = false; /* lg_pending_take removed the entry */
+    lg_counters_t *cnt = counters(c);
+    if (decision == NULL) {
+        LG_COUNT(cnt, suspended_rejected, 1);
+        lg_conn_close(c);
+        return;
+    }
+    LG_COUNT(cnt, suspended_resolved, 1);
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->decision = decision;
+    route_to(c, decision);
+}
+
+/* ---- the ClientHello --------------------------------------------------------------------- */
 
 /*
  * Route by SNI (NULL: no SNI, or not TLS; hello: the parsed ClientHello, or NULL for non-TLS),
@@ -468,7 +824,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
 {
     int r = lg_router_lookup(&c->snap->router, sni, sni_len);
     if (r == LG_ROUTER_NONE) {
-        LG_COUNT(lg_conn_counters(c), no_route, 1);
+        LG_COUNT(counters(c), no_route, 1);
         lg_conn_close(c);
         return;
     }
@@ -476,17 +832,16 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     const lg_route_t *rt = &c->snap->routes[r];
     uv_read_stop((uv_stream_t *)&c->client);
     if (rt->suspended) {
-        lg_suspend(c, rt, sni, sni_len, hello, c->hello->raw, c->hello->raw_len);
-        hello_free(c);
+        suspend(c, rt, sni, sni_len, hello);
         return;
     }
-    lg_conn_route_to(c, rt);
+    route_to(c, rt);
 }
 
-static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    lg_conn_t *c = handle->data;
+    lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
     buf->base = NULL;
     buf->len = 0;
     if (c->hello == NULL) {
@@ -505,12 +860,11 @@ static void hello_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
-    lg_conn_t *c = s->data;
-    if (c->state != LG_CONN_HELLO || nread == 0) return;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    if (nread == 0) return;
     if (nread < 0) {
         if (nread == UV_ENOBUFS && c->hello == NULL) {
-            LG_COUNT(lg_conn_counters(c), out_of_memory, 1);
-            lg_conn_close(c);
+            out_of_memory(c);
         } else if (nread == UV_ENOBUFS) {
             handshake_failed(c, HS_PROTOCOL); /* the hello outgrew its buffer */
         } else {
@@ -520,7 +874,7 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     lg_hello_ctx_t *h = c->hello;
     h->raw_len += (size_t)nread;
-    LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)nread);
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
     size_t end = 0;
     int r = lg_hello_parse(&h->parser, h->raw, h->raw_len, &h->hello, &end);
     switch (r) {
@@ -534,7 +888,7 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     case LG_DECLINED:
-        LG_COUNT(lg_conn_counters(c), not_tls, 1);
+        LG_COUNT(counters(c), not_tls, 1);
         route(c, NULL, 0, NULL);
         return;
     default:
@@ -543,31 +897,200 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
+/* ---- CONNECT ----------------------------------------------------------------------------- */
+
+/* Answer with an error status and close gracefully (LINGER). */
+static void respond(lg_conn_t *c, int status)
+{
+    c->status = (uint16_t)status;
+    lg_connect_count_status(counters(c), status);
+    leave_head(c);
+    head_free(c);
+    size_t len = 0;
+    const char *text = lg_connect_response(status, &len);
+    c->resp_len = (uint16_t)len;
+    if (lg_relay_copy(&c->relay, &c->relay.u2c, (const uint8_t *)text, len) != 0) {
+        out_of_memory(c);
+        return;
+    }
+    c->linger_discard = true;
+    linger_start(c);
+}
+
+static void tunnel_dial(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n)
+{
+    set_state(c, LG_CONN_CONNECTING);
+    dial_start(c, addrs, n, NULL);
+}
+
+static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
+{
+    lg_conn_t *c = arg;
+    c->resolve = NULL;
+    if (status < 0 || n == 0) {
+        LG_COUNT(counters(c), upstream_connect_failures, 1);
+        respond(c, 502);
+        return;
+    }
+    lg_sockaddr_t ok[LG_RESOLVE_MAX_ADDRS];
+    size_t n_ok = LG_MIN(n, (size_t)LG_RESOLVE_MAX_ADDRS);
+    memcpy(ok, addrs, n_ok * sizeof(ok[0]));
+    n_ok = lg_connect_filter(&c->w->conf->listeners[c->lis].policy, ok, n_ok);
+    if (n_ok == 0) {
+        LG_COUNT(counters(c), refused_address, 1);
+        respond(c, 403);
+        return;
+    }
+    tunnel_dial(c, ok, n_ok);
+}
+
+/* The head is complete: judge the target, then resolve or dial it. */
+static void on_head(lg_conn_t *c)
+{
+    const lg_http_req_t *req = &c->head->req;
+    const lg_listener_conf_t *lc = &c->w->conf->listeners[c->lis];
+    lg_counters_t *cnt = counters(c);
+    uv_read_stop((uv_stream_t *)&c->client);
+    leave_head(c);
+    c->deadline = now_ms(c) + lc->connect_timeout_ms;
+    c->tunnel = lg_connect_tunnel_new(req);
+    if (c->tunnel == NULL) {
+        out_of_memory(c);
+        return;
+    }
+    lg_sockaddr_t addr;
+    int reason = 0;
+    switch (lg_connect_judge(&lc->policy, req, &addr, &reason)) {
+    case LG_CONNECT_REFUSE:
+        lg_connect_count_refusal(cnt, reason);
+        respond(c, 403);
+        return;
+    case LG_CONNECT_DIAL:
+        tunnel_dial(c, &addr, 1);
+        return;
+    default:
+        break;
+    }
+    set_state(c, LG_CONN_RESOLVING);
+    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved, c);
+    if (rc == -EBUSY) {
+        LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
+        respond(c, 503);
+    } else if (rc != 0) {
+        LG_COUNT(cnt, upstream_connect_failures, 1);
+        respond(c, 502);
+    }
+}
+
+static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
+    buf->base = NULL;
+    buf->len = 0;
+    if (c->head == NULL && (c->head = lg_connect_head_new()) == NULL) return; /* UV_ENOBUFS */
+    uint8_t *base = NULL;
+    size_t len = 0;
+    if (lg_connect_head_room(c->head, &base, &len) != 0) return;
+    buf->base = (char *)base;
+    buf->len = len;
+}
+
+static void head_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS) LG_COUNT(counters(c), out_of_memory, 1);
+        lg_conn_close(c); /* the client left (or no memory) before finishing its request */
+        return;
+    }
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    int status = 0;
+    int r = lg_connect_head_feed(c->head, (size_t)nread, &status);
+    if (r == LG_OK) {
+        on_head(c);
+    } else if (r == LG_ERROR) {
+        respond(c, status);
+    }
+}
+
+/* ---- the deadline ------------------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t)
+{
+    lg_conn_t *c = LG_CONTAINER_OF(t, lg_conn_t, timer);
+    switch (c->state) {
+    case LG_CONN_HELLO:
+        handshake_failed(c, HS_TIMEOUT);
+        break;
+    case LG_CONN_SUSPENDED:
+        suspend_timeout(c);
+        break;
+    case LG_CONN_HANDSHAKE:
+        if (now_ms(c) >= handshake_deadline(c)) {
+            handshake_failed(c, HS_TIMEOUT);
+        } else {
+            upstream_failed(c);
+        }
+        break;
+    case LG_CONN_HEAD:
+        respond(c, 408);
+        break;
+    case LG_CONN_RESOLVING:
+        LG_COUNT(counters(c), upstream_connect_failures, 1);
+        respond(c, 504);
+        break;
+    case LG_CONN_CONNECTING:
+        if (c->is_connect) {
+            LG_COUNT(counters(c), upstream_connect_failures, 1);
+            respond(c, 504);
+        } else {
+            upstream_failed(c);
+        }
+        break;
+    case LG_CONN_RELAY: {
+        uint64_t since = now_ms(c) - c->relay.last_activity;
+        uint32_t limit = idle_ms(c);
+        if (since >= limit) {
+            LG_COUNT(counters(c), idle_timeouts, 1);
+            lg_conn_close(c);
+        } else {
+            arm(c, limit - since);
+        }
+        break;
+    }
+    default: /* LINGER */
+        lg_conn_close(c);
+        break;
+    }
+}
+
+/* ---- accept ------------------------------------------------------------------------------ */
+
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd)
 {
     lg_counters_t *cnt = &w->counters[lis];
+    bool is_connect = w->conf->listeners[lis].kind == LG_LISTENER_CONNECT;
     lg_conn_t *c = lg_calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
-        atomic_fetch_sub_explicit(&w->engine->lis[lis].active, 1, memory_order_relaxed);
-        if (w->engine->conf.listeners[lis].kind == LG_LISTENER_CONNECT) {
-            atomic_fetch_sub_explicit(&w->engine->lis[lis].in_head, 1, memory_order_relaxed);
-        }
+        atomic_fetch_sub_explicit(&w->lis[lis].active, 1, memory_order_relaxed);
+        if (is_connect) atomic_fetch_sub_explicit(&w->lis[lis].in_head, 1, memory_order_relaxed);
         LG_COUNT(cnt, out_of_memory, 1);
         return;
     }
     c->w = w;
     c->lis = lis;
     c->route = -1;
-    c->counted_active = true;
-    c->snap = lg_snapshot_ref(lg_engine_snapshot(w->engine, &w->snap, &w->snap_gen));
-    c->accepted_at = uv_now(&w->loop);
-    c->last_activity = c->accepted_at;
-    c->c2u.conn = c;
-    c->u2c.conn = c;
-    c->u2c.to_client = true;
-    uv_tcp_init(&w->loop, &c->client);
-    uv_timer_init(&w->loop, &c->timer);
+    c->snap = lg_snapshot_ref(lg_snapslot_get(w->slot, &w->snap, &w->snap_gen));
+    c->accepted_at = uv_now(w->loop);
+    c->is_connect = is_connect;
+    c->in_head = is_connect; /* admission reserved an in-head slot */
+    lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c);
+    uv_tcp_init(w->loop, &c->client);
+    uv_timer_init(w->loop, &c->timer);
     c->client.data = c;
     c->timer.data = c;
     c->next = w->conns;
@@ -576,10 +1099,7 @@ void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
     w->n_conns++;
     LG_PUBLISH(w->pub_conns, w->n_conns);
     LG_COUNT(cnt, total_connections, 1);
-    c->state = LG_CONN_HELLO;
-
-    c->is_connect = w->engine->conf.listeners[lis].kind == LG_LISTENER_CONNECT;
-    c->in_head = c->is_connect; /* admission reserved an in-head slot */
+    c->state = is_connect ? LG_CONN_HEAD : LG_CONN_HELLO;
 
     int rc = uv_tcp_open(&c->client, fd);
     if (rc != 0) {
@@ -588,11 +1108,9 @@ void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd)
         return;
     }
     uv_tcp_nodelay(&c->client, 1);
-    if (c->is_connect) {
-        lg_connect_start(c);
-        return;
-    }
-    lg_conn_set_state(c, LG_CONN_HELLO);
-    rc = uv_read_start((uv_stream_t *)&c->client, hello_alloc, hello_read);
-    if (rc != 0) lg_conn_close(c);
+    /* The first state's deadline (not a transition: set_state is for those). */
+    arm_at(c, is_connect ? c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS : handshake_deadline(c));
+    uv_read_cb read_cb = is_connect ? head_read : hello_read;
+    uv_alloc_cb alloc_cb = is_connect ? head_alloc : hello_alloc;
+    if (uv_read_start((uv_stream_t *)&c->client, alloc_cb, read_cb) != 0) lg_conn_close(c);
 }

@@ -1,11 +1,21 @@
 /*
- * lg_conn.h — one proxied connection: accept → read ClientHello → route → dial upstream → relay.
+ * lg_conn.h — one proxied connection: its states, its deadlines, and the glue between its
+ * phases (lg_connect, lg_suspend, lg_tls, lg_relay, lg_dial, lg_resolve), which know nothing of
+ * it.
  *
  * Ownership: created by the worker that accepted the client socket and touched only by that
  * thread. It holds one reference to the config snapshot it was accepted under, for its whole
- * life. It is freed only in the close callback of its last libuv handle (pending_closes counts
- * them); code that decides to close calls lg_conn_close(), which marks the connection CLOSING and
- * starts the handle closes — callbacks that arrive later see CLOSING and do nothing.
+ * life. Each phase owns its state, allocated for the phase and freed when it ends: the ClientHello
+ * context (HELLO), the CONNECT head (HEAD), the suspend context (SUSPENDED), the resolver and the
+ * dialer (RESOLVING, CONNECTING), the TLS state (from HANDSHAKE to the end).
+ *
+ * Closing is deferred (Redis's freeClientAsync, nginx's posted events): lg_conn_close() marks the
+ * connection CLOSING, stops everything that could call back into it (reads, its timer, the
+ * relay's I/O, a lookup, a dial, its entry in the pending table) and queues it on its worker.
+ * The worker's reaper (an idle handle, so it runs from the top of the loop, never inside another
+ * callback) closes its handles; it is freed when the last close callback has run. Code after a
+ * call that may close therefore never touches freed memory, and needs no check unless it would
+ * start new work.
  *
  * Memory: an idle relaying connection holds no read buffer. The ClientHello context (parser
  * state and raw bytes, ~34 KiB) exists only from the first byte until routing.
@@ -13,15 +23,16 @@
 #ifndef LG_CONN_H
 #define LG_CONN_H
 
-#include "lg_buf.h"
-#include "lg_drr.h"
+#include "lg_connect.h"
+#include "lg_dial.h"
 #include "lg_hello.h"
+#include "lg_relay.h"
 #include "lg_resolve.h"
-#include "lg_worker.h"
+#include "lg_suspend.h"
+#include "lg_tls.h"
+#include "lg_wctx.h"
 
-#include <uv.h>
-
-/* Connection states; each has exactly one deadline (the conn's timer). */
+/* Connection states; each has exactly one deadline (the connection's timer). */
 typedef enum {
     LG_CONN_HELLO = 0,  /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
@@ -31,34 +42,15 @@ typedef enum {
                            deadline: the earlier of accept + tlsHandshakeTimeoutMs and the dial's */
     LG_CONN_CONNECTING, /* dialling, client reads paused; deadline: tls 10 s, connect as above */
     LG_CONN_RELAY,      /* relaying both ways; deadline: idleTimeoutMs after the last byte */
-    LG_CONN_LINGER,     /* connect: error response written, client input discarded until EOF;
-                           deadline: LG_LINGER_MS */
-    LG_CONN_CLOSING,    /* handles closing; freed when the last close callback runs */
+    LG_CONN_LINGER,     /* an error response or TLS alert is written, then FIN; deadline:
+                           LG_LINGER_MS */
+    LG_CONN_CLOSING,    /* marked: torn down by the worker's reaper, freed after its handles */
+    LG_CONN_N_STATES
 } lg_conn_state_t;
 
 #define LG_LINGER_MS 2000 /* ms to keep reading (and discarding) after an error response */
 
-/* One direction of a relayed connection: bytes read from src, queued, written to dst. */
-typedef struct lg_flow_s {
-    lg_drr_flow_t drr; /* scheduler state */
-    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
-    lg_conn_t *conn;
-    uv_stream_t *src, *dst;
-    size_t inflight;   /* bytes of q being written (DRR: one grant at a time) */
-    unsigned n_writes; /* write requests in flight */
-    uint64_t bytes;    /* bytes written to dst */
-    bool reading;      /* uv_read_start active on src */
-    bool paused;       /* reads stopped by the high watermark */
-    bool eof;          /* src sent FIN (or we stopped caring about it) */
-    bool shut;         /* shutdown(dst) requested */
-    bool shut_done;    /* shutdown(dst) completed */
-    bool to_client;    /* direction: upstream → client */
-    size_t held;       /* bytes queued before the flow had a destination (not scheduled) */
-} lg_flow_t;
-
 /* State kept only while reading the ClientHello. */
-typedef struct lg_head_ctx_s lg_head_ctx_t; /* lg_connect.c: CONNECT head being read */
-
 typedef struct lg_hello_ctx_s {
     lg_hello_parser_t parser;
     lg_hello_t hello;
@@ -67,8 +59,9 @@ typedef struct lg_hello_ctx_s {
 } lg_hello_ctx_t;
 
 struct lg_conn_s {
-    lg_worker_t *w;
+    lg_wctx_t *w;
     lg_conn_t *prev, *next; /* worker's list */
+    lg_conn_t *reap_next;   /* worker's list of connections marked closing */
     lg_snapshot_t *snap;    /* reference held for the connection's life */
     unsigned lis;           /* listener index */
     lg_conn_state_t state;
@@ -76,83 +69,49 @@ struct lg_conn_s {
 
     uv_tcp_t client;
     uv_timer_t timer;
-    lg_attempt_t *up;      /* the connected upstream handle, from RELAY on */
-    lg_dialer_t *dialer;   /* while dialling */
-    lg_resolve_t *resolve; /* while resolving a name */
-    lg_hello_ctx_t *hello; /* while HELLO */
-    struct lg_tls_s *tls;  /* TLS termination state (terminating routes) */
-    uint8_t *held;         /* suspended: bytes received so far (hello and after) */
-    size_t held_len, held_cap;
-    char *held_sni;       /* suspended: the SNI the client sent (NULL: none) */
-    lg_route_t *decision; /* a resolved suspended connection's route (owned) */
-    uint64_t serial;      /* suspended: id within the worker */
-    uint32_t suspend_ms;  /* suspended: current deadline length */
-    bool pending;         /* in the worker's pending table */
-    bool claim_grace;     /* suspended: deadline extended once for a claimed decision */
-    bool held_tls;        /* suspended: the held bytes start with a TLS ClientHello */
-    lg_head_ctx_t *head;  /* while HEAD (and until the tunnel is up: pipelined bytes) */
-    char *target;         /* connect: target host as requested (for the tunnel event) */
-    uint64_t deadline;    /* connect: loop time by which resolve + dial must be done */
-    uint16_t target_port;
-    uint16_t status;   /* connect: HTTP status sent (0: none yet) */
-    uint16_t resp_len; /* connect: bytes of the 200 response queued to the client */
-    size_t drained;    /* connect: bytes discarded while LINGER */
-    bool is_connect;   /* accepted on a connect listener */
-    bool in_head;      /* holds a slot in the listener's in-head count */
+    lg_upsock_t *up;         /* the connected upstream socket */
+    lg_dialer_t *dialer;     /* CONNECTING (and HANDSHAKE): until it reports */
+    lg_resolve_t *resolve;   /* RESOLVING */
+    lg_hello_ctx_t *hello;   /* HELLO */
+    lg_connect_head_t *head; /* HEAD (and until the tunnel is up: pipelined bytes) */
+    lg_suspend_ctx_t *held;  /* SUSPENDED */
+    lg_tls_t *tls;           /* terminating routes, from HANDSHAKE on */
+    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
+    lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
+    lg_relay_t relay;
 
-    lg_flow_t c2u, u2c;
-    uint64_t last_activity;  /* loop time (ms) of the last byte either way */
     uint64_t accepted_at;    /* loop time (ms) of accept */
-    uint16_t pending_closes; /* handles whose close callback has not run */
-    bool counted_active;     /* holds a slot in the listener's active count */
+    uint64_t deadline;       /* loop time by which resolve + dial must be done */
+    size_t drained;          /* LINGER: bytes discarded */
+    uint16_t status;         /* connect: HTTP status sent (0: none yet) */
+    uint16_t resp_len;       /* connect: bytes of that response (not counted as the target's) */
+    uint16_t pending_closes; /* handles (and dialers) whose close has not completed */
+    bool is_connect;         /* accepted on a connect listener */
+    bool in_head;            /* holds a slot in the listener's in-head count */
+    bool linger_discard;     /* LINGER: after the FIN, discard input until EOF (CONNECT) */
+    bool torn_down;          /* the reaper closed its handles */
 };
 
 /*
- * Take an accepted client fd on listener `lis` (admission already passed). Always consumes fd:
- * on failure it is closed and the failure counted.
+ * Take an accepted client fd on listener `lis` (admission already passed and counted in
+ * w->lis[lis]). Always consumes fd: on failure it is closed and the failure counted.
  */
-void lg_conn_accept(lg_worker_t *w, unsigned lis, int fd);
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd);
 
-/* Move to a state and arm its deadline (the one place transitions happen). */
-void lg_conn_set_state(lg_conn_t *c, lg_conn_state_t s);
-
-/* Close a connection (idempotent). */
+/* Mark a connection closing (idempotent); see the file comment. */
 void lg_conn_close(lg_conn_t *c);
 
-/* Close every connection of the worker (stop after grace). */
-void lg_conn_close_all(lg_worker_t *w);
+/* Mark every connection of the worker closing (stop after grace). */
+void lg_conn_close_all(lg_wctx_t *w);
 
-/* The relay finished both directions cleanly or hit an error: close. Called by lg_relay. */
-void lg_conn_relay_done(lg_conn_t *c);
+/*
+ * A decision arrived for a held connection (`owner` from lg_pending_take): continue it on the
+ * decision's route, or close it for NULL. Takes ownership of decision.
+ */
+void lg_conn_decide(void *owner, lg_route_t *decision);
 
-/* A handle of this connection finished closing (any handle: client, timer, attempts, dialer).
- * Frees the connection when it is CLOSING and this was the last. */
-void lg_conn_handle_closed(lg_conn_t *c);
-
-/* Continue a connection on a route (a configured one, or a suspended connection's decision),
- * with the bytes it has sent so far. */
-void lg_conn_route_to(lg_conn_t *c, const lg_route_t *rt);
-
-/* TLS (lg_relay): the handshake completed / failed with an LG_TLS_E_* reason. */
-void lg_conn_tls_ready(lg_conn_t *c);
-void lg_conn_tls_failed(lg_conn_t *c, int reason);
-
-/* Dial outcome (lg_resolve): 0 with c->up connected, or a negative libuv error. */
-void lg_conn_dialed(lg_conn_t *c, int status);
-
-/* Resolution outcome (lg_resolve): addresses in dialling order, or a negative libuv error. */
-void lg_conn_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status);
-
-/* The upstream stream (valid from RELAY on). */
-static inline uv_stream_t *lg_conn_up_stream(lg_conn_t *c)
-{
-    return &c->up->h.stream;
-}
-
-/* Counters of this connection's listener on its worker. */
-static inline lg_counters_t *lg_conn_counters(lg_conn_t *c)
-{
-    return &c->w->counters[c->lis];
-}
+/* Set up the reaper on the worker's loop, and close it when the worker ends. */
+void lg_conn_reaper_init(lg_wctx_t *w);
+void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb);
 
 #endif /* LG_CONN_H */

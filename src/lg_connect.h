@@ -1,44 +1,105 @@
 /*
- * lg_connect.h — the forward-proxy side of a connection: HTTP CONNECT listeners.
+ * lg_connect.h — the forward-proxy phase of a connection on a connect listener: reading the
+ * HTTP CONNECT head, judging the target against the listener's destination policy, the fixed
+ * response texts, and the tunnel event.
  *
- * A connection accepted on a connect listener reads its request head (lg_http), is judged by
- * the listener's destination policy (lg_policy), resolves its target name (lg_resolve) and
- * keeps only the addresses the policy allows, dials them with Happy Eyeballs under one overall
- * deadline, answers "200 Connection Established" and then relays like any other connection
- * (lg_relay, through the worker's scheduler). Every refusal is a fixed response text with
- * `Connection: close` (never an echo of the input), counted by status.
+ * The head context (parser and buffer) exists from the first byte until the head is decided;
+ * what the tunnel event needs afterwards (target, port, status) is a small lg_tunnel_t kept until
+ * the connection closes. Neither knows the connection: lg_conn owns the socket and the state
+ * machine (HEAD → RESOLVING → CONNECTING → RELAY, or an error response and LINGER) and calls in
+ * here for bytes and decisions.
+ *
+ * RFC 9110 §9.3.6 (CONNECT), RFC 9112 §3.2.3 (authority form). Statuses: malformed → 400, not
+ * CONNECT → 405, request line too long → 414, header limits → 431, bad version → 505, head not
+ * complete in LG_CONNECT_HEAD_TIMEOUT_MS → 408; policy refusal → 403; lookup or dial failure → 502;
+ * dial deadline → 504; over capacity → 503. Every response is a fixed text with
+ * `Connection: close` that never echoes the request.
  */
 #ifndef LG_CONNECT_H
 #define LG_CONNECT_H
 
-#include "lg_conn.h"
+#include "lg_event.h"
+#include "lg_http.h"
+#include "lg_metrics.h"
+#include "lg_policy.h"
+#include "lg_config.h"
 
 #define LG_CONNECT_HEAD_TIMEOUT_MS 10000 /* ms: the whole head must arrive within this (→ 408) */
 #define LG_CONNECT_HEAD_BUF_MIN    2048  /* bytes: first head buffer; doubled as needed */
+#define LG_CONNECT_HEAD_BUF_MAX    (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
 #define LG_CONNECT_DRAIN_MAX       65536 /* bytes discarded after an error response, at most */
+
+/* Owner: the connection, from the first byte of the head until it is decided. */
+typedef struct lg_connect_head_s {
+    lg_http_parser_t parser;
+    lg_http_req_t req; /* valid once lg_connect_head_feed returned LG_OK */
+    size_t len, cap;
+    uint8_t *buf;
+} lg_connect_head_t;
+
+/* Owner: the connection, from the end of the head until it is freed (for the tunnel event). */
+typedef struct lg_tunnel_s {
+    uint16_t port;
+    char target[]; /* host as requested, NUL-terminated */
+} lg_tunnel_t;
 
 /* The head-phase limit of a listener: connections still sending their head may hold at most a
  * quarter of maxConnections (at least 16), or 4096 when maxConnections is unlimited, so slow or
  * silent clients cannot take every slot from working tunnels. */
 uint32_t lg_connect_head_limit(uint32_t max_connections);
 
-/* Start reading the head of a freshly accepted connection. */
-void lg_connect_start(lg_conn_t *c);
+/* A new head context (NULL when out of memory) and its release (NULL is ignored). */
+lg_connect_head_t *lg_connect_head_new(void);
+void lg_connect_head_free(lg_connect_head_t *h);
 
-/* Deadline of HEAD (408), RESOLVING or CONNECTING (504). */
-void lg_connect_timeout(lg_conn_t *c);
+/* Room for the next read: the buffer grows (doubling) up to LG_CONNECT_HEAD_BUF_MAX. Returns 0,
+ * or -ENOMEM (buf is then empty). */
+int lg_connect_head_room(lg_connect_head_t *h, uint8_t **base, size_t *len);
 
-/* Resolution and dial outcomes (from lg_conn_resolved / lg_conn_dialed). */
-void lg_connect_resolved(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, int status);
-void lg_connect_dialed(lg_conn_t *c, int status);
+/*
+ * n more bytes were read into the room. Returns LG_AGAIN, LG_OK (the head is complete: h->req),
+ * or LG_ERROR with *status the response to send.
+ */
+int lg_connect_head_feed(lg_connect_head_t *h, size_t n, int *status);
 
-/* Connection being freed: release the head slot and buffers, post the tunnel event. */
-void lg_connect_release(lg_conn_t *c);
+/* The bytes the client sent after the head (valid after LG_OK, until the context is freed). */
+void lg_connect_head_extra(const lg_connect_head_t *h, const uint8_t **p, size_t *n);
+
+/* What to do with a complete head. */
+enum { LG_CONNECT_DIAL = 0, LG_CONNECT_RESOLVE, LG_CONNECT_REFUSE };
+
+/*
+ * Judge the target: LG_CONNECT_DIAL with *addr set (an allowed IP literal), LG_CONNECT_RESOLVE (a
+ * name to look up, then filter), or LG_CONNECT_REFUSE with *reason an LG_POLICY_* reason.
+ */
+int lg_connect_judge(const lg_policy_t *pol, const lg_http_req_t *req, lg_sockaddr_t *addr,
+                     int *reason);
+
+/* Keep the looked-up addresses the policy allows, in order; returns how many remain. */
+size_t lg_connect_filter(const lg_policy_t *pol, lg_sockaddr_t *addrs, size_t n);
+
+/* A new tunnel record for the event (NULL when out of memory). */
+lg_tunnel_t *lg_connect_tunnel_new(const lg_http_req_t *req);
+
+/* The fixed response for a status, and the 200 line. */
+const char *lg_connect_response(int status, size_t *len);
+const char *lg_connect_established(size_t *len);
+
+/* Count a response sent, and a policy refusal, on the listener's counters. */
+void lg_connect_count_status(lg_counters_t *cnt, int status);
+void lg_connect_count_refusal(lg_counters_t *cnt, int reason);
+
+/* Post the 'tunnel' event of a connection that ends (when JS listens for them); `t` is NULL when
+ * the head never completed, `status` 0 when no response was sent. bytes_out counts what the
+ * target sent (the proxy's own response excluded). */
+void lg_connect_post_tunnel(lg_events_t *ch, unsigned worker, unsigned listener,
+                            const lg_tunnel_t *t, int status, uint64_t bytes_in, uint64_t bytes_out,
+                            uint64_t duration_ms);
 
 /*
  * Refuse an accepted fd without allocating (listener over maxConnections or its head limit):
  * write the fixed 503 response, discard what the client already sent, close. Counted.
  */
-void lg_connect_refuse_fd(lg_worker_t *w, unsigned lis, int fd);
+void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, uint8_t *discard, size_t discard_len);
 
 #endif /* LG_CONNECT_H */

@@ -1,13 +1,5 @@
 /*
- * lg_listener.c — accepting connections on a worker's listen sockets.
- *
- * The worker watches each listen fd with a uv_poll_t and calls accept4() itself instead of using
- * uv_listen(), for three reasons: a bounded number of accepts per wakeup
- * (LG_ACCEPTS_PER_WAKEUP, so a connection flood cannot starve relaying); admission before any
- * allocation (maxConnections refuses with a bare close()); and control over EMFILE/ENFILE. On
- * those the worker stops watching the socket for a pause (LG_ACCEPT_BACKOFF_MIN ms, doubling to
- * LG_ACCEPT_BACKOFF_MAX) while established connections keep relaying; pending connections wait
- * in the kernel's backlog meanwhile instead of being accepted and dropped.
+ * lg_listener.c — binding listen sockets and accepting on them (see lg_listener.h).
  *
  * accept4() errno → action (after HAProxy's table):
  *   EAGAIN/EWOULDBLOCK             nothing more pending: wait for the next readiness event
@@ -16,24 +8,229 @@
  *   EMFILE, ENFILE, ENOBUFS, ENOMEM  out of a resource: pause accepting, count, warn once
  *   anything else                  unexpected: pause as for EMFILE and report an 'error' event
  */
-#include "lg_conn.h"
-#include "lg_connect.h"
-#include "lg_worker.h"
+#include "lg_listener.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* ---- the process-wide registry of bound addresses ----------------------------------------- */
+
+#define REGISTRY_MAX 1024 /* bound addresses tracked per process */
+
+typedef struct registry_entry_s {
+    struct sockaddr_storage addr;
+    const void *owner;
+} registry_entry_t;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static registry_entry_t registry[REGISTRY_MAX];
+static size_t registry_n;
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void sa_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    } else {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    }
+}
+
+static bool sa_is_any(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    }
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+static bool sa_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET6) {
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    }
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+}
+
+/* Would binding a and b with SO_REUSEPORT share connections (or conflict without it)? */
+static bool sa_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (sa_port(a) != sa_port(b)) return false;
+    if (a->ss_family == b->ss_family) return sa_is_any(a) || sa_is_any(b) || sa_same_addr(a, b);
+    /* A dual-stack "::" socket also receives IPv4 connections. */
+    const struct sockaddr_storage *v6 = a->ss_family == AF_INET6 ? a : b;
+    return sa_is_any(v6);
+}
+
+/* Reserve an address for an owner; -EADDRINUSE if another owner (or listener) holds it. */
+static int registry_add(const void *owner, const struct sockaddr_storage *ss)
+{
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < registry_n; i++) {
+        if (sa_overlap(&registry[i].addr, ss)) {
+            rc = -EADDRINUSE;
+            break;
+        }
+    }
+    if (rc == 0) {
+        if (registry_n == REGISTRY_MAX) {
+            rc = -ENOSPC;
+        } else {
+            registry[registry_n].addr = *ss;
+            registry[registry_n].owner = owner;
+            registry_n++;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+void lg_listener_unregister(const void *owner)
+{
+    pthread_mutex_lock(&registry_lock);
+    size_t j = 0;
+    for (size_t i = 0; i < registry_n; i++) {
+        if (registry[i].owner != owner) registry[j++] = registry[i];
+    }
+    registry_n = j;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- binding ------------------------------------------------------------------------------ */
+
+static int resolve_listen(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        if (res) freeaddrinfo(res);
+        return rc == EAI_MEMORY ? -ENOMEM : -EADDRNOTAVAIL;
+    }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    sa_set_port(ss, port);
+    return 0;
+}
+
+static socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, sa_len(ss)) != 0 ||
+        listen(fd, LG_LISTEN_BACKLOG) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
+                     lg_bound_t *out)
+{
+    struct sockaddr_storage ss;
+    for (unsigned k = 0; k < n_workers; k++)
+        fds[k] = -1;
+    int rc = resolve_listen(lc->host, lc->port, &ss);
+    if (rc == 0 && lc->port != 0) rc = registry_add(owner, &ss);
+    for (unsigned k = 0; rc == 0 && k < n_workers; k++) {
+        rc = open_listen_fd(&ss, &fds[k]);
+        if (rc == 0 && k == 0 && lc->port == 0) {
+            struct sockaddr_storage got;
+            socklen_t len = sizeof(got);
+            if (getsockname(fds[0], (struct sockaddr *)&got, &len) != 0) {
+                rc = -errno;
+                break;
+            }
+            sa_set_port(&ss, sa_port(&got));
+            rc = registry_add(owner, &ss);
+        }
+    }
+    if (rc != 0) {
+        for (unsigned k = 0; k < n_workers; k++) {
+            if (fds[k] >= 0) close(fds[k]);
+            fds[k] = -1;
+        }
+        return rc;
+    }
+    out->addr = ss;
+    out->addrlen = sa_len(&ss);
+    out->port = sa_port(&ss);
+    return 0;
+}
+
+void lg_listener_raise_nofile(const lg_config_t *conf, char *warn, size_t warn_size)
+{
+    warn[0] = '\0';
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    bool unlimited = false;
+    uint64_t need = 1024;
+    for (size_t i = 0; i < conf->n_listeners; i++) {
+        uint32_t m = conf->listeners[i].max_connections;
+        if (m == 0) unlimited = true;
+        need += 2 * (uint64_t)m; /* a client socket and an upstream socket each */
+    }
+    rlim_t target = unlimited ? rl.rlim_max : (rlim_t)need;
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)need > rl.rlim_max) {
+        snprintf(warn, warn_size,
+                 "the listeners need at least %llu file descriptors (2 per connection of "
+                 "maxConnections + 1024) but the hard RLIMIT_NOFILE is %llu; connections beyond "
+                 "it will wait in the accept backlog",
+                 (unsigned long long)need, (unsigned long long)rl.rlim_max);
+        if (target > rl.rlim_max) target = rl.rlim_max;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && target > rl.rlim_cur) {
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && warn[0] == '\0') {
+            snprintf(warn, warn_size, "could not raise RLIMIT_NOFILE to %llu: %s",
+                     (unsigned long long)target, strerror(errno));
+        }
+    }
+}
+
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+static void on_readable(uv_poll_t *h, int status, int events);
 
 static void on_backoff(uv_timer_t *t)
 {
     lg_lsock_t *ls = t->data;
     if (!ls->open) return;
-    uv_poll_start(&ls->poll, UV_READABLE, lg_listener_on_readable);
+    uv_poll_start(&ls->poll, UV_READABLE, on_readable);
 }
 
 static void pause_accepting(lg_lsock_t *ls, int err)
 {
-    lg_worker_t *w = ls->w;
+    lg_wctx_t *w = ls->w;
     if (!ls->open) return;
     bool first = ls->backoff_ms == 0;
     ls->backoff_ms =
@@ -43,19 +240,19 @@ static void pause_accepting(lg_lsock_t *ls, int err)
     LG_COUNT(&w->counters[ls->index], accept_pauses, 1);
     if (first) {
         bool expected = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-        lg_engine_postf(w->engine, expected ? LG_EV_WARNING : LG_EV_ERROR, w->index, -err,
-                        "listener %u (worker %u): accept failed: %s; pausing accepts for %u ms "
-                        "(established connections keep running)",
-                        ls->index, w->index, strerror(err), ls->backoff_ms);
+        lg_events_note(w->events, expected ? LG_EV_WARNING : LG_EV_ERROR, w->index, -err,
+                       "listener %u (worker %u): accept failed: %s; pausing accepts for %u ms "
+                       "(established connections keep running)",
+                       ls->index, w->index, strerror(err), ls->backoff_ms);
     }
 }
 
-void lg_worker_fd_pressure(lg_worker_t *w, int err)
+void lg_lsock_fd_pressure(lg_lsock_t *ls, size_t n, int err)
 {
-    for (size_t i = 0; i < w->engine->conf.n_listeners; i++) {
-        lg_lsock_t *ls = &w->lsock[i];
+    for (size_t i = 0; i < n; i++) {
         /* Already paused: leave its timer alone (it doubles on the next failed accept). */
-        if (ls->open && !uv_is_active((uv_handle_t *)&ls->backoff)) pause_accepting(ls, err);
+        if (ls[i].open && !uv_is_active((uv_handle_t *)&ls[i].backoff))
+            pause_accepting(&ls[i], err);
     }
 }
 
@@ -63,32 +260,31 @@ void lg_worker_fd_pressure(lg_worker_t *w, int err)
  * Reserve a slot in the listener's connection count (and, on a connect listener, in its in-head
  * count); false when maxConnections or the head limit is reached.
  */
-static bool admit(lg_worker_t *w, unsigned lis)
+static bool admit(lg_wctx_t *w, unsigned lis)
 {
-    lg_engine_t *e = w->engine;
-    const lg_listener_conf_t *lc = &e->conf.listeners[lis];
-    lg_listener_shared_t *sh = &e->lis[lis];
-    unsigned prev = atomic_fetch_add_explicit(&sh->active, 1, memory_order_relaxed);
+    const lg_listener_conf_t *lc = &w->conf->listeners[lis];
+    lg_lis_state_t *st = &w->lis[lis];
+    unsigned prev = atomic_fetch_add_explicit(&st->active, 1, memory_order_relaxed);
     if (lc->max_connections != 0 && prev >= lc->max_connections) {
-        atomic_fetch_sub_explicit(&sh->active, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->active, 1, memory_order_relaxed);
         return false;
     }
     if (lc->kind == LG_LISTENER_CONNECT) {
-        prev = atomic_fetch_add_explicit(&sh->in_head, 1, memory_order_relaxed);
+        prev = atomic_fetch_add_explicit(&st->in_head, 1, memory_order_relaxed);
         if (prev >= lc->head_limit) {
-            atomic_fetch_sub_explicit(&sh->in_head, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&sh->active, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&st->in_head, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&st->active, 1, memory_order_relaxed);
             return false;
         }
     }
     return true;
 }
 
-void lg_listener_on_readable(uv_poll_t *h, int status, int events)
+static void on_readable(uv_poll_t *h, int status, int events)
 {
     (void)events;
     lg_lsock_t *ls = h->data;
-    lg_worker_t *w = ls->w;
+    lg_wctx_t *w = ls->w;
     if (status < 0) {
         pause_accepting(ls, -status);
         return;
@@ -112,9 +308,10 @@ void lg_listener_on_readable(uv_poll_t *h, int status, int events)
             continue;
         }
         if (!admit(w, ls->index)) {
-            LG_COUNT(&w->counters[ls->index], refused_max_connections, 1);
-            if (w->engine->conf.listeners[ls->index].kind == LG_LISTENER_CONNECT) {
-                lg_connect_refuse_fd(w, ls->index, fd); /* 503, no allocation */
+            lg_counters_t *cnt = &w->counters[ls->index];
+            LG_COUNT(cnt, refused_max_connections, 1);
+            if (w->conf->listeners[ls->index].kind == LG_LISTENER_CONNECT) {
+                lg_connect_refuse_fd(cnt, fd, w->discard, sizeof(w->discard)); /* 503 */
             } else {
                 close(fd);
             }
@@ -122,4 +319,34 @@ void lg_listener_on_readable(uv_poll_t *h, int status, int events)
         }
         lg_conn_accept(w, ls->index, fd);
     }
+}
+
+int lg_lsock_open(lg_lsock_t *ls, lg_wctx_t *w, unsigned index, int fd)
+{
+    ls->w = w;
+    ls->index = index;
+    int rc = uv_poll_init(w->loop, &ls->poll, fd);
+    if (rc != 0) return rc;
+    ls->fd = fd;
+    uv_timer_init(w->loop, &ls->backoff);
+    ls->poll.data = ls;
+    ls->backoff.data = ls;
+    ls->open = true;
+    uv_poll_start(&ls->poll, UV_READABLE, on_readable);
+    return 0;
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    lg_lsock_t *ls = h->data;
+    if (ls->fd >= 0) close(ls->fd);
+    ls->fd = -1;
+}
+
+void lg_lsock_close(lg_lsock_t *ls, uv_close_cb timer_closed)
+{
+    if (!ls->open) return;
+    ls->open = false;
+    uv_close((uv_handle_t *)&ls->poll, on_poll_closed);
+    uv_close((uv_handle_t *)&ls->backoff, timer_closed);
 }

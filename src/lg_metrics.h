@@ -60,13 +60,21 @@
     X(refused_port, "refusedPort")                                                                 \
     X(refused_domain, "refusedDomain")                                                             \
     X(refused_address, "refusedAddress")                                                           \
-    X(refused_lookups_busy, "refusedLookupsBusy")
+    X(refused_lookups_busy, "refusedLookupsBusy")                                                  \
+    X(internal_errors, "internalErrors")
 
 typedef struct lg_counters_s {
 #define LG_COUNTER_FIELD(f, js) atomic_uint_fast64_t f;
     LG_COUNTERS(LG_COUNTER_FIELD)
 #undef LG_COUNTER_FIELD
 } lg_counters_t;
+
+/* A plain copy of counters (sums over workers, read on the JS thread). */
+typedef struct lg_counts_s {
+#define LG_COUNTS_FIELD(f, js) uint64_t f;
+    LG_COUNTERS(LG_COUNTS_FIELD)
+#undef LG_COUNTS_FIELD
+} lg_counts_t;
 
 /* Add n to a counter owned by the calling thread (single writer: no read-modify-write lock). */
 #define LG_COUNT(c, field, n)                                                                      \
@@ -75,5 +83,21 @@ typedef struct lg_counters_s {
                           memory_order_relaxed)
 
 #define LG_COUNTER_READ(c, field) atomic_load_explicit(&(c)->field, memory_order_relaxed)
+
+/* Add a worker's counters to a sum (relaxed loads: each value is a consistent 64-bit read). */
+static inline void lg_counts_add(lg_counts_t *sum, const lg_counters_t *c)
+{
+#define LG_COUNTS_ADD(f, js) sum->f += LG_COUNTER_READ(c, f);
+    LG_COUNTERS(LG_COUNTS_ADD)
+#undef LG_COUNTS_ADD
+}
+
+/* Add one sum to another. */
+static inline void lg_counts_merge(lg_counts_t *sum, const lg_counts_t *c)
+{
+#define LG_COUNTS_MERGE(f, js) sum->f += c->f;
+    LG_COUNTERS(LG_COUNTS_MERGE)
+#undef LG_COUNTS_MERGE
+}
 
 #endif /* LG_METRICS_H */

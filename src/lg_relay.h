@@ -1,47 +1,125 @@
 /*
- * lg_relay.h — moving bytes between a client and its upstream through the worker's scheduler.
+ * lg_relay.h — moving a connection's bytes between its two streams through the worker's
+ * scheduler.
  *
- * Each direction is a flow (lg_flow_t in lg_conn.h). Reads take a buffer from the worker's pool
- * only when data is ready (an idle connection holds none), queue it on the flow and tell the
- * scheduler. With scheduler kind 'drr' the worker's check handle hands out grants in DRR order
- * (lg_drr) and each grant becomes one uv_write; with 'fifo' every read is written at once.
+ * A relay has two flows, one per direction: c2u (client → upstream) and u2c (upstream →
+ * client). Reads take a buffer from the worker's pool only when data is ready (an idle connection
+ * holds none), queue it on the flow and tell the scheduler. With scheduler kind 'drr' the worker's
+ * check handle hands out grants in DRR order (lg_drr) and each grant becomes one write; with
+ * 'fifo' every read is written at once.
+ *
+ * The relay knows neither the connection nor TLS. It reports to its owner through a small table
+ * of callbacks (lg_relay_ops_t) and never closes anything itself: on an error it stops its own
+ * I/O and says so. A "filtered" relay (TLS termination) hands every read to ops->filter instead
+ * of queueing it; the owner transforms the bytes, appends the results to the flows' queues
+ * (lg_relay_flow_q) and reports them with lg_relay_queued().
  *
  * Backpressure: when a flow's queue holds more than maxQueuedBytesPerFlow of buffer memory,
  * reading its source stops; it resumes once the queue is below half of that.
  *
  * Half-close: a FIN from one side becomes shutdown() of the other once that flow's queue is
- * written; the connection closes when both directions have finished.
+ * written; when both directions have been shut down the relay reports LG_RELAY_DONE.
+ *
+ * Streams: while a relay reads or writes a stream, the stream's `data` points at the relay.
+ * The owner keeps the streams alive (and does not free the relay) until their close callbacks
+ * ran; write and shutdown callbacks cancelled by uv_close() only release their request.
  */
 #ifndef LG_RELAY_H
 #define LG_RELAY_H
 
-#include "lg_conn.h"
+#include "lg_wctx.h"
 
-/* Set up both flows of a connection whose upstream is connected, and start reading both ends.
- * Bytes already queued on c2u (the ClientHello) are scheduled first. Returns 0 or -errno. */
-int lg_relay_start(lg_conn_t *c);
+typedef struct lg_relay_s lg_relay_t;
 
-/* n bytes were appended to f's queue: schedule them (or hold them until the flow has a
- * destination). */
-void lg_relay_flow_queued(lg_conn_t *c, lg_flow_t *f, size_t n);
+/* One direction: bytes read from src, queued, written to dst. */
+typedef struct lg_flow_s {
+    lg_drr_flow_t drr; /* scheduler state */
+    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
+    lg_relay_t *relay;
+    uv_stream_t *src, *dst; /* NULL until attached */
+    size_t inflight;        /* bytes of q being written (DRR: one grant at a time) */
+    size_t held;            /* bytes queued before the flow had a destination (not scheduled) */
+    unsigned n_writes;      /* write requests in flight */
+    uint64_t bytes;         /* bytes written to dst */
+    bool reading;           /* uv_read_start active on src */
+    bool paused;            /* reads stopped by the high watermark */
+    bool eof;               /* src sent FIN (or the owner ended the flow) */
+    bool shut;              /* shutdown(dst) requested */
+    bool shut_done;         /* shutdown(dst) completed */
+    bool to_client;         /* direction: upstream → client */
+} lg_flow_t;
 
-/* TLS connections: make the client end of both flows live (reads go to OpenSSL, handshake
- * records are written) before the upstream is connected. Returns 0 or -errno. */
-int lg_relay_client_start(lg_conn_t *c);
+/* What a relay reports (lg_relay_ops_t.event). */
+enum {
+    LG_RELAY_ERROR = 1, /* a read, write or shutdown failed, or no memory: the relay stopped */
+    LG_RELAY_DONE,      /* both directions ended and were shut down cleanly */
+    LG_RELAY_CLIENT_FIN /* the FIN toward the client has been delivered (u2c shut down) */
+};
+
+typedef struct lg_relay_ops_s {
+    void (*event)(void *arg, int what, int err); /* err: a libuv error for LG_RELAY_ERROR */
+    /* Filtered relays only: n bytes read from f->src in b (ownership of b passes). */
+    void (*filter)(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n);
+    /* f->src ended. Return true to end the flow normally (FIN passed on after its queue). May be
+     * NULL: always true. */
+    bool (*eof)(void *arg, lg_flow_t *f);
+} lg_relay_ops_t;
+
+/* Owner: embedded in the connection. */
+struct lg_relay_s {
+    lg_wctx_t *w;
+    lg_counters_t *cnt; /* the connection's listener counters (bytes from/to clients) */
+    const lg_relay_ops_t *ops;
+    void *arg;
+    lg_flow_t c2u, u2c;
+    uint64_t last_activity; /* loop time (ms) of the last byte read or written */
+    bool filtered;          /* reads go to ops->filter (TLS termination) */
+    bool dead;              /* stopped: no I/O is started any more */
+};
+
+/* Prepare a relay (no streams yet). Allocates nothing. */
+void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
+                   void *arg);
+
+/* Give the relay its client stream (c2u's source, u2c's destination); bytes u2c collected before
+ * are scheduled. Starts no read. */
+void lg_relay_attach_client(lg_relay_t *r, uv_stream_t *client);
+
+/* Give the relay its upstream stream (c2u's destination, u2c's source); bytes c2u collected
+ * before are scheduled, and a client that already finished has its FIN passed on. */
+void lg_relay_attach_upstream(lg_relay_t *r, uv_stream_t *up);
+
+/* Start reading a flow's source (no-op when reading, ended or paused). Returns 0 or a libuv
+ * error. */
+int lg_relay_read_start(lg_relay_t *r, lg_flow_t *f);
+void lg_relay_read_stop(lg_relay_t *r, lg_flow_t *f);
+
+/* Start reading both sources. Returns 0 or a libuv error. */
+int lg_relay_start(lg_relay_t *r);
+
+/* n bytes were appended to f's queue (lg_relay_copy, or directly by a filter): schedule them,
+ * or hold them until the flow has a destination; apply f's high watermark. */
+void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n);
 
 /* Queue a copy of bytes on a flow and schedule them. Returns 0 or -ENOMEM. */
-int lg_relay_queue_copy(lg_conn_t *c, lg_flow_t *f, const uint8_t *data, size_t len);
+int lg_relay_copy(lg_relay_t *r, lg_flow_t *f, const uint8_t *data, size_t len);
 
-/* Write what the client-bound flow holds, then shut down and close (TLS alert on failure). */
-void lg_relay_flush_then_close(lg_conn_t *c);
+/* End a flow from the owner's side: no more reads; once its queue is written, FIN. */
+void lg_relay_end(lg_relay_t *r, lg_flow_t *f);
 
-/* Release a flow's buffers and scheduler state (connection closing). */
-void lg_relay_flow_release(lg_conn_t *c, lg_flow_t *f);
+/* Stop every I/O the relay would start (the connection is closing); flows leave the scheduler.
+ * Idempotent. Write callbacks still arrive and only release their requests. */
+void lg_relay_stop(lg_relay_t *r);
 
-/* Worker's scheduler pass (uv_check callback). */
-void lg_relay_sched_run(uv_check_t *h);
+/* Free the queues (the connection is being freed: every stream is closed). */
+void lg_relay_release(lg_relay_t *r);
+
+/* The worker's scheduler: set up its handles on the loop (cannot fail on a fresh loop), and
+ * close them when the worker ends. */
+void lg_relay_sched_init(lg_wctx_t *w);
+void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb);
 
 /* Free a worker's spare write requests. */
-void lg_relay_wreq_cache_free(lg_worker_t *w);
+void lg_relay_wreq_cache_free(lg_wctx_t *w);
 
 #endif /* LG_RELAY_H */

@@ -2,14 +2,15 @@
  * lg_suspend.c — held connections and their decisions (see lg_suspend.h).
  */
 #include "lg_suspend.h"
-#include "lg_conn.h"
-#include "lg_relay.h"
-#include "lg_tls.h"
 
 #include <inttypes.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lg_ja.h"
 
 #define PENDING_CAP_MIN 64
 
@@ -24,14 +25,14 @@ static size_t slot_of(const lg_pending_t *t, uint64_t serial)
 int lg_pending_init(lg_pending_t *t)
 {
     memset(t, 0, sizeof(*t));
-    return uv_mutex_init(&t->lock);
+    return -pthread_mutex_init(&t->lock, NULL);
 }
 
 void lg_pending_destroy(lg_pending_t *t)
 {
     lg_free(t->slots);
     t->slots = NULL;
-    uv_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->lock);
 }
 
 /* Caller holds the lock. */
@@ -101,103 +102,46 @@ static void format_id(char *out, size_t size, unsigned worker, uint64_t serial)
     snprintf(out, size, "%u.%" PRIu64, worker, serial);
 }
 
-static void held_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static bool digest(const EVP_MD *md, const void *data, size_t len, uint8_t *out)
 {
-    (void)suggested;
-    lg_conn_t *c = h->data;
-    buf->base = (char *)c->held + c->held_len;
-    buf->len = c->held_cap - c->held_len;
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, md, NULL) == 1;
 }
 
-/*
- * While held: keep reading (so a client that leaves is noticed), up to held_cap bytes.
- *
- * EOF means "gone" for a TLS client: it cannot finish a handshake after its FIN, so holding it
- * for a decision would only waste an upstream connection. A non-TLS client may half-close after
- * its request and still wait for the answer (`printf 'GET /...' | nc`, a shutdown(SHUT_WR) after
- * a request): its FIN is kept and passed on after the held bytes once the decision relays.
- */
-static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* JA3 (32 hex chars of MD5) and JA4 of a parsed ClientHello; both "" when the hello cannot be
+ * fingerprinted (a list was truncated: fail closed). */
+static void fingerprints(const lg_hello_t *h, char ja3[33], char ja4[40])
 {
-    (void)buf;
-    lg_conn_t *c = s->data;
-    if (c->state != LG_CONN_SUSPENDED || nread == 0) return;
-    if (nread < 0) {
-        if (nread == UV_ENOBUFS) {
-            uv_read_stop(s); /* full: the rest waits in the kernel until the decision */
-            return;
+    ja3[0] = '\0';
+    ja4[0] = '\0';
+    char s3[LG_JA3_MAX];
+    int n = lg_ja3_string(h, s3, sizeof(s3));
+    uint8_t md[EVP_MAX_MD_SIZE];
+    if (n >= 0 && digest(EVP_md5(), s3, (size_t)n, md)) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            ja3[2 * i] = hex[md[i] >> 4];
+            ja3[2 * i + 1] = hex[md[i] & 15];
         }
-        if (nread == UV_EOF && !c->held_tls) {
-            c->c2u.eof = true;
-            uv_read_stop(s);
-            return;
-        }
-        LG_COUNT(lg_conn_counters(c), suspended_gone, 1);
-        lg_conn_close(c);
-        return;
+        ja3[32] = '\0';
     }
-    c->held_len += (size_t)nread;
-    LG_COUNT(lg_conn_counters(c), bytes_from_clients, (uint64_t)nread);
-    if (c->held_len == c->held_cap) uv_read_stop(s);
+    lg_ja4_parts_t parts;
+    uint8_t b[EVP_MAX_MD_SIZE], c[EVP_MAX_MD_SIZE];
+    if (lg_ja4_parts(h, &parts) == 0 && digest(EVP_sha256(), parts.b, parts.b_len, b) &&
+        digest(EVP_sha256(), parts.c, parts.c_len, c)) {
+        lg_ja4_format(&parts, b, c, ja4, 40);
+    }
+    ERR_clear_error();
 }
 
-static void peer_name(lg_conn_t *c, char *ip, size_t ip_size, uint16_t *port)
+static void fill_event(lg_ev_suspended_t *e, const lg_suspend_in_t *in)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    ip[0] = '\0';
-    *port = 0;
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) != 0) return;
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, ip_size);
-        *port = ntohs(a->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, ip_size);
-        *port = ntohs(a->sin_port);
-    }
-}
-
-void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len,
-                const lg_hello_t *hello, const uint8_t *raw, size_t raw_len)
-{
-    lg_worker_t *w = c->w;
-    lg_engine_t *e = w->engine;
-    lg_counters_t *cnt = lg_conn_counters(c);
-    LG_COUNT(cnt, suspended_total, 1);
-
-    c->held_cap = raw_len + LG_SUSPEND_MAX_EXTRA;
-    c->held = lg_malloc(c->held_cap);
-    lg_event_t *ev = lg_calloc(1, sizeof(*ev));
-    if (c->held == NULL || ev == NULL) {
-        lg_free(ev);
-        LG_COUNT(cnt, out_of_memory, 1);
-        lg_conn_close(c);
-        return;
-    }
-    memcpy(c->held, raw, raw_len);
-    c->held_len = raw_len;
-    c->held_tls = hello != NULL;
-    c->serial = ++w->next_serial;
-
-    ev->type = LG_EV_SUSPENDED;
-    ev->worker = w->index;
-    ev->listener = c->lis;
-    format_id(ev->id, sizeof(ev->id), w->index, c->serial);
-    if (sni_len > 0) {
-        snprintf(ev->target, sizeof(ev->target), "%.*s", (int)sni_len, sni);
-        c->held_sni = lg_malloc(sni_len + 1);
-        if (c->held_sni == NULL) {
-            lg_free(ev);
-            LG_COUNT(cnt, out_of_memory, 1);
-            lg_conn_close(c);
-            return;
-        }
-        memcpy(c->held_sni, sni, sni_len);
-        c->held_sni[sni_len] = '\0';
-    }
-    peer_name(c, ev->peer_ip, sizeof(ev->peer_ip), &ev->port);
+    e->listener = in->listener;
+    format_id(e->id, sizeof(e->id), in->worker, in->serial);
+    if (in->sni_len > 0) snprintf(e->sni, sizeof(e->sni), "%.*s", (int)in->sni_len, in->sni);
+    snprintf(e->peer_ip, sizeof(e->peer_ip), "%s", in->peer_ip);
+    e->peer_port = in->peer_port;
+    const lg_hello_t *hello = in->hello;
     size_t off = 0;
     for (uint16_t i = 0; hello != NULL && i < hello->n_alpn; i++) {
         size_t l = hello->alpn_len[i];
@@ -205,93 +149,92 @@ void lg_suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_
         /* Names are joined by newlines and JS splits on them: a name holding a newline or a NUL
          * (raw bytes from the client) would forge or cut entries, so it is left out. */
         if (memchr(name, '\n', l) != NULL || memchr(name, '\0', l) != NULL) continue;
-        if (off + l + 1 >= sizeof(ev->alpn)) break;
-        memcpy(ev->alpn + off, name, l);
+        if (off + l + 1 >= sizeof(e->alpn)) break;
+        memcpy(e->alpn + off, name, l);
         off += l;
-        ev->alpn[off++] = '\n';
+        e->alpn[off++] = '\n';
     }
-    if (off > 0) ev->alpn[off - 1] = '\0';
-    if (hello != NULL) lg_tls_fingerprints(hello, ev->ja3, ev->ja4);
+    if (off > 0) e->alpn[off - 1] = '\0';
+    if (hello != NULL) fingerprints(hello, e->ja3, e->ja4);
+}
 
-    bool route_tls = c->lis < rt->n_ctx && rt->ctx[c->lis] != NULL;
-    lg_pending_entry_t entry = {c->serial, c, c->lis, false, route_tls};
-    uv_mutex_lock(&w->pending.lock);
-    int rc = insert(&w->pending, &entry);
-    uv_mutex_unlock(&w->pending.lock);
+void lg_suspend_release(lg_pending_t *t, lg_suspend_ctx_t *s)
+{
+    if (s == NULL) return;
+    if (s->pending) {
+        pthread_mutex_lock(&t->lock);
+        lg_pending_entry_t *e = find(t, s->serial);
+        if (e != NULL) erase(t, e);
+        pthread_mutex_unlock(&t->lock);
+    }
+    lg_free(s->held);
+    lg_free(s->sni);
+    lg_free(s);
+}
+
+int lg_suspend_hold(lg_pending_t *t, lg_events_t *ch, const lg_suspend_in_t *in,
+                    lg_suspend_ctx_t **out)
+{
+    *out = NULL;
+    lg_suspend_ctx_t *s = lg_calloc(1, sizeof(*s));
+    lg_event_t *ev = lg_event_alloc(NULL, LG_EV_SUSPENDED, in->worker);
+    if (s != NULL) {
+        s->cap = in->raw_len + LG_SUSPEND_MAX_EXTRA;
+        s->held = lg_malloc(s->cap);
+        if (in->sni_len > 0) s->sni = lg_malloc(in->sni_len + 1);
+    }
+    if (s == NULL || ev == NULL || s->held == NULL || (in->sni_len > 0 && s->sni == NULL)) {
+        lg_free(ev);
+        lg_suspend_release(t, s);
+        return -ENOMEM;
+    }
+    memcpy(s->held, in->raw, in->raw_len);
+    s->len = in->raw_len;
+    if (in->sni_len > 0) {
+        memcpy(s->sni, in->sni, in->sni_len);
+        s->sni[in->sni_len] = '\0';
+    }
+    s->tls = in->hello != NULL;
+    s->serial = in->serial;
+    s->timeout_ms = in->timeout_ms;
+    fill_event(&ev->u.suspended, in);
+
+    lg_pending_entry_t entry = {in->serial, in->owner, in->listener, false, in->route_tls};
+    pthread_mutex_lock(&t->lock);
+    int rc = insert(t, &entry);
+    pthread_mutex_unlock(&t->lock);
     if (rc != 0) {
         lg_free(ev);
-        LG_COUNT(cnt, suspended_dropped, 1);
-        lg_conn_close(c);
-        return;
+        lg_suspend_release(t, s);
+        return rc;
     }
-    c->pending = true;
-    c->suspend_ms = rt->suspend_timeout_ms;
-    lg_conn_set_state(c, LG_CONN_SUSPENDED); /* arms the suspend deadline */
-    if (lg_engine_post(e, ev) != 0) {
+    s->pending = true;
+    if (lg_events_post(ch, ev) != 0) {
         /* JS will never hear of it: do not make the client wait for a decision. */
-        LG_COUNT(cnt, suspended_dropped, 1);
-        lg_conn_close(c);
-        return;
+        lg_suspend_release(t, s);
+        return -EAGAIN;
     }
-    if (uv_read_start((uv_stream_t *)&c->client, held_alloc, held_read) != 0) lg_conn_close(c);
+    *out = s;
+    return 0;
 }
 
-void lg_suspend_forget(lg_conn_t *c)
+bool lg_pending_claimed(lg_pending_t *t, uint64_t serial)
 {
-    if (!c->pending) return;
-    lg_pending_t *t = &c->w->pending;
-    uv_mutex_lock(&t->lock);
-    lg_pending_entry_t *e = find(t, c->serial);
-    if (e != NULL) erase(t, e);
-    uv_mutex_unlock(&t->lock);
-    c->pending = false;
-}
-
-void lg_suspend_timeout(lg_conn_t *c)
-{
-    lg_pending_t *t = &c->w->pending;
-    uv_mutex_lock(&t->lock);
-    lg_pending_entry_t *e = find(t, c->serial);
-    bool claimed = e != NULL && e->claimed;
-    uv_mutex_unlock(&t->lock);
-    if (claimed && !c->claim_grace) {
-        /* JS was told it resolved this one; its decision is in the inbox. */
-        c->claim_grace = true;
-        c->suspend_ms = LG_SUSPEND_CLAIM_GRACE_MS;
-        lg_conn_set_state(c, LG_CONN_SUSPENDED);
-        return;
-    }
-    LG_COUNT(lg_conn_counters(c), suspended_timed_out, 1);
-    lg_conn_close(c);
-}
-
-void lg_suspend_resolved(lg_worker_t *w, uint64_t serial, lg_route_t *decision)
-{
-    lg_pending_t *t = &w->pending;
-    uv_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->lock);
     lg_pending_entry_t *e = find(t, serial);
-    lg_conn_t *c = e != NULL ? e->conn : NULL;
+    bool claimed = e != NULL && e->claimed;
+    pthread_mutex_unlock(&t->lock);
+    return claimed;
+}
+
+void *lg_pending_take(lg_pending_t *t, uint64_t serial)
+{
+    pthread_mutex_lock(&t->lock);
+    lg_pending_entry_t *e = find(t, serial);
+    void *owner = e != NULL ? e->owner : NULL;
     if (e != NULL) erase(t, e);
-    uv_mutex_unlock(&t->lock);
-    if (c == NULL || c->state != LG_CONN_SUSPENDED) {
-        /* The client left (or the proxy is stopping) after JS claimed it. */
-        if (decision != NULL) {
-            lg_route_free(decision);
-            lg_free(decision);
-        }
-        return;
-    }
-    c->pending = false;
-    lg_counters_t *cnt = lg_conn_counters(c);
-    if (decision == NULL) {
-        LG_COUNT(cnt, suspended_rejected, 1);
-        lg_conn_close(c);
-        return;
-    }
-    LG_COUNT(cnt, suspended_resolved, 1);
-    uv_read_stop((uv_stream_t *)&c->client);
-    c->decision = decision;
-    lg_conn_route_to(c, decision);
+    pthread_mutex_unlock(&t->lock);
+    return owner;
 }
 
 /* ---- JS side --------------------------------------------------------------------------- */
@@ -313,41 +256,40 @@ static bool parse_decimal(const char **pp, uint64_t *out)
     return true;
 }
 
-int lg_suspend_peek(lg_worker_t *workers, unsigned n_workers, const char *id, unsigned *worker,
+int lg_pending_peek(lg_pending_t *const *tables, unsigned n, const char *id, unsigned *worker,
                     uint64_t *serial, unsigned *listener, bool *route_tls)
 {
     /* Exactly the form format_id writes: decimal, no sign, no spaces, no leading zeros. */
     uint64_t wk = 0, sr = 0;
     const char *p = id;
     if (!parse_decimal(&p, &wk) || *p++ != '.' || !parse_decimal(&p, &sr) || *p != '\0' ||
-        wk >= n_workers || sr == 0) {
+        wk >= n || sr == 0) {
         return -ENOENT;
     }
-    lg_pending_t *t = &workers[wk].pending;
+    lg_pending_t *t = tables[wk];
     int rc = -ENOENT;
-    uv_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->lock);
     lg_pending_entry_t *e = find(t, sr);
     if (e != NULL && !e->claimed) {
         *listener = e->listener;
         *route_tls = e->route_tls;
         rc = 0;
     }
-    uv_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->lock);
     *worker = (unsigned)wk;
     *serial = sr;
     return rc;
 }
 
-bool lg_suspend_claim(lg_worker_t *w, uint64_t serial)
+bool lg_pending_claim(lg_pending_t *t, uint64_t serial)
 {
-    lg_pending_t *t = &w->pending;
     bool ok = false;
-    uv_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->lock);
     lg_pending_entry_t *e = find(t, serial);
     if (e != NULL && !e->claimed) {
         e->claimed = true;
         ok = true;
     }
-    uv_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->lock);
     return ok;
 }

@@ -1,35 +1,48 @@
 /*
  * lg_tls.c — per-connection TLS termination (see lg_tls.h).
  *
- * The custom BIO: read returns the bytes of the ciphertext currently being fed (tls->in) and
- * signals "retry" when they are used up; write appends to the client-bound flow and schedules it.
- * Every feed therefore runs OpenSSL until it wants more input, so the input is always fully
- * consumed when lg_tls_feed returns and no ciphertext is ever held outside OpenSSL.
- *
- * OpenSSL's thread-local error queue is cleared before each operation that inspects it, so one
- * connection's errors never leak into another's on the same worker.
+ * The custom BIO: read returns the bytes of the ciphertext currently being fed (t->in) and
+ * signals "retry" when they are used up (or once the KeyUpdate cap is passed, so that OpenSSL
+ * stops answering the rest of a flood at once); write appends to io->cipher. t->io is set only
+ * for the duration of a call, so the BIO never touches a queue outside one.
  */
 #include "lg_tls.h"
-#include "lg_conn.h"
-#include "lg_relay.h"
-
-#include "lg_ja.h"
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
+
+struct lg_tls_s {
+    SSL *ssl;
+    lg_tls_io_t *io;   /* output queues of the call in progress; NULL between calls */
+    const uint8_t *in; /* ciphertext not yet consumed by OpenSSL (during a feed only) */
+    size_t in_len;
+    const uint8_t *alpn; /* the route's ALPN list, wire format (owned by the snapshot) */
+    size_t alpn_len;
+    uint32_t keyupdates;
+    int violation; /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
+    bool handshake_done;
+    bool peer_closed; /* close_notify received */
+    bool close_sent;  /* close_notify queued */
+    bool out_failed;  /* the BIO could not queue ciphertext (out of memory) */
+    uint8_t sni_len;
+    char sni[LG_TLS_MAX_SNI + 1]; /* the SNI the router used ("" for none) */
+};
 
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
 static int bio_write(BIO *b, const char *data, int len)
 {
-    lg_conn_t *c = BIO_get_data(b);
+    lg_tls_t *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
-    if (lg_relay_queue_copy(c, &c->u2c, (const uint8_t *)data, (size_t)len) != 0) {
-        c->tls->out_failed = true;
+    lg_tls_io_t *io = t->io;
+    size_t n =
+        io == NULL ? 0 : lg_bufq_append(io->cipher, io->pool, (const uint8_t *)data, (size_t)len);
+    if (io != NULL) io->cipher_new += n;
+    if (n != (size_t)len) {
+        t->out_failed = true;
         return -1;
     }
     return len;
@@ -37,11 +50,11 @@ static int bio_write(BIO *b, const char *data, int len)
 
 static int bio_read(BIO *b, char *out, int len)
 {
-    lg_conn_t *c = BIO_get_data(b);
-    lg_tls_t *t = c->tls;
+    lg_tls_t *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
-    if (t->in_len == 0) {
+    /* A KeyUpdate flood stops at the cap: OpenSSL is given no more of the input. */
+    if (t->in_len == 0 || t->violation == LG_TLS_E_KEYUPDATE) {
         BIO_set_retry_read(b);
         return -1;
     }
@@ -57,15 +70,8 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)b;
     (void)num;
     (void)ptr;
-    switch (cmd) {
-    case BIO_CTRL_FLUSH:
-        return 1; /* writes are queued at once; nothing to flush */
-    case BIO_CTRL_PENDING:
-    case BIO_CTRL_WPENDING:
-        return 0;
-    default:
-        return 0;
-    }
+    /* Writes are queued at once: a flush has nothing to do, and nothing is ever pending. */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
 static int bio_create(BIO *b)
@@ -92,17 +98,17 @@ static void bio_method_init(void)
     bio_method = m; /* process-wide, immutable once made; freed with the process */
 }
 
-int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len, const uint8_t *alpn,
-                 size_t alpn_len)
+int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, const uint8_t *alpn,
+               size_t alpn_len)
 {
+    *out = NULL;
     pthread_once(&bio_once, bio_method_init);
     if (bio_method == NULL) return -ENOMEM;
     lg_tls_t *t = lg_calloc(1, sizeof(*t));
     if (t == NULL) return -ENOMEM;
-    t->conn = c;
     t->alpn = alpn;
     t->alpn_len = alpn_len;
-    if (sni != NULL && sni_len <= LG_HELLO_MAX_SNI) {
+    if (sni != NULL && sni_len <= LG_TLS_MAX_SNI) {
         memcpy(t->sni, sni, sni_len);
         t->sni[sni_len] = '\0';
         t->sni_len = (uint8_t)sni_len;
@@ -116,25 +122,34 @@ int lg_tls_start(lg_conn_t *c, SSL_CTX *ctx, const char *sni, size_t sni_len, co
         ERR_clear_error();
         return -ENOMEM;
     }
-    BIO_set_data(bio, c);
+    BIO_set_data(bio, t);
     SSL_set_bio(t->ssl, bio, bio); /* the SSL owns one reference, used both ways */
-    SSL_set_app_data(t->ssl, c);
+    SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
-    c->tls = t;
+    *out = t;
     return 0;
 }
 
-void lg_tls_free(lg_conn_t *c)
+void lg_tls_free(lg_tls_t *t)
 {
-    if (c->tls == NULL) return;
-    SSL_free(c->tls->ssl);
-    lg_free(c->tls);
-    c->tls = NULL;
+    if (t == NULL) return;
+    SSL_free(t->ssl);
+    lg_free(t);
 }
 
-bool lg_tls_resumed(const lg_conn_t *c)
+bool lg_tls_handshake_done(const lg_tls_t *t)
 {
-    return c->tls != NULL && SSL_session_reused(c->tls->ssl) == 1;
+    return t->handshake_done;
+}
+
+bool lg_tls_peer_closed(const lg_tls_t *t)
+{
+    return t->peer_closed;
+}
+
+bool lg_tls_resumed(const lg_tls_t *t)
+{
+    return SSL_session_reused(t->ssl) == 1;
 }
 
 /* Classify a failed handshake. */
@@ -168,28 +183,26 @@ static bool sni_matches(const lg_tls_t *t)
     return true;
 }
 
-/* Decrypt everything OpenSSL can give into c2u. Returns LG_TLS_OK or a failure. */
-static int drain_plaintext(lg_conn_t *c)
+/* Decrypt everything OpenSSL can give into io->plain. Returns LG_TLS_OK or a failure. */
+static int drain_plaintext(lg_tls_t *t, lg_tls_io_t *io)
 {
-    lg_tls_t *t = c->tls;
-    lg_bufpool_t *pool = &c->w->pool;
     for (;;) {
         if (t->violation) return t->violation;
-        lg_buf_t *b = lg_buf_get(pool);
+        lg_buf_t *b = lg_buf_get(io->pool);
         if (b == NULL) return LG_TLS_E_NOMEM;
         ERR_clear_error();
         int n = SSL_read(t->ssl, b->data, (int)b->cap);
         if (t->violation) {
-            lg_buf_put(pool, b);
+            lg_buf_put(io->pool, b);
             return t->violation;
         }
         if (n > 0) {
             b->len = (uint32_t)n;
-            lg_bufq_push(&c->c2u.q, pool, b);
-            lg_relay_flow_queued(c, &c->c2u, (size_t)n);
+            lg_bufq_push(io->plain, io->pool, b);
+            io->plain_new += (size_t)n;
             continue;
         }
-        lg_buf_put(pool, b);
+        lg_buf_put(io->pool, b);
         int err = SSL_get_error(t->ssl, n);
         if (err == SSL_ERROR_WANT_READ) return t->out_failed ? LG_TLS_E_NOMEM : LG_TLS_OK;
         if (err == SSL_ERROR_ZERO_RETURN) {
@@ -201,9 +214,9 @@ static int drain_plaintext(lg_conn_t *c)
     }
 }
 
-int lg_tls_feed(lg_conn_t *c, const uint8_t *data, size_t len)
+int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
 {
-    lg_tls_t *t = c->tls;
+    t->io = io;
     t->in = data;
     t->in_len = len;
     int rc = LG_TLS_OK;
@@ -224,83 +237,58 @@ int lg_tls_feed(lg_conn_t *c, const uint8_t *data, size_t len)
         rc = LG_TLS_READY;
     }
     if (!t->peer_closed) {
-        int d = drain_plaintext(c);
+        int d = drain_plaintext(t, io);
         if (d != LG_TLS_OK) rc = d;
     }
 out:
     t->in = NULL;
     t->in_len = 0;
+    t->io = NULL;
     return rc;
 }
 
-int lg_tls_encrypt(lg_conn_t *c, const uint8_t *data, size_t len)
+int lg_tls_encrypt(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
 {
-    lg_tls_t *t = c->tls;
+    int rc = LG_TLS_OK;
+    t->io = io;
     while (len > 0) {
         ERR_clear_error();
         int chunk = (int)LG_MIN(len, (size_t)INT32_MAX);
         int n = SSL_write(t->ssl, data, chunk);
         if (n <= 0 || t->out_failed) {
             ERR_clear_error();
-            return t->out_failed ? LG_TLS_E_NOMEM : LG_TLS_E_PROTOCOL;
+            rc = t->out_failed ? LG_TLS_E_NOMEM : LG_TLS_E_PROTOCOL;
+            break;
         }
         data += n;
         len -= (size_t)n;
     }
-    return LG_TLS_OK;
+    t->io = NULL;
+    return rc;
 }
 
-void lg_tls_close_notify(lg_conn_t *c)
+void lg_tls_close_notify(lg_tls_t *t, lg_tls_io_t *io)
 {
-    lg_tls_t *t = c->tls;
-    if (t == NULL || t->close_sent || !t->handshake_done) return;
+    if (t->close_sent || !t->handshake_done) return;
     t->close_sent = true;
+    t->io = io;
     ERR_clear_error();
     SSL_shutdown(t->ssl); /* queues close_notify through the BIO; we do not wait for the peer's */
     ERR_clear_error();
-}
-
-static bool digest(const EVP_MD *md, const void *data, size_t len, uint8_t *out)
-{
-    unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, md, NULL) == 1;
-}
-
-void lg_tls_fingerprints(const lg_hello_t *h, char ja3[33], char ja4[40])
-{
-    ja3[0] = '\0';
-    ja4[0] = '\0';
-    char s3[LG_JA3_MAX];
-    int n = lg_ja3_string(h, s3, sizeof(s3));
-    uint8_t md[EVP_MAX_MD_SIZE];
-    if (n >= 0 && digest(EVP_md5(), s3, (size_t)n, md)) {
-        static const char hex[] = "0123456789abcdef";
-        for (int i = 0; i < 16; i++) {
-            ja3[2 * i] = hex[md[i] >> 4];
-            ja3[2 * i + 1] = hex[md[i] & 15];
-        }
-        ja3[32] = '\0';
-    }
-    lg_ja4_parts_t parts;
-    uint8_t b[EVP_MAX_MD_SIZE], c[EVP_MAX_MD_SIZE];
-    if (lg_ja4_parts(h, &parts) == 0 && digest(EVP_sha256(), parts.b, parts.b_len, b) &&
-        digest(EVP_sha256(), parts.c, parts.c_len, c)) {
-        lg_ja4_format(&parts, b, c, ja4, 40);
-    }
-    ERR_clear_error();
+    t->io = NULL;
 }
 
 int lg_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)arg;
-    lg_conn_t *c = SSL_get_app_data(ssl);
-    if (c == NULL || c->tls == NULL || c->tls->alpn_len == 0) return SSL_TLSEXT_ERR_NOACK;
+    lg_tls_t *t = SSL_get_app_data(ssl);
+    if (t == NULL || t->alpn_len == 0) return SSL_TLSEXT_ERR_NOACK;
     unsigned char *sel = NULL;
     unsigned char sel_len = 0;
     /* Server preference: the first protocol of the route's list that the client offers. */
-    if (SSL_select_next_proto(&sel, &sel_len, c->tls->alpn, (unsigned int)c->tls->alpn_len, in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&sel, &sel_len, t->alpn, (unsigned int)t->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED) {
         return SSL_TLSEXT_ERR_NOACK; /* no common protocol: continue without ALPN */
     }
     *out = sel;
@@ -314,8 +302,8 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
     (void)version;
     (void)arg;
     if (write_p || len < 1) return;
-    lg_conn_t *c = SSL_get_app_data(ssl);
-    if (c == NULL || c->tls == NULL || !c->tls->handshake_done) return;
+    lg_tls_t *t = SSL_get_app_data(ssl);
+    if (t == NULL || !t->handshake_done) return;
     uint8_t first = ((const uint8_t *)buf)[0];
     if (content_type == SSL3_RT_HEADER && first == SSL3_RT_HANDSHAKE &&
         SSL_version(ssl) < TLS1_3_VERSION) {
@@ -323,9 +311,9 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
          * renegotiation. SSL_OP_NO_RENEGOTIATION already refuses it; the connection is closed
          * too, as HAProxy and nginx do. (Judged on the record header because OpenSSL answers
          * such a ClientHello with an alert without handing it to the state machine.) */
-        c->tls->violation = LG_TLS_E_RENEGOTIATION;
+        t->violation = LG_TLS_E_RENEGOTIATION;
     } else if (content_type == SSL3_RT_HANDSHAKE && first == SSL3_MT_KEY_UPDATE &&
-               ++c->tls->keyupdates > LG_TLS_MAX_KEYUPDATES) {
-        c->tls->violation = LG_TLS_E_KEYUPDATE;
+               ++t->keyupdates > LG_TLS_MAX_KEYUPDATES) {
+        t->violation = LG_TLS_E_KEYUPDATE;
     }
 }

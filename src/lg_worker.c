@@ -1,48 +1,61 @@
 /*
  * lg_worker.c — a worker thread's loop, inbox and stop sequence (see lg_worker.h).
  *
- * Handles owned by a worker: the inbox async, the scheduler's check and idle handles, the grace
- * timer, and per listener a poll handle (listen fd readiness) and a backoff timer. They are all
- * initialised on the JS thread in lg_worker_start() before the thread exists (libuv allows a loop
- * to be set up on one thread and run on another when the two never overlap), so a setup failure
- * is reported synchronously by start(). The loop ends when every handle is closed: that is how a
- * worker exits.
+ * Handles owned by a worker: the inbox async, the scheduler's check and idle handles, the
+ * reaper's idle handle, the grace timer, and per listener a poll handle (listen fd readiness) and
+ * a backoff timer. They are all initialised on the JS thread in lg_worker_start() before the
+ * thread exists (libuv allows a loop to be set up on one thread and run on another when the two
+ * never overlap), so a setup failure is reported synchronously by start(). The loop ends when
+ * every handle is closed: that is how a worker exits.
  */
 #include "lg_worker.h"
-#include "lg_conn.h"
-#include "lg_relay.h"
 
 #include <string.h>
 #include <unistd.h>
 
-int lg_worker_init(lg_worker_t *w, lg_engine_t *e, unsigned index)
+static void on_conn_gone(void *arg);
+static void on_fd_pressure(void *arg, int err);
+
+int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
 {
     memset(w, 0, sizeof(*w));
-    w->engine = e;
-    w->index = index;
-    for (size_t i = 0; i < LG_MAX_LISTENERS; i++) {
+    lg_wctx_t *x = &w->ctx;
+    x->loop = &w->loop;
+    x->index = index;
+    x->conf = env->conf;
+    x->events = env->events;
+    x->lis = env->lis;
+    x->slot = env->slot;
+    x->pending = &w->pending;
+    x->counters = w->counters;
+    x->conn_gone = on_conn_gone;
+    x->fd_pressure = on_fd_pressure;
+    x->up_arg = w;
+    for (size_t i = 0; i < LG_MAX_LISTENERS; i++)
         w->lsock[i].fd = -1;
-        w->lsock[i].index = (unsigned)i;
-        w->lsock[i].w = w;
+    w->ev_ready = lg_event_alloc(NULL, LG_EV_READY, index);
+    w->ev_exit = lg_event_alloc(NULL, LG_EV_WORKER_EXIT, index);
+    w->stop_msg = lg_calloc(1, sizeof(*w->stop_msg));
+    int rc = w->ev_ready && w->ev_exit && w->stop_msg ? -pthread_mutex_init(&w->inbox_lock, NULL)
+                                                      : -ENOMEM;
+    if (rc == 0) {
+        rc = lg_pending_init(&w->pending);
+        if (rc != 0) pthread_mutex_destroy(&w->inbox_lock);
     }
-    int rc = uv_mutex_init(&w->inbox_lock);
-    if (rc != 0) return rc;
-    rc = lg_pending_init(&w->pending);
     if (rc != 0) {
-        uv_mutex_destroy(&w->inbox_lock);
+        lg_free(w->ev_ready);
+        lg_free(w->ev_exit);
+        lg_free(w->stop_msg);
         return rc;
     }
-    lg_bufpool_init(&w->pool, e->conf.read_buffer_size);
-    lg_drr_init(&w->drr, e->conf.sched_quantum);
+    lg_bufpool_init(&x->pool, env->conf->read_buffer_size);
+    lg_drr_init(&x->sched.drr, env->conf->sched_quantum);
     return 0;
 }
 
 static void free_msg(lg_msg_t *m)
 {
-    if (m->decision != NULL) {
-        lg_route_free(m->decision);
-        lg_free(m->decision);
-    }
+    lg_route_destroy(m->decision);
     lg_free(m);
 }
 
@@ -55,50 +68,65 @@ void lg_worker_destroy(lg_worker_t *w)
         m = next;
     }
     w->inbox = NULL;
-    uv_mutex_destroy(&w->inbox_lock);
+    lg_free(w->ev_ready);
+    lg_free(w->ev_exit);
+    lg_free(w->stop_msg);
+    w->ev_ready = w->ev_exit = NULL;
+    w->stop_msg = NULL;
+    pthread_mutex_destroy(&w->inbox_lock);
     lg_pending_destroy(&w->pending);
 }
 
 static int post(lg_worker_t *w, lg_msg_t *m)
 {
-    uv_mutex_lock(&w->inbox_lock);
+    pthread_mutex_lock(&w->inbox_lock);
     if (w->closing) {
         /* The async handle is closed or closing: the worker is already on its way out. */
-        uv_mutex_unlock(&w->inbox_lock);
+        pthread_mutex_unlock(&w->inbox_lock);
         free_msg(m);
         return -ESHUTDOWN;
     }
     m->next = w->inbox;
     w->inbox = m;
     uv_async_send(&w->inbox_async);
-    uv_mutex_unlock(&w->inbox_lock);
+    pthread_mutex_unlock(&w->inbox_lock);
     return 0;
 }
 
-int lg_worker_post_resolve(lg_worker_t *w, uint64_t serial, lg_route_t *decision)
+static int post_new(lg_worker_t *w, int type, uint32_t grace_ms, uint64_t serial,
+                    lg_route_t *decision)
 {
-    lg_msg_t *m = lg_calloc(1, sizeof(*m));
+    lg_msg_t *m = NULL;
+    if (type == LG_MSG_STOP && w->stop_msg != NULL) {
+        m = w->stop_msg; /* JS thread only, like every stop */
+        w->stop_msg = NULL;
+    } else {
+        m = lg_calloc(1, sizeof(*m));
+    }
     if (m == NULL) {
-        if (decision != NULL) {
-            lg_route_free(decision);
-            lg_free(decision);
-        }
+        lg_route_destroy(decision);
         return -ENOMEM;
     }
-    m->type = LG_MSG_RESOLVE;
+    m->type = type;
+    m->grace_ms = grace_ms;
     m->serial = serial;
     m->decision = decision;
     return post(w, m);
 }
 
-int lg_worker_post(lg_worker_t *w, int type, uint32_t grace_ms)
+int lg_worker_post_resolve(lg_worker_t *w, uint64_t serial, lg_route_t *decision)
 {
-    lg_msg_t *m = lg_calloc(1, sizeof(*m));
-    if (m == NULL) return -ENOMEM;
-    m->type = type;
-    m->grace_ms = grace_ms;
-    int rc = post(w, m);
-    return rc == -ESHUTDOWN ? 0 : rc;
+    return post_new(w, LG_MSG_RESOLVE, 0, serial, decision);
+}
+
+int lg_worker_post_stop(lg_worker_t *w, uint32_t grace_ms)
+{
+    return post_new(w, LG_MSG_STOP, grace_ms, 0, NULL);
+}
+
+int lg_worker_post_refresh(lg_worker_t *w)
+{
+    return post_new(w, LG_MSG_REFRESH, 0, 0, NULL);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -106,45 +134,32 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-static void on_lsock_closed(uv_handle_t *h)
-{
-    lg_lsock_t *ls = h->data;
-    if (ls->fd >= 0) close(ls->fd);
-    ls->fd = -1;
-}
-
 static void close_lsocks(lg_worker_t *w)
 {
-    for (size_t i = 0; i < w->engine->conf.n_listeners; i++) {
-        lg_lsock_t *ls = &w->lsock[i];
-        if (!ls->open) continue;
-        ls->open = false;
-        uv_close((uv_handle_t *)&ls->poll, on_lsock_closed);
-        uv_close((uv_handle_t *)&ls->backoff, on_handle_closed);
-    }
+    for (size_t i = 0; i < w->ctx.conf->n_listeners; i++)
+        lg_lsock_close(&w->lsock[i], on_handle_closed);
 }
 
 /* Close the worker's own handles; the loop ends once they are closed. */
 static void worker_finish(lg_worker_t *w)
 {
     if (w->closing) return;
-    uv_mutex_lock(&w->inbox_lock);
+    pthread_mutex_lock(&w->inbox_lock);
     w->closing = true; /* no more uv_async_send on the inbox from now on */
-    uv_mutex_unlock(&w->inbox_lock);
+    pthread_mutex_unlock(&w->inbox_lock);
     close_lsocks(w);
     uv_close((uv_handle_t *)&w->inbox_async, on_handle_closed);
-    uv_close((uv_handle_t *)&w->sched_check, on_handle_closed);
-    uv_close((uv_handle_t *)&w->sched_idle, on_handle_closed);
+    lg_relay_sched_close(&w->ctx, on_handle_closed);
+    lg_conn_reaper_close(&w->ctx, on_handle_closed);
     uv_close((uv_handle_t *)&w->grace_timer, on_handle_closed);
-    w->sched_active = false;
 }
 
 static void drain(lg_worker_t *w)
 {
     w->draining = true;
     uv_timer_stop(&w->grace_timer);
-    lg_conn_close_all(w);
-    /* Closing completes asynchronously; lg_worker_conn_gone() finishes the stop. */
+    lg_conn_close_all(&w->ctx);
+    /* Closing completes asynchronously; on_conn_gone() finishes the stop. */
 }
 
 static void on_grace(uv_timer_t *t)
@@ -156,10 +171,10 @@ static void worker_stop(lg_worker_t *w, uint32_t grace_ms)
 {
     if (w->closing || w->draining) return;
     uint64_t deadline = uv_now(&w->loop) + grace_ms;
-    if (!w->stopping) {
-        w->stopping = true;
+    if (!w->ctx.stopping) {
+        w->ctx.stopping = true;
         close_lsocks(w);
-        if (w->n_conns == 0) {
+        if (w->ctx.n_conns == 0) {
             worker_finish(w);
             return;
         }
@@ -174,18 +189,25 @@ static void worker_stop(lg_worker_t *w, uint32_t grace_ms)
     uv_timer_start(&w->grace_timer, on_grace, grace_ms, 0);
 }
 
-void lg_worker_conn_gone(lg_worker_t *w)
+static void on_conn_gone(void *arg)
 {
-    if (w->stopping && w->n_conns == 0) worker_finish(w);
+    lg_worker_t *w = arg;
+    if (w->ctx.stopping && w->ctx.n_conns == 0) worker_finish(w);
+}
+
+static void on_fd_pressure(void *arg, int err)
+{
+    lg_worker_t *w = arg;
+    lg_lsock_fd_pressure(w->lsock, w->ctx.conf->n_listeners, err);
 }
 
 static void on_inbox(uv_async_t *h)
 {
     lg_worker_t *w = h->data;
-    uv_mutex_lock(&w->inbox_lock);
+    pthread_mutex_lock(&w->inbox_lock);
     lg_msg_t *m = w->inbox;
     w->inbox = NULL;
-    uv_mutex_unlock(&w->inbox_lock);
+    pthread_mutex_unlock(&w->inbox_lock);
     /* Posted LIFO: reverse to handle in order. */
     lg_msg_t *fifo = NULL;
     while (m != NULL) {
@@ -201,47 +223,41 @@ static void on_inbox(uv_async_t *h)
         } else if (fifo->type == LG_MSG_REFRESH) {
             /* Without this, each worker would keep the previous table (and its TLS contexts)
              * alive until its next accept. */
-            if (!w->closing) lg_engine_snapshot(w->engine, &w->snap, &w->snap_gen);
+            if (!w->closing) lg_snapslot_get(w->ctx.slot, &w->ctx.snap, &w->ctx.snap_gen);
         } else if (fifo->type == LG_MSG_RESOLVE) {
-            lg_suspend_resolved(w, fifo->serial, fifo->decision);
-            fifo->decision = NULL; /* ownership passed */
+            void *owner = lg_pending_take(&w->pending, fifo->serial);
+            if (owner != NULL) {
+                lg_conn_decide(owner, fifo->decision);
+                fifo->decision = NULL; /* ownership passed */
+            }
         }
         free_msg(fifo);
         fifo = next;
     }
 }
 
-static void on_sched_idle(uv_idle_t *h)
-{
-    /* Nothing to do: an active idle handle only keeps the next poll from blocking while some
-     * flow is ready, so the check handle runs the next scheduler pass at once. */
-    (void)h;
-}
-
-void lg_worker_sched_kick(lg_worker_t *w)
-{
-    if (w->sched_active || w->closing) return;
-    w->sched_active = true;
-    uv_check_start(&w->sched_check, lg_relay_sched_run);
-    uv_idle_start(&w->sched_idle, on_sched_idle);
-}
-
 static void worker_main(void *arg)
 {
     lg_worker_t *w = arg;
-    lg_engine_t *e = w->engine;
-    unsigned index = w->index;
-    lg_engine_postf(e, LG_EV_READY, index, 0, "worker %u accepting", index);
+    lg_events_t *events = w->ctx.events;
+    lg_event_t *ready = w->ev_ready, *exit_ev = w->ev_exit;
+    w->ev_ready = w->ev_exit = NULL;
+    snprintf(ready->u.note.message, sizeof(ready->u.note.message), "worker %u accepting",
+             w->ctx.index);
+    lg_events_post(events, ready);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Every handle is closed, so every connection is freed. */
-    lg_snapshot_unref(w->snap);
-    w->snap = NULL;
-    lg_relay_wreq_cache_free(w);
-    lg_bufpool_destroy(&w->pool);
+    lg_snapshot_unref(w->ctx.snap);
+    w->ctx.snap = NULL;
+    lg_relay_wreq_cache_free(&w->ctx);
+    lg_bufpool_destroy(&w->ctx.pool);
     int rc = uv_loop_close(&w->loop);
     if (w->exit_code == 0 && rc != 0) w->exit_code = rc;
+    exit_ev->u.note.code = w->exit_code;
+    snprintf(exit_ev->u.note.message, sizeof(exit_ev->u.note.message), "worker %u exited",
+             w->ctx.index);
     /* Last action: after this event the JS thread may join this thread and free the engine. */
-    lg_engine_postf(e, LG_EV_WORKER_EXIT, index, w->exit_code, "worker %u exited", index);
+    lg_events_post(events, exit_ev);
 }
 
 /* Undo a partial lg_worker_start on the JS thread (no thread running the loop). */
@@ -250,14 +266,14 @@ static void abandon_loop(lg_worker_t *w)
     w->closing = true;
     close_lsocks(w);
     uv_close((uv_handle_t *)&w->inbox_async, on_handle_closed);
-    uv_close((uv_handle_t *)&w->sched_check, on_handle_closed);
-    uv_close((uv_handle_t *)&w->sched_idle, on_handle_closed);
+    lg_relay_sched_close(&w->ctx, on_handle_closed);
+    lg_conn_reaper_close(&w->ctx, on_handle_closed);
     uv_close((uv_handle_t *)&w->grace_timer, on_handle_closed);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
 }
 
-int lg_worker_start(lg_worker_t *w)
+int lg_worker_start(lg_worker_t *w, int *fds)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) return rc;
@@ -265,24 +281,17 @@ int lg_worker_start(lg_worker_t *w)
     /* These cannot fail on Linux for a fresh loop (they only initialise structures). */
     uv_async_init(&w->loop, &w->inbox_async, on_inbox);
     w->inbox_async.data = w;
-    uv_check_init(&w->loop, &w->sched_check);
-    w->sched_check.data = w;
-    uv_idle_init(&w->loop, &w->sched_idle);
-    w->sched_idle.data = w;
+    lg_relay_sched_init(&w->ctx);
+    lg_conn_reaper_init(&w->ctx);
     uv_timer_init(&w->loop, &w->grace_timer);
     w->grace_timer.data = w;
-    for (size_t i = 0; i < w->engine->conf.n_listeners; i++) {
-        lg_lsock_t *ls = &w->lsock[i];
-        rc = uv_poll_init(&w->loop, &ls->poll, ls->fd);
+    for (size_t i = 0; i < w->ctx.conf->n_listeners; i++) {
+        rc = lg_lsock_open(&w->lsock[i], &w->ctx, (unsigned)i, fds[i]);
         if (rc != 0) {
-            abandon_loop(w);
+            abandon_loop(w); /* closes the fds taken so far with their handles */
             return rc;
         }
-        uv_timer_init(&w->loop, &ls->backoff);
-        ls->poll.data = ls;
-        ls->backoff.data = ls;
-        ls->open = true;
-        uv_poll_start(&ls->poll, UV_READABLE, lg_listener_on_readable);
+        fds[i] = -1; /* the worker's now */
     }
     rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc != 0) {
@@ -290,4 +299,9 @@ int lg_worker_start(lg_worker_t *w)
         return rc;
     }
     return 0;
+}
+
+void lg_worker_join(lg_worker_t *w)
+{
+    uv_thread_join(&w->thread);
 }

@@ -1,6 +1,7 @@
 /*
  * lg_worker.h — one worker thread: its own uv_loop, one SO_REUSEPORT listen socket per listener,
- * the connections it accepted, its scheduler, buffer pool and counters.
+ * the connections it accepted, its scheduler, buffer pool and counters (lg_wctx_t, lent to the
+ * modules below), its inbox and its stop sequence.
  *
  * Ownership: a connection belongs to the worker that accepted it for its whole life; only that
  * thread touches it. Other threads talk to a worker only through its inbox: a mutex-guarded
@@ -9,27 +10,15 @@
  *
  * Stopping: on LG_MSG_STOP the worker closes its listen sockets, lets connections finish for
  * grace_ms, then closes the rest; when the last connection is freed it closes its own handles,
- * its loop ends and the thread posts LG_EV_WORKER_EXIT.
+ * its loop ends and the thread posts LG_EV_WORKER_EXIT. The READY and WORKER_EXIT events are
+ * allocated when the worker is created, so that lifecycle never depends on an allocation.
  */
 #ifndef LG_WORKER_H
 #define LG_WORKER_H
 
-#include "lg_buf.h"
-#include "lg_drr.h"
-#include "lg_engine.h"
-#include "lg_metrics.h"
+#include "lg_listener.h"
 #include "lg_suspend.h"
-
-#include <uv.h>
-
-typedef struct lg_conn_s lg_conn_t;
-typedef struct lg_wreq_s lg_wreq_t;
-
-#define LG_ACCEPTS_PER_WAKEUP 64   /* connections accepted per readiness event */
-#define LG_GRANTS_PER_RUN     1024 /* scheduler grants per loop iteration */
-#define LG_ACCEPT_BACKOFF_MIN 100  /* ms: first accept pause after EMFILE/ENFILE */
-#define LG_ACCEPT_BACKOFF_MAX 1000 /* ms: longest accept pause */
-#define LG_WREQ_CACHE_MAX     256  /* spare write requests a worker keeps */
+#include "lg_wctx.h"
 
 enum {
     LG_MSG_STOP = 1, /* stop accepting; close connections after grace_ms */
@@ -46,96 +35,56 @@ typedef struct lg_msg_s {
     lg_route_t *decision; /* RESOLVE: owned by the message until handled; NULL closes */
 } lg_msg_t;
 
-/* A worker's listen socket for one listener. */
-typedef struct lg_lsock_s {
-    uv_poll_t poll;     /* readiness of the listen fd */
-    uv_timer_t backoff; /* accept pause after EMFILE/ENFILE */
-    lg_worker_t *w;
-    int fd;              /* owned: closed when poll's close callback runs */
-    unsigned index;      /* listener index */
-    uint32_t backoff_ms; /* current pause; 0 when accepting normally */
-    bool open;           /* poll handle initialised and not closed */
-} lg_lsock_t;
+/* What the engine shares with its workers (immutable or atomic). */
+typedef struct lg_worker_env_s {
+    const lg_config_t *conf;
+    lg_events_t *events;
+    lg_lis_state_t *lis;
+    lg_snapslot_t *slot;
+} lg_worker_env_t;
 
-struct lg_worker_s {
-    lg_engine_t *engine;
-    unsigned index;
-    uv_thread_t thread;
+typedef struct lg_worker_s {
+    lg_wctx_t ctx; /* lent to the listener, conn and phase modules */
     uv_loop_t loop;
+    uv_thread_t thread;
 
     uv_async_t inbox_async;
-    uv_mutex_t inbox_lock; /* guards inbox */
-    lg_msg_t *inbox;       /* LIFO; reversed when drained */
+    pthread_mutex_t inbox_lock; /* guards inbox and closing */
+    lg_msg_t *inbox;            /* LIFO; reversed when drained */
 
     lg_lsock_t lsock[LG_MAX_LISTENERS];
-    lg_snapshot_t *snap; /* this worker's reference to the snapshot it last saw */
-    uint64_t snap_gen;
-
     lg_pending_t pending; /* held connections (lock shared with the JS thread, see lg_suspend) */
-    uint64_t next_serial;
-
-    lg_bufpool_t pool;
-    lg_drr_t drr;
-    uv_check_t sched_check; /* runs a scheduler pass after each poll while flows are ready */
-    uv_idle_t sched_idle;   /* keeps poll from blocking while flows are ready */
-    bool sched_active;
-
-    lg_wreq_t *wreq_cache; /* spare write requests */
-    size_t n_wreq_cache;
-
-    lg_conn_t *conns; /* every live connection (doubly linked) */
-    size_t n_conns;
-    size_t n_hello;   /* connections holding a ClientHello context */
-    size_t n_lookups; /* name lookups queued or running (lg_resolve), detached ones included */
+    lg_counters_t counters[LG_MAX_LISTENERS]; /* written by this thread only */
 
     uv_timer_t grace_timer;
     uint64_t grace_deadline; /* loop time at which the grace period ends */
-    bool stopping;           /* STOP received: listen sockets closed */
     bool draining;           /* grace over: every connection is being closed */
     bool closing;            /* worker handles are closing; loop about to end */
     int exit_code;
+    lg_event_t *ev_ready, *ev_exit; /* preallocated control events */
+    lg_msg_t *stop_msg;             /* preallocated: the first stop never needs memory */
+} lg_worker_t;
 
-    lg_counters_t counters[LG_MAX_LISTENERS]; /* written by this thread only */
-    uint8_t discard[4096]; /* read target for bytes that are thrown away (lingering close) */
+/* Initialise what needs no loop (JS thread, before start). Returns 0 or a negative errno. */
+int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index);
 
-    /* Published for metrics(): written by this thread only (relaxed stores), read by JS. */
-    atomic_size_t pub_conns;         /* live connections */
-    atomic_size_t pub_hello_buffers; /* ClientHello contexts allocated */
-    atomic_size_t pub_lookups;       /* n_lookups */
-    atomic_size_t pub_quantum;       /* scheduler's current quantum */
-    atomic_uint_fast64_t pub_grants; /* scheduler grants so far */
-    atomic_uint_fast64_t pub_granted_bytes;
-};
+/* Set up the loop and its handles on the bound listen fds (fds[i] for listener i), then start
+ * the thread. Each fd the worker takes is set to -1 in fds (on failure too: the caller closes
+ * the rest). Returns 0 or a negative errno. */
+int lg_worker_start(lg_worker_t *w, int *fds);
 
-#define LG_PUBLISH(field, value) atomic_store_explicit(&(field), (value), memory_order_relaxed)
+/* Join the thread (it must have exited or be exiting). */
+void lg_worker_join(lg_worker_t *w);
 
-/* Initialise worker fields that need no loop (called on the JS thread before start). */
-int lg_worker_init(lg_worker_t *w, lg_engine_t *e, unsigned index);
-
-/* Start the thread. The listen fds in w->lsock[i].fd are already bound and listening. */
-int lg_worker_start(lg_worker_t *w);
-
-/* Post a message (any thread). Returns 0 or -ENOMEM. */
-int lg_worker_post(lg_worker_t *w, int type, uint32_t grace_ms);
+/* Post a message (any thread). Returns 0, -ENOMEM, or -ESHUTDOWN when the worker is gone. */
+int lg_worker_post_stop(lg_worker_t *w, uint32_t grace_ms);
+int lg_worker_post_refresh(lg_worker_t *w);
 
 /* Post a decision for a held connection (JS thread). Takes ownership of decision (freed on
- * failure). Returns 0, -ENOMEM, or -ESHUTDOWN when the worker is gone. */
+ * failure). Returns 0, -ENOMEM, or -ESHUTDOWN. */
 int lg_worker_post_resolve(lg_worker_t *w, uint64_t serial, lg_route_t *decision);
 
 /* Free what lg_worker_init allocated (after the thread has been joined, or never started). */
 void lg_worker_destroy(lg_worker_t *w);
-
-/* Worker thread only: a connection was freed; finishes a stop when it was the last. */
-void lg_worker_conn_gone(lg_worker_t *w);
-
-/* Worker thread only: make sure a scheduler pass runs soon (some flow became ready). */
-void lg_worker_sched_kick(lg_worker_t *w);
-
-/* Worker thread only: accept loop for a listen socket (lg_listener.c). */
-void lg_listener_on_readable(uv_poll_t *h, int status, int events);
-
-/* Worker thread only: the worker ran out of file descriptors (err = EMFILE/ENFILE) outside
- * accept (e.g. dialling an upstream): pause accepting on every listener (lg_listener.c). */
-void lg_worker_fd_pressure(lg_worker_t *w, int err);
 
 #endif /* LG_WORKER_H */

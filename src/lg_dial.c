@@ -1,0 +1,260 @@
+/*
+ * lg_dial.c — Happy Eyeballs dialling (see lg_dial.h).
+ *
+ * RFC 8305 §5 connection attempts: one at a time, the next after the "Connection Attempt Delay"
+ * of 250 ms or as soon as the current one fails; the first to succeed wins, the rest are closed.
+ * Address sorting (§4) is the resolver's job (lg_resolve_interleave).
+ *
+ * Lifetime: the dialer counts the handles it owns (`live`: the stagger timer and every attempt
+ * not handed over). It is freed, and `closed` called, when it has finished (reported, or was
+ * cancelled) and `live` is back to zero.
+ */
+#include "lg_dial.h"
+
+#include <string.h>
+
+struct lg_dialer_s {
+    uv_timer_t stagger; /* next attempt; also the deferred report of an all-failed start */
+    lg_wctx_t *w;
+    lg_upsock_t *attempts; /* in flight, not yet won */
+    size_t n, next;        /* addresses, and the next one to try */
+    const char *uds_path;  /* Unix socket to dial instead (owned by the caller) */
+    lg_dial_cb done;
+    lg_closed_cb closed;
+    void *arg;
+    int last_err;
+    unsigned live; /* handles not yet closed: the timer and every attempt */
+    bool finished; /* reported, or cancelled: no more attempts, no report */
+    bool starting; /* inside lg_dial_start: a failure is reported from the timer */
+    lg_sockaddr_t addrs[LG_DIAL_MAX_ADDRS];
+};
+
+static void dialer_release(lg_dialer_t *d)
+{
+    if (--d->live > 0 || !d->finished) return;
+    lg_closed_cb closed = d->closed;
+    void *arg = d->arg;
+    lg_free(d);
+    closed(arg);
+}
+
+static void on_attempt_closed(uv_handle_t *h)
+{
+    lg_upsock_t *a = LG_CONTAINER_OF(h, lg_upsock_t, h.handle);
+    lg_dialer_t *d = a->dialer;
+    lg_free(a);
+    dialer_release(d);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    dialer_release(LG_CONTAINER_OF(h, lg_dialer_t, stagger));
+}
+
+static void attempt_close(lg_upsock_t *a)
+{
+    uv_close(&a->h.handle, on_attempt_closed);
+}
+
+static void unlink_attempt(lg_dialer_t *d, lg_upsock_t *a)
+{
+    for (lg_upsock_t **pp = &d->attempts; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            a->next = NULL;
+            return;
+        }
+    }
+}
+
+/* No more attempts or reports: close every handle the dialer still owns. */
+static void finish(lg_dialer_t *d)
+{
+    if (d->finished) return;
+    d->finished = true;
+    while (d->attempts != NULL) {
+        lg_upsock_t *a = d->attempts;
+        d->attempts = a->next;
+        attempt_close(a);
+    }
+    uv_close((uv_handle_t *)&d->stagger, on_timer_closed);
+}
+
+static void on_report_timer(uv_timer_t *t);
+
+/* Report the outcome (once). `up` is handed over (NULL on failure). */
+static void report(lg_dialer_t *d, int status, lg_upsock_t *up)
+{
+    if (d->starting) {
+        /* Every address failed inside lg_dial_start: report from the loop, never nested. */
+        d->last_err = status;
+        uv_timer_start(&d->stagger, on_report_timer, 0, 0);
+        return;
+    }
+    lg_dial_cb done = d->done;
+    void *arg = d->arg;
+    finish(d);
+    done(arg, status, up);
+}
+
+static void on_report_timer(uv_timer_t *t)
+{
+    lg_dialer_t *d = t->data;
+    report(d, d->last_err, NULL);
+}
+
+static bool out_of_fds(int err)
+{
+    return err == UV_EMFILE || err == UV_ENFILE;
+}
+
+static void start_next(lg_dialer_t *d);
+static void on_stagger(uv_timer_t *t);
+
+/*
+ * No descriptor for the upstream socket: rather than fail a client that is already accepted,
+ * retry the same address shortly (within the caller's deadline) and tell the worker, so that new
+ * clients wait in the backlog until descriptors free up.
+ */
+static void retry_after_fd_shortage(lg_dialer_t *d, int err)
+{
+    d->last_err = err;
+    d->next--;
+    if (d->w->fd_pressure != NULL) d->w->fd_pressure(d->w->up_arg, -err);
+    uv_timer_start(&d->stagger, on_stagger, LG_DIAL_FD_RETRY_MS, 0);
+}
+
+static void on_attempt_connect(uv_connect_t *req, int status)
+{
+    lg_upsock_t *a = LG_CONTAINER_OF(req, lg_upsock_t, req);
+    lg_dialer_t *d = a->dialer;
+    if (status == UV_ECANCELED || d->finished) return; /* closing: on_attempt_closed frees it */
+    unlink_attempt(d, a);
+    if (status == 0) {
+        d->live--; /* handed over: no longer the dialer's to close */
+        a->dialer = NULL;
+        report(d, 0, a);
+        return;
+    }
+    attempt_close(a);
+    if (out_of_fds(status)) {
+        retry_after_fd_shortage(d, status); /* Unix sockets report it here */
+        return;
+    }
+    d->last_err = status;
+    if (d->next < d->n) {
+        start_next(d); /* a failure starts the next attempt at once (RFC 8305 §5) */
+    } else if (d->attempts == NULL) {
+        report(d, d->last_err, NULL);
+    }
+}
+
+static void on_stagger(uv_timer_t *t)
+{
+    lg_dialer_t *d = t->data;
+    if (d->next < d->n) start_next(d);
+}
+
+/*
+ * Start one attempt at d->addrs[d->next - 1] (or the Unix path). Returns 0 or a libuv error; on
+ * error the attempt is freed, or closed through libuv when its handle was initialised.
+ */
+static int attempt_start(lg_dialer_t *d, lg_upsock_t *a)
+{
+    int rc;
+    a->dialer = d;
+    if (d->uds_path != NULL) {
+        rc = uv_pipe_init(d->w->loop, &a->h.pipe, 0);
+        if (rc != 0) {
+            lg_free(a);
+            return rc;
+        }
+        d->live++;
+        uv_pipe_connect(&a->req, &a->h.pipe, d->uds_path, on_attempt_connect); /* errors: cb */
+        return 0;
+    }
+    rc = uv_tcp_init(d->w->loop, &a->h.tcp);
+    if (rc != 0) {
+        lg_free(a);
+        return rc;
+    }
+    d->live++;
+    rc = uv_tcp_connect(&a->req, &a->h.tcp, &d->addrs[d->next - 1].sa, on_attempt_connect);
+    if (rc != 0) attempt_close(a); /* refused synchronously: no descriptor, no route, ... */
+    return rc;
+}
+
+static void start_next(lg_dialer_t *d)
+{
+    while (d->next < d->n) {
+        d->next++;
+        lg_upsock_t *a = lg_calloc(1, sizeof(*a));
+        if (a == NULL) {
+            d->last_err = UV_ENOMEM;
+            continue;
+        }
+        int rc = attempt_start(d, a);
+        if (rc != 0) {
+            if (out_of_fds(rc)) {
+                retry_after_fd_shortage(d, rc);
+                return;
+            }
+            d->last_err = rc;
+            continue;
+        }
+        a->next = d->attempts;
+        d->attempts = a;
+        if (d->next < d->n) uv_timer_start(&d->stagger, on_stagger, LG_DIAL_STAGGER_MS, 0);
+        return;
+    }
+    if (d->attempts == NULL) report(d, d->last_err ? d->last_err : UV_EADDRNOTAVAIL, NULL);
+}
+
+int lg_dial_start(lg_dialer_t **out, lg_wctx_t *w, const lg_sockaddr_t *addrs, size_t n,
+                  const char *uds_path, lg_dial_cb done, lg_closed_cb closed, void *arg)
+{
+    *out = NULL;
+    if (uds_path == NULL && n == 0) return -EINVAL;
+    lg_dialer_t *d = lg_calloc(1, sizeof(*d));
+    if (d == NULL) return -ENOMEM;
+    d->w = w;
+    d->done = done;
+    d->closed = closed;
+    d->arg = arg;
+    uv_timer_init(w->loop, &d->stagger);
+    d->stagger.data = d;
+    d->live = 1; /* the timer */
+    if (uds_path != NULL) {
+        d->uds_path = uds_path;
+        d->n = 1;
+    } else {
+        d->n = LG_MIN(n, (size_t)LG_DIAL_MAX_ADDRS);
+        memcpy(d->addrs, addrs, d->n * sizeof(addrs[0]));
+    }
+    *out = d;
+    d->starting = true;
+    start_next(d);
+    d->starting = false;
+    return 0;
+}
+
+void lg_dial_cancel(lg_dialer_t *d)
+{
+    if (d != NULL) finish(d);
+}
+
+static void on_upsock_closed(uv_handle_t *h)
+{
+    lg_upsock_t *u = LG_CONTAINER_OF(h, lg_upsock_t, h.handle);
+    lg_closed_cb closed = u->closed;
+    void *arg = u->arg;
+    lg_free(u);
+    closed(arg);
+}
+
+void lg_upsock_close(lg_upsock_t *u, lg_closed_cb closed, void *arg)
+{
+    u->closed = closed;
+    u->arg = arg;
+    uv_close(&u->h.handle, on_upsock_closed);
+}

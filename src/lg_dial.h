@@ -1,0 +1,67 @@
+/*
+ * lg_dial.h — dialling a connection's upstream: Happy Eyeballs connection attempts (RFC 8305)
+ * over a list of TCP addresses, or one Unix socket.
+ *
+ * lg_dial_start() tries the addresses in the given order. The first attempt starts at once; each
+ * further one starts LG_DIAL_STAGGER_MS after the previous one, or at once when the previous one
+ * fails (RFC 8305 §5). The first attempt to connect wins: its socket (an lg_upsock_t) is handed to
+ * the caller, the other attempts are closed. When every attempt has failed, the caller is told
+ * the last error. The overall deadline belongs to the caller (it cancels the dial).
+ *
+ * Callbacks: `done(arg, status, up)` is called exactly once, never from inside lg_dial_start (a
+ * dial whose every address fails at once reports from the next loop turn), and never after
+ * lg_dial_cancel(). `closed(arg)` is called exactly once, after `done` or a cancel, when the
+ * dialer and every socket it still owned have finished closing: until then the caller must keep
+ * `arg` alive (count it as one pending close).
+ *
+ * Out of descriptors (EMFILE/ENFILE) for a socket: the same address is retried after
+ * LG_DIAL_FD_RETRY_MS, within the caller's deadline, and the worker is told (w->fd_pressure) so
+ * it can pause accepting while descriptors are short.
+ */
+#ifndef LG_DIAL_H
+#define LG_DIAL_H
+
+#include "lg_wctx.h"
+
+#define LG_DIAL_MAX_ADDRS   32  /* addresses tried by one dial */
+#define LG_DIAL_STAGGER_MS  250 /* ms between Happy Eyeballs attempts (RFC 8305 §5) */
+#define LG_DIAL_FD_RETRY_MS 100 /* ms before retrying a dial that found no free descriptor */
+
+typedef void (*lg_closed_cb)(void *arg);
+
+/* A connected (or connecting) upstream socket. Owner: the dialer while it is an attempt, the
+ * caller once handed over; closed with lg_upsock_close(). */
+typedef struct lg_upsock_s {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_connect_t req;
+    struct lg_dialer_s *dialer; /* while an attempt */
+    struct lg_upsock_s *next;   /* dialer's list of attempts in flight */
+    lg_closed_cb closed;        /* after handover: told when the close completes */
+    void *arg;
+} lg_upsock_t;
+
+typedef void (*lg_dial_cb)(void *arg, int status, lg_upsock_t *up);
+
+typedef struct lg_dialer_s lg_dialer_t;
+
+/*
+ * Dial 1..LG_DIAL_MAX_ADDRS TCP addresses (more are ignored), or the Unix socket `uds_path` (then
+ * addrs/n are ignored; the path must outlive the dial). Returns 0 with *out set, or -ENOMEM /
+ * -EINVAL (nothing started, no callback).
+ */
+int lg_dial_start(lg_dialer_t **out, lg_wctx_t *w, const lg_sockaddr_t *addrs, size_t n,
+                  const char *uds_path, lg_dial_cb done, lg_closed_cb closed, void *arg);
+
+/* Stop a dial that has not reported (no `done` call follows); `closed` follows. Idempotent; a
+ * dial that already reported is left alone. */
+void lg_dial_cancel(lg_dialer_t *d);
+
+/* Close a socket handed over by a dial; `closed(arg)` is called when it is closed. */
+void lg_upsock_close(lg_upsock_t *u, lg_closed_cb closed, void *arg);
+
+#endif /* LG_DIAL_H */

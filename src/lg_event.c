@@ -1,0 +1,78 @@
+/*
+ * lg_event.c — allocating and posting engine events (see lg_event.h).
+ */
+#include "lg_event.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+static size_t event_size(lg_event_type_t type)
+{
+    size_t head = offsetof(lg_event_t, u);
+    switch (type) {
+    case LG_EV_TUNNEL:
+        return head + sizeof(lg_ev_tunnel_t);
+    case LG_EV_SUSPENDED:
+        return head + sizeof(lg_ev_suspended_t);
+    default:
+        return head + sizeof(lg_ev_note_t);
+    }
+}
+
+lg_event_t *lg_event_alloc(lg_events_t *ch, lg_event_type_t type, unsigned worker)
+{
+    lg_event_t *ev = lg_calloc(1, event_size(type));
+    if (ev == NULL) {
+        if (ch != NULL) atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+        return NULL;
+    }
+    ev->type = type;
+    ev->worker = worker;
+    return ev;
+}
+
+static bool is_control(const lg_event_t *ev)
+{
+    return ev->type == LG_EV_READY || ev->type == LG_EV_WORKER_EXIT;
+}
+
+int lg_events_post(lg_events_t *ch, lg_event_t *ev)
+{
+    bool control = is_control(ev);
+    if (ch->post == NULL) goto drop;
+    if (!control &&
+        atomic_fetch_add_explicit(&ch->queued, 1, memory_order_relaxed) >= LG_EVENT_QUEUE_MAX) {
+        atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+        goto drop;
+    }
+    if (ch->post(ch->post_ctx, ev) != 0) {
+        /* The post function freed ev. */
+        if (!control) atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+        return -EAGAIN;
+    }
+    return 0;
+drop:
+    atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+    lg_free(ev);
+    return -EAGAIN;
+}
+
+void lg_events_done(lg_events_t *ch, const lg_event_t *ev)
+{
+    if (!is_control(ev)) atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+}
+
+void lg_events_note(lg_events_t *ch, lg_event_type_t type, unsigned worker, int code,
+                    const char *fmt, ...)
+{
+    lg_event_t *ev = lg_event_alloc(ch, type, worker);
+    if (ev == NULL) return;
+    ev->u.note.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev->u.note.message, sizeof(ev->u.note.message), fmt, ap);
+    va_end(ap);
+    lg_events_post(ch, ev);
+}

@@ -1,0 +1,80 @@
+/*
+ * lg_listener.h — listening sockets: binding them (JS thread, at start), and accepting on them
+ * (each worker, its own SO_REUSEPORT socket per listener).
+ *
+ * Binding happens on the JS thread before any worker starts, so that start() can report a bind
+ * error synchronously with nothing left listening. Each worker gets its own socket per listener
+ * with SO_REUSEADDR and SO_REUSEPORT set before bind (libuv 1.46 has no UV_TCP_REUSEPORT); the
+ * kernel spreads incoming connections over them. For port 0 the first socket's port, read back
+ * with getsockname(), is used for the rest.
+ *
+ * SO_REUSEPORT would let a second legato engine in this process bind the same address and
+ * silently share its connections. A process-wide registry of bound addresses (touched only at
+ * start and stop) refuses that with EADDRINUSE, as a plain bind would. Other processes of the
+ * same user are not covered: that is SO_REUSEPORT's contract.
+ *
+ * Accepting: a worker watches each listen fd with a uv_poll_t and calls accept4() itself instead
+ * of using uv_listen(), for three reasons: a bounded number of accepts per wakeup
+ * (LG_ACCEPTS_PER_WAKEUP, so a connection flood cannot starve relaying); admission before any
+ * allocation (maxConnections refuses with a bare close()); and control over EMFILE/ENFILE. On
+ * those the worker stops watching the socket for a pause (LG_ACCEPT_BACKOFF_MIN ms, doubling to
+ * LG_ACCEPT_BACKOFF_MAX) while established connections keep relaying; pending connections wait
+ * in the kernel's backlog meanwhile instead of being accepted and dropped.
+ */
+#ifndef LG_LISTENER_H
+#define LG_LISTENER_H
+
+#include "lg_conn.h"
+#include "lg_wctx.h"
+
+#define LG_ACCEPTS_PER_WAKEUP 64   /* connections accepted per readiness event */
+#define LG_ACCEPT_BACKOFF_MIN 100  /* ms: first accept pause after EMFILE/ENFILE */
+#define LG_ACCEPT_BACKOFF_MAX 1000 /* ms: longest accept pause */
+
+/* Where a listener was bound (JS thread). */
+typedef struct lg_bound_s {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint16_t port; /* the port actually bound */
+} lg_bound_t;
+
+/*
+ * Bind listener `lc` once per worker (fds[0..n_workers)), registered in the process-wide
+ * registry under `owner`. Returns 0, or a negative errno (fds already opened are closed; the
+ * caller unregisters the owner).
+ */
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
+                     lg_bound_t *out);
+
+/* Drop every registry entry of `owner` (stop, or a failed start). */
+void lg_listener_unregister(const void *owner);
+
+/*
+ * Raise RLIMIT_NOFILE toward what the listeners need (2 × Σ maxConnections + 1024, or the hard
+ * limit when a listener is unlimited). Writes a warning into `warn` (empty when none).
+ */
+void lg_listener_raise_nofile(const lg_config_t *conf, char *warn, size_t warn_size);
+
+/* A worker's listen socket for one listener. */
+typedef struct lg_lsock_s {
+    uv_poll_t poll;     /* readiness of the listen fd */
+    uv_timer_t backoff; /* accept pause after EMFILE/ENFILE */
+    lg_wctx_t *w;
+    int fd;              /* owned: closed when poll's close callback runs */
+    unsigned index;      /* listener index */
+    uint32_t backoff_ms; /* current pause; 0 when accepting normally */
+    bool open;           /* poll handle initialised and not closed */
+} lg_lsock_t;
+
+/* Worker loop set up (JS thread, before the thread runs): watch `fd` for listener `index`.
+ * Returns 0 or a libuv error (the fd then stays the caller's). */
+int lg_lsock_open(lg_lsock_t *ls, lg_wctx_t *w, unsigned index, int fd);
+
+/* Stop accepting: close the handles (the fd is closed with them). Idempotent. */
+void lg_lsock_close(lg_lsock_t *ls, uv_close_cb timer_closed);
+
+/* The worker ran out of descriptors outside accept (err = EMFILE/ENFILE): pause accepting on
+ * these sockets. */
+void lg_lsock_fd_pressure(lg_lsock_t *ls, size_t n, int err);
+
+#endif /* LG_LISTENER_H */

@@ -1,0 +1,91 @@
+/*
+ * lg_wctx.h — what a worker thread lends to the modules below it (listener, conn and the
+ * connection phases): its loop, buffer pool, scheduler, counters, and the engine-wide state those
+ * modules read. Plain data: each field is owned by the worker and used by the module named next
+ * to it; nothing here calls up into the worker or the engine. Where a lower module must tell the
+ * worker something (a connection is gone, descriptors ran short) it calls a function pointer the
+ * worker set here with its own `void *` (the libuv callback style).
+ *
+ * Threads: everything here is touched by the owning worker thread only, except the fields marked
+ * "shared", which are atomics or engine-owned immutable data.
+ */
+#ifndef LG_WCTX_H
+#define LG_WCTX_H
+
+#include "lg_buf.h"
+#include "lg_config.h"
+#include "lg_drr.h"
+#include "lg_event.h"
+#include "lg_metrics.h"
+
+#include <uv.h>
+
+typedef struct lg_conn_s lg_conn_t;
+typedef struct lg_wreq_s lg_wreq_t;
+typedef struct lg_pending_s lg_pending_t;
+
+#define LG_GRANTS_PER_RUN    1024 /* scheduler grants per loop iteration */
+#define LG_WREQ_CACHE_MAX    256  /* spare write requests a worker keeps */
+#define LG_DISCARD_BUF_BYTES 4096 /* read target for bytes that are thrown away */
+
+/* Engine-wide live state of one listener (shared: atomics, written by every worker). */
+typedef struct lg_lis_state_s {
+    atomic_uint active;  /* connections open on this listener, all workers */
+    atomic_uint in_head; /* connect listeners: connections still sending their head */
+} lg_lis_state_t;
+
+/* The worker's scheduler (lg_relay): DRR state and the handles that run its passes. */
+typedef struct lg_sched_s {
+    lg_drr_t drr;
+    uv_check_t check;      /* runs a scheduler pass after each poll while flows are ready */
+    uv_idle_t idle;        /* keeps poll from blocking while flows are ready */
+    bool active;           /* check and idle started */
+    bool closed;           /* handles closed: the worker is ending */
+    lg_wreq_t *wreq_cache; /* spare write requests */
+    size_t n_wreq_cache;
+} lg_sched_t;
+
+typedef struct lg_wctx_s {
+    uv_loop_t *loop;
+    unsigned index;          /* worker index */
+    const lg_config_t *conf; /* shared, immutable: the engine's fixed config */
+    lg_events_t *events;     /* shared: the engine's event channel */
+    lg_lis_state_t *lis;     /* shared: conf->n_listeners entries */
+    lg_snapslot_t *slot;     /* shared: where the current snapshot is published */
+    lg_snapshot_t *snap;     /* this worker's reference to the snapshot it last saw */
+    uint64_t snap_gen;
+    lg_pending_t *pending; /* held connections (lg_suspend; lock shared with JS) */
+    uint64_t next_serial;  /* lg_suspend: ids of held connections */
+
+    lg_bufpool_t pool;       /* read buffers (lg_relay, lg_tls) */
+    lg_sched_t sched;        /* lg_relay */
+    lg_counters_t *counters; /* conf->n_listeners entries, written by this thread */
+
+    lg_conn_t *conns; /* lg_conn: every live connection (doubly linked) */
+    size_t n_conns;
+    size_t n_hello;      /* lg_conn: connections holding a ClientHello context */
+    size_t n_lookups;    /* lg_resolve: lookups queued or running */
+    lg_conn_t *reap;     /* lg_conn: connections marked closing, not yet torn down */
+    uv_idle_t reap_idle; /* lg_conn: tears the marked connections down */
+    bool reap_active;
+    bool stopping; /* the worker stops: listeners do not admit any more */
+
+    /* Upcalls, set by the worker. */
+    void (*conn_gone)(void *arg);            /* a connection was freed */
+    void (*fd_pressure)(void *arg, int err); /* out of descriptors (EMFILE/ENFILE) outside accept */
+    void *up_arg;
+
+    uint8_t discard[LG_DISCARD_BUF_BYTES]; /* read target for bytes that are thrown away */
+
+    /* Published for metrics(): written by this thread only (relaxed stores), read by JS. */
+    atomic_size_t pub_conns;
+    atomic_size_t pub_hello_buffers;
+    atomic_size_t pub_lookups;
+    atomic_size_t pub_quantum;
+    atomic_uint_fast64_t pub_grants;
+    atomic_uint_fast64_t pub_granted_bytes;
+} lg_wctx_t;
+
+#define LG_PUBLISH(field, value) atomic_store_explicit(&(field), (value), memory_order_relaxed)
+
+#endif /* LG_WCTX_H */
