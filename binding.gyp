@@ -30,6 +30,7 @@
         "src/lg_cidr.c",
         "src/lg_policy.c",
         "src/lg_hello.c",
+        "src/lg_name.c",
         "src/lg_ja.c",
         "src/lg_router.c",
         "src/lg_drr.c",

@@ -18,6 +18,7 @@
  *     within its array; ALPN entries are 1..255 bytes inside alpn_buf;
  *   - parser state stays within its bounds (raw_off <= len, hs_len <= LG_HELLO_MAX_HANDSHAKE).
  */
+#include "../src/lg_name.c"
 #include "../src/lg_hello.c"
 
 #include <stdio.h>

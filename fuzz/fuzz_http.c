@@ -19,6 +19,7 @@
  *     literal's address matches inet_pton(3) of its text; a name's last label is not numeric;
  *     the target text in the head matches host and port.
  */
+#include "../src/lg_name.c"
 #include "../src/lg_cidr.c"
 #include "../src/lg_http.c"
 
@@ -106,7 +107,7 @@ static void check_ok(const uint8_t *b, size_t len, const lg_http_req_t *r)
         FUZZ_ASSERT(r->family == 0);
         const char *dot = strrchr(r->host, '.');
         const char *last = dot ? dot + 1 : r->host;
-        FUZZ_ASSERT(!http_numeric_label((const uint8_t *)last, strlen(last)));
+        FUZZ_ASSERT(!lg_name_numeric_label(last, strlen(last)));
         uint8_t tmp[16];
         FUZZ_ASSERT(inet_pton(AF_INET, r->host, tmp) != 1);
     }

@@ -25,6 +25,7 @@
  *   - JA4_r == a "_" b "_" c, length < LG_JA4_MAX, -E2BIG one byte short; lg_ja4_format gives 36
  *     chars with "000000000000" exactly for an empty part.
  */
+#include "../src/lg_name.c"
 #include "../src/lg_hello.c"
 #include "../src/lg_ja.c"
 

@@ -15,6 +15,7 @@
  * a trailing dot) are looked up so that matches are exercised without the fuzzer guessing them.
  * The table's own invariants (sorted arrays, counts) are checked too. Any disagreement aborts.
  */
+#include "../src/lg_name.c"
 #include "../src/lg_router.c"
 
 #include <stdio.h>
@@ -54,25 +55,31 @@ static char ref_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-/* Validate by splitting into labels: each 1..63 bytes of [A-Za-z0-9_-], total 1..253. */
-static bool ref_body_ok(const char *s, size_t len)
+/*
+ * Validate by splitting into labels (lg_name's SNI grammar): each 1..63 bytes of [A-Za-z0-9-],
+ * not starting or ending with '-', total 1..253, and for an exact name not every label digits.
+ */
+static bool ref_body_ok(const char *s, size_t len, bool wild)
 {
     if (len == 0 || len > 253) return false;
     size_t start = 0;
+    bool all_digits = true;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || s[i] == '.') {
             size_t l = i - start;
             if (l == 0 || l > 63) return false;
+            if (s[start] == '-' || s[i - 1] == '-') return false;
             for (size_t k = start; k < i; k++) {
                 char c = s[k];
                 bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9') || c == '-' || c == '_';
+                          (c >= '0' && c <= '9') || c == '-';
                 if (!ok) return false;
+                if (c < '0' || c > '9') all_digits = false;
             }
             start = i + 1;
         }
     }
-    return true;
+    return wild || !all_digits;
 }
 
 static void ref_parse(const char *p, ref_pat_t *out)
@@ -91,7 +98,7 @@ static void ref_parse(const char *p, ref_pat_t *out)
         body += 2;
         len -= 2;
     }
-    if (!ref_body_ok(body, len)) return;
+    if (!ref_body_ok(body, len, out->wild)) return;
     out->valid = true;
     for (size_t i = 0; i < len; i++)
         out->body[i] = ref_lower(body[i]);

@@ -32,6 +32,7 @@
  * container (extension bodies, the extensions block) it must fill it exactly.
  */
 #include "lg_hello.h"
+#include "lg_name.h"
 
 #include <string.h>
 
@@ -42,7 +43,6 @@
 #define HS_CLIENT_HELLO 1
 #define RANDOM_LEN      32 /* bytes: ClientHello.random */
 #define MAX_SESSION_ID  32 /* bytes: legacy_session_id<0..32> */
-#define SNI_LABEL_MAX   63 /* bytes per DNS label (RFC 1035 §2.3.4) */
 #define SNI_NAME_HOST   0  /* ServerName.name_type host_name */
 #define EXT_TYPES       65536
 #define EXT_SEEN_WORDS  (EXT_TYPES / 64)
@@ -122,39 +122,11 @@ static bool ext_vec(hello_cur_t ext, int width, hello_cur_t *list)
     return cur_vec(&ext, width, list) && ext.left == 0;
 }
 
-/*
- * Validate and normalise a host_name into out->sni: lower-case, drop one trailing dot, then
- * 1..LG_HELLO_MAX_SNI bytes of LDH labels of 1..63 bytes that neither start nor end with '-',
- * and not every label numeric (an IPv4 literal, which RFC 6066 §3 forbids).
- */
+/* Validate and normalise a host_name into out->sni with the SNI grammar of lg_name. */
 static int take_sni(hello_cur_t name, lg_hello_t *out)
 {
-    size_t n = name.left;
-    if (n > 0 && name.p[n - 1] == '.') n--;
-    if (n < 1 || n > LG_HELLO_MAX_SNI) return LG_HELLO_E_SNI;
-
-    size_t label_len = 0;
-    bool label_numeric = true, all_numeric = true;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || name.p[i] == '.') {
-            if (label_len == 0 || label_len > SNI_LABEL_MAX) return LG_HELLO_E_SNI;
-            if (out->sni[i - 1] == '-') return LG_HELLO_E_SNI;
-            all_numeric = all_numeric && label_numeric;
-            if (i < n) out->sni[i] = '.';
-            label_len = 0;
-            label_numeric = true;
-            continue;
-        }
-        uint8_t ch = name.p[i];
-        if (ch >= 'A' && ch <= 'Z') ch = (uint8_t)(ch - 'A' + 'a');
-        bool digit = ch >= '0' && ch <= '9';
-        if (!digit && !(ch >= 'a' && ch <= 'z') && ch != '-') return LG_HELLO_E_SNI;
-        if (ch == '-' && label_len == 0) return LG_HELLO_E_SNI;
-        label_numeric = label_numeric && digit;
-        out->sni[i] = (char)ch;
-        label_len++;
-    }
-    if (all_numeric) return LG_HELLO_E_SNI;
+    int n = lg_name_norm((const char *)name.p, name.left, LG_NAME_SNI, out->sni, LG_HELLO_MAX_SNI);
+    if (n < 0) return LG_HELLO_E_SNI;
     out->sni[n] = '\0';
     out->sni_len = (uint8_t)n;
     out->has_sni = true;

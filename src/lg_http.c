@@ -28,14 +28,14 @@
  * RFC 3986 §3.2.2 (host), RFC 1035 §2.3.4 (name and label sizes).
  */
 #include "lg_http.h"
+#include "lg_name.h"
 
 #include <string.h>
 #include <sys/socket.h> /* AF_INET, AF_INET6: constants only */
 
 #include "lg_cidr.h"
 
-#define HTTP_MAX_LABEL      63 /* bytes of one DNS label (RFC 1035 §2.3.4) */
-#define HTTP_MAX_PORT_DIGIT 5  /* digits of a port: "65535" */
+#define HTTP_MAX_PORT_DIGIT 5 /* digits of a port: "65535" */
 
 /* Where the next byte goes. */
 enum {
@@ -149,57 +149,30 @@ static int http_port(const uint8_t *s, size_t n, uint16_t *port)
     return 0;
 }
 
-/* Is this label numeric the way inet_aton(3) reads numbers: all digits, or "0x" + hex? */
-static bool http_numeric_label(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        for (i = 2; i < n; i++) {
-            if (!http_hex(s[i])) return false;
-        }
-        return true;
-    }
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-    }
-    return n > 0;
-}
-
 /*
- * A host that is not bracketed: a DNS name or a canonical dotted quad. Fills host, host_len and,
- * for a dotted quad, host_is_ip/family/addr. Returns NULL or the reason it is refused.
+ * A host that is not bracketed: a DNS name (lg_name's HOST grammar) or a canonical dotted quad.
+ * Fills host, host_len and, for a dotted quad, host_is_ip/family/addr. Returns NULL or the reason
+ * it is refused.
  */
 static const char *http_host_name(const uint8_t *s, size_t n, lg_http_req_t *req)
 {
-    size_t label = 0, last = 0;
-
-    if (n > 0 && s[n - 1] == '.') n--; /* one trailing dot: the absolute form of the same name */
-    if (n == 0 || n > LG_HTTP_MAX_HOST) return "bad host";
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '.') {
-            if (label == 0) return "bad host"; /* empty label */
-            label = 0;
-            last = i + 1;
-        } else if (http_name_char(s[i])) {
-            if (++label > HTTP_MAX_LABEL) return "bad host";
-        } else {
-            return "bad host";
-        }
-    }
-    if (label == 0) return "bad host"; /* "a.." */
-
-    if (http_numeric_label(s + last, n - last)) {
+    int len = lg_name_norm((const char *)s, n, LG_NAME_HOST, req->host, LG_HTTP_MAX_HOST);
+    if (len == -LG_NAME_E_NUMERIC) {
+        /* A numeric last label: only a canonical dotted quad is an address (inet_aton(3) would
+         * read "127.1" or "0x7f.1" as one the policy never saw written). */
         uint8_t family;
-        if (lg_ip_parse((const char *)s, n, &family, req->addr) != 0 || family != LG_CIDR_V4) {
+        len = (int)(n > 0 && s[n - 1] == '.' ? n - 1 : n);
+        if (lg_ip_parse((const char *)s, (size_t)len, &family, req->addr) != 0 ||
+            family != LG_CIDR_V4) {
             return "non-canonical IPv4 address";
         }
         req->host_is_ip = true;
         req->family = AF_INET;
+    } else if (len < 0) {
+        return "bad host";
     }
-    for (size_t i = 0; i < n; i++)
-        req->host[i] = http_lower(s[i]);
-    req->host[n] = '\0';
-    req->host_len = n;
+    req->host[len] = '\0';
+    req->host_len = (size_t)len;
     return NULL;
 }
 

@@ -15,12 +15,11 @@
  * (name sizes).
  */
 #include "lg_policy.h"
+#include "lg_name.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h> /* AF_INET, AF_INET6: constants only */
-
-#define POLICY_MAX_LABEL 63 /* bytes of one DNS label (RFC 1035 §2.3.4) */
 
 /* 64:ff9b::/96, the NAT64 well-known prefix (RFC 6052 §2.1). */
 static const uint8_t policy_nat64_prefix[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -28,11 +27,6 @@ static const uint8_t policy_nat64_prefix[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0,
 static char policy_lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool policy_name_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 /* Bytewise on the common prefix, then shorter first. */
@@ -55,29 +49,14 @@ static int policy_port_cmp(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-/* Is this (lower-case) label numeric as inet_aton(3) reads it: all digits, or "0x" + hex? */
-static bool policy_numeric_label(const char *s, size_t n)
-{
-    if (n >= 2 && s[0] == '0' && s[1] == 'x') {
-        for (size_t i = 2; i < n; i++) {
-            if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-        }
-        return true;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-    }
-    return n > 0;
-}
-
 /*
- * Normalise an allowDomains entry into dst (LG_POLICY_MAX_DOMAIN bytes): fold case, drop a
- * leading "*." or ".", drop one trailing dot, then validate. Returns the length or -EINVAL.
+ * Normalise an allowDomains entry into dst (LG_POLICY_MAX_DOMAIN bytes): drop a leading "*." or
+ * ".", then lg_name's HOST grammar (case folded, one trailing dot dropped; a numeric last label
+ * can never match: lg_http refuses such names, use allowCidrs). Returns the length or -EINVAL.
  */
 static long policy_domain_norm(const char *src, char *dst)
 {
-    size_t len = 0, label = 0, last = 0;
-
+    size_t len = 0;
     if (src == NULL) return -EINVAL;
     if (src[0] == '*' && src[1] == '.') {
         src += 2;
@@ -87,25 +66,8 @@ static long policy_domain_norm(const char *src, char *dst)
     /* Bounded scan: anything reaching LG_POLICY_MAX_DOMAIN + 2 bytes is too long. */
     while (len < LG_POLICY_MAX_DOMAIN + 2 && src[len] != '\0')
         len++;
-    if (len > 0 && src[len - 1] == '.') len--;
-    if (len == 0 || len > LG_POLICY_MAX_DOMAIN) return -EINVAL;
-    for (size_t i = 0; i < len; i++) {
-        char c = policy_lower(src[i]);
-        dst[i] = c;
-        if (c == '.') {
-            if (label == 0) return -EINVAL;
-            label = 0;
-            last = i + 1;
-        } else if (policy_name_char((unsigned char)c)) {
-            if (++label > POLICY_MAX_LABEL) return -EINVAL;
-        } else {
-            return -EINVAL;
-        }
-    }
-    if (label == 0) return -EINVAL;
-    /* A numeric last label can never match: lg_http refuses such names (use allowCidrs). */
-    if (policy_numeric_label(dst + last, len - last)) return -EINVAL;
-    return (long)len;
+    int n = lg_name_norm(src, len, LG_NAME_HOST, dst, LG_POLICY_MAX_DOMAIN);
+    return n < 0 ? -EINVAL : (long)n;
 }
 
 void lg_policy_free(lg_policy_t *p)

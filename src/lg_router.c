@@ -7,8 +7,8 @@
  * bisection. Three allocations per table, none per lookup.
  *
  * Invariants after a successful build:
- *   - every stored name is 1..LG_ROUTER_MAX_NAME bytes of lower-case letters, digits, '-', '_'
- *     and '.', made of labels of 1..LG_ROUTER_MAX_LABEL bytes; no name appears twice in an array;
+ *   - every stored name is 1..LG_ROUTER_MAX_NAME bytes of lower-case letters, digits, '-' and
+ *     '.', made of labels of 1..LG_ROUTER_MAX_LABEL bytes; no name appears twice in an array;
  *   - `exact` and `wild` are sorted by name_cmp(); n_exact + n_wild (+1 for a default) == n.
  *
  * Matching (DESIGN.md "Routing order"): an exact entry equal to the name wins; otherwise the
@@ -19,9 +19,11 @@
  *
  * Validation follows RFC 1035 §2.3.4 sizes (label <= 63, name <= 253 bytes in text form without
  * the trailing dot) and RFC 6125 §6.4.3 for wildcards, restricted to the leftmost label being
- * exactly "*". '_' is accepted as well as LDH because service names use it.
+ * exactly "*"; names follow lg_name's SNI grammar (LDH), the one the ClientHello parser applies,
+ * so no pattern can be accepted that no client could ever match.
  */
 #include "lg_router.h"
+#include "lg_name.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -30,12 +32,6 @@
 static inline unsigned char fold(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
-static bool name_char_ok(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
 }
 
 /*
@@ -99,9 +95,11 @@ int lg_router_normalise(const char *src, size_t len, char *dst, size_t cap)
 }
 
 /*
- * Check one pattern (not the default "") and report its normalised length and kind.
- * On success *name_off is 2 for a wildcard (the "*." is skipped) and 0 otherwise, and *name_len
- * is the length of what is stored, without the "*." and the trailing dot.
+ * Check one pattern (not the default "") with the SNI grammar of lg_name and report its
+ * normalised length and kind. On success *name_off is 2 for a wildcard (the "*." is skipped) and
+ * 0 otherwise, and *name_len is the length of what is stored, without the "*." and the trailing
+ * dot. A wildcard's suffix may be all numeric ("*.10.in-addr" style names): the names it
+ * matches have a non-numeric first label.
  */
 static int check_pattern(const char *p, size_t *name_off, size_t *name_len)
 {
@@ -112,26 +110,13 @@ static int check_pattern(const char *p, size_t *name_off, size_t *name_len)
     size_t len = 0, off = 0;
     while (len < LG_ROUTER_MAX_NAME + 4 && p[len] != '\0')
         len++;
-
-    if (len > 0 && p[len - 1] == '.') len--; /* one trailing dot is ignored */
     if (len >= 2 && p[0] == '*' && p[1] == '.') off = 2;
-    if (len - off == 0 || len - off > LG_ROUTER_MAX_NAME) return -EINVAL;
-
-    size_t label = 0;
-    for (size_t i = off; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '.') {
-            if (label == 0) return -EINVAL; /* empty label: ".a", "a..b" */
-            label = 0;
-        } else if (name_char_ok(c)) {
-            if (++label > LG_ROUTER_MAX_LABEL) return -EINVAL;
-        } else {
-            return -EINVAL; /* includes any '*' not in the leading "*." */
-        }
-    }
-    if (label == 0) return -EINVAL; /* a second trailing dot, or "*.." */
+    char tmp[LG_NAME_MAX];
+    int n = lg_name_norm(p + off, len - off, LG_NAME_SNI, tmp, sizeof(tmp));
+    if (n == -LG_NAME_E_NUMERIC && off == 2) n = (int)(len - off - (p[len - 1] == '.'));
+    if (n <= 0) return -EINVAL;
     *name_off = off;
-    *name_len = len - off;
+    *name_len = (size_t)n;
     return 0;
 }
 

@@ -11,6 +11,7 @@
  * reports any read past `len`.
  */
 #include "lg_test.h"
+#include "../../src/lg_name.c"
 #include "../../src/lg_hello.c"
 
 #include <stdlib.h>

@@ -11,6 +11,7 @@
  * 100/101 (431), leading empty lines 4/5, LG_HTTP_MAX_HEAD. Plus repeat calls after a decision,
  * a shrinking buffer, and out untouched on LG_AGAIN.
  */
+#include "../../src/lg_name.c"
 #include "../../src/lg_cidr.c"
 #include "../../src/lg_http.c"
 

@@ -28,6 +28,7 @@
  * with test_hello.c).
  */
 #include "lg_test.h"
+#include "../../src/lg_name.c"
 #include "../../src/lg_hello.c"
 #include "../../src/lg_ja.c"
 #include "hello_captures.h" /* hello_curl, hello_openssl_alpn, _nosni, _tls10 */

@@ -9,6 +9,7 @@
  * lg_policy_filter on a mixed answer (stable order, all-denied → 0); build validation (-EINVAL,
  * -E2BIG) and allocation failure at every allocation (-ENOMEM, nothing leaked).
  */
+#include "../../src/lg_name.c"
 #include "../../src/lg_cidr.c"
 #include "../../src/lg_http.c"
 #include "../../src/lg_policy.c"

@@ -6,6 +6,7 @@
  * and max + 1 (name 253/254 bytes, label 63/64, LG_ROUTER_MAX_ROUTES routes), a 10,000-route
  * table checked name by name, and allocation failure at every allocation of a build.
  */
+#include "../../src/lg_name.c"
 #include "../../src/lg_router.c"
 
 #include <stdio.h>
@@ -47,10 +48,9 @@ static const struct {
     {"a.test.", "a.test", false},                  /* one trailing dot dropped */
     {"localhost", "localhost", false},             /* single label */
     {"x", "x", false},                             /* one byte */
-    {"a-b_c.d0-9.test", "a-b_c.d0-9.test", false}, /* LDH and '_' */
-    {"_srv._tcp.test", "_srv._tcp.test", false},   /* '_' leading a label */
-    {"-a-.test", "-a-.test", false},               /* hyphen placement is not policed here */
-    {"1.2.3.4", "1.2.3.4", false},                 /* numeric labels are still labels */
+    {"a-b.d0-9.test", "a-b.d0-9.test", false},     /* LDH */
+    {"1a.2.test", "1a.2.test", false},             /* numeric labels beside others */
+    {"*.10.20", "10.20", true},                    /* a numeric wildcard suffix matches names */
     {"*.test", "test", true},                      /* wildcard over a single label */
     {"*.B.Test.", "b.test", true},                 /* wildcard normalised as well */
     {"*.x", "x", true},                            /* shortest wildcard */
@@ -61,6 +61,13 @@ static const struct {
     const char *pattern;
     const char *why;
 } bad[] = {
+    /* lg_name's SNI grammar, the one the ClientHello parser applies: a pattern no client can
+     * send is refused rather than accepted and never matched. */
+    {"a-b_c.d0-9.test", "'_' is not LDH"},
+    {"_srv._tcp.test", "'_' leading a label"},
+    {"-a.test", "a label starting with '-'"},
+    {"a-.test", "a label ending with '-'"},
+    {"1.2.3.4", "an IPv4 literal (every label numeric)"},
     {".", "only the root dot"},
     {"..", "empty label after dropping one dot"},
     {"a.test..", "two trailing dots"},
@@ -240,12 +247,12 @@ LG_TEST(test_no_default_is_none)
 
 LG_TEST(test_normalisation_at_build)
 {
-    const char *pats[] = {"WWW.Example.COM.", "*.Api.Example.Com", "mixed_Case-1.TEST"};
+    const char *pats[] = {"WWW.Example.COM.", "*.Api.Example.Com", "mixed-Case-1.TEST"};
     lg_router_t r;
     CHECK_EQ_INT(lg_router_build(&r, pats, LG_ARRAY_SIZE(pats), NULL), 0);
     CHECK_EQ_INT(lookup_str(&r, "www.example.com"), 0);
     CHECK_EQ_INT(lookup_str(&r, "v1.api.example.com"), 1);
-    CHECK_EQ_INT(lookup_str(&r, "mixed_case-1.test"), 2);
+    CHECK_EQ_INT(lookup_str(&r, "mixed-case-1.test"), 2);
     lg_router_free(&r);
 }
 
