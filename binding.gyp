@@ -2,7 +2,8 @@
   # Builds the addon with Node's own headers, OpenSSL and libuv (node-gyp supplies their include
   # paths from the Node installation; symbols resolve against the node binary at load time).
   # System libssl is never linked. LEGATO_SANITIZE=1 builds with ASan + UBSan for the
-  # sanitizer run of the test suite (see test/asan.js).
+  # sanitizer run of the test suite (see test/asan.js); that build also has allocation fault
+  # injection (LG_FAULT_INJECTION: the binding's `_faults`, used by test/faults.spec.js).
   "variables": {
     "legato_sanitize%": "<!(node -p \"process.env.LEGATO_SANITIZE === '1' ? 1 : 0\")"
   },
@@ -44,6 +45,7 @@
       "cflags_c!": ["-std=gnu99"],
       "conditions": [
         ["legato_sanitize==1", {
+          "defines": ["LG_FAULT_INJECTION"],
           "cflags_c": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                        "-fno-sanitize-recover=undefined", "-O1"],
           "ldflags": ["-fsanitize=address,undefined"]

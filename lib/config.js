@@ -32,6 +32,7 @@
 const net = require('net');
 const os = require('os');
 const util = require('util');
+const binding = require('./binding');
 const { configTypeError, configRangeError } = require('./errors');
 
 /* ------------------------------------------------------------------------------------------ *
@@ -59,31 +60,11 @@ const NOT_SUPPORTED_YET = [
 /* ------------------------------------------------------------------------------------------ *
  * Limits and defaults. Every bound is a named constant with its unit.
  * ------------------------------------------------------------------------------------------ */
-/** Hard bounds of the options (the C side re-checks them). */
-const LIMITS = Object.freeze({
-  maxListeners: 64, // listeners per proxy (LG_MAX_LISTENERS)
-  maxRoutes: 65536, // routes per proxy
-  maxUpstreams: 1024, // upstreams per route or decision (LG_MAX_UPSTREAMS)
-  maxWorkerThreads: 256, // worker threads (LG_MAX_WORKERS)
-  minReadBufferSize: 1024, // bytes
-  maxReadBufferSize: 16777216, // bytes (16 MiB)
-  maxQuantum: 16777216, // bytes per DRR round
-  minQueuedBytesPerFlow: 16384, // bytes: high watermark of one flow's queue
-  maxQueuedBytesPerFlow: 1073741824, // bytes (1 GiB)
-  maxTimeoutMs: 2147483647, // ms: largest timer libuv/Node take (2^31 - 1)
-  maxConnectTimeoutMs: 600000, // ms: CONNECT dial deadline
-  maxHandshakeTimeoutMs: 600000, // ms: ClientHello / handshake deadline
-  maxConnections: 4294967295, // connections per listener (uint32); 0 = unlimited
-  maxConcurrentPerIp: 4294967295, // connections per source IP (uint32); 0 = unlimited
-  maxRatePerSecond: 1e9, // connections per second in a token bucket
-  maxListEntries: 65536, // entries in one CIDR / domain / fingerprint / port list
-  maxAlpnProtocols: 64, // protocols in one ALPN list
-  maxAlpnLength: 255, // bytes in one ALPN protocol id (RFC 7301 §3.1)
-  maxUdsPathBytes: 107, // bytes: sun_path is 108 bytes including the NUL
-  maxPid: 2147483647, // pid / tid (pid_t)
-  maxHostnameLength: 253, // bytes in a DNS name without the trailing dot
-  maxLabelLength: 63, // bytes in a DNS label
-});
+/**
+ * Hard bounds of the options. They are C's (src/lg_limits.h, exported by the binding): the engine
+ * is built for exactly these, and this file only words the messages around them.
+ */
+const LIMITS = binding.limits;
 
 /** Default values of the options (see each normaliser for which option uses which). */
 const DEFAULTS = Object.freeze({
@@ -873,17 +854,18 @@ function inProtection(c, key, pred) {
  * Names, addresses and fingerprints.
  * ------------------------------------------------------------------------------------------ */
 
-const LABEL_RE = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-/** A last label like this makes getaddrinfo read the name as an IPv4 address (inet_aton). */
-const NUMERIC_LABEL_RE = /^(?:0x[0-9a-f]*|[0-9]+)$/;
-
 /**
- * @param {string} name Lower-case, no trailing dot.
- * @returns {boolean} Whether it is a DNS name of LDH/underscore labels within the limits.
+ * The host-name grammar is C's (src/lg_name.c), so that configuration accepts exactly what the
+ * wire parsers can match: 'sni' (LDH, not every label numeric) for route patterns, 'host' (LDH
+ * and '_', last label not numeric) for names to bind, dial or allow.
+ *
+ * @param {string} name The name as given.
+ * @param {'sni' | 'host'} kind The grammar.
+ * @returns {{ name: string | null, reason: string | null }} The name lower-cased without a
+ *   trailing dot, or null and why ('char', 'numeric', 'hyphen', 'label', 'long', 'empty').
  */
-function isHostname(name) {
-  if (name.length === 0 || name.length > LIMITS.maxHostnameLength) return false;
-  return name.split('.').every((label) => LABEL_RE.test(label));
+function nameNorm(name, kind) {
+  return binding.nameNorm(name, kind);
 }
 
 /**
@@ -907,12 +889,9 @@ function normalizeHost(value, path, dflt) {
     throw bad();
   }
   if (net.isIP(h)) return lowerIp(h);
-  h = h.toLowerCase();
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  if (!isHostname(h)) throw bad();
-  const labels = h.split('.');
-  if (NUMERIC_LABEL_RE.test(labels[labels.length - 1])) throw bad();
-  return h;
+  const { name } = nameNorm(h, 'host');
+  if (name === null) throw bad();
+  return name;
 }
 
 /** Lower-case an IP literal but not an IPv6 zone id ('fe80::1%eth0'): interface names are case-sensitive. */
@@ -934,22 +913,22 @@ function normalizeSni(value, path) {
   if (value === '') return '';
   // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(value)) throw configRangeError(`${path} must be ASCII (use the punycode 'xn--' form of an international name)`);
-  let s = value.toLowerCase();
-  if (s.endsWith('.')) s = s.slice(0, -1);
-  const wildcard = s.startsWith('*.');
-  const name = wildcard ? s.slice(2) : s;
-  if (!isHostname(name) || s.length > LIMITS.maxHostnameLength) {
+  const wildcard = value.startsWith('*.');
+  const { name, reason } = nameNorm(wildcard ? value.slice(2) : value, 'sni');
+  // A wildcard's suffix may be all numeric ('*.10.20'): the names it matches are not.
+  if (name === null && !(wildcard && reason === 'numeric')) {
+    // The ClientHello parser (src/lg_hello.c) applies this grammar to every SNI (LDH labels, no
+    // IPv4 literal, RFC 6066 §3), so a route outside it could never match: refuse it here.
+    if (reason === 'char' && value.includes('_') && nameNorm(value.replace(/_/g, 'u').replace(/^\*\./, ''), 'sni').name !== null) {
+      throw configRangeError(`${path} must use letters, digits and '-' only (an SNI with '_' is refused by the ClientHello parser)`);
+    }
+    if (reason === 'numeric') {
+      throw configRangeError(`${path} must not be an IP address (clients never send one as SNI, RFC 6066 §3)`);
+    }
     throw configRangeError(`${path} must be a hostname, '*.suffix' or '' (the default route)`);
   }
-  // The ClientHello parser (src/lg_hello.c) accepts only LDH labels in an SNI and refuses IPv4
-  // literals (RFC 6066 §3), so a route outside that set could never match: refuse it here.
-  if (name.includes('_')) {
-    throw configRangeError(`${path} must use letters, digits and '-' only (an SNI with '_' is refused by the ClientHello parser)`);
-  }
-  if (!wildcard && name.split('.').every((l) => /^[0-9]+$/.test(l))) {
-    throw configRangeError(`${path} must not be an IP address (clients never send one as SNI, RFC 6066 §3)`);
-  }
-  return s;
+  const suffix = name !== null ? name : value.slice(2).toLowerCase().replace(/\.$/, '');
+  return wildcard ? `*.${suffix}` : suffix;
 }
 
 /**
@@ -966,8 +945,9 @@ function normalizeDomain(value, path) {
   else if (s.startsWith('.')) s = s.slice(1);
   if (s.endsWith('.')) s = s.slice(0, -1);
   if (net.isIP(s) || net.isIP(value.replace(/^\[|\]$/g, ''))) throw configRangeError(`${path} must be a domain name (use allowCidrs for addresses)`);
-  if (!isHostname(s)) throw configRangeError(`${path} must be a domain name`);
-  return s;
+  const { name } = nameNorm(s, 'host');
+  if (name === null) throw configRangeError(`${path} must be a domain name`);
+  return name;
 }
 
 /**

@@ -33,6 +33,8 @@
 
 #include "lg_engine.h"
 #include "lg_jsconf.h"
+#include "lg_limits.h"
+#include "lg_name.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -268,16 +270,26 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
         napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "Engine(config, onEvent)");
         return NULL;
     }
+    lg_src_t src;
+    if (lg_jsconf_read(env, argv[0], &src) != 0) return NULL;
     lg_config_t conf;
-    if (lg_jsconf_config(env, argv[0], &conf) != 0) return NULL;
+    lg_cfgerr_t err;
     lg_snapshot_t *snap = NULL;
     lg_tls_cache_t cache;
     memset(&cache, 0, sizeof(cache));
-    if (lg_jsconf_snapshot(env, argv[0], &conf, NULL, &cache, &snap) != 0) {
-        lg_tls_cache_free(&cache);
-        lg_config_free(&conf);
+    if (lg_config_build(&src, &conf, &err) != 0) {
+        lg_src_free(&src);
+        lg_jsconf_throw(env, &err);
         return NULL;
     }
+    if (lg_snapshot_build(&src, &conf, NULL, &cache, &snap, &err) != 0) {
+        lg_src_free(&src);
+        lg_tls_cache_free(&cache);
+        lg_config_free(&conf);
+        lg_jsconf_throw(env, &err);
+        return NULL;
+    }
+    lg_src_free(&src);
     lg_js_engine_t *js = lg_calloc(1, sizeof(*js));
     if (js == NULL) {
         lg_tls_cache_free(&cache);
@@ -458,10 +470,19 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
     napi_valuetype t;
     napi_typeof(env, argv[1], &t);
     lg_route_t *decision = NULL;
-    if (t != napi_null &&
-        lg_jsconf_decision(env, argv[1], argv[2], lg_engine_config(e), lg_engine_tls_cache(e),
-                           listener, route_tls, &decision) != 0) {
-        return NULL; /* exception pending; nothing claimed */
+    if (t != napi_null) {
+        lg_src_route_t d;
+        lg_src_listener_t l;
+        lg_cfgerr_t err;
+        if (lg_jsconf_read_decision(env, argv[1], argv[2], listener, &d, &l) != 0) return NULL;
+        int rc = lg_decision_build(&d, &l, lg_engine_config(e), listener, route_tls,
+                                   lg_engine_tls_cache(e), &decision, &err);
+        lg_src_route_free(&d);
+        lg_src_listener_free(&l);
+        if (rc != 0) {
+            lg_jsconf_throw(env, &err);
+            return NULL; /* nothing claimed: the connection stays pending */
+        }
     }
     bool ok = lg_engine_resolve(e, id, decision) == 0;
     NAPI_CALL(env, napi_get_boolean(env, ok, &result));
@@ -479,12 +500,18 @@ static napi_value engine_update(napi_env env, napi_callback_info info)
         return NULL;
     }
     lg_engine_t *e = js->engine;
+    lg_src_t src;
+    if (lg_jsconf_read(env, argv[0], &src) != 0) return NULL;
     lg_snapshot_t *snap = NULL;
     lg_tls_cache_t next;
+    lg_cfgerr_t err;
     memset(&next, 0, sizeof(next));
-    if (lg_jsconf_snapshot(env, argv[0], lg_engine_config(e), lg_engine_tls_cache(e), &next,
-                           &snap) != 0) {
+    int rc =
+        lg_snapshot_build(&src, lg_engine_config(e), lg_engine_tls_cache(e), &next, &snap, &err);
+    lg_src_free(&src);
+    if (rc != 0) {
         lg_tls_cache_free(&next);
+        lg_jsconf_throw(env, &err);
         return NULL;
     }
     /* The new snapshot's contexts become the cache; contexts only old snapshots use live on in
@@ -569,6 +596,134 @@ fail:
 
 /* ---- module ---------------------------------------------------------------------------- */
 
+/* lg_name's reasons, as the keywords nameNorm reports. */
+static const char *name_reason_key(int reason)
+{
+    switch (reason) {
+    case LG_NAME_E_EMPTY:
+        return "empty";
+    case LG_NAME_E_LONG:
+        return "long";
+    case LG_NAME_E_LABEL:
+        return "label";
+    case LG_NAME_E_CHAR:
+        return "char";
+    case LG_NAME_E_HYPHEN:
+        return "hyphen";
+    case LG_NAME_E_NUMERIC:
+        return "numeric";
+    default:
+        return "invalid";
+    }
+}
+
+/*
+ * nameNorm(text, 'sni' | 'host') → { name, reason }: the name lg_name normalised (reason null),
+ * or name null and the reason keyword ('char', 'numeric', 'hyphen', 'label', 'long', 'empty').
+ */
+static napi_value name_norm(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2], result, v;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    char text[LG_NAME_MAX + 4], kind[8], out[LG_NAME_MAX];
+    size_t len = 0, klen = 0;
+    if (argc < 2 ||
+        napi_get_value_string_utf8(env, argv[1], kind, sizeof(kind), &klen) != napi_ok ||
+        (strcmp(kind, "sni") != 0 && strcmp(kind, "host") != 0)) {
+        napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "nameNorm(text, 'sni' | 'host')");
+        return NULL;
+    }
+    int n = -LG_NAME_E_LONG;
+    if (napi_get_value_string_utf8(env, argv[0], text, sizeof(text), &len) != napi_ok) {
+        n = -LG_NAME_E_CHAR;
+    } else if (strlen(text) != len) {
+        n = -LG_NAME_E_CHAR; /* a NUL inside */
+    } else if (len < sizeof(text) - 1) {
+        n = lg_name_norm(text, len, strcmp(kind, "sni") == 0 ? LG_NAME_SNI : LG_NAME_HOST, out,
+                         sizeof(out));
+    }
+    NAPI_CALL(env, napi_create_object(env, &result));
+    if (n < 0) {
+        NAPI_CALL(env, napi_get_null(env, &v));
+        NAPI_CALL(env, napi_set_named_property(env, result, "name", v));
+        set_str(env, result, "reason", name_reason_key(-n));
+    } else {
+        NAPI_CALL(env, napi_create_string_utf8(env, out, (size_t)n, &v));
+        NAPI_CALL(env, napi_set_named_property(env, result, "name", v));
+        NAPI_CALL(env, napi_get_null(env, &v));
+        NAPI_CALL(env, napi_set_named_property(env, result, "reason", v));
+    }
+    return result;
+}
+
+/* The hard bounds of the options (lg_limits.h): { jsName: value }, frozen. */
+static napi_value limits_object(napi_env env)
+{
+    napi_value o, n, global, object, freeze;
+    if (napi_create_object(env, &o) != napi_ok) return NULL;
+#define LG_SET_LIMIT(js, value, unit)                                                              \
+    if (napi_create_double(env, (double)(value), &n) != napi_ok ||                                 \
+        napi_set_named_property(env, o, #js, n) != napi_ok) {                                      \
+        return NULL;                                                                               \
+    }
+    LG_LIMITS(LG_SET_LIMIT)
+#undef LG_SET_LIMIT
+    if (napi_get_global(env, &global) == napi_ok &&
+        napi_get_named_property(env, global, "Object", &object) == napi_ok &&
+        napi_get_named_property(env, object, "freeze", &freeze) == napi_ok) {
+        napi_call_function(env, object, freeze, 1, &o, NULL);
+    }
+    return o;
+}
+
+#ifdef LG_FAULT_INJECTION
+/* Fault-injection builds: _faults.failAfter(n) fails the (n+1)-th allocation made by a worker
+ * thread from now (n < 0: none); _faults.total() counts worker allocations; _faults.live() counts
+ * the engine's blocks still allocated (all threads). */
+static napi_value faults_fail_after(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    int64_t n = -1;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc >= 1) napi_get_value_int64(env, argv[0], &n);
+    lg_alloc_fail_armed_only(true);
+    lg_alloc_fail_after((long)n);
+    return NULL;
+}
+
+static napi_value faults_total(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    napi_value v;
+    NAPI_CALL(env, napi_create_int64(env, lg_alloc_total(), &v));
+    return v;
+}
+
+static napi_value faults_live(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    napi_value v;
+    NAPI_CALL(env, napi_create_int64(env, lg_alloc_live(), &v));
+    return v;
+}
+
+static napi_value faults_object(napi_env env)
+{
+    napi_value o, fn;
+    NAPI_CALL(env, napi_create_object(env, &o));
+    NAPI_CALL(env, napi_create_function(env, "failAfter", NAPI_AUTO_LENGTH, faults_fail_after, NULL,
+                                        &fn));
+    NAPI_CALL(env, napi_set_named_property(env, o, "failAfter", fn));
+    NAPI_CALL(env, napi_create_function(env, "total", NAPI_AUTO_LENGTH, faults_total, NULL, &fn));
+    NAPI_CALL(env, napi_set_named_property(env, o, "total", fn));
+    NAPI_CALL(env, napi_create_function(env, "live", NAPI_AUTO_LENGTH, faults_live, NULL, &fn));
+    NAPI_CALL(env, napi_set_named_property(env, o, "live", fn));
+    return o;
+}
+#endif
+
 static napi_value init(napi_env env, napi_value exports)
 {
     napi_property_descriptor methods[] = {
@@ -582,10 +737,23 @@ static napi_value init(napi_env env, napi_value exports)
         {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
          NULL},
     };
-    napi_value cls;
+    napi_value cls, limits, fn;
     NAPI_CALL(env, napi_define_class(env, "Engine", NAPI_AUTO_LENGTH, engine_new, NULL,
                                      LG_ARRAY_SIZE(methods), methods, &cls));
     NAPI_CALL(env, napi_set_named_property(env, exports, "Engine", cls));
+    limits = limits_object(env);
+    if (limits == NULL) {
+        throw_napi(env, "limits");
+        return NULL;
+    }
+    NAPI_CALL(env, napi_set_named_property(env, exports, "limits", limits));
+    NAPI_CALL(env, napi_create_function(env, "nameNorm", NAPI_AUTO_LENGTH, name_norm, NULL, &fn));
+    NAPI_CALL(env, napi_set_named_property(env, exports, "nameNorm", fn));
+#ifdef LG_FAULT_INJECTION
+    napi_value faults = faults_object(env);
+    if (faults == NULL) return NULL;
+    NAPI_CALL(env, napi_set_named_property(env, exports, "_faults", faults));
+#endif
     return exports;
 }
 

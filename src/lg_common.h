@@ -47,4 +47,14 @@ void *lg_realloc(void *p, size_t size);
 void lg_free(void *p);
 void lg_alloc_fail_after(long n);
 
+#ifdef LG_FAULT_INJECTION
+/* Fault-injection builds only (see lg_common.c): limit injection to armed threads, arm the
+ * calling thread, and read the allocations made (by armed threads, when limited) and the blocks
+ * still live. */
+void lg_alloc_fail_armed_only(bool on);
+void lg_alloc_arm_thread(void);
+long lg_alloc_total(void);
+long lg_alloc_live(void);
+#endif
+
 #endif /* LG_COMMON_H */

@@ -1,9 +1,259 @@
 /*
- * lg_config.c — freeing configs and reference counting of snapshots (see lg_config.h).
+ * lg_config.c — compiling a configuration (see lg_config.h), snapshots' reference counting and
+ * their publication slot.
+ *
+ * Every range is re-checked here against lg_limits.h, so that a caller of the binding that
+ * bypasses lib/config.js still cannot hand the engine a value it was not built for; the messages
+ * name the option path like lib/config.js's (lib/config.js words the ones users normally see).
  */
 #include "lg_config.h"
 
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define PATH_MAX_LEN 128 /* bytes of an option path in a message (indexes are < 2^32) */
+
+static int fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
+{
+    err->type_error = type_error;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define RANGE(err, ...) fail((err), false, __VA_ARGS__)
+
+static int check_range(lg_cfgerr_t *err, const char *path, const char *key, uint64_t v,
+                       uint64_t min, uint64_t max)
+{
+    if (v < min || v > max) {
+        return RANGE(err, "%s%s%s must be an integer %llu-%llu", path, *path ? "." : "", key,
+                     (unsigned long long)min, (unsigned long long)max);
+    }
+    return 0;
+}
+
+/* ---- freeing the source ---------------------------------------------------------------------- */
+
+static void strings_free(lg_src_strings_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        lg_free(s->v[i]);
+    lg_free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static void cert_free(lg_src_cert_t *c)
+{
+    lg_free(c->chain.p);
+    lg_free(c->key.p);
+    memset(c, 0, sizeof(*c));
+}
+
+static void mtls_free(lg_src_mtls_t *m)
+{
+    lg_free(m->ca.p);
+    memset(m, 0, sizeof(*m));
+}
+
+void lg_src_route_free(lg_src_route_t *r)
+{
+    lg_free(r->sni);
+    for (size_t i = 0; i < r->n_upstreams; i++) {
+        lg_free(r->upstreams[i].host);
+        lg_free(r->upstreams[i].path);
+    }
+    lg_free(r->upstreams);
+    cert_free(&r->cert);
+    mtls_free(&r->mtls);
+    strings_free(&r->alpn);
+    memset(r, 0, sizeof(*r));
+}
+
+void lg_src_listener_free(lg_src_listener_t *l)
+{
+    lg_free(l->host);
+    cert_free(&l->default_cert);
+    mtls_free(&l->mtls);
+    lg_free(l->connect.allow_ports);
+    strings_free(&l->connect.deny_cidrs);
+    strings_free(&l->connect.allow_cidrs);
+    strings_free(&l->connect.allow_domains);
+    memset(l, 0, sizeof(*l));
+}
+
+void lg_src_free(lg_src_t *s)
+{
+    for (size_t i = 0; i < s->n_listeners; i++)
+        lg_src_listener_free(&s->listeners[i]);
+    lg_free(s->listeners);
+    for (size_t i = 0; i < s->n_routes; i++)
+        lg_src_route_free(&s->routes[i]);
+    lg_free(s->routes);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- the fixed part ----------------------------------------------------------------------------
+ */
+
+uint32_t lg_config_head_limit(uint32_t max_connections)
+{
+    if (max_connections == 0) return 4096;
+    return LG_MAX(max_connections / 4, 16u);
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = lg_malloc(n + 1);
+    if (d != NULL) memcpy(d, s, n + 1);
+    return d;
+}
+
+static int parse_cidrs(const lg_src_strings_t *list, lg_cidr_t **out, const char *path,
+                       const char *key, lg_cfgerr_t *err)
+{
+    *out = NULL;
+    if (list->n > LG_CIDR_SET_MAX) {
+        return RANGE(err, "%s.%s must have at most %d entries", path, key, LG_CIDR_SET_MAX);
+    }
+    if (list->n == 0) return 0;
+    lg_cidr_t *v = lg_calloc(list->n, sizeof(*v));
+    if (v == NULL) return RANGE(err, "%s.%s: out of memory", path, key);
+    for (size_t i = 0; i < list->n; i++) {
+        const char *t = list->v[i];
+        if (lg_cidr_parse(t, strlen(t), &v[i]) != 0) {
+            lg_free(v);
+            return RANGE(err, "%s.%s[%zu] '%.64s' is not a CIDR", path, key, i, t);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* A connect listener's destination policy and deadline. */
+static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const char *lpath,
+                         lg_cfgerr_t *err)
+{
+    char path[PATH_MAX_LEN + 16];
+    snprintf(path, sizeof(path), "%s.connect", lpath);
+    if (check_range(err, path, "connectTimeoutMs", cn->connect_timeout_ms, 1,
+                    LG_CONNECT_TIMEOUT_MAX) != 0) {
+        return -1;
+    }
+    lc->connect_timeout_ms = (uint32_t)cn->connect_timeout_ms;
+    if (cn->n_allow_ports > LG_POLICY_MAX_PORTS) {
+        return RANGE(err, "%s.allowPorts must have at most %d entries", path, LG_POLICY_MAX_PORTS);
+    }
+    if (cn->allow_domains.n > LG_POLICY_MAX_DOMAINS) {
+        return RANGE(err, "%s.allowDomains must have at most %d entries", path,
+                     LG_POLICY_MAX_DOMAINS);
+    }
+    int rc = -1;
+    uint16_t *ports = lg_calloc(cn->n_allow_ports + 1, sizeof(*ports));
+    lg_cidr_t *deny = NULL, *allow = NULL;
+    if (ports == NULL) {
+        RANGE(err, "%s: out of memory", path);
+        goto out;
+    }
+    for (size_t i = 0; i < cn->n_allow_ports; i++) {
+        if (cn->allow_ports[i] < 1 || cn->allow_ports[i] > 65535) {
+            RANGE(err, "%s.allowPorts[%zu] must be an integer 1-65535", path, i);
+            goto out;
+        }
+        ports[i] = (uint16_t)cn->allow_ports[i];
+    }
+    if (parse_cidrs(&cn->deny_cidrs, &deny, path, "denyCidrs", err) != 0 ||
+        parse_cidrs(&cn->allow_cidrs, &allow, path, "allowCidrs", err) != 0) {
+        goto out;
+    }
+    int prc = lg_policy_build(&lc->policy, ports, cn->n_allow_ports, deny, cn->deny_cidrs.n, allow,
+                              cn->allow_cidrs.n, (const char *const *)cn->allow_domains.v,
+                              cn->allow_domains.n);
+    if (prc != 0) {
+        RANGE(err, "%s: invalid destination policy (%s)", path,
+              prc == -ENOMEM ? "out of memory" : "a port, CIDR or domain was refused");
+        goto out;
+    }
+    lc->head_limit = lg_config_head_limit(lc->max_connections);
+    rc = 0;
+out:
+    lg_free(ports);
+    lg_free(deny);
+    lg_free(allow);
+    return rc;
+}
+
+int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
+{
+    memset(conf, 0, sizeof(*conf));
+    if (check_range(err, "", "workerThreads", src->worker_threads, 1, LG_MAX_WORKERS) != 0 ||
+        check_range(err, "", "readBufferSize", src->read_buffer_size, LG_BUF_SIZE_MIN,
+                    LG_BUF_SIZE_MAX) != 0 ||
+        check_range(err, "scheduler", "quantum", src->quantum, 0, LG_DRR_QUANTUM_FIXED_MAX) != 0 ||
+        check_range(err, "scheduler", "maxQueuedBytesPerFlow", src->max_queued_per_flow,
+                    LG_FLOW_QUEUE_MIN, LG_FLOW_QUEUE_MAX) != 0) {
+        return -1;
+    }
+    if (src->sched_kind != LG_SCHED_DRR && src->sched_kind != LG_SCHED_FIFO) {
+        return RANGE(err, "scheduler.kind must be 'drr' or 'fifo'");
+    }
+    if (src->n_listeners == 0) return RANGE(err, "listeners must have at least one entry");
+    if (src->n_listeners > LG_MAX_LISTENERS) {
+        return RANGE(err, "listeners must have at most %d entries", LG_MAX_LISTENERS);
+    }
+    conf->worker_threads = (unsigned)src->worker_threads;
+    conf->read_buffer_size = (size_t)src->read_buffer_size;
+    conf->sched_kind = src->sched_kind;
+    conf->sched_quantum = (size_t)src->quantum;
+    conf->max_queued_per_flow = (size_t)src->max_queued_per_flow;
+    for (size_t i = 0; i < src->n_listeners; i++) {
+        const lg_src_listener_t *l = &src->listeners[i];
+        lg_listener_conf_t *lc = &conf->listeners[i];
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "listeners[%zu]", i);
+        if (l->kind != LG_LISTENER_TLS && l->kind != LG_LISTENER_CONNECT) {
+            RANGE(err, "%s.kind must be 'tls' or 'connect'", path);
+            goto fail;
+        }
+        if (l->host == NULL || strlen(l->host) > LG_HOST_MAX) {
+            RANGE(err, "%s.host must be at most %d bytes", path, LG_HOST_MAX);
+            goto fail;
+        }
+        if (check_range(err, path, "port", l->port, 0, 65535) != 0 ||
+            check_range(err, path, "maxConnections", l->max_connections, 0, LG_CONNECTIONS_MAX) !=
+                0 ||
+            check_range(err, path, "idleTimeoutMs", l->idle_timeout_ms, 0, LG_TIMEOUT_MAX_MS) !=
+                0) {
+            goto fail;
+        }
+        lc->kind = l->kind;
+        lc->host = dup_str(l->host);
+        conf->n_listeners = i + 1; /* host (and policy) owned from here on */
+        if (lc->host == NULL) {
+            RANGE(err, "%s: out of memory", path);
+            goto fail;
+        }
+        lc->port = (uint16_t)l->port;
+        lc->max_connections = (uint32_t)l->max_connections;
+        lc->idle_timeout_ms = (uint32_t)l->idle_timeout_ms;
+        if (lc->kind == LG_LISTENER_CONNECT && build_connect(&l->connect, lc, path, err) != 0) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    lg_config_free(conf);
+    return -1;
+}
 
 void lg_config_free(lg_config_t *c)
 {
@@ -14,6 +264,9 @@ void lg_config_free(lg_config_t *c)
     }
     c->n_listeners = 0;
 }
+
+/* ---- routes ------------------------------------------------------------------------------------
+ */
 
 void lg_route_free(lg_route_t *r)
 {
@@ -34,6 +287,337 @@ void lg_route_destroy(lg_route_t *r)
     if (r == NULL) return;
     lg_route_free(r);
     lg_free(r);
+}
+
+/* A TCP upstream host: an IP literal goes into addr; a name is kept for the dial to resolve. */
+static void upstream_addr(lg_upstream_t *up)
+{
+    memset(&up->addr, 0, sizeof(up->addr));
+    const char *host = up->host;
+    char v6[64];
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(v6)) {
+        memcpy(v6, host + 1, hl - 2);
+        v6[hl - 2] = '\0';
+        host = v6;
+    }
+    if (inet_pton(AF_INET, host, &up->addr.in4.sin_addr) == 1) {
+        up->addr.in4.sin_family = AF_INET;
+        up->addr.in4.sin_port = htons(up->port);
+        up->literal = true;
+    } else if (inet_pton(AF_INET6, host, &up->addr.in6.sin6_addr) == 1) {
+        up->addr.in6.sin6_family = AF_INET6;
+        up->addr.in6.sin6_port = htons(up->port);
+        up->literal = true;
+    }
+}
+
+static int build_upstream(const lg_src_upstream_t *s, lg_upstream_t *up, const char *path,
+                          lg_cfgerr_t *err)
+{
+    if (s->kind == LG_UPSTREAM_TCP) {
+        up->kind = LG_UPSTREAM_TCP;
+        if (s->host == NULL || s->host[0] == '\0' || strlen(s->host) > LG_HOST_MAX) {
+            return RANGE(err, "%s.host must be 1-%d bytes", path, LG_HOST_MAX);
+        }
+        if (check_range(err, path, "port", s->port, 1, 65535) != 0) return -1;
+        up->host = dup_str(s->host);
+        if (up->host == NULL) return RANGE(err, "%s: out of memory", path);
+        up->port = (uint16_t)s->port;
+        upstream_addr(up);
+        return 0;
+    }
+    if (s->kind == LG_UPSTREAM_UDS) {
+        up->kind = LG_UPSTREAM_UDS;
+        if (s->path == NULL || s->path[0] == '\0' || strlen(s->path) > LG_UDS_PATH_MAX) {
+            return RANGE(err, "%s.path must be 1-%d bytes", path, LG_UDS_PATH_MAX);
+        }
+        up->path = dup_str(s->path);
+        if (up->path == NULL) return RANGE(err, "%s: out of memory", path);
+        return 0;
+    }
+    return RANGE(err, "%s.kind must be 'tcp' or 'uds'", path);
+}
+
+/* The ALPN list in wire format (RFC 7301 §3.1): 1..255-byte names, each length-prefixed. */
+static int build_alpn(const lg_src_strings_t *list, lg_route_t *route, const char *path,
+                      lg_cfgerr_t *err)
+{
+    if (list->n > LG_ALPN_MAX_PROTOCOLS) {
+        return RANGE(err, "%s.alpn must have at most %d entries", path, LG_ALPN_MAX_PROTOCOLS);
+    }
+    if (list->n == 0) return 0;
+    uint8_t *wire = lg_malloc(list->n * (LG_ALPN_MAX_LEN + 1));
+    if (wire == NULL) return RANGE(err, "%s.alpn: out of memory", path);
+    size_t off = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        size_t l = strlen(list->v[i]);
+        if (l == 0 || l > LG_ALPN_MAX_LEN) {
+            lg_free(wire);
+            return RANGE(err, "%s.alpn[%zu] must be 1-%d bytes", path, i, LG_ALPN_MAX_LEN);
+        }
+        wire[off++] = (uint8_t)l;
+        memcpy(wire + off, list->v[i], l);
+        off += l;
+    }
+    route->alpn = wire;
+    route->alpn_len = off;
+    return 0;
+}
+
+/* The fields a route shares with a decision: upstreams, terminateTls, alpn. */
+static int build_route_body(const lg_src_route_t *s, lg_route_t *route, const char *path,
+                            lg_cfgerr_t *err)
+{
+    route->terminate_tls = s->terminate_tls;
+    if (build_alpn(&s->alpn, route, path, err) != 0) return -1;
+    if (s->n_upstreams > LG_MAX_UPSTREAMS) {
+        return RANGE(err, "%s.upstreams must have at most %d entries", path, LG_MAX_UPSTREAMS);
+    }
+    if (s->n_upstreams > 0) {
+        route->upstreams = lg_calloc(s->n_upstreams, sizeof(lg_upstream_t));
+        if (route->upstreams == NULL) return RANGE(err, "%s: out of memory", path);
+    }
+    for (size_t j = 0; j < s->n_upstreams; j++) {
+        char upath[2 * PATH_MAX_LEN];
+        snprintf(upath, sizeof(upath), "%s.upstreams[%zu]", path, j);
+        route->n_upstreams = j + 1; /* strings of entry j are owned from here on */
+        if (build_upstream(&s->upstreams[j], &route->upstreams[j], upath, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- TLS contexts ---------------------------------------------------------------------------- */
+
+static void material_of(const lg_src_cert_t *cert, const lg_src_mtls_t *mtls, lg_tls_material_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (cert != NULL && cert->present) {
+        m->cert = cert->chain.p;
+        m->cert_len = cert->chain.len;
+        m->key = cert->key.p;
+        m->key_len = cert->key.len;
+    }
+    if (mtls != NULL && mtls->present) {
+        m->ca = mtls->ca.p;
+        m->ca_len = mtls->ca.len;
+        m->require_client_cert = mtls->require_client_cert;
+    }
+}
+
+/*
+ * The context for (cert, mtls), recorded in `next`; without a cert there is none (*out = NULL)
+ * and only the client CA, if any, is checked. Errors name the option whose material failed:
+ * `mpath` for the CA, else `cpath`.
+ */
+static int material_context(const lg_src_cert_t *cert, const lg_src_mtls_t *mtls,
+                            lg_tls_cache_t *cur, lg_tls_cache_t *next, const char *cpath,
+                            const char *mpath, SSL_CTX **out, lg_cfgerr_t *err)
+{
+    char why[256];
+    lg_tls_material_t m;
+    material_of(cert, mtls, &m);
+    *out = NULL;
+    if (m.cert == NULL) {
+        if (m.ca != NULL && lg_tls_check_ca(&m, why, sizeof(why)) != 0) {
+            return RANGE(err, "%s: %s", mpath, why);
+        }
+        return 0;
+    }
+    int fault = LG_TLS_FAULT_CERT;
+    *out = lg_tls_ctx_get(cur, next, &m, why, sizeof(why), &fault);
+    if (*out == NULL) return RANGE(err, "%s: %s", fault == LG_TLS_FAULT_CA ? mpath : cpath, why);
+    return 0;
+}
+
+/*
+ * The contexts of a route, one per tls listener: the route's cert or the listener's defaultCert,
+ * and the route's mtls or the listener's. A terminating route (`required`) must have a cert for
+ * every tls listener; for another route (suspended: its decision may terminate; or one that
+ * carries cert/mtls) a listener without any cert gets no context, and a client CA found there is
+ * still checked, so bad material is refused when the config is applied whether or not a
+ * connection ever uses it. `only` >= 0 limits the work to that listener (a decision).
+ */
+static int route_contexts(const lg_src_route_t *r, const lg_src_listener_t *listeners,
+                          const lg_config_t *conf, long only, lg_route_t *route,
+                          lg_tls_cache_t *cur, lg_tls_cache_t *next, const char *path,
+                          bool required, lg_cfgerr_t *err)
+{
+    route->ctx = lg_calloc(conf->n_listeners, sizeof(SSL_CTX *));
+    if (route->ctx == NULL) return RANGE(err, "%s: out of memory", path);
+    route->n_ctx = conf->n_listeners;
+    for (size_t i = 0; i < conf->n_listeners; i++) {
+        if (conf->listeners[i].kind != LG_LISTENER_TLS || (only >= 0 && (size_t)only != i)) {
+            continue;
+        }
+        const lg_src_listener_t *l = only >= 0 ? listeners : &listeners[i];
+        char lpath[PATH_MAX_LEN], cpath[PATH_MAX_LEN + 16] = "", mpath[PATH_MAX_LEN + 16] = "";
+        snprintf(lpath, sizeof(lpath), "listeners[%zu]", i);
+        bool has_rcert = r->cert.present, has_lcert = l->default_cert.present;
+        bool has_rmtls = r->mtls.present, has_lmtls = l->mtls.present;
+        if (!has_rcert && !has_lcert && required) {
+            return RANGE(err,
+                         "%s.cert is required: terminateTls needs a cert, or a defaultCert on %s",
+                         path, lpath);
+        }
+        if (has_rcert || has_lcert) {
+            snprintf(cpath, sizeof(cpath), "%s.%s", has_rcert ? path : lpath,
+                     has_rcert ? "cert" : "defaultCert");
+        }
+        if (has_rmtls || has_lmtls) {
+            snprintf(mpath, sizeof(mpath), "%s.mtls", has_rmtls ? path : lpath);
+        }
+        const lg_src_cert_t *cert = has_rcert ? &r->cert : has_lcert ? &l->default_cert : NULL;
+        const lg_src_mtls_t *mtls = has_rmtls ? &r->mtls : has_lmtls ? &l->mtls : NULL;
+        if (material_context(cert, mtls, cur, next, cpath, mpath, &route->ctx[i], err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A tls listener's defaultCert (with its mtls) is checked when the config is applied, even when
+ * no route uses it yet (a later decision may), so a bad one is refused now. Its context goes into
+ * `next`, where decisions and routes find it again.
+ */
+static int listener_context_check(const lg_src_listener_t *l, lg_tls_cache_t *cur,
+                                  lg_tls_cache_t *next, const char *lpath, lg_cfgerr_t *err)
+{
+    char cpath[PATH_MAX_LEN + 16], mpath[PATH_MAX_LEN + 16];
+    snprintf(cpath, sizeof(cpath), "%s.defaultCert", lpath);
+    snprintf(mpath, sizeof(mpath), "%s.mtls", lpath);
+    SSL_CTX *ctx = NULL;
+    int rc = material_context(&l->default_cert, &l->mtls, cur, next, cpath, mpath, &ctx, err);
+    SSL_CTX_free(ctx); /* `next` keeps its own reference (NULL: no cert, nothing to free) */
+    return rc;
+}
+
+/* ---- snapshots --------------------------------------------------------------------------------
+ */
+
+int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache_t *cur,
+                      lg_tls_cache_t *next, lg_snapshot_t **out, lg_cfgerr_t *err)
+{
+    *out = NULL;
+    if (src->n_listeners != conf->n_listeners) {
+        return RANGE(err, "listeners cannot change after the proxy is created");
+    }
+    if (src->n_routes > LG_ROUTER_MAX_ROUTES) {
+        return RANGE(err, "routes must have at most %d entries", LG_ROUTER_MAX_ROUTES);
+    }
+    lg_snapshot_t *s = lg_calloc(1, sizeof(*s));
+    if (s == NULL) return RANGE(err, "config: out of memory");
+    atomic_init(&s->refs, 1);
+    for (size_t i = 0; i < src->n_listeners; i++) {
+        const lg_src_listener_t *l = &src->listeners[i];
+        char lpath[PATH_MAX_LEN], ppath[PATH_MAX_LEN + 16];
+        snprintf(lpath, sizeof(lpath), "listeners[%zu]", i);
+        snprintf(ppath, sizeof(ppath), "%s.protection", lpath);
+        if (check_range(err, ppath, "tlsHandshakeTimeoutMs", l->protection.tls_handshake_timeout_ms,
+                        1, LG_HANDSHAKE_TIMEOUT_MAX) != 0) {
+            goto fail;
+        }
+        s->protection[i].tls_handshake_timeout_ms =
+            (uint32_t)l->protection.tls_handshake_timeout_ms;
+        if (conf->listeners[i].kind == LG_LISTENER_TLS &&
+            listener_context_check(l, cur, next, lpath, err) != 0) {
+            goto fail;
+        }
+    }
+    if (src->n_routes > 0) {
+        s->routes = lg_calloc(src->n_routes, sizeof(lg_route_t));
+        if (s->routes == NULL) {
+            RANGE(err, "routes: out of memory");
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < src->n_routes; i++) {
+        const lg_src_route_t *r = &src->routes[i];
+        lg_route_t *route = &s->routes[i];
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "routes[%zu]", i);
+        s->n_routes = i + 1;
+        if (r->sni == NULL || check_range(err, path, "suspendTimeoutMs", r->suspend_timeout_ms, 1,
+                                          LG_TIMEOUT_MAX_MS) != 0) {
+            if (r->sni == NULL) RANGE(err, "%s.sni is missing", path);
+            goto fail;
+        }
+        route->sni = dup_str(r->sni);
+        if (route->sni == NULL) {
+            RANGE(err, "%s: out of memory", path);
+            goto fail;
+        }
+        route->suspended = r->suspended;
+        route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
+        if (build_route_body(r, route, path, err) != 0) goto fail;
+        if ((r->terminate_tls || r->suspended || r->cert.present || r->mtls.present) &&
+            route_contexts(r, src->listeners, conf, -1, route, cur, next, path, r->terminate_tls,
+                           err) != 0) {
+            goto fail;
+        }
+    }
+
+    const char **patterns = NULL;
+    if (src->n_routes > 0) {
+        patterns = lg_calloc(src->n_routes, sizeof(char *));
+        if (patterns == NULL) {
+            RANGE(err, "routes: out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < src->n_routes; i++)
+            patterns[i] = s->routes[i].sni;
+    }
+    size_t bad = 0;
+    int rc = lg_router_build(&s->router, patterns, src->n_routes, &bad);
+    lg_free(patterns);
+    if (rc == -EEXIST) {
+        RANGE(err, "routes[%zu].sni '%s' duplicates an earlier route", bad, s->routes[bad].sni);
+        goto fail;
+    } else if (rc == -EINVAL) {
+        RANGE(err, "routes[%zu].sni '%.64s' is not a valid name, *.suffix or ''", bad,
+              bad < s->n_routes ? s->routes[bad].sni : "");
+        goto fail;
+    } else if (rc != 0) {
+        RANGE(err, "routes: out of memory");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    lg_snapshot_destroy(s);
+    return -1;
+}
+
+int lg_decision_build(const lg_src_route_t *d, const lg_src_listener_t *l, const lg_config_t *conf,
+                      unsigned listener, bool route_tls, lg_tls_cache_t *cache, lg_route_t **out,
+                      lg_cfgerr_t *err)
+{
+    *out = NULL;
+    lg_route_t *rt = lg_calloc(1, sizeof(*rt));
+    if (rt == NULL) return RANGE(err, "decision: out of memory");
+    if (build_route_body(d, rt, "decision", err) != 0) goto fail;
+    if (rt->n_upstreams == 0) {
+        RANGE(err, "decision.upstreams must have at least one entry");
+        goto fail;
+    }
+    if (listener >= conf->n_listeners) {
+        RANGE(err, "decision: no listener %u", listener);
+        goto fail;
+    }
+    if (rt->terminate_tls && (d->cert.present || d->mtls.present || !route_tls)) {
+        /* Contexts for the connection's listener only; cached ones are reused (not recorded: the
+         * cache follows the route table, and a decision's material may be one-off). */
+        if (route_contexts(d, l, conf, (long)listener, rt, cache, NULL, "decision", true, err) !=
+            0) {
+            goto fail;
+        }
+    }
+    *out = rt;
+    return 0;
+fail:
+    lg_route_destroy(rt);
+    return -1;
 }
 
 void lg_snapshot_destroy(lg_snapshot_t *s)
@@ -59,6 +643,9 @@ void lg_snapshot_unref(lg_snapshot_t *s)
     /* acq_rel: every use of the snapshot by the dropping thread happens before the free. */
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) lg_snapshot_destroy(s);
 }
+
+/* ---- the publication slot ---------------------------------------------------------------------
+ */
 
 void lg_snapslot_init(lg_snapslot_t *slot, lg_snapshot_t *snap)
 {

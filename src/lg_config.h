@@ -1,22 +1,33 @@
 /*
- * lg_config.h — the engine's configuration in C form.
+ * lg_config.h — the engine's configuration in C form, and compiling it.
  *
- * Two parts with different lifetimes:
+ * Three shapes:
+ *  - lg_src_t: the configuration as given (lib/config.js's normalised object, converted field by
+ *    field by lg_jsconf without judging it): plain strings, numbers and PEM bytes, owned copies.
  *  - lg_config_t: fixed for the life of an engine (listeners, worker count, buffer sizes,
- *    scheduler). Built once by lg_jsconf from the normalised JS config; owned by the engine.
- *  - lg_snapshot_t: the hot-swappable part (routes, their upstreams, per-listener protection).
- *    Immutable once published. Reference-counted: the engine holds one reference to the current
- *    snapshot, each worker one to the snapshot it last saw, each connection one to the snapshot it
- *    was accepted under. Whoever drops the last reference frees it (any thread).
+ *    scheduler, CONNECT policies). Compiled once; owned by the engine.
+ *  - lg_snapshot_t: the hot-swappable part (routes, their upstreams and TLS contexts, the router,
+ *    per-listener protection). Immutable once published. Reference-counted: the engine's slot
+ *    holds one reference to the current snapshot, each worker one to the snapshot it last saw,
+ *    each connection one to the snapshot it was accepted under. Whoever drops the last reference
+ *    frees it (any thread).
  *
- * Values here were validated by lib/config.js and are re-checked by lg_jsconf (defence in depth).
+ * Compiling (lg_config_build, lg_snapshot_build, lg_decision_build) checks every value against
+ * the bounds of lg_limits.h (lib/config.js checked them first: this is defence in depth) and
+ * builds what the engine runs on: CIDR sets and policies, the route table, SSL_CTXs (through the
+ * context cache), ALPN lists in wire format, upstream addresses. A refusal fills an lg_cfgerr_t
+ * whose message starts with the option path ("routes[3].cert: private key does not match
+ * certificate"). Host names of upstreams are not resolved here: a connection resolves them on
+ * its worker's loop when it dials (lg_resolve), so nothing blocks the JS thread.
  */
 #ifndef LG_CONFIG_H
 #define LG_CONFIG_H
 
 #include "lg_common.h"
+#include "lg_limits.h"
 #include "lg_policy.h"
 #include "lg_router.h"
+#include "lg_tls_ctx.h"
 
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -24,13 +35,13 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
-#define LG_MAX_LISTENERS       64    /* listeners per engine */
-#define LG_MAX_WORKERS         256   /* worker threads per engine */
-#define LG_MAX_UPSTREAMS       1024  /* upstreams per route */
-#define LG_UPSTREAM_CONNECT_MS 10000 /* ms: dial timeout for an upstream */
+#define LG_UPSTREAM_CONNECT_MS 10000 /* ms: dial timeout for a route's upstream */
 #define LG_LISTEN_BACKLOG      1024  /* pending connections per listen socket */
+#define LG_CFGERR_MAX          512   /* bytes of a config error message */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
+enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
+enum { LG_SCHED_DRR = 0, LG_SCHED_FIFO = 1 };
 
 /* A socket address small enough to keep dozens of (IPv4 or IPv6). */
 typedef union lg_sockaddr_u {
@@ -38,15 +49,103 @@ typedef union lg_sockaddr_u {
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
 } lg_sockaddr_t;
-enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
-enum { LG_SCHED_DRR = 0, LG_SCHED_FIFO = 1 };
+
+/* ---- the configuration as given ------------------------------------------------------------ */
+
+typedef struct lg_src_buf_s {
+    uint8_t *p; /* owned copy; NULL: absent */
+    size_t len;
+} lg_src_buf_t;
+
+typedef struct lg_src_cert_s {
+    bool present;
+    lg_src_buf_t chain, key;
+} lg_src_cert_t;
+
+typedef struct lg_src_mtls_s {
+    bool present;
+    lg_src_buf_t ca;
+    bool require_client_cert;
+} lg_src_mtls_t;
+
+typedef struct lg_src_upstream_s {
+    int kind;   /* LG_UPSTREAM_* */
+    char *host; /* tcp */
+    uint64_t port;
+    char *path; /* uds */
+    bool ip_affinity;
+    uint64_t ip_affinity_ttl_ms, pid, tid;
+} lg_src_upstream_t;
+
+typedef struct lg_src_strings_s {
+    char **v;
+    size_t n;
+} lg_src_strings_t;
+
+typedef struct lg_src_route_s {
+    char *sni; /* NULL for a decision */
+    lg_src_upstream_t *upstreams;
+    size_t n_upstreams;
+    bool terminate_tls;
+    lg_src_cert_t cert;
+    lg_src_mtls_t mtls;
+    lg_src_strings_t alpn;
+    bool suspended;
+    uint64_t suspend_timeout_ms;
+} lg_src_route_t;
+
+typedef struct lg_src_protection_s {
+    uint64_t tls_handshake_timeout_ms;
+} lg_src_protection_t;
+
+typedef struct lg_src_connect_s {
+    uint64_t *allow_ports;
+    size_t n_allow_ports;
+    lg_src_strings_t deny_cidrs, allow_cidrs, allow_domains;
+    uint64_t connect_timeout_ms;
+} lg_src_connect_t;
+
+typedef struct lg_src_listener_s {
+    int kind; /* LG_LISTENER_* */
+    char *host;
+    uint64_t port, max_connections, idle_timeout_ms;
+    lg_src_cert_t default_cert;
+    lg_src_mtls_t mtls;
+    lg_src_protection_t protection;
+    lg_src_connect_t connect; /* connect listeners */
+} lg_src_listener_t;
+
+/* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
+typedef struct lg_src_s {
+    uint64_t worker_threads, read_buffer_size;
+    int sched_kind;   /* LG_SCHED_* */
+    uint64_t quantum; /* 0 = auto */
+    uint64_t max_queued_per_flow;
+    lg_src_listener_t *listeners;
+    size_t n_listeners;
+    lg_src_route_t *routes;
+    size_t n_routes;
+} lg_src_t;
+
+void lg_src_free(lg_src_t *s);
+void lg_src_route_free(lg_src_route_t *r);
+void lg_src_listener_free(lg_src_listener_t *l);
+
+/* A refusal: the message starts with the option path. */
+typedef struct lg_cfgerr_s {
+    bool type_error; /* TypeError (wrong shape) rather than RangeError (value not allowed) */
+    char msg[LG_CFGERR_MAX];
+} lg_cfgerr_t;
+
+/* ---- compiled ---------------------------------------------------------------------------------
+ */
 
 typedef struct lg_upstream_s {
-    int kind;                     /* LG_UPSTREAM_TCP / LG_UPSTREAM_UDS */
-    struct sockaddr_storage addr; /* TCP: resolved address and port */
-    socklen_t addrlen;
-    char *host; /* TCP: as configured (for messages) */
-    char *path; /* UDS: socket path */
+    int kind;           /* LG_UPSTREAM_TCP / LG_UPSTREAM_UDS */
+    bool literal;       /* TCP: host is an IP literal and `addr` holds it */
+    lg_sockaddr_t addr; /* TCP literal: address and port */
+    char *host;         /* TCP: as configured (a name is resolved when dialled) */
+    char *path;         /* UDS: socket path */
     uint16_t port;
 } lg_upstream_t;
 
@@ -57,8 +156,8 @@ typedef struct lg_route_s {
     bool terminate_tls;
     bool suspended;              /* hold connections until JS decides (lg_suspend) */
     uint32_t suspend_timeout_ms; /* close a held connection JS has not decided by then */
-    SSL_CTX **ctx; /* terminate_tls: per listener, the context (one reference each); NULL
-                      entries for connect listeners */
+    SSL_CTX **ctx;               /* per listener, the context (one reference each); NULL entries for
+                                    listeners without one */
     size_t n_ctx;
     uint8_t *alpn; /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
     size_t alpn_len;
@@ -90,7 +189,7 @@ typedef struct lg_listener_conf_s {
     /* connect listeners */
     lg_policy_t policy;          /* destination policy */
     uint32_t connect_timeout_ms; /* resolve + dial deadline from the end of the head */
-    uint32_t head_limit;         /* connections in their head at once (lg_connect_head_limit) */
+    uint32_t head_limit;         /* connections in their head at once (lg_config_head_limit) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {
@@ -102,6 +201,34 @@ typedef struct lg_config_s {
     lg_listener_conf_t listeners[LG_MAX_LISTENERS];
     size_t n_listeners;
 } lg_config_t;
+
+/* The head-phase limit of a connect listener: connections still sending their head may hold at
+ * most a quarter of maxConnections (at least 16), or 4096 when maxConnections is unlimited, so
+ * slow or silent clients cannot take every slot from working tunnels. */
+uint32_t lg_config_head_limit(uint32_t max_connections);
+
+/* Compile the fixed part. Returns 0, or -1 with *err filled (conf then owns nothing). */
+int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err);
+
+/*
+ * Compile a snapshot (refs = 1) for the listeners of `conf`. TLS contexts come from `cur` (the
+ * running snapshot's cache; NULL at construction) when their material is unchanged, else are
+ * built; every context the snapshot uses is recorded in `next` (which the caller makes the cache
+ * once the snapshot is published, or frees). Returns 0, or -1 with *err filled.
+ */
+int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache_t *cur,
+                      lg_tls_cache_t *next, lg_snapshot_t **out, lg_cfgerr_t *err);
+
+/*
+ * Compile a suspended connection's decision (`d`: upstreams, terminateTls, cert, mtls, alpn) for
+ * listener `listener` (`l` is that listener as given: its defaultCert and mtls). Contexts are
+ * reused from `cache` when the material matches. A terminating decision with neither cert nor
+ * mtls of its own, on a suspended route that has a context for the listener (`route_tls`), gets
+ * none: the worker uses the route's. Returns 0, or -1 with *err filled.
+ */
+int lg_decision_build(const lg_src_route_t *d, const lg_src_listener_t *l, const lg_config_t *conf,
+                      unsigned listener, bool route_tls, lg_tls_cache_t *cache, lg_route_t **out,
+                      lg_cfgerr_t *err);
 
 /*
  * Where the current snapshot is published (owner: the engine). The JS thread swaps it; a worker
@@ -134,10 +261,11 @@ lg_snapshot_t *lg_snapslot_get(lg_snapslot_t *slot, lg_snapshot_t **held, uint64
 /* Free what a route owns (not the struct itself). */
 void lg_route_free(lg_route_t *r);
 
-/* Free a route allocated on its own (a suspended connection's decision) and what it owns. */
+/* Free a route allocated on its own (a suspended connection's decision) and what it owns. NULL
+ * is ignored. */
 void lg_route_destroy(lg_route_t *r);
 
-/* Free a config's strings (not the struct itself). */
+/* Free a config's strings and policies (not the struct itself). */
 void lg_config_free(lg_config_t *c);
 
 /* Take / drop a reference. lg_snapshot_unref frees the snapshot at zero. NULL is ignored. */

@@ -244,7 +244,6 @@ static void conn_free(lg_conn_t *c)
     w->n_conns--;
     LG_PUBLISH(w->pub_conns, w->n_conns);
     atomic_fetch_sub_explicit(&w->lis[c->lis].active, 1, memory_order_relaxed);
-    LG_COUNT(counters(c), closed_connections, 1);
     lg_free(c);
     if (w->conn_gone != NULL) w->conn_gone(w->up_arg);
 }
@@ -272,6 +271,9 @@ void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
     c->state = LG_CONN_CLOSING;
+    /* Closed as far as metrics go from the decision on (activeConnections drops before the
+     * client sees the FIN); the listener's slot is given back when the socket is gone. */
+    LG_COUNT(counters(c), closed_connections, 1);
     /* Nothing may call back into the connection any more, except what is noted in the file
      * comment: stop reading, the timer, the relay's I/O, a lookup, a dial that has not reported,
      * and take it out of the pending table (a decision then finds nothing). */
@@ -538,6 +540,18 @@ static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const
     c->pending_closes++; /* the dialer calls closed_one when it is gone */
 }
 
+/* A route's upstream host name was looked up (a name is resolved on the worker's loop). */
+static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
+{
+    lg_conn_t *c = arg;
+    c->resolve = NULL;
+    if (status < 0 || n == 0) {
+        upstream_failed(c);
+        return;
+    }
+    dial_start(c, addrs, n, NULL);
+}
+
 /* Dial a route's upstream (the first one). */
 static void dial_route(lg_conn_t *c, const lg_route_t *rt)
 {
@@ -546,12 +560,11 @@ static void dial_route(lg_conn_t *c, const lg_route_t *rt)
     if (c->state != LG_CONN_HANDSHAKE) set_state(c, LG_CONN_CONNECTING);
     if (up->kind == LG_UPSTREAM_UDS) {
         dial_start(c, NULL, 0, up->path);
-        return;
+    } else if (up->literal) {
+        dial_start(c, &up->addr, 1, NULL);
+    } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, upstream_resolved, c) != 0) {
+        upstream_failed(c); /* no memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued */
     }
-    lg_sockaddr_t sa;
-    memset(&sa, 0, sizeof(sa));
-    memcpy(&sa, &up->addr, LG_MIN((size_t)up->addrlen, sizeof(sa)));
-    dial_start(c, &sa, 1, NULL);
 }
 
 static void respond(lg_conn_t *c, int status);

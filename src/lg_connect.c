@@ -107,12 +107,6 @@ void lg_connect_count_refusal(lg_counters_t *cnt, int reason)
     if (reason == LG_POLICY_ADDRESS) LG_COUNT(cnt, refused_address, 1);
 }
 
-uint32_t lg_connect_head_limit(uint32_t max_connections)
-{
-    if (max_connections == 0) return 4096;
-    return LG_MAX(max_connections / 4, 16u);
-}
-
 /* ---- the head ------------------------------------------------------------------------- */
 
 lg_connect_head_t *lg_connect_head_new(void)

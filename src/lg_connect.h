@@ -43,11 +43,6 @@ typedef struct lg_tunnel_s {
     char target[]; /* host as requested, NUL-terminated */
 } lg_tunnel_t;
 
-/* The head-phase limit of a listener: connections still sending their head may hold at most a
- * quarter of maxConnections (at least 16), or 4096 when maxConnections is unlimited, so slow or
- * silent clients cannot take every slot from working tunnels. */
-uint32_t lg_connect_head_limit(uint32_t max_connections);
-
 /* A new head context (NULL when out of memory) and its release (NULL is ignored). */
 lg_connect_head_t *lg_connect_head_new(void);
 void lg_connect_head_free(lg_connect_head_t *h);

@@ -41,7 +41,7 @@ static lg_wreq_t *wreq_get(lg_sched_t *s)
 
 static void wreq_put(lg_sched_t *s, lg_wreq_t *r)
 {
-    if (s->n_wreq_cache < LG_WREQ_CACHE_MAX) {
+    if (s->n_wreq_cache < s->wreq_cache_max) {
         r->next_free = s->wreq_cache;
         s->wreq_cache = r;
         s->n_wreq_cache++;
@@ -115,6 +115,7 @@ static void sched_kick(lg_wctx_t *w)
 void lg_relay_sched_init(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
+    s->wreq_cache_max = LG_WREQ_CACHE_MAX;
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
     s->check.data = w;

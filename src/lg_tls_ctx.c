@@ -197,7 +197,7 @@ static int servername_ok(SSL *ssl, int *alert, void *arg)
 }
 
 static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DIGEST_LEN],
-                      char *err, size_t err_size)
+                      char *err, size_t err_size, int *fault)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -214,9 +214,14 @@ static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DI
     SSL_CTX_set_session_id_context(
         ctx, digest,
         SSL_MAX_SID_CTX_LENGTH < LG_TLS_DIGEST_LEN ? SSL_MAX_SID_CTX_LENGTH : LG_TLS_DIGEST_LEN);
-    if (SSL_CTX_set_cipher_list(ctx, LG_TLS12_CIPHERS) != 1 ||
-        load_chain(ctx, m, err, err_size) != 0 || load_key(ctx, m, err, err_size) != 0 ||
-        (m->ca != NULL && load_client_ca(ctx, m, err, err_size) != 0)) {
+    *fault = LG_TLS_FAULT_CERT;
+    bool ok = SSL_CTX_set_cipher_list(ctx, LG_TLS12_CIPHERS) == 1 &&
+              load_chain(ctx, m, err, err_size) == 0 && load_key(ctx, m, err, err_size) == 0;
+    if (ok && m->ca != NULL && load_client_ca(ctx, m, err, err_size) != 0) {
+        *fault = LG_TLS_FAULT_CA;
+        ok = false;
+    }
+    if (!ok) {
         if (err[0] == '\0') snprintf(err, err_size, "the TLS settings were refused by OpenSSL");
         SSL_CTX_free(ctx);
         ERR_clear_error();
@@ -255,9 +260,10 @@ static int cache_add(lg_tls_cache_t *c, const uint8_t digest[LG_TLS_DIGEST_LEN],
 }
 
 SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_material_t *m,
-                        char *err, size_t err_size)
+                        char *err, size_t err_size, int *fault)
 {
     err[0] = '\0';
+    *fault = LG_TLS_FAULT_CERT;
     uint8_t digest[LG_TLS_DIGEST_LEN];
     if (!digest_material(m, digest)) {
         ERR_clear_error();
@@ -273,7 +279,7 @@ SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_
     if (ctx != NULL) {
         SSL_CTX_up_ref(ctx);
     } else {
-        ctx = build(m, digest, err, err_size);
+        ctx = build(m, digest, err, err_size, fault);
         if (ctx == NULL) return NULL;
     }
     if (next != NULL && cache_add(next, digest, ctx) != 0) {

@@ -50,14 +50,18 @@ typedef struct lg_tls_cache_s {
     size_t n, cap;
 } lg_tls_cache_t;
 
+/* Which part of the material a failure is about (lg_tls_ctx_get). */
+enum { LG_TLS_FAULT_CERT = 0, LG_TLS_FAULT_CA = 1 };
+
 /*
- * Get a context for `m`: from `next` if this snapshot already made it, else from `cur` (the cache
- * of the running snapshot: unchanged material reuses its context), else built. The context is
- * recorded in `next` and returned with one reference for the caller. On failure returns NULL
- * with a sentence in `err` ("private key does not match certificate", ...).
+ * Get a context for `m`: from `next` if this snapshot already made it (`next` may be NULL: use,
+ * do not record), else from `cur` (the cache of the running snapshot: unchanged material reuses
+ * its context), else built. The context is recorded in `next` and returned with one reference for
+ * the caller. On failure returns NULL with a sentence in `err` ("private key does not match
+ * certificate", ...) and *fault saying whether the certificate/key or the client CA was at fault.
  */
 SSL_CTX *lg_tls_ctx_get(lg_tls_cache_t *cur, lg_tls_cache_t *next, const lg_tls_material_t *m,
-                        char *err, size_t err_size);
+                        char *err, size_t err_size, int *fault);
 
 /* Check a client CA bundle on its own (no certificate to pair it with yet): 0, or -1 with a
  * sentence in `err`. */

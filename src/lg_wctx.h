@@ -24,8 +24,12 @@ typedef struct lg_conn_s lg_conn_t;
 typedef struct lg_wreq_s lg_wreq_t;
 typedef struct lg_pending_s lg_pending_t;
 
-#define LG_GRANTS_PER_RUN    1024 /* scheduler grants per loop iteration */
-#define LG_WREQ_CACHE_MAX    256  /* spare write requests a worker keeps */
+#define LG_GRANTS_PER_RUN 1024 /* scheduler grants per loop iteration */
+#ifdef LG_FAULT_INJECTION
+#define LG_WREQ_CACHE_MAX 0 /* fault builds keep no spares: every request is a real allocation */
+#else
+#define LG_WREQ_CACHE_MAX 256 /* spare write requests a worker keeps */
+#endif
 #define LG_DISCARD_BUF_BYTES 4096 /* read target for bytes that are thrown away */
 
 /* Engine-wide live state of one listener (shared: atomics, written by every worker). */
@@ -43,6 +47,7 @@ typedef struct lg_sched_s {
     bool closed;           /* handles closed: the worker is ending */
     lg_wreq_t *wreq_cache; /* spare write requests */
     size_t n_wreq_cache;
+    size_t wreq_cache_max; /* LG_WREQ_CACHE_MAX */
 } lg_sched_t;
 
 typedef struct lg_wctx_s {

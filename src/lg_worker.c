@@ -49,6 +49,9 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
         return rc;
     }
     lg_bufpool_init(&x->pool, env->conf->read_buffer_size);
+#ifdef LG_FAULT_INJECTION
+    x->pool.max_free = 0; /* no spares: every buffer is a real (failable, countable) allocation */
+#endif
     lg_drr_init(&x->sched.drr, env->conf->sched_quantum);
     return 0;
 }
@@ -240,6 +243,9 @@ static void worker_main(void *arg)
 {
     lg_worker_t *w = arg;
     lg_events_t *events = w->ctx.events;
+#ifdef LG_FAULT_INJECTION
+    lg_alloc_arm_thread(); /* injected failures hit this thread's allocations */
+#endif
     lg_event_t *ready = w->ev_ready, *exit_ev = w->ev_exit;
     w->ev_ready = w->ev_exit = NULL;
     snprintf(ready->u.note.message, sizeof(ready->u.note.message), "worker %u accepting",

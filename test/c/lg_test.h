@@ -30,7 +30,7 @@ static const char *lg_test_cur;
 #define CHECK_ROW(expr, row_name)                                                                  \
     do {                                                                                           \
         if (!(expr)) {                                                                             \
-            fprintf(stderr, "  FAIL %s [%s] (%s:%d): %s\n", lg_test_cur, (row_name), __FILE__,      \
+            fprintf(stderr, "  FAIL %s [%s] (%s:%d): %s\n", lg_test_cur, (row_name), __FILE__,     \
                     __LINE__, #expr);                                                              \
             lg_test_cur_failed = 1;                                                                \
             return;                                                                                \
@@ -41,7 +41,7 @@ static const char *lg_test_cur;
     do {                                                                                           \
         long long lg_a_ = (long long)(a), lg_b_ = (long long)(b);                                  \
         if (lg_a_ != lg_b_) {                                                                      \
-            fprintf(stderr, "  FAIL %s (%s:%d): %s == %s (%lld != %lld)\n", lg_test_cur, __FILE__,  \
+            fprintf(stderr, "  FAIL %s (%s:%d): %s == %s (%lld != %lld)\n", lg_test_cur, __FILE__, \
                     __LINE__, #a, #b, lg_a_, lg_b_);                                               \
             lg_test_cur_failed = 1;                                                                \
             return;                                                                                \

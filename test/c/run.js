@@ -1,6 +1,7 @@
 'use strict';
 // Builds and runs the C unit tests of the pure core (test/c/test_*.c) under ASan and UBSan.
-// Each test file #includes the module it tests; lg_common.c (allocation wrappers) is linked in.
+// Each test file #includes the module it tests; lg_common.c (allocation wrappers) is linked in,
+// plus the libraries a test names in a `LG_TEST_LIBS: ...` comment (OpenSSL for lg_config).
 // Prints each file's "N passed, N failed" and then the totals in the same form; exits 1 on any
 // failure (a failed test, a sanitizer report, or a build error).
 const { execFileSync, spawnSync } = require('child_process');
@@ -28,8 +29,11 @@ let passed = 0;
 let failed = 0;
 for (const f of files) {
   const exe = path.join(outDir, f.replace(/\.c$/, ''));
+  // A test that needs libraries says so in a comment: /* LG_TEST_LIBS: -lssl -lcrypto */
+  const libs = (/LG_TEST_LIBS:([^*]*)\*\//.exec(fs.readFileSync(path.join(__dirname, f), 'utf8')) || ['', ''])[1]
+    .trim().split(/\s+/).filter(Boolean);
   try {
-    execFileSync(cc, [...flags, '-o', exe, path.join(__dirname, f), path.join(root, 'src', 'lg_common.c')],
+    execFileSync(cc, [...flags, '-o', exe, path.join(__dirname, f), path.join(root, 'src', 'lg_common.c'), ...libs],
       { stdio: ['ignore', 'inherit', 'inherit'] });
   } catch (e) {
     console.log(`${f}: build failed`);

@@ -21,7 +21,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Captured ClientHellos (one record each).                                                   */
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers.                                                                                   */
 
@@ -1107,14 +1106,16 @@ LG_TEST(empty_input_with_null_buffer)
     lg_hello_t h;
     lg_hello_parser_init(&parser);
     CHECK_EQ_INT(lg_hello_parse(&parser, NULL, 0, &h, NULL), LG_AGAIN);
-    CHECK_EQ_INT(lg_hello_parse(&parser, hello_openssl_tls10, sizeof(hello_openssl_tls10), &h, NULL), LG_OK);
+    CHECK_EQ_INT(
+        lg_hello_parse(&parser, hello_openssl_tls10, sizeof(hello_openssl_tls10), &h, NULL), LG_OK);
 }
 
 LG_TEST(null_hello_end_allowed)
 {
     lg_hello_t h;
     lg_hello_parser_init(&parser);
-    CHECK_EQ_INT(lg_hello_parse(&parser, hello_openssl_tls10, sizeof(hello_openssl_tls10), &h, NULL), LG_OK);
+    CHECK_EQ_INT(
+        lg_hello_parse(&parser, hello_openssl_tls10, sizeof(hello_openssl_tls10), &h, NULL), LG_OK);
     CHECK(strcmp(h.sni, "old.test") == 0);
 }
 

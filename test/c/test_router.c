@@ -43,17 +43,17 @@ static const struct {
     const char *stored; /* normalised name as kept in the table */
     bool wild;
 } good[] = {
-    {"a.test", "a.test", false},                   /* plain name */
-    {"A.TeSt", "a.test", false},                   /* upper case folded */
-    {"a.test.", "a.test", false},                  /* one trailing dot dropped */
-    {"localhost", "localhost", false},             /* single label */
-    {"x", "x", false},                             /* one byte */
-    {"a-b.d0-9.test", "a-b.d0-9.test", false},     /* LDH */
-    {"1a.2.test", "1a.2.test", false},             /* numeric labels beside others */
-    {"*.10.20", "10.20", true},                    /* a numeric wildcard suffix matches names */
-    {"*.test", "test", true},                      /* wildcard over a single label */
-    {"*.B.Test.", "b.test", true},                 /* wildcard normalised as well */
-    {"*.x", "x", true},                            /* shortest wildcard */
+    {"a.test", "a.test", false},               /* plain name */
+    {"A.TeSt", "a.test", false},               /* upper case folded */
+    {"a.test.", "a.test", false},              /* one trailing dot dropped */
+    {"localhost", "localhost", false},         /* single label */
+    {"x", "x", false},                         /* one byte */
+    {"a-b.d0-9.test", "a-b.d0-9.test", false}, /* LDH */
+    {"1a.2.test", "1a.2.test", false},         /* numeric labels beside others */
+    {"*.10.20", "10.20", true},                /* a numeric wildcard suffix matches names */
+    {"*.test", "test", true},                  /* wildcard over a single label */
+    {"*.B.Test.", "b.test", true},             /* wildcard normalised as well */
+    {"*.x", "x", true},                        /* shortest wildcard */
 };
 
 /* A pattern that must be refused with -EINVAL. */

@@ -1,0 +1,510 @@
+/*
+ * test_config.c — unit tests of compiling a configuration (src/lg_config.c): the fixed part,
+ * CONNECT policies, snapshots (router, protection, upstream addresses, ALPN, TLS contexts and
+ * their cache), decisions, every refusal's message and path, and allocation failure at every
+ * step (ASan/LSan: nothing leaks on any failure path).
+ *
+ * Certificates are made here with OpenSSL (EC P-256, self-signed), so no fixture files are needed.
+ *
+ * LG_TEST_LIBS: -lssl -lcrypto */
+#include "../../src/lg_buf.c"
+#include "../../src/lg_cidr.c"
+#include "../../src/lg_name.c"
+#include "../../src/lg_http.c"
+#include "../../src/lg_policy.c"
+#include "../../src/lg_router.c"
+#include "../../src/lg_tls.c"
+#include "../../src/lg_tls_ctx.c"
+#include "../../src/lg_config.c"
+
+#include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "lg_test.h"
+
+/* ---- material ---------------------------------------------------------------------------- */
+
+typedef struct pem_s {
+    char *cert, *key;
+} pem_t;
+
+static char *bio_text(BIO *b)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    char *out = malloc((size_t)n + 1);
+    memcpy(out, data, (size_t)n);
+    out[n] = '\0';
+    return out;
+}
+
+/* A self-signed EC P-256 certificate for `cn` and its key, as PEM text. */
+static pem_t make_pem(const char *cn)
+{
+    pem_t p = {NULL, NULL};
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_sign(x, key, EVP_sha256());
+    BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bc, x);
+    PEM_write_bio_PrivateKey(bk, key, NULL, NULL, 0, NULL, NULL);
+    p.cert = bio_text(bc);
+    p.key = bio_text(bk);
+    BIO_free(bc);
+    BIO_free(bk);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return p;
+}
+
+static pem_t A, B; /* two certificates: A's key does not match B's certificate */
+
+static lg_src_buf_t buf_of(const char *text)
+{
+    lg_src_buf_t b;
+    b.len = strlen(text);
+    b.p = lg_malloc(b.len);
+    memcpy(b.p, text, b.len);
+    return b;
+}
+
+static char *str(const char *s)
+{
+    char *d = lg_malloc(strlen(s) + 1);
+    strcpy(d, s);
+    return d;
+}
+
+static void set_cert(lg_src_cert_t *c, const char *cert, const char *key)
+{
+    c->present = true;
+    c->chain = buf_of(cert);
+    c->key = buf_of(key);
+}
+
+static void set_mtls(lg_src_mtls_t *m, const char *ca)
+{
+    m->present = true;
+    m->ca = buf_of(ca);
+    m->require_client_cert = true;
+}
+
+static void strings(lg_src_strings_t *s, size_t n, const char *const *v)
+{
+    s->v = lg_calloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        s->v[i] = str(v[i]);
+    s->n = n;
+}
+
+/* A source with `nl` listeners (kinds: 't' tls, 'c' connect) and `nr` routes, all defaults. */
+static void src_init(lg_src_t *s, const char *kinds, size_t nr)
+{
+    memset(s, 0, sizeof(*s));
+    s->worker_threads = 2;
+    s->read_buffer_size = 65536;
+    s->sched_kind = LG_SCHED_DRR;
+    s->max_queued_per_flow = 262144;
+    s->n_listeners = strlen(kinds);
+    s->listeners = lg_calloc(s->n_listeners, sizeof(lg_src_listener_t));
+    for (size_t i = 0; i < s->n_listeners; i++) {
+        lg_src_listener_t *l = &s->listeners[i];
+        l->kind = kinds[i] == 't' ? LG_LISTENER_TLS : LG_LISTENER_CONNECT;
+        l->host = str("127.0.0.1");
+        l->idle_timeout_ms = 60000;
+        l->protection.tls_handshake_timeout_ms = 10000;
+        if (l->kind == LG_LISTENER_CONNECT) {
+            l->max_connections = 1000;
+            l->connect.connect_timeout_ms = 10000;
+            l->connect.allow_ports = lg_calloc(1, sizeof(uint64_t));
+            l->connect.allow_ports[0] = 443;
+            l->connect.n_allow_ports = 1;
+        }
+    }
+    s->n_routes = nr;
+    s->routes = nr ? lg_calloc(nr, sizeof(lg_src_route_t)) : NULL;
+    for (size_t i = 0; i < nr; i++) {
+        lg_src_route_t *r = &s->routes[i];
+        r->sni = str(i == 0 ? "a.test" : i == 1 ? "*.b.test" : "");
+        r->suspend_timeout_ms = 30000;
+        r->upstreams = lg_calloc(1, sizeof(lg_src_upstream_t));
+        r->n_upstreams = 1;
+        r->upstreams[0].kind = LG_UPSTREAM_TCP;
+        r->upstreams[0].host = str("127.0.0.1");
+        r->upstreams[0].port = 9000 + i;
+    }
+}
+
+/* Build both parts; returns the first failure's code and leaves `err` filled. */
+static int build_all(const lg_src_t *s, lg_config_t *conf, lg_snapshot_t **snap,
+                     lg_tls_cache_t *cur, lg_tls_cache_t *next, lg_cfgerr_t *err)
+{
+    *snap = NULL;
+    if (lg_config_build(s, conf, err) != 0) return -1;
+    if (lg_snapshot_build(s, conf, cur, next, snap, err) != 0) {
+        lg_config_free(conf);
+        return -1;
+    }
+    return 0;
+}
+
+static void done_all(lg_config_t *conf, lg_snapshot_t *snap, lg_tls_cache_t *cache)
+{
+    lg_snapshot_destroy(snap);
+    lg_config_free(conf);
+    if (cache != NULL) lg_tls_cache_free(cache);
+}
+
+/* Expect a refusal whose message starts with `prefix`. */
+#define EXPECT_REFUSED(s, prefix)                                                                  \
+    do {                                                                                           \
+        lg_config_t conf_;                                                                         \
+        lg_snapshot_t *snap_;                                                                      \
+        lg_tls_cache_t next_;                                                                      \
+        lg_cfgerr_t err_;                                                                          \
+        memset(&next_, 0, sizeof(next_));                                                          \
+        CHECK(build_all((s), &conf_, &snap_, NULL, &next_, &err_) == -1);                          \
+        lg_tls_cache_free(&next_);                                                                 \
+        if (strncmp(err_.msg, (prefix), strlen(prefix)) != 0) {                                    \
+            fprintf(stderr, "  got: %s\n", err_.msg);                                              \
+            CHECK(!"message prefix");                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* ---- the fixed part ----------------------------------------------------------------------------
+ */
+
+LG_TEST(test_minimal)
+{
+    lg_src_t s;
+    src_init(&s, "t", 3);
+    lg_config_t conf;
+    lg_snapshot_t *snap;
+    lg_tls_cache_t next;
+    lg_cfgerr_t err;
+    memset(&next, 0, sizeof(next));
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, &next, &err), 0);
+    CHECK_EQ_INT(conf.worker_threads, 2);
+    CHECK_EQ_INT(conf.n_listeners, 1);
+    CHECK(strcmp(conf.listeners[0].host, "127.0.0.1") == 0);
+    CHECK_EQ_INT(snap->n_routes, 3);
+    CHECK_EQ_INT(snap->protection[0].tls_handshake_timeout_ms, 10000);
+    CHECK_EQ_INT(lg_router_lookup(&snap->router, "a.test", 6), 0);
+    CHECK_EQ_INT(lg_router_lookup(&snap->router, "x.b.test", 8), 1);
+    CHECK_EQ_INT(lg_router_lookup(&snap->router, "other", 5), 2);
+    /* Passthrough routes without cert/mtls have no contexts; an IP literal is an address. */
+    CHECK(snap->routes[0].ctx == NULL);
+    CHECK(snap->routes[0].upstreams[0].literal);
+    CHECK_EQ_INT(ntohs(snap->routes[0].upstreams[0].addr.in4.sin_port), 9000);
+    /* The default ALPN list is the caller's: none given, none compiled. */
+    CHECK(snap->routes[0].alpn == NULL);
+    done_all(&conf, snap, &next);
+    lg_src_free(&s);
+}
+
+LG_TEST(test_upstream_hosts_and_alpn)
+{
+    lg_src_t s;
+    src_init(&s, "t", 1);
+    lg_src_route_t *r = &s.routes[0];
+    lg_free(r->upstreams[0].host);
+    lg_free(r->upstreams);
+    r->upstreams = lg_calloc(4, sizeof(lg_src_upstream_t));
+    r->n_upstreams = 4;
+    const char *hosts[] = {"::1", "[::1]", "localhost"};
+    for (int i = 0; i < 3; i++) {
+        r->upstreams[i].kind = LG_UPSTREAM_TCP;
+        r->upstreams[i].host = str(hosts[i]);
+        r->upstreams[i].port = 443;
+    }
+    r->upstreams[3].kind = LG_UPSTREAM_UDS;
+    r->upstreams[3].path = str("/tmp/x.sock");
+    const char *alpn[] = {"h2", "http/1.1"};
+    strings(&r->alpn, 2, alpn);
+    lg_config_t conf;
+    lg_snapshot_t *snap;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, NULL, &err), 0);
+    const lg_route_t *rt = &snap->routes[0];
+    CHECK(rt->upstreams[0].literal && rt->upstreams[0].addr.sa.sa_family == AF_INET6);
+    CHECK(rt->upstreams[1].literal && rt->upstreams[1].addr.sa.sa_family == AF_INET6);
+    CHECK(!rt->upstreams[2].literal); /* a name: resolved when dialled, never here */
+    CHECK(strcmp(rt->upstreams[2].host, "localhost") == 0);
+    CHECK(strcmp(rt->upstreams[3].path, "/tmp/x.sock") == 0);
+    CHECK_EQ_INT(rt->alpn_len, 12);
+    CHECK(memcmp(rt->alpn, "\x02h2\x08http/1.1", 12) == 0);
+    done_all(&conf, snap, NULL);
+    lg_src_free(&s);
+}
+
+LG_TEST(test_connect_policy)
+{
+    lg_src_t s;
+    src_init(&s, "c", 0);
+    lg_src_connect_t *cn = &s.listeners[0].connect;
+    const char *deny[] = {"10.0.0.0/8"}, *allow[] = {"10.1.0.0/16"}, *dom[] = {"Example.COM."};
+    strings(&cn->deny_cidrs, 1, deny);
+    strings(&cn->allow_cidrs, 1, allow);
+    strings(&cn->allow_domains, 1, dom);
+    lg_config_t conf;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(lg_config_build(&s, &conf, &err), 0);
+    const lg_listener_conf_t *lc = &conf.listeners[0];
+    CHECK_EQ_INT(lc->head_limit, 250); /* a quarter of 1000 */
+    CHECK_EQ_INT(lc->connect_timeout_ms, 10000);
+    uint8_t a[16] = {10, 2, 0, 1}, b[16] = {10, 1, 0, 1};
+    CHECK(!lg_policy_addr_allowed(&lc->policy, 4, a));
+    CHECK(lg_policy_addr_allowed(&lc->policy, 4, b));
+    CHECK_EQ_INT(lc->policy.n_domains, 1);
+    lg_config_free(&conf);
+    lg_src_free(&s);
+    CHECK_EQ_INT(lg_config_head_limit(0), 4096);
+    CHECK_EQ_INT(lg_config_head_limit(10), 16);
+    CHECK_EQ_INT(lg_config_head_limit(1000), 250);
+}
+
+/* ---- refusals
+ * ------------------------------------------------------------------------------------ */
+
+LG_TEST(test_range_refusals)
+{
+    lg_src_t s;
+    src_init(&s, "tc", 1);
+    s.worker_threads = 0;
+    EXPECT_REFUSED(&s, "workerThreads must be an integer 1-256");
+    s.worker_threads = 257;
+    EXPECT_REFUSED(&s, "workerThreads must be an integer 1-256");
+    s.worker_threads = 1;
+    s.read_buffer_size = LG_BUF_SIZE_MAX + 1;
+    EXPECT_REFUSED(&s, "readBufferSize must be an integer 1024-16777216");
+    s.read_buffer_size = LG_BUF_SIZE_MIN;
+    s.max_queued_per_flow = LG_FLOW_QUEUE_MIN - 1;
+    EXPECT_REFUSED(&s, "scheduler.maxQueuedBytesPerFlow must be an integer 16384-");
+    s.max_queued_per_flow = LG_FLOW_QUEUE_MIN;
+    s.listeners[0].port = 65536;
+    EXPECT_REFUSED(&s, "listeners[0].port must be an integer 0-65535");
+    s.listeners[0].port = 65535;
+    s.listeners[1].connect.connect_timeout_ms = LG_CONNECT_TIMEOUT_MAX + 1;
+    EXPECT_REFUSED(&s, "listeners[1].connect.connectTimeoutMs must be an integer 1-600000");
+    s.listeners[1].connect.connect_timeout_ms = 1;
+    s.listeners[1].connect.allow_ports[0] = 0;
+    EXPECT_REFUSED(&s, "listeners[1].connect.allowPorts[0] must be an integer 1-65535");
+    s.listeners[1].connect.allow_ports[0] = 443;
+    const char *bad_cidr[] = {"10.1.2.3/8"};
+    strings(&s.listeners[1].connect.deny_cidrs, 1, bad_cidr);
+    EXPECT_REFUSED(&s, "listeners[1].connect.denyCidrs[0] '10.1.2.3/8' is not a CIDR");
+    lg_src_listener_free(&s.listeners[1]);
+    s.n_listeners = 1;
+    s.listeners[0].protection.tls_handshake_timeout_ms = 0;
+    EXPECT_REFUSED(&s, "listeners[0].protection.tlsHandshakeTimeoutMs must be an integer 1-600000");
+    s.listeners[0].protection.tls_handshake_timeout_ms = LG_HANDSHAKE_TIMEOUT_MAX;
+    s.routes[0].suspend_timeout_ms = 0;
+    EXPECT_REFUSED(&s, "routes[0].suspendTimeoutMs must be an integer 1-2147483647");
+    s.routes[0].suspend_timeout_ms = LG_TIMEOUT_MAX_MS;
+    s.routes[0].upstreams[0].port = 0;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[0].port must be an integer 1-65535");
+    s.routes[0].upstreams[0].port = 1;
+    char long_alpn[LG_ALPN_MAX_LEN + 2];
+    memset(long_alpn, 'p', sizeof(long_alpn) - 1);
+    long_alpn[sizeof(long_alpn) - 1] = '\0';
+    const char *alpn[] = {"h2", long_alpn};
+    strings(&s.routes[0].alpn, 2, alpn);
+    EXPECT_REFUSED(&s, "routes[0].alpn[1] must be 1-255 bytes");
+    long_alpn[LG_ALPN_MAX_LEN] = '\0'; /* exactly the maximum is fine */
+    strings_free(&s.routes[0].alpn);
+    strings(&s.routes[0].alpn, 2, alpn);
+    lg_config_t conf;
+    lg_snapshot_t *snap;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, NULL, &err), 0);
+    done_all(&conf, snap, NULL);
+    lg_src_free(&s);
+}
+
+LG_TEST(test_route_table_refusals)
+{
+    lg_src_t s;
+    src_init(&s, "t", 2);
+    lg_free(s.routes[1].sni);
+    s.routes[1].sni = str("A.Test.");
+    EXPECT_REFUSED(&s, "routes[1].sni 'A.Test.' duplicates an earlier route");
+    lg_free(s.routes[1].sni);
+    s.routes[1].sni = str("a_b.test");
+    EXPECT_REFUSED(&s, "routes[1].sni 'a_b.test' is not a valid name, *.suffix or ''");
+    lg_src_free(&s);
+}
+
+/* ---- TLS contexts --------------------------------------------------------------------------- */
+
+LG_TEST(test_tls_contexts_and_cache)
+{
+    lg_src_t s;
+    src_init(&s, "tc", 2);
+    s.routes[0].terminate_tls = true;
+    set_cert(&s.routes[0].cert, A.cert, A.key);
+    s.routes[1].terminate_tls = true;
+    set_cert(&s.listeners[0].default_cert, B.cert, B.key); /* routes[1] falls back to it */
+    lg_config_t conf;
+    lg_snapshot_t *snap, *snap2;
+    lg_tls_cache_t next, next2;
+    lg_cfgerr_t err;
+    memset(&next, 0, sizeof(next));
+    memset(&next2, 0, sizeof(next2));
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, &next, &err), 0);
+    CHECK_EQ_INT(snap->routes[0].n_ctx, 2);
+    CHECK(snap->routes[0].ctx[0] != NULL);
+    CHECK(snap->routes[0].ctx[1] == NULL); /* a connect listener terminates nothing */
+    CHECK(snap->routes[1].ctx[0] != NULL && snap->routes[1].ctx[0] != snap->routes[0].ctx[0]);
+    CHECK_EQ_INT(next.n, 2); /* A, and B (the defaultCert, also checked on its own) */
+    /* Unchanged material keeps its context across a swap (session tickets survive). */
+    CHECK_EQ_INT(lg_snapshot_build(&s, &conf, &next, &next2, &snap2, &err), 0);
+    CHECK(snap2->routes[0].ctx[0] == snap->routes[0].ctx[0]);
+    CHECK(snap2->routes[1].ctx[0] == snap->routes[1].ctx[0]);
+    lg_snapshot_destroy(snap2);
+    lg_tls_cache_free(&next2);
+    /* Rotated material gets a new one. */
+    cert_free(&s.routes[0].cert);
+    set_cert(&s.routes[0].cert, B.cert, B.key);
+    memset(&next2, 0, sizeof(next2));
+    CHECK_EQ_INT(lg_snapshot_build(&s, &conf, &next, &next2, &snap2, &err), 0);
+    CHECK(snap2->routes[0].ctx[0] == snap->routes[1].ctx[0]); /* B's context, reused */
+    lg_snapshot_destroy(snap2);
+    lg_tls_cache_free(&next2);
+    done_all(&conf, snap, &next);
+    lg_src_free(&s);
+}
+
+LG_TEST(test_tls_refusals_name_the_option)
+{
+    lg_src_t s;
+    src_init(&s, "t", 1);
+    s.routes[0].terminate_tls = true;
+    EXPECT_REFUSED(&s, "routes[0].cert is required: terminateTls needs a cert, or a defaultCert "
+                       "on listeners[0]");
+    set_cert(&s.routes[0].cert, B.cert, A.key);
+    EXPECT_REFUSED(&s, "routes[0].cert: private key does not match certificate");
+    cert_free(&s.routes[0].cert);
+    set_cert(&s.routes[0].cert, A.cert, A.key);
+    set_mtls(&s.routes[0].mtls,
+             "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n");
+    EXPECT_REFUSED(&s, "routes[0].mtls: clientCaCert");
+    mtls_free(&s.routes[0].mtls);
+    /* A listener's defaultCert is checked even when no route uses it. */
+    s.routes[0].terminate_tls = false;
+    cert_free(&s.routes[0].cert);
+    set_cert(&s.listeners[0].default_cert, A.cert, B.key);
+    EXPECT_REFUSED(&s, "listeners[0].defaultCert: private key does not match certificate");
+    cert_free(&s.listeners[0].default_cert);
+    /* A client CA without any certificate to pair it with is still checked. */
+    set_mtls(&s.listeners[0].mtls, "not pem");
+    EXPECT_REFUSED(&s, "listeners[0].mtls: clientCaCert holds no readable PEM certificate");
+    lg_src_free(&s);
+}
+
+LG_TEST(test_decisions)
+{
+    lg_src_t s;
+    src_init(&s, "tt", 1);
+    s.routes[0].suspended = true;
+    set_cert(&s.routes[0].cert, A.cert, A.key);
+    lg_config_t conf;
+    lg_snapshot_t *snap;
+    lg_tls_cache_t next;
+    lg_cfgerr_t err;
+    memset(&next, 0, sizeof(next));
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, &next, &err), 0);
+    CHECK(snap->routes[0].ctx[1] != NULL); /* a suspended route's cert serves its decisions */
+
+    lg_src_route_t d;
+    memset(&d, 0, sizeof(d));
+    d.terminate_tls = true;
+    lg_route_t *rt = NULL;
+    /* No upstream: refused. */
+    CHECK_EQ_INT(lg_decision_build(&d, &s.listeners[1], &conf, 1, true, &next, &rt, &err), -1);
+    CHECK(strcmp(err.msg, "decision.upstreams must have at least one entry") == 0);
+    d.upstreams = lg_calloc(1, sizeof(lg_src_upstream_t));
+    d.n_upstreams = 1;
+    d.upstreams[0].kind = LG_UPSTREAM_UDS;
+    d.upstreams[0].path = str("/tmp/y.sock");
+    /* Terminating with the route's context: the decision gets none of its own. */
+    CHECK_EQ_INT(lg_decision_build(&d, &s.listeners[1], &conf, 1, true, &next, &rt, &err), 0);
+    CHECK(rt->ctx == NULL);
+    lg_route_destroy(rt);
+    /* No context on the route and none in the decision: refused, naming the listener. */
+    CHECK_EQ_INT(lg_decision_build(&d, &s.listeners[1], &conf, 1, false, &next, &rt, &err), -1);
+    CHECK(strncmp(err.msg, "decision.cert is required", 25) == 0);
+    /* Its own certificate: a context for the connection's listener only (reused from the
+     * cache: same material as the route's). */
+    set_cert(&d.cert, A.cert, A.key);
+    CHECK_EQ_INT(lg_decision_build(&d, &s.listeners[1], &conf, 1, false, &next, &rt, &err), 0);
+    CHECK(rt->ctx[0] == NULL && rt->ctx[1] == snap->routes[0].ctx[1]);
+    lg_route_destroy(rt);
+    lg_src_route_free(&d);
+    done_all(&conf, snap, &next);
+    lg_src_free(&s);
+}
+
+/* ---- allocation failures ------------------------------------------------------------------------
+ */
+
+LG_TEST(test_allocation_failures)
+{
+    lg_src_t s;
+    src_init(&s, "tc", 3);
+    s.routes[0].terminate_tls = true;
+    set_cert(&s.routes[0].cert, A.cert, A.key);
+    const char *alpn[] = {"h2"}, *dom[] = {"example.com"}, *deny[] = {"10.0.0.0/8"};
+    strings(&s.routes[0].alpn, 1, alpn);
+    strings(&s.listeners[1].connect.allow_domains, 1, dom);
+    strings(&s.listeners[1].connect.deny_cidrs, 1, deny);
+    int failures = 0;
+    for (long n = 0; n < 400; n++) {
+        lg_config_t conf;
+        lg_snapshot_t *snap = NULL;
+        lg_tls_cache_t next;
+        lg_cfgerr_t err;
+        memset(&next, 0, sizeof(next));
+        lg_alloc_fail_after(n);
+        int rc = build_all(&s, &conf, &snap, NULL, &next, &err);
+        lg_alloc_fail_after(-1);
+        if (rc != 0) {
+            failures++;
+            CHECK(strstr(err.msg, "out of memory") != NULL);
+            lg_tls_cache_free(&next);
+            continue;
+        }
+        done_all(&conf, snap, &next);
+        break; /* n reached past every allocation of a build */
+    }
+    CHECK(failures > 10);
+    lg_src_free(&s);
+}
+
+int main(void)
+{
+    A = make_pem("a.test");
+    B = make_pem("b.test");
+    LG_RUN(test_minimal);
+    LG_RUN(test_upstream_hosts_and_alpn);
+    LG_RUN(test_connect_policy);
+    LG_RUN(test_range_refusals);
+    LG_RUN(test_route_table_refusals);
+    LG_RUN(test_tls_contexts_and_cache);
+    LG_RUN(test_tls_refusals_name_the_option);
+    LG_RUN(test_decisions);
+    LG_RUN(test_allocation_failures);
+    free(A.cert);
+    free(A.key);
+    free(B.cert);
+    free(B.key);
+    LG_TEST_END();
+}

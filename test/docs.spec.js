@@ -1,0 +1,149 @@
+'use strict';
+// The README option tables and index.d.ts say what the engine does: their defaults are held to
+// lib/config.js's DEFAULTS and their ranges to the bounds C owns (LIMITS, exported by the
+// binding from src/lg_limits.h). A default or a bound changed in one place and not in the docs
+// fails here.
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const { DEFAULTS, LIMITS } = require('../lib/config');
+
+const root = path.join(__dirname, '..');
+const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+const dts = fs.readFileSync(path.join(root, 'index.d.ts'), 'utf8');
+
+/** README option tables, by section heading: Map(option → { dflt, meaning }). */
+function readmeTables() {
+  const sections = new Map();
+  let heading = '';
+  for (const line of readme.split('\n')) {
+    const h = /^#{2,4} (.+)$/.exec(line);
+    if (h) {
+      heading = h[1].trim();
+      continue;
+    }
+    const cells = line.startsWith('| `') ? line.split('|').slice(1, -1).map((c) => c.trim()) : null;
+    if (!cells || cells.length < 3) continue;
+    if (!sections.has(heading)) sections.set(heading, new Map());
+    for (const m of cells[0].matchAll(/`([A-Za-z.]+)`/g)) {
+      sections.get(heading).set(m[1], { dflt: cells[1], meaning: cells.slice(2).join(' | ') });
+    }
+  }
+  return sections;
+}
+
+/** index.d.ts: Map(interface → Map(property → its doc comment)). */
+function dtsInterfaces() {
+  const out = new Map();
+  for (const m of dts.matchAll(/interface (\w+)[^{]*\{([\s\S]*?)\n\}/g)) {
+    const props = new Map();
+    for (const p of m[2].matchAll(/\/\*\*([\s\S]*?)\*\/\s*(\w+)\??:/g)) {
+      props.set(p[2], p[1].replace(/\s*\n\s*\*\s*/g, ' ').trim());
+    }
+    out.set(m[1], props);
+  }
+  return out;
+}
+
+/** Bytes as the README writes them: 1 KiB, 16 MiB, 1 GiB. */
+function bytes(n) {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]]) {
+    if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  }
+  return String(n);
+}
+
+const q = (s) => `'${s}'`;
+
+// [README section, option, default text expected in the default cell (or null), texts expected in
+//  the meaning cell].
+const README_ROWS = [
+  ['Top level', 'listeners', null, [`1–${LIMITS.maxListeners}`]],
+  ['Top level', 'routes', null, [`≤ ${LIMITS.maxRoutes.toLocaleString('en-US')}`]],
+  ['Top level', 'workerThreads', null, [`1–${LIMITS.maxWorkerThreads}`]],
+  ['Top level', 'readBufferSize', String(DEFAULTS.readBufferSize), [`${bytes(LIMITS.minReadBufferSize)}–${bytes(LIMITS.maxReadBufferSize)}`]],
+  ['Top level', 'scheduler.kind', `\`${q(DEFAULTS.schedulerKind)}\``, []],
+  ['Top level', 'scheduler.maxQueuedBytesPerFlow', String(DEFAULTS.maxQueuedBytesPerFlow), [`${bytes(LIMITS.minQueuedBytesPerFlow)}–${bytes(LIMITS.maxQueuedBytesPerFlow)}`]],
+  ['Listener', 'host', null, [], [q(DEFAULTS.tlsHost), q(DEFAULTS.connectHost)]],
+  ['Listener', 'port', 'required', ['0–65535']],
+  ['Listener', 'maxConnections', null, [], [`${DEFAULTS.tlsMaxConnections} = unlimited (tls)`, `${DEFAULTS.connectMaxConnections} (connect)`]],
+  ['Listener', 'idleTimeoutMs', String(DEFAULTS.idleTimeoutMs), []],
+  ['Connect listener: `connect`', 'connectTimeoutMs', String(DEFAULTS.connectTimeoutMs), []],
+  ['Route', 'alpn', `\`[${DEFAULTS.alpn.map(q).join(', ')}]\``, []],
+  ['Route', 'suspendTimeoutMs', String(DEFAULTS.suspendTimeoutMs), []],
+  ['Protection', 'tlsHandshakeTimeoutMs', String(DEFAULTS.tlsHandshakeTimeoutMs), []],
+];
+
+// [interface, property, @default text, texts expected in the comment].
+const DTS_PROPS = [
+  ['ProxyConfig', 'workerThreads', 'os.availableParallelism()', [`1-${LIMITS.maxWorkerThreads}`]],
+  ['ProxyConfig', 'readBufferSize', String(DEFAULTS.readBufferSize), [`${LIMITS.minReadBufferSize}-${LIMITS.maxReadBufferSize}`]],
+  ['SchedulerOptions', 'kind', q(DEFAULTS.schedulerKind), []],
+  ['SchedulerOptions', 'quantum', q('auto'), [`1-${LIMITS.maxQuantum}`]],
+  ['SchedulerOptions', 'maxQueuedBytesPerFlow', String(DEFAULTS.maxQueuedBytesPerFlow), [`${LIMITS.minQueuedBytesPerFlow}-${LIMITS.maxQueuedBytesPerFlow}`]],
+  ['TlsListenerOptions', 'host', q(DEFAULTS.tlsHost), []],
+  ['ConnectListenerOptions', 'host', q(DEFAULTS.connectHost), []],
+  ['ListenerCommon', 'port', null, ['0-65535']],
+  ['ListenerCommon', 'maxConnections', `${DEFAULTS.tlsMaxConnections} (tls), ${DEFAULTS.connectMaxConnections} (connect)`, []],
+  ['ListenerCommon', 'idleTimeoutMs', String(DEFAULTS.idleTimeoutMs), []],
+  ['ConnectOptions', 'allowPorts', `[${DEFAULTS.allowPorts.join(', ')}]`, ['1-65535']],
+  ['ConnectOptions', 'connectTimeoutMs', String(DEFAULTS.connectTimeoutMs), [`1-${LIMITS.maxConnectTimeoutMs}`]],
+  ['ProtectionOptions', 'tlsHandshakeTimeoutMs', String(DEFAULTS.tlsHandshakeTimeoutMs), [`1-${LIMITS.maxHandshakeTimeoutMs}`]],
+  ['RouteOptions', 'alpn', `[${DEFAULTS.alpn.map(q).join(', ')}]`, [`1-${LIMITS.maxAlpnLength} bytes`]],
+  ['RouteOptions', 'suspendTimeoutMs', String(DEFAULTS.suspendTimeoutMs), []],
+  ['UdsUpstream', 'ipAffinityTtlMs', String(DEFAULTS.ipAffinityTtlMs), []],
+];
+
+// DEFAULTS keys checked elsewhere or with no table row, and why.
+const NOT_IN_TABLES = {
+  minSchedulerBurst: 'scheduler.burst default (Math.max(rate, 65536)), checked below',
+};
+
+describe('documentation holds to DEFAULTS and LIMITS', () => {
+  const tables = readmeTables();
+  const ifaces = dtsInterfaces();
+
+  it('LIMITS come from the engine (src/lg_limits.h) and are frozen', () => {
+    assert.ok(Object.isFrozen(LIMITS));
+    assert.strictEqual(LIMITS, require('../lib/binding').limits);
+    for (const [k, v] of Object.entries(LIMITS)) assert.ok(Number.isSafeInteger(v) && v > 0, k);
+  });
+
+  for (const [section, option, dflt, inMeaning, inDefault = []] of README_ROWS) {
+    it(`README "${section}" table: ${option}`, () => {
+      const rows = tables.get(section);
+      assert.ok(rows, `README has no table under "### ${section}"`);
+      const row = rows.get(option);
+      assert.ok(row, `README "${section}" table has no row for ${option}`);
+      if (dflt !== null) assert.strictEqual(row.dflt, dflt, `${option}: README default`);
+      for (const t of inDefault) assert.ok(row.dflt.includes(t), `${option}: README default cell lacks ${t}: ${row.dflt}`);
+      for (const t of inMeaning) assert.ok(row.meaning.includes(t), `${option}: README says ${row.meaning}; expected ${t}`);
+    });
+  }
+
+  for (const [iface, prop, dflt, inComment] of DTS_PROPS) {
+    it(`index.d.ts ${iface}.${prop}`, () => {
+      const props = ifaces.get(iface);
+      assert.ok(props, `index.d.ts has no interface ${iface}`);
+      const doc = props.get(prop);
+      assert.ok(doc !== undefined, `index.d.ts ${iface} has no documented ${prop}`);
+      if (dflt !== null) {
+        const m = /@default (.+?)\s*$/.exec(doc);
+        assert.ok(m, `${iface}.${prop}: no @default`);
+        assert.strictEqual(m[1], dflt, `${iface}.${prop}: @default`);
+      }
+      for (const t of inComment) assert.ok(doc.includes(t), `${iface}.${prop}: "${doc}" lacks ${t}`);
+    });
+  }
+
+  it('every default is held to the docs somewhere', () => {
+    const used = JSON.stringify([README_ROWS, DTS_PROPS]);
+    for (const [key, value] of Object.entries(DEFAULTS)) {
+      if (NOT_IN_TABLES[key]) continue;
+      const text = Array.isArray(value) ? value.join(', ') : String(value);
+      assert.ok(used.includes(text), `DEFAULTS.${key} (${text}) is checked against no README row or index.d.ts property`);
+    }
+    const burst = ifaces.get('SchedulerOptions').get('burst');
+    assert.ok(burst.includes(`Math.max(rate, ${DEFAULTS.minSchedulerBurst})`), burst);
+  });
+});
