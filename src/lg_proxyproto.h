@@ -72,10 +72,12 @@
  * bytes: the largest v2 header accepted (and written), fixed part included. The spec designs
  * headers to fit one 536-byte segment, but TLVs make them open-ended up to 16 + 65535 bytes, and
  * until the header is complete the peer is unauthenticated: the caller must hold its bytes. 4 KiB
- * holds every TLV legato writes at its own limits (ALPN and AUTHORITY of 255 bytes, UNIQUE_ID
- * 128, SSL version and cipher names, JA3/JA4 strings of typical size) and what other senders add
- * (cloud load balancers' custom TLVs of tens of bytes, an SSL CN, a typical 1-2 KiB DER client
- * certificate), while bounding what one connection can make a worker buffer before it is trusted.
+ * holds every TLV legato writes (ALPN and AUTHORITY of at most 255 bytes each, UNIQUE_ID 128,
+ * SSL version and cipher names, the JA3 hash and the JA4 fingerprint: under 1 KiB in all)
+ * and what other senders add (cloud load balancers' custom TLVs of tens of bytes, an SSL CN, a
+ * typical 1-2 KiB DER client certificate), while bounding what one connection can make a worker
+ * buffer before it is trusted. A raw JA3 string (up to LG_JA3_MAX, about 2.7 KiB) together with
+ * a raw JA4 string could pass it: send the hashed forms (the writer refuses, -EINVAL).
  */
 #define LG_PP_MAX_HEADER 4096
 
@@ -194,8 +196,8 @@ typedef struct lg_pp_info_s {
     uint32_t ssl_verify;       /* 0 = client certificate verified (§2.2.6) */
     lg_pp_bytes_t ssl_version; /* sub-TLV 0x21, e.g. "TLSv1.3" */
     lg_pp_bytes_t ssl_cipher;  /* sub-TLV 0x23, e.g. "TLS_AES_128_GCM_SHA256" */
-    lg_pp_bytes_t ja3;         /* 0xE0 */
-    lg_pp_bytes_t ja4;         /* 0xE1 */
+    lg_pp_bytes_t ja3;         /* 0xE0: the JA3 text, e.g. its 32 hex digits MD5 */
+    lg_pp_bytes_t ja4;         /* 0xE1: the JA4 text, e.g. "t13d1516h2_8daaf6152771_..." */
 } lg_pp_info_t;
 
 /*
