@@ -153,6 +153,22 @@ static int pp_v1_proto_end(lg_pp_parser_t *p, unsigned char c, size_t pos)
     return LG_AGAIN;
 }
 
+/* One byte of the protocol name: it must extend one of the names still matching. */
+static int pp_v1_proto_byte(lg_pp_parser_t *p, unsigned char c)
+{
+    unsigned next = 0;
+    for (int i = 0; i < PP_N_PROTOS; i++) {
+        if ((p->proto & (1u << i)) && p->field_len < pp_proto_len[i] &&
+            c == (unsigned char)pp_protos[i][p->field_len]) {
+            next |= 1u << i;
+        }
+    }
+    if (next == 0) return pp_fail(p, LG_PP_E_FAMILY);
+    p->proto = next;
+    p->field_len++;
+    return LG_AGAIN;
+}
+
 /* An address ended with the space at `pos`: parse it whole. */
 static int pp_v1_addr_end(lg_pp_parser_t *p, const uint8_t *buf, size_t pos)
 {
@@ -239,19 +255,7 @@ static int pp_v1_byte(lg_pp_parser_t *p, const uint8_t *buf, size_t pos)
     switch (p->state) {
     case PS_V1_PROTO:
         if (c == ' ' || c == '\r') return pp_v1_proto_end(p, c, pos);
-        {
-            unsigned next = 0;
-            for (int i = 0; i < PP_N_PROTOS; i++) {
-                if ((p->proto & (1u << i)) && p->field_len < pp_proto_len[i] &&
-                    c == (unsigned char)pp_protos[i][p->field_len]) {
-                    next |= 1u << i;
-                }
-            }
-            if (next == 0) return pp_fail(p, LG_PP_E_FAMILY);
-            p->proto = next;
-            p->field_len++;
-        }
-        return LG_AGAIN;
+        return pp_v1_proto_byte(p, c);
 
     case PS_V1_SRC:
     case PS_V1_DST:
