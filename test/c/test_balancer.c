@@ -10,6 +10,7 @@
  * real-looking lines; fuzz/fuzz_cpustat.c compares it with a reference on arbitrary bytes.
  */
 #include "../../src/lg_balancer.c"
+#include "../../src/lg_affinity.c"
 
 #include <pthread.h>
 #include <sched.h>
@@ -1005,6 +1006,252 @@ LG_TEST(test_ipkey)
     CHECK(lg_ipkey_hash(&a) == lg_ipkey_hash(&a));
 }
 
+/* ---- affinity ---- */
+
+static const uint8_t aff_seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+static lg_ipkey_t key_of(uint32_t c)
+{
+    uint8_t addr[16] = {172, 16, (uint8_t)(c >> 8), (uint8_t)c};
+    lg_ipkey_t k;
+    lg_ipkey_make(&k, 4, addr);
+    return k;
+}
+
+/* The shard invariants of lg_affinity.c's header. */
+static bool affinity_ok(lg_affinity_t *a)
+{
+    for (size_t k = 0; k < LG_AFFINITY_SHARDS; k++) {
+        lg_affinity_shard_t *s = &a->shard[k];
+        uint32_t used = 0, lru = 0, fre = 0, prev = LG_AFFINITY_NIL;
+        for (uint32_t i = 0; i < s->cap; i++) {
+            if (!s->pool[i].used) continue;
+            used++;
+            uint64_t h = entry_hash(a, &s->pool[i].key, s->pool[i].scope);
+            if (shard_of(a, h) != s || find(s, h, &s->pool[i].key, s->pool[i].scope) != i) {
+                return false;
+            }
+        }
+        for (uint32_t i = s->lru_head; i != LG_AFFINITY_NIL; i = s->pool[i].next) {
+            if (!s->pool[i].used || s->pool[i].prev != prev || ++lru > s->cap) return false;
+            prev = i;
+        }
+        if (s->lru_tail != prev) return false;
+        for (uint32_t i = s->free_head; i != LG_AFFINITY_NIL; i = s->pool[i].next) {
+            if (s->pool[i].used || ++fre > s->cap) return false;
+        }
+        if (used != s->used || lru != used || fre != s->cap - used) return false;
+    }
+    return true;
+}
+
+LG_TEST(test_siphash_vectors)
+{
+    /* Reference vectors of the SipHash paper (key 00..0f, message 00..len-1). */
+    uint8_t key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    CHECK(siphash24(k0, k1, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    CHECK(siphash24(k0, k1, msg, 15) == 0xa129ca6149be45e5ULL);
+}
+
+LG_TEST(test_affinity_init)
+{
+    lg_affinity_t a;
+    CHECK_EQ_INT(lg_affinity_init(&a, 0, aff_seed), -EINVAL);
+    CHECK_EQ_INT(lg_affinity_init(&a, LG_AFFINITY_CAPACITY_MAX + 1, aff_seed), -EINVAL);
+    /* Every allocation fails in turn: -ENOMEM and nothing left (ASan). */
+    long k;
+    for (k = 0; k < 100; k++) {
+        lg_alloc_fail_after(k);
+        int rc = lg_affinity_init(&a, 1000, aff_seed);
+        lg_alloc_fail_after(-1);
+        if (rc == 0) break;
+        CHECK_EQ_INT(rc, -ENOMEM);
+        CHECK(!a.ready);
+        /* A failed table answers nothing and ignores pins. */
+        CHECK_EQ_INT(lg_affinity_lookup(&a, &(lg_ipkey_t){{4}}, 0, st, 0, 0, 1), -1);
+    }
+    CHECK_EQ_INT(k, 2 * LG_AFFINITY_SHARDS);
+    lg_affinity_stats_t stats;
+    lg_affinity_stats(&a, &stats);
+    CHECK_EQ_INT(stats.entries, 0);
+    lg_affinity_free(&a);
+    lg_affinity_free(&a); /* zeroed: fine */
+    /* The maximum capacity is accepted. */
+    CHECK_EQ_INT(lg_affinity_init(&a, LG_AFFINITY_CAPACITY_MAX, aff_seed), 0);
+    CHECK_EQ_INT(a.shard[0].cap, LG_AFFINITY_CAPACITY_MAX / LG_AFFINITY_SHARDS);
+    lg_affinity_free(&a);
+}
+
+LG_TEST(test_affinity_ttl)
+{
+    lg_affinity_t a;
+    CHECK_EQ_INT(lg_affinity_init(&a, 1000, aff_seed), 0);
+    ups_reset(3);
+    lg_ipkey_t k = key_of(1);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1000, 500), -1); /* nothing pinned */
+    lg_affinity_pin(&a, &k, 0, st[2], 1000, 500);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1499, 500), 2);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1998, 500), 2);  /* sliding: seen at 1499 */
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 2498, 500), -1); /* 500 ms unseen */
+    lg_affinity_stats_t stats;
+    lg_affinity_stats(&a, &stats);
+    CHECK(stats.entries == 0 && stats.expired == 1 && stats.hits == 2 && stats.misses == 2);
+    /* A clock behind last_seen (another worker's earlier reading) is not an expiry. */
+    lg_affinity_pin(&a, &k, 0, st[1], 5000, 500);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 4000, 500), 1);
+    /* Scopes are separate; forget drops one pin. */
+    lg_affinity_pin(&a, &k, 42, st[0], 5000, 500);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 42, st, 3, 5001, 500), 0);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 5001, 500), 1);
+    lg_affinity_forget(&a, &k, 42);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 42, st, 3, 5002, 500), -1);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 5002, 500), 1);
+    /* Re-pinning overwrites. */
+    lg_affinity_pin(&a, &k, 0, st[2], 5003, 500);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 5004, 500), 2);
+    lg_affinity_stats(&a, &stats);
+    CHECK_EQ_INT(stats.entries, 1);
+    CHECK(affinity_ok(&a));
+    lg_affinity_free(&a);
+}
+
+LG_TEST(test_affinity_bound_and_lru)
+{
+    lg_affinity_t a;
+    CHECK_EQ_INT(lg_affinity_init(&a, 2 * LG_AFFINITY_SHARDS, aff_seed), 0); /* 2 per shard */
+    ups_reset(3);
+    /* Many clients: never more than the capacity, the excess evicted and counted. */
+    for (uint32_t c = 0; c < 1000; c++) {
+        lg_ipkey_t k = key_of(c);
+        lg_affinity_pin(&a, &k, 0, st[c % 3], 1000 + c, 1000000);
+    }
+    lg_affinity_stats_t stats;
+    lg_affinity_stats(&a, &stats);
+    CHECK_EQ_INT(stats.entries, 2 * LG_AFFINITY_SHARDS);
+    CHECK_EQ_INT(stats.evicted, 1000 - 2 * LG_AFFINITY_SHARDS);
+    CHECK(affinity_ok(&a));
+    lg_affinity_free(&a);
+
+    /* Three clients of one shard: the least recently seen is the one evicted. */
+    CHECK_EQ_INT(lg_affinity_init(&a, 2 * LG_AFFINITY_SHARDS, aff_seed), 0);
+    lg_ipkey_t same[3];
+    int found = 0;
+    lg_affinity_shard_t *target = NULL;
+    for (uint32_t c = 0; c < 10000 && found < 3; c++) {
+        lg_ipkey_t k = key_of(c);
+        lg_affinity_shard_t *s = shard_of(&a, entry_hash(&a, &k, 0));
+        if (target == NULL) target = s;
+        if (s == target) same[found++] = k;
+    }
+    CHECK_EQ_INT(found, 3);
+    lg_affinity_pin(&a, &same[0], 0, st[0], 100, 1000000);
+    lg_affinity_pin(&a, &same[1], 0, st[1], 200, 1000000);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &same[0], 0, st, 3, 300, 1000000), 0); /* seen again */
+    lg_affinity_pin(&a, &same[2], 0, st[2], 400, 1000000); /* full: same[1] is the oldest */
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &same[1], 0, st, 3, 500, 1000000), -1);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &same[0], 0, st, 3, 500, 1000000), 0);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &same[2], 0, st, 3, 500, 1000000), 2);
+    lg_affinity_stats(&a, &stats);
+    CHECK(stats.evicted == 1 && stats.expired == 0);
+    /* An expired entry making room is counted as expired, not evicted. */
+    lg_affinity_pin(&a, &same[1], 0, st[1], 10000, 100); /* evicts same[0], seen at 500 */
+    lg_affinity_stats(&a, &stats);
+    CHECK(stats.evicted == 1 && stats.expired == 1);
+    CHECK(affinity_ok(&a));
+    lg_affinity_free(&a);
+}
+
+LG_TEST(test_affinity_config_swap)
+{
+    lg_affinity_t a;
+    CHECK_EQ_INT(lg_affinity_init(&a, 1000, aff_seed), 0);
+    ups_reset(10);
+    lg_ipkey_t k = key_of(7);
+
+    /* Pinned to the 6th of 6; the list shrinks to 3 without it: bounds-checked, no pin. */
+    lg_affinity_pin(&a, &k, 0, st[5], 1000, 60000);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 6, 1001, 60000), 5);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1002, 60000), -1);
+
+    /* A rebuilt list that keeps the upstate (same pointer) finds it at its new index. */
+    lg_upstate_t *swapped[3] = {&ups[9], &ups[5], &ups[0]};
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, swapped, 3, 1003, 60000), 1);
+
+    /* Ejected (or half-open): no pin, the balancer decides; trusted again: pinned again. */
+    lg_health_rules_t r = {.max_fails = 1, .fail_timeout_ms = 100};
+    lg_upstate_report(&ups[5], false, &r, 1004);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, swapped, 3, 1005, 60000), -1);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, swapped, 3, 2000, 60000), -1); /* half-open */
+    lg_upstate_report(&ups[5], true, &r, 2001);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, swapped, 3, 2002, 60000), 1);
+
+    /* A new upstate at the same address (freed and reallocated) is another upstream. */
+    lg_upstate_init(&ups[5], 1000);
+    CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, swapped, 3, 2003, 60000), -1);
+    lg_affinity_stats_t stats;
+    lg_affinity_stats(&a, &stats);
+    CHECK_EQ_INT(stats.stale, 4);
+    lg_affinity_free(&a);
+}
+
+/* Two threads pin, look up and forget in a small shared table. */
+typedef struct affer_s {
+    lg_affinity_t *a;
+    uint64_t seed;
+    bool ok;
+} affer_t;
+
+static void *affer_main(void *arg)
+{
+    affer_t *w = arg;
+    w->ok = true;
+    uint64_t rng = w->seed;
+    for (uint64_t t = 0; t < 30000; t++) {
+        uint64_t r = test_rng(&rng);
+        lg_ipkey_t k = key_of((uint32_t)(r % 300));
+        switch (r >> 60) {
+        case 0:
+            lg_affinity_forget(w->a, &k, 0);
+            break;
+        case 1:
+        case 2:
+        case 3:
+            lg_affinity_pin(w->a, &k, 0, st[(r >> 20) % 4], t, 5000);
+            break;
+        default: {
+            int i = lg_affinity_lookup(w->a, &k, 0, st, 4, t, 5000);
+            if (i < -1 || i >= 4) w->ok = false;
+            break;
+        }
+        }
+    }
+    return NULL;
+}
+
+LG_TEST(test_affinity_threads)
+{
+    lg_affinity_t a;
+    CHECK_EQ_INT(lg_affinity_init(&a, 64, aff_seed), 0);
+    ups_reset(4);
+    affer_t w[2] = {{&a, 1, false}, {&a, 2, false}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        CHECK_EQ_INT(pthread_create(&th[t], NULL, affer_main, &w[t]), 0);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    CHECK(w[0].ok && w[1].ok);
+    CHECK(affinity_ok(&a));
+    lg_affinity_stats_t stats;
+    lg_affinity_stats(&a, &stats);
+    CHECK(stats.entries <= 64);
+    lg_affinity_free(&a);
+}
+
 /* ---- CPU sampling ---- */
 
 typedef struct stat_row_s {
@@ -1120,6 +1367,12 @@ int main(void)
     LG_RUN(test_fail_open);
     LG_RUN(test_concurrent_active_counts);
     LG_RUN(test_ipkey);
+    LG_RUN(test_siphash_vectors);
+    LG_RUN(test_affinity_init);
+    LG_RUN(test_affinity_ttl);
+    LG_RUN(test_affinity_bound_and_lru);
+    LG_RUN(test_affinity_config_swap);
+    LG_RUN(test_affinity_threads);
     LG_RUN(test_cpu_parse_stat);
     LG_RUN(test_cpu_permille);
     LG_TEST_END();
