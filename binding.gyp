@@ -33,6 +33,7 @@
         "src/lg_hello.c",
         "src/lg_name.c",
         "src/lg_ja.c",
+        "src/lg_digest.c",
         "src/lg_router.c",
         "src/lg_drr.c",
         "src/lg_buf.c"

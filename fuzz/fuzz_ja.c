@@ -23,14 +23,26 @@
  *     as many as there are such extensions; then '_' and exactly the non-GREASE signature
  *     algorithms in wire order, or no '_' when there are none; empty iff no extension is left;
  *   - JA4_r == a "_" b "_" c, length < LG_JA4_MAX, -E2BIG one byte short; lg_ja4_format gives 36
- *     chars with "000000000000" exactly for an empty part.
+ *     chars with "000000000000" exactly for an empty part;
+ *   - lg_ja_fingerprints equals a reference path: the JA3 string hashed with a reference MD5 in
+ *     hex, and part a "_" the first 12 hex digits of a reference SHA-256 of b (zeros when b is
+ *     empty) "_" the same for c; "" exactly when lg_ja3_string / lg_ja4_parts refuse. The
+ *     reference digests are OpenSSL's EVP_Digest from libcrypto.so.3, loaded at run time (so the
+ *     target still links only lg_common.c); without it they fall back to lg_digest and only the
+ *     assembly is checked (a note is printed once). The raw input is also digested by both;
+ *   - a set built from the two fingerprints (JA4 lower-cased, as lib/config.js does) builds and
+ *     contains both as computed (any case); the input, read as a query string, is contained
+ *     exactly when it equals one of them ignoring case.
  */
+#include "../src/lg_digest.c"
 #include "../src/lg_name.c"
 #include "../src/lg_hello.c"
 #include "../src/lg_ja.c"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \
@@ -260,6 +272,140 @@ static void check_ja4(const lg_hello_t *h)
     REQUIRE(memcmp(fp + 24, parts.c_len ? "5a5a5a5a5a5a" : "000000000000", 12) == 0);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Reference digests: OpenSSL when it can be loaded.                                          */
+
+typedef int (*evp_digest_fn)(const void *data, size_t count, unsigned char *md, unsigned int *size,
+                             const void *type, void *impl);
+typedef const void *(*evp_md_fn)(void);
+
+static evp_digest_fn ossl_digest;
+static const void *ossl_md5, *ossl_sha256;
+
+static void load_openssl(void)
+{
+    void *lib = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+    evp_md_fn md5 = NULL, sha256 = NULL;
+    if (lib != NULL) {
+        *(void **)&ossl_digest = dlsym(lib, "EVP_Digest");
+        *(void **)&md5 = dlsym(lib, "EVP_md5");
+        *(void **)&sha256 = dlsym(lib, "EVP_sha256");
+    }
+    if (ossl_digest == NULL || md5 == NULL || sha256 == NULL) {
+        fprintf(stderr,
+                "fuzz_ja: libcrypto.so.3 not loadable; digests checked by lg_digest only\n");
+        ossl_digest = NULL;
+        return;
+    }
+    ossl_md5 = md5();
+    ossl_sha256 = sha256();
+    /* Warm up: OpenSSL's lazily built provider state is allocated here, not inside an input. */
+    uint8_t d[LG_SHA256_LEN];
+    REQUIRE(ossl_digest("", 0, d, NULL, ossl_md5, NULL) == 1);
+    REQUIRE(ossl_digest("", 0, d, NULL, ossl_sha256, NULL) == 1);
+}
+
+static void ref_md5(const void *p, size_t n, uint8_t out[LG_MD5_LEN])
+{
+    if (ossl_digest == NULL) {
+        lg_md5(p, n, out);
+        return;
+    }
+    REQUIRE(ossl_digest(n ? p : "", n, out, NULL, ossl_md5, NULL) == 1);
+}
+
+static void ref_sha256(const void *p, size_t n, uint8_t out[LG_SHA256_LEN])
+{
+    if (ossl_digest == NULL) {
+        lg_sha256(p, n, out);
+        return;
+    }
+    REQUIRE(ossl_digest(n ? p : "", n, out, NULL, ossl_sha256, NULL) == 1);
+}
+
+static void ref_hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void check_digests(const uint8_t *data, size_t size)
+{
+    if (ossl_digest == NULL) return;
+    uint8_t a[LG_SHA256_LEN], b[LG_SHA256_LEN];
+    lg_md5(data, size, a);
+    ref_md5(data, size, b);
+    REQUIRE(memcmp(a, b, LG_MD5_LEN) == 0);
+    lg_sha256(data, size, a);
+    ref_sha256(data, size, b);
+    REQUIRE(memcmp(a, b, LG_SHA256_LEN) == 0);
+}
+
+/* lg_ja_fingerprints against the reference path, then a set of the two. */
+static void check_fingerprints(const lg_hello_t *h, const uint8_t *data, size_t size)
+{
+    char f3[LG_JA3_HEX + 1], f4[LG_JA4_LEN + 1];
+    memset(f3, 'x', sizeof(f3));
+    memset(f4, 'x', sizeof(f4));
+    lg_ja_fingerprints(h, f3, f4);
+
+    char ref3[LG_JA3_HEX + 1] = "";
+    int n = lg_ja3_string(h, ja3, LG_JA3_MAX);
+    if (n >= 0) {
+        uint8_t d[LG_MD5_LEN];
+        ref_md5(ja3, (size_t)n, d);
+        ref_hex(d, sizeof(d), ref3);
+    }
+    REQUIRE(strcmp(f3, ref3) == 0);
+
+    char ref4[LG_JA4_LEN + 1] = "";
+    if (lg_ja4_parts(h, &parts) == 0) {
+        uint8_t d[LG_SHA256_LEN];
+        char hb[2 * LG_SHA256_LEN + 1] = "000000000000", hc[2 * LG_SHA256_LEN + 1] = "000000000000";
+        if (parts.b_len > 0) {
+            ref_sha256(parts.b, parts.b_len, d);
+            ref_hex(d, sizeof(d), hb);
+        }
+        if (parts.c_len > 0) {
+            ref_sha256(parts.c, parts.c_len, d);
+            ref_hex(d, sizeof(d), hc);
+        }
+        snprintf(ref4, sizeof(ref4), "%s_%.12s_%.12s", parts.a, hb, hc);
+    }
+    REQUIRE(strcmp(f4, ref4) == 0);
+
+    /* A blocklist of both, entries normalised as lib/config.js does (lower case). */
+    char lower4[LG_JA4_LEN + 1];
+    for (size_t i = 0; i <= LG_JA4_LEN; i++)
+        lower4[i] = (char)(f4[i] >= 'A' && f4[i] <= 'Z' ? f4[i] - 'A' + 'a' : f4[i]);
+    const char *entries[2];
+    size_t ne = 0;
+    if (f3[0]) entries[ne++] = f3;
+    if (f4[0]) entries[ne++] = lower4;
+    lg_ja_set_t set;
+    int rc = lg_ja_set_build(&set, entries, ne);
+    if (rc == -ENOMEM) return; /* cannot happen here: no allocation failure is injected */
+    REQUIRE(rc == 0 && set.n == ne);
+    REQUIRE(!f3[0] || lg_ja_set_contains(&set, f3));
+    REQUIRE(!f4[0] || lg_ja_set_contains(&set, f4));
+    REQUIRE(!lg_ja_set_contains(&set, ""));
+
+    /* The input as a query: a hit exactly when it equals a member ignoring case. */
+    char q[LG_JA4_LEN + 2];
+    size_t qn = LG_MIN(size, sizeof(q) - 1);
+    memcpy(q, data, qn);
+    q[qn] = '\0';
+    size_t ql = strlen(q);
+    bool want = (f3[0] && ql == LG_JA3_HEX && strncasecmp(q, f3, LG_JA3_HEX) == 0) ||
+                (f4[0] && ql == LG_JA4_LEN && strncasecmp(q, f4, LG_JA4_LEN) == 0);
+    REQUIRE(lg_ja_set_contains(&set, q) == want);
+    lg_ja_set_free(&set);
+}
+
 /* A bounded reader over the input; reads past the end give 0. */
 typedef struct rd_s {
     const uint8_t *p;
@@ -337,7 +483,16 @@ static void decode_struct(const uint8_t *data, size_t size, lg_hello_t *h)
     h->n_alpn = (uint16_t)nalpn;
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    load_openssl();
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -349,11 +504,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lg_hello_parse(&parser, buf, size, &hello, NULL) == LG_OK) {
         check_ja3(&hello);
         check_ja4(&hello);
+        check_fingerprints(&hello, data, size);
     }
     free(buf);
 
     decode_struct(data, size, &hello);
     check_ja3(&hello);
     check_ja4(&hello);
+    check_fingerprints(&hello, data, size);
+    check_digests(data, size);
     return 0;
 }

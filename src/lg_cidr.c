@@ -8,9 +8,18 @@
  *
  * Sets: each CIDR is turned into the closed range of addresses it covers. The ranges of a family
  * are sorted by their low end and merged wherever they overlap or touch, which leaves a sorted
- * array of disjoint, non-adjacent ranges; membership is then a bisection for the last range
- * starting at or below the address, and one compare with its high end. IPv4 ranges are kept as
- * host-order uint32 pairs, IPv6 ranges as big-endian byte arrays compared with memcmp.
+ * array of disjoint, non-adjacent ranges; membership is the last range starting at or below the
+ * address, and one compare with its high end. IPv4 ranges are kept as host-order uint32 pairs,
+ * IPv6 ranges as big-endian byte arrays (compared as two host-order uint64 halves).
+ *
+ * Finding that range: an address below the first range or above the last is out at once.
+ * Otherwise it shares the family's common prefix (the first `skip` bits, common to the first
+ * range's lo and the last one's hi, hence to everything between), and the next `bits` bits name
+ * its bucket. Every range before idx[bucket] starts in an earlier bucket, so below the address;
+ * every range from idx[bucket + 1] on starts in a later bucket, so above it. The bisection runs
+ * on [idx[bucket], idx[bucket + 1]) only; when nothing there starts at or below the address, the
+ * answer is the range just before idx[bucket]. Ranges are sorted, so the bucket of their lo is
+ * non-decreasing and one pass fills the index.
  *
  * Invariants after a successful lg_cidr_set_build(): see lg_cidr_set_t. An entry of ::ffff:0:0/96
  * or longer is stored in the IPv4 array (as prefix - 96), so an IPv4-mapped lookup and a plain
@@ -26,6 +35,7 @@
 #define CIDR_V6_GROUPS   8   /* 16-bit groups in an IPv6 address */
 #define CIDR_GROUP_HEX   4   /* hex digits per group at most (RFC 4291 §2.2 form 1) */
 #define CIDR_MAPPED_BITS 96  /* prefix length of ::ffff:0:0/96 */
+#define CIDR_INDEX_BITS  20  /* at most 2^20 buckets per family (4 MiB of uint32 offsets) */
 
 /* The 12-byte prefix of IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2). */
 static const uint8_t cidr_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -284,6 +294,92 @@ static size_t cidr_merge6(lg_cidr_range6_t *v, size_t n)
     return out;
 }
 
+/* ceil(log2(n)) within [1, CIDR_INDEX_BITS]: about one range per bucket. */
+static unsigned cidr_index_bits(size_t n)
+{
+    unsigned b = 1;
+    while (b < CIDR_INDEX_BITS && ((size_t)1 << b) < n)
+        b++;
+    return b;
+}
+
+/* Bytes of one family's block: n ranges of `range_size`, then the index for up to n ranges. */
+static size_t cidr_block_size(size_t n, size_t range_size)
+{
+    return n * range_size + (((size_t)1 << cidr_index_bits(n)) + 1) * sizeof(uint32_t);
+}
+
+/* Leading bits two values share (width `bits` <= 64, the values in the low bits). */
+static unsigned cidr_common_bits(uint64_t a, uint64_t b, unsigned width)
+{
+    unsigned c = 0;
+    while (c < width && ((a ^ b) >> (width - 1 - c) & 1) == 0)
+        c++;
+    return c;
+}
+
+static uint64_t cidr_load64(const uint8_t *a)
+{
+    return (uint64_t)cidr_load32(a) << 32 | cidr_load32(a + 4);
+}
+
+static uint32_t cidr_bucket4(uint32_t a, unsigned skip, unsigned bits)
+{
+    /* skip <= 31 and 1 <= bits: both shifts are below 32. */
+    return (uint32_t)(a << skip) >> (32 - bits);
+}
+
+/* Bits [skip, skip + bits) of the 128-bit address hi:lo (skip + bits <= 128). */
+static uint32_t cidr_bucket6(uint64_t hi, uint64_t lo, unsigned skip, unsigned bits)
+{
+    uint64_t top;
+    if (skip == 0) {
+        top = hi;
+    } else if (skip < 64) {
+        top = hi << skip | lo >> (64 - skip);
+    } else {
+        top = lo << (skip - 64);
+    }
+    return (uint32_t)(top >> (64 - bits));
+}
+
+static void cidr_index4(lg_cidr_set_t *s)
+{
+    size_t n = s->n4;
+    unsigned bits = cidr_index_bits(n);
+    unsigned skip = cidr_common_bits(s->v4[0].lo, s->v4[n - 1].hi, 32);
+    if (skip > 32 - bits) skip = 32 - bits;
+    s->idx4 = (uint32_t *)(void *)(s->v4 + n);
+    s->bits4 = (uint8_t)bits;
+    s->skip4 = (uint8_t)skip;
+    size_t j = 0;
+    for (size_t k = 0; k <= (size_t)1 << bits; k++) {
+        while (j < n && cidr_bucket4(s->v4[j].lo, skip, bits) < k)
+            j++;
+        s->idx4[k] = (uint32_t)j;
+    }
+}
+
+static void cidr_index6(lg_cidr_set_t *s)
+{
+    size_t n = s->n6;
+    unsigned bits = cidr_index_bits(n);
+    const uint8_t *first = s->v6[0].lo, *last = s->v6[n - 1].hi;
+    unsigned skip = cidr_common_bits(cidr_load64(first), cidr_load64(last), 64);
+    if (skip == 64) skip += cidr_common_bits(cidr_load64(first + 8), cidr_load64(last + 8), 64);
+    if (skip > 128 - bits) skip = 128 - bits;
+    s->idx6 = (uint32_t *)(void *)(s->v6 + n);
+    s->bits6 = (uint8_t)bits;
+    s->skip6 = (uint8_t)skip;
+    size_t j = 0;
+    for (size_t k = 0; k <= (size_t)1 << bits; k++) {
+        while (j < n &&
+               cidr_bucket6(cidr_load64(s->v6[j].lo), cidr_load64(s->v6[j].lo + 8), skip, bits) < k)
+            j++;
+        s->idx6[k] = (uint32_t)j;
+    }
+}
+
 void lg_cidr_set_free(lg_cidr_set_t *s)
 {
     lg_free(s->v4);
@@ -321,10 +417,11 @@ int lg_cidr_set_build(lg_cidr_set_t *s, const lg_cidr_t *v, size_t n)
         }
     }
 
+    /* One block per family: the ranges, then room for the index (see lg_cidr_set_t). */
     lg_cidr_range4_t *r4 = NULL;
     lg_cidr_range6_t *r6 = NULL;
-    if (n4 > 0 && (r4 = lg_malloc(n4 * sizeof(*r4))) == NULL) return -ENOMEM;
-    if (n6 > 0 && (r6 = lg_malloc(n6 * sizeof(*r6))) == NULL) {
+    if (n4 > 0 && (r4 = lg_malloc(cidr_block_size(n4, sizeof(*r4)))) == NULL) return -ENOMEM;
+    if (n6 > 0 && (r6 = lg_malloc(cidr_block_size(n6, sizeof(*r6)))) == NULL) {
         lg_free(r4);
         return -ENOMEM;
     }
@@ -342,13 +439,19 @@ int lg_cidr_set_build(lg_cidr_set_t *s, const lg_cidr_t *v, size_t n)
     s->n4 = cidr_merge4(r4, n4);
     s->v6 = r6;
     s->n6 = cidr_merge6(r6, n6);
+    /* Merging only shrinks n, and the index of the merged count fits in the room left for n. */
+    if (s->n4 > 0) cidr_index4(s);
+    if (s->n6 > 0) cidr_index6(s);
     return 0;
 }
 
 static bool cidr_find4(const lg_cidr_set_t *s, uint32_t a)
 {
-    /* The last range with lo <= a, then a <= hi. */
-    size_t lo = 0, hi = s->n4;
+    size_t n = s->n4;
+    if (n == 0 || a < s->v4[0].lo || a > s->v4[n - 1].hi) return false;
+    /* The last range with lo <= a, then a <= hi; see the file header for the bounds. */
+    uint32_t k = cidr_bucket4(a, s->skip4, s->bits4);
+    size_t lo = s->idx4[k], hi = s->idx4[k + 1];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (s->v4[mid].lo <= a) {
@@ -360,18 +463,33 @@ static bool cidr_find4(const lg_cidr_set_t *s, uint32_t a)
     return lo > 0 && a <= s->v4[lo - 1].hi;
 }
 
+/* a <= b for 128-bit numbers as (hi, lo) halves. */
+static bool cidr_le6(uint64_t a_hi, uint64_t a_lo, uint64_t b_hi, uint64_t b_lo)
+{
+    return a_hi < b_hi || (a_hi == b_hi && a_lo <= b_lo);
+}
+
 static bool cidr_find6(const lg_cidr_set_t *s, const uint8_t *a)
 {
-    size_t lo = 0, hi = s->n6;
+    size_t n = s->n6;
+    if (n == 0) return false;
+    uint64_t a_hi = cidr_load64(a), a_lo = cidr_load64(a + 8);
+    const lg_cidr_range6_t *v = s->v6;
+    if (!cidr_le6(cidr_load64(v[0].lo), cidr_load64(v[0].lo + 8), a_hi, a_lo) ||
+        !cidr_le6(a_hi, a_lo, cidr_load64(v[n - 1].hi), cidr_load64(v[n - 1].hi + 8))) {
+        return false;
+    }
+    uint32_t k = cidr_bucket6(a_hi, a_lo, s->skip6, s->bits6);
+    size_t lo = s->idx6[k], hi = s->idx6[k + 1];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(s->v6[mid].lo, a, 16) <= 0) {
+        if (cidr_le6(cidr_load64(v[mid].lo), cidr_load64(v[mid].lo + 8), a_hi, a_lo)) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    return lo > 0 && memcmp(a, s->v6[lo - 1].hi, 16) <= 0;
+    return lo > 0 && cidr_le6(a_hi, a_lo, cidr_load64(v[lo - 1].hi), cidr_load64(v[lo - 1].hi + 8));
 }
 
 bool lg_cidr_set_contains(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr)

@@ -24,18 +24,32 @@
  *
  * A set is built once (allocation allowed: config snapshots are built on the JS thread) and is
  * then read-only, safe to share between threads without locks. Each family is kept as a sorted
- * array of disjoint address ranges (overlapping and adjacent CIDRs merged), so a lookup is one
- * bisection: O(log n), no allocation.
+ * array of disjoint address ranges (overlapping and adjacent CIDRs merged). A lookup reads a
+ * bucket index first and then bisects only the ranges that start in the address's bucket:
+ * O(1) for spread-out lists, never worse than one bisection, O(log n); no allocation.
+ *
+ * Why the index: protection lists must hold 100,000-entry blocklists and are checked on every
+ * accept. Plain bisection measured (bench/c/cidr_bench.c, 100,000 random entries per family,
+ * 2-core Xeon VM shared with other jobs, clang -O2) 150-230 ns per IPv4 lookup and 215-380 ns
+ * per IPv6 lookup: 17 unpredictable branches, each a dependent load (the IPv6 ranges, 3.2 MB,
+ * do not fit in L2), and a memcmp call per step for IPv6. A longest-prefix trie would not help:
+ * the ranges are already disjoint, and a trie pays one dependent load per level too. The bucket
+ * index (2^bits + 1 uint32 offsets, bits = ceil(log2 n) up to 20: 4-8 bytes per range) uses the
+ * bits just below the prefix that all ranges of the family share, so lists clustered in one
+ * block (all in 2001:db8::/32, all in 10.0.0.0/8) still spread over the buckets; a lookup is then
+ * two dependent loads and rarely a branch. Measured in the same runs: 23-46 ns per IPv4 lookup
+ * and 43-70 ns per IPv6 lookup (4.5-9x faster); at 1,000,000 entries 40-125 ns (IPv4) and
+ * 135-175 ns (IPv6), against 300-690 ns and 700-880 ns for bisection.
  */
 #ifndef LG_CIDR_H
 #define LG_CIDR_H
 
 #include "lg_common.h"
 
-#define LG_CIDR_V4       4     /* family value for IPv4 */
-#define LG_CIDR_V6       6     /* family value for IPv6 */
-#define LG_CIDR_SET_MAX  65536 /* entries accepted by one lg_cidr_set_build() call */
-#define LG_IP_TEXT_MAX   45    /* bytes: longest IPv6 text, "ffff:…:ffff:255.255.255.255" */
+#define LG_CIDR_V4       4       /* family value for IPv4 */
+#define LG_CIDR_V6       6       /* family value for IPv6 */
+#define LG_CIDR_SET_MAX  1048576 /* entries accepted by one lg_cidr_set_build() call (2^20) */
+#define LG_IP_TEXT_MAX   45      /* bytes: longest IPv6 text, "ffff:…:ffff:255.255.255.255" */
 #define LG_CIDR_TEXT_MAX (LG_IP_TEXT_MAX + 4) /* bytes: address + "/128" */
 
 typedef struct lg_cidr_s {
@@ -64,6 +78,15 @@ typedef struct lg_cidr_set_s {
     size_t n4;
     lg_cidr_range6_t *v6;
     size_t n6;
+    /*
+     * Bucket indexes, stored in the same allocation as v4 / v6 (NULL when the family is empty).
+     * The bucket of an address is its bits [skip, skip + bits); every range of the family shares
+     * its first `skip` bits. idx[k] is the first range whose lo is in bucket k or a later one;
+     * idx[2^bits] = n. Invariant: 1 <= bits <= 20 and skip + bits <= 32 (128 for IPv6).
+     */
+    uint32_t *idx4;
+    uint32_t *idx6;
+    uint8_t bits4, skip4, bits6, skip6;
 } lg_cidr_set_t;
 
 /*

@@ -1,6 +1,7 @@
 /*
- * lg_ja.c — JA3 and JA4 TLS client fingerprint strings (pure core: no I/O, no allocation, no
- * globals). The rules, with their sources, are in lg_ja.h.
+ * lg_ja.c — JA3 and JA4 TLS client fingerprints and fingerprint sets (pure core: no I/O, no
+ * globals; the only allocation is the key array of lg_ja_set_build). The rules, with their
+ * sources, are in lg_ja.h.
  *
  * Invariants:
  *   - every output is written through a bounded writer (ja_buf_t) that always leaves room for
@@ -13,6 +14,9 @@
  */
 #include "lg_ja.h"
 
+#include "lg_digest.h"
+
+#include <stdlib.h>
 #include <string.h>
 
 #define JA_EXT_SERVER_NAME    0x0000
@@ -374,4 +378,191 @@ int lg_ja4_raw(const lg_ja4_parts_t *p, char *out, size_t cap)
     for (size_t i = 0; i < p->c_len; i++)
         put_char(&b, p->c[i]);
     return finish(&b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fingerprints (lg_digest does the hashing).                                                 */
+
+static void put_hex_bytes(char *dst, const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[2 * i] = hex_digit(v[i] >> 4);
+        dst[2 * i + 1] = hex_digit(v[i] & 0xf);
+    }
+    dst[2 * n] = '\0';
+}
+
+/* JA3 = MD5 of the JA3 string; "" when there is none. */
+static void ja3_fingerprint(const lg_hello_t *h, char ja3[LG_JA3_HEX + 1])
+{
+    char s3[LG_JA3_MAX];
+    int n = lg_ja3_string(h, s3, sizeof(s3));
+    if (n < 0) return;
+    uint8_t md[LG_MD5_LEN];
+    lg_md5(s3, (size_t)n, md);
+    put_hex_bytes(ja3, md, sizeof(md));
+}
+
+/* JA4 = a _ sha256(b)[0..12) _ sha256(c)[0..12); "" when there is none. */
+static void ja4_fingerprint(const lg_hello_t *h, char ja4[LG_JA4_LEN + 1])
+{
+    lg_ja4_parts_t parts;
+    if (lg_ja4_parts(h, &parts) != 0) return;
+    uint8_t db[LG_SHA256_LEN], dc[LG_SHA256_LEN];
+    /* An empty part is written as zeros by lg_ja4_format, not hashed. */
+    if (parts.b_len > 0) lg_sha256(parts.b, parts.b_len, db);
+    if (parts.c_len > 0) lg_sha256(parts.c, parts.c_len, dc);
+    if (lg_ja4_format(&parts, db, dc, ja4, LG_JA4_LEN + 1) != LG_JA4_LEN) ja4[0] = '\0';
+}
+
+void lg_ja_fingerprints(const lg_hello_t *h, char ja3[LG_JA3_HEX + 1], char ja4[LG_JA4_LEN + 1])
+{
+    ja3[0] = '\0';
+    ja4[0] = '\0';
+    if (h == NULL) return;
+    ja3_fingerprint(h, ja3);
+    ja4_fingerprint(h, ja4);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fingerprint sets.                                                                          */
+
+#define JA_KIND_JA3  3
+#define JA_KIND_JA4  4
+#define JA4_SEP_B    LG_JA4_A_LEN                         /* index of the '_' before b: 10 */
+#define JA4_SEP_C    (LG_JA4_A_LEN + 1 + LG_JA4_HASH_LEN) /* index of the '_' before c: 23 */
+#define JA_KEY_A_OFF 1                                    /* key bytes of part a */
+#define JA_KEY_B_OFF (JA_KEY_A_OFF + LG_JA4_A_LEN)        /* key bytes of the b hash: 11 */
+#define JA_KEY_C_OFF (JA_KEY_B_OFF + LG_JA4_HASH_LEN / 2) /* key bytes of the c hash: 17 */
+
+_Static_assert(1 + LG_MD5_LEN <= LG_JA_KEY_BYTES, "a JA3 key fits");
+_Static_assert(JA_KEY_C_OFF + LG_JA4_HASH_LEN / 2 <= LG_JA_KEY_BYTES, "a JA4 key fits");
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_lower_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z');
+}
+
+static char to_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Value of a hex digit, or -1; upper case only when `fold`. */
+static int hex_value(char c, bool fold)
+{
+    if (is_digit(c)) return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (fold && c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* 2n hex digits into n bytes; false on a non-hex char. */
+static bool hex_bytes(const char *s, size_t n, uint8_t *out, bool fold)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_value(s[2 * i], fold), lo = hex_value(s[2 * i + 1], fold);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* Part a as lib/config.js accepts it: [tqd] [0-9a-z]{2} [di] [0-9]{4} [0-9a-z]{2}. */
+static bool ja4_a_valid(const char *a)
+{
+    if (a[0] != 't' && a[0] != 'q' && a[0] != 'd') return false;
+    if (!is_lower_alnum(a[1]) || !is_lower_alnum(a[2])) return false;
+    if (a[3] != 'd' && a[3] != 'i') return false;
+    for (size_t i = 4; i < 8; i++) {
+        if (!is_digit(a[i])) return false;
+    }
+    return is_lower_alnum(a[8]) && is_lower_alnum(a[9]);
+}
+
+/*
+ * The key of fingerprint `fp`. `strict` (set entries): exactly the normalised forms described in
+ * lg_ja.h. Otherwise (queries): any case, folded to lower case, and part a is not checked beyond
+ * its length (only a valid entry can equal it). Reads at most LG_JA4_LEN + 1 bytes of fp.
+ */
+static bool ja_key(const char *fp, bool strict, lg_ja_key_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    size_t len = 0;
+    while (len <= LG_JA4_LEN && fp[len] != '\0')
+        len++;
+    if (len == LG_JA3_HEX) {
+        k->b[0] = JA_KIND_JA3;
+        return hex_bytes(fp, LG_MD5_LEN, k->b + 1, !strict);
+    }
+    if (len != LG_JA4_LEN || fp[JA4_SEP_B] != '_' || fp[JA4_SEP_C] != '_') return false;
+    k->b[0] = JA_KIND_JA4;
+    char a[LG_JA4_A_LEN];
+    for (size_t i = 0; i < LG_JA4_A_LEN; i++)
+        a[i] = strict ? fp[i] : to_lower(fp[i]);
+    if (strict && !ja4_a_valid(a)) return false;
+    memcpy(k->b + JA_KEY_A_OFF, a, LG_JA4_A_LEN);
+    return hex_bytes(fp + JA4_SEP_B + 1, LG_JA4_HASH_LEN / 2, k->b + JA_KEY_B_OFF, !strict) &&
+           hex_bytes(fp + JA4_SEP_C + 1, LG_JA4_HASH_LEN / 2, k->b + JA_KEY_C_OFF, !strict);
+}
+
+static int ja_key_cmp(const void *pa, const void *pb)
+{
+    return memcmp(pa, pb, sizeof(lg_ja_key_t));
+}
+
+void lg_ja_set_free(lg_ja_set_t *s)
+{
+    lg_free(s->keys);
+    memset(s, 0, sizeof(*s));
+}
+
+int lg_ja_set_build(lg_ja_set_t *s, const char *const *fps, size_t n)
+{
+    memset(s, 0, sizeof(*s));
+    if (n > LG_JA_SET_MAX) return -E2BIG;
+    if (n == 0) return 0;
+    if (fps == NULL) return -EINVAL;
+    lg_ja_key_t k;
+    for (size_t i = 0; i < n; i++) {
+        if (fps[i] == NULL || !ja_key(fps[i], true, &k)) {
+            s->bad = i;
+            return -EINVAL;
+        }
+    }
+    lg_ja_key_t *keys = lg_malloc(n * sizeof(*keys));
+    if (keys == NULL) return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ja_key(fps[i], true, &keys[i]);
+    qsort(keys, n, sizeof(*keys), ja_key_cmp);
+    size_t u = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (memcmp(&keys[i], &keys[u - 1], sizeof(*keys)) != 0) keys[u++] = keys[i];
+    }
+    s->keys = keys;
+    s->n = u;
+    return 0;
+}
+
+bool lg_ja_set_contains(const lg_ja_set_t *s, const char *fp)
+{
+    lg_ja_key_t k;
+    if (s == NULL || s->n == 0 || fp == NULL || !ja_key(fp, false, &k)) return false;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(&s->keys[mid], &k, sizeof(k));
+        if (c == 0) return true;
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
 }

@@ -1,9 +1,11 @@
 /*
- * lg_ja.h — JA3 and JA4 TLS client fingerprint strings (pure core: no I/O, no allocation).
+ * lg_ja.h — JA3 and JA4 TLS client fingerprints, and fingerprint sets for blocklists (pure
+ * core: no I/O; allocation only in lg_ja_set_build).
  *
- * Builds the canonical pre-hash strings from a parsed ClientHello (lg_hello_t); the shell hashes
- * them with OpenSSL (JA3 = MD5 of the JA3 string; JA4 = part a + SHA-256 prefixes of parts b and
- * c, assembled by lg_ja4_format()). Nothing here hashes.
+ * Builds the canonical pre-hash strings from a parsed ClientHello (lg_hello_t) and, with
+ * lg_digest (MD5, SHA-256), the fingerprints themselves: JA3 = MD5 of the JA3 string; JA4 = part
+ * a + SHA-256 prefixes of parts b and c, assembled by lg_ja4_format(). lg_ja_fingerprints() does
+ * all of it. A blocklist of fingerprints is an lg_ja_set_t (sorted binary keys, bisection).
  *
  * JA3 (salesforce/ja3, README "How it works" and python/ja3.py):
  *   "SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats" — the decimal
@@ -47,8 +49,11 @@
 
 #include "lg_hello.h"
 
-#define LG_JA_DEC_MAX  5 /* chars of a decimal uint16: "65535" */
-#define LG_JA_HEX_ITEM 5 /* chars of one hex entry and its separator: "xxxx," */
+#define LG_JA3_HEX      32    /* chars of a JA3 fingerprint: MD5 in lower-case hex */
+#define LG_JA_SET_MAX   65536 /* entries accepted by one lg_ja_set_build() call */
+#define LG_JA_KEY_BYTES 24    /* bytes of one set entry (lg_ja_key_t) */
+#define LG_JA_DEC_MAX   5     /* chars of a decimal uint16: "65535" */
+#define LG_JA_HEX_ITEM  5     /* chars of one hex entry and its separator: "xxxx," */
 
 /* bytes of the longest JA3 string, NUL included, given lg_hello_t's array sizes: the version,
  * four ',' and each list at its maximum with 5-digit values (3-digit point formats). */
@@ -112,5 +117,59 @@ int lg_ja4_format(const lg_ja4_parts_t *p, const uint8_t *b_sha256, const uint8_
  * error out is "" when cap > 0.
  */
 int lg_ja4_raw(const lg_ja4_parts_t *p, char *out, size_t cap);
+
+/*
+ * Both fingerprints of `h`: ja3 = 32 lower-case hex digits of MD5(JA3 string), ja4 = the
+ * 36-char a_b_c form (lg_ja4_format over SHA-256 of parts b and c). Each is "" when it cannot be
+ * computed (NULL `h`, or a truncated list it reads: fail closed, see above); one may be set while
+ * the other is "". Same contract as the shell's former lg_tls_fingerprints(). No allocation;
+ * uses about 5 KiB of stack (the JA3 string and the JA4 parts).
+ */
+void lg_ja_fingerprints(const lg_hello_t *h, char ja3[LG_JA3_HEX + 1], char ja4[LG_JA4_LEN + 1]);
+
+/*
+ * A set of JA3 and/or JA4 fingerprints, for ja3Blocklist / ja4Blocklist.
+ *
+ * Each entry is stored as a fixed-size binary key: byte 0 the kind (3 or 4); JA3: the 16 digest
+ * bytes; JA4: the 10 chars of part a (lower case), then the 6 + 6 bytes behind the two 12-digit
+ * hashes; the rest zero. Keys are sorted (memcmp order) and unique, so a lookup is a bisection,
+ * O(log n) (16 compares of 24 bytes at LG_JA_SET_MAX), with no allocation.
+ *
+ * Matching is case-insensitive (symphony §1.6 "Matching is case-insensitive"): lib/config.js
+ * lower-cases blocklist entries, while a computed JA4 keeps the ALPN characters' case ("H2"
+ * gives "t13d3111HH_..."), so the query is folded to lower case before the lookup.
+ *
+ * Owner: whoever built it (a config snapshot); freed with lg_ja_set_free(). Read-only after the
+ * build, so it can be shared between threads without locks. A zeroed set is a valid empty set.
+ */
+typedef struct lg_ja_key_s {
+    uint8_t b[LG_JA_KEY_BYTES];
+} lg_ja_key_t;
+
+typedef struct lg_ja_set_s {
+    lg_ja_key_t *keys; /* sorted, unique; NULL when n == 0 */
+    size_t n;
+    size_t bad; /* after -EINVAL from lg_ja_set_build: index of the first malformed entry */
+} lg_ja_set_t;
+
+/*
+ * Build a set from n NUL-terminated fingerprint strings (`fps` may be NULL when n is 0). Each
+ * entry is either a JA3 (exactly 32 lower-case hex digits) or a JA4 in its a_b_c form, 36 chars,
+ * as lib/config.js normalises it: [tqd] [0-9a-z]{2} [di] [0-9]{4} [0-9a-z]{2} '_' 12 lower-case
+ * hex '_' 12 lower-case hex. Duplicates are kept once.
+ * `s` is overwritten: free a previous set first. Returns 0; -E2BIG when n > LG_JA_SET_MAX;
+ * -EINVAL for a NULL or malformed entry, with its index in s->bad (nothing allocated); -ENOMEM.
+ * On failure `s` is an empty set that owns nothing.
+ */
+int lg_ja_set_build(lg_ja_set_t *s, const char *const *fps, size_t n);
+
+/*
+ * Is the fingerprint `fp` (a JA3 or JA4 string, any case) in the set? NULL, "" and anything
+ * that is not a fingerprint never match. No allocation; reads at most LG_JA4_LEN + 1 bytes of fp.
+ */
+bool lg_ja_set_contains(const lg_ja_set_t *s, const char *fp);
+
+/* Free what lg_ja_set_build allocated; safe on a zeroed set. Leaves an empty set. */
+void lg_ja_set_free(lg_ja_set_t *s);
 
 #endif /* LG_JA_H */

@@ -3,26 +3,26 @@
  */
 #include "lg_name.h"
 
-static bool is_digit(unsigned char c)
+static bool name_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
 }
 
-static bool is_hex(unsigned char c)
+static bool name_hex(unsigned char c)
 {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return name_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 bool lg_name_numeric_label(const char *s, size_t n)
 {
     if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         for (size_t i = 2; i < n; i++) {
-            if (!is_hex((unsigned char)s[i])) return false;
+            if (!name_hex((unsigned char)s[i])) return false;
         }
         return true;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!is_digit((unsigned char)s[i])) return false;
+        if (!name_digit((unsigned char)s[i])) return false;
     }
     return n > 0;
 }
@@ -49,11 +49,11 @@ int lg_name_norm(const char *src, size_t len, int kind, char *dst, size_t cap)
         }
         unsigned char c = (unsigned char)src[i];
         if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-        bool ok =
-            (c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || (c == '_' && kind == LG_NAME_HOST);
+        bool ok = (c >= 'a' && c <= 'z') || name_digit(c) || c == '-' ||
+                  (c == '_' && kind == LG_NAME_HOST);
         if (!ok) return -LG_NAME_E_CHAR;
         if (c == '-' && label == 0) return -LG_NAME_E_HYPHEN;
-        label_digits = label_digits && is_digit(c);
+        label_digits = label_digits && name_digit(c);
         dst[i] = (char)c;
         label++;
     }

@@ -4,8 +4,6 @@
 #include "lg_suspend.h"
 
 #include <inttypes.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,38 +100,6 @@ static void format_id(char *out, size_t size, unsigned worker, uint64_t serial)
     snprintf(out, size, "%u.%" PRIu64, worker, serial);
 }
 
-static bool digest(const EVP_MD *md, const void *data, size_t len, uint8_t *out)
-{
-    unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, md, NULL) == 1;
-}
-
-/* JA3 (32 hex chars of MD5) and JA4 of a parsed ClientHello; both "" when the hello cannot be
- * fingerprinted (a list was truncated: fail closed). */
-static void fingerprints(const lg_hello_t *h, char ja3[33], char ja4[40])
-{
-    ja3[0] = '\0';
-    ja4[0] = '\0';
-    char s3[LG_JA3_MAX];
-    int n = lg_ja3_string(h, s3, sizeof(s3));
-    uint8_t md[EVP_MAX_MD_SIZE];
-    if (n >= 0 && digest(EVP_md5(), s3, (size_t)n, md)) {
-        static const char hex[] = "0123456789abcdef";
-        for (int i = 0; i < 16; i++) {
-            ja3[2 * i] = hex[md[i] >> 4];
-            ja3[2 * i + 1] = hex[md[i] & 15];
-        }
-        ja3[32] = '\0';
-    }
-    lg_ja4_parts_t parts;
-    uint8_t b[EVP_MAX_MD_SIZE], c[EVP_MAX_MD_SIZE];
-    if (lg_ja4_parts(h, &parts) == 0 && digest(EVP_sha256(), parts.b, parts.b_len, b) &&
-        digest(EVP_sha256(), parts.c, parts.c_len, c)) {
-        lg_ja4_format(&parts, b, c, ja4, 40);
-    }
-    ERR_clear_error();
-}
-
 static void fill_event(lg_ev_suspended_t *e, const lg_suspend_in_t *in)
 {
     e->listener = in->listener;
@@ -155,7 +121,7 @@ static void fill_event(lg_ev_suspended_t *e, const lg_suspend_in_t *in)
         e->alpn[off++] = '\n';
     }
     if (off > 0) e->alpn[off - 1] = '\0';
-    if (hello != NULL) fingerprints(hello, e->ja3, e->ja4);
+    if (hello != NULL) lg_ja_fingerprints(hello, e->ja3, e->ja4);
 }
 
 void lg_suspend_release(lg_pending_t *t, lg_suspend_ctx_t *s)

@@ -5,8 +5,10 @@
  * form, the non-canonical IPv4 spellings inet_aton accepts) and lg_cidr_parse (prefixes, host
  * bits); lg_ip_parse against inet_pton(3) on every short string over an alphabet of the
  * characters that matter; lg_ip_unmap; set membership against a brute-force reference on random
- * sets and addresses (IPv4-mapped entries and lookups included); range merging; the set size
- * limit at LG_CIDR_SET_MAX and + 1; invalid entries; allocation failure at each allocation.
+ * sets and addresses (IPv4-mapped entries and lookups included); the bucket index (its
+ * invariants, lists clustered in one block so the shared prefix is skipped or clamped, single
+ * ranges) against plain bisection; range merging; the set size limit at LG_CIDR_SET_MAX
+ * (1,048,576) and + 1; invalid entries; allocation failure at each allocation.
  */
 #include "../../src/lg_cidr.c"
 
@@ -399,6 +401,183 @@ LG_TEST(test_contains_vs_reference)
     }
 }
 
+static lg_cidr_t cidr_of(const char *text);
+
+/* Plain bisection over the set's ranges: what lookups did before the bucket index. */
+static bool bisect_ref(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr)
+{
+    uint8_t f = family, a[16] = {0};
+    memcpy(a, addr, family == 4 ? 4 : 16);
+    lg_ip_unmap(&f, a);
+    if (f == 4) {
+        uint32_t x = cidr_load32(a);
+        size_t lo = 0, hi = s->n4;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (s->v4[mid].lo <= x) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo > 0 && x <= s->v4[lo - 1].hi;
+    }
+    size_t lo = 0, hi = s->n6;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(s->v6[mid].lo, a, 16) <= 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo > 0 && memcmp(a, s->v6[lo - 1].hi, 16) <= 0;
+}
+
+/* The index invariants of lg_cidr_set_t: bounds, and idx[k] is the first range whose bucket is
+ * >= k. */
+static bool index_ok(const lg_cidr_set_t *s)
+{
+    if (s->n4 > 0) {
+        if (s->bits4 < 1 || s->bits4 > CIDR_INDEX_BITS || s->skip4 + s->bits4 > 32) return false;
+        size_t nb = (size_t)1 << s->bits4;
+        if (s->idx4[0] != 0 || s->idx4[nb] != s->n4) return false;
+        for (size_t k = 0; k < nb; k++) {
+            if (s->idx4[k] > s->idx4[k + 1]) return false;
+            for (size_t i = s->idx4[k]; i < s->idx4[k + 1]; i++) {
+                if (cidr_bucket4(s->v4[i].lo, s->skip4, s->bits4) != k) return false;
+            }
+        }
+    }
+    if (s->n6 > 0) {
+        if (s->bits6 < 1 || s->bits6 > CIDR_INDEX_BITS || s->skip6 + s->bits6 > 128) return false;
+        size_t nb = (size_t)1 << s->bits6;
+        if (s->idx6[0] != 0 || s->idx6[nb] != s->n6) return false;
+        for (size_t k = 0; k < nb; k++) {
+            if (s->idx6[k] > s->idx6[k + 1]) return false;
+            for (size_t i = s->idx6[k]; i < s->idx6[k + 1]; i++) {
+                const uint8_t *lo = s->v6[i].lo;
+                if (cidr_bucket6(cidr_load64(lo), cidr_load64(lo + 8), s->skip6, s->bits6) != k) {
+                    return false;
+                }
+            }
+        }
+    }
+    return true;
+}
+
+/* Random bits below `keep` of a (width `bits`), the first `keep` bits left as they are. */
+static void randomize_below(uint8_t *a, unsigned keep, unsigned bits)
+{
+    for (unsigned b = keep; b < bits; b++) {
+        uint8_t m = (uint8_t)(0x80u >> (b % 8));
+        a[b / 8] = (uint8_t)(rand() % 2 ? a[b / 8] | m : a[b / 8] & ~m);
+    }
+}
+
+LG_TEST(test_index_on_clustered_lists)
+{
+    /* Lists inside one block: the index must skip the shared prefix (and clamp it when the block
+     * is narrower than the index), and agree with plain bisection everywhere. */
+    static const struct {
+        const char *block; /* every entry is inside it */
+        unsigned min_p, n; /* entry prefixes min_p..max; entry count */
+    } rows[] = {
+        {"10.0.0.0/8", 24, 3000},
+        {"192.168.1.0/24", 28, 40},      /* skip clamped: 24 + bits > 32 */
+        {"0.0.0.0/0", 1, 2000},          /* nothing shared */
+        {"2001:db8::/32", 48, 3000},     /* skip in the high half */
+        {"2001:db8:1:2::/64", 96, 2000}, /* skip at or past 64: the low half names the bucket */
+        {"2001:db8:1:2:3:4::/96", 112, 500},
+        {"2001:db8:1:2:3:4:5:0/112", 120, 300}, /* skip clamped near 128 */
+        {"::/0", 1, 2000},
+        {"::ffff:10.0.0.0/104", 120, 300}, /* IPv4-mapped entries go to the IPv4 side */
+    };
+    static lg_cidr_t v[3000];
+    srand(777);
+    for (size_t r = 0; r < LG_ARRAY_SIZE(rows); r++) {
+        lg_cidr_t block = cidr_of(rows[r].block);
+        unsigned bits = block.family == 4 ? 32 : 128;
+        for (size_t i = 0; i < rows[r].n; i++) {
+            v[i] = block;
+            v[i].prefix = (uint8_t)(rows[r].min_p + (unsigned)rand() % (bits - rows[r].min_p + 1));
+            randomize_below(v[i].addr, block.prefix, v[i].prefix);
+        }
+        lg_cidr_set_t s;
+        CHECK_ROW(lg_cidr_set_build(&s, v, rows[r].n) == 0, rows[r].block);
+        bool ok = index_ok(&s);
+        /* The shared prefix is skipped: at least the block's prefix, unless clamped so that the
+         * bucket bits still fit in the address. */
+        bool v4side = s.n4 > 0;
+        unsigned skip = v4side ? s.skip4 : s.skip6, ib = v4side ? s.bits4 : s.bits6;
+        unsigned width = v4side ? 32 : 128;
+        unsigned block_bits = block.family == 6 && v4side ? block.prefix - 96 : block.prefix;
+        CHECK_ROW((s.n4 > 0) != (s.n6 > 0), rows[r].block);
+        CHECK_ROW(skip >= block_bits || skip == width - ib, rows[r].block);
+        for (int q = 0; q < 20000 && ok; q++) {
+            uint8_t a[16];
+            if (q % 2) {
+                memcpy(a, v[(size_t)rand() % rows[r].n].addr, 16);
+                randomize_below(a, rand() % 2 ? block.prefix : v[0].prefix, bits);
+            } else {
+                memcpy(a, block.addr, 16);
+                randomize_below(a, (unsigned)rand() % (block.prefix + 1), bits);
+            }
+            ok = lg_cidr_set_contains(&s, block.family, a) == bisect_ref(&s, block.family, a);
+        }
+        /* Every range's ends and their neighbours. */
+        for (size_t i = 0; i < s.n4 && ok; i++) {
+            uint32_t e[4] = {s.v4[i].lo, s.v4[i].hi, s.v4[i].lo - 1, s.v4[i].hi + 1};
+            for (size_t k = 0; k < 4 && ok; k++) {
+                if ((k == 2 && e[0] == 0) || (k == 3 && e[1] == UINT32_MAX)) continue; /* wrap */
+                uint8_t a[16] = {(uint8_t)(e[k] >> 24), (uint8_t)(e[k] >> 16), (uint8_t)(e[k] >> 8),
+                                 (uint8_t)e[k]};
+                ok = lg_cidr_set_contains(&s, 4, a) == bisect_ref(&s, 4, a) &&
+                     lg_cidr_set_contains(&s, 4, a) == (k < 2);
+            }
+        }
+        for (size_t i = 0; i < s.n6 && ok; i++) {
+            uint8_t a[16];
+            memcpy(a, s.v6[i].lo, 16);
+            ok = lg_cidr_set_contains(&s, 6, a);
+            memcpy(a, s.v6[i].hi, 16);
+            ok = ok && lg_cidr_set_contains(&s, 6, a);
+            if (ok && cidr_inc6(a)) ok = !lg_cidr_set_contains(&s, 6, a);
+        }
+        lg_cidr_set_free(&s);
+        CHECK_ROW(ok, rows[r].block);
+    }
+}
+
+LG_TEST(test_index_single_ranges)
+{
+    /* One range per family: the shared prefix is the whole range, and is clamped. */
+    static const char *const one[] = {"1.2.3.4",
+                                      "0.0.0.0/0",
+                                      "255.255.255.255",
+                                      "0.0.0.0",
+                                      "::",
+                                      "::/0",
+                                      "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                                      "2001:db8::/127"};
+    for (size_t i = 0; i < LG_ARRAY_SIZE(one); i++) {
+        lg_cidr_t c = cidr_of(one[i]);
+        lg_cidr_set_t s;
+        CHECK_ROW(lg_cidr_set_build(&s, &c, 1) == 0, one[i]);
+        bool ok = index_ok(&s);
+        uint8_t a[16];
+        memcpy(a, c.addr, 16);
+        ok = ok && lg_cidr_set_contains(&s, c.family, a);
+        for (int q = 0; q < 1000 && ok; q++) {
+            randomize_below(a, (unsigned)rand() % (c.family == 4 ? 33 : 129),
+                            c.family == 4 ? 32 : 128);
+            ok = lg_cidr_set_contains(&s, c.family, a) == bisect_ref(&s, c.family, a);
+        }
+        lg_cidr_set_free(&s);
+        CHECK_ROW(ok, one[i]);
+    }
+}
+
 static lg_cidr_t cidr_of(const char *text)
 {
     lg_cidr_t c;
@@ -541,6 +720,8 @@ LG_TEST(test_invalid_entries)
 
 LG_TEST(test_set_size_limit)
 {
+    /* The documented bound: 2^20 entries, enough for a 100,000-entry blocklist ten times over. */
+    CHECK_EQ_INT(LG_CIDR_SET_MAX, 1048576);
     lg_cidr_t *v = malloc((LG_CIDR_SET_MAX + 1) * sizeof(*v));
     CHECK(v != NULL);
     /* Distinct, non-adjacent /32s: 10.a.b.c with even c, and IPv6 /128s for the other half. */
@@ -613,6 +794,8 @@ int main(void)
     LG_RUN(test_cidr_parse_tables);
     LG_RUN(test_unmap);
     LG_RUN(test_contains_vs_reference);
+    LG_RUN(test_index_on_clustered_lists);
+    LG_RUN(test_index_single_ranges);
     LG_RUN(test_merge_and_edges);
     LG_RUN(test_regress_v4_mask_shift_by_32);
     LG_RUN(test_gap_of_one_address);

@@ -13,6 +13,13 @@
  *      capped at 99, SNI/ALPN excluded from part c, empty lists, GREASE removed from every list.
  *   4. Fail closed and limits: each truncated list, NULL arguments, out-of-bounds counts, and
  *      every output at exactly its maximum and one byte short of it.
+ *   5. lg_ja_fingerprints (hashing with lg_digest): every row of section 1 against the JA3 MD5
+ *      and JA4 that ja_reference.js computed with Node's crypto (`node test/c/ja_reference.js
+ *      fuzz/corpus/ja/FILE.bin` prints them), the published JA3 README hashes, the JA4.md worked
+ *      example, curl's and Chrome 143's published fingerprints; fail closed per fingerprint.
+ *   6. Fingerprint sets: membership against a linear reference, case-insensitive queries,
+ *      "" / NULL / non-fingerprints never match, each malformed entry refused with its index,
+ *      duplicates, the size limit at LG_JA_SET_MAX and + 1, allocation failure.
  *
  * Published values used (the MD5/SHA-256 steps are checked by ja_reference.js):
  *   - curl 7.88 / OpenSSL 3.0: JA3 0149f47eabf9a20d0893e2a44e5a6323 and JA4
@@ -28,6 +35,7 @@
  * with test_hello.c).
  */
 #include "lg_test.h"
+#include "../../src/lg_digest.c"
 #include "../../src/lg_name.c"
 #include "../../src/lg_hello.c"
 #include "../../src/lg_ja.c"
@@ -1116,6 +1124,327 @@ LG_TEST(bad_arguments)
     CHECK(lg_ja4_raw(&parts, raw4, sizeof(raw4)) == -EINVAL);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* 5. Fingerprints.                                                                           */
+
+/* Section 1's rows hashed by ja_reference.js (Node crypto): JA3 MD5 and JA4. */
+static const struct {
+    const char *row, *ja3, *ja4;
+} fp_rows[] = {
+    {"curl", "0149f47eabf9a20d0893e2a44e5a6323", "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"},
+    {"curl_tls12_max", "87b9bfc7da97115ed2276737b09f8d74", "t12d2807h2_d943125447b4_a44c6288192a"},
+    {"node_tls", "1a28e69016765d92e3b381168d68922c", "t13d5911h2_a33745022dd6_1f22a2ca17c4"},
+    {"node_tls12", "c0220cd64849a629397a9cb68f78a0ea", "t12d560700_99d8c53049f3_e7e480e5a997"},
+    {"openssl_alpn", "5a1edc7f170af1014fc65c994878e63c", "t13d3111h2_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_alpn_alnum_ends", "eb28ec148ca5e2e906234d15d3a1d3f0",
+     "t13i311001_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_alpn_nonalnum", "5a1edc7f170af1014fc65c994878e63c",
+     "t13d31115b_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_alpn_tail_nonalnum", "5a1edc7f170af1014fc65c994878e63c",
+     "t13d31116d_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_alpn_upper_single", "5a1edc7f170af1014fc65c994878e63c",
+     "t13d3111HH_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_nosni", "c216e752cae6f8755fd27f561d031636", "t13i310900_e8f1e7e78f70_1f22a2ca17c4"},
+    {"openssl_tls10", "4e9d43688ef48b6b1fbe71f290acfc8f", "t10d230600_44099cda8a52_195413a0cc0f"},
+    {"openssl_tls12_sni", "871a754af286dfb70c1b53c6887c62e0",
+     "t12d280700_d943125447b4_e7e480e5a997"},
+    {"openssl_tls13_sni", "f146948b4a599d4d7ddf071b74696983",
+     "t13d041000_16476d049b0b_78f1d400d464"},
+    {"synthetic_chrome143_grease", "98487aa16281980e7d1120d399efb6a4",
+     "t13d1516h2_8daaf6152771_d8a2da3f94cd"},
+    {"synthetic_counts_over_99", "025c67920ea193a33e4e510cc7f34cf8",
+     "t10i999900_f6ea42737bc7_2084eed652df"},
+    {"synthetic_grease_only", "725ac1d1b0750b09389989696c56ef6d",
+     "t12d0003ab_000000000000_b9a491fefe05"},
+};
+
+static char fp3[LG_JA3_HEX + 1];
+static char fp4[LG_JA4_LEN + 1];
+
+LG_TEST(fingerprints_match_reference)
+{
+    static lg_hello_t h;
+    CHECK_EQ_INT(LG_ARRAY_SIZE(fp_rows), LG_ARRAY_SIZE(real_rows));
+    for (size_t i = 0; i < LG_ARRAY_SIZE(fp_rows); i++) {
+        const real_row_t *r = NULL;
+        for (size_t j = 0; j < LG_ARRAY_SIZE(real_rows); j++) {
+            if (strcmp(real_rows[j].name, fp_rows[i].row) == 0) r = &real_rows[j];
+        }
+        CHECK_ROW(r != NULL, fp_rows[i].row);
+        CHECK_ROW(parse_raw(r->raw, r->len, &h) == LG_OK, r->name);
+        memset(fp3, 'x', sizeof(fp3));
+        memset(fp4, 'x', sizeof(fp4));
+        lg_ja_fingerprints(&h, fp3, fp4);
+        CHECK_ROW(strcmp(fp3, fp_rows[i].ja3) == 0, r->name);
+        CHECK_ROW(strcmp(fp4, fp_rows[i].ja4) == 0, r->name);
+    }
+}
+
+LG_TEST(fingerprints_published)
+{
+    static lg_hello_t h;
+    /* salesforce/ja3 README: the two example strings and their MD5s. */
+    init_hello(&h);
+    h.legacy_version = 0x0301;
+    SET(&h, ciphers, 47, 53, 5, 10, 49161, 49162, 49171, 49172, 50, 56, 19, 4);
+    SET(&h, exts, 0, 10, 11);
+    SET(&h, groups, 23, 24, 25);
+    h.pointfmts[0] = 0;
+    h.n_pointfmts = 1;
+    lg_ja_fingerprints(&h, fp3, fp4);
+    CHECK(strcmp(fp3, "ada70206e40642a3e4461f35503241d5") == 0);
+    init_hello(&h);
+    h.legacy_version = 0x0301;
+    SET(&h, ciphers, 4, 5, 10, 9, 100, 98, 3, 6, 19, 18, 99);
+    lg_ja_fingerprints(&h, fp3, fp4);
+    CHECK(strcmp(fp3, "de350869b8c85de67a350c8d186f11e6") == 0);
+    /* No extension at all: part c is empty and written as zeros; b is sha256 of
+     * "0003,0004,0005,0006,0009,000a,0012,0013,0062,0063,0064" (Node crypto). */
+    CHECK(strcmp(fp4, "t10i110000_3609b414f052_000000000000") == 0);
+
+    /* FoxIO JA4.md worked example, and its variant without signature algorithms. */
+    spec_example(&h);
+    lg_ja_fingerprints(&h, fp3, fp4);
+    CHECK(strcmp(fp4, "t13d1516h2_8daaf6152771_e5627efa2ab1") == 0);
+    h.n_sigalgs = 0;
+    lg_ja_fingerprints(&h, fp3, fp4);
+    CHECK(strcmp(fp4, "t13d1516h2_8daaf6152771_6d807ffa2a79") == 0);
+}
+
+LG_TEST(fingerprints_fail_closed)
+{
+    static lg_hello_t h;
+    /* Each truncated list empties exactly the fingerprints that read it. */
+    static const struct {
+        size_t off;
+        bool ja3, ja4; /* which fingerprint must be "" */
+        const char *name;
+    } rows[] = {
+        {offsetof(lg_hello_t, ciphers_truncated), true, true, "ciphers"},
+        {offsetof(lg_hello_t, exts_truncated), true, true, "exts"},
+        {offsetof(lg_hello_t, groups_truncated), true, false, "groups"},
+        {offsetof(lg_hello_t, pointfmts_truncated), true, false, "pointfmts"},
+        {offsetof(lg_hello_t, sigalgs_truncated), false, true, "sigalgs"},
+        {offsetof(lg_hello_t, versions_truncated), false, true, "versions"},
+        {offsetof(lg_hello_t, alpn_truncated), false, false, "alpn"},
+    };
+    for (size_t i = 0; i < LG_ARRAY_SIZE(rows); i++) {
+        spec_example(&h);
+        *(bool *)((char *)&h + rows[i].off) = true;
+        memset(fp3, 'x', sizeof(fp3));
+        memset(fp4, 'x', sizeof(fp4));
+        lg_ja_fingerprints(&h, fp3, fp4);
+        CHECK_ROW(rows[i].ja3 ? fp3[0] == '\0' : strlen(fp3) == LG_JA3_HEX, rows[i].name);
+        CHECK_ROW(rows[i].ja4 ? fp4[0] == '\0'
+                              : strcmp(fp4, "t13d1516h2_8daaf6152771_e5627efa2ab1") == 0,
+                  rows[i].name);
+    }
+    /* No hello. */
+    memset(fp3, 'x', sizeof(fp3));
+    memset(fp4, 'x', sizeof(fp4));
+    lg_ja_fingerprints(NULL, fp3, fp4);
+    CHECK(fp3[0] == '\0' && fp4[0] == '\0');
+    /* A count beyond its array (a caller bug): both refuse. */
+    spec_example(&h);
+    h.n_ciphers = LG_HELLO_MAX_CIPHERS + 1;
+    lg_ja_fingerprints(&h, fp3, fp4);
+    CHECK(fp3[0] == '\0' && fp4[0] == '\0');
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 6. Fingerprint sets.                                                                       */
+
+LG_TEST(set_membership)
+{
+    const char *fps[] = {
+        "0149f47eabf9a20d0893e2a44e5a6323",     /* curl JA3 */
+        "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6", /* curl JA4 */
+        "t13d3111hh_e8f1e7e78f70_1f22a2ca17c4", /* lower-cased by lib/config.js */
+        "98487aa16281980e7d1120d399efb6a4",
+        "0149f47eabf9a20d0893e2a44e5a6323", /* a duplicate */
+        "q00i000000_000000000000_000000000000",
+        "d99d9999zz_ffffffffffff_ffffffffffff",
+    };
+    lg_ja_set_t s;
+    CHECK_EQ_INT(lg_ja_set_build(&s, fps, LG_ARRAY_SIZE(fps)), 0);
+    CHECK_EQ_INT(s.n, LG_ARRAY_SIZE(fps) - 1);
+    for (size_t i = 0; i < LG_ARRAY_SIZE(fps); i++)
+        CHECK_ROW(lg_ja_set_contains(&s, fps[i]), fps[i]);
+
+    /* Case-insensitive: the computed JA4 keeps "HH"; upper-case hex matches too. */
+    CHECK(lg_ja_set_contains(&s, "t13d3111HH_e8f1e7e78f70_1f22a2ca17c4"));
+    CHECK(lg_ja_set_contains(&s, "0149F47EABF9A20D0893E2A44E5A6323"));
+    CHECK(lg_ja_set_contains(&s, "T13D3112H2_E8F1E7E78F70_B26CE05BBDD6"));
+
+    /* Near misses and non-fingerprints. */
+    static const char *const misses[] = {
+        "",
+        "0149f47eabf9a20d0893e2a44e5a6324",
+        "0149f47eabf9a20d0893e2a44e5a632",
+        "0149f47eabf9a20d0893e2a44e5a63233",
+        "0149f47eabf9a20d0893e2a44e5a632g",
+        "t13d3112h2_e8f1e7e78f70_b26ce05bbdd7",
+        "t13d3112h2_e8f1e7e78f70_b26ce05bbdd",
+        "t13d3112h2_e8f1e7e78f70_b26ce05bbdd66",
+        "t13d3112h2-e8f1e7e78f70_b26ce05bbdd6",
+        "t13d3112h2_e8f1e7e78f70-b26ce05bbdd6",
+        "t13d3112h3_e8f1e7e78f70_b26ce05bbdd6",
+        "t13d3112h2_e8f1e7e78f7g_b26ce05bbdd6",
+        "0149f47eabf9a20d0893e2a44e5a6323\n",
+    };
+    for (size_t i = 0; i < LG_ARRAY_SIZE(misses); i++)
+        CHECK_ROW(!lg_ja_set_contains(&s, misses[i]), misses[i]);
+    CHECK(!lg_ja_set_contains(&s, NULL));
+    CHECK(!lg_ja_set_contains(NULL, fps[0]));
+    lg_ja_set_free(&s);
+    CHECK(s.keys == NULL && s.n == 0);
+    CHECK(!lg_ja_set_contains(&s, fps[0]));
+
+    /* Empty and zeroed sets; n == 0 needs no array. */
+    CHECK_EQ_INT(lg_ja_set_build(&s, NULL, 0), 0);
+    CHECK(!lg_ja_set_contains(&s, fps[0]) && !lg_ja_set_contains(&s, ""));
+    lg_ja_set_free(&s);
+    lg_ja_set_free(&s); /* twice is fine */
+}
+
+LG_TEST(set_reads_at_most_37_bytes_of_a_query)
+{
+    lg_ja_set_t s;
+    const char *fps[] = {"t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"};
+    CHECK_EQ_INT(lg_ja_set_build(&s, fps, 1), 0);
+    /* A 37-byte heap buffer without a NUL: too long, refused without reading past it. */
+    char *q = malloc(LG_JA4_LEN + 1);
+    CHECK(q != NULL);
+    memcpy(q, fps[0], LG_JA4_LEN);
+    q[LG_JA4_LEN] = 'x';
+    bool hit = lg_ja_set_contains(&s, q);
+    free(q);
+    lg_ja_set_free(&s);
+    CHECK(!hit);
+}
+
+LG_TEST(set_malformed_entries)
+{
+    static const char *const bad[] = {
+        "",
+        "deadbeef",                                 /* symphony §3.2: too short */
+        "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",         /* 'z' * 32 */
+        "0149F47EABF9A20D0893E2A44E5A6323",         /* entries are lower-cased by lib/config.js */
+        "0149f47eabf9a20d0893e2a44e5a632",          /* 31 */
+        "0149f47eabf9a20d0893e2a44e5a63233",        /* 33 */
+        "x13d1516h2_8daaf6152771_02713d6af862",     /* protocol not t/q/d */
+        "T13d1516h2_8daaf6152771_02713d6af862",     /* upper case */
+        "t1_d1516h2_8daaf6152771_02713d6af862",     /* version not [0-9a-z] */
+        "t13x1516h2_8daaf6152771_02713d6af862",     /* SNI not d/i */
+        "t13d15a6h2_8daaf6152771_02713d6af862",     /* count not a digit */
+        "t13d1516H2_8daaf6152771_02713d6af862",     /* ALPN upper case */
+        "t13d1516h-_8daaf6152771_02713d6af862",     /* ALPN not alphanumeric */
+        "t13d1516h2-8daaf6152771_02713d6af862",     /* separator */
+        "t13d1516h2_8daaf6152771-02713d6af862",     /* separator */
+        "t13d1516h2_8daaf615277g_02713d6af862",     /* not hex */
+        "t13d1516h2_8daaf6152771_02713d6af86A",     /* upper-case hex */
+        "t13d1516h2_8daaf6152771_02713d6af8621",    /* 37 */
+        "t13d1516h2_8daaf6152771_02713d6af86",      /* 35 */
+        "t13d1516h2_8daaf6152771_02713d6af862 ",    /* trailing space */
+        "t13d1516h2_8daaf6152771_02713d6af862_xxx", /* JA4_r-like tail */
+    };
+    static const char *const good = "t13d1516h2_8daaf6152771_02713d6af862";
+    lg_ja_set_t s;
+    for (size_t i = 0; i < LG_ARRAY_SIZE(bad); i++) {
+        const char *fps[] = {good, good, bad[i], good};
+        memset(&s, 0x55, sizeof(s));
+        CHECK_ROW(lg_ja_set_build(&s, fps, LG_ARRAY_SIZE(fps)) == -EINVAL, bad[i]);
+        CHECK_ROW(s.bad == 2 && s.keys == NULL && s.n == 0, bad[i]);
+    }
+    const char *with_null[] = {good, NULL};
+    CHECK_EQ_INT(lg_ja_set_build(&s, with_null, 2), -EINVAL);
+    CHECK_EQ_INT(s.bad, 1);
+    CHECK_EQ_INT(lg_ja_set_build(&s, NULL, 1), -EINVAL);
+    /* The forms symphony's tests accept. */
+    const char *ok[] = {good, "00000000000000000000000000000000",
+                        "ffffffffffffffffffffffffffffffff", "d13i0000aa_000000000000_000000000000"};
+    CHECK_EQ_INT(lg_ja_set_build(&s, ok, LG_ARRAY_SIZE(ok)), 0);
+    CHECK(lg_ja_set_contains(&s, "T13D1516H2_8DAAF6152771_02713D6AF862"));
+    lg_ja_set_free(&s);
+}
+
+/* Fingerprint number i: alternately a JA3 and a JA4, distinct for every i < 2^32. */
+static void nth_fp(size_t i, char *out)
+{
+    if (i % 2) {
+        snprintf(out, LG_JA4_LEN + 1, "t13d%04zuh2_%012zx_%012zx", i % 10000, i * 2654435761u, i);
+    } else {
+        snprintf(out, LG_JA3_HEX + 1, "%016zx%016zx", i * 0x9e3779b97f4a7c15u, i);
+    }
+}
+
+LG_TEST(set_vs_linear_reference)
+{
+    enum { N = 2000 };
+    static char text[N][LG_JA4_LEN + 1];
+    static const char *fps[N];
+    for (size_t i = 0; i < N; i++) {
+        nth_fp(i, text[i]);
+        fps[i] = text[i];
+    }
+    lg_ja_set_t s;
+    /* Only the even-numbered ones (JA3) and every fourth odd one (JA4) go in; the reference is
+     * the same rule. */
+    static const char *in[N];
+    size_t n_in = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (i % 2 == 0 || i % 8 == 1) in[n_in++] = fps[i];
+    }
+    CHECK_EQ_INT(lg_ja_set_build(&s, in, n_in), 0);
+    bool ok = s.n == n_in;
+    for (size_t i = 0; i < N && ok; i++)
+        ok = lg_ja_set_contains(&s, fps[i]) == (i % 2 == 0 || i % 8 == 1);
+    lg_ja_set_free(&s);
+    CHECK(ok);
+}
+
+LG_TEST(set_size_limit)
+{
+    char(*text)[LG_JA4_LEN + 1] = malloc((LG_JA_SET_MAX + 1) * sizeof(*text));
+    const char **fps = malloc((LG_JA_SET_MAX + 1) * sizeof(*fps));
+    CHECK(text != NULL && fps != NULL);
+    for (size_t i = 0; i <= LG_JA_SET_MAX; i++) {
+        nth_fp(i, text[i]);
+        fps[i] = text[i];
+    }
+    lg_ja_set_t s;
+    int over = lg_ja_set_build(&s, fps, LG_JA_SET_MAX + 1);
+    bool over_empty = s.keys == NULL && s.n == 0;
+    int at = lg_ja_set_build(&s, fps, LG_JA_SET_MAX);
+    size_t n = s.n;
+    bool all = true;
+    for (size_t i = 0; i < LG_JA_SET_MAX; i++)
+        all = all && lg_ja_set_contains(&s, fps[i]);
+    bool last_out = !lg_ja_set_contains(&s, fps[LG_JA_SET_MAX]);
+    lg_ja_set_free(&s);
+    free(text);
+    free(fps);
+    CHECK_EQ_INT(over, -E2BIG);
+    CHECK(over_empty);
+    CHECK_EQ_INT(at, 0);
+    CHECK_EQ_INT(n, LG_JA_SET_MAX);
+    CHECK(all && last_out);
+}
+
+LG_TEST(set_alloc_failure)
+{
+    const char *fps[] = {"0149f47eabf9a20d0893e2a44e5a6323"};
+    lg_ja_set_t s;
+    lg_alloc_fail_after(0);
+    int rc = lg_ja_set_build(&s, fps, 1);
+    lg_alloc_fail_after(-1);
+    CHECK_EQ_INT(rc, -ENOMEM);
+    CHECK(s.keys == NULL && s.n == 0 && !lg_ja_set_contains(&s, fps[0]));
+    CHECK_EQ_INT(lg_ja_set_build(&s, fps, 1), 0);
+    CHECK(lg_ja_set_contains(&s, fps[0]));
+    lg_ja_set_free(&s);
+}
+
 int main(void)
 {
     LG_RUN(real_hellos_match_reference);
@@ -1137,5 +1466,14 @@ int main(void)
     LG_RUN(ja4_at_its_maximum);
     LG_RUN(ja4_format_limits);
     LG_RUN(bad_arguments);
+    LG_RUN(fingerprints_match_reference);
+    LG_RUN(fingerprints_published);
+    LG_RUN(fingerprints_fail_closed);
+    LG_RUN(set_membership);
+    LG_RUN(set_reads_at_most_37_bytes_of_a_query);
+    LG_RUN(set_malformed_entries);
+    LG_RUN(set_vs_linear_reference);
+    LG_RUN(set_size_limit);
+    LG_RUN(set_alloc_failure);
     LG_TEST_END();
 }
