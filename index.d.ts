@@ -483,3 +483,12 @@ export class Proxy extends EventEmitter {
   emit(event: 'close'): boolean;
   emit(event: string | symbol, ...args: any[]): boolean;
 }
+
+/**
+ * Render a metrics object (what `proxy.metrics()` returns) in the Prometheus text exposition
+ * format 0.0.4: `legato_<snake_case>` names, counters ending in `_total`, per-listener and
+ * per-worker values as labelled series, HELP and TYPE once per name (README "Admin endpoint").
+ * Serve it with `Content-Type: text/plain; version=0.0.4; charset=utf-8`.
+ * @throws {TypeError} When `metrics` is not an object.
+ */
+export function metricsText(metrics: Metrics | Record<string, unknown>): string;
