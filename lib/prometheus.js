@@ -6,10 +6,10 @@
  * The generator walks whatever the metrics object holds, so counters the engine adds later
  * appear without a change here. The rules, applied recursively:
  *
- *  - A number (or bigint, or boolean as 0/1) under the key path a.b.c becomes the metric
- *    `legato_a_b_c` (camelCase → snake_case). It is a *gauge* when the key is one of GAUGE_KEYS
- *    or looks like one (`active…`, `pending…`, `current…`, `…InUse`, `…Live`), else a *counter*,
- *    and then its name ends in `_total`.
+ *  - A number (or bigint) under the key path a.b.c becomes the metric `legato_a_b_c`
+ *    (camelCase → snake_case). It is a *gauge* when the key is one of GAUGE_KEYS or looks like
+ *    one (`active…`, `pending…`, `current…`, `…InUse`, `…Live`), else a *counter*, and then its
+ *    name ends in `_total`. A boolean is a gauge of 0 or 1.
  *  - A plain object nests: its keys extend the name (`tls: { handshakes }` →
  *    `legato_tls_handshakes_total`). An object under a key `<base>By<Label>` is a labelled map
  *    instead: `refusedByReason: { port: 3 }` → `legato_refused_total{reason="port"} 3`.
@@ -211,7 +211,8 @@ function walk(fam, obj, names, labels, where) {
           [...labels, ['status', status[1]]], value);
         continue;
       }
-      fam.add([...names, snake(key)].join('_'), isGaugeKey(key) ? 'gauge' : 'counter', helpFor(key, where), labels, value);
+      const gauge = isGaugeKey(key) || typeof value === 'boolean';
+      fam.add([...names, snake(key)].join('_'), gauge ? 'gauge' : 'counter', helpFor(key, where), labels, value);
     } else if (Array.isArray(value)) {
       walkArray(fam, value, key, names, labels, path);
     } else if (isPlainObject(value)) {

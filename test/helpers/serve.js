@@ -11,7 +11,7 @@ const path = require('path');
 const { once } = require('events');
 const { spawnCli } = require('./connect');
 const { getCerts } = require('./certs');
-const { run, toolEnv } = require('./clients');
+const { run } = require('./clients');
 const { track, trackDir } = require('./resources');
 const { waitFor } = require('./wait');
 
@@ -155,7 +155,7 @@ function requirePromtool(ctx) {
 
 /** `promtool check metrics` on `text`: asserts it passes (lint included). */
 async function promtoolCheck(text) {
-  const r = await run('promtool', ['check', 'metrics'], { input: text, env: toolEnv(), encoding: 'utf8' });
+  const r = await run('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.strictEqual(r.code, 0, `promtool check metrics failed:\n${r.stdout}${r.stderr}\n--- input ---\n${text}`);
   assert.strictEqual(`${r.stdout}${r.stderr}`.trim(), '', `promtool has remarks:\n${r.stdout}${r.stderr}`);
 }
