@@ -22,6 +22,6 @@ while [ ! -s "$status" ]; do
   if [ "$i" -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then echo "ci-proxy: legato did not start" >&2; exit 1; fi
   sleep 0.1
 done
-port=$(node -p "require('$status').listeners[0].port")
+port=$(node -p "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')).listeners[0].port" "$status")
 export HTTPS_PROXY="http://127.0.0.1:$port" https_proxy="http://127.0.0.1:$port"
 "$@"
