@@ -79,7 +79,8 @@ function loadServeConfig(file) {
   } catch (err) {
     throw new ConfigFileError(`${abs}: cannot read it: ${err.message}`, files);
   }
-  const text = bytes.toString('utf8');
+  // A byte-order mark (some Windows editors write one) is not part of the document.
+  const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
   const doc = /\.ya?ml$/i.test(abs) ? parseYaml(abs, text, files) : parseJsonc(abs, text, files);
   const describe = (message) => {
     const pos = doc.locate(pathOf(message));

@@ -238,6 +238,7 @@ class Service {
     if (this.state === 'starting') {
       this.state = 'running';
       this.startedAt = new Date();
+      if (this.command === 'serve') this.lastReloadSuccessAt = this.startedAt; // the first load
       try {
         this.writeStatus();
       } catch (err) {
@@ -269,7 +270,7 @@ class Service {
         { name: 'legato_config_restart_needed', type: 'gauge', help: 'Whether the config file changed what only a restart applies (listeners, workers, buffers, scheduler).', samples: [{ value: this.restartNeeded.length ? 1 : 0 }] },
       );
       if (this.lastReloadSuccessAt) {
-        families.push({ name: 'legato_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'When the config was last loaded, in seconds since the epoch.', samples: [{ value: this.lastReloadSuccessAt.getTime() / 1000 }] });
+        families.push({ name: 'legato_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'When the config was last loaded (at start or by a reload), in seconds since the epoch.', samples: [{ value: this.lastReloadSuccessAt.getTime() / 1000 }] });
       }
     }
     return families;

@@ -22,7 +22,7 @@ const { nodeTlsGet } = require('./helpers/clients');
 const { waitFor } = require('./helpers/wait');
 const { spawnCli, startCli, openTunnel, ESTABLISHED } = require('./helpers/connect');
 const {
-  tempDir, writeFile, replaceFile, copyCerts, startServe, startHttpOrigin,
+  tempDir, writeFile, replaceFile, copyCerts, startServe, startHttpOrigin, httpRequest,
 } = require('./helpers/serve');
 
 const tcp = (port) => ({ kind: 'tcp', host: '127.0.0.1', port });
@@ -343,6 +343,36 @@ describe('legato serve', function () {
       assert.strictEqual((await nodeTlsGet(h.ports[0], 'b.test', { ca: certs.ca, checkServerIdentity: () => undefined })).body, 'origin=A\nsni=b.test\n');
       h.child.kill('SIGTERM');
       assert.strictEqual((await h.exited).code, 0);
+    });
+
+    it('a reload moves the admin endpoint and the status file when they change', async () => {
+      const dir = tempDir();
+      const base = { workerThreads: 1, listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0 }] };
+      const file = writeFile(dir, 'legato.json', { ...base, admin: { port: 0 }, statusFile: 'one.json' });
+      const h = await startServe([file], { admin: true });
+      const tcpAdmin = h.admin;
+      assert.strictEqual((await httpRequest(tcpAdmin, '/ready')).status, 200);
+      assert(fs.existsSync(path.join(dir, 'one.json')));
+      writeFile(dir, 'legato.json', { ...base, admin: { path: 'admin.sock' }, statusFile: 'two.json' });
+      h.child.kill('SIGHUP');
+      await h.waitLine(/^legato: admin endpoint on unix:.*admin\.sock /m);
+      await h.waitLine(/^legato: reloaded /m);
+      assert.strictEqual((await httpRequest({ path: path.join(dir, 'admin.sock') }, '/ready')).status, 200);
+      await assert.rejects(httpRequest(tcpAdmin, '/ready'), /ECONNREFUSED/, 'the old admin address is closed');
+      assert(!fs.existsSync(path.join(dir, 'one.json')), 'the old status file is removed');
+      const st = JSON.parse(fs.readFileSync(path.join(dir, 'two.json'), 'utf8'));
+      assert.deepStrictEqual(st.admin, { path: path.join(dir, 'admin.sock') });
+      assert.notStrictEqual(st.reloadedAt, null);
+      // A BOM at the start of a JSONC file (some editors write one) is fine.
+      const reloads = () => h.lines().filter((l) => /^legato: reloaded /.test(l)).length;
+      const before = reloads();
+      writeFile(dir, 'legato.json', `\uFEFF${JSON.stringify({ ...base, admin: { path: 'admin.sock' }, statusFile: 'two.json' })}`);
+      h.child.kill('SIGHUP');
+      await waitFor(() => reloads() > before, 10000, { message: 'no reload of the file with a BOM', describe: () => h.stderr() });
+      assert(!/failed/.test(h.stderr()), h.stderr());
+      h.child.kill('SIGTERM');
+      assert.strictEqual((await h.exited).code, 0);
+      assert(!fs.existsSync(path.join(dir, 'two.json')));
     });
 
     it('status file: written atomically at start with the bound ports, removed at exit; --status-file wins over statusFile', async () => {
