@@ -75,11 +75,11 @@ const OPTIONS = [
   { flag: '--quiet', key: 'quiet', type: 'boolean',
     help: 'no log line per tunnel' },
   { flag: '--admin', key: 'admin', type: 'string', arg: '<host:port>',
-    help: 'serve /metrics (Prometheus), /metrics.json, /health and /ready here; [v6]:port, or a Unix socket path (starting with / or .)' },
+    help: 'serve /metrics, /metrics.json, /health, /ready there ([v6]:port, :port, or a socket /path)' },
   { flag: '--status-file', key: 'statusFile', type: 'string', arg: '<path>',
-    help: 'write pid, version, start time and bound addresses here as JSON (atomically); removed at exit' },
+    help: 'write pid, version and bound addresses there as JSON; removed at exit' },
   { flag: '--log-file', key: 'logFile', type: 'string', arg: '<path>',
-    help: 'append log lines here instead of stderr; SIGUSR1 reopens it (for logrotate)' },
+    help: 'append the log there instead of stderr; SIGUSR1 reopens it (logrotate)' },
 ];
 for (const o of OPTIONS) o.env = `LEGATO_${o.flag.slice(2).toUpperCase().replace(/-/g, '_')}`;
 

@@ -111,7 +111,7 @@ async function serve(o) {
   let seenFingerprint = loaded.fingerprint;
 
   function queueReload(trigger) {
-    queue = queue.then(() => reloadOnce(trigger)).catch((err) => say(`reload failed: ${err && err.stack ? err.stack : err}`));
+    queue = queue.then(() => reloadOnce(trigger)).catch((err) => say(`reload (${trigger}) failed, still running the previous config: ${err && err.message ? err.message : err}`));
     return queue;
   }
 
