@@ -440,6 +440,8 @@ export class Proxy extends EventEmitter {
 
   /** Counters, summed over workers. */
   metrics(): Metrics;
+  /** The metrics in Prometheus text format 0.0.4 (what the admin endpoint serves at /metrics). */
+  metricsText(): string;
 
   /** Who is being refused right now. */
   blockedIps(): BlockedIps;
@@ -483,3 +485,12 @@ export class Proxy extends EventEmitter {
   emit(event: 'close'): boolean;
   emit(event: string | symbol, ...args: any[]): boolean;
 }
+
+/**
+ * Render a metrics object (what `proxy.metrics()` returns) in the Prometheus text exposition
+ * format 0.0.4: `legato_<snake_case>` names, counters ending in `_total`, per-listener and
+ * per-worker values as labelled series, HELP and TYPE once per name (README "Admin endpoint").
+ * Serve it with `Content-Type: text/plain; version=0.0.4; charset=utf-8`.
+ * @throws {TypeError} When `metrics` is not an object.
+ */
+export function metricsText(metrics: Metrics | Record<string, unknown>): string;

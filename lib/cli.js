@@ -5,13 +5,16 @@
  *
  *   legato [options]               a forward proxy (one `kind: 'connect'` listener) on
  *                                  127.0.0.1:9999, for HTTPS_PROXY=http://127.0.0.1:9999
- *   legato serve <config.json>     a Proxy from a JSON config file (any listener kinds)
+ *   legato serve <config>          a Proxy from a config file (JSONC or YAML, any listener
+ *                                  kinds), reloaded on SIGHUP and on change: lib/serve.js
+ *   legato serve --check <config>  validate the file and exit 0 (valid) or 2 (invalid)
  *
  * Options and their environment twins are in OPTIONS below; usage() is generated from it. Every
  * value option has a twin named LEGATO_<OPTION> (`--max-connections` ↔ LEGATO_MAX_CONNECTIONS);
  * a flag given on the command line replaces its twin entirely (lists are not merged). An empty
  * variable counts as unset. Both `--flag value` and `--flag=value` work; list options take a
- * comma-separated list and may be repeated.
+ * comma-separated list and may be repeated. Fyntr's variables (FYNTR_PORT, …) are accepted as
+ * aliases of their LEGATO_ twin with a warning naming the new name; the LEGATO_ one wins.
  *
  * Validation is lib/config.js's: the CLI turns strings into the config's types and lets
  * `new Proxy()` judge them, then rewrites the config path at the start of the error message into
@@ -19,31 +22,22 @@
  * 0-65535` becomes `--port '70000' must be an integer 0-65535` — so the rules and their wording
  * live in one place. Only what has no config twin is checked here (seconds, booleans, usage).
  *
- * Exit codes (EXIT): 0 after --help, --version or a graceful stop (first SIGINT/SIGTERM); 1 when
- * the proxy cannot start (bind failure) or a second signal ends the process during the stop; 2 for
- * a bad flag, value or config file (one line on stderr; the usage follows for flags and values).
+ * Exit codes (EXIT): 0 after --help, --version, a valid --check or a graceful stop (first
+ * SIGINT/SIGTERM); 1 when the proxy cannot start (bind failure, admin endpoint, status or log
+ * file) or a second signal ends the process during the stop; 2 for a bad flag, value or config
+ * file (one line on stderr; the usage follows for flags and values).
  *
- * Output: stdout carries only --help and --version. Everything else goes to stderr, one line per
- * event, each starting with "legato: ": the startup line (with the bound port, so `--port 0`
- * is usable), a warning when a forward proxy listens on a non-loopback address (it has no
- * authentication), one line per tunnel when it closes (unless --quiet), the engine's 'warning'
- * and 'error' events (never fatal), and the shutdown.
+ * Output: stdout carries only --help and --version. Everything else goes to stderr (or to
+ * --log-file), one line per event, each starting with "legato: ": the startup line (with the
+ * bound port, so `--port 0` is usable), a warning when a forward proxy listens on a non-loopback
+ * address (it has no authentication), one line per tunnel when it closes (unless --quiet), the
+ * engine's 'warning' and 'error' events (never fatal), reloads, and the shutdown. Signals are
+ * lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads (serve), SIGUSR1 logs the metrics.
  */
 
-const dns = require('dns');
-const fs = require('fs');
-const net = require('net');
 const path = require('path');
-
-/** Exit codes. */
-const EXIT = Object.freeze({
-  OK: 0, // --help, --version, graceful stop after a signal
-  FAILURE: 1, // the proxy could not start (e.g. EADDRINUSE)
-  USAGE: 2, // bad flag, value or config file
-});
-
-/** Milliseconds that a signal gives open connections to finish (stop({ graceMs })). */
-const STOP_GRACE_MS = 5000;
+const { parseAdminAddress } = require('./admin');
+const { Service, Log, EXIT, STOP_GRACE_MS, announce, isLoopbackIp, tunnelLine } = require('./service');
 
 /** Seconds that --idle-timeout may take: the engine's largest timer is 2^31 - 1 ms. */
 const MAX_IDLE_TIMEOUT_S = 2147483;
@@ -80,11 +74,51 @@ const OPTIONS = [
     help: 'worker threads (default: the number of CPUs)' },
   { flag: '--quiet', key: 'quiet', type: 'boolean',
     help: 'no log line per tunnel' },
+  { flag: '--admin', key: 'admin', type: 'string', arg: '<host:port>',
+    help: 'serve /metrics, /metrics.json, /health, /ready there ([v6]:port, :port, or a socket /path)' },
+  { flag: '--status-file', key: 'statusFile', type: 'string', arg: '<path>',
+    help: 'write pid, version and bound addresses there as JSON; removed at exit' },
+  { flag: '--log-file', key: 'logFile', type: 'string', arg: '<path>',
+    help: 'append the log there instead of stderr; SIGUSR1 reopens it (logrotate)' },
 ];
 for (const o of OPTIONS) o.env = `LEGATO_${o.flag.slice(2).toUpperCase().replace(/-/g, '_')}`;
 
+/**
+ * Fyntr's environment variables (shared/reference/fyntr.md §1.1) that have a legato twin: the
+ * Fyntr name is accepted with a warning naming the LEGATO_ one, which wins when both are set.
+ */
+const FYNTR_ALIASES = {
+  FYNTR_BIND: 'bind',
+  FYNTR_PORT: 'port',
+  FYNTR_MAX_CONNECTIONS: 'maxConnections',
+  FYNTR_IDLE_TIMEOUT: 'idleTimeout',
+  FYNTR_ALLOW_PORT: 'allowPorts',
+  FYNTR_NO_DEFAULT_ALLOW_PORT: 'noDefaultAllowPort',
+  FYNTR_DENY_CIDR: 'denyCidrs',
+  FYNTR_ALLOW_CIDR: 'allowCidrs',
+};
+
+/**
+ * Fyntr variables without a legato twin. FYNTR_ALLOW_DOMAIN is not an alias of
+ * LEGATO_ALLOW_DOMAIN: in Fyntr it lets a listed domain whose DNS answer mixes public and
+ * internal addresses proceed with the public ones (other destinations stay reachable), which
+ * legato does for every name; LEGATO_ALLOW_DOMAIN is a destination allowlist. Mapping one to
+ * the other would cut a Fyntr user off from every other domain, so it is ignored with a warning
+ * that says why. The others would change what the proxy does if legato ignored them (a SOCKS5
+ * listener, threat feeds that block): they are refused.
+ */
+const FYNTR_IGNORED = {
+  FYNTR_ALLOW_DOMAIN: 'FYNTR_ALLOW_DOMAIN is not needed and is ignored: legato already lets every domain whose DNS answer mixes public and internal addresses proceed with the public ones (LEGATO_ALLOW_DOMAIN means something else: only the listed domains may be reached)',
+};
+const FYNTR_REFUSED = {
+  FYNTR_SOCKS5_BIND: 'legato has no SOCKS5 listener',
+  FYNTR_SOCKS5_PORT: 'legato has no SOCKS5 listener',
+  FYNTR_THREAT_FEED_FILE: 'legato does not read threat feeds (use --deny-cidr for addresses)',
+  FYNTR_THREAT_ACTION: 'legato does not read threat feeds (use --deny-cidr for addresses)',
+};
+
 /** Options that `legato serve` accepts besides the file (the rest are in the file). */
-const SERVE_KEYS = ['quiet'];
+const SERVE_KEYS = ['quiet', 'statusFile', 'logFile'];
 
 const HELP_FLAGS = ['-h', '--help'];
 const VERSION_FLAGS = ['-v', '--version'];
@@ -98,6 +132,8 @@ class UsageError extends Error {
   }
 }
 
+const SERVE_USAGE = '--quiet] [--status-file <path>] [--log-file <path>';
+
 /** @returns {string} The usage text (ends with a newline). */
 function usage() {
   const lines = [];
@@ -107,13 +143,18 @@ function usage() {
   }
   return [
     'Usage: legato [options]',
-    '       legato serve <config.json> [--quiet]',
+    `       legato serve <config> [--check] [${SERVE_USAGE}]`,
     '',
     'A forward proxy for HTTP CONNECT tunnels (HTTPS_PROXY=http://127.0.0.1:9999). It does not',
-    'decrypt anything. `serve` starts the listeners of a JSON config file (kinds tls and connect).',
+    'decrypt anything. `serve` starts the listeners of a config file (JSON with comments, or',
+    'YAML for .yaml/.yml; kinds tls and connect), and reloads it on SIGHUP and when it or a',
+    'certificate file changes. `serve --check` validates the file (certificates included) and',
+    'exits 0 if it is valid, 2 if not.',
     '',
     'Options, with their environment variable (a flag replaces its variable):',
     ...lines,
+    '  --check',
+    '        serve only: validate the config file and exit (0 valid, 2 invalid)',
     '  -h, --help',
     '        print this help and exit',
     '  -v, --version',
@@ -122,7 +163,8 @@ function usage() {
     'Lists take comma-separated values, and their flag may be repeated. Internal destinations',
     '(loopback, private, link-local, CGNAT, multicast, NAT64/6to4 of those) are refused unless',
     '--allow-cidr excepts them. SIGINT or SIGTERM stops gracefully, giving open tunnels 5 s;',
-    'a second signal exits at once.',
+    'a second signal exits at once. SIGHUP reloads serve\'s config file; SIGUSR1 logs the',
+    'metrics as one line and reopens the log file. FYNTR_* variables are accepted as aliases.',
     '',
   ].join('\n');
 }
@@ -131,7 +173,7 @@ function usage() {
 function shortUsage() {
   return [
     'Usage: legato [options]',
-    '       legato serve <config.json> [--quiet]',
+    `       legato serve <config> [--check] [${SERVE_USAGE}]`,
     "Run 'legato --help' for the options.",
     '',
   ].join('\n');
@@ -150,24 +192,29 @@ function version() {
  * Parse a command line and the environment.
  *
  * @param {string[]} argv The arguments after the script (process.argv.slice(2)).
- * @param {Record<string, string | undefined>} env The environment (LEGATO_* twins).
- * @returns {{ command: 'help' | 'version' | 'proxy' | 'serve', file?: string,
- *   values: Record<string, { value: any, via: string, raw: string | string[] }> }}
+ * @param {Record<string, string | undefined>} env The environment (LEGATO_* twins, FYNTR_*
+ *   aliases).
+ * @returns {{ command: 'help' | 'version' | 'proxy' | 'serve', file?: string, check?: boolean,
+ *   values: Record<string, { value: any, via: string, raw: string | string[] }>,
+ *   warnings: string[] }}
  *   `values` holds the options given (by flag or variable) with where each came from; `via` is
- *   the flag or variable name used in messages.
- * @throws {UsageError} For an unknown flag, a missing or unexpected value, a bad boolean.
+ *   the flag or variable name used in messages. `warnings` are lines to log (Fyntr aliases).
+ * @throws {UsageError} For an unknown flag, a missing or unexpected value, a bad boolean, a
+ *   Fyntr variable legato cannot honour.
  */
 function parseArgs(argv, env = {}) {
-  if (argv.some((a) => HELP_FLAGS.includes(a))) return { command: 'help', values: {} };
-  if (argv.some((a) => VERSION_FLAGS.includes(a))) return { command: 'version', values: {} };
+  if (argv.some((a) => HELP_FLAGS.includes(a))) return { command: 'help', values: {}, warnings: [] };
+  if (argv.some((a) => VERSION_FLAGS.includes(a))) return { command: 'version', values: {}, warnings: [] };
 
   const fromFlags = {};
   const positional = [];
+  let check = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') { i++; break; }
     if (!arg.startsWith('-') || arg === '-') { positional.push(arg); continue; }
+    if (arg === '--check') { check = true; continue; }
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg : arg.slice(0, eq);
     const opt = OPTIONS.find((o) => o.flag === name);
@@ -195,26 +242,45 @@ function parseArgs(argv, env = {}) {
   }
   positional.push(...argv.slice(i));
 
+  const isSet = (name) => env[name] !== undefined && env[name] !== '';
+  const serving = positional[0] === 'serve';
+  const warnings = [];
   const values = {};
   for (const opt of OPTIONS) {
+    const alias = Object.keys(FYNTR_ALIASES).find((name) => FYNTR_ALIASES[name] === opt.key);
     if (fromFlags[opt.key]) {
       values[opt.key] = fromFlags[opt.key];
+      if (alias && isSet(alias) && !serving) warnings.push(`${alias} is ignored: ${opt.flag} is given`);
       continue;
     }
-    const raw = env[opt.env];
-    if (raw === undefined || raw === '') continue;
+    let name = opt.env;
+    if (!isSet(name)) {
+      if (!alias || !isSet(alias)) continue;
+      name = alias;
+    }
+    if (alias && isSet(alias) && !serving) {
+      warnings.push(name === alias ? `${alias} is a Fyntr variable: use ${opt.env} (it works the same here)` : `${alias} is ignored: ${opt.env} is set`);
+    }
+    const raw = env[name];
     if (opt.type === 'boolean') {
-      values[opt.key] = { value: envBoolean(raw, opt.env), via: opt.env, raw };
+      values[opt.key] = { value: envBoolean(raw, name), via: name, raw };
     } else if (opt.type === 'list') {
-      const items = splitList(raw, opt.env);
-      values[opt.key] = { value: items, via: opt.env, raw: items };
+      const items = splitList(raw, name);
+      values[opt.key] = { value: items, via: name, raw: items };
     } else {
-      values[opt.key] = { value: raw, via: opt.env, raw };
+      values[opt.key] = { value: raw, via: name, raw };
     }
   }
 
-  if (positional.length === 0) return { command: 'proxy', values };
-  if (positional[0] !== 'serve') throw new UsageError(`unexpected argument '${clip(positional[0])}' (options start with --; the only command is 'serve')`);
+  if (check && !serving) throw new UsageError('--check is for serve: legato serve --check <config>');
+  if (positional.length === 0) {
+    for (const [name, why] of Object.entries(FYNTR_REFUSED)) {
+      if (isSet(name)) throw new UsageError(`${name} cannot be honoured: ${why}; unset it`, { showUsage: false });
+    }
+    for (const [name, why] of Object.entries(FYNTR_IGNORED)) if (isSet(name)) warnings.push(why);
+    return { command: 'proxy', values, warnings };
+  }
+  if (!serving) throw new UsageError(`unexpected argument '${clip(positional[0])}' (options start with --; the only command is 'serve')`);
   if (positional.length < 2) throw new UsageError('serve needs a config file: legato serve <config.json>');
   if (positional.length > 2) throw new UsageError(`serve takes one config file, got also '${clip(positional[2])}'`);
   for (const opt of OPTIONS) {
@@ -223,7 +289,7 @@ function parseArgs(argv, env = {}) {
   }
   const serveValues = {};
   for (const key of SERVE_KEYS) if (values[key]) serveValues[key] = values[key];
-  return { command: 'serve', file: positional[1], values: serveValues };
+  return { command: 'serve', file: positional[1], check, values: serveValues, warnings: [] };
 }
 
 /** A comma list: items trimmed, empty items dropped; at least one item. */
@@ -243,7 +309,7 @@ function envBoolean(raw, via) {
 
 /** " (did you mean '--x'?)" for a near miss, else ''. */
 function suggest(name) {
-  const flags = [...OPTIONS.map((o) => o.flag), ...HELP_FLAGS, ...VERSION_FLAGS];
+  const flags = [...OPTIONS.map((o) => o.flag), '--check', ...HELP_FLAGS, ...VERSION_FLAGS];
   let best = null;
   let bestD = 3;
   for (const f of flags) {
@@ -348,46 +414,6 @@ function describeConfigError(err, values, denyOffset) {
  * Running.
  * ------------------------------------------------------------------------------------------ */
 
-/** 'host:port' with IPv6 hosts in brackets. */
-function hostPort(host, port) {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
-/** Is this IP literal a loopback address (127/8, ::1, IPv4-mapped 127/8)? */
-function isLoopbackIp(ip) {
-  if (net.isIPv4(ip)) return ip.startsWith('127.');
-  const s = ip.toLowerCase();
-  if (s === '::1' || s === '0:0:0:0:0:0:0:1') return true;
-  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  return mapped !== null && mapped[1].startsWith('127.');
-}
-
-/**
- * Resolves true when every address `host` stands for is a loopback address (a hostname is
- * looked up; one that does not resolve counts as not loopback).
- */
-async function bindsLoopbackOnly(host) {
-  if (net.isIP(host)) return isLoopbackIp(host);
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  try {
-    const addrs = await dns.promises.lookup(host, { all: true });
-    return addrs.length > 0 && addrs.every((a) => isLoopbackIp(a.address));
-  } catch (_) {
-    return false;
-  }
-}
-
-/** The target of a tunnel event as 'host:port' ('-' when the request had no readable target). */
-function tunnelTarget(t) {
-  if (!t.target) return '-';
-  return hostPort(t.target, t.port);
-}
-
-/** The log line of a tunnel event (without "legato: "). */
-function tunnelLine(t) {
-  return `tunnel ${tunnelTarget(t)} status=${t.status} from_client=${t.bytesFromClient} to_client=${t.bytesToClient} duration_ms=${t.durationMs}`;
-}
-
 /**
  * Run the CLI.
  *
@@ -395,8 +421,8 @@ function tunnelLine(t) {
  * @param {Record<string, string | undefined>} [env] The environment (default process.env).
  * @param {{ stdout?: NodeJS.WritableStream, stderr?: NodeJS.WritableStream,
  *   signals?: NodeJS.EventEmitter, exit?: (code: number) => void }} [io] For tests: where output
- *   goes, where SIGINT/SIGTERM come from (default process), and how a second signal ends the
- *   process at once (default process.exit).
+ *   goes, where signals come from (default process), and how a second signal ends the process
+ *   at once (default process.exit).
  * @returns {Promise<number>} The exit code: resolved right away for --help, --version and
  *   errors; after a graceful stop when the proxy ran.
  */
@@ -411,126 +437,76 @@ async function main(argv, env = process.env, io = {}) {
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     say(err.message);
-    stderr.write(shortUsage());
+    if (err.showUsage) stderr.write(shortUsage());
     return EXIT.USAGE;
   }
   if (parsed.command === 'help') { stdout.write(usage()); return EXIT.OK; }
   if (parsed.command === 'version') { stdout.write(`${version()}\n`); return EXIT.OK; }
 
+  const v = (key) => (parsed.values[key] ? parsed.values[key].value : undefined);
+  if (parsed.command === 'serve') {
+    return require('./serve').serve({
+      file: parsed.file,
+      check: parsed.check,
+      quiet: !!v('quiet'),
+      statusFile: v('statusFile') || null,
+      logFile: v('logFile') || null,
+      stderr,
+      io,
+    });
+  }
+
   // Loaded only now, so that --help and --version work even without a built addon.
   const { Proxy } = require('./index');
   const { DEFAULT_DENY_CIDRS } = require('./config');
-  const quiet = !!(parsed.values.quiet && parsed.values.quiet.value);
 
   let proxy;
-  if (parsed.command === 'serve') {
-    const file = parsed.file;
-    let config;
-    try {
-      config = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      say(`${file}: ${err.code ? `cannot read it: ${err.message}` : `not valid JSON: ${err.message}`}`);
-      return EXIT.USAGE;
+  let admin = null;
+  try {
+    if (v('admin') !== undefined) {
+      admin = parseAdminAddress(v('admin'));
+      const given = parsed.values.admin;
+      if (!admin) throw new UsageError(`${given.via}${given.via.startsWith('--') ? ' ' : '='}'${clip(given.raw)}' must be host:port, [v6]:port, :port or a Unix socket path`);
     }
-    try {
-      proxy = new Proxy(config);
-    } catch (err) {
-      if (err.code !== 'ERR_LEGATO_CONFIG') throw err;
-      say(`${file}: ${err.message}`);
-      return EXIT.USAGE;
+    proxy = new Proxy(buildConfig(parsed.values, DEFAULT_DENY_CIDRS));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      say(err.message);
+    } else if (err.code === 'ERR_LEGATO_CONFIG') {
+      say(describeConfigError(err, parsed.values, DEFAULT_DENY_CIDRS.length));
+    } else {
+      throw err;
     }
-  } else {
-    let config;
-    try {
-      config = buildConfig(parsed.values, DEFAULT_DENY_CIDRS);
-      proxy = new Proxy(config);
-    } catch (err) {
-      if (err instanceof UsageError) {
-        say(err.message);
-      } else if (err.code === 'ERR_LEGATO_CONFIG') {
-        say(describeConfigError(err, parsed.values, DEFAULT_DENY_CIDRS.length));
-      } else {
-        throw err;
-      }
-      stderr.write(shortUsage());
-      return EXIT.USAGE;
-    }
+    stderr.write(shortUsage());
+    return EXIT.USAGE;
   }
 
-  proxy.on('warning', (w) => say(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`));
-  proxy.on('error', (e) => say(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`));
-  if (!quiet) proxy.on('tunnel', (t) => say(tunnelLine(t)));
-
-  // Signals are handled from before start(): one that arrives while binding stops the proxy too.
-  const signals = handleSignals(proxy, say, io);
+  let log;
   try {
-    await proxy.start();
+    log = new Log(stderr, v('logFile') || null);
   } catch (err) {
-    signals.remove();
-    const l = err.listenerIndex !== undefined ? proxy.addresses()[err.listenerIndex] : proxy.addresses()[0];
-    say(`cannot listen on ${hostPort(l.host, l.port)}: ${err.message}`);
-    await proxy.stop().catch(() => {});
+    say(`cannot open the log file ${v('logFile')}: ${err.message}`);
+    await proxy.stop();
     return EXIT.FAILURE;
   }
-  if (!signals.stopping()) await announce(proxy, parsed.command, say);
-  return signals.done;
+  const service = new Service({
+    proxy,
+    command: 'proxy',
+    log,
+    admin,
+    statusFile: v('statusFile') ? path.resolve(v('statusFile')) : null,
+    io,
+    announce: (p) => announce(p, 'proxy', (line) => service.say(line)),
+  });
+  service.onStop(() => log.close());
+  for (const w of parsed.warnings) service.say(`warning: ${w}`);
+  proxy.on('warning', (w) => service.say(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`));
+  proxy.on('error', (e) => service.say(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`));
+  if (!v('quiet')) proxy.on('tunnel', (t) => service.say(tunnelLine(t)));
+  return service.run();
 }
 
-/** Print the startup line of each listener, and the warning for a public forward proxy. */
-async function announce(proxy, command, say) {
-  const metrics = proxy.metrics();
-  const workers = Array.isArray(metrics.workers) ? metrics.workers.length : 0;
-  const workerText = workers ? `, ${workers} worker${workers === 1 ? '' : 's'}` : '';
-  for (const a of proxy.addresses()) {
-    const where = hostPort(a.host, a.port);
-    if (command === 'proxy') {
-      const hintHost = a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host;
-      say(`listening on ${where} (forward proxy${workerText}): HTTPS_PROXY=http://${hostPort(hintHost, a.port)}`);
-    } else {
-      say(`listening on ${where} (${a.kind}${workerText})`);
-    }
-    if (a.kind === 'connect' && !(await bindsLoopbackOnly(a.host))) {
-      say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: anyone who can connect can use it`);
-    }
-  }
-}
-
-/**
- * Stop gracefully on the first SIGINT/SIGTERM (stop({ graceMs: STOP_GRACE_MS })); exit at once
- * (code 1) on a second one. Returns { done: Promise<exit code> (after the graceful stop),
- * stopping(): whether a signal came, remove(): uninstall the handlers }.
- */
-function handleSignals(proxy, say, io) {
-  const signals = io.signals || process;
-  const exit = io.exit || ((code) => process.exit(code));
-  let stopping = false;
-  let resolveDone;
-  const done = new Promise((resolve) => { resolveDone = resolve; });
-  const remove = () => {
-    signals.off('SIGINT', onSignal);
-    signals.off('SIGTERM', onSignal);
-  };
-  function onSignal(sig) {
-    if (stopping) {
-      say(`${sig} again: exiting now`);
-      exit(EXIT.FAILURE);
-      return;
-    }
-    stopping = true;
-    say(`${sig}: stopping; open connections have ${STOP_GRACE_MS / 1000} s to finish (send ${sig} again to exit now)`);
-    proxy.stop({ graceMs: STOP_GRACE_MS }).then(() => {
-      remove();
-      say('stopped');
-      resolveDone(EXIT.OK);
-    }, (err) => {
-      remove();
-      say(`error while stopping: ${err.message}`);
-      resolveDone(EXIT.FAILURE);
-    });
-  }
-  signals.on('SIGINT', onSignal);
-  signals.on('SIGTERM', onSignal);
-  return { done, stopping: () => stopping, remove };
-}
-
-module.exports = { main, parseArgs, buildConfig, describeConfigError, usage, shortUsage, version, tunnelLine, isLoopbackIp, UsageError, OPTIONS, EXIT, STOP_GRACE_MS };
+module.exports = {
+  main, parseArgs, buildConfig, describeConfigError, usage, shortUsage, version, tunnelLine, isLoopbackIp,
+  UsageError, OPTIONS, FYNTR_ALIASES, FYNTR_IGNORED, FYNTR_REFUSED, EXIT, STOP_GRACE_MS,
+};

@@ -131,6 +131,15 @@ class Proxy extends EventEmitter {
   }
 
   /**
+   * The metrics in Prometheus text format 0.0.4 (what `legato serve`'s admin endpoint serves at
+   * /metrics), for users who serve them from their own HTTP server.
+   * @returns {string}
+   */
+  metricsText() {
+    return require('./prometheus').metricsText(this.metrics());
+  }
+
+  /**
    * Replace the routes and/or the default protection atomically. New connections use the new
    * table; connections already accepted keep the one they started with. Invalid input throws
    * (ERR_LEGATO_CONFIG) and the running table stays.

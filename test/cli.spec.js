@@ -444,10 +444,11 @@ describe('legato CLI', function () {
 
       it('reports an invalid file with the option path, exit 2', async () => {
         const cases = [
-          [JSON.stringify({ listeners: [{ kind: 'connect', port: 70000 }] }), /^legato: .*legato\.json: listeners\[0\]\.port must be an integer 0-65535$/],
+          // file:line:column: the option path and what is wrong (serve.spec.js tests the formats).
+          [JSON.stringify({ listeners: [{ kind: 'connect', port: 70000 }] }), /^legato: .*legato\.json:1:33: listeners\[0\]\.port must be an integer 0-65535$/],
           [JSON.stringify({ listeners: [{ kind: 'connect', port: 0, connect: { denyCidrs: ['10.1.0.0/8'] } }] }), /: listeners\[0\]\.connect\.denyCidrs\[0\] has host bits set/],
           [JSON.stringify({ listeners: [{ port: 0 }], routes: [{ sni: 'a.test', upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 1 }], snii: 1 }] }), /: routes\[0\]: unknown option 'snii' \(did you mean 'sni'\?\)$/],
-          ['{ "listeners": [ }', /legato\.json: not valid JSON: /],
+          ['{ "listeners": [ }', /legato\.json:1:18: not valid JSON: /],
         ];
         for (const [content, re] of cases) {
           const file = tempFile('legato.json', content);

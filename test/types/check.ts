@@ -72,3 +72,10 @@ async function main(): Promise<void> {
 }
 
 void main;
+
+// metricsText(): the Prometheus text of a metrics object.
+import { metricsText } from '../../index';
+const exposition: string = metricsText(new Proxy(config).metrics());
+void exposition;
+// @ts-expect-error: not a metrics object
+metricsText(42);

@@ -1,0 +1,263 @@
+'use strict';
+
+/**
+ * lib/serve.js — `legato serve <config>`: a Proxy from a config file, as a server.
+ *
+ *   legato serve <config> [--check] [--quiet] [--status-file <path>] [--log-file <path>]
+ *
+ * The file is read by lib/configfile.js (JSONC or YAML, certificate files, serve keys `admin`
+ * and `statusFile`). `--check` reads and validates everything — certificates and keys are
+ * parsed and matched by building the Proxy, which is not started — and exits 0 (valid) or 2
+ * (invalid, with the reason), like `nginx -t`.
+ *
+ * Reload, on SIGHUP and when the config file or a certificate file changes (fs.watch on their
+ * directories, debounced RELOAD_DEBOUNCE_MS, acted on only when a watched file's bytes changed):
+ *  1. the whole config is read and validated again (a new Proxy is built and thrown away);
+ *     any error is logged as one line and the running config stays;
+ *  2. routes and protection are swapped with proxy.updateConfig(): atomic, no connection is
+ *     dropped, connections already open keep the config they started with;
+ *  3. `admin` and `statusFile` move if they changed;
+ *  4. what updateConfig cannot change — listeners (their addresses, limits, defaultCert, mtls,
+ *     protection overrides), workerThreads, readBufferSize, scheduler — is logged as
+ *     "listeners changed: restart needed (<paths>)" and keeps running as it was (it is also in
+ *     the status file's `restartNeeded` and the legato_config_restart_needed gauge).
+ *     TODO(engine): start a second engine on the same ports and stop the old one once it
+ *     accepts (in-process port hand-over; the engine refuses a second bind of the same address
+ *     in one process today). Then step 4 becomes a swap as well.
+ * Reloads never run concurrently: they are queued.
+ */
+
+const fs = require('fs');
+const path = require('path');
+const util = require('util');
+const { loadServeConfig, validate, fingerprint, ConfigFileError } = require('./configfile');
+const { Service, Log, EXIT, announce, tunnelLine } = require('./service');
+
+/** Milliseconds of quiet after a file event before the files are compared and reloaded. */
+const RELOAD_DEBOUNCE_MS = 200;
+
+/** Top-level options that a running engine cannot change. */
+const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler'];
+
+/**
+ * Run `legato serve`.
+ *
+ * @param {object} o
+ * @param {string} o.file The config file.
+ * @param {boolean} [o.check] Validate only.
+ * @param {boolean} [o.quiet] No line per tunnel.
+ * @param {string | null} [o.statusFile] `--status-file` (wins over the file's `statusFile`).
+ * @param {string | null} [o.logFile] `--log-file`.
+ * @param {NodeJS.WritableStream} o.stderr
+ * @param {{ signals?: NodeJS.EventEmitter, exit?: (code: number) => void }} [o.io]
+ * @returns {Promise<number>} The exit code.
+ */
+async function serve(o) {
+  const { Proxy } = require('./index');
+  const early = (line) => o.stderr.write(`legato: ${line}\n`);
+
+  let loaded;
+  let proxy;
+  try {
+    loaded = loadServeConfig(o.file);
+    proxy = validate(loaded, Proxy);
+  } catch (err) {
+    if (!(err instanceof ConfigFileError)) throw err;
+    early(err.message);
+    return EXIT.USAGE;
+  }
+  if (o.check) {
+    await proxy.stop();
+    const p = loaded.proxyConfig;
+    const n = (a) => (Array.isArray(a) ? a.length : 0);
+    early(`${loaded.file}: configuration ok (${n(p.listeners)} listener${n(p.listeners) === 1 ? '' : 's'}, ${n(p.routes)} route${n(p.routes) === 1 ? '' : 's'}, ${loaded.files.length - 1} certificate file${loaded.files.length === 2 ? '' : 's'})`);
+    return EXIT.OK;
+  }
+
+  let log;
+  try {
+    log = new Log(o.stderr, o.logFile || null);
+  } catch (err) {
+    early(`cannot open the log file ${o.logFile}: ${err.message}`);
+    await proxy.stop();
+    return EXIT.FAILURE;
+  }
+  const statusFile = o.statusFile ? path.resolve(o.statusFile) : loaded.statusFile;
+  let running = loaded; // the config the proxy runs (its fixed part is the one it started with)
+  const startedFixed = fixedPart(loaded.proxyConfig);
+
+  const service = new Service({
+    proxy,
+    command: 'serve',
+    log,
+    admin: loaded.admin,
+    statusFile,
+    configPath: loaded.file,
+    io: o.io,
+    announce: (p) => announce(p, 'serve', (line) => service.say(line)),
+    onReload: (sig) => queueReload(sig),
+    onRunning: () => syncWatchers(),
+  });
+  const say = (line) => service.say(line);
+  proxy.on('warning', (w) => say(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`));
+  proxy.on('error', (e) => say(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`));
+  if (!o.quiet) proxy.on('tunnel', (t) => say(tunnelLine(t)));
+
+  /* -------------------------------------------------------------------------------------- *
+   * Reload.
+   * -------------------------------------------------------------------------------------- */
+  let queue = Promise.resolve();
+  let watched = loaded.files.slice();
+  let seenFingerprint = loaded.fingerprint;
+
+  function queueReload(trigger) {
+    queue = queue.then(() => reloadOnce(trigger)).catch((err) => say(`reload (${trigger}) failed, still running the previous config: ${err && err.message ? err.message : err}`));
+    return queue;
+  }
+
+  async function reloadOnce(trigger) {
+    if (service.state !== 'running') return;
+    const before = fingerprint(watched);
+    let next;
+    let candidate;
+    const failed = (message, files) => {
+      service.recordReload(false);
+      rewatch(files, before);
+      say(`reload (${trigger}) failed, still running the previous config: ${message}`);
+    };
+    try {
+      next = loadServeConfig(running.file);
+      candidate = validate(next, Proxy);
+    } catch (err) {
+      if (!(err instanceof ConfigFileError)) throw err;
+      failed(err.message, [...new Set([...running.files, ...err.files])]);
+      return;
+    }
+    await candidate.stop(); // built to validate certificates and keys; never started
+
+    const restart = fixedChanges(startedFixed, fixedPart(next.proxyConfig));
+    const c = next.proxyConfig;
+    try {
+      proxy.updateConfig({
+        routes: c.routes === undefined ? [] : c.routes,
+        protection: c.protection === undefined ? null : c.protection,
+      });
+    } catch (err) {
+      if (!err || err.code !== 'ERR_LEGATO_CONFIG') throw err;
+      const why = restart.length ? ` (the new routes do not fit the running listeners; restart needed for: ${restart.join(', ')})` : '';
+      failed(`${next.describe(err.message)}${why}`, [...new Set([...running.files, ...next.files])]);
+      return;
+    }
+    running = next;
+    rewatch(next.files, before);
+
+    const nextStatus = o.statusFile ? path.resolve(o.statusFile) : next.statusFile;
+    if (!util.isDeepStrictEqual(next.admin, service.adminSpec)) {
+      try {
+        await service.moveAdmin(next.admin);
+      } catch (err) {
+        say(`admin endpoint not moved (still on the old address): ${err.message}`);
+      }
+    }
+    service.recordReload(true, restart);
+    try {
+      service.moveStatusFile(nextStatus);
+      service.writeStatus();
+    } catch (err) {
+      say(`cannot write the status file ${nextStatus}: ${err.message}`);
+    }
+    const routes = Array.isArray(c.routes) ? c.routes.length : 0;
+    say(`reloaded ${next.file} (${trigger}): ${routes} route${routes === 1 ? '' : 's'}, ${next.files.length - 1} certificate file${next.files.length === 2 ? '' : 's'}`);
+    if (restart.length) say(`warning: listeners changed: restart needed (${restart.join(', ')})`);
+  }
+
+  /* -------------------------------------------------------------------------------------- *
+   * Watching the config file and the certificate files.
+   * -------------------------------------------------------------------------------------- */
+  const watchers = new Map(); // directory → fs.FSWatcher
+  let timer = null;
+
+  /** Watch `files` from now on; `before` is their fingerprint as the reload read them. */
+  function rewatch(files, before) {
+    const same = files.length === watched.length && files.every((f, i) => f === watched[i]);
+    watched = files.slice();
+    seenFingerprint = same ? before : fingerprint(watched);
+    syncWatchers();
+  }
+
+  function syncWatchers() {
+    if (service.state === 'stopped') return;
+    const dirs = new Set(watched.map((f) => path.dirname(f)));
+    for (const [dir, w] of watchers) {
+      if (!dirs.has(dir)) { w.close(); watchers.delete(dir); }
+    }
+    for (const dir of dirs) {
+      if (watchers.has(dir)) continue;
+      try {
+        const w = fs.watch(dir, { persistent: false }, onFileEvent);
+        w.on('error', () => { w.close(); watchers.delete(dir); });
+        watchers.set(dir, w);
+      } catch (_) {
+        // A directory that does not exist (a certificate not there yet): nothing to watch; the
+        // next reload (SIGHUP, or a change elsewhere) looks again.
+      }
+    }
+  }
+
+  function onFileEvent() {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      if (service.state !== 'running') return;
+      if (fingerprint(watched) === seenFingerprint) return; // an unrelated file, or no change
+      queueReload('file changed');
+    }, RELOAD_DEBOUNCE_MS);
+  }
+
+  service.onStop(() => {
+    if (timer) clearTimeout(timer);
+    for (const w of watchers.values()) w.close();
+    watchers.clear();
+  });
+  service.onStop(() => log.close());
+
+  // Files are watched from the moment the listeners accept (onRunning); a change made while
+  // they were binding is still seen, as the fingerprint was taken when the file was read.
+  return service.run();
+}
+
+/** The top-level options a running engine cannot change, as given. */
+function fixedPart(config) {
+  const out = {};
+  for (const k of FIXED_KEYS) if (Object.prototype.hasOwnProperty.call(config, k)) out[k] = config[k];
+  return out;
+}
+
+/**
+ * The paths at which two fixed parts differ: 'listeners[1].port', 'workerThreads', … A listener
+ * added or removed is 'listeners'.
+ * @returns {string[]}
+ */
+function fixedChanges(a, b) {
+  const out = [];
+  for (const k of FIXED_KEYS) {
+    if (util.isDeepStrictEqual(a[k], b[k])) continue;
+    if (k === 'listeners' && Array.isArray(a[k]) && Array.isArray(b[k]) && a[k].length === b[k].length) {
+      a[k].forEach((la, i) => {
+        const lb = b[k][i];
+        if (!isObj(la) || !isObj(lb)) { out.push(`listeners[${i}]`); return; }
+        const keys = [...new Set([...Object.keys(la), ...Object.keys(lb)])];
+        for (const key of keys) if (!util.isDeepStrictEqual(la[key], lb[key])) out.push(`listeners[${i}].${key}`);
+      });
+    } else {
+      out.push(k);
+    }
+  }
+  return out;
+}
+
+function isObj(v) {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+module.exports = { serve, fixedChanges, RELOAD_DEBOUNCE_MS };

@@ -1,0 +1,427 @@
+'use strict';
+
+/**
+ * lib/service.js — running one Proxy as a long-lived process: what the forward proxy (`legato`)
+ * and `legato serve` share.
+ *
+ * Order at start: signal handlers (so a signal during start is not lost), the admin endpoint
+ * (so /ready answers 503 while the listeners bind), proxy.start(), the status file, then the
+ * startup lines. At a graceful stop: /ready turns 503, open connections get STOP_GRACE_MS, then
+ * the status file is removed and the admin endpoint closed.
+ *
+ * Signals (installing a handler replaces Node's default for that signal):
+ *   SIGINT, SIGTERM  stop gracefully; a second one exits at once (code 1)
+ *   SIGHUP           serve: reload the config (onReload); forward proxy: log "nothing to reload"
+ *                    (Node's default would end the process)
+ *   SIGUSR1          log the metrics summary as one line and reopen the log file (Node's default
+ *                    would start the inspector on port 9229)
+ */
+
+const dns = require('dns');
+const fs = require('fs');
+const net = require('net');
+const { AdminServer, adminUrl } = require('./admin');
+const { writeStatusFile, removeStatusFile } = require('./statusfile');
+
+/** Exit codes (shared with lib/cli.js). */
+const EXIT = Object.freeze({
+  OK: 0, // --help, --version, graceful stop after a signal, valid --check
+  FAILURE: 1, // the proxy (or its admin endpoint, or its status file) could not start
+  USAGE: 2, // bad flag, value or config file
+});
+
+/** Milliseconds that a signal gives open connections to finish (stop({ graceMs })). */
+const STOP_GRACE_MS = 5000;
+
+/** Metrics that the SIGUSR1 line always shows (other top-level numbers only when not 0). */
+const SUMMARY_KEYS = ['activeConnections', 'totalConnections', 'closedConnections', 'bytesFromClients', 'bytesToClients'];
+
+/**
+ * The log: one line per call, each starting with "legato: ", to stderr or, with a log file, to
+ * that file (opened for appending; reopen() starts writing to whatever file has the name now,
+ * for logrotate's `postrotate kill -USR1`).
+ */
+class Log {
+  /**
+   * @param {NodeJS.WritableStream} stderr
+   * @param {string | null} file
+   */
+  constructor(stderr, file) {
+    this.stderr = stderr;
+    this.file = file;
+    this.fd = null;
+    if (file) this.fd = fs.openSync(file, 'a', 0o640);
+  }
+
+  /** @param {string} text A line without "legato: " and without the line feed. */
+  line(text) {
+    const s = `legato: ${text}\n`;
+    if (this.fd === null) {
+      this.stderr.write(s);
+      return;
+    }
+    try {
+      fs.writeSync(this.fd, s);
+    } catch (err) {
+      this.stderr.write(`legato: cannot write the log file ${this.file}: ${err.message}\n${s}`);
+    }
+  }
+
+  /** Reopen the log file (no-op without one). @returns {boolean} Whether a file was reopened. */
+  reopen() {
+    if (!this.file) return false;
+    const fd = fs.openSync(this.file, 'a', 0o640);
+    const old = this.fd;
+    this.fd = fd;
+    if (old !== null) fs.closeSync(old);
+    return true;
+  }
+
+  close() {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+}
+
+/**
+ * @param {object} metrics proxy.metrics()
+ * @returns {string} One line: the SUMMARY_KEYS, then every other top-level number that is not 0.
+ */
+function metricsSummary(metrics) {
+  const parts = [];
+  for (const k of SUMMARY_KEYS) if (typeof metrics[k] === 'number') parts.push(`${k}=${metrics[k]}`);
+  for (const [k, v] of Object.entries(metrics)) {
+    if (!SUMMARY_KEYS.includes(k) && typeof v === 'number' && v !== 0) parts.push(`${k}=${v}`);
+  }
+  if (Array.isArray(metrics.listeners)) {
+    parts.push(`listeners=${metrics.listeners.map((l) => `${hostPort(l.host, l.port)}/${l.kind}:${l.activeConnections}`).join(',')}`);
+  }
+  return `metrics ${parts.join(' ')}`;
+}
+
+/** 'host:port' with IPv6 hosts in brackets. */
+function hostPort(host, port) {
+  return `${String(host).includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Is this IP literal a loopback address (127/8, ::1, IPv4-mapped 127/8)? */
+function isLoopbackIp(ip) {
+  if (net.isIPv4(ip)) return ip.startsWith('127.');
+  const s = ip.toLowerCase();
+  if (s === '::1' || s === '0:0:0:0:0:0:0:1') return true;
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  return mapped !== null && mapped[1].startsWith('127.');
+}
+
+/**
+ * Resolves true when every address `host` stands for is a loopback address (a hostname is
+ * looked up; one that does not resolve counts as not loopback).
+ */
+async function bindsLoopbackOnly(host) {
+  if (net.isIP(host)) return isLoopbackIp(host);
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  try {
+    const addrs = await dns.promises.lookup(host, { all: true });
+    return addrs.length > 0 && addrs.every((a) => isLoopbackIp(a.address));
+  } catch (_) {
+    return false;
+  }
+}
+
+/** The log line of a 'tunnel' event (without "legato: "). */
+function tunnelLine(t) {
+  const target = t.target ? hostPort(t.target, t.port) : '-';
+  return `tunnel ${target} status=${t.status} from_client=${t.bytesFromClient} to_client=${t.bytesToClient} duration_ms=${t.durationMs}`;
+}
+
+/**
+ * Log the startup line of each listener, and the warning for a forward proxy reachable from
+ * other machines (it has no authentication).
+ * @param {import('./proxy').Proxy} proxy Started.
+ * @param {'proxy' | 'serve'} command
+ * @param {(line: string) => void} say
+ */
+async function announce(proxy, command, say) {
+  const metrics = proxy.metrics();
+  const workers = Array.isArray(metrics.workers) ? metrics.workers.length : 0;
+  const workerText = workers ? `, ${workers} worker${workers === 1 ? '' : 's'}` : '';
+  for (const a of proxy.addresses()) {
+    const where = hostPort(a.host, a.port);
+    if (command === 'proxy') {
+      const hintHost = a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host;
+      say(`listening on ${where} (forward proxy${workerText}): HTTPS_PROXY=http://${hostPort(hintHost, a.port)}`);
+    } else {
+      say(`listening on ${where} (${a.kind}${workerText})`);
+    }
+    if (a.kind === 'connect' && !(await bindsLoopbackOnly(a.host))) {
+      say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: anyone who can connect can use it`);
+    }
+  }
+}
+
+class Service {
+  /**
+   * @param {object} o
+   * @param {import('./proxy').Proxy} o.proxy Created, not started.
+   * @param {'proxy' | 'serve'} o.command For the status file and the messages.
+   * @param {Log} o.log
+   * @param {import('./admin').AdminSpec | null} [o.admin]
+   * @param {string | null} [o.statusFile] Absolute path.
+   * @param {string | null} [o.configPath] serve: the config file.
+   * @param {(() => Promise<void>) | null} [o.onReload] SIGHUP in serve; null: "nothing to reload".
+   * @param {(proxy: import('./proxy').Proxy) => Promise<void>} [o.announce] Startup lines.
+   * @param {() => void} [o.onRunning] Called once the listeners accept (after the startup lines).
+   * @param {{ signals?: NodeJS.EventEmitter, exit?: (code: number) => void }} [o.io] For tests.
+   */
+  constructor(o) {
+    this.proxy = o.proxy;
+    this.command = o.command;
+    this.log = o.log;
+    this.adminSpec = o.admin || null;
+    this.statusFile = o.statusFile || null;
+    this.configPath = o.configPath || null;
+    this.onReload = o.onReload || null;
+    this.announce = o.announce || (async () => {});
+    this.onRunning = o.onRunning || (() => {});
+    this.signals = (o.io && o.io.signals) || process;
+    this.exit = (o.io && o.io.exit) || ((code) => process.exit(code));
+    /** @type {import('./admin').ServiceState} */
+    this.state = 'starting';
+    this.startedAt = null;
+    this.reloadedAt = null;
+    this.restartNeeded = [];
+    this.reloads = { success: 0, failure: 0 };
+    this.lastReloadOk = true;
+    this.lastReloadSuccessAt = null;
+    this.admin = null;
+    this._handlers = null;
+    this._hupDuringStart = false;
+    this._done = new Promise((resolve) => { this._resolveDone = resolve; });
+    this._cleanups = [];
+  }
+
+  /** @param {string} text Log one line. */
+  say(text) {
+    this.log.line(text);
+  }
+
+  /** Run something when the service stops (after the proxy stopped, before the exit code). */
+  onStop(fn) {
+    this._cleanups.push(fn);
+  }
+
+  /**
+   * Start everything and run until a signal stops the proxy.
+   * @returns {Promise<number>} The exit code.
+   */
+  async run() {
+    this._installSignals();
+    if (this.adminSpec) {
+      try {
+        await this._startAdmin(this.adminSpec);
+      } catch (err) {
+        this.say(`cannot listen on admin ${adminUrl(this.adminSpec)}: ${err.message}`);
+        return this._finish(EXIT.FAILURE, false);
+      }
+    }
+    try {
+      await this.proxy.start();
+    } catch (err) {
+      const addrs = this.proxy.addresses();
+      const l = err.listenerIndex !== undefined ? addrs[err.listenerIndex] : addrs[0];
+      this.say(`cannot listen on ${hostPort(l.host, l.port)}: ${err.message}`);
+      await this.proxy.stop().catch(() => {});
+      return this._finish(EXIT.FAILURE, false);
+    }
+    if (this.state === 'starting') {
+      this.state = 'running';
+      this.startedAt = new Date();
+      if (this.command === 'serve') this.lastReloadSuccessAt = this.startedAt; // the first load
+      try {
+        this.writeStatus();
+      } catch (err) {
+        this.say(`cannot write the status file ${this.statusFile}: ${err.message}`);
+        this.state = 'stopping';
+        await this.proxy.stop().catch(() => {});
+        return this._finish(EXIT.FAILURE, false);
+      }
+      await this.announce(this.proxy);
+      if (this.admin) this.say(`admin endpoint on ${adminUrl(this.admin.spec)} (/metrics, /metrics.json, /health, /ready)`);
+      if (this.state === 'running') this.onRunning();
+      if (this._hupDuringStart) this._onHup('SIGHUP');
+    }
+    return this._done;
+  }
+
+  /** Families for /metrics that proxy.metrics() does not hold. */
+  extraMetrics() {
+    const families = [
+      { name: 'legato_build_info', type: 'gauge', help: 'legato version (always 1).', samples: [{ labels: { version: version() }, value: 1 }] },
+    ];
+    if (this.startedAt) {
+      families.push({ name: 'legato_start_time_seconds', type: 'gauge', help: 'When the listeners started accepting, in seconds since the epoch.', samples: [{ value: this.startedAt.getTime() / 1000 }] });
+    }
+    if (this.command === 'serve') {
+      families.push(
+        { name: 'legato_config_reloads_total', type: 'counter', help: 'Config reloads, by result.', samples: [{ labels: { result: 'success' }, value: this.reloads.success }, { labels: { result: 'failure' }, value: this.reloads.failure }] },
+        { name: 'legato_config_last_reload_successful', type: 'gauge', help: 'Whether the last reload succeeded (1) or kept the previous config (0).', samples: [{ value: this.lastReloadOk ? 1 : 0 }] },
+        { name: 'legato_config_restart_needed', type: 'gauge', help: 'Whether the config file changed what only a restart applies (listeners, workers, buffers, scheduler).', samples: [{ value: this.restartNeeded.length ? 1 : 0 }] },
+      );
+      if (this.lastReloadSuccessAt) {
+        families.push({ name: 'legato_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'When the config was last loaded (at start or by a reload), in seconds since the epoch.', samples: [{ value: this.lastReloadSuccessAt.getTime() / 1000 }] });
+      }
+    }
+    return families;
+  }
+
+  /**
+   * Record a reload's outcome (for the status file and /metrics).
+   * @param {boolean} ok
+   * @param {string[]} [restartNeeded] What changed that needs a restart.
+   */
+  recordReload(ok, restartNeeded) {
+    if (ok) {
+      this.reloads.success++;
+      this.lastReloadOk = true;
+      this.reloadedAt = new Date();
+      this.lastReloadSuccessAt = this.reloadedAt;
+      if (restartNeeded) this.restartNeeded = restartNeeded;
+    } else {
+      this.reloads.failure++;
+      this.lastReloadOk = false;
+    }
+  }
+
+  /** Write the status file (no-op without one). @throws {Error} The system error. */
+  writeStatus() {
+    if (!this.statusFile || this.state !== 'running') return;
+    writeStatusFile(this.statusFile, {
+      pid: process.pid,
+      version: version(),
+      command: this.command,
+      configPath: this.configPath,
+      startedAt: this.startedAt && this.startedAt.toISOString(),
+      reloadedAt: this.reloadedAt && this.reloadedAt.toISOString(),
+      listeners: this.proxy.addresses(),
+      admin: this.admin ? this.admin.spec : null,
+      restartNeeded: this.restartNeeded,
+    });
+  }
+
+  /**
+   * Point the status file elsewhere (a reload changed `statusFile`): the new one is written,
+   * the old one removed.
+   * @param {string | null} file
+   */
+  moveStatusFile(file) {
+    if (file === this.statusFile) return;
+    const old = this.statusFile;
+    this.statusFile = file;
+    this.writeStatus();
+    if (old) removeStatusFile(old, process.pid);
+  }
+
+  /**
+   * Move the admin endpoint (a reload changed `admin`): the new one is bound first; if that
+   * fails the old one stays and the error is thrown.
+   * @param {import('./admin').AdminSpec | null} spec
+   */
+  async moveAdmin(spec) {
+    const old = this.admin;
+    if (spec) {
+      await this._startAdmin(spec);
+      this.say(`admin endpoint on ${adminUrl(this.admin.spec)} (/metrics, /metrics.json, /health, /ready)`);
+    } else {
+      this.admin = null;
+    }
+    this.adminSpec = spec;
+    if (old) await old.close();
+  }
+
+  async _startAdmin(spec) {
+    const admin = new AdminServer({
+      metrics: () => this.proxy.metrics(),
+      state: () => this.state,
+      extra: () => this.extraMetrics(),
+    });
+    await admin.listen(spec);
+    this.admin = admin;
+  }
+
+  _installSignals() {
+    const onStop = (sig) => this._onStop(sig);
+    const onHup = (sig) => this._onHup(sig);
+    const onUsr1 = (sig) => this._onUsr1(sig);
+    this._handlers = [['SIGINT', onStop], ['SIGTERM', onStop], ['SIGHUP', onHup], ['SIGUSR1', onUsr1]];
+    for (const [sig, fn] of this._handlers) this.signals.on(sig, fn);
+  }
+
+  _removeSignals() {
+    if (!this._handlers) return;
+    for (const [sig, fn] of this._handlers) this.signals.off(sig, fn);
+    this._handlers = null;
+  }
+
+  _onStop(sig) {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      this.say(`${sig} again: exiting now`);
+      this.exit(EXIT.FAILURE);
+      return;
+    }
+    this.state = 'stopping';
+    this.say(`${sig}: stopping; open connections have ${STOP_GRACE_MS / 1000} s to finish (send ${sig} again to exit now)`);
+    this.proxy.stop({ graceMs: STOP_GRACE_MS }).then(() => {
+      this.say('stopped');
+      return this._finish(EXIT.OK, true);
+    }, (err) => {
+      this.say(`error while stopping: ${err.message}`);
+      return this._finish(EXIT.FAILURE, true);
+    });
+  }
+
+  _onHup(sig) {
+    if (this.state === 'starting') { this._hupDuringStart = true; return; }
+    if (this.state !== 'running') return;
+    if (!this.onReload) {
+      this.say(`${sig}: nothing to reload (the forward proxy reads its flags and environment at start only; restart it to change them)`);
+      return;
+    }
+    this.onReload(sig).catch((err) => this.say(`reload failed: ${err.message}`));
+  }
+
+  _onUsr1() {
+    try {
+      this.say(metricsSummary(this.proxy.metrics()));
+    } catch (err) {
+      this.say(`metrics unavailable: ${err.message}`);
+    }
+    try {
+      if (this.log.reopen()) this.say(`reopened the log file ${this.log.file}`);
+    } catch (err) {
+      this.say(`cannot reopen the log file ${this.log.file}: ${err.message} (still writing to the old one)`);
+    }
+  }
+
+  /** Clean up and settle run()'s promise with `code`. */
+  async _finish(code, viaSignal) {
+    this.state = 'stopped';
+    for (const fn of this._cleanups) {
+      try { await fn(); } catch (_) { /* best effort */ }
+    }
+    if (this.statusFile) removeStatusFile(this.statusFile, process.pid);
+    if (this.admin) await this.admin.close();
+    this._removeSignals();
+    if (!viaSignal) return code;
+    this._resolveDone(code);
+    return code;
+  }
+}
+
+/** @returns {string} The package version. */
+function version() {
+  return require('../package.json').version;
+}
+
+module.exports = { Service, Log, EXIT, STOP_GRACE_MS, metricsSummary, hostPort, isLoopbackIp, tunnelLine, announce, version };
