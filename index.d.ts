@@ -37,17 +37,37 @@ export interface RateLimitOptions {
   burst?: number;
 }
 
+/** A second, longer-run per-source-IP bucket. */
+export interface SustainedOptions {
+  /** Refill rate, connections per minute (> 0; fractions allowed). */
+  connectionsPerMinute: number;
+  /** Bucket size (>= 1). @default Math.max(connectionsPerMinute, 1) */
+  burst?: number;
+}
+
+/** Refuse a source that exhausted a bucket for a while. */
+export interface PenaltyBoxOptions {
+  /** How long, ms; excess while boxed extends it. @default 600000 */
+  durationMs?: number;
+}
+
 /**
  * Admission control. Given at the top level it applies to every listener; a listener's own
  * `protection` overrides it field by field (`rateLimit: null` there switches an inherited limit
- * off). `updateConfig({ protection })` replaces the top-level one.
+ * off). `updateConfig({ protection })` replaces the top-level one. Order: allowlist → blocklist →
+ * penalty box → rateLimit and sustained → maxConcurrentPerIp (at accept, before any allocation);
+ * requireSni → JA3 → JA4 (after the ClientHello).
  */
 export interface ProtectionOptions {
-  /** Per-source-IP token bucket; null: none. @default null */
+  /** Per-source-IP token bucket per second; null: none. @default null */
   rateLimit?: RateLimitOptions | null;
+  /** Per-source-IP token bucket per minute; null: none. @default null */
+  sustained?: SustainedOptions | null;
+  /** Box a source that exhausts a bucket; null: no box. @default null */
+  penaltyBox?: PenaltyBoxOptions | null;
   /** Concurrent connections per source IP; 0 = unlimited. @default 0 */
   maxConcurrentPerIp?: number;
-  /** IPs or CIDRs ('10.0.0.0/8', '::1'); when non-empty only these sources are admitted. @default [] */
+  /** IPs or CIDRs that bypass every other check (to admit only these, also block 0.0.0.0/0 and ::/0). @default [] */
   allowlist?: string[];
   /** IPs or CIDRs refused. A CIDR with host bits set is an error. @default [] */
   blocklist?: string[];
@@ -59,10 +79,14 @@ export interface ProtectionOptions {
   tlsHandshakeTimeoutMs?: number;
   /** Refuse a ClientHello without SNI. @default false */
   requireSni?: boolean;
+  /** IPv6 sources count per prefix of this many bits (1-128). @default 128 */
+  ipv6Prefix?: number;
+  /** Sources tracked at most (top-level protection only; fixed for the proxy's life). @default 1000000 */
+  maxTrackedIps?: number;
 }
 
 /** Protection fields that make sense on a connect listener (the others are TLS-only). */
-export type ConnectProtectionOptions = Pick<ProtectionOptions, 'rateLimit' | 'maxConcurrentPerIp' | 'allowlist' | 'blocklist'>;
+export type ConnectProtectionOptions = Pick<ProtectionOptions, 'rateLimit' | 'sustained' | 'penaltyBox' | 'maxConcurrentPerIp' | 'allowlist' | 'blocklist' | 'ipv6Prefix'>;
 
 /** Destination policy of a connect listener. */
 export interface ConnectOptions {
@@ -93,6 +117,10 @@ interface ListenerCommon {
   maxConnections?: number;
   /** Close a connection after this long with no bytes either way, ms; 0 = never. @default 60000 */
   idleTimeoutMs?: number;
+  /** Read a PROXY protocol header first and take its source address as the client's. @default 'none' */
+  acceptProxyProtocol?: 'none' | 'v1' | 'v2' | 'any';
+  /** CIDRs allowed to send that header (required with acceptProxyProtocol). @default [] */
+  trustedProxies?: string[];
 }
 
 /** A TLS edge-router listener: routes by SNI, passes through or terminates TLS. */
@@ -337,6 +365,14 @@ export interface Counters {
   refusedAddress: number;
   /** CONNECT 503s because 256 name lookups were already queued or running on the worker. */
   refusedLookupsBusy: number;
+  /** Refused by admission (the sum of blockedByReason). */
+  blockedConnections: number;
+  /** Refused by admission, per reason (every reason present). */
+  blockedByReason: Record<BlockReason, number>;
+  /** PROXY protocol headers accepted. */
+  proxyProtocolHeaders: number;
+  /** CONNECT 429s: refused by protection (rate, box, concurrency). */
+  status429: number;
   /** Connections closed because the engine found itself in a state it should never reach (a bug: please report it). */
   internalErrors: number;
 }
@@ -356,10 +392,27 @@ export interface WorkerMetrics {
   grantedBytes: number;
 }
 
+/** Why admission refused a connection ('blocked' events, blockedByReason). */
+export type BlockReason = 'max_connections' | 'cidr_blocked' | 'penalty_boxed' | 'rate_limited' |
+  'too_many_connections' | 'no_sni' | 'ja3_blocked' | 'ja4_blocked' | 'incomplete_handshake' |
+  'route_rate_limited' | 'proxy_untrusted' | 'proxy_header';
+
+/** The per-source protection table. */
+export interface ProtectionMetrics {
+  trackedIps: number;
+  capacity: number;
+  /** Bytes the table holds. */
+  bytes: number;
+  /** Sources admitted without tracking because the table was full of active sources. */
+  untracked: number;
+  evictions: number;
+  swept: number;
+}
+
 /** `proxy.metrics()`: counters summed over worker threads. */
 export interface Metrics extends Counters {
-  /** Refused by protection (rate, concurrency, CIDR, fingerprint, SNI required). */
-  blockedConnections: number;
+  /** The per-source protection table. */
+  protection: ProtectionMetrics;
   /** Connections waiting for resolveConnection. */
   pendingSuspended: number;
   /** Config snapshots still referenced (the current one and those old connections hold). */
@@ -385,12 +438,27 @@ export interface TunnelEvent {
   durationMs: number;
 }
 
+/** A source refused by protection (coalesced per source and reason per second). */
+export interface BlockedEvent {
+  /** The source (an aggregated IPv6 source as its prefix, '2001:db8::/64'). */
+  ip: string;
+  reason: BlockReason;
+  listener: { host: string; port: number };
+  /** '' when refused before the ClientHello. */
+  ja3: string;
+  ja4: string;
+  /** Refusals of this source for this reason since its previous event, this one included. */
+  count: number;
+}
+
 /** `proxy.blockedIps()`. */
 export interface BlockedIps {
-  /** Source IPs whose token bucket is empty. */
+  /** Sources whose token bucket is empty (at most 10,000). */
   rateLimited: string[];
-  /** Source IPs at maxConcurrentPerIp. */
+  /** Sources at maxConcurrentPerIp (at most 10,000). */
   concurrencyLimited: string[];
+  /** Sources in the penalty box (at most 10,000). */
+  penaltyBoxed: string[];
   /** The blocklist CIDRs in force. */
   cidrBlocklist: string[];
 }
@@ -455,6 +523,7 @@ export class Proxy extends EventEmitter {
   on(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   /** One per connection on a connect listener, when it closes (produced only while listened to). */
   on(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  on(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (warning: Error) => void): this;
   on(event: 'listening', listener: () => void): this;
@@ -463,6 +532,7 @@ export class Proxy extends EventEmitter {
 
   once(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   once(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  once(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   once(event: 'error', listener: (err: Error) => void): this;
   once(event: 'warning', listener: (warning: Error) => void): this;
   once(event: 'listening', listener: () => void): this;
@@ -471,6 +541,7 @@ export class Proxy extends EventEmitter {
 
   off(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   off(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  off(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   off(event: 'error', listener: (err: Error) => void): this;
   off(event: 'warning', listener: (warning: Error) => void): this;
   off(event: 'listening', listener: () => void): this;
@@ -479,6 +550,7 @@ export class Proxy extends EventEmitter {
 
   emit(event: 'suspended', conn: SuspendedConnection): boolean;
   emit(event: 'tunnel', tunnel: TunnelEvent): boolean;
+  emit(event: 'blocked', blocked: BlockedEvent): boolean;
   emit(event: 'error', err: Error): boolean;
   emit(event: 'warning', warning: Error): boolean;
   emit(event: 'listening'): boolean;

@@ -44,16 +44,8 @@ const { configTypeError, configRangeError } = require('./errors');
  * When the engine implements a feature, delete its line — nothing else needs to change.
  * ------------------------------------------------------------------------------------------ */
 const NOT_SUPPORTED_YET = [
-  { feature: 'route maxConnectionsPerSecond', find: (c) => inRoutes(c, 'maxConnectionsPerSecond', (r) => r.maxConnectionsPerSecond > 0) },
   { feature: 'route proxyProtocol', find: (c) => inRoutes(c, 'proxyProtocol', (r) => r.proxyProtocol !== 'none') },
   { feature: 'upstream ipAffinity', find: (c) => inUpstreams(c, 'ipAffinity', (u) => u.kind === 'uds' && u.ipAffinity) },
-  { feature: 'protection rateLimit', find: (c) => inProtection(c, 'rateLimit', (p) => p.rateLimit !== null) },
-  { feature: 'protection maxConcurrentPerIp', find: (c) => inProtection(c, 'maxConcurrentPerIp', (p) => p.maxConcurrentPerIp > 0) },
-  { feature: 'protection allowlist', find: (c) => inProtection(c, 'allowlist', (p) => p.allowlist.length > 0) },
-  { feature: 'protection blocklist', find: (c) => inProtection(c, 'blocklist', (p) => p.blocklist.length > 0) },
-  { feature: 'protection ja3Blocklist', find: (c) => inProtection(c, 'ja3Blocklist', (p) => p.ja3Blocklist.length > 0) },
-  { feature: 'protection ja4Blocklist', find: (c) => inProtection(c, 'ja4Blocklist', (p) => p.ja4Blocklist.length > 0) },
-  { feature: 'protection requireSni', find: (c) => inProtection(c, 'requireSni', (p) => p.requireSni) },
   { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 
@@ -83,6 +75,10 @@ const DEFAULTS = Object.freeze({
   alpn: Object.freeze(['http/1.1']),
   ipAffinityTtlMs: 300000,
   tlsHandshakeTimeoutMs: 10000,
+  penaltyBoxMs: 600000,
+  ipv6Prefix: 128,
+  maxTrackedIps: 1000000,
+  acceptProxyProtocol: 'none',
 });
 
 /** Destinations a CONNECT listener refuses unless `connect.denyCidrs` replaces the list. */
@@ -108,7 +104,7 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
 const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
-const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect'];
+const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs'];
 const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'proxyProtocol'];
 const DECISION_KEYS = ['upstreams', 'terminateTls', 'cert', 'mtls', 'alpn'];
@@ -116,8 +112,10 @@ const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port'];
 const UDS_UPSTREAM_KEYS = ['kind', 'path', 'ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
 const CERT_KEYS = ['certChain', 'privateKey'];
 const MTLS_KEYS = ['clientCaCert', 'requireClientCert'];
-const PROTECTION_KEYS = ['rateLimit', 'maxConcurrentPerIp', 'allowlist', 'blocklist', 'ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni'];
+const PROTECTION_KEYS = ['rateLimit', 'sustained', 'penaltyBox', 'maxConcurrentPerIp', 'allowlist', 'blocklist', 'ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni', 'ipv6Prefix', 'maxTrackedIps'];
 const RATE_LIMIT_KEYS = ['connectionsPerSecond', 'burst'];
+const SUSTAINED_KEYS = ['connectionsPerMinute', 'burst'];
+const PENALTY_BOX_KEYS = ['durationMs'];
 /** Protection fields that only mean something on a TLS listener. */
 const TLS_ONLY_PROTECTION_KEYS = ['ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni'];
 /** Top-level keys that exist but that updateConfig may not change. */
@@ -241,6 +239,9 @@ function normalizeUpdate(update, current) {
 
   const rawProtection = get(update, 'protection');
   const protection = rawProtection === undefined ? copyProtection(current.protection) : normalizeProtection(rawProtection, 'protection');
+  if (protection.maxTrackedIps !== current.protection.maxTrackedIps) {
+    throw configRangeError('protection.maxTrackedIps cannot be changed by updateConfig (the table is sized when the proxy is created)');
+  }
   const listeners = current.listeners.map((l) => relistener(l, protection));
 
   const rawRoutes = get(update, 'routes');
@@ -373,12 +374,16 @@ function protectionFields(value, path) {
   const out = {};
   const rateLimit = get(obj, 'rateLimit');
   if (rateLimit !== undefined) out.rateLimit = optRateLimit(rateLimit, `${path}.rateLimit`);
+  const sustained = get(obj, 'sustained');
+  if (sustained !== undefined) out.sustained = optSustained(sustained, `${path}.sustained`);
+  const penaltyBox = get(obj, 'penaltyBox');
+  if (penaltyBox !== undefined) out.penaltyBox = optPenaltyBox(penaltyBox, `${path}.penaltyBox`);
   const maxConcurrentPerIp = get(obj, 'maxConcurrentPerIp');
   if (maxConcurrentPerIp !== undefined) out.maxConcurrentPerIp = integer(maxConcurrentPerIp, `${path}.maxConcurrentPerIp`, 0, LIMITS.maxConcurrentPerIp);
   const allowlist = get(obj, 'allowlist');
-  if (allowlist !== undefined) out.allowlist = cidrList(allowlist, `${path}.allowlist`);
+  if (allowlist !== undefined) out.allowlist = cidrList(allowlist, `${path}.allowlist`, LIMITS.maxCidrListEntries);
   const blocklist = get(obj, 'blocklist');
-  if (blocklist !== undefined) out.blocklist = cidrList(blocklist, `${path}.blocklist`);
+  if (blocklist !== undefined) out.blocklist = cidrList(blocklist, `${path}.blocklist`, LIMITS.maxCidrListEntries);
   const ja3 = get(obj, 'ja3Blocklist');
   if (ja3 !== undefined) out.ja3Blocklist = stringList(ja3, `${path}.ja3Blocklist`, normalizeJa3);
   const ja4 = get(obj, 'ja4Blocklist');
@@ -387,6 +392,10 @@ function protectionFields(value, path) {
   if (hs !== undefined) out.tlsHandshakeTimeoutMs = integer(hs, `${path}.tlsHandshakeTimeoutMs`, 1, LIMITS.maxHandshakeTimeoutMs);
   const requireSni = get(obj, 'requireSni');
   if (requireSni !== undefined) out.requireSni = boolean(requireSni, `${path}.requireSni`);
+  const ipv6Prefix = get(obj, 'ipv6Prefix');
+  if (ipv6Prefix !== undefined) out.ipv6Prefix = integer(ipv6Prefix, `${path}.ipv6Prefix`, 1, 128);
+  const maxTrackedIps = get(obj, 'maxTrackedIps');
+  if (maxTrackedIps !== undefined) out.maxTrackedIps = integer(maxTrackedIps, `${path}.maxTrackedIps`, 1, LIMITS.maxTrackedIps);
   return out;
 }
 
@@ -394,6 +403,8 @@ function protectionFields(value, path) {
 function defaultProtection() {
   return {
     rateLimit: null,
+    sustained: null,
+    penaltyBox: null,
     maxConcurrentPerIp: 0,
     allowlist: [],
     blocklist: [],
@@ -401,6 +412,8 @@ function defaultProtection() {
     ja4Blocklist: [],
     tlsHandshakeTimeoutMs: DEFAULTS.tlsHandshakeTimeoutMs,
     requireSni: false,
+    ipv6Prefix: DEFAULTS.ipv6Prefix,
+    maxTrackedIps: DEFAULTS.maxTrackedIps,
   };
 }
 
@@ -418,6 +431,33 @@ function optRateLimit(value, path) {
   const rawBurst = get(obj, 'burst');
   const burst = rawBurst === undefined ? Math.max(connectionsPerSecond, 1) : numberAtLeast(rawBurst, `${path}.burst`, 1);
   return { connectionsPerSecond, burst };
+}
+
+/**
+ * @param {unknown} value `sustained`: null (none) or { connectionsPerMinute, burst }.
+ * @param {string} path Its path.
+ * @returns {NormalizedSustained | null} A new object or null.
+ */
+function optSustained(value, path) {
+  if (value === null) return null;
+  const obj = object(value, path, SUSTAINED_KEYS);
+  const cpm = get(obj, 'connectionsPerMinute');
+  if (cpm === undefined) throw configTypeError(`${path}.connectionsPerMinute is required`);
+  const connectionsPerMinute = positiveNumber(cpm, `${path}.connectionsPerMinute`);
+  const rawBurst = get(obj, 'burst');
+  const burst = rawBurst === undefined ? Math.max(connectionsPerMinute, 1) : numberAtLeast(rawBurst, `${path}.burst`, 1);
+  return { connectionsPerMinute, burst };
+}
+
+/**
+ * @param {unknown} value `penaltyBox`: null (none) or { durationMs }.
+ * @param {string} path Its path.
+ * @returns {{ durationMs: number } | null} A new object or null.
+ */
+function optPenaltyBox(value, path) {
+  if (value === null) return null;
+  const obj = object(value, path, PENALTY_BOX_KEYS);
+  return { durationMs: optInteger(get(obj, 'durationMs'), `${path}.durationMs`, 1, LIMITS.maxTimeoutMs, DEFAULTS.penaltyBoxMs) };
 }
 
 /**
@@ -462,6 +502,9 @@ function normalizeListener(value, path, topProtection) {
   const idleTimeoutMs = optInteger(get(obj, 'idleTimeoutMs'), `${path}.idleTimeoutMs`, 0, LIMITS.maxTimeoutMs, DEFAULTS.idleTimeoutMs);
 
   const own = protectionFields(get(obj, 'protection'), `${path}.protection`);
+  if ('maxTrackedIps' in own) {
+    throw configRangeError(`${path}.protection.maxTrackedIps can only be set in the top-level protection (one table serves every listener)`);
+  }
   if (!tls) {
     // A TLS-only key at its default value changes nothing (a shared protection object, say): it
     // is accepted; any other value would be silently meaningless, so it is refused.
@@ -473,6 +516,16 @@ function normalizeListener(value, path, topProtection) {
     }
   }
 
+  const acceptProxyProtocol = oneOf(get(obj, 'acceptProxyProtocol'), `${path}.acceptProxyProtocol`, ['none', 'v1', 'v2', 'any'], DEFAULTS.acceptProxyProtocol);
+  const rawTrusted = get(obj, 'trustedProxies');
+  const trustedProxies = rawTrusted === undefined ? [] : cidrList(rawTrusted, `${path}.trustedProxies`);
+  if (acceptProxyProtocol !== 'none' && trustedProxies.length === 0) {
+    throw configRangeError(`${path}.trustedProxies must list the proxies allowed to send a PROXY header (acceptProxyProtocol is '${acceptProxyProtocol}')`);
+  }
+  if (acceptProxyProtocol === 'none' && trustedProxies.length > 0) {
+    throw configRangeError(`${path}.trustedProxies needs acceptProxyProtocol 'v1', 'v2' or 'any'`);
+  }
+
   const rawConnect = get(obj, 'connect');
   let connect = null;
   if (tls) {
@@ -481,7 +534,7 @@ function normalizeListener(value, path, topProtection) {
     connect = normalizeConnect(rawConnect, `${path}.connect`);
   }
 
-  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect }, own);
+  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies }, own);
 }
 
 /**
@@ -776,6 +829,8 @@ function mergeProtection(base, own) {
 function copyProtection(p) {
   return {
     rateLimit: p.rateLimit === null ? null : { ...p.rateLimit },
+    sustained: p.sustained === null ? null : { ...p.sustained },
+    penaltyBox: p.penaltyBox === null ? null : { ...p.penaltyBox },
     maxConcurrentPerIp: p.maxConcurrentPerIp,
     allowlist: p.allowlist.slice(),
     blocklist: p.blocklist.slice(),
@@ -783,6 +838,8 @@ function copyProtection(p) {
     ja4Blocklist: p.ja4Blocklist.slice(),
     tlsHandshakeTimeoutMs: p.tlsHandshakeTimeoutMs,
     requireSni: p.requireSni,
+    ipv6Prefix: p.ipv6Prefix,
+    maxTrackedIps: p.maxTrackedIps,
   };
 }
 
@@ -985,8 +1042,8 @@ function normalizeJa4(value, path) {
  * @param {string} path Its path.
  * @returns {string[]} Normalised CIDRs, de-duplicated.
  */
-function cidrList(value, path) {
-  return stringList(value, path, normalizeCidr);
+function cidrList(value, path, max = LIMITS.maxListEntries) {
+  return stringList(value, path, normalizeCidr, max);
 }
 
 /**
@@ -995,8 +1052,8 @@ function cidrList(value, path) {
  * @param {(v: unknown, path: string) => string} each Normaliser of one entry.
  * @returns {string[]} Normalised entries, de-duplicated (first kept).
  */
-function stringList(value, path, each) {
-  checkArray(value, path, 0, LIMITS.maxListEntries);
+function stringList(value, path, each, max = LIMITS.maxListEntries) {
+  checkArray(value, path, 0, max);
   const out = new Set();
   for (let i = 0; i < value.length; i++) out.add(each(value[i], `${path}[${i}]`));
   return [...out];

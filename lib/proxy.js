@@ -41,12 +41,15 @@ class Proxy extends EventEmitter {
     // that is dropped (and not running) can then be garbage-collected with its engine.
     this._onEvent = (type, payload) => this._onEngineEvent(type, payload);
     this._engine = new binding.Engine(normalized, this._onEvent);
-    // 'tunnel' events (one per CONNECT connection) are produced only while someone listens.
+    // 'tunnel' events (one per CONNECT connection) and 'blocked' events are produced only while
+    // someone listens.
     this.on('newListener', (name) => {
       if (name === 'tunnel') this._engine.setTunnelEvents(true);
+      if (name === 'blocked') this._engine.setBlockedEvents(true);
     });
     this.on('removeListener', (name) => {
       if (name === 'tunnel' && this.listenerCount('tunnel') === 0) this._engine.setTunnelEvents(false);
+      if (name === 'blocked' && this.listenerCount('blocked') === 0) this._engine.setBlockedEvents(false);
     });
   }
 
@@ -168,13 +171,15 @@ class Proxy extends EventEmitter {
   }
 
   /**
-   * Source addresses currently refused by protection.
-   * @returns {{ rateLimited: string[], concurrencyLimited: string[], cidrBlocklist: string[] }}
+   * Sources refused by protection right now, from the engine's per-IP state: rate-limited (a
+   * bucket is empty), concurrency-limited (at maxConcurrentPerIp), penalty-boxed, each at most
+   * 10,000 entries and deduplicated across listeners (an IPv6 source aggregated by ipv6Prefix
+   * appears as its prefix, '2001:db8::/64'), and the configured blocklists.
+   * @returns {{ rateLimited: string[], concurrencyLimited: string[], penaltyBoxed: string[],
+   *   cidrBlocklist: string[] }}
    */
   blockedIps() {
-    const cidrs = new Set();
-    for (const l of this._config.listeners) for (const c of l.protection.blocklist) cidrs.add(c);
-    return { rateLimited: [], concurrencyLimited: [], cidrBlocklist: [...cidrs] };
+    return this._engine.blockedIps();
   }
 
   async [Symbol.asyncDispose]() {
@@ -213,6 +218,18 @@ class Proxy extends EventEmitter {
             alpn: payload.alpn === '' ? [] : payload.alpn.split('\n'),
             ja3: payload.ja3,
             ja4: payload.ja4,
+          });
+          break;
+        }
+        case 'blocked': {
+          const l = this._config.listeners[payload.listener];
+          this._emitSafe('blocked', {
+            ip: payload.ip,
+            reason: payload.reason,
+            listener: { host: l.host, port: this._ports ? this._ports[payload.listener] : l.port },
+            ja3: payload.ja3,
+            ja4: payload.ja4,
+            count: payload.count,
           });
           break;
         }

@@ -108,6 +108,21 @@ static const char *event_name(int type)
         return "tunnel";
     case LG_EV_SUSPENDED:
         return "suspended";
+    case LG_EV_BLOCKED:
+        return "blocked";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *block_reason_name(int reason)
+{
+    switch (reason) {
+#define LG_REASON_CASE(name, js)                                                                   \
+    case LG_BLOCK_##name:                                                                          \
+        return js;
+        LG_BLOCK_REASONS(LG_REASON_CASE)
+#undef LG_REASON_CASE
     default:
         return "unknown";
     }
@@ -158,6 +173,16 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
             set_str(env, payload, "peerIp", e->peer_ip);
             set_int(env, payload, "peerPort", e->peer_port);
             set_str(env, payload, "alpn", e->alpn);
+            set_str(env, payload, "ja3", e->ja3);
+            set_str(env, payload, "ja4", e->ja4);
+        } else if (ev->type == LG_EV_BLOCKED) {
+            const lg_ev_blocked_t *e = &ev->u.blocked;
+            set_int(env, payload, "code", 0);
+            set_str(env, payload, "message", "");
+            set_int(env, payload, "listener", e->listener);
+            set_str(env, payload, "reason", block_reason_name(e->reason));
+            set_u64(env, payload, "count", e->count);
+            set_str(env, payload, "ip", e->ip);
             set_str(env, payload, "ja3", e->ja3);
             set_str(env, payload, "ja4", e->ja4);
         } else if (ev->type == LG_EV_TUNNEL) {
@@ -421,6 +446,54 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+static napi_value engine_blocked_events(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
+    if (js == NULL) return NULL;
+    bool on = false;
+    if (argc >= 1) napi_get_value_bool(env, argv[0], &on);
+    lg_engine_blocked_events(js->engine, on);
+    return NULL;
+}
+
+/* engine.blockedIps(nowMs) → { rateLimited, concurrencyLimited, penaltyBoxed, cidrBlocklist }. */
+static napi_value engine_blocked_ips(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    if (js == NULL) return NULL;
+    static const struct {
+        const char *key;
+        int which;
+    } lists[] = {{"rateLimited", LG_ENGINE_BLOCKED_RATE},
+                 {"concurrencyLimited", LG_ENGINE_BLOCKED_CONCURRENCY},
+                 {"penaltyBoxed", LG_ENGINE_BLOCKED_BOXED},
+                 {"cidrBlocklist", LG_ENGINE_BLOCKED_CIDRS}};
+    napi_value result;
+    NAPI_CALL(env, napi_create_object(env, &result));
+    uint64_t now = uv_hrtime() / 1000000;
+    for (size_t i = 0; i < LG_ARRAY_SIZE(lists); i++) {
+        lg_engine_list_t l;
+        int rc = lg_engine_blocked(js->engine, lists[i].which, now, &l);
+        napi_value arr;
+        bool ok = rc == 0 && napi_create_array_with_length(env, l.n, &arr) == napi_ok;
+        for (size_t j = 0; ok && j < l.n; j++) {
+            napi_value v;
+            ok = napi_create_string_utf8(env, l.v[j], NAPI_AUTO_LENGTH, &v) == napi_ok &&
+                 napi_set_element(env, arr, (uint32_t)j, v) == napi_ok;
+        }
+        lg_engine_list_free(&l);
+        if (!ok) {
+            napi_throw_error(env, "ERR_LEGATO_INTERNAL", "legato: blockedIps: out of memory");
+            return NULL;
+        }
+        NAPI_CALL(env, napi_set_named_property(env, result, lists[i].key, arr));
+    }
+    return result;
+}
+
 /* The id argument as a C string; false for anything that cannot name a held connection. */
 static bool read_id(napi_env env, napi_value v, char *id, size_t size)
 {
@@ -531,6 +604,15 @@ static napi_value counts_object(napi_env env, const lg_counts_t *sum)
 #define LG_SET_COUNTER(f, js) set_u64(env, o, js, sum->f);
     LG_COUNTERS(LG_SET_COUNTER)
 #undef LG_SET_COUNTER
+    napi_value by;
+    uint64_t blocked = 0;
+    if (napi_create_object(env, &by) != napi_ok) return NULL;
+    for (int i = 1; i < LG_BLOCK_N; i++) {
+        set_u64(env, by, block_reason_name(i), sum->blocked[i]);
+        blocked += sum->blocked[i];
+    }
+    set_u64(env, o, "blockedConnections", blocked);
+    if (napi_set_named_property(env, o, "blockedByReason", by) != napi_ok) return NULL;
     return o;
 }
 
@@ -565,7 +647,15 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
     result = counts_object(env, &m->total);
     if (result == NULL) goto fail;
     set_u64(env, result, "pendingSuspended", m->pending_suspended);
-    set_u64(env, result, "blockedConnections", 0);
+    napi_value tracking;
+    if (napi_create_object(env, &tracking) != napi_ok) goto fail;
+    set_u64(env, tracking, "trackedIps", m->tracking.tracked);
+    set_u64(env, tracking, "capacity", m->tracking.capacity);
+    set_u64(env, tracking, "bytes", m->tracking.bytes);
+    set_u64(env, tracking, "untracked", m->tracking.untracked);
+    set_u64(env, tracking, "evictions", m->tracking.evictions);
+    set_u64(env, tracking, "swept", m->tracking.swept);
+    if (napi_set_named_property(env, result, "protection", tracking) != napi_ok) goto fail;
     set_u64(env, result, "configGenerationsLive", m->generations_live);
     set_u64(env, result, "eventsDropped", m->events_dropped);
     set_u64(env, result, "buffersInUse", m->buffers_in_use);
@@ -736,6 +826,9 @@ static napi_value init(napi_env env, napi_value exports)
         {"metrics", NULL, engine_metrics, NULL, NULL, NULL, napi_default_method, NULL},
         {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
          NULL},
+        {"setBlockedEvents", NULL, engine_blocked_events, NULL, NULL, NULL, napi_default_method,
+         NULL},
+        {"blockedIps", NULL, engine_blocked_ips, NULL, NULL, NULL, napi_default_method, NULL},
     };
     napi_value cls, limits, fn;
     NAPI_CALL(env, napi_define_class(env, "Engine", NAPI_AUTO_LENGTH, engine_new, NULL,

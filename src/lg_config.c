@@ -16,10 +16,10 @@
 
 #define PATH_MAX_LEN 128 /* bytes of an option path in a message (indexes are < 2^32) */
 
-static int fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
+static int cfg_fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
+static int cfg_fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
 {
     err->type_error = type_error;
     va_list ap;
@@ -29,7 +29,7 @@ static int fail(lg_cfgerr_t *err, bool type_error, const char *fmt, ...)
     return -1;
 }
 
-#define RANGE(err, ...) fail((err), false, __VA_ARGS__)
+#define RANGE(err, ...) cfg_fail((err), false, __VA_ARGS__)
 
 static int check_range(lg_cfgerr_t *err, const char *path, const char *key, uint64_t v,
                        uint64_t min, uint64_t max)
@@ -78,9 +78,19 @@ void lg_src_route_free(lg_src_route_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+static void protection_src_free(lg_src_protection_t *p)
+{
+    strings_free(&p->allowlist);
+    strings_free(&p->blocklist);
+    strings_free(&p->ja3_blocklist);
+    strings_free(&p->ja4_blocklist);
+}
+
 void lg_src_listener_free(lg_src_listener_t *l)
 {
     lg_free(l->host);
+    protection_src_free(&l->protection);
+    strings_free(&l->trusted_proxies);
     cert_free(&l->default_cert);
     mtls_free(&l->mtls);
     lg_free(l->connect.allow_ports);
@@ -136,6 +146,19 @@ static int parse_cidrs(const lg_src_strings_t *list, lg_cidr_t **out, const char
         }
     }
     *out = v;
+    return 0;
+}
+
+/* A CIDR set from a list of CIDR strings. */
+static int build_cidr_set(const lg_src_strings_t *list, lg_cidr_set_t *set, const char *path,
+                          const char *key, lg_cfgerr_t *err)
+{
+    lg_cidr_t *v = NULL;
+    if (parse_cidrs(list, &v, path, key, err) != 0) return -1;
+    int rc = lg_cidr_set_build(set, v, list->n);
+    lg_free(v);
+    if (rc != 0)
+        return RANGE(err, "%s.%s: %s", path, key, rc == -ENOMEM ? "out of memory" : "invalid");
     return 0;
 }
 
@@ -248,7 +271,24 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         if (lc->kind == LG_LISTENER_CONNECT && build_connect(&l->connect, lc, path, err) != 0) {
             goto fail;
         }
+        if (l->accept_proxy < 0 || l->accept_proxy > LG_PP_ACCEPT_ANY) {
+            RANGE(err, "%s.acceptProxyProtocol must be 'none', 'v1', 'v2' or 'any'", path);
+            goto fail;
+        }
+        lc->accept_proxy = l->accept_proxy;
+        if (lc->accept_proxy != 0 && l->trusted_proxies.n == 0) {
+            RANGE(err, "%s.trustedProxies must not be empty when acceptProxyProtocol is set", path);
+            goto fail;
+        }
+        if (build_cidr_set(&l->trusted_proxies, &lc->trusted, path, "trustedProxies", err) != 0) {
+            goto fail;
+        }
     }
+    if (check_range(err, "protection", "maxTrackedIps", src->max_tracked_ips, 1,
+                    LG_LIMIT_MAX_TRACKED) != 0) {
+        goto fail;
+    }
+    conf->max_tracked_ips = (size_t)src->max_tracked_ips;
     return 0;
 fail:
     lg_config_free(conf);
@@ -261,6 +301,7 @@ void lg_config_free(lg_config_t *c)
         lg_free(c->listeners[i].host);
         c->listeners[i].host = NULL;
         lg_policy_free(&c->listeners[i].policy);
+        lg_cidr_set_free(&c->listeners[i].trusted);
     }
     c->n_listeners = 0;
 }
@@ -493,6 +534,102 @@ static int listener_context_check(const lg_src_listener_t *l, lg_tls_cache_t *cu
     return rc;
 }
 
+/* ---- protection ----------------------------------------------------------------------------- */
+
+static void protection_free(lg_protection_t *p)
+{
+    lg_cidr_set_free(&p->allow);
+    lg_cidr_set_free(&p->block);
+    lg_ja_set_free(&p->ja3);
+    lg_ja_set_free(&p->ja4);
+    strings_free(&p->block_text);
+}
+
+static int build_bucket(const lg_src_bucket_t *b, uint32_t period_ms, lg_limit_bucket_t *out,
+                        const char *path, const char *key, const char *count_key, lg_cfgerr_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!b->present) return 0;
+    if (!(b->count > 0 && b->count <= LG_RATE_MAX) || !(b->burst >= 1 && b->burst <= LG_RATE_MAX)) {
+        return RANGE(err, "%s.%s: %s must be a number > 0 and burst >= 1 (at most %d)", path, key,
+                     count_key, LG_RATE_MAX);
+    }
+    int rc = lg_limit_bucket_init(out, b->count, period_ms, b->burst);
+    if (rc != 0) {
+        return RANGE(err, "%s.%s: %s", path, key,
+                     rc == -ERANGE ? "burst takes too long to refill (over a century)"
+                                   : "invalid rate or burst");
+    }
+    return 0;
+}
+
+static int build_ja_set(const lg_src_strings_t *list, lg_ja_set_t *set, const char *path,
+                        const char *key, lg_cfgerr_t *err)
+{
+    int rc = lg_ja_set_build(set, (const char *const *)list->v, list->n);
+    if (rc == -EINVAL) {
+        return RANGE(err, "%s.%s[%zu] is not a %s fingerprint", path, key, set->bad,
+                     strcmp(key, "ja3Blocklist") == 0 ? "JA3" : "JA4");
+    }
+    if (rc == -E2BIG) {
+        return RANGE(err, "%s.%s must have at most %d entries", path, key, LG_JA_SET_MAX);
+    }
+    if (rc != 0) return RANGE(err, "%s.%s: out of memory", path, key);
+    return 0;
+}
+
+static int copy_strings(const lg_src_strings_t *from, lg_src_strings_t *to)
+{
+    memset(to, 0, sizeof(*to));
+    if (from->n == 0) return 0;
+    to->v = lg_calloc(from->n, sizeof(char *));
+    if (to->v == NULL) return -ENOMEM;
+    for (size_t i = 0; i < from->n; i++) {
+        to->v[i] = dup_str(from->v[i]);
+        if (to->v[i] == NULL) return -ENOMEM;
+        to->n = i + 1;
+    }
+    return 0;
+}
+
+/* A listener's protection as given → compiled. */
+static int build_protection(const lg_src_protection_t *s, lg_protection_t *p, const char *path,
+                            lg_cfgerr_t *err)
+{
+    if (check_range(err, path, "tlsHandshakeTimeoutMs", s->tls_handshake_timeout_ms, 1,
+                    LG_HANDSHAKE_TIMEOUT_MAX) != 0 ||
+        check_range(err, path, "maxConcurrentPerIp", s->max_concurrent_per_ip, 0,
+                    LG_CONNECTIONS_MAX) != 0 ||
+        check_range(err, path, "ipv6Prefix", s->ipv6_prefix, 1, 128) != 0 ||
+        (s->penalty_box && check_range(err, path, "penaltyBox.durationMs", s->penalty_box_ms, 1,
+                                       LG_TIMEOUT_MAX_MS) != 0)) {
+        return -1;
+    }
+    p->tls_handshake_timeout_ms = (uint32_t)s->tls_handshake_timeout_ms;
+    p->ipv6_prefix = (uint8_t)s->ipv6_prefix;
+    p->require_sni = s->require_sni;
+    p->rules.max_concurrent = (uint32_t)s->max_concurrent_per_ip;
+    p->rules.penalty_box_ms = s->penalty_box ? (uint32_t)s->penalty_box_ms : 0;
+    if (build_bucket(&s->rate, 1000, &p->rules.rate, path, "rateLimit", "connectionsPerSecond",
+                     err) != 0 ||
+        build_bucket(&s->sustained, 60000, &p->rules.sustained, path, "sustained",
+                     "connectionsPerMinute", err) != 0) {
+        return -1;
+    }
+    p->track = p->rules.rate.interval_ns != 0 || p->rules.sustained.interval_ns != 0 ||
+               p->rules.max_concurrent != 0 || p->rules.penalty_box_ms != 0;
+    if (build_cidr_set(&s->allowlist, &p->allow, path, "allowlist", err) != 0 ||
+        build_cidr_set(&s->blocklist, &p->block, path, "blocklist", err) != 0 ||
+        build_ja_set(&s->ja3_blocklist, &p->ja3, path, "ja3Blocklist", err) != 0 ||
+        build_ja_set(&s->ja4_blocklist, &p->ja4, path, "ja4Blocklist", err) != 0) {
+        return -1;
+    }
+    if (copy_strings(&s->blocklist, &p->block_text) != 0) {
+        return RANGE(err, "%s: out of memory", path);
+    }
+    return 0;
+}
+
 /* ---- snapshots --------------------------------------------------------------------------------
  */
 
@@ -514,12 +651,8 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         char lpath[PATH_MAX_LEN], ppath[PATH_MAX_LEN + 16];
         snprintf(lpath, sizeof(lpath), "listeners[%zu]", i);
         snprintf(ppath, sizeof(ppath), "%s.protection", lpath);
-        if (check_range(err, ppath, "tlsHandshakeTimeoutMs", l->protection.tls_handshake_timeout_ms,
-                        1, LG_HANDSHAKE_TIMEOUT_MAX) != 0) {
-            goto fail;
-        }
-        s->protection[i].tls_handshake_timeout_ms =
-            (uint32_t)l->protection.tls_handshake_timeout_ms;
+        s->n_protection = i + 1; /* protection[i] is owned from here on */
+        if (build_protection(&l->protection, &s->protection[i], ppath, err) != 0) goto fail;
         if (conf->listeners[i].kind == LG_LISTENER_TLS &&
             listener_context_check(l, cur, next, lpath, err) != 0) {
             goto fail;
@@ -550,6 +683,13 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         }
         route->suspended = r->suspended;
         route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
+        if (r->max_connections_per_second > 0) {
+            lg_src_bucket_t b = {true, r->max_connections_per_second, r->burst};
+            if (build_bucket(&b, 1000, &route->rate, path, "maxConnectionsPerSecond",
+                             "maxConnectionsPerSecond", err) != 0) {
+                goto fail;
+            }
+        }
         if (build_route_body(r, route, path, err) != 0) goto fail;
         if ((r->terminate_tls || r->suspended || r->cert.present || r->mtls.present) &&
             route_contexts(r, src->listeners, conf, -1, route, cur, next, path, r->terminate_tls,
@@ -627,6 +767,8 @@ void lg_snapshot_destroy(lg_snapshot_t *s)
         lg_route_free(&s->routes[i]);
     lg_free(s->routes);
     lg_router_free(&s->router);
+    for (size_t i = 0; i < s->n_protection; i++)
+        protection_free(&s->protection[i]);
     if (s->slot != NULL) atomic_fetch_sub_explicit(&s->slot->live, 1, memory_order_relaxed);
     lg_free(s);
 }

@@ -24,8 +24,11 @@
 #define LG_CONFIG_H
 
 #include "lg_common.h"
+#include "lg_ja.h"
+#include "lg_limit.h"
 #include "lg_limits.h"
 #include "lg_policy.h"
+#include "lg_proxyproto.h"
 #include "lg_router.h"
 #include "lg_tls_ctx.h"
 
@@ -83,7 +86,9 @@ typedef struct lg_src_strings_s {
 } lg_src_strings_t;
 
 typedef struct lg_src_route_s {
-    char *sni; /* NULL for a decision */
+    char *sni;                         /* NULL for a decision */
+    double max_connections_per_second; /* 0 = unlimited */
+    double burst;
     lg_src_upstream_t *upstreams;
     size_t n_upstreams;
     bool terminate_tls;
@@ -94,8 +99,22 @@ typedef struct lg_src_route_s {
     uint64_t suspend_timeout_ms;
 } lg_src_route_t;
 
+/* A token bucket as configured: `count` per period, `burst`; absent when !present. */
+typedef struct lg_src_bucket_s {
+    bool present;
+    double count, burst;
+} lg_src_bucket_t;
+
 typedef struct lg_src_protection_s {
     uint64_t tls_handshake_timeout_ms;
+    lg_src_bucket_t rate;      /* rateLimit: connectionsPerSecond, burst */
+    lg_src_bucket_t sustained; /* sustained: connectionsPerMinute, burst */
+    bool penalty_box;
+    uint64_t penalty_box_ms;
+    uint64_t max_concurrent_per_ip;
+    uint64_t ipv6_prefix;
+    lg_src_strings_t allowlist, blocklist, ja3_blocklist, ja4_blocklist;
+    bool require_sni;
 } lg_src_protection_t;
 
 typedef struct lg_src_connect_s {
@@ -113,6 +132,8 @@ typedef struct lg_src_listener_s {
     lg_src_mtls_t mtls;
     lg_src_protection_t protection;
     lg_src_connect_t connect; /* connect listeners */
+    int accept_proxy;         /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
+    lg_src_strings_t trusted_proxies;
 } lg_src_listener_t;
 
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
@@ -121,6 +142,7 @@ typedef struct lg_src_s {
     int sched_kind;   /* LG_SCHED_* */
     uint64_t quantum; /* 0 = auto */
     uint64_t max_queued_per_flow;
+    uint64_t max_tracked_ips; /* protection.maxTrackedIps (top level): the per-IP table's bound */
     lg_src_listener_t *listeners;
     size_t n_listeners;
     lg_src_route_t *routes;
@@ -161,10 +183,21 @@ typedef struct lg_route_s {
     size_t n_ctx;
     uint8_t *alpn; /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
     size_t alpn_len;
+    lg_limit_bucket_t rate;    /* maxConnectionsPerSecond / burst (off when interval_ns is 0) */
+    _Atomic uint64_t rate_tat; /* the bucket's state: the one mutable field of a published route,
+                                  shared by every worker (lg_limit_bucket_take_shared) */
 } lg_route_t;
 
+/* A listener's effective protection in a snapshot (owned by the snapshot). */
 typedef struct lg_protection_s {
     uint32_t tls_handshake_timeout_ms; /* ClientHello (and handshake) deadline from accept */
+    lg_limit_rules_t rules;            /* per-IP buckets, box, concurrency */
+    bool track;                        /* some per-IP rule is set: consult the per-IP table */
+    uint8_t ipv6_prefix;               /* IPv6 sources are aggregated to this prefix */
+    bool require_sni;
+    lg_cidr_set_t allow, block;  /* allowlist (bypasses the rest), blocklist */
+    lg_ja_set_t ja3, ja4;        /* fingerprint blocklists */
+    lg_src_strings_t block_text; /* the blocklist as configured (blockedIps()) */
 } lg_protection_t;
 
 typedef struct lg_snapslot_s lg_snapslot_t;
@@ -178,6 +211,7 @@ typedef struct lg_snapshot_s {
     size_t n_routes;
     lg_router_t router;
     lg_protection_t protection[LG_MAX_LISTENERS]; /* effective protection per listener */
+    size_t n_protection;                          /* entries owned (built) */
 } lg_snapshot_t;
 
 typedef struct lg_listener_conf_s {
@@ -190,6 +224,9 @@ typedef struct lg_listener_conf_s {
     lg_policy_t policy;          /* destination policy */
     uint32_t connect_timeout_ms; /* resolve + dial deadline from the end of the head */
     uint32_t head_limit;         /* connections in their head at once (lg_config_head_limit) */
+    /* PROXY protocol input (both kinds) */
+    int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
+    lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {
@@ -198,6 +235,7 @@ typedef struct lg_config_s {
     int sched_kind;             /* LG_SCHED_DRR / LG_SCHED_FIFO */
     size_t sched_quantum;       /* bytes; 0 = auto */
     size_t max_queued_per_flow; /* bytes: high watermark; reads resume below half */
+    size_t max_tracked_ips;     /* bound of the per-IP protection table */
     lg_listener_conf_t listeners[LG_MAX_LISTENERS];
     size_t n_listeners;
 } lg_config_t;

@@ -4,6 +4,7 @@
  *
  * State transitions go through set_state(), which checks them against LEGAL[] and arms the
  * state's one deadline:
+ *   PROXY       the deadline of the state that follows, from accept (the header is part of it)
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
  *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
@@ -36,6 +37,7 @@
  * ignored: a nested failure may close a connection under a caller that goes on to advance it). */
 #define B(s) (1u << (s))
 static const uint16_t LEGAL[LG_CONN_N_STATES] = {
+    [LG_CONN_PROXY] = B(LG_CONN_HELLO) | B(LG_CONN_HEAD) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_HELLO] = B(LG_CONN_SUSPENDED) | B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) |
                       B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_HEAD] =
@@ -98,6 +100,12 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
     }
     c->state = s;
     switch (s) {
+    case LG_CONN_HELLO:
+        arm_at(c, handshake_deadline(c));
+        break;
+    case LG_CONN_HEAD:
+        arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
+        break;
     case LG_CONN_RESOLVING:
     case LG_CONN_CONNECTING:
         arm_at(c, c->deadline);
@@ -157,6 +165,25 @@ static void count_handshake_failure(lg_conn_t *c, int kind)
 static void handshake_failed(lg_conn_t *c, int kind)
 {
     count_handshake_failure(c, kind);
+    lg_conn_close(c);
+}
+
+static const lg_protection_t *protection(const lg_conn_t *c)
+{
+    return &c->snap->protection[c->lis];
+}
+
+/* Refused by protection after accept: counted, reported, closed (a connect listener answers
+ * 403 or 429 first). */
+static void respond(lg_conn_t *c, int status);
+
+static void refused(lg_conn_t *c, int reason, const char *ja3, const char *ja4)
+{
+    lg_protect_refused(c->w, c->lis, protection(c), reason, &c->peer, ja3, ja4);
+    if (c->is_connect && c->state == LG_CONN_PROXY && reason != LG_BLOCK_PROXY_HEADER) {
+        respond(c, lg_connect_refusal_status(reason));
+        return;
+    }
     lg_conn_close(c);
 }
 
@@ -230,6 +257,8 @@ static void conn_free(lg_conn_t *c)
     }
     head_free(c);
     lg_free(c->tunnel);
+    lg_free(c->proxyin);
+    lg_protect_release(w, &c->adm);
     lg_tls_free(c->tls);
     if (c->decision != NULL) lg_route_destroy(c->decision);
     lg_relay_release(&c->relay);
@@ -736,24 +765,6 @@ static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (h->len == h->cap) uv_read_stop(s);
 }
 
-static void peer_name(lg_conn_t *c, char *ip, size_t ip_size, uint16_t *port)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    ip[0] = '\0';
-    *port = 0;
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) != 0) return;
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, ip_size);
-        *port = ntohs(a->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, ip_size);
-        *port = ntohs(a->sin_port);
-    }
-}
-
 /* Hold a connection whose route is suspended and tell JS. */
 static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len,
                     const lg_hello_t *hello)
@@ -764,8 +775,9 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
     char ip[48];
     lg_suspend_in_t in;
     memset(&in, 0, sizeof(in));
-    peer_name(c, ip, sizeof(ip), &in.peer_port);
+    lg_peer_format(&c->peer, ip, sizeof(ip));
     in.peer_ip = ip;
+    in.peer_port = c->peer.port;
     in.worker = w->index;
     in.listener = c->lis;
     in.serial = ++w->next_serial;
@@ -830,11 +842,19 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
 /* ---- the ClientHello --------------------------------------------------------------------- */
 
 /*
- * Route by SNI (NULL: no SNI, or not TLS; hello: the parsed ClientHello, or NULL for non-TLS),
- * then hold the connection for JS or continue on the route.
+ * Judge the ClientHello (protection), route by SNI (NULL: no SNI, or not TLS; hello: the parsed
+ * ClientHello, or NULL for non-TLS), then hold the connection for JS or continue on the route.
  */
 static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_t *hello)
 {
+    char ja3[33] = "", ja4[40] = "";
+    if (lg_protect_judges_hello(protection(c))) {
+        int reason = lg_protect_hello(protection(c), hello, ja3, ja4);
+        if (reason != LG_BLOCK_NONE) {
+            refused(c, reason, ja3, ja4);
+            return;
+        }
+    }
     int r = lg_router_lookup(&c->snap->router, sni, sni_len);
     if (r == LG_ROUTER_NONE) {
         LG_COUNT(counters(c), no_route, 1);
@@ -842,7 +862,11 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
         return;
     }
     c->route = r;
-    const lg_route_t *rt = &c->snap->routes[r];
+    lg_route_t *rt = &c->snap->routes[r];
+    if (!lg_limit_bucket_take_shared(&rt->rate_tat, &rt->rate, now_ms(c))) {
+        refused(c, LG_BLOCK_ROUTE_RATE_LIMITED, ja3, ja4);
+        return;
+    }
     uv_read_stop((uv_stream_t *)&c->client);
     if (rt->suspended) {
         suspend(c, rt, sni, sni_len, hello);
@@ -851,43 +875,34 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     route_to(c, rt);
 }
 
+static bool hello_ctx_new(lg_conn_t *c);
+
 static void hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
     buf->base = NULL;
     buf->len = 0;
-    if (c->hello == NULL) {
-        c->hello = lg_malloc(sizeof(*c->hello));
-        if (c->hello == NULL) return; /* the read callback sees UV_ENOBUFS */
-        c->w->n_hello++;
-        LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
-        lg_hello_parser_init(&c->hello->parser);
-        c->hello->raw_len = 0;
-        c->hello->hello.has_sni = false; /* filled only when a hello is parsed */
-    }
+    if (c->hello == NULL && !hello_ctx_new(c)) return; /* the read callback sees UV_ENOBUFS */
     buf->base = (char *)c->hello->raw + c->hello->raw_len;
     buf->len = sizeof(c->hello->raw) - c->hello->raw_len;
 }
 
-static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* A ClientHello that cannot complete; with a fingerprint list set that is a refusal too. */
+static void hello_failed(lg_conn_t *c, int kind)
 {
-    (void)buf;
-    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
-    if (nread == 0) return;
-    if (nread < 0) {
-        if (nread == UV_ENOBUFS && c->hello == NULL) {
-            out_of_memory(c);
-        } else if (nread == UV_ENOBUFS) {
-            handshake_failed(c, HS_PROTOCOL); /* the hello outgrew its buffer */
-        } else {
-            handshake_failed(c, HS_CLOSED); /* closed or reset before the hello was complete */
-        }
-        return;
+    if (lg_protect_fails_closed(protection(c))) {
+        lg_protect_refused(c->w, c->lis, protection(c), LG_BLOCK_INCOMPLETE_HANDSHAKE, &c->peer,
+                           NULL, NULL);
     }
+    handshake_failed(c, kind);
+}
+
+/* n more bytes are in the hello buffer: parse, and route once the hello is complete. */
+static void hello_more(lg_conn_t *c, size_t n)
+{
     lg_hello_ctx_t *h = c->hello;
-    h->raw_len += (size_t)nread;
-    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    h->raw_len += n;
     size_t end = 0;
     int r = lg_hello_parse(&h->parser, h->raw, h->raw_len, &h->hello, &end);
     switch (r) {
@@ -905,9 +920,40 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         route(c, NULL, 0, NULL);
         return;
     default:
-        handshake_failed(c, HS_PROTOCOL);
+        hello_failed(c, HS_PROTOCOL);
         return;
     }
+}
+
+static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS && c->hello == NULL) {
+            out_of_memory(c);
+        } else if (nread == UV_ENOBUFS) {
+            hello_failed(c, HS_PROTOCOL); /* the hello outgrew its buffer */
+        } else {
+            hello_failed(c, HS_CLOSED); /* closed or reset before the hello was complete */
+        }
+        return;
+    }
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    hello_more(c, (size_t)nread);
+}
+
+static bool hello_ctx_new(lg_conn_t *c)
+{
+    c->hello = lg_malloc(sizeof(*c->hello));
+    if (c->hello == NULL) return false;
+    c->w->n_hello++;
+    LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
+    lg_hello_parser_init(&c->hello->parser);
+    c->hello->raw_len = 0;
+    c->hello->hello.has_sni = false; /* filled only when a hello is parsed */
+    return true;
 }
 
 /* ---- CONNECT ----------------------------------------------------------------------------- */
@@ -1009,6 +1055,18 @@ static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = len;
 }
 
+/* n more bytes are in the head buffer: parse, and act once the head is decided. */
+static void head_more(lg_conn_t *c, size_t n)
+{
+    int status = 0;
+    int r = lg_connect_head_feed(c->head, n, &status);
+    if (r == LG_OK) {
+        on_head(c);
+    } else if (r == LG_ERROR) {
+        respond(c, status);
+    }
+}
+
 static void head_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -1020,12 +1078,105 @@ static void head_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
-    int status = 0;
-    int r = lg_connect_head_feed(c->head, (size_t)nread, &status);
+    head_more(c, (size_t)nread);
+}
+
+/* ---- PROXY protocol input -------------------------------------------------------------------- */
+
+/* Start the first real phase (HELLO or HEAD) with `extra` bytes that came after the header. */
+static void first_phase(lg_conn_t *c, const uint8_t *extra, size_t n)
+{
+    if (c->is_connect) {
+        set_state(c, LG_CONN_HEAD);
+        if (uv_read_start((uv_stream_t *)&c->client, head_alloc, head_read) != 0) {
+            lg_conn_close(c);
+            return;
+        }
+        if (n == 0) return;
+        if ((c->head = lg_connect_head_new()) == NULL) {
+            out_of_memory(c);
+            return;
+        }
+        uint8_t *room = NULL;
+        size_t len = 0;
+        lg_connect_head_room(c->head, &room, &len); /* LG_CONNECT_HEAD_BUF_MIN >= the header */
+        memcpy(room, extra, n);
+        head_more(c, n);
+        return;
+    }
+    set_state(c, LG_CONN_HELLO);
+    if (uv_read_start((uv_stream_t *)&c->client, hello_alloc, hello_read) != 0) {
+        lg_conn_close(c);
+        return;
+    }
+    if (n == 0) return;
+    if (!hello_ctx_new(c)) {
+        out_of_memory(c);
+        return;
+    }
+    memcpy(c->hello->raw, extra, n);
+    hello_more(c, n);
+}
+
+/* The header is complete: take the client address it carries, judge it, go on. */
+static void proxy_done(lg_conn_t *c, const lg_pp_header_t *hdr)
+{
+    LG_COUNT(counters(c), proxy_headers, 1);
+    if (!hdr->is_local) {
+        c->peer.family = hdr->family;
+        memcpy(c->peer.addr, hdr->src_addr, 16);
+        c->peer.port = hdr->src_port;
+    }
+    int reason = lg_protect_admit(c->w, c->lis, protection(c), &c->peer, &c->adm);
+    if (reason != LG_BLOCK_NONE) {
+        refused(c, reason, NULL, NULL);
+        return;
+    }
+    lg_proxyin_t *p = c->proxyin;
+    c->proxyin = NULL;
+    uv_read_stop((uv_stream_t *)&c->client);
+    first_phase(c, p->buf + hdr->header_len, p->len - hdr->header_len);
+    lg_free(p);
+}
+
+static void proxy_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
+    buf->base = NULL;
+    buf->len = 0;
+    if (c->proxyin == NULL) {
+        c->proxyin = lg_malloc(sizeof(*c->proxyin));
+        if (c->proxyin == NULL) return; /* UV_ENOBUFS */
+        lg_pp_parser_init(&c->proxyin->parser, c->w->conf->listeners[c->lis].accept_proxy);
+        c->proxyin->len = 0;
+    }
+    buf->base = (char *)c->proxyin->buf + c->proxyin->len;
+    buf->len = sizeof(c->proxyin->buf) - c->proxyin->len;
+}
+
+static void proxy_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS && c->proxyin == NULL) {
+            out_of_memory(c);
+        } else {
+            refused(c, LG_BLOCK_PROXY_HEADER, NULL, NULL); /* gone (or no room) before a header */
+        }
+        return;
+    }
+    LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
+    lg_proxyin_t *p = c->proxyin;
+    p->len += (size_t)nread;
+    lg_pp_header_t hdr;
+    int r = lg_pp_parse(&p->parser, p->buf, p->len, &hdr);
     if (r == LG_OK) {
-        on_head(c);
-    } else if (r == LG_ERROR) {
-        respond(c, status);
+        proxy_done(c, &hdr);
+    } else if (r != LG_AGAIN) {
+        refused(c, LG_BLOCK_PROXY_HEADER, NULL, NULL);
     }
 }
 
@@ -1035,8 +1186,11 @@ static void on_timer(uv_timer_t *t)
 {
     lg_conn_t *c = LG_CONTAINER_OF(t, lg_conn_t, timer);
     switch (c->state) {
+    case LG_CONN_PROXY:
+        refused(c, LG_BLOCK_PROXY_HEADER, NULL, NULL);
+        break;
     case LG_CONN_HELLO:
-        handshake_failed(c, HS_TIMEOUT);
+        hello_failed(c, HS_TIMEOUT);
         break;
     case LG_CONN_SUSPENDED:
         suspend_timeout(c);
@@ -1082,13 +1236,17 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- accept ------------------------------------------------------------------------------ */
 
-void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd)
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
+                    const lg_admission_t *adm)
 {
     lg_counters_t *cnt = &w->counters[lis];
-    bool is_connect = w->conf->listeners[lis].kind == LG_LISTENER_CONNECT;
+    const lg_listener_conf_t *lc = &w->conf->listeners[lis];
+    bool is_connect = lc->kind == LG_LISTENER_CONNECT;
     lg_conn_t *c = lg_calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
+        lg_admission_t a = *adm;
+        lg_protect_release(w, &a);
         atomic_fetch_sub_explicit(&w->lis[lis].active, 1, memory_order_relaxed);
         if (is_connect) atomic_fetch_sub_explicit(&w->lis[lis].in_head, 1, memory_order_relaxed);
         LG_COUNT(cnt, out_of_memory, 1);
@@ -1097,6 +1255,8 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd)
     c->w = w;
     c->lis = lis;
     c->route = -1;
+    c->peer = *peer;
+    c->adm = *adm;
     c->snap = lg_snapshot_ref(lg_snapslot_get(w->slot, &w->snap, &w->snap_gen));
     c->accepted_at = uv_now(w->loop);
     c->is_connect = is_connect;
@@ -1112,7 +1272,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd)
     w->n_conns++;
     LG_PUBLISH(w->pub_conns, w->n_conns);
     LG_COUNT(cnt, total_connections, 1);
-    c->state = is_connect ? LG_CONN_HEAD : LG_CONN_HELLO;
+    c->state = lc->accept_proxy != 0 ? LG_CONN_PROXY : is_connect ? LG_CONN_HEAD : LG_CONN_HELLO;
 
     int rc = uv_tcp_open(&c->client, fd);
     if (rc != 0) {
@@ -1121,9 +1281,14 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd)
         return;
     }
     uv_tcp_nodelay(&c->client, 1);
-    /* The first state's deadline (not a transition: set_state is for those). */
+    /* The first state's deadline (not a transition: set_state is for those). A PROXY header
+     * counts against the deadline of the phase it precedes. */
     arm_at(c, is_connect ? c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS : handshake_deadline(c));
     uv_read_cb read_cb = is_connect ? head_read : hello_read;
     uv_alloc_cb alloc_cb = is_connect ? head_alloc : hello_alloc;
+    if (c->state == LG_CONN_PROXY) {
+        read_cb = proxy_read;
+        alloc_cb = proxy_alloc;
+    }
     if (uv_read_start((uv_stream_t *)&c->client, alloc_cb, read_cb) != 0) lg_conn_close(c);
 }

@@ -26,6 +26,8 @@
 #include "lg_connect.h"
 #include "lg_dial.h"
 #include "lg_hello.h"
+#include "lg_protect.h"
+#include "lg_proxyproto.h"
 #include "lg_relay.h"
 #include "lg_resolve.h"
 #include "lg_suspend.h"
@@ -34,7 +36,9 @@
 
 /* Connection states; each has exactly one deadline (the connection's timer). */
 typedef enum {
-    LG_CONN_HELLO = 0,  /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
+    LG_CONN_PROXY = 0,  /* reading a PROXY protocol header; deadline: the next state's, from
+                           accept (accept + tlsHandshakeTimeoutMs, or accept + 10 s) */
+    LG_CONN_HELLO,      /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
     LG_CONN_SUSPENDED,  /* held for a JS decision (lg_suspend); deadline: suspendTimeoutMs */
@@ -49,6 +53,13 @@ typedef enum {
 } lg_conn_state_t;
 
 #define LG_LINGER_MS 2000 /* ms to keep reading (and discarding) after an error response */
+
+/* State kept only while reading a PROXY protocol header (LG_CONN_PROXY). */
+typedef struct lg_proxyin_s {
+    lg_pp_parser_t parser;
+    size_t len;
+    uint8_t buf[LG_PP_MAX_HEADER];
+} lg_proxyin_t;
 
 /* State kept only while reading the ClientHello. */
 typedef struct lg_hello_ctx_s {
@@ -78,7 +89,10 @@ struct lg_conn_s {
     lg_tls_t *tls;           /* terminating routes, from HANDSHAKE on */
     lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
     lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
+    lg_proxyin_t *proxyin;   /* PROXY */
     lg_relay_t relay;
+    lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
+    lg_admission_t adm; /* what protection counted for it (released at free) */
 
     uint64_t accepted_at;    /* loop time (ms) of accept */
     uint64_t deadline;       /* loop time by which resolve + dial must be done */
@@ -93,10 +107,12 @@ struct lg_conn_s {
 };
 
 /*
- * Take an accepted client fd on listener `lis` (admission already passed and counted in
- * w->lis[lis]). Always consumes fd: on failure it is closed and the failure counted.
+ * Take an accepted client fd on listener `lis` from `peer` (admission already passed: counted in
+ * w->lis[lis], and in *adm by protection unless the listener reads a PROXY header first). Always
+ * consumes fd and adm: on failure the fd is closed, adm released and the failure counted.
  */
-void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd);
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
+                    const lg_admission_t *adm);
 
 /* Mark a connection closing (idempotent); see the file comment. */
 void lg_conn_close(lg_conn_t *c);

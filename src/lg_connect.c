@@ -31,6 +31,8 @@ static const response_t RESPONSES[] = {
           "Connection: close\r\n\r\nRequest Timeout\n"},
     {414, "HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
           "Connection: close\r\n\r\nURI Too Long\n"},
+    {429, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n"
+          "Connection: close\r\n\r\nToo Many Requests\n"},
     {431, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\n"
           "Content-Length: 32\r\nConnection: close\r\n\r\nRequest Header Fields Too Large\n"},
     {502, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n"
@@ -79,6 +81,9 @@ void lg_connect_count_status(lg_counters_t *cnt, int status)
         break;
     case 414:
         LG_COUNT(cnt, status_414, 1);
+        break;
+    case 429:
+        LG_COUNT(cnt, status_429, 1);
         break;
     case 431:
         LG_COUNT(cnt, status_431, 1);
@@ -248,10 +253,16 @@ void lg_connect_post_tunnel(lg_events_t *ch, unsigned worker, unsigned listener,
     lg_events_post(ch, ev);
 }
 
-void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, uint8_t *discard, size_t discard_len)
+int lg_connect_refusal_status(int block_reason)
+{
+    return block_reason == LG_BLOCK_CIDR_BLOCKED ? 403 : 429;
+}
+
+void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, int status, uint8_t *discard,
+                          size_t discard_len)
 {
     size_t len = 0;
-    const char *text = lg_connect_response(503, &len);
+    const char *text = lg_connect_response(status, &len);
     /* A fresh socket's send buffer always has room for ~100 bytes; a short write only loses
      * the courtesy response, never correctness. */
     ssize_t n = send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -261,5 +272,5 @@ void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, uint8_t *discard, size_t d
     }
     shutdown(fd, SHUT_WR);
     close(fd);
-    lg_connect_count_status(cnt, 503);
+    lg_connect_count_status(cnt, status);
 }

@@ -92,9 +92,15 @@ void lg_connect_post_tunnel(lg_events_t *ch, unsigned worker, unsigned listener,
                             uint64_t duration_ms);
 
 /*
- * Refuse an accepted fd without allocating (listener over maxConnections or its head limit):
- * write the fixed 503 response, discard what the client already sent, close. Counted.
+ * Refuse an accepted fd without allocating (listener over maxConnections or its head limit: 503;
+ * protection: 403 or 429): write the fixed response, discard what the client already sent,
+ * close. Counted by status.
  */
-void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, uint8_t *discard, size_t discard_len);
+void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, int status, uint8_t *discard,
+                          size_t discard_len);
+
+/* The response a protection refusal gets on a connect listener: 403 for a blocked source, 429
+ * for a rate or concurrency limit. */
+int lg_connect_refusal_status(int block_reason);
 
 #endif /* LG_CONNECT_H */

@@ -16,6 +16,9 @@ struct lg_engine_s {
     lg_snapslot_t slot;
     lg_tls_cache_t tls_cache; /* contexts of the current snapshot, for reuse (JS thread only) */
     lg_events_t events;
+    lg_limit_t limit;       /* per-IP protection state, shared by the workers */
+    lg_blocklog_t blocklog; /* 'blocked' event coalescing, shared by the workers */
+    bool limit_ready, blocklog_ready;
     lg_lis_state_t lis[LG_MAX_LISTENERS];
     lg_bound_t bound[LG_MAX_LISTENERS];
     lg_worker_t *workers; /* conf.worker_threads of them */
@@ -43,11 +46,24 @@ int lg_engine_create(lg_config_t *conf, lg_snapshot_t *snap, lg_tls_cache_t *cac
     e->tls_cache = *cache;
     memset(cache, 0, sizeof(*cache));
     e->workers = workers;
-    e->n_workers = e->conf.worker_threads;
+    e->n_workers = 0;
     lg_snapslot_init(&e->slot, snap);
-    lg_worker_env_t env = {&e->conf, &e->events, e->lis, &e->slot};
+    uint8_t seed[16];
+    int rc = lg_limit_init(&e->limit, e->conf.max_tracked_ips);
+    if (rc == 0) {
+        e->limit_ready = true;
+        if (uv_random(NULL, NULL, seed, sizeof(seed), 0, NULL) == 0) lg_limit_seed(&e->limit, seed);
+        rc = lg_blocklog_init(&e->blocklog);
+        e->blocklog_ready = rc == 0;
+    }
+    if (rc != 0) {
+        lg_engine_destroy(e);
+        return rc;
+    }
+    e->n_workers = e->conf.worker_threads;
+    lg_worker_env_t env = {&e->conf, &e->events, e->lis, &e->slot, &e->limit, &e->blocklog};
     for (unsigned i = 0; i < e->n_workers; i++) {
-        int rc = lg_worker_init(&e->workers[i], &env, i);
+        rc = lg_worker_init(&e->workers[i], &env, i);
         if (rc != 0) {
             e->n_workers = i;
             lg_engine_destroy(e);
@@ -145,6 +161,8 @@ void lg_engine_destroy(lg_engine_t *e)
     for (unsigned k = 0; k < e->n_workers; k++)
         lg_worker_destroy(&e->workers[k]);
     lg_snapslot_destroy(&e->slot);
+    if (e->limit_ready) lg_limit_destroy(&e->limit);
+    if (e->blocklog_ready) lg_blocklog_destroy(&e->blocklog);
     lg_tls_cache_free(&e->tls_cache);
     lg_config_free(&e->conf);
     lg_free(e->workers);
@@ -192,6 +210,68 @@ void lg_engine_swap(lg_engine_t *e, lg_snapshot_t *snap, lg_tls_cache_t *cache)
 void lg_engine_tunnel_events(lg_engine_t *e, bool on)
 {
     atomic_store_explicit(&e->events.tunnel_events, on, memory_order_relaxed);
+}
+
+void lg_engine_blocked_events(lg_engine_t *e, bool on)
+{
+    atomic_store_explicit(&e->events.blocked_events, on, memory_order_relaxed);
+}
+
+/* Append a text to a list unless it is there already (lists are small: blockedIps() caps them). */
+static int list_add(lg_engine_list_t *l, const char *text)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i], text) == 0) return 0;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **v = lg_realloc(l->v, cap * sizeof(char *));
+        if (v == NULL) return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    size_t n = strlen(text);
+    l->v[l->n] = lg_malloc(n + 1);
+    if (l->v[l->n] == NULL) return -ENOMEM;
+    memcpy(l->v[l->n++], text, n + 1);
+    return 0;
+}
+
+void lg_engine_list_free(lg_engine_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        lg_free(l->v[i]);
+    lg_free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (which == LG_ENGINE_BLOCKED_CIDRS) {
+        lg_snapshot_t *held = NULL;
+        uint64_t gen = 0;
+        lg_snapshot_t *s = lg_snapslot_get(&e->slot, &held, &gen);
+        int rc = 0;
+        for (size_t i = 0; i < s->n_protection && rc == 0; i++) {
+            const lg_src_strings_t *t = &s->protection[i].block_text;
+            for (size_t j = 0; j < t->n && rc == 0; j++)
+                rc = list_add(out, t->v[j]);
+        }
+        lg_snapshot_unref(held);
+        return rc;
+    }
+    lg_ipkey_t *keys = lg_malloc(LG_ENGINE_BLOCKED_MAX * sizeof(lg_ipkey_t));
+    if (keys == NULL) return -ENOMEM;
+    size_t n = lg_limit_list(&e->limit, now_ms, which, keys, LG_ENGINE_BLOCKED_MAX);
+    n = LG_MIN(n, (size_t)LG_ENGINE_BLOCKED_MAX);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char text[LG_IPKEY_TEXT_MAX];
+        if (lg_ipkey_format(&keys[i], text, sizeof(text)) > 0) rc = list_add(out, text);
+    }
+    lg_free(keys);
+    return rc;
 }
 
 void lg_engine_event_done(lg_engine_t *e, const lg_event_t *ev)
@@ -246,5 +326,6 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
     for (size_t i = 0; i < m->n_listeners; i++)
         lg_counts_merge(&m->total, &m->listeners[i]);
     m->generations_live = (uint64_t)atomic_load_explicit(&e->slot.live, memory_order_relaxed);
+    lg_limit_stats(&e->limit, &m->tracking);
     m->events_dropped = atomic_load_explicit(&e->events.dropped, memory_order_relaxed);
 }

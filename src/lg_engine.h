@@ -65,8 +65,10 @@ lg_tls_cache_t *lg_engine_tls_cache(lg_engine_t *e);
  * with (moved in; the old cache is freed: contexts only old snapshots use live on in them). */
 void lg_engine_swap(lg_engine_t *e, lg_snapshot_t *snap, lg_tls_cache_t *cache);
 
-/* Events: produce 'tunnel' events or not; a posted event has been handled (JS thread). */
+/* Events: produce 'tunnel' / 'blocked' events or not; a posted event has been handled (JS
+ * thread). */
 void lg_engine_tunnel_events(lg_engine_t *e, bool on);
+void lg_engine_blocked_events(lg_engine_t *e, bool on);
 void lg_engine_event_done(lg_engine_t *e, const lg_event_t *ev);
 
 /* A held connection by id: 0 with *listener and *route_tls set when it is pending and
@@ -79,6 +81,30 @@ int lg_engine_pending(lg_engine_t *e, const char *id, unsigned *listener, bool *
  * pending (any more), or another negative errno (the decision could not be posted).
  */
 int lg_engine_resolve(lg_engine_t *e, const char *id, lg_route_t *decision);
+
+/* blockedIps(): which list. */
+enum {
+    LG_ENGINE_BLOCKED_RATE = LG_LIMIT_LIST_RATE_LIMITED,
+    LG_ENGINE_BLOCKED_CONCURRENCY = LG_LIMIT_LIST_CONCURRENCY_LIMITED,
+    LG_ENGINE_BLOCKED_BOXED = LG_LIMIT_LIST_PENALTY_BOXED,
+    LG_ENGINE_BLOCKED_CIDRS = 100,
+};
+#define LG_ENGINE_BLOCKED_MAX 10000 /* sources listed per blockedIps() list, at most */
+
+/* A list of texts (owned). */
+typedef struct lg_engine_list_s {
+    char **v;
+    size_t n, cap;
+} lg_engine_list_t;
+
+/*
+ * blockedIps(): the sources rate-limited, concurrency-limited or penalty-boxed at now_ms (from
+ * the per-IP table; formatted, deduplicated across listeners, at most LG_ENGINE_BLOCKED_MAX), or
+ * the configured blocklists (LG_ENGINE_BLOCKED_CIDRS). Returns 0 or -ENOMEM (free *out either
+ * way with lg_engine_list_free).
+ */
+int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list_t *out);
+void lg_engine_list_free(lg_engine_list_t *l);
 
 /* A worker's published figures. */
 typedef struct lg_worker_figures_s {
@@ -94,6 +120,7 @@ typedef struct lg_engine_metrics_s {
     uint64_t generations_live;
     uint64_t events_dropped;
     uint64_t buffers_in_use;
+    lg_limit_stats_t tracking; /* the per-IP protection table */
     lg_worker_figures_t workers[LG_MAX_WORKERS];
     size_t n_workers;
 } lg_engine_metrics_t;

@@ -15,6 +15,8 @@ static size_t event_size(lg_event_type_t type)
         return head + sizeof(lg_ev_tunnel_t);
     case LG_EV_SUSPENDED:
         return head + sizeof(lg_ev_suspended_t);
+    case LG_EV_BLOCKED:
+        return head + sizeof(lg_ev_blocked_t);
     default:
         return head + sizeof(lg_ev_note_t);
     }

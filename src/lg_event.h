@@ -25,6 +25,7 @@ typedef enum {
     LG_EV_ERROR,       /* an engine error JS should see; note.code = -errno */
     LG_EV_TUNNEL,      /* a connect-listener connection ended (only while tunnel events are on) */
     LG_EV_SUSPENDED,   /* a connection is held for a decision */
+    LG_EV_BLOCKED,     /* admission refused a source (coalesced per source and reason per second) */
 } lg_event_type_t;
 
 #define LG_EVENT_MESSAGE_MAX 256  /* bytes of a note's message, NUL included */
@@ -57,6 +58,15 @@ typedef struct lg_ev_suspended_s {
     char ja4[40];
 } lg_ev_suspended_t;
 
+typedef struct lg_ev_blocked_s {
+    unsigned listener;
+    int reason;     /* LG_BLOCK_* (lg_metrics.h) */
+    uint64_t count; /* refusals of this (source, reason, listener) since its previous event */
+    char ip[48];    /* the source: an address, or an aggregated IPv6 prefix ("2001:db8::/64") */
+    char ja3[33];   /* "" when not computed (refused before the ClientHello) */
+    char ja4[40];
+} lg_ev_blocked_t;
+
 /* Owner: whoever allocated it until posted; the channel (and then the post function) after. */
 typedef struct lg_event_s {
     lg_event_type_t type;
@@ -65,6 +75,7 @@ typedef struct lg_event_s {
         lg_ev_note_t note;
         lg_ev_tunnel_t tunnel;
         lg_ev_suspended_t suspended;
+        lg_ev_blocked_t blocked;
     } u; /* only the member of `type` is allocated */
 } lg_event_t;
 
@@ -76,6 +87,7 @@ typedef struct lg_events_s {
     lg_post_fn post;
     void *post_ctx;
     atomic_bool tunnel_events;    /* JS listens for 'tunnel' events */
+    atomic_bool blocked_events;   /* JS listens for 'blocked' events */
     atomic_long queued;           /* non-control events posted and not yet handled */
     atomic_uint_fast64_t dropped; /* events lost: queue bound reached, no memory */
 } lg_events_t;
@@ -100,6 +112,11 @@ void lg_events_done(lg_events_t *ch, const lg_event_t *ev);
 static inline bool lg_events_tunnels_on(lg_events_t *ch)
 {
     return atomic_load_explicit(&ch->tunnel_events, memory_order_relaxed);
+}
+
+static inline bool lg_events_blocked_on(lg_events_t *ch)
+{
+    return atomic_load_explicit(&ch->blocked_events, memory_order_relaxed);
 }
 
 #endif /* LG_EVENT_H */

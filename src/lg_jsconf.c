@@ -285,9 +285,21 @@ static int read_route_body(napi_env env, napi_value r, lg_src_route_t *out, cons
     return 0;
 }
 
+static int get_number(napi_env env, napi_value obj, const char *key, double *out, const char *path)
+{
+    napi_value v;
+    if (get(env, obj, key, &v, path) != 0) return -1;
+    if (napi_get_value_double(env, v, out) != napi_ok)
+        return bug(env, "%s.%s must be a number", path, key);
+    return 0;
+}
+
 static int read_route(napi_env env, napi_value r, lg_src_route_t *out, const char *path)
 {
     return get_string(env, r, "sni", &out->sni, path) != 0 ||
+                   get_number(env, r, "maxConnectionsPerSecond", &out->max_connections_per_second,
+                              path) != 0 ||
+                   get_number(env, r, "burst", &out->burst, path) != 0 ||
                    get_bool(env, r, "suspended", &out->suspended, path) != 0 ||
                    get_u64(env, r, "suspendTimeoutMs", &out->suspend_timeout_ms, path) != 0 ||
                    read_route_body(env, r, out, path) != 0
@@ -326,9 +338,47 @@ static int read_connect(napi_env env, napi_value l, lg_src_connect_t *out, const
                : 0;
 }
 
+/* A { <count_key>, burst } bucket, or null. */
+static int read_bucket(napi_env env, napi_value obj, const char *key, const char *count_key,
+                       lg_src_bucket_t *out, const char *path)
+{
+    napi_value b;
+    char bpath[PATH_MAX_LEN + 16];
+    snprintf(bpath, sizeof(bpath), "%s.%s", path, key);
+    if (get_optional_object(env, obj, key, &b, &out->present, path) != 0) return -1;
+    if (!out->present) return 0;
+    return get_number(env, b, count_key, &out->count, bpath) != 0 ||
+                   get_number(env, b, "burst", &out->burst, bpath) != 0
+               ? -1
+               : 0;
+}
+
+static int read_protection(napi_env env, napi_value p, lg_src_protection_t *out, const char *path)
+{
+    napi_value box;
+    char bpath[PATH_MAX_LEN + 16];
+    snprintf(bpath, sizeof(bpath), "%s.penaltyBox", path);
+    if (get_u64(env, p, "tlsHandshakeTimeoutMs", &out->tls_handshake_timeout_ms, path) != 0 ||
+        read_bucket(env, p, "rateLimit", "connectionsPerSecond", &out->rate, path) != 0 ||
+        read_bucket(env, p, "sustained", "connectionsPerMinute", &out->sustained, path) != 0 ||
+        get_optional_object(env, p, "penaltyBox", &box, &out->penalty_box, path) != 0 ||
+        (out->penalty_box && get_u64(env, box, "durationMs", &out->penalty_box_ms, bpath) != 0) ||
+        get_u64(env, p, "maxConcurrentPerIp", &out->max_concurrent_per_ip, path) != 0 ||
+        get_u64(env, p, "ipv6Prefix", &out->ipv6_prefix, path) != 0 ||
+        get_strings(env, p, "allowlist", &out->allowlist, path) != 0 ||
+        get_strings(env, p, "blocklist", &out->blocklist, path) != 0 ||
+        get_strings(env, p, "ja3Blocklist", &out->ja3_blocklist, path) != 0 ||
+        get_strings(env, p, "ja4Blocklist", &out->ja4_blocklist, path) != 0 ||
+        get_bool(env, p, "requireSni", &out->require_sni, path) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, const char *path)
 {
     static const char *const kinds[] = {"tls", "connect"};
+    static const char *const proxy_modes[] = {"none", "v1", "v2", "any"};
     napi_value p;
     char ppath[PATH_MAX_LEN];
     snprintf(ppath, sizeof(ppath), "%s.protection", path);
@@ -340,10 +390,12 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
         read_cert(env, l, "defaultCert", &out->default_cert, path) != 0 ||
         read_mtls(env, l, &out->mtls, path) != 0 ||
         get_object(env, l, "protection", &p, path) != 0 ||
-        get_u64(env, p, "tlsHandshakeTimeoutMs", &out->protection.tls_handshake_timeout_ms,
-                ppath) != 0) {
+        read_protection(env, p, &out->protection, ppath) != 0 ||
+        get_enum(env, l, "acceptProxyProtocol", proxy_modes, 4, &out->accept_proxy, path) != 0 ||
+        get_strings(env, l, "trustedProxies", &out->trusted_proxies, path) != 0) {
         return -1;
     }
+    /* 'none', 'v1', 'v2', 'any' are 0, LG_PP_ACCEPT_V1, LG_PP_ACCEPT_V2, LG_PP_ACCEPT_ANY. */
     if (out->kind == LG_LISTENER_CONNECT) return read_connect(env, l, &out->connect, path);
     return 0;
 }
@@ -352,7 +404,7 @@ int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
 {
     static const char *const sched_kinds[] = {"drr", "fifo"};
     memset(out, 0, sizeof(*out));
-    napi_value sched, lis, routes;
+    napi_value sched, lis, routes, prot;
     uint32_t nl, nr;
     const char *top = "config";
     if (get_u64(env, cfg, "workerThreads", &out->worker_threads, top) != 0 ||
@@ -361,6 +413,8 @@ int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
         get_enum(env, sched, "kind", sched_kinds, 2, &out->sched_kind, "scheduler") != 0 ||
         get_u64(env, sched, "quantum", &out->quantum, "scheduler") != 0 ||
         get_u64(env, sched, "maxQueuedBytesPerFlow", &out->max_queued_per_flow, "scheduler") != 0 ||
+        get_object(env, cfg, "protection", &prot, top) != 0 ||
+        get_u64(env, prot, "maxTrackedIps", &out->max_tracked_ips, "protection") != 0 ||
         get_array(env, cfg, "listeners", &lis, &nl, top) != 0 ||
         get_array(env, cfg, "routes", &routes, &nr, top) != 0) {
         goto fail;

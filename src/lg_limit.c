@@ -304,6 +304,20 @@ static uint64_t bucket_ok_at(uint64_t tat, const lg_limit_bucket_t *b)
     return tat - b->tolerance_ns;
 }
 
+bool lg_limit_bucket_take_shared(_Atomic uint64_t *tat, const lg_limit_bucket_t *b, uint64_t now_ms)
+{
+    if (b->interval_ns == 0) return true;
+    uint64_t now = now_ms * NS_PER_MS;
+    uint64_t cur = atomic_load_explicit(tat, memory_order_relaxed);
+    for (;;) {
+        if (!bucket_has_token(cur, b, now)) return false;
+        if (atomic_compare_exchange_weak_explicit(tat, &cur, bucket_take(cur, b, now),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            return true;
+        }
+    }
+}
+
 static bool entry_idle(const limit_entry_t *e, uint64_t now)
 {
     return e->active == 0 && e->box_until <= now && e->tat_rate <= now && e->tat_sustained <= now;

@@ -61,6 +61,8 @@
 
 #include "lg_common.h"
 
+#include <stdatomic.h>
+
 /* lg_limit_admit verdicts. */
 #define LG_LIMIT_OK          0 /* admitted: release it with lg_limit_release */
 #define LG_LIMIT_BOXED       1 /* refused: in the penalty box ('penalty_boxed') */
@@ -166,6 +168,14 @@ int lg_ipkey_format(const lg_ipkey_t *k, char *out, size_t cap);
  * on error.
  */
 int lg_limit_bucket_init(lg_limit_bucket_t *b, double count, uint32_t period_ms, double burst);
+
+/*
+ * A bucket shared by threads without a table (a route's maxConnectionsPerSecond): take a token
+ * from the bucket whose TAT is *tat, under b, at now_ms. Lock-free (a compare-and-swap loop).
+ * True when there was a token (an off bucket always has one).
+ */
+bool lg_limit_bucket_take_shared(_Atomic uint64_t *tat, const lg_limit_bucket_t *b,
+                                 uint64_t now_ms);
 
 /*
  * Initialise an empty table for at most max_tracked keys (1..LG_LIMIT_MAX_TRACKED). Allocates

@@ -12,6 +12,7 @@
 #include "lg_buf.h"
 #include "lg_cidr.h"
 #include "lg_drr.h"
+#include "lg_limit.h"
 #include "lg_name.h"
 #include "lg_router.h"
 
@@ -49,6 +50,8 @@
     X(maxConcurrentPerIp, LG_CONNECTIONS_MAX, "connections per source IP")                         \
     X(maxRatePerSecond, LG_RATE_MAX, "connections per second")                                     \
     X(maxListEntries, LG_LIST_MAX, "entries in one list")                                          \
+    X(maxCidrListEntries, LG_CIDR_SET_MAX, "entries in an allowlist or blocklist")                 \
+    X(maxTrackedIps, LG_LIMIT_MAX_TRACKED, "source IPs tracked by protection")                     \
     X(maxAlpnProtocols, LG_ALPN_MAX_PROTOCOLS, "protocols")                                        \
     X(maxAlpnLength, LG_ALPN_MAX_LEN, "bytes")                                                     \
     X(maxUdsPathBytes, LG_UDS_PATH_MAX, "bytes")                                                   \

@@ -9,6 +9,7 @@
  *   anything else                  unexpected: pause as for EMFILE and report an 'error' event
  */
 #include "lg_listener.h"
+#include "lg_protect.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -280,6 +281,66 @@ static bool admit(lg_wctx_t *w, unsigned lis)
     return true;
 }
 
+/* Give back what admit() reserved (the connection was refused after all). */
+static void unadmit(lg_wctx_t *w, unsigned lis)
+{
+    lg_lis_state_t *st = &w->lis[lis];
+    atomic_fetch_sub_explicit(&st->active, 1, memory_order_relaxed);
+    if (w->conf->listeners[lis].kind == LG_LISTENER_CONNECT) {
+        atomic_fetch_sub_explicit(&st->in_head, 1, memory_order_relaxed);
+    }
+}
+
+/* Refuse an accepted fd before anything is allocated for it: counted, reported, closed (a
+ * connect listener answers first: 503 at capacity, 403 or 429 for protection). */
+static void refuse(lg_wctx_t *w, unsigned lis, int fd, int reason, const lg_protection_t *p,
+                   const lg_peer_t *peer)
+{
+    lg_protect_refused(w, lis, p, reason, peer, NULL, NULL);
+    if (w->conf->listeners[lis].kind == LG_LISTENER_CONNECT && reason != LG_BLOCK_PROXY_UNTRUSTED) {
+        int status = reason == LG_BLOCK_MAX_CONNECTIONS ? 503 : lg_connect_refusal_status(reason);
+        lg_connect_refuse_fd(&w->counters[lis], fd, status, w->discard, sizeof(w->discard));
+    } else {
+        close(fd);
+    }
+}
+
+/*
+ * Admission of an accepted fd, before any allocation: the listener's capacity, then (unless the
+ * listener reads a PROXY header first, which carries the real client address) the source's
+ * protection checks. A PROXY listener only takes headers from its trusted sources.
+ */
+static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
+{
+    lg_wctx_t *w = ls->w;
+    unsigned lis = ls->index;
+    const lg_listener_conf_t *lc = &w->conf->listeners[lis];
+    const lg_snapshot_t *snap = lg_snapslot_get(w->slot, &w->snap, &w->snap_gen);
+    const lg_protection_t *p = &snap->protection[lis];
+    lg_peer_t peer;
+    lg_peer_from_sockaddr(&peer, sa);
+    if (!admit(w, lis)) {
+        refuse(w, lis, fd, LG_BLOCK_MAX_CONNECTIONS, p, &peer);
+        return;
+    }
+    lg_admission_t adm;
+    memset(&adm, 0, sizeof(adm));
+    int reason = LG_BLOCK_NONE;
+    if (lc->accept_proxy != 0) {
+        if (!lg_cidr_set_contains(&lc->trusted, peer.family, peer.addr)) {
+            reason = LG_BLOCK_PROXY_UNTRUSTED;
+        }
+    } else {
+        reason = lg_protect_admit(w, lis, p, &peer, &adm);
+    }
+    if (reason != LG_BLOCK_NONE) {
+        unadmit(w, lis);
+        refuse(w, lis, fd, reason, p, &peer);
+        return;
+    }
+    lg_conn_accept(w, lis, fd, &peer, &adm);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     (void)events;
@@ -290,7 +351,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
         return;
     }
     for (int n = 0; n < LG_ACCEPTS_PER_WAKEUP && ls->open; n++) {
-        int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(ls->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK) return;
@@ -307,17 +370,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             close(fd);
             continue;
         }
-        if (!admit(w, ls->index)) {
-            lg_counters_t *cnt = &w->counters[ls->index];
-            LG_COUNT(cnt, refused_max_connections, 1);
-            if (w->conf->listeners[ls->index].kind == LG_LISTENER_CONNECT) {
-                lg_connect_refuse_fd(cnt, fd, w->discard, sizeof(w->discard)); /* 503 */
-            } else {
-                close(fd);
-            }
-            continue;
-        }
-        lg_conn_accept(w, ls->index, fd);
+        accepted(ls, fd, (const struct sockaddr *)&ss);
     }
 }
 

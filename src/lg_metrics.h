@@ -61,12 +61,41 @@
     X(refused_domain, "refusedDomain")                                                             \
     X(refused_address, "refusedAddress")                                                           \
     X(refused_lookups_busy, "refusedLookupsBusy")                                                  \
-    X(internal_errors, "internalErrors")
+    X(internal_errors, "internalErrors")                                                           \
+    X(proxy_headers, "proxyProtocolHeaders")                                                       \
+    X(status_429, "status429")
+
+/*
+ * Why admission refused a connection ('blocked' events, blockedByReason): X(NAME, "reason").
+ * blockedConnections is their sum.
+ */
+#define LG_BLOCK_REASONS(X)                                                                        \
+    X(MAX_CONNECTIONS, "max_connections")           /* listener at maxConnections */               \
+    X(CIDR_BLOCKED, "cidr_blocked")                 /* source in the blocklist */                  \
+    X(PENALTY_BOXED, "penalty_boxed")               /* source in the penalty box */                \
+    X(RATE_LIMITED, "rate_limited")                 /* a per-IP token bucket was empty */          \
+    X(TOO_MANY_CONNECTIONS, "too_many_connections") /* maxConcurrentPerIp reached */               \
+    X(NO_SNI, "no_sni")                             /* requireSni and no SNI */                    \
+    X(JA3_BLOCKED, "ja3_blocked")                   /* JA3 in ja3Blocklist */                      \
+    X(JA4_BLOCKED, "ja4_blocked")                   /* JA4 in ja4Blocklist */                      \
+    X(INCOMPLETE_HANDSHAKE, "incomplete_handshake") /* a JA list is set and no fingerprint */      \
+    X(ROUTE_RATE_LIMITED, "route_rate_limited")     /* route maxConnectionsPerSecond */            \
+    X(PROXY_UNTRUSTED, "proxy_untrusted")           /* PROXY input from outside trustedProxies */  \
+    X(PROXY_HEADER, "proxy_header")                 /* missing, malformed or late PROXY header */
+
+enum {
+    LG_BLOCK_NONE = 0,
+#define LG_BLOCK_ENUM(name, js) LG_BLOCK_##name,
+    LG_BLOCK_REASONS(LG_BLOCK_ENUM)
+#undef LG_BLOCK_ENUM
+        LG_BLOCK_N
+};
 
 typedef struct lg_counters_s {
 #define LG_COUNTER_FIELD(f, js) atomic_uint_fast64_t f;
     LG_COUNTERS(LG_COUNTER_FIELD)
 #undef LG_COUNTER_FIELD
+    atomic_uint_fast64_t blocked[LG_BLOCK_N]; /* by LG_BLOCK_* reason; [0] unused */
 } lg_counters_t;
 
 /* A plain copy of counters (sums over workers, read on the JS thread). */
@@ -74,6 +103,7 @@ typedef struct lg_counts_s {
 #define LG_COUNTS_FIELD(f, js) uint64_t f;
     LG_COUNTERS(LG_COUNTS_FIELD)
 #undef LG_COUNTS_FIELD
+    uint64_t blocked[LG_BLOCK_N];
 } lg_counts_t;
 
 /* Add n to a counter owned by the calling thread (single writer: no read-modify-write lock). */
@@ -90,6 +120,8 @@ static inline void lg_counts_add(lg_counts_t *sum, const lg_counters_t *c)
 #define LG_COUNTS_ADD(f, js) sum->f += LG_COUNTER_READ(c, f);
     LG_COUNTERS(LG_COUNTS_ADD)
 #undef LG_COUNTS_ADD
+    for (int i = 1; i < LG_BLOCK_N; i++)
+        sum->blocked[i] += atomic_load_explicit(&c->blocked[i], memory_order_relaxed);
 }
 
 /* Add one sum to another. */
@@ -98,6 +130,8 @@ static inline void lg_counts_merge(lg_counts_t *sum, const lg_counts_t *c)
 #define LG_COUNTS_MERGE(f, js) sum->f += c->f;
     LG_COUNTERS(LG_COUNTS_MERGE)
 #undef LG_COUNTS_MERGE
+    for (int i = 1; i < LG_BLOCK_N; i++)
+        sum->blocked[i] += c->blocked[i];
 }
 
 #endif /* LG_METRICS_H */

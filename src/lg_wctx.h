@@ -21,6 +21,7 @@
 #include <uv.h>
 
 typedef struct lg_conn_s lg_conn_t;
+typedef struct lg_blocklog_s lg_blocklog_t;
 typedef struct lg_wreq_s lg_wreq_t;
 typedef struct lg_pending_s lg_pending_t;
 
@@ -59,8 +60,11 @@ typedef struct lg_wctx_s {
     lg_snapslot_t *slot;     /* shared: where the current snapshot is published */
     lg_snapshot_t *snap;     /* this worker's reference to the snapshot it last saw */
     uint64_t snap_gen;
-    lg_pending_t *pending; /* held connections (lg_suspend; lock shared with JS) */
-    uint64_t next_serial;  /* lg_suspend: ids of held connections */
+    lg_pending_t *pending;    /* held connections (lg_suspend; lock shared with JS) */
+    lg_limit_t *limit;        /* shared: per-IP protection state (lg_protect) */
+    lg_blocklog_t *blocklog;  /* shared: coalescing of 'blocked' events (lg_protect) */
+    uint32_t admits_to_sweep; /* lg_protect: admissions left before the next sweep */
+    uint64_t next_serial;     /* lg_suspend: ids of held connections */
 
     lg_bufpool_t pool;       /* read buffers (lg_relay, lg_tls) */
     lg_sched_t sched;        /* lg_relay */

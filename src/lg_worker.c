@@ -26,6 +26,9 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
     x->events = env->events;
     x->lis = env->lis;
     x->slot = env->slot;
+    x->limit = env->limit;
+    x->blocklog = env->blocklog;
+    x->admits_to_sweep = LG_PROTECT_SWEEP_EVERY;
     x->pending = &w->pending;
     x->counters = w->counters;
     x->conn_gone = on_conn_gone;

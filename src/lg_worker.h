@@ -17,6 +17,7 @@
 #define LG_WORKER_H
 
 #include "lg_listener.h"
+#include "lg_protect.h"
 #include "lg_suspend.h"
 #include "lg_wctx.h"
 
@@ -41,6 +42,8 @@ typedef struct lg_worker_env_s {
     lg_events_t *events;
     lg_lis_state_t *lis;
     lg_snapslot_t *slot;
+    lg_limit_t *limit;
+    lg_blocklog_t *blocklog;
 } lg_worker_env_t;
 
 typedef struct lg_worker_s {

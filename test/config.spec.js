@@ -47,6 +47,8 @@ function withConnect(fn) {
 
 const DEFAULT_PROTECTION = {
   rateLimit: null,
+  sustained: null,
+  penaltyBox: null,
   maxConcurrentPerIp: 0,
   allowlist: [],
   blocklist: [],
@@ -54,7 +56,12 @@ const DEFAULT_PROTECTION = {
   ja4Blocklist: [],
   tlsHandshakeTimeoutMs: 10000,
   requireSni: false,
+  ipv6Prefix: 128,
+  maxTrackedIps: 1000000,
 };
+
+/** The protection fields a listener may set (maxTrackedIps is top-level only). */
+const { maxTrackedIps: _top, ...LISTENER_PROTECTION } = DEFAULT_PROTECTION;
 
 const DEFAULT_SCHEDULER = { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 0, burst: 0 };
 
@@ -95,7 +102,7 @@ describe('config', () => {
   describe('defaults', () => {
     it('accepts TLS-only protection keys at their defaults on a connect listener (they change nothing)', () => {
       const n = normalizeConfig(withConnect((c) => {
-        c.listeners[0].protection = { ...DEFAULT_PROTECTION, ja3Blocklist: [], ja4Blocklist: [], requireSni: false, tlsHandshakeTimeoutMs: 10000 };
+        c.listeners[0].protection = { ...LISTENER_PROTECTION, ja3Blocklist: [], ja4Blocklist: [], requireSni: false, tlsHandshakeTimeoutMs: 10000 };
       }));
       assert.deepStrictEqual(n.listeners[0].protection, DEFAULT_PROTECTION);
     });
@@ -117,6 +124,8 @@ describe('config', () => {
           mtls: null,
           protection: DEFAULT_PROTECTION,
           connect: null,
+          acceptProxyProtocol: 'none',
+          trustedProxies: [],
         }],
         routes: [{
           sni: '',
@@ -162,6 +171,8 @@ describe('config', () => {
             allowDomains: [],
             connectTimeoutMs: 10000,
           },
+          acceptProxyProtocol: 'none',
+          trustedProxies: [],
         }],
         routes: [],
       });

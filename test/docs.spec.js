@@ -25,7 +25,7 @@ function readmeTables() {
     const cells = line.startsWith('| `') ? line.split('|').slice(1, -1).map((c) => c.trim()) : null;
     if (!cells || cells.length < 3) continue;
     if (!sections.has(heading)) sections.set(heading, new Map());
-    for (const m of cells[0].matchAll(/`([A-Za-z.]+)`/g)) {
+    for (const m of cells[0].matchAll(/`([A-Za-z0-9.]+)`/g)) {
       sections.get(heading).set(m[1], { dflt: cells[1], meaning: cells.slice(2).join(' | ') });
     }
   }
@@ -72,6 +72,11 @@ const README_ROWS = [
   ['Route', 'alpn', `\`[${DEFAULTS.alpn.map(q).join(', ')}]\``, []],
   ['Route', 'suspendTimeoutMs', String(DEFAULTS.suspendTimeoutMs), []],
   ['Protection', 'tlsHandshakeTimeoutMs', String(DEFAULTS.tlsHandshakeTimeoutMs), []],
+  ['Protection', 'penaltyBox', '`null`', [`durationMs = ${DEFAULTS.penaltyBoxMs}`]],
+  ['Protection', 'ipv6Prefix', String(DEFAULTS.ipv6Prefix), ['1–128']],
+  ['Protection', 'maxTrackedIps', String(DEFAULTS.maxTrackedIps), []],
+  ['Protection', 'allowlist', '`[]`', [`at most ${LIMITS.maxCidrListEntries.toLocaleString('en-US')}`]],
+  ['Listener', 'acceptProxyProtocol', `\`${q(DEFAULTS.acceptProxyProtocol)}\``, []],
 ];
 
 // [interface, property, @default text, texts expected in the comment].
@@ -92,6 +97,10 @@ const DTS_PROPS = [
   ['RouteOptions', 'alpn', `[${DEFAULTS.alpn.map(q).join(', ')}]`, [`1-${LIMITS.maxAlpnLength} bytes`]],
   ['RouteOptions', 'suspendTimeoutMs', String(DEFAULTS.suspendTimeoutMs), []],
   ['UdsUpstream', 'ipAffinityTtlMs', String(DEFAULTS.ipAffinityTtlMs), []],
+  ['PenaltyBoxOptions', 'durationMs', String(DEFAULTS.penaltyBoxMs), []],
+  ['ProtectionOptions', 'ipv6Prefix', String(DEFAULTS.ipv6Prefix), ['1-128']],
+  ['ProtectionOptions', 'maxTrackedIps', String(DEFAULTS.maxTrackedIps), []],
+  ['ListenerCommon', 'acceptProxyProtocol', q(DEFAULTS.acceptProxyProtocol), []],
 ];
 
 // DEFAULTS keys checked elsewhere or with no table row, and why.

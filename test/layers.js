@@ -17,7 +17,7 @@ const SHELL = [
   ['lg_worker'],
   ['lg_listener'],
   ['lg_conn'],
-  ['lg_connect', 'lg_suspend', 'lg_relay', 'lg_dial', 'lg_resolve'],
+  ['lg_connect', 'lg_suspend', 'lg_relay', 'lg_dial', 'lg_resolve', 'lg_protect'],
   ['lg_wctx'],
   ['lg_config', 'lg_event', 'lg_metrics'],
   ['lg_tls_ctx', 'lg_limits'],

@@ -8,6 +8,10 @@
  *
  * LG_TEST_LIBS: -lssl -lcrypto */
 #include "../../src/lg_buf.c"
+#include "../../src/lg_digest.c"
+#include "../../src/lg_hello.c"
+#include "../../src/lg_ja.c"
+#include "../../src/lg_limit.c"
 #include "../../src/lg_cidr.c"
 #include "../../src/lg_name.c"
 #include "../../src/lg_http.c"
@@ -114,6 +118,7 @@ static void src_init(lg_src_t *s, const char *kinds, size_t nr)
     s->read_buffer_size = 65536;
     s->sched_kind = LG_SCHED_DRR;
     s->max_queued_per_flow = 262144;
+    s->max_tracked_ips = 1000;
     s->n_listeners = strlen(kinds);
     s->listeners = lg_calloc(s->n_listeners, sizeof(lg_src_listener_t));
     for (size_t i = 0; i < s->n_listeners; i++) {
@@ -122,6 +127,7 @@ static void src_init(lg_src_t *s, const char *kinds, size_t nr)
         l->host = str("127.0.0.1");
         l->idle_timeout_ms = 60000;
         l->protection.tls_handshake_timeout_ms = 10000;
+        l->protection.ipv6_prefix = 128;
         if (l->kind == LG_LISTENER_CONNECT) {
             l->max_connections = 1000;
             l->connect.connect_timeout_ms = 10000;
@@ -456,6 +462,78 @@ LG_TEST(test_decisions)
 /* ---- allocation failures ------------------------------------------------------------------------
  */
 
+LG_TEST(test_protection)
+{
+    lg_src_t s;
+    src_init(&s, "tc", 1);
+    lg_src_protection_t *p = &s.listeners[0].protection;
+    p->rate = (lg_src_bucket_t){true, 10, 5};
+    p->sustained = (lg_src_bucket_t){true, 100, 100};
+    p->penalty_box = true;
+    p->penalty_box_ms = 600000;
+    p->max_concurrent_per_ip = 4;
+    p->ipv6_prefix = 64;
+    p->require_sni = true;
+    const char *allow[] = {"10.1.0.0/16"}, *block[] = {"10.0.0.0/8", "2001:db8::/32"};
+    const char *ja3[] = {"e7d705a3286e19ea42f587b344ee6865"};
+    const char *ja4[] = {"t13d1516h2_8daaf6152771_e5627efa2ab1"};
+    strings(&p->allowlist, 1, allow);
+    strings(&p->blocklist, 2, block);
+    strings(&p->ja3_blocklist, 1, ja3);
+    strings(&p->ja4_blocklist, 1, ja4);
+    s.routes[0].max_connections_per_second = 2;
+    s.routes[0].burst = 3;
+    s.listeners[1].accept_proxy = LG_PP_ACCEPT_ANY;
+    const char *trusted[] = {"127.0.0.1"};
+    strings(&s.listeners[1].trusted_proxies, 1, trusted);
+    lg_config_t conf;
+    lg_snapshot_t *snap;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, NULL, &err), 0);
+    const lg_protection_t *c = &snap->protection[0];
+    CHECK(c->track && c->require_sni);
+    CHECK_EQ_INT(c->ipv6_prefix, 64);
+    CHECK_EQ_INT(c->rules.rate.interval_ns, 100000000);      /* 10 per second: 100 ms a token */
+    CHECK_EQ_INT(c->rules.rate.tolerance_ns, 400000000);     /* burst 5: 4 tokens ahead */
+    CHECK_EQ_INT(c->rules.sustained.interval_ns, 600000000); /* 100 per minute */
+    CHECK_EQ_INT(c->rules.max_concurrent, 4);
+    CHECK_EQ_INT(c->rules.penalty_box_ms, 600000);
+    uint8_t in[16] = {10, 2, 3, 4}, allowed[16] = {10, 1, 3, 4};
+    CHECK(lg_cidr_set_contains(&c->block, 4, in));
+    CHECK(lg_cidr_set_contains(&c->allow, 4, allowed));
+    CHECK(lg_ja_set_contains(&c->ja3, ja3[0]) && lg_ja_set_contains(&c->ja4, ja4[0]));
+    CHECK_EQ_INT(c->block_text.n, 2);
+    CHECK(!snap->protection[1].track); /* nothing set on the second listener */
+    CHECK_EQ_INT(snap->routes[0].rate.interval_ns, 500000000);
+    CHECK_EQ_INT(conf.listeners[1].accept_proxy, LG_PP_ACCEPT_ANY);
+    uint8_t lo[16] = {127, 0, 0, 1};
+    CHECK(lg_cidr_set_contains(&conf.listeners[1].trusted, 4, lo));
+    CHECK_EQ_INT(conf.max_tracked_ips, 1000);
+    done_all(&conf, snap, NULL);
+
+    /* Refusals name the option. */
+    strings_free(&p->ja4_blocklist);
+    const char *bad_ja4[] = {ja4[0], "t13d1516h2_8daaf6152771"};
+    strings(&p->ja4_blocklist, 2, bad_ja4);
+    EXPECT_REFUSED(&s, "listeners[0].protection.ja4Blocklist[1] is not a JA4 fingerprint");
+    strings_free(&p->ja4_blocklist);
+    p->ipv6_prefix = 0;
+    EXPECT_REFUSED(&s, "listeners[0].protection.ipv6Prefix must be an integer 1-128");
+    p->ipv6_prefix = 128;
+    p->rate.burst = 0.5;
+    EXPECT_REFUSED(&s, "listeners[0].protection.rateLimit: connectionsPerSecond must be");
+    p->rate.burst = 1;
+    p->penalty_box_ms = 0;
+    EXPECT_REFUSED(&s, "listeners[0].protection.penaltyBox.durationMs must be an integer 1-");
+    p->penalty_box_ms = 1;
+    strings_free(&s.listeners[1].trusted_proxies);
+    EXPECT_REFUSED(&s, "listeners[1].trustedProxies must not be empty when acceptProxyProtocol");
+    s.listeners[1].accept_proxy = 0;
+    s.max_tracked_ips = LG_LIMIT_MAX_TRACKED + 1;
+    EXPECT_REFUSED(&s, "protection.maxTrackedIps must be an integer 1-16777216");
+    lg_src_free(&s);
+}
+
 LG_TEST(test_allocation_failures)
 {
     lg_src_t s;
@@ -501,6 +579,7 @@ int main(void)
     LG_RUN(test_tls_contexts_and_cache);
     LG_RUN(test_tls_refusals_name_the_option);
     LG_RUN(test_decisions);
+    LG_RUN(test_protection);
     LG_RUN(test_allocation_failures);
     free(A.cert);
     free(A.key);
