@@ -39,6 +39,9 @@
         "src/lg_name.c",
         "src/lg_ja.c",
         "src/lg_digest.c",
+        "src/lg_balancer.c",
+        "src/lg_affinity.c",
+        "src/lg_cpu.c",
         "src/lg_router.c",
         "src/lg_drr.c",
         "src/lg_buf.c"

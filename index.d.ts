@@ -163,6 +163,8 @@ export interface TcpUpstream {
   host: string;
   /** 1-65535. */
   port: number;
+  /** Share under leastConn, roundRobin and hash, 1-65535. @default 1 */
+  weight?: number;
 }
 
 /** An upstream reached over a Unix domain socket. */
@@ -170,13 +172,19 @@ export interface UdsUpstream {
   kind: 'uds';
   /** Socket path, at most 107 bytes (sun_path). */
   path: string;
-  /** Pin each source IP to this socket until it has been idle for ipAffinityTtlMs. @default false */
+  /** Share under leastConn, roundRobin and hash, 1-65535. @default 1 */
+  weight?: number;
+  /**
+   * Pin each source IP to the upstream it got until it has been idle for ipAffinityTtlMs. Route
+   * wide: set on any uds upstream of a route, it applies to the route (the longest TTL given).
+   * @default false
+   */
   ipAffinity?: boolean;
   /** @default 300000 */
   ipAffinityTtlMs?: number;
-  /** Process serving the socket, for CPU-weighted balancing; 0 = unknown. @default 0 */
+  /** Process serving the socket: with tid, its CPU (sampled every 250 ms) is added to the leastConn score. 0 = none. @default 0 */
   pid?: number;
-  /** Thread serving the socket (needs pid); 0 = unknown. @default 0 */
+  /** Thread serving the socket; pid and tid go together. 0 = none. @default 0 */
   tid?: number;
 }
 
@@ -185,15 +193,41 @@ export type Upstream = TcpUpstream | UdsUpstream;
 /** How the upstream learns the client's address. */
 export type ProxyProtocol = 'none' | 'v1' | 'v2';
 
+/** How a route picks among its upstreams. */
+export type BalancePolicy = 'leastConn' | 'roundRobin' | 'random2' | 'hash';
+
+/** How a route (or a decision) uses its upstreams. */
+export interface DialOptions {
+  /**
+   * 'leastConn': fewest active connections engine-wide per unit of weight (+ CPU permille of uds
+   * upstreams with pid/tid), ties shared by weight; 'roundRobin': smooth weighted round-robin
+   * per worker; 'random2': the less loaded of two random upstreams; 'hash': Maglev consistent
+   * hashing of the client address. @default 'leastConn'
+   */
+  balance?: BalancePolicy;
+  /** The whole dial, every attempt included, ms (1-600000); each attempt gets an equal share. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Further attempts after a refused, reset or timed-out dial, each on another upstream (0-16). @default 2 */
+  retries?: number;
+  /** Consecutive failed dials that eject an upstream (0-1000; 0 = never). @default 3 */
+  maxFails?: number;
+  /** How long an ejected upstream is skipped before one connection probes it, ms (1-3600000). @default 10000 */
+  failTimeoutMs?: number;
+  /** PROXY protocol header written to the upstream before any byte. @default 'none' */
+  proxyProtocol?: ProxyProtocol;
+  /** With proxyProtocol 'v2': the client's JA3 and JA4 in TLVs 0xE0 and 0xE1. @default false */
+  forwardFingerprint?: boolean;
+}
+
 /** A route: where connections for an SNI go. */
-export interface RouteOptions {
+export interface RouteOptions extends DialOptions {
   /**
    * Exact name ('a.example.com'), wildcard ('*.example.com': any depth of subdomain, not the
    * apex) or '' (default route: no SNI, or no other match). Case-insensitive, a trailing dot is
    * ignored; SNI patterns must be unique. @default ''
    */
   sni?: string;
-  /** Upstreams balanced by least connections weighted by CPU (at most 1024); may be empty only when suspended. */
+  /** Upstreams (at most 1024), balanced by `balance`; may be empty only when suspended. */
   upstreams?: Upstream[];
   /** Terminate TLS with `cert` (or the listener's defaultCert) and forward plaintext. @default false */
   terminateTls?: boolean;
@@ -211,8 +245,6 @@ export interface RouteOptions {
   maxConnectionsPerSecond?: number;
   /** Token-bucket size for maxConnectionsPerSecond (>= 1). @default Math.max(maxConnectionsPerSecond, 1) */
   burst?: number;
-  /** PROXY protocol header sent to the upstream. @default 'none' */
-  proxyProtocol?: ProxyProtocol;
 }
 
 /** The byte scheduler of every worker. */
@@ -229,6 +261,16 @@ export interface SchedulerOptions {
   burst?: number;
 }
 
+/** TCP keepalive (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). */
+export interface KeepaliveOptions {
+  /** Idle time before the first probe, ms, whole seconds (1000-32767000). @default 300000 */
+  idleMs?: number;
+  /** Between probes, ms, whole seconds (1000-32767000). @default 30000 */
+  intervalMs?: number;
+  /** Unanswered probes before the connection is dropped (1-127). @default 5 */
+  count?: number;
+}
+
 /** The configuration given to `new Proxy(config)`. */
 export interface ProxyConfig {
   /** 1-64 listeners. Required. */
@@ -243,6 +285,12 @@ export interface ProxyConfig {
   scheduler?: SchedulerOptions | null;
   /** Default protection of every listener. */
   protection?: ProtectionOptions | null;
+  /** TCP keepalive on client and upstream TCP sockets; null = off. */
+  tcpKeepalive?: KeepaliveOptions | null;
+  /** Inactivity allowed once the upstream's half is closed and the client keeps its own open, ms (0 = unbounded). @default 300000 */
+  halfCloseTimeoutMs?: number;
+  /** How long an upstream host name's answer is used before the next dial looks it up again, ms (1-2147483647); a failed lookup keeps the last answer. @default 30000 */
+  resolveIntervalMs?: number;
 }
 
 /** What `updateConfig` may change; absent parts stay as they are. */
@@ -254,7 +302,7 @@ export interface ConfigUpdate {
 }
 
 /** The answer to a 'suspended' event. */
-export interface Decision {
+export interface Decision extends DialOptions {
   /** Where to send the connection (1-1024). Required. */
   upstreams: Upstream[];
   /** @default false */
@@ -317,8 +365,18 @@ export interface Counters {
   bytesFromClients: number;
   /** Bytes written to clients. */
   bytesToClients: number;
-  /** Upstream dials that failed or timed out (CONNECT: 502 and 504). */
+  /** Connections whose upstream could not be reached: every attempt failed or timed out (CONNECT: 502 and 504). */
   upstreamConnectFailures: number;
+  /** Dial attempts made after a failed one, on another upstream. */
+  upstreamRetries: number;
+  /** Connections sent to an ejected upstream because every upstream was ejected (fail open). */
+  upstreamFailOpens: number;
+  /** PROXY protocol headers written to upstreams. */
+  proxyProtocolHeadersSent: number;
+  /** Connections closed by halfCloseTimeoutMs. */
+  halfCloseTimeouts: number;
+  /** Upstream host name lookups that failed and were answered with the last good addresses. */
+  upstreamLookupsFailed: number;
   /** No route matched; the client was closed. */
   noRoute: number;
   /** Refused at accept: the listener was at maxConnections (or, for CONNECT, its head-phase limit). */
@@ -423,6 +481,60 @@ export interface Metrics extends Counters {
   buffersInUse: number;
   listeners: ListenerMetrics[];
   workers: WorkerMetrics[];
+  /** Per route of the current table, in order: its upstreams' figures. */
+  routes: RouteMetrics[];
+  /** The client IP affinity table (zeros until a route uses ipAffinity). */
+  affinity: AffinityMetrics;
+}
+
+/** One route's upstreams. */
+export interface RouteMetrics {
+  sni: string;
+  balance: BalancePolicy;
+  upstreams: UpstreamMetrics[];
+}
+
+/**
+ * One upstream, as the process knows it: figures are shared by every route and config
+ * generation that lists the same upstream (kind, host and port, or path, pid and tid).
+ */
+export interface UpstreamMetrics {
+  kind: 'tcp' | 'uds';
+  host?: string;
+  port?: number;
+  path?: string;
+  weight: number;
+  /** 'up'; 'ejected' (skipped until failTimeoutMs passed); 'halfOpen' (the next connection probes it); 'probing'. */
+  state: 'up' | 'ejected' | 'halfOpen' | 'probing';
+  /** Connections dialling or open now, all workers. */
+  active: number;
+  /** Dials that connected. */
+  connected: number;
+  /** Times chosen by a connection (probes and fail-open included). */
+  picks: number;
+  failedDials: number;
+  consecutiveFailures: number;
+  ejections: number;
+  probes: number;
+  failOpens: number;
+  /** Bytes relayed to and from this upstream by connections that have ended. */
+  bytesToUpstream: number;
+  bytesFromUpstream: number;
+  /** CPU of the uds upstream's thread, permille of one core (pid/tid set; else 0). */
+  cpuPermille: number;
+  /** CPU samples whose stat file could not be read. */
+  cpuUnreadable: number;
+}
+
+/** The client IP affinity table. */
+export interface AffinityMetrics {
+  entries: number;
+  hits: number;
+  misses: number;
+  /** Pins found whose upstream was gone or ejected. */
+  stale: number;
+  evicted: number;
+  expired: number;
 }
 
 /** A connect-listener connection that ended. */

@@ -33,7 +33,7 @@ const { PEERS, haveNginx, haveHaproxy, haveLegato, legatoLacks, INSTALL_HINT, RO
 const { generateCerts } = require('./lib/certs');
 const report = require('./lib/report');
 
-const SCENARIOS = ['s1', 's2', 's3', 's4', 's5', 't1'];
+const SCENARIOS = ['s1', 's2', 's3', 's4', 's5', 't1', 'u1'];
 
 function parseArgs(argv) {
   const opt = {

@@ -44,8 +44,6 @@ const { configTypeError, configRangeError } = require('./errors');
  * When the engine implements a feature, delete its line — nothing else needs to change.
  * ------------------------------------------------------------------------------------------ */
 const NOT_SUPPORTED_YET = [
-  { feature: 'route proxyProtocol', find: (c) => inRoutes(c, 'proxyProtocol', (r) => r.proxyProtocol !== 'none') },
-  { feature: 'upstream ipAffinity', find: (c) => inUpstreams(c, 'ipAffinity', (u) => u.kind === 'uds' && u.ipAffinity) },
   { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 
@@ -74,6 +72,16 @@ const DEFAULTS = Object.freeze({
   suspendTimeoutMs: 30000,
   alpn: Object.freeze(['http/1.1']),
   ipAffinityTtlMs: 300000,
+  balance: 'leastConn',
+  retries: 2,
+  maxFails: 3,
+  failTimeoutMs: 10000,
+  weight: 1,
+  resolveIntervalMs: 30000,
+  keepaliveIdleMs: 300000,
+  keepaliveIntervalMs: 30000,
+  keepaliveCount: 5,
+  halfCloseTimeoutMs: 300000,
   tlsHandshakeTimeoutMs: 10000,
   penaltyBoxMs: 600000,
   ipv6Prefix: 128,
@@ -101,15 +109,21 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
   '2002::/16', // 6to4: likewise
 ]);
 
-const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection'];
+const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
+const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
 const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs'];
-const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'proxyProtocol'];
-const DECISION_KEYS = ['upstreams', 'terminateTls', 'cert', 'mtls', 'alpn'];
-const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port'];
-const UDS_UPSTREAM_KEYS = ['kind', 'path', 'ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
+/** How a route or decision uses its upstreams (normalizeDial). */
+const DIAL_KEYS = ['balance', 'connectTimeoutMs', 'retries', 'maxFails', 'failTimeoutMs', 'proxyProtocol', 'forwardFingerprint'];
+const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', ...DIAL_KEYS];
+const DECISION_KEYS = ['upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', ...DIAL_KEYS];
+const BALANCE_POLICIES = ['leastConn', 'roundRobin', 'random2', 'hash'];
+const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port', 'weight'];
+const UDS_UPSTREAM_KEYS = ['kind', 'path', 'weight', 'ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
+/** Options of a uds upstream that cannot apply to a tcp one. */
+const UDS_ONLY_UPSTREAM_KEYS = ['ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
 const CERT_KEYS = ['certChain', 'privateKey'];
 const MTLS_KEYS = ['clientCaCert', 'requireClientCert'];
 const PROTECTION_KEYS = ['rateLimit', 'sustained', 'penaltyBox', 'maxConcurrentPerIp', 'allowlist', 'blocklist', 'ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni', 'ipv6Prefix', 'maxTrackedIps'];
@@ -119,7 +133,7 @@ const PENALTY_BOX_KEYS = ['durationMs'];
 /** Protection fields that only mean something on a TLS listener. */
 const TLS_ONLY_PROTECTION_KEYS = ['ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni'];
 /** Top-level keys that exist but that updateConfig may not change. */
-const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler'];
+const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 
 /* ------------------------------------------------------------------------------------------ *
  * The normalised shape (what the C side reads).
@@ -154,7 +168,9 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler']
  *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0.
  * @typedef {{ workerThreads: number, readBufferSize: number, scheduler: NormalizedScheduler,
  *   protection: NormalizedProtection, listeners: NormalizedListener[],
- *   routes: NormalizedRoute[] }} NormalizedConfig
+ *   routes: NormalizedRoute[], resolveIntervalMs: number,
+ *   tcpKeepalive: { idleMs: number, intervalMs: number, count: number } | null,
+ *   halfCloseTimeoutMs: number }} NormalizedConfig
  * @typedef {{ upstreams: NormalizedUpstream[], terminateTls: boolean,
  *   cert: NormalizedCert | null, mtls: NormalizedMtls | null, alpn: string[] }} NormalizedDecision
  */
@@ -172,6 +188,13 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler']
  *    only connect listeners, routes are validated and then ignored by the engine.
  *  - `workerThreads` [os.availableParallelism(), at most 256]: integer 1-256.
  *  - `readBufferSize` [65536]: integer 1024-16777216 bytes.
+ *  - `resolveIntervalMs` [30000]: integer 1-2147483647 ms: how long an upstream host name's
+ *    answer is used before the next dial looks it up again (a failed lookup keeps the last
+ *    answer); updateConfig makes the next dial look names up again.
+ *  - `tcpKeepalive`: see normalizeKeepalive.
+ *  - `halfCloseTimeoutMs` [300000]: integer 0-2147483647 ms (0 = unbounded): once the upstream
+ *    has closed its half and the client knows, a client that keeps its own half open is closed
+ *    after this long without a byte either way.
  *  - `scheduler` [{}]: see normalizeScheduler.
  *  - `protection` [{}]: the default protection of every listener (see normalizeProtection);
  *    a listener's own `protection` overrides it field by field.
@@ -191,6 +214,9 @@ function normalizeConfig(config) {
   const readBufferSize = optInteger(get(config, 'readBufferSize'), 'readBufferSize', LIMITS.minReadBufferSize, LIMITS.maxReadBufferSize, DEFAULTS.readBufferSize);
   const scheduler = normalizeScheduler(get(config, 'scheduler'), 'scheduler');
   const protection = normalizeProtection(get(config, 'protection'), 'protection');
+  const resolveIntervalMs = optInteger(get(config, 'resolveIntervalMs'), 'resolveIntervalMs', 1, LIMITS.maxTimeoutMs, DEFAULTS.resolveIntervalMs);
+  const tcpKeepalive = normalizeKeepalive(get(config, 'tcpKeepalive'), 'tcpKeepalive');
+  const halfCloseTimeoutMs = optInteger(get(config, 'halfCloseTimeoutMs'), 'halfCloseTimeoutMs', 0, LIMITS.maxTimeoutMs, DEFAULTS.halfCloseTimeoutMs);
 
   const rawListeners = get(config, 'listeners');
   if (rawListeners === undefined) throw configTypeError('listeners is required');
@@ -205,7 +231,30 @@ function normalizeConfig(config) {
   const routes = rawRoutes === undefined && !listeners.some(isTlsListener) ? [] : normalizeRoutes(rawRoutes, 'routes');
   checkRoutesAgainstListeners(routes, listeners);
 
-  return { workerThreads, readBufferSize, scheduler, protection, listeners, routes };
+  return { workerThreads, readBufferSize, scheduler, protection, listeners, routes, resolveIntervalMs, tcpKeepalive, halfCloseTimeoutMs };
+}
+
+/**
+ * `tcpKeepalive` [{ idleMs: 300000, intervalMs: 30000, count: 5 }]: TCP keepalive on client and
+ * upstream TCP sockets, or null (off). idleMs and intervalMs are whole seconds, 1000-32767000;
+ * count 1-127 unanswered probes before the socket is dropped.
+ *
+ * @param {unknown} value
+ * @param {string} path
+ * @returns {{ idleMs: number, intervalMs: number, count: number } | null}
+ */
+function normalizeKeepalive(value, path) {
+  if (value === null) return null;
+  const obj = value === undefined ? {} : object(value, path, KEEPALIVE_KEYS);
+  const out = {
+    idleMs: optInteger(get(obj, 'idleMs'), `${path}.idleMs`, 1000, LIMITS.maxKeepaliveMs, DEFAULTS.keepaliveIdleMs),
+    intervalMs: optInteger(get(obj, 'intervalMs'), `${path}.intervalMs`, 1000, LIMITS.maxKeepaliveMs, DEFAULTS.keepaliveIntervalMs),
+    count: optInteger(get(obj, 'count'), `${path}.count`, 1, LIMITS.maxKeepaliveCount, DEFAULTS.keepaliveCount),
+  };
+  for (const k of ['idleMs', 'intervalMs']) {
+    if (out[k] % 1000 !== 0) throw configRangeError(`${path}.${k} must be a whole number of seconds (the kernel counts keepalive in seconds)`);
+  }
+  return out;
 }
 
 /**
@@ -218,7 +267,8 @@ function normalizeConfig(config) {
  * - `protection` replaces the top-level protection (fields not given take their defaults, not
  *   the current values); each listener's own protection is merged over it again. `null` means
  *   `{}` (all defaults). Absent: the current protection stays.
- * - `listeners`, `workerThreads`, `readBufferSize` and `scheduler` cannot be changed this way
+ * - `listeners`, `workerThreads`, `readBufferSize`, `scheduler` and `resolveIntervalMs` cannot
+ *   be changed this way
  *   (RangeError naming the key); any other key is an unknown option.
  *
  * @param {unknown} update The argument of updateConfig. Not modified.
@@ -255,6 +305,9 @@ function normalizeUpdate(update, current) {
     protection,
     listeners,
     routes,
+    resolveIntervalMs: current.resolveIntervalMs,
+    tcpKeepalive: current.tcpKeepalive === null ? null : { ...current.tcpKeepalive },
+    halfCloseTimeoutMs: current.halfCloseTimeoutMs,
   };
 }
 
@@ -263,6 +316,7 @@ function normalizeUpdate(update, current) {
  * connection. Fields are validated and normalised exactly as a route's:
  *  - `upstreams` (required): 1-1024 upstreams (a decision must say where to go).
  *  - `terminateTls` [false], `cert` [null], `mtls` [null], `alpn` [['http/1.1']].
+ *  - how the upstreams are used, as on a route (normalizeDial).
  * Whether a terminating decision has a certificate to use (its own, the route's or a
  * listener's defaultCert) is for the caller to check: this function has no route context.
  *
@@ -285,6 +339,7 @@ function normalizeDecision(decision, path = 'decision') {
     cert: optCert(get(decision, 'cert'), `${path}.cert`),
     mtls: optMtls(get(decision, 'mtls'), `${path}.mtls`),
     alpn: normalizeAlpn(get(decision, 'alpn'), `${path}.alpn`),
+    ...normalizeDial(decision, path),
   };
 }
 
@@ -614,7 +669,7 @@ function normalizeRoutes(value, path) {
  *  - `suspended` [false]; `suspendTimeoutMs` [30000]: integer 1-2147483647.
  *  - `maxConnectionsPerSecond` [0 = unlimited]: a number >= 0 (fractions allowed);
  *    `burst` [max(maxConnectionsPerSecond, 1)]: a number >= 1; only with a rate (else 0).
- *  - `proxyProtocol` ['none']: 'none', 'v1' or 'v2', sent to the upstream.
+ *  - how the upstreams are used: see normalizeDial.
  *
  * @param {unknown} value The route.
  * @param {string} path Its path, e.g. 'routes[0]'.
@@ -649,8 +704,39 @@ function normalizeRoute(value, path) {
   } else {
     burst = rawBurst === undefined ? Math.max(maxConnectionsPerSecond, 1) : numberAtLeast(rawBurst, `${path}.burst`, 1);
   }
+  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, ...normalizeDial(obj, path) };
+}
+
+/**
+ * How a route (or a decision) uses its upstreams:
+ *  - `balance` ['leastConn']: 'leastConn' (fewest active connections engine-wide per unit of
+ *    weight, plus the thread's CPU for uds upstreams with pid/tid), 'roundRobin' (smooth
+ *    weighted), 'random2' (two random choices, the less loaded wins) or 'hash' (Maglev
+ *    consistent hashing of the client address).
+ *  - `connectTimeoutMs` [10000]: 1-600000, the whole dial, every attempt included; each attempt
+ *    gets an equal share (connectTimeoutMs / (retries + 1)).
+ *  - `retries` [2]: 0-16 further attempts after a refused, reset or timed-out dial, each on
+ *    another upstream.
+ *  - `maxFails` [3]: 0-1000 consecutive failed dials eject an upstream (0 = never) for
+ *    `failTimeoutMs` [10000] (1-3600000); then one connection probes it.
+ *  - `proxyProtocol` ['none']: 'none', 'v1' or 'v2', written to the upstream before any byte.
+ *  - `forwardFingerprint` [false]: with 'v2', the client's JA3 and JA4 in TLVs 0xE0 and 0xE1.
+ *
+ * @param {object} obj The route or decision.
+ * @param {string} path Its path.
+ * @returns {{ balance: string, connectTimeoutMs: number, retries: number, maxFails: number,
+ *   failTimeoutMs: number, proxyProtocol: string, forwardFingerprint: boolean }}
+ */
+function normalizeDial(obj, path) {
+  const balance = oneOf(get(obj, 'balance'), `${path}.balance`, BALANCE_POLICIES, DEFAULTS.balance);
+  const connectTimeoutMs = optInteger(get(obj, 'connectTimeoutMs'), `${path}.connectTimeoutMs`, 1, LIMITS.maxConnectTimeoutMs, DEFAULTS.connectTimeoutMs);
+  const retries = optInteger(get(obj, 'retries'), `${path}.retries`, 0, LIMITS.maxRetries, DEFAULTS.retries);
+  const maxFails = optInteger(get(obj, 'maxFails'), `${path}.maxFails`, 0, LIMITS.maxFails, DEFAULTS.maxFails);
+  const failTimeoutMs = optInteger(get(obj, 'failTimeoutMs'), `${path}.failTimeoutMs`, 1, LIMITS.maxFailTimeoutMs, DEFAULTS.failTimeoutMs);
   const proxyProtocol = oneOf(get(obj, 'proxyProtocol'), `${path}.proxyProtocol`, ['none', 'v1', 'v2'], 'none');
-  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, proxyProtocol };
+  const forwardFingerprint = optBoolean(get(obj, 'forwardFingerprint'), `${path}.forwardFingerprint`, false);
+  if (forwardFingerprint && proxyProtocol !== 'v2') throw configRangeError(`${path}.forwardFingerprint needs ${path}.proxyProtocol 'v2' (its TLVs carry the fingerprints)`);
+  return { balance, connectTimeoutMs, retries, maxFails, failTimeoutMs, proxyProtocol, forwardFingerprint };
 }
 
 /**
@@ -667,10 +753,12 @@ function normalizeUpstreams(value, path) {
 
 /**
  * An upstream, one of:
- *  - `{ kind: 'tcp', host, port }`: host an IP literal or hostname, port 1-65535 (both required).
- *  - `{ kind: 'uds', path, ipAffinity [false], ipAffinityTtlMs [300000], pid [0], tid [0] }`:
+ *  - `{ kind: 'tcp', host, port, weight [1] }`: host an IP literal or hostname, port 1-65535
+ *    (both required).
+ *  - `{ kind: 'uds', path, weight [1], ipAffinity [false], ipAffinityTtlMs [300000], pid, tid }`:
  *    path a non-empty string of at most 107 bytes (sun_path) without NUL; ipAffinityTtlMs
- *    1-2147483647; pid / tid integers 0-2147483647 (0 = not given; tid needs pid).
+ *    1-2147483647; pid and tid integers 1-2147483647, both or neither (0 = not given).
+ *  - `weight`: an integer 1-65535, the upstream's share under leastConn, roundRobin and hash.
  *
  * @param {unknown} value The upstream.
  * @param {string} path Its path.
@@ -679,7 +767,10 @@ function normalizeUpstreams(value, path) {
 function normalizeUpstream(value, path) {
   if (!isObject(value)) throw configTypeError(`${path} must be an object`);
   const kind = oneOf(get(value, 'kind'), `${path}.kind`, ['tcp', 'uds'], undefined);
+  const weight = optInteger(get(value, 'weight'), `${path}.weight`, 1, LIMITS.maxWeight, DEFAULTS.weight);
   if (kind === 'tcp') {
+    const udsOnly = UDS_ONLY_UPSTREAM_KEYS.find((k) => get(value, k) !== undefined);
+    if (udsOnly !== undefined) throw configRangeError(`${path}.${udsOnly} applies to uds upstreams only`);
     checkKeys(value, path, TCP_UPSTREAM_KEYS);
     const rawHost = get(value, 'host');
     if (rawHost === undefined) throw configTypeError(`${path}.host is required`);
@@ -687,7 +778,7 @@ function normalizeUpstream(value, path) {
     const rawPort = get(value, 'port');
     if (rawPort === undefined) throw configTypeError(`${path}.port is required`);
     const port = integer(rawPort, `${path}.port`, 1, 65535);
-    return { kind, host, port };
+    return { kind, host, port, weight };
   }
   checkKeys(value, path, UDS_UPSTREAM_KEYS);
   const socketPath = normalizeSocketPath(get(value, 'path'), `${path}.path`);
@@ -695,8 +786,8 @@ function normalizeUpstream(value, path) {
   const ipAffinityTtlMs = optInteger(get(value, 'ipAffinityTtlMs'), `${path}.ipAffinityTtlMs`, 1, LIMITS.maxTimeoutMs, DEFAULTS.ipAffinityTtlMs);
   const pid = optInteger(get(value, 'pid'), `${path}.pid`, 0, LIMITS.maxPid, 0);
   const tid = optInteger(get(value, 'tid'), `${path}.tid`, 0, LIMITS.maxPid, 0);
-  if (tid !== 0 && pid === 0) throw configRangeError(`${path}.tid needs ${path}.pid (CPU is read from /proc/<pid>/task/<tid>/stat)`);
-  return { kind, path: socketPath, ipAffinity, ipAffinityTtlMs, pid, tid };
+  if ((tid === 0) !== (pid === 0)) throw configRangeError(`${path}.${pid === 0 ? 'tid needs pid' : 'pid needs tid'} (CPU is read from /proc/<pid>/task/<tid>/stat)`);
+  return { kind, path: socketPath, weight, ipAffinity, ipAffinityTtlMs, pid, tid };
 }
 
 /**
@@ -890,14 +981,6 @@ function inRoutes(c, key, pred) {
 function inListeners(c, key, pred) {
   const i = c.listeners.findIndex(pred);
   return i < 0 ? null : `listeners[${i}].${key}`;
-}
-
-function inUpstreams(c, key, pred) {
-  for (let i = 0; i < c.routes.length; i++) {
-    const j = c.routes[i].upstreams.findIndex(pred);
-    if (j >= 0) return `routes[${i}].upstreams[${j}].${key}`;
-  }
-  return null;
 }
 
 /** Top-level protection first (the better path), then each listener's effective protection. */

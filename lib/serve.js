@@ -37,7 +37,7 @@ const { Service, Log, EXIT, announce, tunnelLine } = require('./service');
 const RELOAD_DEBOUNCE_MS = 200;
 
 /** Top-level options that a running engine cannot change. */
-const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler'];
+const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 
 /**
  * Run `legato serve`.

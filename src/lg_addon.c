@@ -552,6 +552,12 @@ static napi_value engine_resolve(napi_env env, napi_callback_info info)
                                    lg_engine_tls_cache(e), &decision, &err);
         lg_src_route_free(&d);
         lg_src_listener_free(&l);
+        if (rc == 0 && lg_engine_prepare(e, decision, 1) != 0) {
+            lg_route_destroy(decision);
+            snprintf(err.msg, sizeof(err.msg), "decision: out of memory");
+            err.type_error = false;
+            rc = -1;
+        }
         if (rc != 0) {
             lg_jsconf_throw(env, &err);
             return NULL; /* nothing claimed: the connection stays pending */
@@ -582,6 +588,12 @@ static napi_value engine_update(napi_env env, napi_callback_info info)
     int rc =
         lg_snapshot_build(&src, lg_engine_config(e), lg_engine_tls_cache(e), &next, &snap, &err);
     lg_src_free(&src);
+    if (rc == 0 && lg_engine_prepare(e, snap->routes, snap->n_routes) != 0) {
+        lg_snapshot_destroy(snap);
+        snprintf(err.msg, sizeof(err.msg), "routes: out of memory");
+        err.type_error = false;
+        rc = -1;
+    }
     if (rc != 0) {
         lg_tls_cache_free(&next);
         lg_jsconf_throw(env, &err);
@@ -614,6 +626,91 @@ static napi_value counts_object(napi_env env, const lg_counts_t *sum)
     set_u64(env, o, "blockedConnections", blocked);
     if (napi_set_named_property(env, o, "blockedByReason", by) != napi_ok) return NULL;
     return o;
+}
+
+/* One upstream's figures (its shared state: every route listing it reports the same). */
+static napi_value upstream_object(napi_env env, const lg_upstream_t *up, uint64_t now_ms)
+{
+    const lg_upshared_t *u = up->shared;
+    const lg_upstate_t *st = &u->st;
+    napi_value o;
+    if (napi_create_object(env, &o) != napi_ok) return NULL;
+    set_str(env, o, "kind", up->kind == LG_UPSTREAM_TCP ? "tcp" : "uds");
+    if (up->kind == LG_UPSTREAM_TCP) {
+        set_str(env, o, "host", up->host);
+        set_int(env, o, "port", up->port);
+    } else {
+        set_str(env, o, "path", up->path);
+    }
+    set_int(env, o, "weight", up->weight);
+    uint64_t until = atomic_load_explicit(&st->ejected_until_ms, memory_order_relaxed);
+    const char *state = until == 0                                                 ? "up"
+                        : atomic_load_explicit(&st->probing, memory_order_relaxed) ? "probing"
+                        : lg_upstate_ejected(st, now_ms)                           ? "ejected"
+                                                                                   : "halfOpen";
+    set_str(env, o, "state", state);
+#define LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
+    set_u64(env, o, "active", LOAD(st->active));
+    set_u64(env, o, "connected", LOAD(u->connected));
+    set_u64(env, o, "picks", LOAD(st->picks));
+    set_u64(env, o, "failedDials", LOAD(st->dial_fails));
+    set_u64(env, o, "consecutiveFailures", LOAD(st->consecutive_fails));
+    set_u64(env, o, "ejections", LOAD(st->ejections));
+    set_u64(env, o, "probes", LOAD(st->probes));
+    set_u64(env, o, "failOpens", LOAD(st->fail_opens));
+    set_u64(env, o, "bytesToUpstream", LOAD(u->bytes_to));
+    set_u64(env, o, "bytesFromUpstream", LOAD(u->bytes_from));
+    set_u64(env, o, "cpuPermille", LOAD(st->cpu_permille));
+    set_u64(env, o, "cpuUnreadable", LOAD(u->cpu_unread));
+#undef LOAD
+    return o;
+}
+
+static const char *const BALANCE_NAMES[] = {"leastConn", "roundRobin", "random2", "hash"};
+
+/* metrics().routes: per route of the current snapshot, its upstreams' figures; and
+ * metrics().affinity. */
+static int upstream_metrics(napi_env env, lg_engine_t *e, napi_value result)
+{
+    lg_snapshot_t *snap = lg_engine_current(e);
+    uint64_t now = uv_hrtime() / 1000000; /* the workers' loop clocks count from the same base */
+    int rc = -1;
+    napi_value routes;
+    if (napi_create_array_with_length(env, snap->n_routes, &routes) != napi_ok) goto out;
+    for (size_t i = 0; i < snap->n_routes; i++) {
+        const lg_route_t *rt = &snap->routes[i];
+        napi_value ro, ups;
+        if (napi_create_object(env, &ro) != napi_ok ||
+            napi_create_array_with_length(env, rt->n_upstreams, &ups) != napi_ok) {
+            goto out;
+        }
+        set_str(env, ro, "sni", rt->sni);
+        set_str(env, ro, "balance", BALANCE_NAMES[rt->balancer.policy & 3]);
+        for (size_t j = 0; j < rt->n_upstreams; j++) {
+            napi_value uo = upstream_object(env, &rt->upstreams[j], now);
+            if (uo == NULL || napi_set_element(env, ups, (uint32_t)j, uo) != napi_ok) goto out;
+        }
+        if (napi_set_named_property(env, ro, "upstreams", ups) != napi_ok ||
+            napi_set_element(env, routes, (uint32_t)i, ro) != napi_ok) {
+            goto out;
+        }
+    }
+    if (napi_set_named_property(env, result, "routes", routes) != napi_ok) goto out;
+    lg_affinity_stats_t as;
+    lg_engine_affinity_stats(e, &as);
+    napi_value ao;
+    if (napi_create_object(env, &ao) != napi_ok) goto out;
+    set_u64(env, ao, "entries", as.entries);
+    set_u64(env, ao, "hits", as.hits);
+    set_u64(env, ao, "misses", as.misses);
+    set_u64(env, ao, "stale", as.stale);
+    set_u64(env, ao, "evicted", as.evicted);
+    set_u64(env, ao, "expired", as.expired);
+    if (napi_set_named_property(env, result, "affinity", ao) != napi_ok) goto out;
+    rc = 0;
+out:
+    lg_snapshot_unref(snap);
+    return rc;
 }
 
 static napi_value engine_metrics(napi_env env, napi_callback_info info)
@@ -673,7 +770,8 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
         if (napi_set_element(env, workers, (uint32_t)k, wo) != napi_ok) goto fail;
     }
     if (napi_set_named_property(env, result, "listeners", listeners) != napi_ok ||
-        napi_set_named_property(env, result, "workers", workers) != napi_ok) {
+        napi_set_named_property(env, result, "workers", workers) != napi_ok ||
+        upstream_metrics(env, e, result) != 0) {
         goto fail;
     }
     lg_free(m);

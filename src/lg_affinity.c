@@ -26,7 +26,7 @@ static uint64_t rotl(uint64_t x, int b)
     return (x << b) | (x >> (64 - b));
 }
 
-static uint64_t load_le64(const uint8_t *p)
+static uint64_t aff_load_le64(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
@@ -34,7 +34,7 @@ static uint64_t load_le64(const uint8_t *p)
     return v;
 }
 
-#define SIPROUND                                                                                   \
+#define AFF_SIPROUND                                                                               \
     do {                                                                                           \
         v0 += v1;                                                                                  \
         v1 = rotl(v1, 13);                                                                         \
@@ -61,35 +61,35 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *in, size_t le
     uint64_t v3 = 0x7465646279746573ULL ^ k1;
     size_t whole = len - len % 8;
     for (size_t i = 0; i < whole; i += 8) {
-        uint64_t m = load_le64(in + i);
+        uint64_t m = aff_load_le64(in + i);
         v3 ^= m;
-        SIPROUND;
-        SIPROUND;
+        AFF_SIPROUND;
+        AFF_SIPROUND;
         v0 ^= m;
     }
     uint64_t last = (uint64_t)(len & 0xff) << 56;
     for (size_t i = 0; i < len % 8; i++)
         last |= (uint64_t)in[whole + i] << (8 * i);
     v3 ^= last;
-    SIPROUND;
-    SIPROUND;
+    AFF_SIPROUND;
+    AFF_SIPROUND;
     v0 ^= last;
     v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    AFF_SIPROUND;
+    AFF_SIPROUND;
+    AFF_SIPROUND;
+    AFF_SIPROUND;
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-#define HASH_INPUT_LEN (LG_IPKEY_LEN + 8) /* key bytes, then the scope little-endian */
+#define HASH_INPUT_LEN (LG_CLIENTKEY_LEN + 8) /* key bytes, then the scope little-endian */
 
-static uint64_t entry_hash(const lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope)
+static uint64_t entry_hash(const lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope)
 {
     uint8_t in[HASH_INPUT_LEN];
-    memcpy(in, key->b, LG_IPKEY_LEN);
+    memcpy(in, key->b, LG_CLIENTKEY_LEN);
     for (int i = 0; i < 8; i++)
-        in[LG_IPKEY_LEN + i] = (uint8_t)(scope >> (8 * i));
+        in[LG_CLIENTKEY_LEN + i] = (uint8_t)(scope >> (8 * i));
     return siphash24(a->k0, a->k1, in, sizeof(in));
 }
 
@@ -123,12 +123,12 @@ static void lru_push_head(lg_affinity_shard_t *s, uint32_t i)
     s->lru_head = i;
 }
 
-static uint32_t find(const lg_affinity_shard_t *s, uint64_t h, const lg_ipkey_t *key,
-                     uint64_t scope)
+static uint32_t aff_find(const lg_affinity_shard_t *s, uint64_t h, const lg_clientkey_t *key,
+                         uint64_t scope)
 {
     for (uint32_t i = s->bucket[h & s->bucket_mask]; i != LG_AFFINITY_NIL; i = s->pool[i].hnext) {
         const lg_affinity_entry_t *e = &s->pool[i];
-        if (e->scope == scope && memcmp(e->key.b, key->b, LG_IPKEY_LEN) == 0) return i;
+        if (e->scope == scope && memcmp(e->key.b, key->b, LG_CLIENTKEY_LEN) == 0) return i;
     }
     return LG_AFFINITY_NIL;
 }
@@ -209,8 +209,8 @@ int lg_affinity_init(lg_affinity_t *a, size_t capacity, const uint8_t seed[16])
     memset(a, 0, sizeof(*a));
     if (capacity == 0 || capacity > LG_AFFINITY_CAPACITY_MAX) return -EINVAL;
     uint32_t cap = (uint32_t)((capacity + LG_AFFINITY_SHARDS - 1) / LG_AFFINITY_SHARDS);
-    a->k0 = load_le64(seed);
-    a->k1 = load_le64(seed + 8);
+    a->k0 = aff_load_le64(seed);
+    a->k1 = aff_load_le64(seed + 8);
     for (size_t i = 0; i < LG_AFFINITY_SHARDS; i++) {
         int rc = shard_init(&a->shard[i], cap);
         if (rc != 0) {
@@ -229,19 +229,19 @@ void lg_affinity_free(lg_affinity_t *a)
     memset(a, 0, sizeof(*a));
 }
 
-static lg_affinity_shard_t *shard_of(lg_affinity_t *a, uint64_t h)
+static lg_affinity_shard_t *aff_shard_of(lg_affinity_t *a, uint64_t h)
 {
     return &a->shard[h >> SHARD_SHIFT];
 }
 
-int lg_affinity_lookup(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
+int lg_affinity_lookup(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope,
                        lg_upstate_t *const *st, size_t n, uint64_t now_ms, uint64_t ttl_ms)
 {
     if (!a->ready) return -1;
     uint64_t h = entry_hash(a, key, scope);
-    lg_affinity_shard_t *s = shard_of(a, h);
+    lg_affinity_shard_t *s = aff_shard_of(a, h);
     pthread_mutex_lock(&s->mu);
-    uint32_t i = find(s, h, key, scope);
+    uint32_t i = aff_find(s, h, key, scope);
     if (i == LG_AFFINITY_NIL) {
         pthread_mutex_unlock(&s->mu);
         atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
@@ -273,14 +273,14 @@ int lg_affinity_lookup(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
     return -1;
 }
 
-void lg_affinity_pin(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
+void lg_affinity_pin(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope,
                      const lg_upstate_t *up, uint64_t now_ms, uint64_t ttl_ms)
 {
     if (!a->ready) return;
     uint64_t h = entry_hash(a, key, scope);
-    lg_affinity_shard_t *s = shard_of(a, h);
+    lg_affinity_shard_t *s = aff_shard_of(a, h);
     pthread_mutex_lock(&s->mu);
-    uint32_t i = find(s, h, key, scope);
+    uint32_t i = aff_find(s, h, key, scope);
     if (i != LG_AFFINITY_NIL) {
         lru_unlink(s, i);
     } else {
@@ -311,13 +311,13 @@ void lg_affinity_pin(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
     pthread_mutex_unlock(&s->mu);
 }
 
-void lg_affinity_forget(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope)
+void lg_affinity_forget(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope)
 {
     if (!a->ready) return;
     uint64_t h = entry_hash(a, key, scope);
-    lg_affinity_shard_t *s = shard_of(a, h);
+    lg_affinity_shard_t *s = aff_shard_of(a, h);
     pthread_mutex_lock(&s->mu);
-    uint32_t i = find(s, h, key, scope);
+    uint32_t i = aff_find(s, h, key, scope);
     if (i != LG_AFFINITY_NIL) drop(s, i, h);
     pthread_mutex_unlock(&s->mu);
 }

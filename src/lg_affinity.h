@@ -1,8 +1,8 @@
 /*
  * lg_affinity.h — client IP affinity: a bounded, sharded table client -> upstream (pure core).
  *
- * A client (lg_ipkey_t, listener-independent) within a scope (the caller's choice, e.g. a hash of
- * the route's SNI pattern, so one table serves every route) is pinned to an upstream identity:
+ * A client (lg_clientkey_t, listener-independent) within a scope (the caller's choice, e.g. a hash
+ * of the route's SNI pattern, so one table serves every route) is pinned to an upstream identity:
  * the lg_upstate_t pointer plus its gen. The pointer is only compared, never dereferenced, so an
  * entry may outlive its upstate; gen tells apart a new upstate that reuses the address. Because
  * the identity is the shared upstate and not a list position, a pin survives a config swap that
@@ -38,7 +38,7 @@
 
 /* One pinned client. Index links, so a shard is two allocations whatever its size. */
 typedef struct lg_affinity_entry_s {
-    lg_ipkey_t key;
+    lg_clientkey_t key;
     uint8_t used;
     uint64_t scope;
     const lg_upstate_t *up; /* identity only: compared, never dereferenced */
@@ -96,7 +96,7 @@ void lg_affinity_free(lg_affinity_t *a);
  * the upstream is ejected or half-open (the balancer decides who probes). A hit refreshes the
  * entry's last_seen. Does not touch the upstream's counters. Thread-safe.
  */
-int lg_affinity_lookup(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
+int lg_affinity_lookup(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope,
                        lg_upstate_t *const *st, size_t n, uint64_t now_ms, uint64_t ttl_ms);
 
 /*
@@ -104,11 +104,11 @@ int lg_affinity_lookup(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
  * least recently seen entry (counted as expired if it was older than ttl_ms, else as evicted).
  * Never allocates, never fails. Thread-safe.
  */
-void lg_affinity_pin(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope,
+void lg_affinity_pin(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope,
                      const lg_upstate_t *up, uint64_t now_ms, uint64_t ttl_ms);
 
 /* Drop key's pin within scope, if any. Thread-safe. */
-void lg_affinity_forget(lg_affinity_t *a, const lg_ipkey_t *key, uint64_t scope);
+void lg_affinity_forget(lg_affinity_t *a, const lg_clientkey_t *key, uint64_t scope);
 
 /* Sum the shards' counters and entry counts (takes each shard's lock in turn). */
 void lg_affinity_stats(lg_affinity_t *a, lg_affinity_stats_t *out);

@@ -233,7 +233,24 @@ static int pick_leastconn(const lg_balancer_t *b, lg_upstate_t *const *st, lg_pi
         }
         i = i + 1 == n ? 0 : i + 1;
     }
-    if (best >= 0) cur->rot = (uint32_t)best + 1 == n ? 0 : (uint32_t)best + 1;
+    if (best < 0) return -1;
+    if (b->weighted && cur->cw != NULL && cur->n == n) {
+        /* Weighted: the upstreams tied for the best score share by smooth weighted round-robin
+         * (nginx's least_conn), so idle upstreams still get their weights' shares. */
+        int32_t total = 0;
+        int win = -1;
+        for (uint32_t j = 0; j < n; j++) {
+            if (!usable(f, st, j) || score(st[j]) * best_w != best_score * b->weights[j]) continue;
+            cur->cw[j] += (int32_t)b->weights[j];
+            total += (int32_t)b->weights[j];
+            if (win < 0 || cur->cw[j] > cur->cw[win]) win = (int)j;
+        }
+        if (win >= 0) {
+            cur->cw[win] -= total;
+            best = win;
+        }
+    }
+    cur->rot = (uint32_t)best + 1 == n ? 0 : (uint32_t)best + 1;
     return best;
 }
 
@@ -486,8 +503,10 @@ int lg_balancer_build(lg_balancer_t *b, int policy, const uint32_t *weights, con
     }
     b->weights = lg_malloc(n * sizeof(*b->weights));
     if (b->weights == NULL) return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         b->weights[i] = weights ? weights[i] : 1;
+        if (b->weights[i] != 1) b->weighted = true;
+    }
     b->policy = policy;
     b->n = (uint32_t)n;
     if (policy == LG_BALANCE_HASH) {
@@ -513,7 +532,9 @@ int lg_pick_init(lg_pick_t *c, const lg_balancer_t *b, uint64_t seed)
     c->rng = mix64(seed);
     if (c->rng == 0) c->rng = RNG_FALLBACK_STATE;
     c->rot = b->n > 0 ? (uint32_t)(mix64(seed + 1) % b->n) : 0;
-    if (b->policy == LG_BALANCE_ROUNDROBIN && b->n > 1) {
+    if ((b->policy == LG_BALANCE_ROUNDROBIN ||
+         (b->policy == LG_BALANCE_LEASTCONN && b->weighted)) &&
+        b->n > 1) {
         c->cw = lg_calloc(b->n, sizeof(*c->cw));
         if (c->cw == NULL) return -ENOMEM;
         c->n = b->n;
@@ -531,7 +552,7 @@ void lg_pick_free(lg_pick_t *c)
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-int lg_ipkey_make(lg_ipkey_t *k, uint8_t family, const uint8_t addr[16])
+int lg_clientkey_make(lg_clientkey_t *k, uint8_t family, const uint8_t addr[16])
 {
     memset(k, 0, sizeof(*k));
     if (family == 4) {
@@ -552,11 +573,11 @@ int lg_ipkey_make(lg_ipkey_t *k, uint8_t family, const uint8_t addr[16])
     return -EINVAL;
 }
 
-uint64_t lg_ipkey_hash(const lg_ipkey_t *k)
+uint64_t lg_clientkey_hash(const lg_clientkey_t *k)
 {
     /* FNV-1a over the key, then the mixer (FNV alone leaves the high bits weak). */
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < LG_IPKEY_LEN; i++) {
+    for (size_t i = 0; i < LG_CLIENTKEY_LEN; i++) {
         h ^= k->b[i];
         h *= 0x100000001b3ULL;
     }

@@ -15,7 +15,9 @@
  *  - LG_BALANCE_LEASTCONN: score = active x 1000 + cpu_permille (symphony's score, §2.6); the
  *    lowest score per unit of weight wins, compared by cross-multiplication (score_a x w_b <
  *    score_b x w_a, no floats). Ties go to the first candidate after the cursor's previous pick,
- *    never to list order: three idle upstreams get three consecutive picks each.
+ *    never to list order: three idle upstreams get three consecutive picks each. With unequal
+ *    weights, the upstreams tied for the best score share by smooth weighted round-robin (as
+ *    nginx's least_conn), so weights hold when the upstreams are idle too.
  *  - LG_BALANCE_ROUNDROBIN: nginx's smooth weighted round-robin, per cursor ({5,1,1} gives
  *    a a b a c a a).
  *  - LG_BALANCE_RANDOM2: power of two choices — two distinct random candidates, the lower weighted
@@ -102,6 +104,7 @@ typedef struct lg_upstate_s {
 typedef struct lg_balancer_s {
     int policy;          /* LG_BALANCE_* */
     uint32_t n;          /* upstreams, 1..LG_BALANCER_MAX */
+    bool weighted;       /* some weight is not 1 */
     uint32_t *weights;   /* n weights, 1..LG_BALANCER_WEIGHT_MAX */
     uint16_t *table;     /* HASH: Maglev lookup table, slot -> upstream index */
     uint32_t table_size; /* HASH: slots (a prime), else 0 */
@@ -115,14 +118,14 @@ typedef struct lg_pick_s {
     uint32_t rot; /* leastConn: where the scan for ties starts (after the previous pick) */
     uint32_t n;   /* entries in cw (0: none) */
     uint64_t rng; /* random2: xorshift64 state, never 0 */
-    int32_t *cw;  /* roundRobin: smooth-WRR current weights, n entries; |cw| <= sum of weights */
+    int32_t *cw;  /* roundRobin, weighted leastConn: smooth-WRR current weights, n entries */
 } lg_pick_t;
 
 #define LG_PICK_SET_WORDS (LG_BALANCER_MAX / 64)
 
 /* What the caller knows about this connection. Zero it (or lg_pick_in_init) per connection. */
 typedef struct lg_pick_in_s {
-    uint64_t client_hash;              /* HASH: lg_ipkey_hash() of the client address */
+    uint64_t client_hash;              /* HASH: lg_clientkey_hash() of the client address */
     uint64_t tried[LG_PICK_SET_WORDS]; /* bit i: upstream i was already tried */
 } lg_pick_in_t;
 
@@ -133,10 +136,10 @@ typedef struct lg_pick_out_s {
 } lg_pick_out_t;
 
 /* A client address as a table key: family (4 or 6) then 16 address bytes, IPv4 in b[1..4]. */
-#define LG_IPKEY_LEN 17
-typedef struct lg_ipkey_s {
-    uint8_t b[LG_IPKEY_LEN];
-} lg_ipkey_t;
+#define LG_CLIENTKEY_LEN 17
+typedef struct lg_clientkey_s {
+    uint8_t b[LG_CLIENTKEY_LEN];
+} lg_clientkey_t;
 
 /* ---- upstream state and health ---- */
 
@@ -243,10 +246,10 @@ static inline void lg_pick_tried_clear(lg_pick_in_t *in)
  * has one key whichever listener it came through. Returns 0, or -EINVAL for another family (the
  * key is then zeroed).
  */
-int lg_ipkey_make(lg_ipkey_t *k, uint8_t family, const uint8_t addr[16]);
+int lg_clientkey_make(lg_clientkey_t *k, uint8_t family, const uint8_t addr[16]);
 
 /* A stable (unkeyed, same in every process) 64-bit hash of k: the HASH policy's client_hash. */
-uint64_t lg_ipkey_hash(const lg_ipkey_t *k);
+uint64_t lg_clientkey_hash(const lg_clientkey_t *k);
 
 /* ---- CPU sampling ---- */
 

@@ -80,6 +80,16 @@ void lg_buf_put(lg_bufpool_t *p, lg_buf_t *b)
     }
 }
 
+void lg_bufq_push_front(lg_bufq_t *q, lg_buf_t *b)
+{
+    if (b == NULL || b->len == 0) return;
+    b->next = q->head;
+    q->head = b;
+    if (q->tail == NULL) q->tail = b;
+    q->bytes += b->len;
+    q->mem += b->cap;
+}
+
 void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b)
 {
     if (b == NULL) return;

@@ -73,6 +73,13 @@ typedef struct lg_bufq_s {
 void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b);
 
 /*
+ * Put b (b->len > 0 bytes from b->off) in front of the queue: its bytes are the next consumed.
+ * Only for a queue none of whose bytes are being written (a write in flight covers the head).
+ * The queue takes ownership; NULL or an empty b is ignored (and not taken).
+ */
+void lg_bufq_push_front(lg_bufq_t *q, lg_buf_t *b);
+
+/*
  * Append a copy of `len` bytes: into the tail buffer's free room first, then into new pool
  * buffers. Bytes already queued (even ones being written) are not moved. Returns the bytes
  * appended: `len`, or less when the pool cannot allocate.

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PATH_MAX_LEN 128 /* bytes of an option path in a message (indexes are < 2^32) */
 
@@ -289,6 +290,32 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         goto fail;
     }
     conf->max_tracked_ips = (size_t)src->max_tracked_ips;
+    if (check_range(err, "", "resolveIntervalMs", src->resolve_interval_ms, 1, LG_TIMEOUT_MAX_MS) !=
+        0) {
+        goto fail;
+    }
+    conf->resolve_interval_ms = (uint32_t)src->resolve_interval_ms;
+    if (src->keepalive) {
+        if (src->keepalive_idle_ms % 1000 != 0 || src->keepalive_interval_ms % 1000 != 0 ||
+            check_range(err, "tcpKeepalive", "idleMs", src->keepalive_idle_ms, 1000,
+                        LG_KEEPALIVE_MAX_S * 1000ull) != 0 ||
+            check_range(err, "tcpKeepalive", "intervalMs", src->keepalive_interval_ms, 1000,
+                        LG_KEEPALIVE_MAX_S * 1000ull) != 0 ||
+            check_range(err, "tcpKeepalive", "count", src->keepalive_count, 1,
+                        LG_KEEPALIVE_MAX_COUNT) != 0) {
+            if (src->keepalive_idle_ms % 1000 != 0 || src->keepalive_interval_ms % 1000 != 0) {
+                RANGE(err, "tcpKeepalive.idleMs and intervalMs must be whole seconds");
+            }
+            goto fail;
+        }
+        conf->keepalive_idle_s = (unsigned)(src->keepalive_idle_ms / 1000);
+        conf->keepalive_interval_s = (unsigned)(src->keepalive_interval_ms / 1000);
+        conf->keepalive_count = (unsigned)src->keepalive_count;
+    }
+    if (check_range(err, "", "halfCloseTimeoutMs", src->half_close_ms, 0, LG_TIMEOUT_MAX_MS) != 0) {
+        goto fail;
+    }
+    conf->half_close_ms = (uint32_t)src->half_close_ms;
     return 0;
 fail:
     lg_config_free(conf);
@@ -309,13 +336,141 @@ void lg_config_free(lg_config_t *c)
 /* ---- routes ------------------------------------------------------------------------------------
  */
 
+/* ---- the upstream registry ---------------------------------------------------------------------
+ *
+ * One lg_upshared_t per upstream identity in the process, so that every route, decision and
+ * snapshot that lists an upstream counts its connections and health in one place, across swaps
+ * (and across proxies in one process: they share the upstream). The lock is taken when a config
+ * is built or freed and by the CPU sampler, never per connection.
+ */
+
+#define UPREG_BUCKETS 1024
+
+static pthread_mutex_t upreg_lock = PTHREAD_MUTEX_INITIALIZER;
+static lg_upshared_t *upreg[UPREG_BUCKETS];
+static uint64_t upreg_gen; /* under upreg_lock */
+
+/* FNV-1a, 64 bits: stable across processes, so the hash policy's keys are too. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s != '\0'; s++) {
+        h ^= (uint8_t)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The shared state of `identity` (one reference), created on first use; NULL: out of memory. */
+static lg_upshared_t *upshared_get(const char *identity, uint32_t pid, uint32_t tid)
+{
+    uint64_t key = fnv1a(identity);
+    size_t b = key % UPREG_BUCKETS;
+    pthread_mutex_lock(&upreg_lock);
+    lg_upshared_t *u = upreg[b];
+    while (u != NULL && (u->key != key || strcmp(u->identity, identity) != 0))
+        u = u->next;
+    if (u != NULL) {
+        atomic_fetch_add_explicit(&u->refs, 1, memory_order_relaxed);
+    } else if ((u = lg_calloc(1, sizeof(*u))) != NULL) {
+        size_t n = strlen(identity);
+        u->identity = lg_malloc(n + 1);
+        if (u->identity == NULL) {
+            lg_free(u);
+            u = NULL;
+        } else {
+            memcpy(u->identity, identity, n + 1);
+            lg_upstate_init(&u->st, ++upreg_gen);
+            pthread_mutex_init(&u->addr_lock, NULL);
+            atomic_init(&u->refs, 1);
+            u->key = key;
+            u->pid = pid;
+            u->tid = tid;
+            u->next = upreg[b];
+            upreg[b] = u;
+        }
+    }
+    pthread_mutex_unlock(&upreg_lock);
+    return u;
+}
+
+static void upshared_unref(lg_upshared_t *u)
+{
+    if (u == NULL) return;
+    pthread_mutex_lock(&upreg_lock);
+    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_relaxed) == 1) {
+        lg_upshared_t **pp = &upreg[u->key % UPREG_BUCKETS];
+        while (*pp != u)
+            pp = &(*pp)->next;
+        *pp = u->next;
+    } else {
+        u = NULL;
+    }
+    pthread_mutex_unlock(&upreg_lock);
+    if (u != NULL) {
+        pthread_mutex_destroy(&u->addr_lock);
+        lg_free(u->identity);
+        lg_free(u);
+    }
+}
+
+size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint64_t now_ms,
+                         uint32_t max_age_ms, bool *fresh)
+{
+    pthread_mutex_lock(&u->addr_lock);
+    size_t n = LG_MIN((size_t)u->n_addrs, max);
+    memcpy(out, u->addrs, n * sizeof(*out));
+    *fresh = n > 0 && u->resolved_ms != 0 && now_ms - u->resolved_ms < max_age_ms;
+    pthread_mutex_unlock(&u->addr_lock);
+    return n;
+}
+
+void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms)
+{
+    n = LG_MIN(n, (size_t)LG_UPSTREAM_ADDRS_MAX);
+    pthread_mutex_lock(&u->addr_lock);
+    memcpy(u->addrs, addrs, n * sizeof(*addrs));
+    u->n_addrs = (uint8_t)n;
+    u->resolved_ms = now_ms != 0 ? now_ms : 1;
+    pthread_mutex_unlock(&u->addr_lock);
+}
+
+static void mark_stale(void *arg, lg_upshared_t *u)
+{
+    (void)arg;
+    pthread_mutex_lock(&u->addr_lock);
+    u->resolved_ms = 0;
+    pthread_mutex_unlock(&u->addr_lock);
+}
+
+void lg_upshared_stale_all(void)
+{
+    lg_upshared_each(mark_stale, NULL);
+}
+
+void lg_upshared_each(void (*fn)(void *arg, lg_upshared_t *u), void *arg)
+{
+    pthread_mutex_lock(&upreg_lock);
+    for (size_t b = 0; b < UPREG_BUCKETS; b++) {
+        for (lg_upshared_t *u = upreg[b]; u != NULL; u = u->next)
+            fn(arg, u);
+    }
+    pthread_mutex_unlock(&upreg_lock);
+}
+
 void lg_route_free(lg_route_t *r)
 {
     for (size_t i = 0; i < r->n_upstreams; i++) {
         lg_free(r->upstreams[i].host);
         lg_free(r->upstreams[i].path);
+        upshared_unref(r->upstreams[i].shared);
     }
     lg_free(r->upstreams);
+    lg_free(r->st);
+    lg_balancer_free(&r->balancer);
+    for (size_t i = 0; i < r->n_cursors; i++)
+        lg_pick_free(&r->cursors[i].pick);
+    lg_free(r->cursors);
     lg_free(r->sni);
     for (size_t i = 0; i < r->n_ctx; i++)
         SSL_CTX_free(r->ctx[i]); /* NULL is a no-op */
@@ -356,28 +511,155 @@ static void upstream_addr(lg_upstream_t *up)
 static int build_upstream(const lg_src_upstream_t *s, lg_upstream_t *up, const char *path,
                           lg_cfgerr_t *err)
 {
+    if (check_range(err, path, "weight", s->weight, 1, LG_BALANCER_WEIGHT_MAX) != 0) return -1;
+    up->weight = (uint32_t)s->weight;
+    char identity[LG_HOST_MAX + LG_UDS_PATH_MAX + 64];
+    uint32_t pid = 0, tid = 0;
     if (s->kind == LG_UPSTREAM_TCP) {
         up->kind = LG_UPSTREAM_TCP;
         if (s->host == NULL || s->host[0] == '\0' || strlen(s->host) > LG_HOST_MAX) {
             return RANGE(err, "%s.host must be 1-%d bytes", path, LG_HOST_MAX);
         }
         if (check_range(err, path, "port", s->port, 1, 65535) != 0) return -1;
+        if (s->ip_affinity || s->pid != 0 || s->tid != 0) {
+            return RANGE(err, "%s: ipAffinity, pid and tid apply to uds upstreams only", path);
+        }
         up->host = dup_str(s->host);
         if (up->host == NULL) return RANGE(err, "%s: out of memory", path);
         up->port = (uint16_t)s->port;
         upstream_addr(up);
-        return 0;
-    }
-    if (s->kind == LG_UPSTREAM_UDS) {
+        snprintf(identity, sizeof(identity), "tcp %s:%u", up->host, up->port);
+    } else if (s->kind == LG_UPSTREAM_UDS) {
         up->kind = LG_UPSTREAM_UDS;
         if (s->path == NULL || s->path[0] == '\0' || strlen(s->path) > LG_UDS_PATH_MAX) {
             return RANGE(err, "%s.path must be 1-%d bytes", path, LG_UDS_PATH_MAX);
         }
+        if (check_range(err, path, "pid", s->pid, 0, LG_PID_MAX) != 0 ||
+            check_range(err, path, "tid", s->tid, 0, LG_PID_MAX) != 0) {
+            return -1;
+        }
+        if ((s->pid == 0) != (s->tid == 0)) {
+            return RANGE(err,
+                         "%s.pid and %s.tid go together (CPU is read from "
+                         "/proc/<pid>/task/<tid>/stat)",
+                         path, path);
+        }
+        if (s->ip_affinity && check_range(err, path, "ipAffinityTtlMs", s->ip_affinity_ttl_ms, 1,
+                                          LG_TIMEOUT_MAX_MS) != 0) {
+            return -1;
+        }
         up->path = dup_str(s->path);
         if (up->path == NULL) return RANGE(err, "%s: out of memory", path);
-        return 0;
+        pid = (uint32_t)s->pid;
+        tid = (uint32_t)s->tid;
+        if (pid != 0) {
+            snprintf(identity, sizeof(identity), "uds %s %u/%u", up->path, pid, tid);
+        } else {
+            snprintf(identity, sizeof(identity), "uds %s", up->path);
+        }
+    } else {
+        return RANGE(err, "%s.kind must be 'tcp' or 'uds'", path);
     }
-    return RANGE(err, "%s.kind must be 'tcp' or 'uds'", path);
+    up->shared = upshared_get(identity, pid, tid);
+    if (up->shared == NULL) return RANGE(err, "%s: out of memory", path);
+    return 0;
+}
+
+/* A seed for a worker's cursor: distinct per cursor and per build. */
+static uint64_t cursor_seed(void)
+{
+    static atomic_uint_fast64_t counter;
+    uint64_t z = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) +
+                 (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Balancing, failover and PROXY protocol of a route or decision with upstreams. */
+static int build_balancing(const lg_src_route_t *s, lg_route_t *route, const lg_config_t *conf,
+                           const char *path, lg_cfgerr_t *err)
+{
+    size_t n = route->n_upstreams;
+    if (s->balance < LG_BALANCE_LEASTCONN || s->balance > LG_BALANCE_HASH) {
+        return RANGE(err, "%s.balance must be 'leastConn', 'roundRobin', 'random2' or 'hash'",
+                     path);
+    }
+    if (check_range(err, path, "connectTimeoutMs", s->connect_timeout_ms, 1,
+                    LG_CONNECT_TIMEOUT_MAX) != 0 ||
+        check_range(err, path, "retries", s->retries, 0, LG_RETRIES_MAX) != 0 ||
+        check_range(err, path, "maxFails", s->max_fails, 0, LG_HEALTH_MAX_FAILS_MAX) != 0 ||
+        check_range(err, path, "failTimeoutMs", s->fail_timeout_ms, 1,
+                    LG_HEALTH_FAIL_TIMEOUT_MAX_MS) != 0) {
+        return -1;
+    }
+    if (s->proxy_protocol < 0 || s->proxy_protocol > 2) {
+        return RANGE(err, "%s.proxyProtocol must be 'none', 'v1' or 'v2'", path);
+    }
+    if (s->forward_fingerprint && s->proxy_protocol != 2) {
+        return RANGE(err, "%s.forwardFingerprint needs proxyProtocol 'v2' (the TLVs carry it)",
+                     path);
+    }
+    route->connect_timeout_ms = (uint32_t)s->connect_timeout_ms;
+    route->retries = (uint32_t)s->retries;
+    route->health.max_fails = (uint32_t)s->max_fails;
+    route->health.fail_timeout_ms = (uint32_t)s->fail_timeout_ms;
+    route->proxy_protocol = (uint8_t)s->proxy_protocol;
+    route->forward_fingerprint = s->forward_fingerprint;
+    if (n == 0) return 0;
+    for (size_t j = 0; j < n; j++) {
+        if (s->upstreams[j].ip_affinity) {
+            route->affinity = true;
+            route->affinity_ttl_ms =
+                LG_MAX(route->affinity_ttl_ms, (uint32_t)s->upstreams[j].ip_affinity_ttl_ms);
+        }
+    }
+    route->affinity_scope = route->sni != NULL ? fnv1a(route->sni) + 1 : 0;
+    route->st = lg_calloc(n, sizeof(*route->st));
+    uint32_t *weights = lg_calloc(n, sizeof(*weights));
+    uint64_t *keys = lg_calloc(n, sizeof(*keys));
+    int rc = -1;
+    if (route->st == NULL || weights == NULL || keys == NULL) {
+        RANGE(err, "%s: out of memory", path);
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        lg_upshared_t *u = route->upstreams[j].shared;
+        for (size_t k = 0; k < j; k++) {
+            if (route->upstreams[k].shared == u) {
+                RANGE(err,
+                      "%s.upstreams[%zu] is the same upstream as %s.upstreams[%zu] (use weight "
+                      "to give it a larger share)",
+                      path, j, path, k);
+                goto out;
+            }
+        }
+        route->st[j] = &u->st;
+        weights[j] = route->upstreams[j].weight;
+        keys[j] = u->key;
+    }
+    int brc = lg_balancer_build(&route->balancer, s->balance, weights, keys, n);
+    if (brc != 0) {
+        RANGE(err, "%s: %s", path, brc == -ENOMEM ? "out of memory" : "invalid balancing");
+        goto out;
+    }
+    route->cursors = lg_calloc(conf->worker_threads, sizeof(*route->cursors));
+    if (route->cursors == NULL) {
+        RANGE(err, "%s: out of memory", path);
+        goto out;
+    }
+    for (size_t w = 0; w < conf->worker_threads; w++) {
+        route->n_cursors = w + 1;
+        if (lg_pick_init(&route->cursors[w].pick, &route->balancer, cursor_seed()) != 0) {
+            RANGE(err, "%s: out of memory", path);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    lg_free(weights);
+    lg_free(keys);
+    return rc;
 }
 
 /* The ALPN list in wire format (RFC 7301 §3.1): 1..255-byte names, each length-prefixed. */
@@ -406,9 +688,10 @@ static int build_alpn(const lg_src_strings_t *list, lg_route_t *route, const cha
     return 0;
 }
 
-/* The fields a route shares with a decision: upstreams, terminateTls, alpn. */
-static int build_route_body(const lg_src_route_t *s, lg_route_t *route, const char *path,
-                            lg_cfgerr_t *err)
+/* The fields a route shares with a decision: upstreams and how they are used, terminateTls,
+ * alpn. */
+static int build_route_body(const lg_src_route_t *s, lg_route_t *route, const lg_config_t *conf,
+                            const char *path, lg_cfgerr_t *err)
 {
     route->terminate_tls = s->terminate_tls;
     if (build_alpn(&s->alpn, route, path, err) != 0) return -1;
@@ -425,7 +708,7 @@ static int build_route_body(const lg_src_route_t *s, lg_route_t *route, const ch
         route->n_upstreams = j + 1; /* strings of entry j are owned from here on */
         if (build_upstream(&s->upstreams[j], &route->upstreams[j], upath, err) != 0) return -1;
     }
-    return 0;
+    return build_balancing(s, route, conf, path, err);
 }
 
 /* ---- TLS contexts ---------------------------------------------------------------------------- */
@@ -690,7 +973,7 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
                 goto fail;
             }
         }
-        if (build_route_body(r, route, path, err) != 0) goto fail;
+        if (build_route_body(r, route, conf, path, err) != 0) goto fail;
         if ((r->terminate_tls || r->suspended || r->cert.present || r->mtls.present) &&
             route_contexts(r, src->listeners, conf, -1, route, cur, next, path, r->terminate_tls,
                            err) != 0) {
@@ -736,7 +1019,7 @@ int lg_decision_build(const lg_src_route_t *d, const lg_src_listener_t *l, const
     *out = NULL;
     lg_route_t *rt = lg_calloc(1, sizeof(*rt));
     if (rt == NULL) return RANGE(err, "decision: out of memory");
-    if (build_route_body(d, rt, "decision", err) != 0) goto fail;
+    if (build_route_body(d, rt, conf, "decision", err) != 0) goto fail;
     if (rt->n_upstreams == 0) {
         RANGE(err, "decision.upstreams must have at least one entry");
         goto fail;

@@ -23,6 +23,8 @@
 #ifndef LG_CONFIG_H
 #define LG_CONFIG_H
 
+#include "lg_affinity.h"
+#include "lg_balancer.h"
 #include "lg_common.h"
 #include "lg_ja.h"
 #include "lg_limit.h"
@@ -38,9 +40,9 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
-#define LG_UPSTREAM_CONNECT_MS 10000 /* ms: dial timeout for a route's upstream */
-#define LG_LISTEN_BACKLOG      1024  /* pending connections per listen socket */
-#define LG_CFGERR_MAX          512   /* bytes of a config error message */
+#define LG_LISTEN_BACKLOG     1024 /* pending connections per listen socket */
+#define LG_CFGERR_MAX         512  /* bytes of a config error message */
+#define LG_UPSTREAM_ADDRS_MAX 16   /* addresses of an upstream host name kept between lookups */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
@@ -76,6 +78,7 @@ typedef struct lg_src_upstream_s {
     char *host; /* tcp */
     uint64_t port;
     char *path; /* uds */
+    uint64_t weight;
     bool ip_affinity;
     uint64_t ip_affinity_ttl_ms, pid, tid;
 } lg_src_upstream_t;
@@ -97,6 +100,10 @@ typedef struct lg_src_route_s {
     lg_src_strings_t alpn;
     bool suspended;
     uint64_t suspend_timeout_ms;
+    int balance; /* LG_BALANCE_* */
+    uint64_t connect_timeout_ms, retries, max_fails, fail_timeout_ms;
+    int proxy_protocol; /* 0 none, 1 v1, 2 v2 */
+    bool forward_fingerprint;
 } lg_src_route_t;
 
 /* A token bucket as configured: `count` per period, `burst`; absent when !present. */
@@ -143,6 +150,10 @@ typedef struct lg_src_s {
     uint64_t quantum; /* 0 = auto */
     uint64_t max_queued_per_flow;
     uint64_t max_tracked_ips; /* protection.maxTrackedIps (top level): the per-IP table's bound */
+    uint64_t resolve_interval_ms; /* how long an upstream host name's answer is used */
+    bool keepalive;               /* tcpKeepalive given (null: off) */
+    uint64_t keepalive_idle_ms, keepalive_interval_ms, keepalive_count;
+    uint64_t half_close_ms; /* halfCloseTimeoutMs; 0 = unbounded */
     lg_src_listener_t *listeners;
     size_t n_listeners;
     lg_src_route_t *routes;
@@ -162,6 +173,34 @@ typedef struct lg_cfgerr_s {
 /* ---- compiled ---------------------------------------------------------------------------------
  */
 
+/*
+ * The state of one upstream shared by every route, decision and snapshot that lists it (the same
+ * identity: kind, host and port or path, pid and tid), in this process: active connections,
+ * health and totals survive config swaps. Reference-counted; found again by identity in a
+ * process-wide registry (a mutex taken only when configs are built and freed). `st` is first, so
+ * an lg_upstate_t * from a route's st[] is its lg_upshared_t *.
+ */
+typedef struct lg_upshared_s {
+    lg_upstate_t st;
+    atomic_long refs;
+    struct lg_upshared_s *next; /* registry chain */
+    uint64_t key;               /* hash of the identity (also the hash policy's upstream key) */
+    char *identity;             /* "tcp host:port" / "uds path" (+ " pid/tid") */
+    uint32_t pid, tid;          /* uds: CPU sampled from /proc/<pid>/task/<tid>/stat (0: none) */
+    /* Totals for metrics (relaxed atomics). */
+    atomic_uint_fast64_t connected;  /* dials that connected */
+    atomic_uint_fast64_t bytes_to;   /* bytes relayed to the upstream, counted at close */
+    atomic_uint_fast64_t bytes_from; /* bytes relayed from the upstream, counted at close */
+    atomic_uint_fast64_t cpu_unread; /* CPU samples that could not be read */
+    /* CPU sampling state: touched only by the sampling thread. */
+    uint64_t cpu_ticks, cpu_ms;
+    /* TCP upstream by name: the last good answer (lg_upshared_addrs / _store). */
+    pthread_mutex_t addr_lock;
+    lg_sockaddr_t addrs[LG_UPSTREAM_ADDRS_MAX];
+    uint8_t n_addrs;
+    uint64_t resolved_ms; /* loop time of the answer; 0 = none, or marked stale */
+} lg_upshared_t;
+
 typedef struct lg_upstream_s {
     int kind;           /* LG_UPSTREAM_TCP / LG_UPSTREAM_UDS */
     bool literal;       /* TCP: host is an IP literal and `addr` holds it */
@@ -169,7 +208,15 @@ typedef struct lg_upstream_s {
     char *host;         /* TCP: as configured (a name is resolved when dialled) */
     char *path;         /* UDS: socket path */
     uint16_t port;
+    uint32_t weight;
+    lg_upshared_t *shared; /* one reference */
 } lg_upstream_t;
+
+/* A worker's balancing cursor for a route, padded so workers do not share a cache line. */
+typedef struct lg_cursor_s {
+    lg_pick_t pick;
+    uint8_t pad[64 - sizeof(lg_pick_t) % 64];
+} lg_cursor_t;
 
 typedef struct lg_route_s {
     char *sni; /* normalised pattern: "a.test", "*.b.test" or "" */
@@ -183,6 +230,19 @@ typedef struct lg_route_s {
     size_t n_ctx;
     uint8_t *alpn; /* ALPN protocols the server selects from, wire format (RFC 7301 §3.1) */
     size_t alpn_len;
+    /* Balancing and failover (lg_balancer.h). */
+    lg_upstate_t **st;      /* n_upstreams: each upstream's shared state, in list order */
+    lg_balancer_t balancer; /* policy, weights, hash table */
+    lg_cursor_t *cursors;   /* one per worker: only that worker touches it */
+    size_t n_cursors;
+    lg_health_rules_t health;    /* maxFails / failTimeoutMs */
+    uint32_t connect_timeout_ms; /* the whole dial, every attempt included */
+    uint32_t retries;            /* attempts after the first, each on another upstream */
+    bool affinity;               /* ipAffinity: a client sticks to its upstream */
+    uint32_t affinity_ttl_ms;
+    uint64_t affinity_scope;   /* the affinity table's scope: a hash of the route's pattern */
+    uint8_t proxy_protocol;    /* 0 none, 1 v1, 2 v2: header written to the upstream first */
+    bool forward_fingerprint;  /* v2: JA3/JA4 TLVs 0xE0/0xE1 */
     lg_limit_bucket_t rate;    /* maxConnectionsPerSecond / burst (off when interval_ns is 0) */
     _Atomic uint64_t rate_tat; /* the bucket's state: the one mutable field of a published route,
                                   shared by every worker (lg_limit_bucket_take_shared) */
@@ -232,10 +292,14 @@ typedef struct lg_listener_conf_s {
 typedef struct lg_config_s {
     unsigned worker_threads;
     size_t read_buffer_size;
-    int sched_kind;             /* LG_SCHED_DRR / LG_SCHED_FIFO */
-    size_t sched_quantum;       /* bytes; 0 = auto */
-    size_t max_queued_per_flow; /* bytes: high watermark; reads resume below half */
-    size_t max_tracked_ips;     /* bound of the per-IP protection table */
+    int sched_kind;               /* LG_SCHED_DRR / LG_SCHED_FIFO */
+    size_t sched_quantum;         /* bytes; 0 = auto */
+    size_t max_queued_per_flow;   /* bytes: high watermark; reads resume below half */
+    size_t max_tracked_ips;       /* bound of the per-IP protection table */
+    uint32_t resolve_interval_ms; /* how long an upstream host name's answer is used */
+    unsigned keepalive_idle_s;    /* TCP keepalive of every socket; 0 = off */
+    unsigned keepalive_interval_s, keepalive_count;
+    uint32_t half_close_ms; /* inactivity allowed once only the client's half is open; 0 = none */
     lg_listener_conf_t listeners[LG_MAX_LISTENERS];
     size_t n_listeners;
 } lg_config_t;
@@ -267,6 +331,24 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
 int lg_decision_build(const lg_src_route_t *d, const lg_src_listener_t *l, const lg_config_t *conf,
                       unsigned listener, bool route_tls, lg_tls_cache_t *cache, lg_route_t **out,
                       lg_cfgerr_t *err);
+
+/*
+ * The cached addresses of a TCP upstream's host name: copies up to `max` into out and returns
+ * how many; *fresh tells whether the answer is younger than max_age_ms at now_ms (a stale or
+ * marked-stale answer is still returned: it is the fallback when a new lookup fails).
+ */
+size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint64_t now_ms,
+                         uint32_t max_age_ms, bool *fresh);
+
+/* Keep a successful lookup's answer (the first LG_UPSTREAM_ADDRS_MAX addresses). */
+void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms);
+
+/* Mark every cached answer stale (a config swap: the next dial looks the name up again). */
+void lg_upshared_stale_all(void);
+
+/* The upstreams currently known to the process (one per identity), for CPU sampling: calls
+ * fn(arg, u) for each under the registry's lock (fn must not build or free configs). */
+void lg_upshared_each(void (*fn)(void *arg, lg_upshared_t *u), void *arg);
 
 /*
  * Where the current snapshot is published (owner: the engine). The JS thread swaps it; a worker

@@ -11,8 +11,9 @@
  *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
  *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
  *               dialled, c->deadline
- *   CONNECTING  c->deadline: dial start + LG_UPSTREAM_CONNECT_MS for routes; CONNECT head
- *               complete + connectTimeoutMs for connect listeners
+ *   CONNECTING  c->deadline: for routes, the end of the current attempt's share of the route's
+ *               connectTimeoutMs (dial_attempt); CONNECT head complete + connectTimeoutMs for
+ *               connect listeners
  *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
  *               possible expiry and re-arms itself for the remainder when bytes moved meanwhile,
  *               so the data path only stores a timestamp
@@ -28,6 +29,8 @@
  * below needs to ask whether the connection is closing.
  */
 #include "lg_conn.h"
+
+#include <netinet/tcp.h>
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -47,7 +50,8 @@ static const uint16_t LEGAL[LG_CONN_N_STATES] = {
         B(LG_CONN_SUSPENDED) | B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) | B(LG_CONN_CLOSING),
     [LG_CONN_HANDSHAKE] = B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) | B(LG_CONN_RELAY) |
                           B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
-    [LG_CONN_CONNECTING] = B(LG_CONN_RELAY) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_CONNECTING] =
+        B(LG_CONN_CONNECTING) | B(LG_CONN_RELAY) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_RELAY] = B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_LINGER] = B(LG_CONN_CLOSING),
     [LG_CONN_CLOSING] = 0,
@@ -81,6 +85,37 @@ static void arm_at(lg_conn_t *c, uint64_t when)
 static uint32_t idle_ms(const lg_conn_t *c)
 {
     return c->w->conf->listeners[c->lis].idle_timeout_ms;
+}
+
+/* TCP keepalive on a socket, as configured (tcpKeepalive; off when idle is 0). */
+static void keepalive(const lg_conn_t *c, uv_tcp_t *t)
+{
+    const lg_config_t *conf = c->w->conf;
+    if (conf->keepalive_idle_s == 0) return;
+    uv_tcp_keepalive(t, 1, conf->keepalive_idle_s);
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)t, &fd) != 0) return;
+    int intvl = (int)conf->keepalive_interval_s, cnt = (int)conf->keepalive_count;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+/*
+ * Arm the relaying connection's timer for the earlier of its idle expiry (idleTimeoutMs after
+ * the last byte) and, once the upstream's half is closed toward a client that keeps its own
+ * open, its half-close expiry (halfCloseTimeoutMs after the last byte).
+ */
+static void relay_arm(lg_conn_t *c)
+{
+    uint64_t next = UINT64_MAX;
+    uint32_t idle = idle_ms(c), half = c->w->conf->half_close_ms;
+    if (idle > 0) next = c->relay.last_activity + idle;
+    if (c->half_closed && half > 0) next = LG_MIN(next, c->relay.last_activity + half);
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+    } else {
+        arm_at(c, next);
+    }
 }
 
 static uint64_t handshake_deadline(const lg_conn_t *c)
@@ -123,11 +158,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         break;
     case LG_CONN_RELAY:
         c->relay.last_activity = now_ms(c);
-        if (idle_ms(c) > 0) {
-            arm(c, idle_ms(c));
-        } else {
-            uv_timer_stop(&c->timer);
-        }
+        relay_arm(c);
         break;
     default:
         uv_timer_stop(&c->timer);
@@ -185,6 +216,12 @@ static void refused(lg_conn_t *c, int reason, const char *ja3, const char *ja4)
         return;
     }
     lg_conn_close(c);
+}
+
+/* The route a routed connection follows: its decision, or its snapshot's route. */
+static const lg_route_t *route_of(const lg_conn_t *c)
+{
+    return c->decision != NULL ? c->decision : &c->snap->routes[c->route];
 }
 
 static void out_of_memory(lg_conn_t *c)
@@ -258,6 +295,14 @@ static void conn_free(lg_conn_t *c)
     head_free(c);
     lg_free(c->tunnel);
     lg_free(c->proxyin);
+    lg_free(c->dial);
+    lg_free(c->pp);
+    if (c->upstream != NULL) {
+        lg_upshared_t *u = c->upstream;
+        atomic_fetch_add_explicit(&u->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&u->bytes_from, c->relay.u2c.bytes, memory_order_relaxed);
+        lg_upstate_release(&u->st);
+    }
     lg_protect_release(w, &c->adm);
     lg_tls_free(c->tls);
     if (c->decision != NULL) lg_route_destroy(c->decision);
@@ -376,6 +421,8 @@ static void relay_up(lg_conn_t *c)
 }
 
 static void tls_failed(lg_conn_t *c, int reason);
+static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, const char *ja3,
+                           const char *ja4);
 
 static lg_tls_io_t tls_io(lg_conn_t *c)
 {
@@ -400,6 +447,20 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
 {
     lg_tls_io_t io = tls_io(c);
     int rc = lg_tls_feed(c->tls, &io, data, len);
+    if (rc == LG_TLS_READY && c->pp != NULL) {
+        /* The PROXY header goes before the first decrypted byte (the queue held none before the
+         * handshake completed, so nothing of it is being written). */
+        lg_buf_t *b = pp_header(c, route_of(c), c->pp->sni, c->pp->ja3, c->pp->ja4);
+        lg_free(c->pp);
+        c->pp = NULL;
+        if (b == NULL) {
+            lg_relay_queued(&c->relay, &c->relay.c2u, io.plain_new);
+            out_of_memory(c);
+            return;
+        }
+        io.plain_new += b->len;
+        lg_bufq_push_front(&c->relay.c2u.q, b);
+    }
     lg_relay_queued(&c->relay, &c->relay.u2c, io.cipher_new);
     lg_relay_queued(&c->relay, &c->relay.c2u, io.plain_new);
     if (rc != LG_TLS_OK && rc != LG_TLS_READY) {
@@ -458,6 +519,15 @@ static void relay_event(void *arg, int what, int err)
     lg_conn_t *c = arg;
     /* A FIN delivered to the client ends a lingering close, unless it waits for the client's
      * EOF (a CONNECT error response: see linger_read). */
+    if (what == LG_RELAY_CLIENT_FIN && c->state == LG_CONN_RELAY) {
+        /* The upstream has finished and the client knows; a client that keeps its half open is
+         * bounded by halfCloseTimeoutMs of inactivity from here on. */
+        if (!c->relay.c2u.eof && !c->half_closed) {
+            c->half_closed = true;
+            relay_arm(c);
+        }
+        return;
+    }
     if (what == LG_RELAY_CLIENT_FIN && (c->state != LG_CONN_LINGER || c->linger_discard)) return;
     lg_conn_close(c);
 }
@@ -569,31 +639,265 @@ static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const
     c->pending_closes++; /* the dialer calls closed_one when it is gone */
 }
 
-/* A route's upstream host name was looked up (a name is resolved on the worker's loop). */
+static void attempt_failed(lg_conn_t *c);
+
+/* A route's upstream host name was looked up (a name is resolved on the worker's loop): the
+ * answer is kept for the upstream; a failed lookup falls back to the last good answer. */
 static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_conn_t *c = arg;
     c->resolve = NULL;
-    if (status < 0 || n == 0) {
+    if (status >= 0 && n > 0) {
+        lg_upshared_store(c->upstream, addrs, n, now_ms(c));
+        dial_start(c, addrs, n, NULL);
+        return;
+    }
+    lg_sockaddr_t last[LG_UPSTREAM_ADDRS_MAX];
+    bool fresh;
+    size_t m = lg_upshared_addrs(c->upstream, last, LG_UPSTREAM_ADDRS_MAX, now_ms(c),
+                                 c->w->conf->resolve_interval_ms, &fresh);
+    if (m == 0) {
+        attempt_failed(c);
+        return;
+    }
+    LG_COUNT(counters(c), upstream_lookups_failed, 1);
+    dial_start(c, last, m, NULL);
+}
+
+/*
+ * One attempt of a route's dial: choose an upstream (the client's pinned one first, under
+ * ipAffinity; else the route's policy, skipping the upstreams this connection already tried and,
+ * unless every one is, the ejected ones) and dial it. A connection makes at most
+ * min(retries + 1, upstreams) attempts, each with an equal share of the route's
+ * connectTimeoutMs (the last one whatever is left), so a blackholed upstream costs one share,
+ * not the whole budget, and a route with one upstream gives it all of it.
+ */
+static void dial_attempt(lg_conn_t *c)
+{
+    lg_dialctx_t *d = c->dial;
+    const lg_route_t *rt = d->rt;
+    lg_wctx_t *w = c->w;
+    uint64_t now = now_ms(c);
+    int i = -1;
+    if (d->attempts == 0 && rt->affinity && w->affinity->ready) {
+        i = lg_affinity_lookup(w->affinity, &d->key, rt->affinity_scope, rt->st, rt->n_upstreams,
+                               now, rt->affinity_ttl_ms);
+        if (i >= 0) lg_upstate_acquire(rt->st[i]);
+    }
+    if (i < 0) {
+        lg_pick_out_t out = {0};
+        lg_pick_t *cur = w->index < rt->n_cursors ? &rt->cursors[w->index].pick : NULL;
+        lg_pick_t spare = {0};
+        i = lg_balancer_pick(&rt->balancer, rt->st, cur != NULL ? cur : &spare, &d->in, &out, now);
+        if (out.fail_open) LG_COUNT(counters(c), upstream_fail_opens, 1);
+    }
+    if (i < 0) { /* every upstream was tried */
         upstream_failed(c);
         return;
     }
-    dial_start(c, addrs, n, NULL);
-}
-
-/* Dial a route's upstream (the first one). */
-static void dial_route(lg_conn_t *c, const lg_route_t *rt)
-{
-    const lg_upstream_t *up = &rt->upstreams[0];
-    c->deadline = now_ms(c) + LG_UPSTREAM_CONNECT_MS;
-    if (c->state != LG_CONN_HANDSHAKE) set_state(c, LG_CONN_CONNECTING);
+    lg_pick_tried_add(&d->in, i);
+    d->attempts++;
+    c->upstream = (lg_upshared_t *)rt->st[i]; /* st is the first member */
+    /* Attempts this connection can make: retries + 1, but never the same upstream twice. */
+    uint32_t n_attempts = LG_MIN(rt->retries + 1, (uint32_t)rt->n_upstreams);
+    uint64_t share = LG_MAX(rt->connect_timeout_ms / n_attempts, 1u);
+    c->deadline = d->attempts >= n_attempts || now + share > d->end ? d->end : now + share;
+    set_state(c, c->state == LG_CONN_HANDSHAKE ? LG_CONN_HANDSHAKE : LG_CONN_CONNECTING);
+    if (c->state == LG_CONN_CLOSING) return;
+    const lg_upstream_t *up = &rt->upstreams[i];
     if (up->kind == LG_UPSTREAM_UDS) {
         dial_start(c, NULL, 0, up->path);
     } else if (up->literal) {
         dial_start(c, &up->addr, 1, NULL);
-    } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, upstream_resolved, c) != 0) {
-        upstream_failed(c); /* no memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued */
+    } else {
+        /* A name: the upstream's last answer while it is younger than resolveIntervalMs, else a
+         * new lookup (which falls back to the last answer if it fails). */
+        lg_sockaddr_t addrs[LG_UPSTREAM_ADDRS_MAX];
+        bool fresh;
+        size_t n = lg_upshared_addrs(up->shared, addrs, LG_UPSTREAM_ADDRS_MAX, now,
+                                     w->conf->resolve_interval_ms, &fresh);
+        if (fresh) {
+            dial_start(c, addrs, n, NULL);
+        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, upstream_resolved, c) !=
+                   0) {
+            /* No memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued. */
+            if (n > 0) {
+                dial_start(c, addrs, n, NULL);
+            } else {
+                attempt_failed(c);
+            }
+        }
     }
+}
+
+/* The current attempt failed (refused, reset, lookup failed, or its share of the time ran out):
+ * the upstream hears of it, and the next one is tried while retries and time are left. */
+static void attempt_failed(lg_conn_t *c)
+{
+    lg_dialctx_t *d = c->dial;
+    lg_upshared_t *u = c->upstream;
+    uint64_t now = now_ms(c);
+    c->upstream = NULL;
+    lg_dial_cancel(c->dialer); /* a timed-out attempt's sockets close; closed_one follows */
+    c->dialer = NULL;
+    lg_resolve_cancel(c->resolve);
+    c->resolve = NULL;
+    if (u != NULL) {
+        lg_upstate_report(&u->st, false, &d->rt->health, now);
+        lg_upstate_release(&u->st);
+    }
+    if (d->attempts < LG_MIN(d->rt->retries + 1, (uint32_t)d->rt->n_upstreams) && now < d->end) {
+        LG_COUNT(counters(c), upstream_retries, 1);
+        dial_attempt(c);
+        return;
+    }
+    upstream_failed(c);
+}
+
+/* The dial connected: the upstream hears of it, an affinity pin is set or refreshed. */
+static void attempt_succeeded(lg_conn_t *c)
+{
+    lg_dialctx_t *d = c->dial;
+    lg_upshared_t *u = c->upstream;
+    uint64_t now = now_ms(c);
+    lg_upstate_report(&u->st, true, &d->rt->health, now);
+    atomic_fetch_add_explicit(&u->connected, 1, memory_order_relaxed);
+    if (d->rt->affinity && c->w->affinity->ready) {
+        lg_affinity_pin(c->w->affinity, &d->key, d->rt->affinity_scope, &u->st, now,
+                        d->rt->affinity_ttl_ms);
+    }
+    lg_free(d);
+    c->dial = NULL;
+}
+
+/* Dial a route's upstreams (see dial_attempt). */
+static void dial_route(lg_conn_t *c, const lg_route_t *rt)
+{
+    lg_dialctx_t *d = lg_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        out_of_memory(c);
+        return;
+    }
+    c->dial = d;
+    d->rt = rt;
+    d->end = now_ms(c) + rt->connect_timeout_ms;
+    uint64_t hash = 0;
+    if (rt->affinity || rt->balancer.policy == LG_BALANCE_HASH) {
+        if (lg_clientkey_make(&d->key, c->peer.family, c->peer.addr) == 0) {
+            hash = lg_clientkey_hash(&d->key);
+        }
+    }
+    lg_pick_in_init(&d->in, hash);
+    dial_attempt(c);
+}
+
+/* ---- PROXY protocol to the upstream ------------------------------------------------------- */
+
+/* An IPv4-mapped IPv6 address (a dual-stack listener's IPv4 client) as the IPv4 address. */
+static void peer_fold(lg_peer_t *p)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (p->family == 6 && memcmp(p->addr, mapped, 12) == 0) {
+        memmove(p->addr, p->addr + 12, 4);
+        memset(p->addr + 4, 0, 12);
+        p->family = 4;
+    }
+}
+
+/* The address the client connected to, in the client's family where that is possible. */
+static void pp_destination(lg_conn_t *c, lg_pp_info_t *in)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    lg_peer_t local = {0};
+    if (uv_tcp_getsockname(&c->client, (struct sockaddr *)&ss, &len) == 0 &&
+        lg_peer_from_sockaddr(&local, (const struct sockaddr *)&ss)) {
+        peer_fold(&local);
+    }
+    if (local.family != in->src_family) {
+        /* PROXY input from another family than the listener's: no address to tell. */
+        memset(&local, 0, sizeof(local));
+        local.family = in->src_family;
+    }
+    in->dst_family = local.family;
+    memcpy(in->dst_addr, local.addr, sizeof(in->dst_addr));
+    in->dst_port = local.port;
+}
+
+/*
+ * Write the route's PROXY header into a buffer. The v2 TLVs: AUTHORITY (the SNI), UNIQUE_ID
+ * (worker and connection serial), on a terminated connection ALPN and SSL (version, cipher,
+ * client-certificate flags), and with forwardFingerprint JA3/JA4 (0xE0/0xE1). Returns the
+ * buffer, or NULL (no memory, or a family the writer refuses: counted, the connection closes).
+ */
+static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, const char *ja3,
+                           const char *ja4)
+{
+    lg_pp_info_t in;
+    memset(&in, 0, sizeof(in));
+    lg_peer_t src = c->peer;
+    peer_fold(&src);
+    in.src_family = src.family;
+    memcpy(in.src_addr, src.addr, sizeof(in.src_addr));
+    in.src_port = src.port;
+    pp_destination(c, &in);
+    char id[32];
+    lg_tls_info_t ti;
+    if (rt->proxy_protocol == 2) {
+        if (sni != NULL && sni[0] != '\0') in.authority = (lg_pp_bytes_t){sni, strlen(sni)};
+        int n = snprintf(id, sizeof(id), "%u-%llu", c->w->index,
+                         (unsigned long long)++c->w->next_serial);
+        in.unique_id = (lg_pp_bytes_t){id, (size_t)n};
+        if (c->tls != NULL) {
+            lg_tls_info(c->tls, &ti);
+            if (ti.alpn_len > 0) in.alpn = (lg_pp_bytes_t){ti.alpn, ti.alpn_len};
+            in.ssl = true;
+            in.ssl_client = LG_PP_CLIENT_SSL | (ti.client_cert ? LG_PP_CLIENT_CERT_CONN : 0);
+            in.ssl_verify = ti.client_cert && !ti.client_verified ? 1 : 0;
+            if (ti.version) in.ssl_version = (lg_pp_bytes_t){ti.version, strlen(ti.version)};
+            if (ti.cipher) in.ssl_cipher = (lg_pp_bytes_t){ti.cipher, strlen(ti.cipher)};
+        }
+        if (rt->forward_fingerprint) {
+            if (ja3 != NULL && ja3[0] != '\0') in.ja3 = (lg_pp_bytes_t){ja3, strlen(ja3)};
+            if (ja4 != NULL && ja4[0] != '\0') in.ja4 = (lg_pp_bytes_t){ja4, strlen(ja4)};
+        }
+    }
+    lg_buf_t *b = lg_buf_get(&c->w->pool);
+    if (b == NULL) return NULL;
+    int n = rt->proxy_protocol == 1 ? lg_pp_write_v1(&in, b->data, b->cap)
+                                    : lg_pp_write_v2(&in, b->data, b->cap);
+    if (n <= 0) {
+        lg_buf_put(&c->w->pool, b);
+        return NULL;
+    }
+    b->off = 0;
+    b->len = (uint32_t)n;
+    LG_COUNT(counters(c), proxy_headers_sent, 1);
+    return b;
+}
+
+/* The ClientHello of the connection: its parsed form, or parsed again from a held copy. */
+static const lg_hello_t *hello_of(lg_conn_t *c, lg_hello_t *spare)
+{
+    if (c->hello != NULL) return &c->hello->hello;
+    const uint8_t *raw;
+    size_t len;
+    received(c, &raw, &len);
+    lg_hello_parser_t p;
+    lg_hello_parser_init(&p);
+    return lg_hello_parse(&p, raw, len, spare, NULL) == LG_OK ? spare : NULL;
+}
+
+/* The SNI and (with forwardFingerprint) the fingerprints a PROXY header carries, while the
+ * ClientHello is still at hand. */
+static void pp_collect(lg_conn_t *c, const lg_route_t *rt, lg_ppctx_t *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    lg_hello_t spare;
+    const lg_hello_t *h = rt->proxy_protocol == 2 ? hello_of(c, &spare) : NULL;
+    if (h == NULL) return;
+    if (h->has_sni) snprintf(pp->sni, sizeof(pp->sni), "%s", h->sni);
+    if (rt->forward_fingerprint) lg_ja_fingerprints(h, pp->ja3, pp->ja4);
 }
 
 static void respond(lg_conn_t *c, int status);
@@ -632,15 +936,19 @@ static void dialed(void *arg, int status, lg_upsock_t *up)
     lg_conn_t *c = arg;
     c->dialer = NULL; /* it reported; its closed_one follows */
     c->up = up;
-    if (up != NULL && up->h.handle.type == UV_TCP) uv_tcp_nodelay(&up->h.tcp, 1);
+    if (up != NULL && up->h.handle.type == UV_TCP) {
+        uv_tcp_nodelay(&up->h.tcp, 1);
+        keepalive(c, &up->h.tcp);
+    }
     if (c->is_connect) {
         tunnel_dialed(c, status);
         return;
     }
     if (status < 0) {
-        upstream_failed(c);
+        attempt_failed(c);
         return;
     }
+    attempt_succeeded(c);
     if (c->state == LG_CONN_HANDSHAKE) {
         set_state(c, LG_CONN_HANDSHAKE); /* only the handshake deadline is left */
         return;
@@ -673,7 +981,15 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
         out_of_memory(c);
         return;
     }
-    c->deadline = now_ms(c) + LG_UPSTREAM_CONNECT_MS; /* the dial below starts now */
+    if (rt->proxy_protocol != 0) {
+        c->pp = lg_malloc(sizeof(*c->pp));
+        if (c->pp == NULL) {
+            out_of_memory(c);
+            return;
+        }
+        pp_collect(c, rt, c->pp);
+    }
+    c->deadline = now_ms(c) + rt->connect_timeout_ms; /* the dial below starts now */
     set_state(c, LG_CONN_HANDSHAKE);
     c->relay.filtered = true;
     lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
@@ -708,6 +1024,18 @@ static void route_to(lg_conn_t *c, const lg_route_t *rt)
         }
         terminate(c, rt, sni, sni ? strlen(sni) : 0);
         return;
+    }
+    if (rt->proxy_protocol != 0) {
+        lg_ppctx_t pp;
+        pp_collect(c, rt, &pp);
+        lg_buf_t *b = pp_header(c, rt, pp.sni, pp.ja3, pp.ja4);
+        if (b == NULL) {
+            out_of_memory(c);
+            return;
+        }
+        size_t n = b->len;
+        lg_bufq_push(&c->relay.c2u.q, &c->w->pool, b);
+        lg_relay_queued(&c->relay, &c->relay.c2u, n);
     }
     const uint8_t *raw;
     size_t raw_len;
@@ -1198,6 +1526,8 @@ static void on_timer(uv_timer_t *t)
     case LG_CONN_HANDSHAKE:
         if (now_ms(c) >= handshake_deadline(c)) {
             handshake_failed(c, HS_TIMEOUT);
+        } else if (c->dial != NULL) {
+            attempt_failed(c); /* this attempt's share of connectTimeoutMs ran out */
         } else {
             upstream_failed(c);
         }
@@ -1213,18 +1543,23 @@ static void on_timer(uv_timer_t *t)
         if (c->is_connect) {
             LG_COUNT(counters(c), upstream_connect_failures, 1);
             respond(c, 504);
+        } else if (c->dial != NULL) {
+            attempt_failed(c); /* this attempt's share of connectTimeoutMs ran out */
         } else {
             upstream_failed(c);
         }
         break;
     case LG_CONN_RELAY: {
         uint64_t since = now_ms(c) - c->relay.last_activity;
-        uint32_t limit = idle_ms(c);
-        if (since >= limit) {
+        uint32_t idle = idle_ms(c), half = c->w->conf->half_close_ms;
+        if (idle > 0 && since >= idle) {
             LG_COUNT(counters(c), idle_timeouts, 1);
             lg_conn_close(c);
+        } else if (c->half_closed && half > 0 && since >= half) {
+            LG_COUNT(counters(c), half_close_timeouts, 1);
+            lg_conn_close(c);
         } else {
-            arm(c, limit - since);
+            relay_arm(c);
         }
         break;
     }
@@ -1281,6 +1616,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
         return;
     }
     uv_tcp_nodelay(&c->client, 1);
+    keepalive(c, &c->client);
     /* The first state's deadline (not a transition: set_state is for those). A PROXY header
      * counts against the deadline of the phase it precedes. */
     arm_at(c, is_connect ? c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS : handshake_deadline(c));

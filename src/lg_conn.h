@@ -69,6 +69,23 @@ typedef struct lg_hello_ctx_s {
     uint8_t raw[LG_HELLO_MAX_RAW];
 } lg_hello_ctx_t;
 
+/* State kept only while dialling a route's upstreams: failover (lg_balancer). */
+typedef struct lg_dialctx_s {
+    const lg_route_t *rt; /* the route (or decision) being dialled; outlives the dial */
+    lg_pick_in_t in;      /* client hash, upstreams already tried */
+    lg_clientkey_t key;   /* the client, for ipAffinity */
+    uint64_t end;         /* loop time (ms): the whole dial's deadline (connectTimeoutMs) */
+    uint32_t attempts;    /* upstreams dialled so far */
+} lg_dialctx_t;
+
+/* What a terminated route's PROXY protocol header needs from the ClientHello, kept from the
+ * routing decision until the handshake completes (the header goes out with the first bytes). */
+typedef struct lg_ppctx_s {
+    char sni[LG_TLS_MAX_SNI + 1];
+    char ja3[LG_JA3_HEX + 1];
+    char ja4[LG_JA4_LEN + 1];
+} lg_ppctx_t;
+
 struct lg_conn_s {
     lg_wctx_t *w;
     lg_conn_t *prev, *next; /* worker's list */
@@ -90,6 +107,9 @@ struct lg_conn_s {
     lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
     lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
     lg_proxyin_t *proxyin;   /* PROXY */
+    lg_dialctx_t *dial;      /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
+    lg_ppctx_t *pp;          /* HANDSHAKE on a terminated route that sends a PROXY header */
+    lg_upshared_t *upstream; /* the upstream chosen: one active reference, released at free */
     lg_relay_t relay;
     lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
     lg_admission_t adm; /* what protection counted for it (released at free) */
@@ -104,6 +124,7 @@ struct lg_conn_s {
     bool in_head;            /* holds a slot in the listener's in-head count */
     bool linger_discard;     /* LINGER: after the FIN, discard input until EOF (CONNECT) */
     bool torn_down;          /* the reaper closed its handles */
+    bool half_closed;        /* RELAY: the upstream's FIN reached a client that is still open */
 };
 
 /*

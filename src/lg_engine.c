@@ -3,6 +3,7 @@
  * decisions for held connections, and the metrics snapshot (see lg_engine.h).
  */
 #include "lg_engine.h"
+#include "lg_cpu.h"
 #include "lg_listener.h"
 #include "lg_suspend.h"
 #include "lg_worker.h"
@@ -18,6 +19,8 @@ struct lg_engine_s {
     lg_events_t events;
     lg_limit_t limit;       /* per-IP protection state, shared by the workers */
     lg_blocklog_t blocklog; /* 'blocked' event coalescing, shared by the workers */
+    lg_affinity_t affinity; /* client IP affinity, shared; set up by the first route using it */
+    bool cpu;               /* holds a use of the CPU sampler (a route named a pid/tid) */
     bool limit_ready, blocklog_ready;
     lg_lis_state_t lis[LG_MAX_LISTENERS];
     lg_bound_t bound[LG_MAX_LISTENERS];
@@ -61,7 +64,13 @@ int lg_engine_create(lg_config_t *conf, lg_snapshot_t *snap, lg_tls_cache_t *cac
         return rc;
     }
     e->n_workers = e->conf.worker_threads;
-    lg_worker_env_t env = {&e->conf, &e->events, e->lis, &e->slot, &e->limit, &e->blocklog};
+    rc = lg_engine_prepare(e, snap->routes, snap->n_routes);
+    if (rc != 0) {
+        lg_engine_destroy(e);
+        return rc;
+    }
+    lg_worker_env_t env = {&e->conf,  &e->events,   e->lis,      &e->slot,
+                           &e->limit, &e->blocklog, &e->affinity};
     for (unsigned i = 0; i < e->n_workers; i++) {
         rc = lg_worker_init(&e->workers[i], &env, i);
         if (rc != 0) {
@@ -163,6 +172,8 @@ void lg_engine_destroy(lg_engine_t *e)
     lg_snapslot_destroy(&e->slot);
     if (e->limit_ready) lg_limit_destroy(&e->limit);
     if (e->blocklog_ready) lg_blocklog_destroy(&e->blocklog);
+    lg_affinity_free(&e->affinity); /* a zeroed (never used) table is fine */
+    if (e->cpu) lg_cpu_release();
     lg_tls_cache_free(&e->tls_cache);
     lg_config_free(&e->conf);
     lg_free(e->workers);
@@ -189,6 +200,40 @@ uint16_t lg_engine_port(const lg_engine_t *e, size_t listener)
     return listener < e->conf.n_listeners ? e->bound[listener].port : 0;
 }
 
+int lg_engine_prepare(lg_engine_t *e, const lg_route_t *routes, size_t n)
+{
+    bool need = false, cpu = false;
+    for (size_t i = 0; i < n; i++) {
+        need = need || routes[i].affinity;
+        for (size_t j = 0; j < routes[i].n_upstreams && !cpu; j++)
+            cpu = routes[i].upstreams[j].shared->pid != 0;
+    }
+    if (cpu && !e->cpu) {
+        int rc = lg_cpu_acquire();
+        if (rc != 0) return rc;
+        e->cpu = true; /* kept until the engine is destroyed (the sampler idles cheaply) */
+    }
+    if (!need || e->affinity.ready) return 0;
+    uint8_t seed[16] = {0};
+    (void)uv_random(NULL, NULL, seed, sizeof(seed), 0, NULL); /* zero seed if it fails: still
+                                                                  correct, only predictable */
+    return lg_affinity_init(&e->affinity, LG_AFFINITY_CAPACITY_DEFAULT, seed);
+}
+
+lg_snapshot_t *lg_engine_current(lg_engine_t *e)
+{
+    pthread_mutex_lock(&e->slot.lock);
+    lg_snapshot_t *s = lg_snapshot_ref(e->slot.snap);
+    pthread_mutex_unlock(&e->slot.lock);
+    return s;
+}
+
+void lg_engine_affinity_stats(lg_engine_t *e, lg_affinity_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e->affinity.ready) lg_affinity_stats(&e->affinity, out);
+}
+
 lg_tls_cache_t *lg_engine_tls_cache(lg_engine_t *e)
 {
     return &e->tls_cache;
@@ -196,6 +241,7 @@ lg_tls_cache_t *lg_engine_tls_cache(lg_engine_t *e)
 
 void lg_engine_swap(lg_engine_t *e, lg_snapshot_t *snap, lg_tls_cache_t *cache)
 {
+    lg_upshared_stale_all(); /* upstream host names are looked up again */
     lg_snapslot_swap(&e->slot, snap);
     lg_tls_cache_free(&e->tls_cache);
     e->tls_cache = *cache;

@@ -58,6 +58,17 @@ const lg_config_t *lg_engine_config(const lg_engine_t *e);
 unsigned lg_engine_workers(const lg_engine_t *e);
 uint16_t lg_engine_port(const lg_engine_t *e, size_t listener); /* bound port (0 before start) */
 
+/* Set up what routes about to be published (a snapshot's, or a decision) need from the engine:
+ * the client IP affinity table, the first time a route uses ipAffinity. Call before publishing.
+ * Returns 0 or a negative errno (no memory: do not publish). */
+int lg_engine_prepare(lg_engine_t *e, const lg_route_t *routes, size_t n);
+
+/* The current snapshot, with a reference the caller drops (lg_snapshot_unref). */
+lg_snapshot_t *lg_engine_current(lg_engine_t *e);
+
+/* The affinity table's figures (zeros while no route has used ipAffinity). */
+void lg_engine_affinity_stats(lg_engine_t *e, lg_affinity_stats_t *out);
+
 /* The cache of TLS contexts of the current snapshot (for building the next one or decisions). */
 lg_tls_cache_t *lg_engine_tls_cache(lg_engine_t *e);
 

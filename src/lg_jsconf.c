@@ -241,7 +241,10 @@ static int read_mtls(napi_env env, napi_value obj, lg_src_mtls_t *out, const cha
 static int read_upstream(napi_env env, napi_value u, lg_src_upstream_t *up, const char *path)
 {
     static const char *const kinds[] = {"tcp", "uds"};
-    if (get_enum(env, u, "kind", kinds, 2, &up->kind, path) != 0) return -1;
+    if (get_enum(env, u, "kind", kinds, 2, &up->kind, path) != 0 ||
+        get_u64(env, u, "weight", &up->weight, path) != 0) {
+        return -1;
+    }
     if (up->kind == LG_UPSTREAM_TCP) {
         return get_string(env, u, "host", &up->host, path) != 0 ||
                        get_u64(env, u, "port", &up->port, path) != 0
@@ -260,9 +263,18 @@ static int read_upstream(napi_env env, napi_value u, lg_src_upstream_t *up, cons
 /* The fields a route shares with a decision. */
 static int read_route_body(napi_env env, napi_value r, lg_src_route_t *out, const char *path)
 {
+    static const char *const policies[] = {"leastConn", "roundRobin", "random2", "hash"};
+    static const char *const pp[] = {"none", "v1", "v2"};
     napi_value ups;
     uint32_t n;
-    if (get_bool(env, r, "terminateTls", &out->terminate_tls, path) != 0 ||
+    if (get_enum(env, r, "balance", policies, 4, &out->balance, path) != 0 ||
+        get_u64(env, r, "connectTimeoutMs", &out->connect_timeout_ms, path) != 0 ||
+        get_u64(env, r, "retries", &out->retries, path) != 0 ||
+        get_u64(env, r, "maxFails", &out->max_fails, path) != 0 ||
+        get_u64(env, r, "failTimeoutMs", &out->fail_timeout_ms, path) != 0 ||
+        get_enum(env, r, "proxyProtocol", pp, 3, &out->proxy_protocol, path) != 0 ||
+        get_bool(env, r, "forwardFingerprint", &out->forward_fingerprint, path) != 0 ||
+        get_bool(env, r, "terminateTls", &out->terminate_tls, path) != 0 ||
         read_cert(env, r, "cert", &out->cert, path) != 0 ||
         read_mtls(env, r, &out->mtls, path) != 0 ||
         get_strings(env, r, "alpn", &out->alpn, path) != 0 ||
@@ -303,6 +315,19 @@ static int read_route(napi_env env, napi_value r, lg_src_route_t *out, const cha
                    get_bool(env, r, "suspended", &out->suspended, path) != 0 ||
                    get_u64(env, r, "suspendTimeoutMs", &out->suspend_timeout_ms, path) != 0 ||
                    read_route_body(env, r, out, path) != 0
+               ? -1
+               : 0;
+}
+
+static int read_keepalive(napi_env env, napi_value cfg, lg_src_t *out)
+{
+    napi_value k;
+    if (get_optional_object(env, cfg, "tcpKeepalive", &k, &out->keepalive, "") != 0) return -1;
+    if (!out->keepalive) return 0;
+    return get_u64(env, k, "idleMs", &out->keepalive_idle_ms, "tcpKeepalive") != 0 ||
+                   get_u64(env, k, "intervalMs", &out->keepalive_interval_ms, "tcpKeepalive") !=
+                       0 ||
+                   get_u64(env, k, "count", &out->keepalive_count, "tcpKeepalive") != 0
                ? -1
                : 0;
 }
@@ -409,7 +434,9 @@ int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
     const char *top = "config";
     if (get_u64(env, cfg, "workerThreads", &out->worker_threads, top) != 0 ||
         get_u64(env, cfg, "readBufferSize", &out->read_buffer_size, top) != 0 ||
-        get_object(env, cfg, "scheduler", &sched, top) != 0 ||
+        get_u64(env, cfg, "resolveIntervalMs", &out->resolve_interval_ms, top) != 0 ||
+        get_u64(env, cfg, "halfCloseTimeoutMs", &out->half_close_ms, top) != 0 ||
+        read_keepalive(env, cfg, out) != 0 || get_object(env, cfg, "scheduler", &sched, top) != 0 ||
         get_enum(env, sched, "kind", sched_kinds, 2, &out->sched_kind, "scheduler") != 0 ||
         get_u64(env, sched, "quantum", &out->quantum, "scheduler") != 0 ||
         get_u64(env, sched, "maxQueuedBytesPerFlow", &out->max_queued_per_flow, "scheduler") != 0 ||

@@ -9,6 +9,7 @@
 #ifndef LG_LIMITS_H
 #define LG_LIMITS_H
 
+#include "lg_balancer.h"
 #include "lg_buf.h"
 #include "lg_cidr.h"
 #include "lg_drr.h"
@@ -32,6 +33,9 @@
 #define LG_UDS_PATH_MAX          107          /* bytes: sun_path holds 108 with the NUL */
 #define LG_PID_MAX               2147483647   /* pid / tid (pid_t) */
 #define LG_HOST_MAX              255          /* bytes of a listener or upstream host text */
+#define LG_RETRIES_MAX           16           /* dial attempts after the first, per connection */
+#define LG_KEEPALIVE_MAX_S       32767        /* s: TCP_KEEPIDLE / TCP_KEEPINTVL (Linux's bound) */
+#define LG_KEEPALIVE_MAX_COUNT   127          /* TCP_KEEPCNT (Linux's bound) */
 
 #define LG_LIMITS(X)                                                                               \
     X(maxListeners, LG_MAX_LISTENERS, "listeners per proxy")                                       \
@@ -56,6 +60,12 @@
     X(maxAlpnLength, LG_ALPN_MAX_LEN, "bytes")                                                     \
     X(maxUdsPathBytes, LG_UDS_PATH_MAX, "bytes")                                                   \
     X(maxPid, LG_PID_MAX, "pid or tid")                                                            \
+    X(maxWeight, LG_BALANCER_WEIGHT_MAX, "upstream weight")                                        \
+    X(maxRetries, LG_RETRIES_MAX, "dial attempts after the first")                                 \
+    X(maxKeepaliveMs, LG_KEEPALIVE_MAX_S * 1000, "ms")                                             \
+    X(maxKeepaliveCount, LG_KEEPALIVE_MAX_COUNT, "probes")                                         \
+    X(maxFails, LG_HEALTH_MAX_FAILS_MAX, "consecutive failed dials")                               \
+    X(maxFailTimeoutMs, LG_HEALTH_FAIL_TIMEOUT_MAX_MS, "ms")                                       \
     X(maxHostnameLength, LG_NAME_MAX, "bytes")                                                     \
     X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")
 

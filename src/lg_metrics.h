@@ -21,6 +21,11 @@
     X(bytes_from_clients, "bytesFromClients")                                                      \
     X(bytes_to_clients, "bytesToClients")                                                          \
     X(upstream_connect_failures, "upstreamConnectFailures")                                        \
+    X(upstream_retries, "upstreamRetries")                                                         \
+    X(upstream_fail_opens, "upstreamFailOpens")                                                    \
+    X(proxy_headers_sent, "proxyProtocolHeadersSent")                                              \
+    X(upstream_lookups_failed, "upstreamLookupsFailed")                                            \
+    X(half_close_timeouts, "halfCloseTimeouts")                                                    \
     X(no_route, "noRoute")                                                                         \
     X(refused_max_connections, "refusedMaxConnections")                                            \
     X(handshake_failures, "handshakeFailures")                                                     \

@@ -317,3 +317,15 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
         t->violation = LG_TLS_E_KEYUPDATE;
     }
 }
+
+void lg_tls_info(const lg_tls_t *t, lg_tls_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->version = SSL_get_version(t->ssl);
+    const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+    out->cipher = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+    SSL_get0_alpn_selected(t->ssl, &out->alpn, &out->alpn_len);
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    out->client_cert = peer != NULL;
+    out->client_verified = peer != NULL && SSL_get_verify_result(t->ssl) == X509_V_OK;
+}

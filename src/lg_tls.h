@@ -83,6 +83,18 @@ bool lg_tls_handshake_done(const lg_tls_t *t);
 bool lg_tls_peer_closed(const lg_tls_t *t); /* close_notify received */
 bool lg_tls_resumed(const lg_tls_t *t);
 
+/* What a completed handshake negotiated (for a PROXY protocol v2 header). */
+typedef struct lg_tls_info_s {
+    const char *version; /* "TLSv1.3", ... (static) */
+    const char *cipher;  /* "TLS_AES_128_GCM_SHA256", ... (static) */
+    const uint8_t *alpn; /* the protocol selected, alpn_len bytes (0: none) */
+    unsigned alpn_len;
+    bool client_cert;     /* the client presented a certificate */
+    bool client_verified; /* ... and it verified */
+} lg_tls_info_t;
+
+void lg_tls_info(const lg_tls_t *t, lg_tls_info_t *out);
+
 /* Callbacks installed on every context (lg_tls_ctx.c). */
 int lg_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg);

@@ -28,6 +28,7 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
     x->slot = env->slot;
     x->limit = env->limit;
     x->blocklog = env->blocklog;
+    x->affinity = env->affinity;
     x->admits_to_sweep = LG_PROTECT_SWEEP_EVERY;
     x->pending = &w->pending;
     x->counters = w->counters;

@@ -44,6 +44,7 @@ typedef struct lg_worker_env_s {
     lg_snapslot_t *slot;
     lg_limit_t *limit;
     lg_blocklog_t *blocklog;
+    lg_affinity_t *affinity;
 } lg_worker_env_t;
 
 typedef struct lg_worker_s {

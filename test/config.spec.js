@@ -112,6 +112,9 @@ describe('config', () => {
       assert.deepStrictEqual(n, {
         workerThreads: os.availableParallelism(),
         readBufferSize: 65536,
+        resolveIntervalMs: 30000,
+        tcpKeepalive: { idleMs: 300000, intervalMs: 30000, count: 5 },
+        halfCloseTimeoutMs: 300000,
         scheduler: DEFAULT_SCHEDULER,
         protection: DEFAULT_PROTECTION,
         listeners: [{
@@ -129,7 +132,7 @@ describe('config', () => {
         }],
         routes: [{
           sni: '',
-          upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 8080 }],
+          upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 8080, weight: 1 }],
           terminateTls: false,
           cert: null,
           mtls: null,
@@ -138,7 +141,13 @@ describe('config', () => {
           suspendTimeoutMs: 30000,
           maxConnectionsPerSecond: 0,
           burst: 0,
+          balance: 'leastConn',
+          connectTimeoutMs: 10000,
+          retries: 2,
+          maxFails: 3,
+          failTimeoutMs: 10000,
           proxyProtocol: 'none',
+          forwardFingerprint: false,
         }],
       });
     });
@@ -148,6 +157,9 @@ describe('config', () => {
       assert.deepStrictEqual(n, {
         workerThreads: os.availableParallelism(),
         readBufferSize: 65536,
+        resolveIntervalMs: 30000,
+        tcpKeepalive: { idleMs: 300000, intervalMs: 30000, count: 5 },
+        halfCloseTimeoutMs: 300000,
         scheduler: DEFAULT_SCHEDULER,
         protection: DEFAULT_PROTECTION,
         listeners: [{
@@ -187,7 +199,7 @@ describe('config', () => {
         assert.notEqual(v, undefined, `${path} is undefined`);
         if (v && typeof v === 'object' && !Buffer.isBuffer(v)) for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
       })(n, 'config');
-      assert.deepStrictEqual(n.routes[0].upstreams[0], { kind: 'uds', path: '/tmp/a.sock', ipAffinity: false, ipAffinityTtlMs: 300000, pid: 0, tid: 0 });
+      assert.deepStrictEqual(n.routes[0].upstreams[0], { kind: 'uds', path: '/tmp/a.sock', weight: 1, ipAffinity: false, ipAffinityTtlMs: 300000, pid: 0, tid: 0 });
     });
 
     it('the default deny list is already in normalized form', () => {
@@ -654,18 +666,19 @@ describe('config', () => {
 
   describe('normalizeDecision', () => {
     it('normalizes like a route', () => {
-      const d = normalizeDecision({ upstreams: [{ kind: 'tcp', host: '[::1]', port: 443 }, { kind: 'uds', path: '/s', pid: 1 }], terminateTls: true, cert: PAIR(), alpn: ['h2'] });
+      const d = normalizeDecision({ upstreams: [{ kind: 'tcp', host: '[::1]', port: 443 }, { kind: 'uds', path: '/s', pid: 1, tid: 2, weight: 4 }], terminateTls: true, cert: PAIR(), alpn: ['h2'], balance: 'hash' });
       assert.deepStrictEqual(d, {
-        upstreams: [{ kind: 'tcp', host: '::1', port: 443 }, { kind: 'uds', path: '/s', ipAffinity: false, ipAffinityTtlMs: 300000, pid: 1, tid: 0 }],
+        upstreams: [{ kind: 'tcp', host: '::1', port: 443, weight: 1 }, { kind: 'uds', path: '/s', weight: 4, ipAffinity: false, ipAffinityTtlMs: 300000, pid: 1, tid: 2 }],
         terminateTls: true,
         cert: { certChain: Buffer.from(CERT), privateKey: Buffer.from(KEY) },
         mtls: null,
         alpn: ['h2'],
+        balance: 'hash', connectTimeoutMs: 10000, retries: 2, maxFails: 3, failTimeoutMs: 10000, proxyProtocol: 'none', forwardFingerprint: false,
       });
     });
 
     it('fills defaults', () => {
-      assert.deepStrictEqual(normalizeDecision({ upstreams: [TCP()] }), { upstreams: [TCP()], terminateTls: false, cert: null, mtls: null, alpn: ['http/1.1'] });
+      assert.deepStrictEqual(normalizeDecision({ upstreams: [TCP()] }), { upstreams: [{ ...TCP(), weight: 1 }], terminateTls: false, cert: null, mtls: null, alpn: ['http/1.1'], balance: 'leastConn', connectTimeoutMs: 10000, retries: 2, maxFails: 3, failTimeoutMs: 10000, proxyProtocol: 'none', forwardFingerprint: false });
     });
 
     it('null means close', () => {

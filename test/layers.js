@@ -14,7 +14,7 @@ const SHELL = [
   ['lg_addon'],
   ['lg_jsconf'],
   ['lg_engine'],
-  ['lg_worker'],
+  ['lg_worker', 'lg_cpu'],
   ['lg_listener'],
   ['lg_conn'],
   ['lg_connect', 'lg_suspend', 'lg_relay', 'lg_dial', 'lg_resolve', 'lg_protect'],

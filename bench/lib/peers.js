@@ -8,6 +8,8 @@
 //               // terminate: TLS terminated with spec.cert, plaintext to the route's upstream;
 //               // connect: HTTP CONNECT forward proxy allowing spec.allowPorts
 //             routes: [{ sni, host, port }], // exact, '*.suffix' or '' (default)
+//             // a route may list `upstreams: [{ host, port }]` instead: balanced by least
+//             // connections (legato leastConn, HAProxy balance leastconn, nginx least_conn)
 //             cert: { cert, key, pem },      // files (terminate)
 //             allowPorts: [port],            // (connect)
 //             threads, cpus }                // worker threads/processes and the CPUs to pin to
@@ -173,7 +175,7 @@ function legatoConfig(spec, kind) {
       sni: r.sni,
       terminateTls: spec.mode === 'terminate',
       ...(cert ? { cert } : {}),
-      upstreams: [{ kind: 'tcp', host: r.host, port: r.port }],
+      upstreams: targets(r).map((u) => ({ kind: 'tcp', host: u.host, port: u.port })),
     })),
   };
 }
@@ -230,8 +232,17 @@ const node = {
 
 /* --------------------------------------------- HAProxy ------------------------------------------- */
 
+/** A route's upstreams: its `upstreams` list, or its single host and port. */
+function targets(r) {
+  return r.upstreams || [{ host: r.host, port: r.port }];
+}
+
 function haproxyConf(spec, port) {
-  const backends = spec.routes.map((r, i) => `backend be${i}\n  server s${i} ${r.host}:${r.port}\n`).join('\n');
+  const backends = spec.routes.map((r, i) => {
+    const ups = targets(r);
+    const servers = ups.map((u, j) => `  server s${i}_${j} ${u.host}:${u.port}\n`).join('');
+    return `backend be${i}\n${ups.length > 1 ? '  balance leastconn\n' : ''}${servers}`;
+  }).join('\n');
   const dflt = spec.routes.findIndex((r) => r.sni === '');
   let frontend;
   if (spec.mode === 'raw') {
@@ -306,7 +317,10 @@ events { worker_connections 16000; }`;
 }
 
 function nginxStreamConf(spec, port, prefix, info) {
-  const ups = spec.routes.map((r, i) => `  upstream u${i} { server ${r.host}:${r.port}; }`).join('\n');
+  const ups = spec.routes.map((r, i) => {
+    const t = targets(r);
+    return `  upstream u${i} { ${t.length > 1 ? 'least_conn; ' : ''}${t.map((u) => `server ${u.host}:${u.port};`).join(' ')} }`;
+  }).join('\n');
   const dflt = spec.routes.findIndex((r) => r.sni === '');
   let server;
   const entries = spec.routes.map((r, i) => (r.sni === '' ? `    default u${i};` : `    ${r.sni} u${i};`)).join('\n');

@@ -351,6 +351,32 @@ LG_TEST(test_roundrobin_nginx_sequence)
     lg_balancer_free(&b);
 }
 
+LG_TEST(test_leastconn_weighted_idle)
+{
+    /* Weighted leastConn with idle upstreams (every connection ends before the next): the tie
+     * is shared by smooth WRR, so weights 1:1:2 give exactly 1:1:2 over 4000 picks. */
+    uint32_t w[3] = {1, 1, 2};
+    lg_balancer_t b;
+    lg_pick_t c;
+    CHECK_EQ_INT(lg_balancer_build(&b, LG_BALANCE_LEASTCONN, w, NULL, 3), 0);
+    CHECK(b.weighted);
+    CHECK_EQ_INT(lg_pick_init(&c, &b, 5), 0);
+    ups_reset(3);
+    unsigned counts[3] = {0};
+    for (int k = 0; k < 4000; k++)
+        counts[pick_release(&b, &c, NULL, NULL, 0)]++;
+    CHECK(counts[0] == 1000 && counts[1] == 1000 && counts[2] == 2000);
+    lg_pick_free(&c);
+    lg_balancer_free(&b);
+    /* Equal weights: no WRR state, plain rotation. */
+    CHECK_EQ_INT(lg_balancer_build(&b, LG_BALANCE_LEASTCONN, NULL, NULL, 3), 0);
+    CHECK(!b.weighted);
+    CHECK_EQ_INT(lg_pick_init(&c, &b, 5), 0);
+    CHECK(c.cw == NULL);
+    lg_pick_free(&c);
+    lg_balancer_free(&b);
+}
+
 LG_TEST(test_roundrobin_skips_excluded)
 {
     /* nginx skips unavailable peers: {5,1,1} with c ejected serves a and b as {5,1}. */
@@ -455,9 +481,9 @@ static bool is_prime(uint32_t m)
 static uint64_t client_hash_of(uint32_t c)
 {
     uint8_t addr[16] = {10, (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
-    lg_ipkey_t k;
-    lg_ipkey_make(&k, 4, addr);
-    return lg_ipkey_hash(&k);
+    lg_clientkey_t k;
+    lg_clientkey_make(&k, 4, addr);
+    return lg_clientkey_hash(&k);
 }
 
 LG_TEST(test_hash_table)
@@ -989,32 +1015,32 @@ LG_TEST(test_ipkey)
     uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7};
     uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
     uint8_t compat[16] = {[12] = 192, [13] = 0, [14] = 2, [15] = 7}; /* ::192.0.2.7, not mapped */
-    lg_ipkey_t a, m, s, x;
-    CHECK_EQ_INT(lg_ipkey_make(&a, 4, v4), 0);
-    CHECK_EQ_INT(lg_ipkey_make(&m, 6, mapped), 0);
+    lg_clientkey_t a, m, s, x;
+    CHECK_EQ_INT(lg_clientkey_make(&a, 4, v4), 0);
+    CHECK_EQ_INT(lg_clientkey_make(&m, 6, mapped), 0);
     CHECK(memcmp(&a, &m, sizeof(a)) == 0); /* one key for both listeners */
-    CHECK(lg_ipkey_hash(&a) == lg_ipkey_hash(&m));
+    CHECK(lg_clientkey_hash(&a) == lg_clientkey_hash(&m));
     CHECK(a.b[0] == 4 && a.b[1] == 192 && a.b[4] == 7 && a.b[5] == 0 && a.b[16] == 0);
-    CHECK_EQ_INT(lg_ipkey_make(&s, 6, v6), 0);
+    CHECK_EQ_INT(lg_clientkey_make(&s, 6, v6), 0);
     CHECK(s.b[0] == 6 && s.b[1] == 0x20 && s.b[16] == 1);
-    CHECK_EQ_INT(lg_ipkey_make(&x, 6, compat), 0);
+    CHECK_EQ_INT(lg_clientkey_make(&x, 6, compat), 0);
     CHECK(x.b[0] == 6);
-    CHECK(lg_ipkey_hash(&a) != lg_ipkey_hash(&s));
-    CHECK_EQ_INT(lg_ipkey_make(&x, 5, v4), -EINVAL);
+    CHECK(lg_clientkey_hash(&a) != lg_clientkey_hash(&s));
+    CHECK_EQ_INT(lg_clientkey_make(&x, 5, v4), -EINVAL);
     CHECK(x.b[0] == 0 && x.b[1] == 0);
     /* The hash is stable across processes (a fixed function): pin one value. */
-    CHECK(lg_ipkey_hash(&a) == lg_ipkey_hash(&a));
+    CHECK(lg_clientkey_hash(&a) == lg_clientkey_hash(&a));
 }
 
 /* ---- affinity ---- */
 
 static const uint8_t aff_seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
-static lg_ipkey_t key_of(uint32_t c)
+static lg_clientkey_t key_of(uint32_t c)
 {
     uint8_t addr[16] = {172, 16, (uint8_t)(c >> 8), (uint8_t)c};
-    lg_ipkey_t k;
-    lg_ipkey_make(&k, 4, addr);
+    lg_clientkey_t k;
+    lg_clientkey_make(&k, 4, addr);
     return k;
 }
 
@@ -1028,7 +1054,7 @@ static bool affinity_ok(lg_affinity_t *a)
             if (!s->pool[i].used) continue;
             used++;
             uint64_t h = entry_hash(a, &s->pool[i].key, s->pool[i].scope);
-            if (shard_of(a, h) != s || find(s, h, &s->pool[i].key, s->pool[i].scope) != i) {
+            if (aff_shard_of(a, h) != s || aff_find(s, h, &s->pool[i].key, s->pool[i].scope) != i) {
                 return false;
             }
         }
@@ -1053,7 +1079,7 @@ LG_TEST(test_siphash_vectors)
         key[i] = (uint8_t)i;
     for (int i = 0; i < 15; i++)
         msg[i] = (uint8_t)i;
-    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t k0 = aff_load_le64(key), k1 = aff_load_le64(key + 8);
     CHECK(siphash24(k0, k1, msg, 0) == 0x726fdb47dd0e0e31ULL);
     CHECK(siphash24(k0, k1, msg, 15) == 0xa129ca6149be45e5ULL);
 }
@@ -1073,7 +1099,7 @@ LG_TEST(test_affinity_init)
         CHECK_EQ_INT(rc, -ENOMEM);
         CHECK(!a.ready);
         /* A failed table answers nothing and ignores pins. */
-        CHECK_EQ_INT(lg_affinity_lookup(&a, &(lg_ipkey_t){{4}}, 0, st, 0, 0, 1), -1);
+        CHECK_EQ_INT(lg_affinity_lookup(&a, &(lg_clientkey_t){{4}}, 0, st, 0, 0, 1), -1);
     }
     CHECK_EQ_INT(k, 2 * LG_AFFINITY_SHARDS);
     lg_affinity_stats_t stats;
@@ -1092,7 +1118,7 @@ LG_TEST(test_affinity_ttl)
     lg_affinity_t a;
     CHECK_EQ_INT(lg_affinity_init(&a, 1000, aff_seed), 0);
     ups_reset(3);
-    lg_ipkey_t k = key_of(1);
+    lg_clientkey_t k = key_of(1);
     CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1000, 500), -1); /* nothing pinned */
     lg_affinity_pin(&a, &k, 0, st[2], 1000, 500);
     CHECK_EQ_INT(lg_affinity_lookup(&a, &k, 0, st, 3, 1499, 500), 2);
@@ -1127,7 +1153,7 @@ LG_TEST(test_affinity_bound_and_lru)
     ups_reset(3);
     /* Many clients: never more than the capacity, the excess evicted and counted. */
     for (uint32_t c = 0; c < 1000; c++) {
-        lg_ipkey_t k = key_of(c);
+        lg_clientkey_t k = key_of(c);
         lg_affinity_pin(&a, &k, 0, st[c % 3], 1000 + c, 1000000);
     }
     lg_affinity_stats_t stats;
@@ -1139,12 +1165,12 @@ LG_TEST(test_affinity_bound_and_lru)
 
     /* Three clients of one shard: the least recently seen is the one evicted. */
     CHECK_EQ_INT(lg_affinity_init(&a, 2 * LG_AFFINITY_SHARDS, aff_seed), 0);
-    lg_ipkey_t same[3];
+    lg_clientkey_t same[3];
     int found = 0;
     lg_affinity_shard_t *target = NULL;
     for (uint32_t c = 0; c < 10000 && found < 3; c++) {
-        lg_ipkey_t k = key_of(c);
-        lg_affinity_shard_t *s = shard_of(&a, entry_hash(&a, &k, 0));
+        lg_clientkey_t k = key_of(c);
+        lg_affinity_shard_t *s = aff_shard_of(&a, entry_hash(&a, &k, 0));
         if (target == NULL) target = s;
         if (s == target) same[found++] = k;
     }
@@ -1171,7 +1197,7 @@ LG_TEST(test_affinity_config_swap)
     lg_affinity_t a;
     CHECK_EQ_INT(lg_affinity_init(&a, 1000, aff_seed), 0);
     ups_reset(10);
-    lg_ipkey_t k = key_of(7);
+    lg_clientkey_t k = key_of(7);
 
     /* Pinned to the 6th of 6; the list shrinks to 3 without it: bounds-checked, no pin. */
     lg_affinity_pin(&a, &k, 0, st[5], 1000, 60000);
@@ -1213,7 +1239,7 @@ static void *affer_main(void *arg)
     uint64_t rng = w->seed;
     for (uint64_t t = 0; t < 30000; t++) {
         uint64_t r = test_rng(&rng);
-        lg_ipkey_t k = key_of((uint32_t)(r % 300));
+        lg_clientkey_t k = key_of((uint32_t)(r % 300));
         switch (r >> 60) {
         case 0:
             lg_affinity_forget(w->a, &k, 0);
@@ -1351,6 +1377,7 @@ int main(void)
     LG_RUN(test_leastconn_distribution);
     LG_RUN(test_roundrobin_nginx_sequence);
     LG_RUN(test_roundrobin_skips_excluded);
+    LG_RUN(test_leastconn_weighted_idle);
     LG_RUN(test_random2_distribution);
     LG_RUN(test_random2_two_choices);
     LG_RUN(test_hash_table);

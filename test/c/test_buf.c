@@ -504,6 +504,33 @@ LG_TEST(test_append)
     lg_bufpool_destroy(&p);
 }
 
+LG_TEST(test_push_front)
+{
+    /* A header put in front of queued bytes comes out first; an empty queue takes one too. */
+    lg_bufpool_t p;
+    lg_bufq_t q = {0};
+    uint8_t out[64];
+    lg_bufpool_init(&p, 1024);
+    lg_bufq_push_front(&q, NULL);
+    lg_buf_t *empty = lg_buf_get(&p);
+    lg_bufq_push_front(&q, empty); /* len 0: not taken */
+    CHECK(q.head == NULL && q.bytes == 0 && q.mem == 0);
+    lg_buf_put(&p, empty);
+    lg_bufq_push_front(&q, filled(&p, 0, 5, 10));
+    CHECK(queue_ok(&q) && q.bytes == 5);
+    lg_bufq_clear(&q, &p);
+    lg_bufq_push(&q, &p, filled(&p, 0, 20, 5));  /* bytes 5..24 */
+    lg_bufq_push_front(&q, filled(&p, 3, 5, 0)); /* bytes 0..4 */
+    CHECK_EQ_INT(q.bytes, 25);
+    CHECK(queue_ok(&q));
+    CHECK_EQ_INT(flatten(&q, 25, out), 25);
+    for (size_t i = 0; i < 25; i++)
+        CHECK_EQ_INT(out[i], i);
+    lg_bufq_clear(&q, &p);
+    CHECK_EQ_INT(p.n_out, 0);
+    lg_bufpool_destroy(&p);
+}
+
 int main(void)
 {
     LG_RUN(test_pool_init_sizes);
@@ -518,5 +545,6 @@ int main(void)
     LG_RUN(test_clear_returns_everything);
     LG_RUN(test_random_against_flat_model);
     LG_RUN(test_append);
+    LG_RUN(test_push_front);
     LG_TEST_END();
 }

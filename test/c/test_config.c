@@ -7,6 +7,8 @@
  * Certificates are made here with OpenSSL (EC P-256, self-signed), so no fixture files are needed.
  *
  * LG_TEST_LIBS: -lssl -lcrypto */
+#include "../../src/lg_affinity.c"
+#include "../../src/lg_balancer.c"
 #include "../../src/lg_buf.c"
 #include "../../src/lg_digest.c"
 #include "../../src/lg_hello.c"
@@ -110,6 +112,18 @@ static void strings(lg_src_strings_t *s, size_t n, const char *const *v)
     s->n = n;
 }
 
+/* A route's (or decision's) dial options at their defaults, and every upstream at weight 1. */
+static void dial_defaults(lg_src_route_t *r)
+{
+    r->balance = LG_BALANCE_LEASTCONN;
+    r->connect_timeout_ms = 10000;
+    r->retries = 2;
+    r->max_fails = 3;
+    r->fail_timeout_ms = 10000;
+    for (size_t i = 0; i < r->n_upstreams; i++)
+        r->upstreams[i].weight = 1;
+}
+
 /* A source with `nl` listeners (kinds: 't' tls, 'c' connect) and `nr` routes, all defaults. */
 static void src_init(lg_src_t *s, const char *kinds, size_t nr)
 {
@@ -119,6 +133,12 @@ static void src_init(lg_src_t *s, const char *kinds, size_t nr)
     s->sched_kind = LG_SCHED_DRR;
     s->max_queued_per_flow = 262144;
     s->max_tracked_ips = 1000;
+    s->resolve_interval_ms = 30000;
+    s->keepalive = true;
+    s->keepalive_idle_ms = 300000;
+    s->keepalive_interval_ms = 30000;
+    s->keepalive_count = 5;
+    s->half_close_ms = 300000;
     s->n_listeners = strlen(kinds);
     s->listeners = lg_calloc(s->n_listeners, sizeof(lg_src_listener_t));
     for (size_t i = 0; i < s->n_listeners; i++) {
@@ -147,6 +167,7 @@ static void src_init(lg_src_t *s, const char *kinds, size_t nr)
         r->upstreams[0].kind = LG_UPSTREAM_TCP;
         r->upstreams[0].host = str("127.0.0.1");
         r->upstreams[0].port = 9000 + i;
+        dial_defaults(r);
     }
 }
 
@@ -234,6 +255,7 @@ LG_TEST(test_upstream_hosts_and_alpn)
     }
     r->upstreams[3].kind = LG_UPSTREAM_UDS;
     r->upstreams[3].path = str("/tmp/x.sock");
+    dial_defaults(r);
     const char *alpn[] = {"h2", "http/1.1"};
     strings(&r->alpn, 2, alpn);
     lg_config_t conf;
@@ -432,6 +454,7 @@ LG_TEST(test_decisions)
 
     lg_src_route_t d;
     memset(&d, 0, sizeof(d));
+    dial_defaults(&d);
     d.terminate_tls = true;
     lg_route_t *rt = NULL;
     /* No upstream: refused. */
@@ -441,6 +464,7 @@ LG_TEST(test_decisions)
     d.n_upstreams = 1;
     d.upstreams[0].kind = LG_UPSTREAM_UDS;
     d.upstreams[0].path = str("/tmp/y.sock");
+    dial_defaults(&d);
     /* Terminating with the route's context: the decision gets none of its own. */
     CHECK_EQ_INT(lg_decision_build(&d, &s.listeners[1], &conf, 1, true, &next, &rt, &err), 0);
     CHECK(rt->ctx == NULL);
@@ -567,6 +591,112 @@ LG_TEST(test_allocation_failures)
     lg_src_free(&s);
 }
 
+/* Upstreams: weights, pid/tid, affinity, dial options, and state shared by identity. */
+LG_TEST(test_upstreams)
+{
+    lg_src_t s;
+    src_init(&s, "t", 2);
+    lg_src_route_t *r = &s.routes[0];
+    lg_free(r->upstreams[0].host);
+    lg_free(r->upstreams);
+    r->upstreams = lg_calloc(3, sizeof(lg_src_upstream_t));
+    r->n_upstreams = 3;
+    r->upstreams[0].kind = LG_UPSTREAM_TCP;
+    r->upstreams[0].host = str("127.0.0.1");
+    r->upstreams[0].port = 9000; /* the same upstream as routes[1]'s */
+    r->upstreams[1].kind = LG_UPSTREAM_UDS;
+    r->upstreams[1].path = str("/tmp/u1.sock");
+    r->upstreams[2].kind = LG_UPSTREAM_UDS;
+    r->upstreams[2].path = str("/tmp/u2.sock");
+    dial_defaults(r);
+    s.routes[1].upstreams[0].port = 9000;
+
+    r->upstreams[1].weight = 0;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[1].weight must be an integer 1-65535");
+    r->upstreams[1].weight = 65536;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[1].weight must be an integer 1-65535");
+    r->upstreams[1].weight = 3;
+    r->upstreams[1].pid = 10;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[1].pid and routes[0].upstreams[1].tid go together");
+    r->upstreams[1].pid = 0;
+    r->upstreams[1].tid = 10;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[1].pid and routes[0].upstreams[1].tid go together");
+    r->upstreams[1].tid = 0;
+    r->upstreams[0].ip_affinity = true;
+    EXPECT_REFUSED(&s, "routes[0].upstreams[0]: ipAffinity, pid and tid apply to uds upstreams");
+    r->upstreams[0].ip_affinity = false;
+    r->forward_fingerprint = true;
+    EXPECT_REFUSED(&s, "routes[0].forwardFingerprint needs proxyProtocol 'v2'");
+    r->proxy_protocol = 2;
+    r->balance = 4;
+    EXPECT_REFUSED(&s, "routes[0].balance must be");
+    r->balance = LG_BALANCE_HASH;
+    r->retries = LG_RETRIES_MAX + 1;
+    EXPECT_REFUSED(&s, "routes[0].retries must be an integer 0-16");
+    r->retries = 1;
+    r->connect_timeout_ms = 0;
+    EXPECT_REFUSED(&s, "routes[0].connectTimeoutMs must be an integer 1-600000");
+    r->connect_timeout_ms = 3000;
+    r->fail_timeout_ms = 0;
+    EXPECT_REFUSED(&s, "routes[0].failTimeoutMs must be an integer 1-3600000");
+    r->fail_timeout_ms = 500;
+    lg_free(r->upstreams[2].path);
+    r->upstreams[2].path = str("/tmp/u1.sock");
+    EXPECT_REFUSED(&s, "routes[0].upstreams[2] is the same upstream as routes[0].upstreams[1]");
+    lg_free(r->upstreams[2].path);
+    r->upstreams[2].path = str("/tmp/u2.sock");
+    r->upstreams[2].ip_affinity = true;
+    r->upstreams[2].ip_affinity_ttl_ms = 1234;
+
+    lg_config_t conf;
+    lg_snapshot_t *a, *b;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(build_all(&s, &conf, &a, NULL, NULL, &err), 0);
+    const lg_route_t *ra = &a->routes[0];
+    CHECK_EQ_INT(ra->balancer.policy, LG_BALANCE_HASH);
+    CHECK_EQ_INT(ra->balancer.n, 3);
+    CHECK_EQ_INT(ra->balancer.weights[1], 3);
+    CHECK_EQ_INT(ra->n_cursors, 2); /* one per worker */
+    CHECK_EQ_INT(ra->connect_timeout_ms, 3000);
+    CHECK_EQ_INT(ra->retries, 1);
+    CHECK_EQ_INT(ra->health.max_fails, 3);
+    CHECK_EQ_INT(ra->health.fail_timeout_ms, 500);
+    CHECK_EQ_INT(ra->proxy_protocol, 2);
+    CHECK(ra->forward_fingerprint);
+    CHECK(ra->affinity);
+    CHECK_EQ_INT(ra->affinity_ttl_ms, 1234);
+    CHECK(a->routes[1].affinity == false);
+    /* One state per identity: shared by routes of a snapshot and by the next snapshot. */
+    CHECK(ra->st[0] == a->routes[1].st[0]);
+    CHECK(ra->st[0] == &ra->upstreams[0].shared->st);
+    lg_snapshot_build(&s, &conf, NULL, NULL, &b, &err);
+    CHECK(b != NULL && b->routes[0].st[1] == ra->st[1]);
+    CHECK_EQ_INT(atomic_load(&ra->upstreams[1].shared->refs), 2);
+    lg_upstate_acquire(ra->st[1]);
+    CHECK_EQ_INT(atomic_load(&b->routes[0].st[1]->active), 1);
+    lg_upstate_release(ra->st[1]);
+    lg_snapshot_destroy(a);
+    CHECK_EQ_INT(atomic_load(&b->routes[0].upstreams[1].shared->refs), 1);
+    lg_snapshot_destroy(b); /* the last reference: freed (ASan would report a leak otherwise) */
+    CHECK_EQ_INT(conf.keepalive_idle_s, 300);
+    CHECK_EQ_INT(conf.keepalive_interval_s, 30);
+    CHECK_EQ_INT(conf.keepalive_count, 5);
+    CHECK_EQ_INT(conf.half_close_ms, 300000);
+    CHECK_EQ_INT(conf.resolve_interval_ms, 30000);
+    lg_config_free(&conf);
+    s.keepalive_idle_ms = 1500;
+    EXPECT_REFUSED(&s, "tcpKeepalive.idleMs and intervalMs must be whole seconds");
+    s.keepalive_idle_ms = 32768000;
+    EXPECT_REFUSED(&s, "tcpKeepalive.idleMs must be an integer 1000-32767000");
+    s.keepalive_idle_ms = 1000;
+    s.keepalive_count = 128;
+    EXPECT_REFUSED(&s, "tcpKeepalive.count must be an integer 1-127");
+    s.keepalive = false; /* off: the values are not looked at */
+    s.resolve_interval_ms = 0;
+    EXPECT_REFUSED(&s, "resolveIntervalMs must be an integer 1-2147483647");
+    lg_src_free(&s);
+}
+
 int main(void)
 {
     A = make_pem("a.test");
@@ -581,6 +711,7 @@ int main(void)
     LG_RUN(test_decisions);
     LG_RUN(test_protection);
     LG_RUN(test_allocation_failures);
+    LG_RUN(test_upstreams);
     free(A.cert);
     free(A.key);
     free(B.cert);

@@ -299,6 +299,7 @@ async function startNamespacedProxy(hosts, config) {
   let tunnelsTaken = 0;
   return {
     port: started.port,
+    hostsFile, // rewrite it to change what the proxy's lookups answer
     stderr,
     /** The proxy's metrics(), fetched over IPC. */
     async metrics() {

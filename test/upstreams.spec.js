@@ -1,0 +1,536 @@
+'use strict';
+// Upstreams: every upstream of a route is used. Balancing policies (leastConn, roundRobin,
+// random2, hash) with weights, failover past refusing and blackholed upstreams within the
+// route's connectTimeoutMs, passive ejection and half-open recovery, fail-open, ipAffinity,
+// PROXY protocol v1/v2 to the upstream (checked byte by byte with a parser written here, and
+// accepted by HAProxy's accept-proxy), per-upstream metrics. Real sockets throughout; the
+// clients are raw TCP (passthrough routes take any first bytes on the '' route) and Node tls.
+
+const assert = require('assert');
+const net = require('net');
+const tls = require('tls');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn } = require('child_process');
+const { getCerts } = require('./helpers/certs');
+const { startTcpServer, startRecorder, tempSocketPath, startBlackhole } = require('./helpers/servers');
+const { startProxy, createProxy, tcp, uds, portOf, connect, collect, cleanup, track } = require('./helpers/proxy');
+const { waitFor, sleep } = require('./helpers/wait');
+
+/** A server that answers every connection with its own name and closes. */
+async function namedServer(name, opts = {}) {
+  return startTcpServer((socket) => {
+    socket.once('data', () => socket.end(name));
+  }, { ...opts, record: false });
+}
+
+/** One connection through the proxy: send a byte, read the answer (the upstream's name). */
+async function ask(port, opts = {}) {
+  const s = await connect(port, opts);
+  const done = collect(s);
+  s.write('x');
+  const r = await done;
+  return r.data.toString();
+}
+
+/** n connections, `parallel` at a time; returns the answers counted by value. */
+async function askMany(port, n, parallel = 50, opts = {}) {
+  const counts = {};
+  let next = 0;
+  async function lane() {
+    while (next < n) {
+      next++;
+      const who = await ask(port, typeof opts === 'function' ? opts() : opts);
+      counts[who] = (counts[who] || 0) + 1;
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, lane));
+  return counts;
+}
+
+/** A port on 127.0.0.1 that refuses connections (bound, then closed). */
+async function refusingPort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function routeTo(upstreams, extra = {}) {
+  return { sni: '', upstreams, ...extra };
+}
+
+function upstreamMetrics(proxy, route = 0) {
+  return proxy.metrics().routes[route].upstreams;
+}
+
+describe('upstreams', function () {
+  this.timeout(60000);
+  afterEach(cleanup);
+
+  describe('balancing', function () {
+    let servers;
+    beforeEach(async function () {
+      servers = await Promise.all(['a', 'b', 'c'].map((n) => namedServer(n)));
+    });
+
+    it('leastConn (the default) shares 3,000 connections over 3 upstreams within ±5 %', async function () {
+      const proxy = await startProxy({ routes: [routeTo(servers.map((s) => tcp(s.port)))] });
+      const counts = await askMany(portOf(proxy), 3000, 60);
+      for (const name of ['a', 'b', 'c']) {
+        assert.ok(Math.abs(counts[name] - 1000) <= 50, `leastConn: ${JSON.stringify(counts)}`);
+      }
+      const m = upstreamMetrics(proxy);
+      assert.deepStrictEqual(m.map((u) => u.connected).reduce((a, b) => a + b), 3000);
+      await waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 0));
+      assert.strictEqual(proxy.metrics().routes[0].balance, 'leastConn');
+    });
+
+    it('leastConn counts open connections: a held connection steers new ones to the others', async function () {
+      const proxy = await startProxy({ routes: [routeTo(servers.map((s) => tcp(s.port)))], workerThreads: 1 });
+      // Three long-lived connections, one per upstream; then hold 3 more on whichever upstreams.
+      const held = [];
+      for (let i = 0; i < 6; i++) {
+        const s = await connect(portOf(proxy));
+        s.write('x');
+        held.push(s);
+      }
+      await waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 2));
+      for (const s of held) s.destroy();
+      await waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 0));
+    });
+
+    it('roundRobin with weights 1, 2, 3 shares connections in proportion (±5 %)', async function () {
+      const ups = servers.map((s, i) => ({ ...tcp(s.port), weight: i + 1 }));
+      const proxy = await startProxy({ routes: [routeTo(ups, { balance: 'roundRobin' })] });
+      const counts = await askMany(portOf(proxy), 3000, 30);
+      assert.ok(Math.abs(counts.a - 500) <= 25 && Math.abs(counts.b - 1000) <= 50 && Math.abs(counts.c - 1500) <= 75,
+        `roundRobin 1:2:3: ${JSON.stringify(counts)}`);
+    });
+
+    it('leastConn with weights 1, 1, 2 gives the heavier upstream twice the share of idle-time picks (±5 %)', async function () {
+      const ups = servers.map((s, i) => ({ ...tcp(s.port), weight: i === 2 ? 2 : 1 }));
+      const proxy = await startProxy({ routes: [routeTo(ups)] });
+      const counts = await askMany(portOf(proxy), 1200, 1);
+      assert.ok(Math.abs(counts.a - 300) <= 15 && Math.abs(counts.b - 300) <= 15 && Math.abs(counts.c - 600) <= 30,
+        `leastConn 1:1:2: ${JSON.stringify(counts)}`);
+    });
+
+    it('random2 uses all three upstreams in even shares (±10 %)', async function () {
+      const proxy = await startProxy({ routes: [routeTo(servers.map((s) => tcp(s.port)), { balance: 'random2' })] });
+      const counts = await askMany(portOf(proxy), 3000, 60);
+      for (const name of ['a', 'b', 'c']) {
+        assert.ok(Math.abs(counts[name] - 1000) <= 100, `random2: ${JSON.stringify(counts)}`);
+      }
+    });
+
+    it('hash keeps a client on one upstream and spreads clients; removing one upstream moves only its clients', async function () {
+      const ups = servers.map((s) => tcp(s.port));
+      const proxy = await startProxy({ routes: [routeTo(ups, { balance: 'hash' })] });
+      const port = portOf(proxy);
+      const where = {};
+      for (let i = 1; i <= 60; i++) {
+        const localAddress = `127.0.0.${i + 1}`;
+        const answers = new Set();
+        for (let k = 0; k < 4; k++) answers.add(await ask(port, { localAddress }));
+        assert.strictEqual(answers.size, 1, `client ${localAddress} moved: ${[...answers]}`);
+        where[localAddress] = [...answers][0];
+      }
+      const spread = {};
+      for (const v of Object.values(where)) spread[v] = (spread[v] || 0) + 1;
+      assert.strictEqual(Object.keys(spread).length, 3, `60 clients on ${JSON.stringify(spread)}`);
+      // Drop upstream 'c': the clients of 'a' and 'b' stay where they were.
+      proxy.updateConfig({ routes: [routeTo(ups.slice(0, 2), { balance: 'hash' })] });
+      for (const [localAddress, was] of Object.entries(where)) {
+        const now = await ask(port, { localAddress });
+        if (was !== 'c') assert.strictEqual(now, was, `${localAddress} moved from ${was} to ${now}`);
+        else assert.ok(now === 'a' || now === 'b');
+      }
+    });
+
+    it('ipAffinity pins a client to its upstream, across a swap that reorders the list', async function () {
+      const socks = ['a', 'b', 'c'].map((n) => tempSocketPath(`${n}.sock`));
+      await Promise.all(socks.map((p, i) => namedServer(['a', 'b', 'c'][i], { path: p })));
+      const ups = socks.map((p) => ({ ...uds(p), ipAffinity: true, ipAffinityTtlMs: 60000 }));
+      const proxy = await startProxy({ routes: [routeTo(ups)] });
+      const port = portOf(proxy);
+      const first = {};
+      for (let i = 0; i < 9; i++) {
+        const localAddress = `127.0.1.${i + 1}`;
+        first[localAddress] = await ask(port, { localAddress });
+      }
+      // Without affinity, leastConn rotation would move each client; with it, each stays.
+      for (let round = 0; round < 3; round++) {
+        for (const [localAddress, was] of Object.entries(first)) {
+          assert.strictEqual(await ask(port, { localAddress }), was, `${localAddress} left ${was}`);
+        }
+      }
+      proxy.updateConfig({ routes: [routeTo([ups[2], ups[0], ups[1]])] });
+      for (const [localAddress, was] of Object.entries(first)) {
+        assert.strictEqual(await ask(port, { localAddress }), was, `${localAddress} left ${was} after the swap`);
+      }
+      const aff = proxy.metrics().affinity;
+      assert.ok(aff.entries >= 9 && aff.hits >= 36, JSON.stringify(aff));
+    });
+  });
+
+  describe('failover and health', function () {
+    it('a refusing upstream costs no client connection; it is ejected after maxFails', async function () {
+      const good = await Promise.all(['a', 'b'].map((n) => namedServer(n)));
+      const dead = await refusingPort();
+      const ups = [tcp(dead), tcp(good[0].port), tcp(good[1].port)];
+      const proxy = await startProxy({ routes: [routeTo(ups, { maxFails: 2, failTimeoutMs: 60000 })] });
+      const counts = await askMany(portOf(proxy), 300, 20);
+      assert.strictEqual((counts.a || 0) + (counts.b || 0), 300, JSON.stringify(counts));
+      const m = upstreamMetrics(proxy);
+      assert.strictEqual(m[0].state, 'ejected');
+      assert.ok(m[0].ejections >= 1 && m[0].failedDials >= 2 && m[0].connected === 0, JSON.stringify(m[0]));
+      const total = proxy.metrics();
+      assert.ok(total.upstreamRetries >= 2, `upstreamRetries ${total.upstreamRetries}`);
+      assert.strictEqual(total.upstreamConnectFailures, 0);
+    });
+
+    it('a blackholed upstream costs a client one share of connectTimeoutMs, not the connection', async function () {
+      const hole = await startBlackhole();
+      const good = await namedServer('a');
+      const proxy = await startProxy({
+        routes: [routeTo([tcp(hole.port), tcp(good.port)], { connectTimeoutMs: 1200, retries: 2, maxFails: 1, balance: 'roundRobin' })],
+        workerThreads: 1,
+      });
+      const t0 = Date.now();
+      const answers = await Promise.all([1, 2, 3, 4].map(() => ask(portOf(proxy))));
+      const elapsed = Date.now() - t0;
+      assert.deepStrictEqual(answers, ['a', 'a', 'a', 'a']);
+      // The attempt on the blackhole gets 1200 / 3 = 400 ms; the whole wait stays well below
+      // the route's deadline.
+      assert.ok(elapsed < 1200, `took ${elapsed} ms`);
+      const m = upstreamMetrics(proxy);
+      assert.ok(m[0].failedDials >= 1, JSON.stringify(m[0]));
+      assert.strictEqual(proxy.metrics().upstreamConnectFailures, 0);
+    });
+
+    it('an ejected upstream is probed by one connection after failTimeoutMs and trusted again', async function () {
+      const port = await refusingPort();
+      const good = await namedServer('good');
+      const proxy = await startProxy({
+        routes: [routeTo([tcp(port), tcp(good.port)], { maxFails: 2, failTimeoutMs: 400, balance: 'roundRobin' })],
+        workerThreads: 1,
+      });
+      for (let i = 0; i < 6; i++) assert.strictEqual(await ask(portOf(proxy)), 'good');
+      const ejectedAt = Date.now();
+      assert.strictEqual(upstreamMetrics(proxy)[0].state, 'ejected');
+      // While ejected, nothing is dialled there.
+      const before = upstreamMetrics(proxy)[0].failedDials;
+      for (let i = 0; i < 4; i++) assert.strictEqual(await ask(portOf(proxy)), 'good');
+      assert.strictEqual(upstreamMetrics(proxy)[0].failedDials, before);
+      // The upstream comes back on its port.
+      const back = net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.end('back')); });
+      await new Promise((resolve, reject) => { back.once('error', reject); back.listen(port, '127.0.0.1', resolve); });
+      track(back, (b) => new Promise((r) => b.close(r)));
+      await waitFor(() => Date.now() - ejectedAt >= 450, 2000);
+      const seen = await askMany(portOf(proxy), 20, 1);
+      assert.ok(seen.back >= 5, `after the ejection: ${JSON.stringify(seen)}`);
+      const m = upstreamMetrics(proxy)[0];
+      assert.strictEqual(m.state, 'up');
+      assert.ok(m.probes >= 1, JSON.stringify(m));
+    });
+
+    it('when every upstream is ejected, one is still tried (fail open) and counted', async function () {
+      const p1 = await refusingPort();
+      const p2 = await refusingPort();
+      const proxy = await startProxy({ routes: [routeTo([tcp(p1), tcp(p2)], { maxFails: 1, failTimeoutMs: 60000, retries: 1 })] });
+      for (let i = 0; i < 3; i++) assert.strictEqual(await ask(portOf(proxy)), '');
+      const m = proxy.metrics();
+      assert.ok(m.upstreamFailOpens >= 1, `upstreamFailOpens ${m.upstreamFailOpens}`);
+      assert.strictEqual(m.upstreamConnectFailures, 3);
+      assert.ok(upstreamMetrics(proxy).every((u) => u.state !== 'up'));
+    });
+
+    it('retries 0 gives up after one attempt', async function () {
+      const dead = await refusingPort();
+      const good = await namedServer('a');
+      const proxy = await startProxy({ routes: [routeTo([tcp(dead), tcp(good.port)], { retries: 0, balance: 'roundRobin' })], workerThreads: 1 });
+      const answers = [await ask(portOf(proxy)), await ask(portOf(proxy))];
+      assert.deepStrictEqual(answers.sort(), ['', 'a']);
+      assert.strictEqual(proxy.metrics().upstreamRetries, 0);
+    });
+  });
+
+  describe('PROXY protocol to the upstream', function () {
+    let certs;
+    before(function () { certs = getCerts(); });
+
+    it('v1 on a passthrough route: the header, then the client bytes, byte for byte', async function () {
+      const rec = await startRecorder();
+      const proxy = await startProxy({ routes: [routeTo([tcp(rec.port)], { proxyProtocol: 'v1' })] });
+      const s = await connect(portOf(proxy), { localAddress: '127.0.0.9' });
+      s.write('hello upstream');
+      const conn = await rec.nextConnection();
+      await waitFor(() => conn.data().includes('hello upstream'));
+      const want = `PROXY TCP4 127.0.0.9 127.0.0.1 ${s.localPort} ${portOf(proxy)}\r\nhello upstream`;
+      assert.strictEqual(conn.data().toString('latin1'), want);
+      assert.strictEqual(proxy.metrics().proxyProtocolHeadersSent, 1);
+      s.destroy();
+    });
+
+    it('v2 on a terminated route: addresses and TLVs (ALPN, AUTHORITY, UNIQUE_ID, SSL, JA3, JA4)', async function () {
+      const rec = await startRecorder();
+      const leaf = certs.leaves['a.test'];
+      const proxy = await startProxy({
+        routes: [{ sni: 'a.test', terminateTls: true, cert: { certChain: leaf.chain, privateKey: leaf.key }, alpn: ['h2', 'http/1.1'], upstreams: [tcp(rec.port)], proxyProtocol: 'v2', forwardFingerprint: true }],
+      });
+      const client = tls.connect({ host: '127.0.0.1', port: portOf(proxy), servername: 'a.test', ca: certs.ca, ALPNProtocols: ['h2'] });
+      track(client, (c) => c.destroy());
+      await new Promise((resolve, reject) => { client.once('secureConnect', resolve); client.once('error', reject); });
+      client.write('GET / after the header');
+      const conn = await rec.nextConnection();
+      await waitFor(() => conn.data().includes('after the header'));
+      const h = parseV2(conn.data());
+      assert.strictEqual(h.command, 'PROXY');
+      assert.strictEqual(h.src, `127.0.0.1:${client.localPort}`);
+      assert.strictEqual(h.dst, `127.0.0.1:${portOf(proxy)}`);
+      assert.strictEqual(h.tlv[0x01].toString(), 'h2');
+      assert.strictEqual(h.tlv[0x02].toString(), 'a.test');
+      assert.match(h.tlv[0x05].toString(), /^\d+-\d+$/);
+      const ssl = h.tlv[0x20];
+      assert.strictEqual(ssl[0] & 0x01, 0x01, 'client came over SSL');
+      assert.strictEqual(ssl.readUInt32BE(1), 0, 'verify 0');
+      const sub = parseTlvs(ssl.subarray(5));
+      assert.strictEqual(sub[0x21].toString(), client.getProtocol());
+      assert.strictEqual(sub[0x23].toString(), client.getCipher().standardName);
+      assert.match(h.tlv[0xe0].toString(), /^[0-9a-f]{32}$/);
+      assert.match(h.tlv[0xe1].toString(), /^t13d\d{4}h2_[0-9a-f]{12}_[0-9a-f]{12}$/);
+      assert.strictEqual(h.rest.toString(), 'GET / after the header');
+    });
+
+    it('HAProxy with accept-proxy takes legato\'s v1 and v2 headers and sees the client address', async function () {
+      if (!haproxyPath()) this.skip();
+      for (const version of ['v1', 'v2']) {
+        const hp = await startHaproxy();
+        const proxy = await startProxy({ routes: [routeTo([tcp(hp.port)], { proxyProtocol: version })] });
+        const s = await connect(portOf(proxy), { localAddress: '127.0.0.7' });
+        const localPort = s.localPort;
+        const got = collect(s);
+        s.write('GET / HTTP/1.0\r\nHost: x\r\n\r\n');
+        const r = await got;
+        const body = r.data.toString();
+        assert.match(body, /^HTTP\/1\.[01] 200/, `${version}: ${body}`);
+        assert.ok(body.endsWith(`src=127.0.0.7:${localPort}`), `${version}: ${body}`);
+        await proxy.stop();
+        hp.kill();
+      }
+    });
+  });
+
+  describe('connection settings', function () {
+    /** The proxy-side sockets matching an ss filter, with their timers ("timer:(keepalive,…)"). */
+    function ssLines(filter) {
+      const { execFileSync } = require('child_process');
+      return execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    }
+
+    it('tcpKeepalive applies to client and upstream sockets; null switches it off', async function () {
+      const echo = await namedServer('a');
+      const proxy = await startProxy({ routes: [routeTo([tcp(echo.port)])], tcpKeepalive: { idleMs: 7000, intervalMs: 3000, count: 4 } });
+      const s = await connect(portOf(proxy));
+      s.write('hold');
+      await waitFor(() => upstreamMetrics(proxy)[0].active === 1);
+      const client = ssLines(`( sport = :${portOf(proxy)} )`);
+      const upstream = ssLines(`( dport = :${echo.port} )`);
+      assert.strictEqual(client.length, 1, client.join('\n'));
+      // ss prints the keepalive countdown as "6.876ms" (sic: seconds) or "6.9sec" by version.
+      assert.match(client[0], /timer:\(keepalive,[67](\.\d+)?(sec|ms),0\)/, client[0]);
+      assert.strictEqual(upstream.length, 1, upstream.join('\n'));
+      assert.match(upstream[0], /timer:\(keepalive,[67](\.\d+)?(sec|ms),0\)/, upstream[0]);
+      s.destroy();
+      await proxy.stop();
+
+      const off = await startProxy({ routes: [routeTo([tcp(echo.port)])], tcpKeepalive: null });
+      const s2 = await connect(portOf(off));
+      s2.write('hold');
+      await waitFor(() => upstreamMetrics(off)[0].active === 1);
+      const lines = ssLines(`( sport = :${portOf(off)} )`);
+      assert.strictEqual(lines.length, 1);
+      assert.doesNotMatch(lines[0], /keepalive/, lines[0]);
+    });
+
+    it('refuses keepalive times that are not whole seconds, and counts out of range', function () {
+      assert.throws(() => createProxy({ routes: [routeTo([tcp(1)])], tcpKeepalive: { idleMs: 1500 } }), /tcpKeepalive\.idleMs must be a whole number of seconds/);
+      assert.throws(() => createProxy({ routes: [routeTo([tcp(1)])], tcpKeepalive: { count: 0 } }), /tcpKeepalive\.count/);
+      assert.throws(() => createProxy({ routes: [routeTo([tcp(1)])], halfCloseTimeoutMs: -1 }), /halfCloseTimeoutMs/);
+    });
+
+    it('halfCloseTimeoutMs closes a client that keeps its half open after the upstream finished; 0 never does', async function () {
+      const finisher = await startTcpServer((socket) => socket.once('data', () => socket.end('bye')), { record: false });
+      const proxy = await startProxy({ routes: [routeTo([tcp(finisher.port)])], halfCloseTimeoutMs: 300 });
+      const s = await connect(portOf(proxy), { allowHalfOpen: true });
+      let data = '';
+      s.on('data', (d) => { data += d; });
+      const ended = new Promise((resolve) => s.once('end', resolve));
+      s.write('x');
+      await ended; // the upstream's FIN; the client keeps its own half open
+      const t0 = Date.now();
+      assert.strictEqual(data, 'bye');
+      await waitFor(() => proxy.metrics().halfCloseTimeouts === 1, 5000);
+      assert.ok(Date.now() - t0 >= 250, `closed after ${Date.now() - t0} ms`);
+      assert.strictEqual(proxy.metrics().activeConnections, 0);
+      s.destroy();
+
+      const never = await startProxy({ routes: [routeTo([tcp(finisher.port)])], halfCloseTimeoutMs: 0 });
+      const s2 = await connect(portOf(never), { allowHalfOpen: true });
+      let closedAt = 0;
+      s2.on('close', () => { closedAt = Date.now(); });
+      s2.on('data', () => {});
+      s2.write('x');
+      await sleep(800);
+      assert.strictEqual(closedAt, 0, 'the proxy closed a half-open client with halfCloseTimeoutMs 0');
+      assert.strictEqual(never.metrics().halfCloseTimeouts, 0);
+      s2.end();
+    });
+
+    it('an upstream host name is looked up again after resolveIntervalMs; a failed lookup keeps the last answer', async function () {
+      const { canUseMountNamespace, startNamespacedProxy } = require('./helpers/connect');
+      if (!canUseMountNamespace()) {
+        console.log('      (skipped: needs root for unshare --mount and mount --bind over /etc/hosts)');
+        this.skip();
+      }
+      // Two servers on one port, on two loopback addresses; the name moves from one to the other.
+      const one = net.createServer((c) => { c.on('error', () => {}); c.once('data', () => c.end('one')); });
+      await new Promise((r) => one.listen(0, '127.0.0.2', r));
+      const { port } = one.address();
+      const two = net.createServer((c) => { c.on('error', () => {}); c.once('data', () => c.end('two')); });
+      await new Promise((r) => two.listen(port, '127.0.0.3', r));
+      track(one, (x) => new Promise((r) => x.close(r)));
+      track(two, (x) => new Promise((r) => x.close(r)));
+      const child = await startNamespacedProxy('127.0.0.2 up.test\n', {
+        listeners: [{ host: '127.0.0.1', port: 0 }],
+        routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: 'up.test', port }] }],
+        resolveIntervalMs: 400,
+      });
+      assert.strictEqual(await ask(child.port), 'one');
+      fs.writeFileSync(child.hostsFile, '127.0.0.3 up.test\n');
+      assert.strictEqual(await ask(child.port), 'one', 'the answer is kept for resolveIntervalMs');
+      await sleep(500);
+      assert.strictEqual(await ask(child.port), 'two', 'looked up again after resolveIntervalMs');
+      fs.writeFileSync(child.hostsFile, '# up.test is gone\n');
+      await sleep(500);
+      assert.strictEqual(await ask(child.port), 'two', 'a failed lookup keeps the last answer');
+      const m = await child.metrics();
+      assert.ok(m.upstreamLookupsFailed >= 1, `upstreamLookupsFailed ${m.upstreamLookupsFailed}`);
+      assert.strictEqual(m.upstreamConnectFailures, 0);
+    });
+  });
+
+  describe('configuration', function () {
+    const bad = [
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1, weight: 0 }, {}, /routes\[0\]\.upstreams\[0\]\.weight/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1, weight: 1.5 }, {}, /routes\[0\]\.upstreams\[0\]\.weight/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1, ipAffinity: true }, {}, /routes\[0\]\.upstreams\[0\]\.ipAffinity applies to uds upstreams only/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1, pid: 5 }, {}, /routes\[0\]\.upstreams\[0\]\.pid applies to uds upstreams only/],
+      [{ kind: 'uds', path: '/tmp/x.sock', pid: 5 }, {}, /routes\[0\]\.upstreams\[0\]\.pid needs tid/],
+      [{ kind: 'uds', path: '/tmp/x.sock', tid: 5 }, {}, /routes\[0\]\.upstreams\[0\]\.tid needs pid/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { balance: 'fastest' }, /routes\[0\]\.balance/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { retries: 17 }, /routes\[0\]\.retries/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { connectTimeoutMs: 0 }, /routes\[0\]\.connectTimeoutMs/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { maxFails: -1 }, /routes\[0\]\.maxFails/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { failTimeoutMs: 0 }, /routes\[0\]\.failTimeoutMs/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { forwardFingerprint: true }, /routes\[0\]\.forwardFingerprint needs routes\[0\]\.proxyProtocol 'v2'/],
+      [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, { proxyProtocol: 'v3' }, /routes\[0\]\.proxyProtocol/],
+    ];
+    for (const [up, extra, re] of bad) {
+      it(`refuses ${JSON.stringify({ ...extra, upstream: up })} naming the path`, function () {
+        assert.throws(() => createProxy({ routes: [routeTo([up], extra)] }), (e) => e.code === 'ERR_LEGATO_CONFIG' && re.test(e.message));
+      });
+    }
+
+    it('refuses the same upstream twice in one route (weight says it)', function () {
+      assert.throws(() => createProxy({ routes: [routeTo([tcp(1), tcp(1)])] }),
+        (e) => e.code === 'ERR_LEGATO_CONFIG' && /routes\[0\]\.upstreams\[1\] is the same upstream as routes\[0\]\.upstreams\[0\]/.test(e.message));
+    });
+
+    it('a decision carries its own balancing and PROXY protocol', async function () {
+      const rec = await startRecorder();
+      const proxy = await startProxy({ routes: [{ sni: '', suspended: true }] });
+      proxy.on('suspended', (ev) => {
+        proxy.resolveConnection(ev.id, { upstreams: [tcp(rec.port)], proxyProtocol: 'v1', retries: 0 });
+      });
+      const s = await connect(portOf(proxy));
+      s.write('held');
+      const conn = await rec.nextConnection();
+      await waitFor(() => conn.data().includes('held'));
+      assert.match(conn.data().toString(), /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\nheld$/);
+      s.destroy();
+    });
+  });
+});
+
+/* ---- an independent PROXY protocol v2 parser (HAProxy's proxy-protocol.txt §2.2) ---- */
+
+const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+function parseTlvs(buf) {
+  const out = {};
+  let i = 0;
+  while (i < buf.length) {
+    assert.ok(i + 3 <= buf.length, 'TLV header within the block');
+    const type = buf[i];
+    const len = buf.readUInt16BE(i + 1);
+    assert.ok(i + 3 + len <= buf.length, `TLV 0x${type.toString(16)} within the block`);
+    out[type] = buf.subarray(i + 3, i + 3 + len);
+    i += 3 + len;
+  }
+  return out;
+}
+
+function parseV2(buf) {
+  assert.ok(buf.subarray(0, 12).equals(V2_SIG), 'v2 signature');
+  assert.strictEqual(buf[12] >> 4, 2, 'version 2');
+  const command = (buf[12] & 0xf) === 1 ? 'PROXY' : 'LOCAL';
+  const fam = buf[13];
+  const len = buf.readUInt16BE(14);
+  const body = buf.subarray(16, 16 + len);
+  let src; let dst; let off;
+  if (fam === 0x11) {
+    src = `${[...body.subarray(0, 4)].join('.')}:${body.readUInt16BE(8)}`;
+    dst = `${[...body.subarray(4, 8)].join('.')}:${body.readUInt16BE(10)}`;
+    off = 12;
+  } else {
+    throw new Error(`family 0x${fam.toString(16)}`);
+  }
+  return { command, src, dst, tlv: parseTlvs(body.subarray(off)), rest: buf.subarray(16 + len) };
+}
+
+/* ---- HAProxy behind legato ---- */
+
+function haproxyPath() {
+  for (const p of ['/usr/sbin/haproxy', '/usr/bin/haproxy']) if (fs.existsSync(p)) return p;
+  return null;
+}
+
+/** HAProxy in http mode with accept-proxy, answering 200 "src=<addr>:<port>" itself. */
+async function startHaproxy() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-haproxy-'));
+  const cfg = path.join(dir, 'h.cfg');
+  fs.writeFileSync(cfg, [
+    'defaults', '  mode http', '  timeout connect 5s', '  timeout client 5s', '  timeout server 5s',
+    'frontend f', `  bind 127.0.0.1:${port} accept-proxy`,
+    '  http-request return status 200 content-type text/plain lf-string "src=%[src]:%[src_port]"',
+    '',
+  ].join('\n'));
+  const child = spawn(haproxyPath(), ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  track(child, (c) => { c.kill('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); });
+  await waitFor(() => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  }), 5000).catch(() => { throw new Error(`haproxy did not start: ${err}`); });
+  return { port, kill: () => child.kill('SIGKILL') };
+}
