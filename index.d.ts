@@ -165,6 +165,20 @@ export interface TcpUpstream {
   port: number;
   /** Share under leastConn, roundRobin and hash, 1-65535. @default 1 */
   weight?: number;
+  /** TLS toward the upstream (terminating routes only). @default null */
+  tls?: UpstreamTlsOptions | null;
+}
+
+/** TLS toward a TCP upstream (re-encryption). */
+export interface UpstreamTlsOptions {
+  /** SNI sent and the name the certificate must carry (an IP literal: no SNI, the IP is checked). @default the upstream's host */
+  servername?: string;
+  /** PEM trust anchors for the upstream's chain. @default OpenSSL's default store */
+  ca?: string | Buffer;
+  /** Verify the chain and the name; a failure fails the attempt over. @default true */
+  verify?: boolean;
+  /** A client certificate. @default null */
+  cert?: CertOptions | null;
 }
 
 /** An upstream reached over a Unix domain socket. */
@@ -245,6 +259,8 @@ export interface RouteOptions extends DialOptions {
   maxConnectionsPerSecond?: number;
   /** Token-bucket size for maxConnectionsPerSecond (>= 1). @default Math.max(maxConnectionsPerSecond, 1) */
   burst?: number;
+  /** Routes with the same group (1-64 characters of A-Z a-z 0-9 _ . : -) share one set of figures in metrics().routes. @default null */
+  metricsGroup?: string | null;
 }
 
 /** The byte scheduler of every worker. */
@@ -375,6 +391,10 @@ export interface Counters {
   proxyProtocolHeadersSent: number;
   /** Connections closed by halfCloseTimeoutMs. */
   halfCloseTimeouts: number;
+  /** TLS upstream handshakes that failed (certificate, name or protocol); the attempt failed over. */
+  upstreamTlsFailures: number;
+  /** TLS upstream handshakes that resumed a session. */
+  upstreamTlsResumed: number;
   /** Upstream host name lookups that failed and were answered with the last good addresses. */
   upstreamLookupsFailed: number;
   /** No route matched; the client was closed. */
@@ -491,6 +511,16 @@ export interface Metrics extends Counters {
 export interface RouteMetrics {
   sni: string;
   balance: BalancePolicy;
+  metricsGroup: string | null;
+  /** The figures of the route's group (or SNI pattern), kept across updateConfig: */
+  /** connections routed here. */
+  connections: number;
+  activeConnections: number;
+  /** Connections whose every upstream attempt failed. */
+  upstreamFailures: number;
+  /** Bytes relayed by connections that have ended. */
+  bytesToUpstreams: number;
+  bytesFromUpstreams: number;
   upstreams: UpstreamMetrics[];
 }
 

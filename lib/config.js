@@ -117,10 +117,11 @@ const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnec
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs'];
 /** How a route or decision uses its upstreams (normalizeDial). */
 const DIAL_KEYS = ['balance', 'connectTimeoutMs', 'retries', 'maxFails', 'failTimeoutMs', 'proxyProtocol', 'forwardFingerprint'];
-const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', ...DIAL_KEYS];
+const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'metricsGroup', ...DIAL_KEYS];
 const DECISION_KEYS = ['upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', ...DIAL_KEYS];
 const BALANCE_POLICIES = ['leastConn', 'roundRobin', 'random2', 'hash'];
-const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port', 'weight'];
+const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port', 'weight', 'tls'];
+const UPSTREAM_TLS_KEYS = ['servername', 'ca', 'verify', 'cert'];
 const UDS_UPSTREAM_KEYS = ['kind', 'path', 'weight', 'ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
 /** Options of a uds upstream that cannot apply to a tcp one. */
 const UDS_ONLY_UPSTREAM_KEYS = ['ipAffinity', 'ipAffinityTtlMs', 'pid', 'tid'];
@@ -333,7 +334,7 @@ function normalizeDecision(decision, path = 'decision') {
   if (rawUpstreams === undefined) throw configTypeError(`${path}.upstreams is required`);
   const upstreams = normalizeUpstreams(rawUpstreams, `${path}.upstreams`);
   if (upstreams.length === 0) throw configRangeError(`${path}.upstreams must not be empty`);
-  return {
+  const out = {
     upstreams,
     terminateTls: optBoolean(get(decision, 'terminateTls'), `${path}.terminateTls`, false),
     cert: optCert(get(decision, 'cert'), `${path}.cert`),
@@ -341,6 +342,8 @@ function normalizeDecision(decision, path = 'decision') {
     alpn: normalizeAlpn(get(decision, 'alpn'), `${path}.alpn`),
     ...normalizeDial(decision, path),
   };
+  checkUpstreamTls(out.upstreams, out.terminateTls, out.proxyProtocol, path);
+  return out;
 }
 
 /**
@@ -670,6 +673,9 @@ function normalizeRoutes(value, path) {
  *  - `maxConnectionsPerSecond` [0 = unlimited]: a number >= 0 (fractions allowed);
  *    `burst` [max(maxConnectionsPerSecond, 1)]: a number >= 1; only with a rate (else 0).
  *  - how the upstreams are used: see normalizeDial.
+ *  - `metricsGroup` [null]: 1-64 characters of A-Z a-z 0-9 _ . : -; routes with the same group
+ *    share one set of figures in metrics().routes (without one, a route's figures are its SNI
+ *    pattern's), kept across updateConfig.
  *
  * @param {unknown} value The route.
  * @param {string} path Its path, e.g. 'routes[0]'.
@@ -704,7 +710,18 @@ function normalizeRoute(value, path) {
   } else {
     burst = rawBurst === undefined ? Math.max(maxConnectionsPerSecond, 1) : numberAtLeast(rawBurst, `${path}.burst`, 1);
   }
-  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, ...normalizeDial(obj, path) };
+  const dial = normalizeDial(obj, path);
+  checkUpstreamTls(upstreams, terminateTls, dial.proxyProtocol, path);
+  const rawGroup = get(obj, 'metricsGroup');
+  let metricsGroup = null;
+  if (rawGroup != null) {
+    if (typeof rawGroup !== 'string') throw configTypeError(`${path}.metricsGroup must be a string`);
+    if (!/^[A-Za-z0-9_.:-]+$/.test(rawGroup) || rawGroup.length > LIMITS.maxMetricsGroupLength) {
+      throw configRangeError(`${path}.metricsGroup must be 1-${LIMITS.maxMetricsGroupLength} characters of A-Z a-z 0-9 _ . : -`);
+    }
+    metricsGroup = rawGroup;
+  }
+  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, metricsGroup, ...dial };
 }
 
 /**
@@ -778,7 +795,8 @@ function normalizeUpstream(value, path) {
     const rawPort = get(value, 'port');
     if (rawPort === undefined) throw configTypeError(`${path}.port is required`);
     const port = integer(rawPort, `${path}.port`, 1, 65535);
-    return { kind, host, port, weight };
+    const tls = optUpstreamTls(get(value, 'tls'), `${path}.tls`);
+    return { kind, host, port, weight, tls };
   }
   checkKeys(value, path, UDS_UPSTREAM_KEYS);
   const socketPath = normalizeSocketPath(get(value, 'path'), `${path}.path`);
@@ -832,6 +850,38 @@ function optCert(value, path) {
  * @param {string} path Its path.
  * @returns {NormalizedMtls | null} A new object or null.
  */
+/**
+ * A TCP upstream's `tls` (re-encryption; terminating routes only): null/absent, or
+ * `{ servername, ca, verify = true, cert }`: servername [the upstream's host] the SNI sent and
+ * the name the certificate must carry (an IP literal: no SNI, the IP is checked); ca [the
+ * system's store] PEM trust anchors; verify: check chain and name; cert: a client certificate.
+ *
+ * @param {unknown} value
+ * @param {string} path
+ * @returns {{ servername: string | null, ca: Buffer | null, verify: boolean, cert: NormalizedCert | null } | null}
+ */
+function optUpstreamTls(value, path) {
+  if (value == null) return null;
+  const obj = object(value, path, UPSTREAM_TLS_KEYS);
+  const rawName = get(obj, 'servername');
+  const servername = rawName == null ? null : normalizeHost(rawName, `${path}.servername`, undefined);
+  const rawCa = get(obj, 'ca');
+  return {
+    servername,
+    ca: rawCa == null ? null : pem(rawCa, `${path}.ca`, 'CERTIFICATE', 'certificate'),
+    verify: optBoolean(get(obj, 'verify'), `${path}.verify`, true),
+    cert: optCert(get(obj, 'cert'), `${path}.cert`),
+  };
+}
+
+/** A route's or decision's TLS upstreams need termination, and are not yet combined with PROXY out. */
+function checkUpstreamTls(upstreams, terminateTls, proxyProtocol, path) {
+  const i = upstreams.findIndex((u) => u.kind === 'tcp' && u.tls !== null);
+  if (i < 0) return;
+  if (!terminateTls) throw configRangeError(`${path}.upstreams[${i}].tls needs ${path}.terminateTls (a passthrough route forwards the client's own TLS)`);
+  if (proxyProtocol !== 'none') throw configRangeError(`${path}.proxyProtocol with a TLS upstream is not supported yet`);
+}
+
 function optMtls(value, path) {
   if (value == null) return null;
   const obj = object(value, path, MTLS_KEYS);

@@ -46,6 +46,8 @@ const HELP = {
   upstreamFailOpens: 'Connections sent to an ejected upstream because every upstream was ejected.',
   proxyProtocolHeadersSent: 'PROXY protocol headers written to upstreams.',
   halfCloseTimeouts: 'Connections closed by halfCloseTimeoutMs (the client kept its half open).',
+  upstreamTlsFailures: 'TLS upstream handshakes that failed (certificate, name or protocol).',
+  upstreamTlsResumed: 'TLS upstream handshakes that resumed a session.',
   upstreamLookupsFailed: 'Upstream host name lookups that failed and used the last good addresses.',
   noRoute: 'Connections closed because no route matched.',
   refusedMaxConnections: 'Connections closed at accept because the listener was at maxConnections.',

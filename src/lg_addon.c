@@ -686,6 +686,25 @@ static int upstream_metrics(napi_env env, lg_engine_t *e, napi_value result)
         }
         set_str(env, ro, "sni", rt->sni);
         set_str(env, ro, "balance", BALANCE_NAMES[rt->balancer.policy & 3]);
+        napi_value group;
+        if (rt->metrics_group != NULL) {
+            set_str(env, ro, "metricsGroup", rt->metrics_group);
+        } else if (napi_get_null(env, &group) == napi_ok) {
+            napi_set_named_property(env, ro, "metricsGroup", group);
+        }
+        if (rt->stat != NULL) {
+            const lg_routestat_t *r = rt->stat;
+            set_u64(env, ro, "connections",
+                    atomic_load_explicit(&r->connections, memory_order_relaxed));
+            set_u64(env, ro, "activeConnections",
+                    atomic_load_explicit(&r->active, memory_order_relaxed));
+            set_u64(env, ro, "upstreamFailures",
+                    atomic_load_explicit(&r->failures, memory_order_relaxed));
+            set_u64(env, ro, "bytesToUpstreams",
+                    atomic_load_explicit(&r->bytes_to, memory_order_relaxed));
+            set_u64(env, ro, "bytesFromUpstreams",
+                    atomic_load_explicit(&r->bytes_from, memory_order_relaxed));
+        }
         for (size_t j = 0; j < rt->n_upstreams; j++) {
             napi_value uo = upstream_object(env, &rt->upstreams[j], now);
             if (uo == NULL || napi_set_element(env, ups, (uint32_t)j, uo) != napi_ok) goto out;

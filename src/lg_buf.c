@@ -90,6 +90,17 @@ void lg_bufq_push_front(lg_bufq_t *q, lg_buf_t *b)
     q->mem += b->cap;
 }
 
+void lg_bufq_move(lg_bufq_t *to, lg_bufq_t *from, lg_bufpool_t *p)
+{
+    lg_buf_t *b = from->head;
+    memset(from, 0, sizeof(*from));
+    while (b != NULL) {
+        lg_buf_t *next = b->next;
+        lg_bufq_push(to, p, b);
+        b = next;
+    }
+}
+
 void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b)
 {
     if (b == NULL) return;

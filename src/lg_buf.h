@@ -79,6 +79,10 @@ void lg_bufq_push(lg_bufq_t *q, lg_bufpool_t *p, lg_buf_t *b);
  */
 void lg_bufq_push_front(lg_bufq_t *q, lg_buf_t *b);
 
+/* Move every buffer of `from` to the end of `to` (no copy, except where lg_bufq_push coalesces
+ * small buffers); `from` is empty afterwards. */
+void lg_bufq_move(lg_bufq_t *to, lg_bufq_t *from, lg_bufpool_t *p);
+
 /*
  * Append a copy of `len` bytes: into the tail buffer's free room first, then into new pool
  * buffers. Bytes already queued (even ones being written) are not moved. Returns the bytes

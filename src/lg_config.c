@@ -68,9 +68,13 @@ static void mtls_free(lg_src_mtls_t *m)
 void lg_src_route_free(lg_src_route_t *r)
 {
     lg_free(r->sni);
+    lg_free(r->metrics_group);
     for (size_t i = 0; i < r->n_upstreams; i++) {
         lg_free(r->upstreams[i].host);
         lg_free(r->upstreams[i].path);
+        lg_free(r->upstreams[i].tls.servername);
+        lg_free(r->upstreams[i].tls.ca.p);
+        cert_free(&r->upstreams[i].tls.cert);
     }
     lg_free(r->upstreams);
     cert_free(&r->cert);
@@ -348,7 +352,8 @@ void lg_config_free(lg_config_t *c)
 
 static pthread_mutex_t upreg_lock = PTHREAD_MUTEX_INITIALIZER;
 static lg_upshared_t *upreg[UPREG_BUCKETS];
-static uint64_t upreg_gen; /* under upreg_lock */
+static lg_routestat_t *statreg[UPREG_BUCKETS]; /* route figures, under the same lock */
+static uint64_t upreg_gen;                     /* under upreg_lock */
 
 /* FNV-1a, 64 bits: stable across processes, so the hash policy's keys are too. */
 static uint64_t fnv1a(const char *s)
@@ -408,6 +413,8 @@ static void upshared_unref(lg_upshared_t *u)
     }
     pthread_mutex_unlock(&upreg_lock);
     if (u != NULL) {
+        for (size_t i = 0; i < u->n_sessions; i++)
+            SSL_SESSION_free(u->tls_sessions[i]);
         pthread_mutex_destroy(&u->addr_lock);
         lg_free(u->identity);
         lg_free(u);
@@ -435,6 +442,38 @@ void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, u
     pthread_mutex_unlock(&u->addr_lock);
 }
 
+SSL_SESSION *lg_upshared_session(lg_upshared_t *u)
+{
+    pthread_mutex_lock(&u->addr_lock);
+    SSL_SESSION *s = u->n_sessions > 0 ? u->tls_sessions[u->n_sessions - 1] : NULL;
+    if (s != NULL && SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
+        u->tls_sessions[--u->n_sessions] = NULL; /* RFC 8446 §C.4: a ticket is used once */
+    } else if (s != NULL) {
+        SSL_SESSION_up_ref(s);
+    }
+    pthread_mutex_unlock(&u->addr_lock);
+    return s;
+}
+
+void lg_upshared_keep_session(lg_upshared_t *u, SSL_SESSION *s)
+{
+    if (s == NULL) return;
+    if (SSL_SESSION_is_resumable(s) != 1) {
+        SSL_SESSION_free(s);
+        return;
+    }
+    SSL_SESSION *old = NULL;
+    pthread_mutex_lock(&u->addr_lock);
+    if (u->n_sessions == LG_UPSTREAM_SESSIONS) {
+        old = u->tls_sessions[0];
+        memmove(u->tls_sessions, u->tls_sessions + 1, (LG_UPSTREAM_SESSIONS - 1) * sizeof(s));
+        u->n_sessions--;
+    }
+    u->tls_sessions[u->n_sessions++] = s;
+    pthread_mutex_unlock(&u->addr_lock);
+    SSL_SESSION_free(old);
+}
+
 static void mark_stale(void *arg, lg_upshared_t *u)
 {
     (void)arg;
@@ -446,6 +485,52 @@ static void mark_stale(void *arg, lg_upshared_t *u)
 void lg_upshared_stale_all(void)
 {
     lg_upshared_each(mark_stale, NULL);
+}
+
+/* The figures of a route identity (one reference), created on first use; NULL: no memory. */
+static lg_routestat_t *routestat_get(const char *identity)
+{
+    uint64_t key = fnv1a(identity);
+    size_t b = key % UPREG_BUCKETS;
+    pthread_mutex_lock(&upreg_lock);
+    lg_routestat_t *r = statreg[b];
+    while (r != NULL && (r->key != key || strcmp(r->identity, identity) != 0))
+        r = r->next;
+    if (r != NULL) {
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    } else if ((r = lg_calloc(1, sizeof(*r))) != NULL) {
+        r->identity = dup_str(identity);
+        if (r->identity == NULL) {
+            lg_free(r);
+            r = NULL;
+        } else {
+            atomic_init(&r->refs, 1);
+            r->key = key;
+            r->next = statreg[b];
+            statreg[b] = r;
+        }
+    }
+    pthread_mutex_unlock(&upreg_lock);
+    return r;
+}
+
+static void routestat_unref(lg_routestat_t *r)
+{
+    if (r == NULL) return;
+    pthread_mutex_lock(&upreg_lock);
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed) == 1) {
+        lg_routestat_t **pp = &statreg[r->key % UPREG_BUCKETS];
+        while (*pp != r)
+            pp = &(*pp)->next;
+        *pp = r->next;
+    } else {
+        r = NULL;
+    }
+    pthread_mutex_unlock(&upreg_lock);
+    if (r != NULL) {
+        lg_free(r->identity);
+        lg_free(r);
+    }
 }
 
 void lg_upshared_each(void (*fn)(void *arg, lg_upshared_t *u), void *arg)
@@ -463,9 +548,13 @@ void lg_route_free(lg_route_t *r)
     for (size_t i = 0; i < r->n_upstreams; i++) {
         lg_free(r->upstreams[i].host);
         lg_free(r->upstreams[i].path);
+        lg_free(r->upstreams[i].tls_name);
+        SSL_CTX_free(r->upstreams[i].tls_ctx); /* NULL is a no-op */
         upshared_unref(r->upstreams[i].shared);
     }
     lg_free(r->upstreams);
+    routestat_unref(r->stat);
+    lg_free(r->metrics_group);
     lg_free(r->st);
     lg_balancer_free(&r->balancer);
     for (size_t i = 0; i < r->n_cursors; i++)
@@ -508,6 +597,45 @@ static void upstream_addr(lg_upstream_t *up)
     }
 }
 
+/* A TLS upstream's client context and name. */
+static int build_uptls(const lg_src_uptls_t *t, lg_upstream_t *up, const char *path,
+                       lg_cfgerr_t *err)
+{
+    const char *name = t->servername != NULL ? t->servername : up->host;
+    char bare[LG_HOST_MAX + 1];
+    size_t n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 <= LG_HOST_MAX) {
+        memcpy(bare, name + 1, n - 2); /* "[::1]": the address without brackets */
+        bare[n - 2] = '\0';
+        name = bare;
+    }
+    if (strlen(name) > LG_HOST_MAX) {
+        return RANGE(err, "%s.tls.servername must be at most %d bytes", path, LG_HOST_MAX);
+    }
+    up->tls_name = dup_str(name);
+    if (up->tls_name == NULL) return RANGE(err, "%s.tls: out of memory", path);
+    up->tls_verify = t->verify;
+    lg_tls_material_t m;
+    memset(&m, 0, sizeof(m));
+    if (t->ca.len > 0) {
+        m.ca = t->ca.p;
+        m.ca_len = t->ca.len;
+    }
+    if (t->cert.present) {
+        m.cert = t->cert.chain.p;
+        m.cert_len = t->cert.chain.len;
+        m.key = t->cert.key.p;
+        m.key_len = t->cert.key.len;
+    }
+    char why[256];
+    int fault = LG_TLS_FAULT_CA;
+    up->tls_ctx = lg_tls_client_ctx(&m, t->verify, why, sizeof(why), &fault);
+    if (up->tls_ctx == NULL) {
+        return RANGE(err, "%s.tls.%s: %s", path, fault == LG_TLS_FAULT_CA ? "ca" : "cert", why);
+    }
+    return 0;
+}
+
 static int build_upstream(const lg_src_upstream_t *s, lg_upstream_t *up, const char *path,
                           lg_cfgerr_t *err)
 {
@@ -529,8 +657,10 @@ static int build_upstream(const lg_src_upstream_t *s, lg_upstream_t *up, const c
         up->port = (uint16_t)s->port;
         upstream_addr(up);
         snprintf(identity, sizeof(identity), "tcp %s:%u", up->host, up->port);
+        if (s->tls.present && build_uptls(&s->tls, up, path, err) != 0) return -1;
     } else if (s->kind == LG_UPSTREAM_UDS) {
         up->kind = LG_UPSTREAM_UDS;
+        if (s->tls.present) return RANGE(err, "%s.tls applies to tcp upstreams only", path);
         if (s->path == NULL || s->path[0] == '\0' || strlen(s->path) > LG_UDS_PATH_MAX) {
             return RANGE(err, "%s.path must be 1-%d bytes", path, LG_UDS_PATH_MAX);
         }
@@ -707,6 +837,16 @@ static int build_route_body(const lg_src_route_t *s, lg_route_t *route, const lg
         snprintf(upath, sizeof(upath), "%s.upstreams[%zu]", path, j);
         route->n_upstreams = j + 1; /* strings of entry j are owned from here on */
         if (build_upstream(&s->upstreams[j], &route->upstreams[j], upath, err) != 0) return -1;
+        if (route->upstreams[j].tls_ctx != NULL && !s->terminate_tls) {
+            return RANGE(err,
+                         "%s.tls needs terminateTls (a passthrough route forwards the client's "
+                         "own TLS)",
+                         upath);
+        }
+        if (route->upstreams[j].tls_ctx != NULL && s->proxy_protocol != 0) {
+            return RANGE(err, "%s.proxyProtocol with a TLS upstream is not supported yet", path);
+        }
+        if (route->upstreams[j].tls_ctx != NULL) route->tls_upstreams = true;
     }
     return build_balancing(s, route, conf, path, err);
 }
@@ -966,6 +1106,20 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         }
         route->suspended = r->suspended;
         route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
+        if (r->metrics_group != NULL &&
+            (strlen(r->metrics_group) == 0 || strlen(r->metrics_group) > LG_METRICS_GROUP_MAX)) {
+            RANGE(err, "%s.metricsGroup must be 1-%d bytes", path, LG_METRICS_GROUP_MAX);
+            goto fail;
+        }
+        char ident[LG_NAME_MAX + LG_METRICS_GROUP_MAX + 16];
+        snprintf(ident, sizeof(ident), "%s %s", r->metrics_group ? "group" : "sni",
+                 r->metrics_group ? r->metrics_group : route->sni);
+        route->stat = routestat_get(ident);
+        route->metrics_group = r->metrics_group ? dup_str(r->metrics_group) : NULL;
+        if (route->stat == NULL || (r->metrics_group != NULL && route->metrics_group == NULL)) {
+            RANGE(err, "%s: out of memory", path);
+            goto fail;
+        }
         if (r->max_connections_per_second > 0) {
             lg_src_bucket_t b = {true, r->max_connections_per_second, r->burst};
             if (build_bucket(&b, 1000, &route->rate, path, "maxConnectionsPerSecond",

@@ -43,6 +43,7 @@
 #define LG_LISTEN_BACKLOG     1024 /* pending connections per listen socket */
 #define LG_CFGERR_MAX         512  /* bytes of a config error message */
 #define LG_UPSTREAM_ADDRS_MAX 16   /* addresses of an upstream host name kept between lookups */
+#define LG_UPSTREAM_SESSIONS  8    /* TLS sessions (tickets) kept per TLS upstream */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
@@ -73,6 +74,15 @@ typedef struct lg_src_mtls_s {
     bool require_client_cert;
 } lg_src_mtls_t;
 
+/* Upstream TLS (re-encryption toward a TCP upstream of a terminating route). */
+typedef struct lg_src_uptls_s {
+    bool present;
+    char *servername;   /* SNI and the name verified; NULL: the upstream's host */
+    lg_src_buf_t ca;    /* PEM trust anchors; empty: the default store */
+    bool verify;        /* verify the chain and the name */
+    lg_src_cert_t cert; /* client certificate (optional) */
+} lg_src_uptls_t;
+
 typedef struct lg_src_upstream_s {
     int kind;   /* LG_UPSTREAM_* */
     char *host; /* tcp */
@@ -81,6 +91,7 @@ typedef struct lg_src_upstream_s {
     uint64_t weight;
     bool ip_affinity;
     uint64_t ip_affinity_ttl_ms, pid, tid;
+    lg_src_uptls_t tls; /* tcp */
 } lg_src_upstream_t;
 
 typedef struct lg_src_strings_s {
@@ -104,6 +115,7 @@ typedef struct lg_src_route_s {
     uint64_t connect_timeout_ms, retries, max_fails, fail_timeout_ms;
     int proxy_protocol; /* 0 none, 1 v1, 2 v2 */
     bool forward_fingerprint;
+    char *metrics_group; /* routes only; NULL: none */
 } lg_src_route_t;
 
 /* A token bucket as configured: `count` per period, `burst`; absent when !present. */
@@ -199,6 +211,8 @@ typedef struct lg_upshared_s {
     lg_sockaddr_t addrs[LG_UPSTREAM_ADDRS_MAX];
     uint8_t n_addrs;
     uint64_t resolved_ms; /* loop time of the answer; 0 = none, or marked stale */
+    SSL_SESSION *tls_sessions[LG_UPSTREAM_SESSIONS]; /* TLS upstream: to resume (addr_lock) */
+    uint8_t n_sessions;
 } lg_upshared_t;
 
 typedef struct lg_upstream_s {
@@ -210,7 +224,27 @@ typedef struct lg_upstream_s {
     uint16_t port;
     uint32_t weight;
     lg_upshared_t *shared; /* one reference */
+    SSL_CTX *tls_ctx;      /* TLS upstream: the client context (one reference), else NULL */
+    char *tls_name;        /* the name sent and verified (NULL: none) */
+    bool tls_verify;
 } lg_upstream_t;
+
+/*
+ * A route's figures, shared by every config generation (and every route) with the same
+ * identity: its metricsGroup, or "sni <pattern>" without one. Reference-counted, in the same
+ * process-wide registry as lg_upshared_t.
+ */
+typedef struct lg_routestat_s {
+    atomic_long refs;
+    struct lg_routestat_s *next; /* registry chain */
+    uint64_t key;
+    char *identity;
+    atomic_uint_fast64_t connections; /* connections routed here */
+    atomic_uint_fast64_t active;      /* of which open now */
+    atomic_uint_fast64_t failures;    /* whose every upstream attempt failed */
+    atomic_uint_fast64_t bytes_to;    /* relayed to upstreams, counted at close */
+    atomic_uint_fast64_t bytes_from;  /* relayed from upstreams, counted at close */
+} lg_routestat_t;
 
 /* A worker's balancing cursor for a route, padded so workers do not share a cache line. */
 typedef struct lg_cursor_s {
@@ -243,6 +277,9 @@ typedef struct lg_route_s {
     uint64_t affinity_scope;   /* the affinity table's scope: a hash of the route's pattern */
     uint8_t proxy_protocol;    /* 0 none, 1 v1, 2 v2: header written to the upstream first */
     bool forward_fingerprint;  /* v2: JA3/JA4 TLVs 0xE0/0xE1 */
+    bool tls_upstreams;        /* some upstream re-encrypts (tls_ctx): terminated routes only */
+    lg_routestat_t *stat;      /* routes (not decisions): one reference */
+    char *metrics_group;       /* as configured, or NULL */
     lg_limit_bucket_t rate;    /* maxConnectionsPerSecond / burst (off when interval_ns is 0) */
     _Atomic uint64_t rate_tat; /* the bucket's state: the one mutable field of a published route,
                                   shared by every worker (lg_limit_bucket_take_shared) */
@@ -342,6 +379,13 @@ size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint6
 
 /* Keep a successful lookup's answer (the first LG_UPSTREAM_ADDRS_MAX addresses). */
 void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms);
+
+/* A TLS upstream's session to offer (a reference the caller frees), or NULL: the newest kept;
+ * a TLS 1.3 one is handed out once (its ticket is for one use), a TLS 1.2 one stays. And keep
+ * a new one (the reference is taken over; the oldest goes when LG_UPSTREAM_SESSIONS are kept;
+ * NULL, or a session that cannot resume, is dropped). */
+SSL_SESSION *lg_upshared_session(lg_upshared_t *u);
+void lg_upshared_keep_session(lg_upshared_t *u, SSL_SESSION *s);
 
 /* Mark every cached answer stale (a config swap: the next dial looks the name up again). */
 void lg_upshared_stale_all(void);

@@ -150,7 +150,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         break;
     case LG_CONN_HANDSHAKE: {
         uint64_t hs = handshake_deadline(c);
-        arm_at(c, c->up == NULL && c->deadline < hs ? c->deadline : hs);
+        arm_at(c, c->dial != NULL && c->deadline < hs ? c->deadline : hs);
         break;
     }
     case LG_CONN_LINGER:
@@ -233,6 +233,7 @@ static void out_of_memory(lg_conn_t *c)
 static void upstream_failed(lg_conn_t *c)
 {
     LG_COUNT(counters(c), upstream_connect_failures, 1);
+    if (c->rstat != NULL) atomic_fetch_add_explicit(&c->rstat->failures, 1, memory_order_relaxed);
     lg_conn_close(c);
 }
 
@@ -297,6 +298,20 @@ static void conn_free(lg_conn_t *c)
     lg_free(c->proxyin);
     lg_free(c->dial);
     lg_free(c->pp);
+    lg_tls_free(c->uptls);
+    if (c->upside != NULL) {
+        lg_bufq_clear(&c->upside->hs, &w->pool);
+        lg_bufq_clear(&c->upside->clear, &w->pool);
+        lg_bufq_clear(&c->upside->staged, &w->pool);
+        lg_bufq_clear(&c->upside->early, &w->pool);
+        lg_free(c->upside);
+    }
+    if (c->rstat != NULL) {
+        lg_routestat_t *r = c->rstat;
+        atomic_fetch_sub_explicit(&r->active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->bytes_from, c->relay.u2c.bytes, memory_order_relaxed);
+    }
     if (c->upstream != NULL) {
         lg_upshared_t *u = c->upstream;
         atomic_fetch_add_explicit(&u->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
@@ -358,6 +373,7 @@ void lg_conn_close(lg_conn_t *c)
     c->resolve = NULL;
     lg_dial_cancel(c->dialer);
     c->dialer = NULL;
+    if (c->uptls != NULL && c->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
     lg_suspend_release(c->w->pending, c->held);
     c->held = NULL;
     lg_wctx_t *w = c->w;
@@ -412,8 +428,15 @@ void lg_conn_close_all(lg_wctx_t *w)
 static void linger_start(lg_conn_t *c);
 
 /* Start relaying both ways on the connected upstream. */
+static int encrypt_queue(lg_conn_t *c, lg_tls_t *t, lg_bufq_t *q, lg_flow_t *to);
+
 static void relay_up(lg_conn_t *c)
 {
+    if (c->upside != NULL && c->upside->early.bytes > 0 &&
+        encrypt_queue(c, c->tls, &c->upside->early, &c->relay.u2c) != 0) {
+        out_of_memory(c);
+        return;
+    }
     set_state(c, LG_CONN_RELAY);
     lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
     lg_relay_attach_upstream(&c->relay, &c->up->h.stream);
@@ -430,13 +453,239 @@ static lg_tls_io_t tls_io(lg_conn_t *c)
     return io;
 }
 
+/* ---- TLS toward the upstream ---------------------------------------------------------------
+ *
+ * A terminated route's upstream may be TLS too (upstreams[i].tls). Its handshake is part of the
+ * dial: after the TCP connect the connection reads and writes the upstream socket itself
+ * (uptls_read, uptls_flush) until the handshake completes, so a refused certificate is a failed
+ * attempt like a refused connect and fails over. Plaintext the client sends meanwhile waits in
+ * upside->staged. Once relaying, every read is decrypted by one side and encrypted by the other.
+ */
+
+/* Encrypt (and consume) the plaintext in q with t, onto flow `to`. Returns 0 or -ENOMEM. */
+static int encrypt_queue(lg_conn_t *c, lg_tls_t *t, lg_bufq_t *q, lg_flow_t *to)
+{
+    lg_tls_io_t io = {&c->w->pool, &to->q, NULL, 0, 0};
+    int rc = 0;
+    while (q->bytes > 0 && rc == 0) {
+        lg_buf_t *b = q->head;
+        size_t n = b->len;
+        if (lg_tls_encrypt(t, &io, b->data + b->off, n) != LG_TLS_OK) rc = -ENOMEM;
+        lg_bufq_consume(q, &c->w->pool, n);
+    }
+    lg_bufq_clear(q, &c->w->pool);
+    lg_relay_queued(&c->relay, to, io.cipher_new);
+    return rc;
+}
+
+/* Plaintext just decrypted from the client (upside->clear): to the upstream, or staged while
+ * the upstream's handshake runs. Returns 0 or -ENOMEM. */
+static int uptls_forward(lg_conn_t *c)
+{
+    lg_upside_t *u = c->upside;
+    if (u->clear.bytes == 0) return 0;
+    if (c->uptls == NULL || c->dial != NULL) {
+        lg_bufq_move(&u->staged, &u->clear, &c->w->pool);
+        return 0;
+    }
+    return encrypt_queue(c, c->uptls, &u->clear, &c->relay.c2u);
+}
+
+/* close_notify toward a TLS upstream (the client's data has ended). */
+static void uptls_close_notify(lg_conn_t *c)
+{
+    if (c->uptls == NULL || c->dial != NULL) return;
+    lg_tls_io_t io = {&c->w->pool, &c->relay.c2u.q, NULL, 0, 0};
+    lg_tls_close_notify(c->uptls, &io);
+    lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
+}
+
+/* A read from a TLS upstream while relaying: decrypt, then encrypt for the client. */
+static void uptls_from_upstream(lg_conn_t *c, lg_buf_t *b, size_t n)
+{
+    lg_wctx_t *w = c->w;
+    lg_tls_io_t io = {&w->pool, &c->relay.c2u.q, &c->upside->clear, 0, 0};
+    int rc = lg_tls_feed(c->uptls, &io, b->data, n);
+    lg_buf_put(&w->pool, b);
+    lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
+    if (rc != LG_TLS_OK) {
+        LG_COUNT(counters(c), upstream_tls_failures, 1);
+        lg_conn_close(c);
+        return;
+    }
+
+    if (encrypt_queue(c, c->tls, &c->upside->clear, &c->relay.u2c) != 0) {
+        out_of_memory(c);
+        return;
+    }
+    if (lg_tls_peer_closed(c->uptls) && !c->relay.u2c.eof) {
+        /* The upstream's close_notify: close_notify to the client, then FIN. */
+        lg_tls_io_t cio = tls_io(c);
+        lg_tls_close_notify(c->tls, &cio);
+        lg_relay_queued(&c->relay, &c->relay.u2c, cio.cipher_new);
+        lg_relay_end(&c->relay, &c->relay.u2c);
+    }
+}
+
+/* A handshake write the socket could not take at once: a copy, freed by its callback. */
+typedef struct hs_write_s {
+    uv_write_t req;
+    uint8_t data[];
+} hs_write_t;
+
+static void hs_written(uv_write_t *req, int status)
+{
+    (void)status; /* a failure shows as a read error or the attempt's deadline */
+    lg_free(LG_CONTAINER_OF(req, hs_write_t, req));
+}
+
+/* Write the upstream handshake's queued ciphertext. Returns 0 or a libuv error. */
+static int uptls_flush(lg_conn_t *c)
+{
+    lg_bufq_t *q = &c->upside->hs;
+    uv_stream_t *st = &c->up->h.stream;
+    while (q->bytes > 0) {
+        uint8_t *bases[8];
+        size_t lens[8];
+        uv_buf_t bufs[8];
+        size_t k = lg_bufq_peek(q, q->bytes, bases, lens, 8, NULL);
+        for (size_t i = 0; i < k; i++)
+            bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
+        int n = uv_try_write(st, bufs, (unsigned)k);
+        if (n > 0) {
+            lg_bufq_consume(q, &c->w->pool, (size_t)n);
+            continue;
+        }
+        if (n != UV_EAGAIN) return n;
+        size_t total = q->bytes, off = 0;
+        hs_write_t *hw = lg_malloc(sizeof(*hw) + total);
+        if (hw == NULL) return UV_ENOMEM;
+        for (const lg_buf_t *b = q->head; b != NULL; b = b->next) {
+            memcpy(hw->data + off, b->data + b->off, b->len);
+            off += b->len;
+        }
+        uv_buf_t one = uv_buf_init((char *)hw->data, (unsigned)total);
+        int rc = uv_write(&hw->req, st, &one, 1, hs_written);
+        if (rc != 0) {
+            lg_free(hw);
+            return rc;
+        }
+        lg_bufq_consume(q, &c->w->pool, total);
+    }
+    return 0;
+}
+
+static void uptls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lg_conn_t *c = h->data;
+    lg_buf_t *b = lg_buf_get(&c->w->pool);
+    buf->base = b != NULL ? (char *)b->data : NULL; /* NULL: the read callback sees UV_ENOBUFS */
+    buf->len = b != NULL ? b->cap : 0;
+}
+
+static void attempt_failed(lg_conn_t *c);
+static void attempt_succeeded(lg_conn_t *c);
+static void relay_up(lg_conn_t *c);
+
+/* The upstream's handshake completed: the dial has succeeded. */
+static void uptls_ready(lg_conn_t *c)
+{
+    uv_read_stop(&c->up->h.stream);
+    if (lg_tls_resumed(c->uptls)) LG_COUNT(counters(c), upstream_tls_resumed, 1);
+    attempt_succeeded(c);
+    if (encrypt_queue(c, c->uptls, &c->upside->staged, &c->relay.c2u) != 0) {
+        out_of_memory(c);
+        return;
+    }
+    if (c->state == LG_CONN_HANDSHAKE) {
+        set_state(c, LG_CONN_HANDSHAKE); /* only the client's handshake deadline is left */
+        return;
+    }
+    relay_up(c);
+}
+
+static void uptls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    lg_conn_t *c = s->data;
+    lg_buf_t *b =
+        buf->base != NULL ? (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data)) : NULL;
+    if (nread == 0) {
+        lg_buf_put(&c->w->pool, b);
+        return;
+    }
+    int rc = LG_TLS_E_PROTOCOL;
+    if (nread > 0) {
+        lg_tls_io_t io = {&c->w->pool, &c->upside->hs, &c->upside->early, 0, 0};
+        rc = lg_tls_feed(c->uptls, &io, b->data, (size_t)nread);
+        if (uptls_flush(c) != 0 && rc == LG_TLS_OK) rc = LG_TLS_E_PROTOCOL;
+    }
+    lg_buf_put(&c->w->pool, b); /* NULL is ignored */
+    if (rc == LG_TLS_OK) return;
+    if (rc == LG_TLS_READY) {
+        uptls_ready(c);
+        return;
+    }
+    /* Refused certificate, protocol error, or the upstream closed: a failed attempt. */
+    LG_COUNT(counters(c), upstream_tls_failures, 1);
+    attempt_failed(c);
+}
+
+static void keep_session(void *arg, SSL_SESSION *s)
+{
+    lg_upshared_keep_session(arg, s);
+}
+
+/* The TCP connect to a TLS upstream succeeded: start its handshake. */
+static void uptls_begin(lg_conn_t *c)
+{
+    const lg_upstream_t *up = &c->dial->rt->upstreams[c->dial->idx];
+    if (c->upside == NULL && (c->upside = lg_calloc(1, sizeof(*c->upside))) == NULL) {
+        out_of_memory(c);
+        return;
+    }
+    /* New sessions (TLS 1.3 tickets come after the handshake) are kept for the upstream. */
+    SSL_SESSION *sess = lg_upshared_session(c->upstream);
+    int rc = lg_tls_new_client(&c->uptls, up->tls_ctx, up->tls_name, up->tls_verify, sess,
+                               keep_session, c->upstream);
+    SSL_SESSION_free(sess); /* the SSL holds its own reference while it lives */
+    if (rc != 0) {
+        out_of_memory(c);
+        return;
+    }
+    lg_tls_io_t io = {&c->w->pool, &c->upside->hs, &c->upside->early, 0, 0};
+    c->up->h.handle.data = c;
+    if (lg_tls_start(c->uptls, &io) != LG_TLS_OK || uptls_flush(c) != 0 ||
+        uv_read_start(&c->up->h.stream, uptls_alloc, uptls_read) != 0) {
+        LG_COUNT(counters(c), upstream_tls_failures, 1);
+        attempt_failed(c);
+    }
+}
+
+/* Undo an attempt's TLS handshake (and its socket): the next attempt starts clean. */
+static void uptls_abandon(lg_conn_t *c)
+{
+    lg_tls_free(c->uptls);
+    c->uptls = NULL;
+    if (c->upside != NULL) {
+        lg_bufq_clear(&c->upside->hs, &c->w->pool);
+        lg_bufq_clear(&c->upside->early, &c->w->pool);
+    }
+    if (c->up != NULL) {
+        uv_read_stop(&c->up->h.stream);
+        c->pending_closes++;
+        lg_upsock_close(c->up, closed_one, c);
+        c->up = NULL;
+    }
+}
+
 static void tls_ready(lg_conn_t *c)
 {
     lg_counters_t *cnt = counters(c);
     LG_COUNT(cnt, tls_handshakes, 1);
     if (lg_tls_resumed(c->tls)) LG_COUNT(cnt, tls_resumed, 1);
-    if (c->up == NULL) {
-        set_state(c, LG_CONN_CONNECTING); /* decrypted bytes wait for the upstream */
+    if (c->up == NULL || c->dial != NULL) { /* not connected, or its TLS handshake runs */
+        set_state(c, LG_CONN_CONNECTING);   /* decrypted bytes wait for the upstream */
         return;
     }
     relay_up(c);
@@ -446,7 +695,12 @@ static void tls_ready(lg_conn_t *c)
 static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
 {
     lg_tls_io_t io = tls_io(c);
+    if (c->upside != NULL) io.plain = &c->upside->clear; /* re-encrypted below */
     int rc = lg_tls_feed(c->tls, &io, data, len);
+    if (c->upside != NULL) {
+        io.plain_new = 0;
+        if (uptls_forward(c) != 0) rc = LG_TLS_E_NOMEM;
+    }
     if (rc == LG_TLS_READY && c->pp != NULL) {
         /* The PROXY header goes before the first decrypted byte (the queue held none before the
          * handshake completed, so nothing of it is being written). */
@@ -469,6 +723,7 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
     }
     if (lg_tls_peer_closed(c->tls) && !c->relay.c2u.eof) {
         /* close_notify: the client's data has ended cleanly (a FIN will follow). */
+        uptls_close_notify(c);
         lg_relay_end(&c->relay, &c->relay.c2u);
     }
     if (rc == LG_TLS_READY) tls_ready(c);
@@ -485,6 +740,10 @@ static void relay_filter(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n)
         return;
     }
     lg_drr_observe_read(&w->sched.drr, n);
+    if (c->uptls != NULL) {
+        uptls_from_upstream(c, b, n);
+        return;
+    }
     lg_tls_io_t io = tls_io(c);
     int rc = lg_tls_encrypt(c->tls, &io, b->data, n);
     lg_buf_put(&w->pool, b);
@@ -502,7 +761,10 @@ static bool relay_eof(void *arg, lg_flow_t *f)
     lg_conn_t *c = arg;
     if (c->tls == NULL) return true;
     if (!f->to_client) {
-        if (lg_tls_peer_closed(c->tls)) return true;
+        if (lg_tls_peer_closed(c->tls)) {
+            uptls_close_notify(c);
+            return true;
+        }
         LG_COUNT(counters(c), tls_truncations, 1);
         lg_conn_close(c);
         return false;
@@ -697,6 +959,7 @@ static void dial_attempt(lg_conn_t *c)
     }
     lg_pick_tried_add(&d->in, i);
     d->attempts++;
+    d->idx = i;
     c->upstream = (lg_upshared_t *)rt->st[i]; /* st is the first member */
     /* Attempts this connection can make: retries + 1, but never the same upstream twice. */
     uint32_t n_attempts = LG_MIN(rt->retries + 1, (uint32_t)rt->n_upstreams);
@@ -738,6 +1001,7 @@ static void attempt_failed(lg_conn_t *c)
     lg_upshared_t *u = c->upstream;
     uint64_t now = now_ms(c);
     c->upstream = NULL;
+    uptls_abandon(c);          /* an attempt that connected but failed its TLS handshake */
     lg_dial_cancel(c->dialer); /* a timed-out attempt's sockets close; closed_one follows */
     c->dialer = NULL;
     lg_resolve_cancel(c->resolve);
@@ -948,6 +1212,10 @@ static void dialed(void *arg, int status, lg_upsock_t *up)
         attempt_failed(c);
         return;
     }
+    if (c->dial->rt->upstreams[c->dial->idx].tls_ctx != NULL) {
+        uptls_begin(c); /* the dial succeeds with the upstream's handshake */
+        return;
+    }
     attempt_succeeded(c);
     if (c->state == LG_CONN_HANDSHAKE) {
         set_state(c, LG_CONN_HANDSHAKE); /* only the handshake deadline is left */
@@ -989,6 +1257,10 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
         }
         pp_collect(c, rt, c->pp);
     }
+    if (rt->tls_upstreams && (c->upside = lg_calloc(1, sizeof(*c->upside))) == NULL) {
+        out_of_memory(c);
+        return;
+    }
     c->deadline = now_ms(c) + rt->connect_timeout_ms; /* the dial below starts now */
     set_state(c, LG_CONN_HANDSHAKE);
     c->relay.filtered = true;
@@ -1010,6 +1282,10 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
  * the bytes it has sent so far. */
 static void route_to(lg_conn_t *c, const lg_route_t *rt)
 {
+    if (c->rstat == NULL && c->route >= 0 && (c->rstat = c->snap->routes[c->route].stat) != NULL) {
+        atomic_fetch_add_explicit(&c->rstat->connections, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->rstat->active, 1, memory_order_relaxed);
+    }
     if (rt->n_upstreams == 0) {
         LG_COUNT(counters(c), no_route, 1);
         lg_conn_close(c);

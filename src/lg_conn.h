@@ -76,7 +76,16 @@ typedef struct lg_dialctx_s {
     lg_clientkey_t key;   /* the client, for ipAffinity */
     uint64_t end;         /* loop time (ms): the whole dial's deadline (connectTimeoutMs) */
     uint32_t attempts;    /* upstreams dialled so far */
+    int idx;              /* the upstream of the current attempt */
 } lg_dialctx_t;
+
+/* A terminated connection on a route with TLS upstreams: the queues of the second TLS. */
+typedef struct lg_upside_s {
+    lg_bufq_t hs;     /* ciphertext toward the upstream during its handshake (written directly) */
+    lg_bufq_t clear;  /* scratch: plaintext just decrypted, either side */
+    lg_bufq_t staged; /* plaintext from the client waiting for the upstream's handshake */
+    lg_bufq_t early;  /* plaintext from the upstream received with its handshake */
+} lg_upside_t;
 
 /* What a terminated route's PROXY protocol header needs from the ClientHello, kept from the
  * routing decision until the handshake completes (the header goes out with the first bytes). */
@@ -110,6 +119,9 @@ struct lg_conn_s {
     lg_dialctx_t *dial;      /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
     lg_ppctx_t *pp;          /* HANDSHAKE on a terminated route that sends a PROXY header */
     lg_upshared_t *upstream; /* the upstream chosen: one active reference, released at free */
+    lg_tls_t *uptls;         /* TLS toward the upstream (client side), from its connect on */
+    lg_upside_t *upside;     /* terminated connection on a route with TLS upstreams */
+    lg_routestat_t *rstat;   /* the configured route's figures, once routed */
     lg_relay_t relay;
     lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
     lg_admission_t adm; /* what protection counted for it (released at free) */

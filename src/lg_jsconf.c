@@ -238,6 +238,27 @@ static int read_mtls(napi_env env, napi_value obj, lg_src_mtls_t *out, const cha
                : 0;
 }
 
+/* A TCP upstream's tls: null, or { servername: string | null, ca: Buffer | null, verify, cert }. */
+static int read_uptls(napi_env env, napi_value u, lg_src_uptls_t *out, const char *path)
+{
+    napi_value t, v;
+    char tpath[PATH_MAX_LEN + 40];
+    snprintf(tpath, sizeof(tpath), "%s.tls", path);
+    if (get_optional_object(env, u, "tls", &t, &out->present, path) != 0) return -1;
+    if (!out->present) return 0;
+    if (get(env, t, "servername", &v, tpath) != 0) return -1;
+    if (!is_type(env, v, napi_null) &&
+        get_string(env, t, "servername", &out->servername, tpath) != 0) {
+        return -1;
+    }
+    if (get(env, t, "ca", &v, tpath) != 0) return -1;
+    if (!is_type(env, v, napi_null) && get_buffer(env, t, "ca", &out->ca, tpath) != 0) return -1;
+    return get_bool(env, t, "verify", &out->verify, tpath) != 0 ||
+                   read_cert(env, t, "cert", &out->cert, tpath) != 0
+               ? -1
+               : 0;
+}
+
 static int read_upstream(napi_env env, napi_value u, lg_src_upstream_t *up, const char *path)
 {
     static const char *const kinds[] = {"tcp", "uds"};
@@ -247,7 +268,8 @@ static int read_upstream(napi_env env, napi_value u, lg_src_upstream_t *up, cons
     }
     if (up->kind == LG_UPSTREAM_TCP) {
         return get_string(env, u, "host", &up->host, path) != 0 ||
-                       get_u64(env, u, "port", &up->port, path) != 0
+                       get_u64(env, u, "port", &up->port, path) != 0 ||
+                       read_uptls(env, u, &up->tls, path) != 0
                    ? -1
                    : 0;
     }
@@ -308,6 +330,12 @@ static int get_number(napi_env env, napi_value obj, const char *key, double *out
 
 static int read_route(napi_env env, napi_value r, lg_src_route_t *out, const char *path)
 {
+    napi_value g;
+    if (get(env, r, "metricsGroup", &g, path) != 0) return -1;
+    if (!is_type(env, g, napi_null) &&
+        get_string(env, r, "metricsGroup", &out->metrics_group, path) != 0) {
+        return -1;
+    }
     return get_string(env, r, "sni", &out->sni, path) != 0 ||
                    get_number(env, r, "maxConnectionsPerSecond", &out->max_connections_per_second,
                               path) != 0 ||

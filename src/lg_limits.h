@@ -36,6 +36,7 @@
 #define LG_RETRIES_MAX           16           /* dial attempts after the first, per connection */
 #define LG_KEEPALIVE_MAX_S       32767        /* s: TCP_KEEPIDLE / TCP_KEEPINTVL (Linux's bound) */
 #define LG_KEEPALIVE_MAX_COUNT   127          /* TCP_KEEPCNT (Linux's bound) */
+#define LG_METRICS_GROUP_MAX     64           /* bytes of a route's metricsGroup */
 
 #define LG_LIMITS(X)                                                                               \
     X(maxListeners, LG_MAX_LISTENERS, "listeners per proxy")                                       \
@@ -64,6 +65,7 @@
     X(maxRetries, LG_RETRIES_MAX, "dial attempts after the first")                                 \
     X(maxKeepaliveMs, LG_KEEPALIVE_MAX_S * 1000, "ms")                                             \
     X(maxKeepaliveCount, LG_KEEPALIVE_MAX_COUNT, "probes")                                         \
+    X(maxMetricsGroupLength, LG_METRICS_GROUP_MAX, "bytes")                                        \
     X(maxFails, LG_HEALTH_MAX_FAILS_MAX, "consecutive failed dials")                               \
     X(maxFailTimeoutMs, LG_HEALTH_FAIL_TIMEOUT_MAX_MS, "ms")                                       \
     X(maxHostnameLength, LG_NAME_MAX, "bytes")                                                     \

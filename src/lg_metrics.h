@@ -26,6 +26,8 @@
     X(proxy_headers_sent, "proxyProtocolHeadersSent")                                              \
     X(upstream_lookups_failed, "upstreamLookupsFailed")                                            \
     X(half_close_timeouts, "halfCloseTimeouts")                                                    \
+    X(upstream_tls_failures, "upstreamTlsFailures")                                                \
+    X(upstream_tls_resumed, "upstreamTlsResumed")                                                  \
     X(no_route, "noRoute")                                                                         \
     X(refused_max_connections, "refusedMaxConnections")                                            \
     X(handshake_failures, "handshakeFailures")                                                     \

@@ -8,7 +8,9 @@
  */
 #include "lg_tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -25,6 +27,9 @@ struct lg_tls_s {
     bool peer_closed; /* close_notify received */
     bool close_sent;  /* close_notify queued */
     bool out_failed;  /* the BIO could not queue ciphertext (out of memory) */
+    bool client;      /* client side (toward a TLS upstream): no SNI check */
+    void (*sink)(void *arg, SSL_SESSION *s); /* client: where new sessions go */
+    void *sink_arg;
     uint8_t sni_len;
     char sni[LG_TLS_MAX_SNI + 1]; /* the SNI the router used ("" for none) */
 };
@@ -130,6 +135,50 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
     return 0;
 }
 
+int lg_tls_new_client(lg_tls_t **out, SSL_CTX *ctx, const char *servername, bool check_name,
+                      SSL_SESSION *session, void (*sink)(void *arg, SSL_SESSION *s), void *sink_arg)
+{
+    int rc = lg_tls_new(out, ctx, NULL, 0, NULL, 0);
+    if (rc != 0) return rc;
+    lg_tls_t *t = *out;
+    t->client = true;
+    t->sink = sink;
+    t->sink_arg = sink_arg;
+    SSL_set_connect_state(t->ssl);
+    bool ok = true;
+    if (servername != NULL && servername[0] != '\0') {
+        unsigned char ip[16];
+        bool literal =
+            inet_pton(AF_INET, servername, ip) == 1 || inet_pton(AF_INET6, servername, ip) == 1;
+        if (!literal) ok = SSL_set_tlsext_host_name(t->ssl, servername) == 1;
+        if (ok && check_name) {
+            ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), servername) == 1
+                         : SSL_set1_host(t->ssl, servername) == 1;
+        }
+    }
+    if (ok && session != NULL) ok = SSL_set_session(t->ssl, session) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        lg_tls_free(t);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int lg_tls_start(lg_tls_t *t, lg_tls_io_t *io)
+{
+    return lg_tls_feed(t, io, NULL, 0);
+}
+
+int lg_tls_new_session_cb(SSL *ssl, SSL_SESSION *s)
+{
+    lg_tls_t *t = SSL_get_app_data(ssl);
+    if (t == NULL || t->sink == NULL) return 0;
+    t->sink(t->sink_arg, s); /* takes the reference */
+    return 1;
+}
+
 void lg_tls_free(lg_tls_t *t)
 {
     if (t == NULL) return;
@@ -230,7 +279,7 @@ int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
             goto out;
         }
         t->handshake_done = true;
-        if (!sni_matches(t)) {
+        if (!t->client && !sni_matches(t)) {
             rc = LG_TLS_E_SNI;
             goto out;
         }

@@ -67,6 +67,23 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
 void lg_tls_free(lg_tls_t *t); /* NULL is ignored */
 
 /*
+ * A client-side TLS state toward a TLS upstream: `servername` (a host name: sent as SNI; an IP
+ * literal: no SNI) is what the certificate must match when `check_name`; `session` (may be
+ * NULL) is offered for resumption. The context decides whether the chain is verified.
+ * lg_tls_start() then queues the ClientHello; lg_tls_feed() runs the rest (LG_TLS_READY once,
+ * LG_TLS_E_CERTIFICATE when verification failed). New sessions go to sink(sink_arg, session)
+ * (see lg_tls_new_session_cb; sink may be NULL). Returns 0 or -ENOMEM.
+ */
+int lg_tls_new_client(lg_tls_t **out, SSL_CTX *ctx, const char *servername, bool check_name,
+                      SSL_SESSION *session, void (*sink)(void *arg, SSL_SESSION *s),
+                      void *sink_arg);
+int lg_tls_start(lg_tls_t *t, lg_tls_io_t *io);
+
+/* Installed on client contexts: each new session (a TLS 1.2 session, or each TLS 1.3 ticket,
+ * which arrive after the handshake) goes to the state's sink, which takes the reference. */
+int lg_tls_new_session_cb(SSL *ssl, SSL_SESSION *s);
+
+/*
  * Feed ciphertext from the client: runs the handshake, then decrypts. The input is consumed
  * completely. Returns LG_TLS_OK, LG_TLS_READY once (the handshake completed with this input), or
  * an LG_TLS_E_* failure (an alert, if any, is already appended to io->cipher).

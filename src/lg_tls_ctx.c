@@ -170,6 +170,78 @@ static int load_client_ca(SSL_CTX *ctx, const lg_tls_material_t *m, char *err, s
     return 0;
 }
 
+/* Trust anchors for verifying servers: the PEM bundle's certificates (at least one). */
+static int load_server_ca(SSL_CTX *ctx, const uint8_t *pem, size_t len, char *err, size_t err_size)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    if (bio == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (;;) {
+        X509 *ca = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+        if (ca == NULL) break;
+        int ok = X509_STORE_add_cert(store, ca);
+        X509_free(ca);
+        if (ok != 1) {
+            BIO_free(bio);
+            snprintf(err, err_size, "a certificate in ca could not be loaded");
+            return -1;
+        }
+        n++;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (n == 0) {
+        snprintf(err, err_size, "ca holds no readable PEM certificate");
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *lg_tls_client_ctx(const lg_tls_material_t *m, bool verify, char *err, size_t err_size,
+                           int *fault)
+{
+    err[0] = '\0';
+    *fault = LG_TLS_FAULT_CA;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, err_size, "could not create an SSL context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Sessions are kept by the caller per upstream (SSL_get1_session), not in the context. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, lg_tls_new_session_cb);
+    bool ok = SSL_CTX_set_cipher_list(ctx, LG_TLS12_CIPHERS) == 1;
+    if (ok && verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify_depth(ctx, LG_TLS_VERIFY_DEPTH);
+        ok = m->ca != NULL ? load_server_ca(ctx, m->ca, m->ca_len, err, err_size) == 0
+                           : SSL_CTX_set_default_verify_paths(ctx) == 1;
+    } else if (ok) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        if (m->ca != NULL) ok = load_server_ca(ctx, m->ca, m->ca_len, err, err_size) == 0;
+    }
+    if (ok && m->cert != NULL) {
+        *fault = LG_TLS_FAULT_CERT;
+        ok = load_chain(ctx, m, err, err_size) == 0 && load_key(ctx, m, err, err_size) == 0;
+    }
+    if (!ok) {
+        if (err[0] == '\0') snprintf(err, err_size, "the TLS settings were refused by OpenSSL");
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    ERR_clear_error();
+    return ctx;
+}
+
 int lg_tls_check_ca(const lg_tls_material_t *m, char *err, size_t err_size)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());

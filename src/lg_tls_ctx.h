@@ -54,6 +54,16 @@ typedef struct lg_tls_cache_s {
 enum { LG_TLS_FAULT_CERT = 0, LG_TLS_FAULT_CA = 1 };
 
 /*
+ * A client context toward a TLS upstream (re-encryption): TLS 1.2-1.3; with `verify`, the
+ * server's chain is verified against m->ca (PEM trust anchors) or, without one, the default
+ * store (the caller checks the name per connection); m->cert / m->key: an optional client
+ * certificate. Returns the context (one reference) or NULL with err filled and *fault saying
+ * which part was refused.
+ */
+SSL_CTX *lg_tls_client_ctx(const lg_tls_material_t *m, bool verify, char *err, size_t err_size,
+                           int *fault);
+
+/*
  * Get a context for `m`: from `next` if this snapshot already made it (`next` may be NULL: use,
  * do not record), else from `cur` (the cache of the running snapshot: unchanged material reuses
  * its context), else built. The context is recorded in `next` and returned with one reference for

@@ -132,7 +132,7 @@ describe('config', () => {
         }],
         routes: [{
           sni: '',
-          upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 8080, weight: 1 }],
+          upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 8080, weight: 1, tls: null }],
           terminateTls: false,
           cert: null,
           mtls: null,
@@ -141,6 +141,7 @@ describe('config', () => {
           suspendTimeoutMs: 30000,
           maxConnectionsPerSecond: 0,
           burst: 0,
+          metricsGroup: null,
           balance: 'leastConn',
           connectTimeoutMs: 10000,
           retries: 2,
@@ -668,7 +669,7 @@ describe('config', () => {
     it('normalizes like a route', () => {
       const d = normalizeDecision({ upstreams: [{ kind: 'tcp', host: '[::1]', port: 443 }, { kind: 'uds', path: '/s', pid: 1, tid: 2, weight: 4 }], terminateTls: true, cert: PAIR(), alpn: ['h2'], balance: 'hash' });
       assert.deepStrictEqual(d, {
-        upstreams: [{ kind: 'tcp', host: '::1', port: 443, weight: 1 }, { kind: 'uds', path: '/s', weight: 4, ipAffinity: false, ipAffinityTtlMs: 300000, pid: 1, tid: 2 }],
+        upstreams: [{ kind: 'tcp', host: '::1', port: 443, weight: 1, tls: null }, { kind: 'uds', path: '/s', weight: 4, ipAffinity: false, ipAffinityTtlMs: 300000, pid: 1, tid: 2 }],
         terminateTls: true,
         cert: { certChain: Buffer.from(CERT), privateKey: Buffer.from(KEY) },
         mtls: null,
@@ -678,7 +679,7 @@ describe('config', () => {
     });
 
     it('fills defaults', () => {
-      assert.deepStrictEqual(normalizeDecision({ upstreams: [TCP()] }), { upstreams: [{ ...TCP(), weight: 1 }], terminateTls: false, cert: null, mtls: null, alpn: ['http/1.1'], balance: 'leastConn', connectTimeoutMs: 10000, retries: 2, maxFails: 3, failTimeoutMs: 10000, proxyProtocol: 'none', forwardFingerprint: false });
+      assert.deepStrictEqual(normalizeDecision({ upstreams: [TCP()] }), { upstreams: [{ ...TCP(), weight: 1, tls: null }], terminateTls: false, cert: null, mtls: null, alpn: ['http/1.1'], balance: 'leastConn', connectTimeoutMs: 10000, retries: 2, maxFails: 3, failTimeoutMs: 10000, proxyProtocol: 'none', forwardFingerprint: false });
     });
 
     it('null means close', () => {

@@ -176,6 +176,41 @@ describe('upstreams', function () {
     });
   });
 
+  describe('CPU of uds upstreams (pid, tid)', function () {
+    it('leastConn sends connections to the upstream whose thread is idle; unreadable stat files count', async function () {
+      // The threads: a process spinning (its main thread's tid is its pid) and one sleeping.
+      const busy = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+      const idle = spawn('sleep', ['120'], { stdio: 'ignore' });
+      track(busy, (c) => c.kill('SIGKILL'));
+      track(idle, (c) => c.kill('SIGKILL'));
+      const paths = ['hot', 'cold', 'gone'].map((n) => tempSocketPath(`${n}.sock`));
+      await namedServer('hot', { path: paths[0] });
+      await namedServer('cold', { path: paths[1] });
+      await namedServer('gone', { path: paths[2] });
+      const ups = [
+        { ...uds(paths[0]), pid: busy.pid, tid: busy.pid },
+        { ...uds(paths[1]), pid: idle.pid, tid: idle.pid },
+      ];
+      const proxy = await startProxy({ routes: [routeTo(ups)], workerThreads: 1 });
+      // On a quiet machine the spinner shows ~1000 permille; on a loaded one, less, but above 0.
+      await waitFor(() => upstreamMetrics(proxy)[0].cpuPermille > 50, 5000);
+      // One connection at a time, each after the previous one has left the upstream's count
+      // (equal counts: the CPU decides). Without CPU in the score, rotation would give each 10.
+      const counts = {};
+      for (let i = 0; i < 20; i++) {
+        await waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 0));
+        const who = await ask(portOf(proxy));
+        counts[who] = (counts[who] || 0) + 1;
+      }
+      assert.ok((counts.cold || 0) >= 18, `${JSON.stringify(counts)} with the hot thread at ${upstreamMetrics(proxy)[0].cpuPermille} permille`);
+      assert.ok(upstreamMetrics(proxy)[1].cpuPermille < 100, JSON.stringify(upstreamMetrics(proxy)[1]));
+      // A thread that does not exist: its stat file cannot be read; it scores 0 and is counted.
+      proxy.updateConfig({ routes: [routeTo([...ups, { ...uds(paths[2]), pid: 2147483646, tid: 2147483646 }])] });
+      await waitFor(() => upstreamMetrics(proxy)[2].cpuUnreadable >= 2, 5000);
+      assert.strictEqual(upstreamMetrics(proxy)[2].cpuPermille, 0);
+    });
+  });
+
   describe('failover and health', function () {
     it('a refusing upstream costs no client connection; it is ejected after maxFails', async function () {
       const good = await Promise.all(['a', 'b'].map((n) => namedServer(n)));
@@ -324,6 +359,75 @@ describe('upstreams', function () {
     });
   });
 
+  describe('TLS to the upstream (re-encryption)', function () {
+    let certs;
+    before(function () { certs = getCerts(); });
+    const { startTlsOrigin } = require('./helpers/servers');
+    const { nodeTlsGet } = require('./helpers/clients');
+    const leafCert = (name) => ({ certChain: certs.leaves[name].chain, privateKey: certs.leaves[name].key });
+
+    function tlsRoute(ups, extra = {}) {
+      return { sni: 'a.test', terminateTls: true, cert: leafCert('a.test'), upstreams: ups, ...extra };
+    }
+
+    it('verifies the upstream against a local CA, sends the servername, and resumes its sessions', async function () {
+      const origin = await startTlsOrigin('A', certs.leaves['a.test']);
+      const proxy = await startProxy({ routes: [tlsRoute([{ ...tcp(origin.port), tls: { servername: 'a.test', ca: certs.ca } }])], workerThreads: 1 });
+      for (let i = 0; i < 5; i++) {
+        const r = await nodeTlsGet(portOf(proxy), 'a.test', { ca: certs.ca, body: `req ${i}` });
+        assert.strictEqual(r.status, 200);
+        assert.match(r.body, new RegExp(`^origin=A\nsni=a\.test\nreq ${i}$`));
+      }
+      const m = proxy.metrics();
+      assert.strictEqual(m.upstreamTlsFailures, 0);
+      assert.ok(m.upstreamTlsResumed >= 3, `upstreamTlsResumed ${m.upstreamTlsResumed} of 5`);
+      assert.strictEqual(origin.requests.length, 5);
+    });
+
+    it('refuses an upstream whose certificate does not verify (wrong CA, wrong name) and fails over', async function () {
+      const a = await startTlsOrigin('A', certs.leaves['a.test']);
+      const b = await startTlsOrigin('B', certs.leaves['a.test']);
+      const c = await startTlsOrigin('C', certs.leaves['a.test']);
+      const wrongCa = certs.leaves['default.test'].cert; // a certificate, but not the issuer
+      const proxy = await startProxy({
+        routes: [tlsRoute([
+          { ...tcp(a.port), tls: { servername: 'a.test', ca: wrongCa } },
+          { ...tcp(b.port), tls: { servername: 'wrong.test', ca: certs.ca } },
+          { ...tcp(c.port), tls: { servername: 'a.test', ca: certs.ca } },
+        ], { balance: 'roundRobin', maxFails: 100 })],
+        workerThreads: 1,
+      });
+      for (let i = 0; i < 6; i++) {
+        const r = await nodeTlsGet(portOf(proxy), 'a.test', { ca: certs.ca });
+        assert.match(r.body, /^origin=C\n/, `request ${i} reached ${r.body.split('\n')[0]}`);
+      }
+      const m = proxy.metrics();
+      assert.ok(m.upstreamTlsFailures >= 4, `upstreamTlsFailures ${m.upstreamTlsFailures}`);
+      assert.strictEqual(m.upstreamConnectFailures, 0);
+      const ups = upstreamMetrics(proxy);
+      assert.strictEqual(ups[0].connected + ups[1].connected, 0);
+      assert.ok(ups[0].failedDials >= 2 && ups[1].failedDials >= 2, JSON.stringify(ups.map((u) => u.failedDials)));
+      assert.strictEqual(a.requests.length + b.requests.length, 0, 'no request went to an unverified upstream');
+    });
+
+    it('verify: false accepts any certificate', async function () {
+      const origin = await startTlsOrigin('A', certs.leaves['a.test']);
+      const proxy = await startProxy({ routes: [tlsRoute([{ ...tcp(origin.port), tls: { verify: false } }])] });
+      const r = await nodeTlsGet(portOf(proxy), 'a.test', { ca: certs.ca });
+      assert.match(r.body, /^origin=A\nsni=127\.0\.0\.1\n|^origin=A\nsni=\n/);
+    });
+
+    it('refuses tls where it cannot apply, naming the path', function () {
+      const up = { ...tcp(1), tls: { ca: certs.ca } };
+      assert.throws(() => createProxy({ routes: [{ sni: '', upstreams: [up] }] }), /routes\[0\]\.upstreams\[0\]\.tls needs routes\[0\]\.terminateTls/);
+      assert.throws(() => createProxy({ routes: [tlsRoute([up], { proxyProtocol: 'v2' })] }), /routes\[0\]\.proxyProtocol with a TLS upstream is not supported yet/);
+      assert.throws(() => createProxy({ routes: [tlsRoute([{ ...tcp(1), tls: { ca: 'not pem' } }])] }), /routes\[0\]\.upstreams\[0\]\.tls\.ca must be a PEM-encoded certificate/);
+      assert.throws(() => createProxy({ routes: [tlsRoute([{ ...uds('/tmp/x.sock'), tls: {} }])] }), /routes\[0\]\.upstreams\[0\]: unknown option 'tls'/);
+      const noCert = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+      assert.throws(() => createProxy({ routes: [tlsRoute([{ ...tcp(1), tls: { ca: noCert } }])] }), /routes\[0\]\.upstreams\[0\]\.tls\.ca: ca holds no readable PEM certificate/);
+    });
+  });
+
   describe('connection settings', function () {
     /** The proxy-side sockets matching an ss filter, with their timers ("timer:(keepalive,…)"). */
     function ssLines(filter) {
@@ -332,7 +436,7 @@ describe('upstreams', function () {
     }
 
     it('tcpKeepalive applies to client and upstream sockets; null switches it off', async function () {
-      const echo = await namedServer('a');
+      const echo = await startRecorder(); // holds every connection open
       const proxy = await startProxy({ routes: [routeTo([tcp(echo.port)])], tcpKeepalive: { idleMs: 7000, intervalMs: 3000, count: 4 } });
       const s = await connect(portOf(proxy));
       s.write('hold');
@@ -420,6 +524,32 @@ describe('upstreams', function () {
       const m = await child.metrics();
       assert.ok(m.upstreamLookupsFailed >= 1, `upstreamLookupsFailed ${m.upstreamLookupsFailed}`);
       assert.strictEqual(m.upstreamConnectFailures, 0);
+    });
+  });
+
+  describe('per-route metrics', function () {
+    it('routes with one metricsGroup share their figures, which survive updateConfig', async function () {
+      const a = await namedServer('a');
+      const dead = await refusingPort();
+      const proxy = await startProxy({
+        routes: [
+          { sni: '', upstreams: [tcp(a.port)], metricsGroup: 'web' },
+          { sni: 'x.test', upstreams: [tcp(dead)], metricsGroup: 'web' },
+        ],
+      });
+      for (let i = 0; i < 5; i++) assert.strictEqual(await ask(portOf(proxy)), 'a');
+      await waitFor(() => proxy.metrics().routes[0].activeConnections === 0);
+      let r = proxy.metrics().routes;
+      assert.strictEqual(r[0].metricsGroup, 'web');
+      assert.strictEqual(r[0].connections, 5);
+      assert.deepStrictEqual([r[0].bytesToUpstreams, r[0].bytesFromUpstreams], [5, 5]);
+      assert.strictEqual(r[1].connections, 5, 'the group is shared');
+      proxy.updateConfig({ routes: [{ sni: '', upstreams: [tcp(dead)], metricsGroup: 'web', retries: 0 }] });
+      assert.strictEqual(await ask(portOf(proxy)), '');
+      await waitFor(() => proxy.metrics().routes[0].upstreamFailures === 1);
+      r = proxy.metrics().routes;
+      assert.strictEqual(r[0].connections, 6, 'kept across the swap');
+      assert.throws(() => proxy.updateConfig({ routes: [{ sni: '', upstreams: [tcp(1)], metricsGroup: 'a b' }] }), /routes\[0\]\.metricsGroup must be 1-64 characters/);
     });
   });
 
