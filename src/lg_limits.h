@@ -9,6 +9,7 @@
 #ifndef LG_LIMITS_H
 #define LG_LIMITS_H
 
+#include "lg_auth.h"
 #include "lg_buf.h"
 #include "lg_cidr.h"
 #include "lg_drr.h"
@@ -57,6 +58,9 @@
     X(maxUdsPathBytes, LG_UDS_PATH_MAX, "bytes")                                                   \
     X(maxPid, LG_PID_MAX, "pid or tid")                                                            \
     X(maxHostnameLength, LG_NAME_MAX, "bytes")                                                     \
-    X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")
+    X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")                                                  \
+    X(maxAuthUsers, LG_AUTH_MAX_USERS, "users per connect listener")                               \
+    X(maxAuthNameLength, LG_AUTH_NAME_MAX, "bytes of a user name")                                 \
+    X(maxAuthRealmLength, LG_AUTH_REALM_MAX, "bytes of a realm")
 
 #endif /* LG_LIMITS_H */
