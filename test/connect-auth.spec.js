@@ -175,7 +175,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     let proxy;
     let port;
     let target;
-    // A user whose password makes "Basic  <token>" (two spaces) exactly 1024 bytes.
+    // A user whose password makes "Basic   <token>" (three spaces) exactly 1024 bytes.
     const longUser = 'long';
     const longPassword = 'p'.repeat(1016 / 4 * 3 - longUser.length - 1);
 
@@ -207,7 +207,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       ['an empty user', [`Proxy-Authorization: ${basic('', 'correct horse')}`], 1, 1],
       ['a user name in another case', [`Proxy-Authorization: ${basic('Alice', 'correct horse')}`], 1, 1],
       ['the first of two fields is wrong', [`Proxy-Authorization: ${basic('alice', 'nope')}`, `Proxy-Authorization: ${basic('alice', 'correct horse')}`], 1, 1],
-      ['1025 bytes (one space too many)', [`Proxy-Authorization: Basic   ${Buffer.from(`${longUser}:${longPassword}`).toString('base64')}`], 1, 0],
+      ['1025 bytes (one space too many)', [`Proxy-Authorization: Basic    ${Buffer.from(`${longUser}:${longPassword}`).toString('base64')}`], 1, 0],
     ];
 
     for (const [name, lines, failures, verifications] of CASES) {
@@ -224,7 +224,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     }
 
     it('the 1024-byte limit itself is accepted (and the name and scheme match in any case)', async () => {
-      const value = `Basic  ${Buffer.from(`${longUser}:${longPassword}`).toString('base64')}`;
+      const value = `Basic   ${Buffer.from(`${longUser}:${longPassword}`).toString('base64')}`;
       assert.strictEqual(value.length, 1024);
       const r = await request(port, head(`proxy-AUTHORIZATION: ${value.replace('Basic', 'bAsIc')}`));
       // Past authentication, the target (a closed port) refuses the dial.
