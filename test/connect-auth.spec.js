@@ -20,7 +20,9 @@ const { startTlsOrigin, startEchoServer } = require('./helpers/servers');
 const { portOf, track, trackDir, cleanup, startProxy } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
 const { waitFor, waitForMetric, sleep } = require('./helpers/wait');
-const { ESTABLISHED, REASONS, startConnectProxy, parseReply, request, openTunnel, closedPort } = require('./helpers/connect');
+const {
+  ESTABLISHED, REASONS, BIN, startConnectProxy, parseReply, request, openTunnel, closedPort, spawnCli, startCli, tempFile,
+} = require('./helpers/connect');
 const { Proxy } = require('..');
 
 const REALM = 'legato';
@@ -48,6 +50,16 @@ const USERS = [
 /** An auth block for USERS (plus extra users), with the given cost. */
 function authOf(opts = {}, extra = []) {
   return { ...(opts.realm ? { realm: opts.realm } : {}), users: [...USERS, ...extra].map((u) => ({ name: u.name, hash: scryptHash(u.password, opts.cost) })) };
+}
+
+/** Whether a `$scrypt$` line verifies `password` (checked with Node's scrypt, independently). */
+function verifies(line, password) {
+  const m = /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/.exec(line);
+  assert(m, `not a $scrypt$ line: ${line}`);
+  const [ln, r, p] = [1, 2, 3].map((i) => Number(m[i]));
+  const key = Buffer.from(m[5], 'base64');
+  const got = crypto.scryptSync(password, Buffer.from(m[4], 'base64'), key.length, { N: 2 ** ln, r, p, maxmem: 512 * 1024 * 1024 });
+  return crypto.timingSafeEqual(got, key);
 }
 
 /** Assert a reply is exactly the 407, closed with a FIN. */
@@ -375,6 +387,100 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       await waitFor(() => lm(proxy).authVerifications === 2);
       await proxy.stop({ graceMs: 0 });
       await Promise.all([reset, kept]);
+    });
+  });
+
+  describe('the CLI (real processes, real files)', () => {
+    const hashCli = (args, input) => run(process.execPath, [BIN, 'hash-password', ...args], { input, timeoutMs: 30000 });
+
+    it('legato hash-password reads stdin (one trailing newline dropped) and prints a line the engine accepts', async () => {
+      const r = await hashCli([], 'correct horse\n');
+      assert.strictEqual(r.code, 0, r.stderr);
+      const line = r.stdout.trim();
+      assert.match(line, /^\$scrypt\$ln=15,r=8,p=1\$/);
+      assert(verifies(line, 'correct horse'));
+      assert(!verifies(line, 'correct horse\n'));
+      assert.strictEqual(require('../lib/binding').parseScryptHash(line), null);
+      const cheap = await hashCli(['--cost', '10'], 'pw\r\n');
+      assert.match(cheap.stdout, /^\$scrypt\$ln=10,r=8,p=1\$/);
+      assert(verifies(cheap.stdout.trim(), 'pw'));
+    });
+
+    it('legato hash-password refuses an empty password and a bad --cost', async () => {
+      const empty = await hashCli([], '\n');
+      assert.strictEqual(empty.code, 2);
+      assert.match(empty.stderr, /^legato: the password is empty$/m);
+      const bad = await hashCli(['--cost', '31'], 'x');
+      assert.strictEqual(bad.code, 2);
+      assert.match(bad.stderr, /--cost '31' must be an integer 10-20/);
+    });
+
+    it('legato hash-password on a terminal asks twice without echo', async function () {
+      if (!fs.existsSync('/usr/bin/script')) this.skip();
+      const cmd = `${process.execPath} ${BIN} hash-password --cost 10`;
+      const feed = async (child, answers) => {
+        for (const a of answers) { await sleep(700); child.stdin.write(a); }
+      };
+      for (const [answers, ok] of [[['s3cret\r', 's3cret\r'], true], [['s3cret\r', 'other\r'], false]]) {
+        const child = require('child_process').spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        track(child, (c) => { if (c.exitCode === null) c.kill('SIGKILL'); }, 0);
+        const out = [];
+        child.stdout.on('data', (c) => out.push(c));
+        feed(child, answers);
+        const code = await new Promise((resolve) => child.once('exit', resolve));
+        const text = Buffer.concat(out).toString();
+        assert(text.includes('Password:') && text.includes('Again:'), text);
+        assert(!text.includes('s3cret') && !text.includes('other'), `the password was echoed: ${JSON.stringify(text)}`);
+        if (ok) {
+          assert.strictEqual(code, 0, text);
+          assert(verifies(/\$scrypt\$\S+/.exec(text)[0], 's3cret'));
+        } else {
+          assert.strictEqual(code, 2, text);
+          assert.match(text, /the passwords do not match/);
+        }
+      }
+    });
+
+    it('--auth-file: a real proxy requires the file\'s users (curl through it); the warning names clear text', async () => {
+      const echo = await startEchoServer();
+      const line = (await hashCli(['--cost', '10'], 'pa55')).stdout.trim();
+      const file = tempFile('users.txt', `# proxy users\n\n  alice:${line}  \r\n# bob:disabled\n`);
+      const cli = await startCli(['--bind', '0.0.0.0', '--port', '0', '--auth-file', file, '--allow-cidr', '127.0.0.1', '--allow-port', String(echo.port), '--workers', '1']);
+      await cli.waitLine(/warning: the forward proxy on 0\.0\.0\.0:\d+ is reachable beyond this machine; it requires Basic authentication, whose credentials cross the network in clear text/);
+      assert407(await request(cli.port, `CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\n`));
+      const t = await openTunnel(cli.port, `127.0.0.1:${echo.port}`, { headers: [`Proxy-Authorization: ${basic('alice', 'pa55')}`] });
+      assert.strictEqual(t.head, ESTABLISHED);
+      t.socket.destroy();
+      const r = await run('curl', ['-sS', '--max-time', '10', '-p', '-x', `http://alice:wrong@127.0.0.1:${cli.port}`, `http://127.0.0.1:${echo.port}/`]);
+      assert.notStrictEqual(r.code, 0);
+      assert.match(r.stderr, /407/);
+    });
+
+    it('LEGATO_AUTH_FILE is the twin of --auth-file', async () => {
+      const line = (await hashCli(['--cost', '10'], 'pw')).stdout.trim();
+      const file = tempFile('users.txt', `carol:${line}\n`);
+      const cli = await startCli(['--port', '0', '--workers', '1'], { env: { LEGATO_AUTH_FILE: file } });
+      assert407(await request(cli.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n'));
+      assertErrorReply(await request(cli.port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('carol', 'pw')}\r\n\r\n`), 403);
+    });
+
+    it('--auth-file errors name file:line and exit 2', async () => {
+      const good = (await hashCli(['--cost', '10'], 'pw')).stdout.trim();
+      const CASES = [
+        [`# c\nalice:${good}\nbob:$scrypt$ln=4\n`, /users\.txt:3: the hash of 'bob' is not a \$scrypt\$ hash: /],
+        [`alice:${good}\nalice:${good}\n`, /users\.txt:2: user 'alice' already appears on line 1/],
+        [`:${good}\n`, /users\.txt:1: expected user:\$scrypt\$\.\.\., got no user name/],
+        ['# nobody\n', /users\.txt: no users/],
+      ];
+      for (const [content, re] of CASES) {
+        const h = spawnCli(['--port', '0', '--auth-file', tempFile('users.txt', content)]);
+        const { code } = await h.exited;
+        assert.strictEqual(code, 2, h.stderr());
+        assert.match(h.stderr(), re);
+      }
+      const missing = spawnCli(['--port', '0'], { env: { LEGATO_AUTH_FILE: '/nonexistent/auth2-users.txt' } });
+      assert.strictEqual((await missing.exited).code, 2);
+      assert.match(missing.stderr(), /LEGATO_AUTH_FILE \/nonexistent\/auth2-users\.txt: no such file/);
     });
   });
 
