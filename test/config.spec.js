@@ -170,6 +170,7 @@ describe('config', () => {
             allowCidrs: [],
             allowDomains: [],
             connectTimeoutMs: 10000,
+            auth: null,
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
@@ -254,6 +255,7 @@ describe('config', () => {
         allowCidrs: ['10.1.0.0/16'],
         allowDomains: ['example.com', 'github.com', 'aws.amazon.com'],
         connectTimeoutMs: 5000,
+        auth: null,
       });
     });
 
