@@ -489,8 +489,8 @@ async function hashPassword(ln, { stdin, stdout, stderr }) {
 /** One line from a terminal without echo; null on Ctrl-C / Ctrl-D / end of input. */
 function readHidden(stdin, stderr, prompt) {
   return new Promise((resolve) => {
+    stdin.setRawMode(true); // echo off before the prompt invites typing
     stderr.write(prompt);
-    stdin.setRawMode(true);
     stdin.resume();
     let text = '';
     const done = (value) => {

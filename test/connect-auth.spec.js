@@ -418,15 +418,21 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     it('legato hash-password on a terminal asks twice without echo', async function () {
       if (!fs.existsSync('/usr/bin/script')) this.skip();
       const cmd = `${process.execPath} ${BIN} hash-password --cost 10`;
-      const feed = async (child, answers) => {
-        for (const a of answers) { await sleep(700); child.stdin.write(a); }
+      // Type each answer only once its prompt is shown: echo is off from then on (bytes typed
+      // earlier would be echoed by the terminal itself, before legato could turn echo off).
+      const feed = async (child, out, answers) => {
+        for (const [prompt, a] of [['Password:', answers[0]], ['Again:', answers[1]]]) {
+          await waitFor(() => Buffer.concat(out).toString().includes(prompt), 20000);
+          await sleep(100);
+          child.stdin.write(a);
+        }
       };
       for (const [answers, ok] of [[['s3cret\r', 's3cret\r'], true], [['s3cret\r', 'other\r'], false]]) {
         const child = require('child_process').spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
         track(child, (c) => { if (c.exitCode === null) c.kill('SIGKILL'); }, 0);
         const out = [];
         child.stdout.on('data', (c) => out.push(c));
-        feed(child, answers);
+        feed(child, out, answers).catch(() => {});
         const code = await new Promise((resolve) => child.once('exit', resolve));
         const text = Buffer.concat(out).toString();
         assert(text.includes('Password:') && text.includes('Again:'), text);
