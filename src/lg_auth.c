@@ -185,7 +185,10 @@ int lg_auth_parse_basic(const uint8_t *v, size_t len, lg_auth_cred_t *out)
     while (i < len && v[i] == ' ')
         i++;
     int n = lg_auth_b64_decode(v + i, len - i, true, out->buf, sizeof(out->buf));
-    if (n < 0) return LG_AUTH_E_BASE64;
+    if (n < 0) {
+        lg_auth_wipe(out->buf, sizeof(out->buf)); /* a refused token may have decoded in part */
+        return LG_AUTH_E_BASE64;
+    }
     const uint8_t *colon = memchr(out->buf, ':', (size_t)n);
     if (colon == NULL) {
         lg_auth_wipe(out->buf, (size_t)n);
