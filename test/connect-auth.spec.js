@@ -329,13 +329,15 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     it('tunnels with identical credentials share one verification', async () => {
       const proxy = await startConnectProxy({ auth: authOf() }, {}, { workerThreads: 1 });
       const pool = holdPool();
-      const replies = Array.from({ length: 5 }, () => request(portOf(proxy), authHead('bob', 'b0b:with:colons')));
-      await waitFor(() => proxy.metrics().activeConnections === 5);
-      await sleep(200);
+      const head = authHead('bob', 'b0b:with:colons');
+      const replies = Array.from({ length: 5 }, () => request(portOf(proxy), head));
+      // Every head has been read (and so joined or started a verification) while the pool is held.
+      await waitFor(() => lm(proxy).bytesFromClients >= 5 * head.length, 10000);
       assert.strictEqual(lm(proxy).authVerifications, 1);
       await pool.release();
       for (const r of await Promise.all(replies)) assertErrorReply(r, 403);
       assert.strictEqual(lm(proxy).authVerifications, 1);
+      assert.strictEqual(lm(proxy).authCacheHits, 0, 'none waited for the cache: all five shared the one job');
     });
 
     it('at most 16 verifications per worker: the 17th distinct one is 503 (refusedAuthBusy); the 16 finish once the pool is free', async () => {
