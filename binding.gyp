@@ -26,6 +26,8 @@
         "src/lg_dial.c",
         "src/lg_event.c",
         "src/lg_connect.c",
+        "src/lg_verify.c",
+        "src/lg_auth.c",
         "src/lg_protect.c",
         "src/lg_tls.c",
         "src/lg_suspend.c",

@@ -108,6 +108,31 @@ export interface ConnectOptions {
   allowDomains?: string[];
   /** One deadline for the whole dial (Happy Eyeballs), ms (1-600000). @default 10000 */
   connectTimeoutMs?: number;
+  /**
+   * Basic proxy authentication (RFC 7617): a CONNECT without valid `Proxy-Authorization` gets
+   * `407` with `Proxy-Authenticate: Basic realm="…"`, before the destination policy is consulted.
+   * Users are fixed while the proxy runs (updateConfig cannot change them). @default null
+   */
+  auth?: ConnectAuthOptions | null;
+}
+
+/** `connect.auth`: who may use a connect listener. */
+export interface ConnectAuthOptions {
+  /** Realm sent in the 407 challenge: 1-128 printable ASCII characters without '"' or '\\'. @default 'legato' */
+  realm?: string;
+  /** 1-10000 users with unique names. */
+  users: ConnectAuthUser[];
+}
+
+export interface ConnectAuthUser {
+  /** User name: 1-255 bytes of UTF-8 without ':' or control characters. */
+  name: string;
+  /**
+   * `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`: salt (8-64 bytes) and hash (16-64 bytes) in
+   * unpadded base64; ln 1-30, r 1-1024, p 1-16, and 128 · r · 2^ln at most 1 GiB. Print one with
+   * `legato hash-password`.
+   */
+  hash: string;
 }
 
 interface ListenerCommon {
@@ -451,6 +476,16 @@ export interface Counters {
   proxyProtocolHeaders: number;
   /** CONNECT 429s: refused by protection (rate, box, concurrency). */
   status429: number;
+  /** CONNECT 407s: no, malformed or wrong Proxy-Authorization on a listener with `connect.auth`. */
+  status407: number;
+  /** 407s for credentials that were given but malformed, too long (> 1024 bytes), or wrong. */
+  authFailures: number;
+  /** Credentials verified with scrypt on the thread pool (identical ones in flight share one). */
+  authVerifications: number;
+  /** Credentials accepted from the cache of recent successes (no scrypt). */
+  authCacheHits: number;
+  /** CONNECT 503s because 16 verifications were in flight on the worker, or none finished within 10 s. */
+  refusedAuthBusy: number;
   /** Connections closed because the engine found itself in a state it should never reach (a bug: please report it). */
   internalErrors: number;
 }

@@ -17,7 +17,8 @@
  *     starts (after empty lines) with "CONNECT ", ends with an empty line, holds no NUL; port
  *     1..65535, version 1.0/1.1; the host is lower case, NUL-terminated, <= 253 bytes; an IP
  *     literal's address matches inet_pton(3) of its text; a name's last label is not numeric;
- *     the target text in the head matches host and port.
+ *     the target text in the head matches host and port; the Proxy-Authorization offsets are
+ *     those of the first such field, found again from the raw bytes, trimmed, flagged past 1024.
  */
 #include "../src/lg_name.c"
 #include "../src/lg_cidr.c"
@@ -48,7 +49,9 @@ static bool same_req(int rc_a, const lg_http_req_t *a, int rc_b, const lg_http_r
     return a->status == b->status && a->head_len == b->head_len && a->host_len == b->host_len &&
            strcmp(a->host, b->host) == 0 && a->host_is_ip == b->host_is_ip &&
            a->family == b->family && memcmp(a->addr, b->addr, 16) == 0 && a->port == b->port &&
-           a->version_minor == b->version_minor;
+           a->version_minor == b->version_minor && a->has_auth == b->has_auth &&
+           a->auth_too_long == b->auth_too_long && a->auth_off == b->auth_off &&
+           a->auth_len == b->auth_len;
 }
 
 static int parse_once(const uint8_t *buf, size_t len, lg_http_req_t *out)
@@ -110,6 +113,45 @@ static void check_ok(const uint8_t *b, size_t len, const lg_http_req_t *r)
         FUZZ_ASSERT(!lg_name_numeric_label(last, strlen(last)));
         uint8_t tmp[16];
         FUZZ_ASSERT(inet_pton(AF_INET, r->host, tmp) != 1);
+    }
+
+    /* Proxy-Authorization: inside the head, trimmed, flagged past its limit, and the value of
+     * the first field of that name (checked again from the raw bytes). */
+    if (r->has_auth) {
+        FUZZ_ASSERT(r->auth_off <= r->head_len && r->auth_len <= r->head_len - r->auth_off);
+        FUZZ_ASSERT(r->auth_too_long == (r->auth_len > LG_HTTP_MAX_AUTH));
+        if (r->auth_len > 0) {
+            FUZZ_ASSERT(b[r->auth_off] != ' ' && b[r->auth_off] != '\t');
+            uint8_t last = b[r->auth_off + r->auth_len - 1];
+            FUZZ_ASSERT(last != ' ' && last != '\t' && last != '\r' && last != '\n');
+            FUZZ_ASSERT(memchr(b + r->auth_off, '\n', r->auth_len) == NULL);
+        }
+    } else {
+        FUZZ_ASSERT(r->auth_off == 0 && r->auth_len == 0 && !r->auth_too_long);
+    }
+    {
+        /* The first line after the request line whose name is proxy-authorization. */
+        const uint8_t *lf = memchr(b + i, '\n', r->head_len - i);
+        size_t k = (size_t)(lf - b) + 1;
+        bool found = false;
+        while (k < r->head_len && !found) {
+            const uint8_t *e = memchr(b + k, '\n', r->head_len - k);
+            size_t end = (size_t)(e - b);
+            if (end - k >= 20 &&
+                strncasecmp((const char *)b + k, "proxy-authorization:", 20) == 0) {
+                found = true;
+                size_t v = k + 20, w = end;
+                if (w > v && b[w - 1] == '\r') w--;
+                while (v < w && (b[v] == ' ' || b[v] == '\t'))
+                    v++;
+                while (w > v && (b[w - 1] == ' ' || b[w - 1] == '\t'))
+                    w--;
+                FUZZ_ASSERT(r->has_auth && r->auth_len == w - v);
+                if (w > v) FUZZ_ASSERT(r->auth_off == v);
+            }
+            k = end + 1;
+        }
+        FUZZ_ASSERT(found == r->has_auth);
     }
 
     /* The head alone suffices; one byte less does not. */

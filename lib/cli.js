@@ -8,6 +8,9 @@
  *   legato serve <config>          a Proxy from a config file (JSONC or YAML, any listener
  *                                  kinds), reloaded on SIGHUP and on change: lib/serve.js
  *   legato serve --check <config>  validate the file and exit 0 (valid) or 2 (invalid)
+ *   legato hash-password [--cost <ln>]
+ *                                  read a password (stdin, or twice without echo on a terminal)
+ *                                  and print its `$scrypt$` line for connect.auth / --auth-file
  *
  * Options and their environment twins are in OPTIONS below; usage() is generated from it. Every
  * value option has a twin named LEGATO_<OPTION> (`--max-connections` ↔ LEGATO_MAX_CONNECTIONS);
@@ -38,6 +41,11 @@
 const path = require('path');
 const { parseAdminAddress } = require('./admin');
 const { Service, Log, EXIT, STOP_GRACE_MS, announce, isLoopbackIp, tunnelLine } = require('./service');
+
+/** hash-password's default cost: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s per check). */
+const HASH_DEFAULT = Object.freeze({ ln: 15, r: 8, p: 1 });
+const HASH_MIN_LN = 10; // --cost: below this a guess costs too little
+const HASH_MAX_LN = 20; // --cost: 128 · 8 · 2^20 = 1 GiB, the engine's bound
 
 /** Seconds that --idle-timeout may take: the engine's largest timer is 2^31 - 1 ms. */
 const MAX_IDLE_TIMEOUT_S = 2147483;
@@ -70,6 +78,8 @@ const OPTIONS = [
     help: 'exceptions to the refused ranges (e.g. 127.0.0.1 to reach a local server)' },
   { flag: '--allow-domain', key: 'allowDomains', type: 'list', arg: '<domains>', path: 'listeners[0].connect.allowDomains',
     help: 'only these domains and their subdomains may be reached' },
+  { flag: '--auth-file', key: 'authFile', type: 'string', arg: '<path>', path: 'listeners[0].connect.auth',
+    help: 'require Basic proxy authentication for the users in this file (lines user:$scrypt$...)' },
   { flag: '--workers', key: 'workers', type: 'integer', arg: '<n>', path: 'workerThreads',
     help: 'worker threads (default: the number of CPUs)' },
   { flag: '--quiet', key: 'quiet', type: 'boolean',
@@ -144,6 +154,7 @@ function usage() {
   return [
     'Usage: legato [options]',
     `       legato serve <config> [--check] [${SERVE_USAGE}]`,
+    '       legato hash-password [--cost <ln>]',
     '',
     'A forward proxy for HTTP CONNECT tunnels (HTTPS_PROXY=http://127.0.0.1:9999). It does not',
     'decrypt anything. `serve` starts the listeners of a config file (JSON with comments, or',
@@ -166,6 +177,10 @@ function usage() {
     'a second signal exits at once. SIGHUP reloads serve\'s config file; SIGUSR1 logs the',
     'metrics as one line and reopens the log file. FYNTR_* variables are accepted as aliases.',
     '',
+    '`hash-password` reads a password from stdin (on a terminal: asked twice, not echoed) and',
+    `prints its \$scrypt\$ line (default cost ln=${HASH_DEFAULT.ln},r=${HASH_DEFAULT.r},p=${HASH_DEFAULT.p}; --cost <ln> sets N = 2^ln, ${HASH_MIN_LN}-${HASH_MAX_LN}).`,
+    'An --auth-file holds one user:$scrypt$... per line; # starts a comment.',
+    '',
   ].join('\n');
 }
 
@@ -174,6 +189,7 @@ function shortUsage() {
   return [
     'Usage: legato [options]',
     `       legato serve <config> [--check] [${SERVE_USAGE}]`,
+    '       legato hash-password [--cost <ln>]',
     "Run 'legato --help' for the options.",
     '',
   ].join('\n');
@@ -205,6 +221,7 @@ function version() {
 function parseArgs(argv, env = {}) {
   if (argv.some((a) => HELP_FLAGS.includes(a))) return { command: 'help', values: {}, warnings: [] };
   if (argv.some((a) => VERSION_FLAGS.includes(a))) return { command: 'version', values: {}, warnings: [] };
+  if (argv[0] === 'hash-password') return { command: 'hash-password', cost: parseCost(argv.slice(1)), values: {}, warnings: [] };
 
   const fromFlags = {};
   const positional = [];
@@ -290,6 +307,18 @@ function parseArgs(argv, env = {}) {
   const serveValues = {};
   for (const key of SERVE_KEYS) if (values[key]) serveValues[key] = values[key];
   return { command: 'serve', file: positional[1], check, values: serveValues, warnings: [] };
+}
+
+/** hash-password's arguments: nothing, or --cost <ln> (--cost=<ln>). */
+function parseCost(args) {
+  let raw;
+  if (args.length === 1 && args[0].startsWith('--cost=')) raw = args[0].slice(7);
+  else if (args.length === 2 && args[0] === '--cost') raw = args[1];
+  else if (args.length !== 0) throw new UsageError(`hash-password takes only --cost <ln>, got '${clip(args.join(' '))}'`);
+  if (raw === undefined) return HASH_DEFAULT.ln;
+  const ln = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
+  if (!(ln >= HASH_MIN_LN && ln <= HASH_MAX_LN)) throw new UsageError(`--cost '${clip(raw)}' must be an integer ${HASH_MIN_LN}-${HASH_MAX_LN} (N = 2^ln; ${HASH_DEFAULT.ln} is 32 MiB)`);
+  return ln;
 }
 
 /** A comma list: items trimmed, empty items dropped; at least one item. */
@@ -378,9 +407,113 @@ function buildConfig(values, defaultDenyCidrs) {
   if (v('denyCidrs') !== undefined) c.denyCidrs = [...defaultDenyCidrs, ...v('denyCidrs')];
   if (v('allowCidrs') !== undefined) c.allowCidrs = v('allowCidrs');
   if (v('allowDomains') !== undefined) c.allowDomains = v('allowDomains');
+  if (v('authFile') !== undefined) c.auth = { users: readAuthFile(v('authFile'), values.authFile.via) };
   const config = { listeners: [listener] };
   if (v('workers') !== undefined) config.workerThreads = toNumber(v('workers'));
   return config;
+}
+
+/**
+ * Read an --auth-file: one `user:$scrypt$…` per line; blank lines and lines starting with '#'
+ * (after spaces) are ignored; spaces around a line are trimmed, CRLF accepted. The user is what
+ * precedes the first ':' (names cannot hold one), the hash the rest, checked by the engine's own
+ * parser here so an error names the file and line.
+ *
+ * @param {string} file The path.
+ * @param {string} via The flag or variable it came from (for messages).
+ * @returns {{ name: string, hash: string }[]}
+ * @throws {UsageError} An unreadable file, a bad line, a duplicate user, no user at all.
+ */
+function readAuthFile(file, via) {
+  const fs = require('fs');
+  const binding = require('./binding');
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${via} ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { showUsage: false });
+  }
+  const users = [];
+  const seen = new Map();
+  text.replace(/^\uFEFF/, '').split('\n').forEach((rawLine, i) => {
+    const line = rawLine.trim();
+    const where = `${file}:${i + 1}`;
+    if (line === '' || line.startsWith('#')) return;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new UsageError(`${where}: expected user:$scrypt$..., got no user name before ':'`, { showUsage: false });
+    const name = line.slice(0, colon);
+    const hash = line.slice(colon + 1);
+    // eslint-disable-next-line no-control-regex
+    if (Buffer.byteLength(name) > 255 || /[\x00-\x1f\x7f]/.test(name)) throw new UsageError(`${where}: the user name must be 1-255 bytes without control characters`, { showUsage: false });
+    const why = binding.parseScryptHash(hash);
+    if (why !== null) throw new UsageError(`${where}: the hash of '${clip(name)}' is not a $scrypt$ hash: ${why}`, { showUsage: false });
+    if (seen.has(name)) throw new UsageError(`${where}: user '${clip(name)}' already appears on line ${seen.get(name)}`, { showUsage: false });
+    seen.set(name, i + 1);
+    users.push({ name, hash });
+  });
+  if (users.length === 0) throw new UsageError(`${file}: no users (lines user:$scrypt$...)`, { showUsage: false });
+  return users;
+}
+
+/**
+ * `legato hash-password`: read a password and print its `$scrypt$` line on stdout. From a
+ * terminal it is asked twice without echo (raw mode) and must match; otherwise stdin is read to
+ * its end and one trailing newline (LF or CRLF) is dropped. An empty password is refused.
+ *
+ * @returns {Promise<number>} The exit code.
+ */
+async function hashPassword(ln, { stdin, stdout, stderr }) {
+  const crypto = require('crypto');
+  const say = (line) => stderr.write(`legato: ${line}\n`);
+  let password;
+  if (stdin.isTTY && typeof stdin.setRawMode === 'function') {
+    const first = await readHidden(stdin, stderr, 'Password: ');
+    const second = first === null ? null : await readHidden(stdin, stderr, 'Again: ');
+    if (first === null || second === null) { say('no password (interrupted)'); return EXIT.USAGE; }
+    if (first !== second) { say('the passwords do not match'); return EXIT.USAGE; }
+    password = first;
+  } else {
+    const chunks = [];
+    for await (const c of stdin) chunks.push(c);
+    password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  if (password === '') { say('the password is empty'); return EXIT.USAGE; }
+  const { r, p } = HASH_DEFAULT;
+  const salt = crypto.randomBytes(16);
+  const key = await new Promise((resolve, reject) => crypto.scrypt(password, salt, 32, { N: 2 ** ln, r, p, maxmem: 256 * 2 ** 20 + 128 * r * 2 ** ln }, (e, k) => (e ? reject(e) : resolve(k))));
+  const b64 = (buf) => buf.toString('base64').replace(/=+$/, '');
+  stdout.write(`$scrypt$ln=${ln},r=${r},p=${p}$${b64(salt)}$${b64(key)}\n`);
+  return EXIT.OK;
+}
+
+/** One line from a terminal without echo; null on Ctrl-C / Ctrl-D / end of input. */
+function readHidden(stdin, stderr, prompt) {
+  return new Promise((resolve) => {
+    stdin.setRawMode(true); // echo off before the prompt invites typing
+    stderr.write(prompt);
+    stdin.resume();
+    let text = '';
+    const done = (value) => {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.setRawMode(false);
+      stdin.pause();
+      stderr.write('\n');
+      resolve(value);
+    };
+    const onEnd = () => done(null);
+    const onData = (buf) => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(text);
+        if (ch === '\u0003' || ch === '\u0004') return done(null);
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
+        else text += ch;
+      }
+      return undefined;
+    };
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+  });
 }
 
 /**
@@ -441,6 +574,7 @@ async function main(argv, env = process.env, io = {}) {
     return EXIT.USAGE;
   }
   if (parsed.command === 'help') { stdout.write(usage()); return EXIT.OK; }
+  if (parsed.command === 'hash-password') return hashPassword(parsed.cost, { stdin: io.stdin || process.stdin, stdout, stderr });
   if (parsed.command === 'version') { stdout.write(`${version()}\n`); return EXIT.OK; }
 
   const v = (key) => (parsed.values[key] ? parsed.values[key].value : undefined);
@@ -472,6 +606,7 @@ async function main(argv, env = process.env, io = {}) {
   } catch (err) {
     if (err instanceof UsageError) {
       say(err.message);
+      if (!err.showUsage) return EXIT.USAGE;
     } else if (err.code === 'ERR_LEGATO_CONFIG') {
       say(describeConfigError(err, parsed.values, DEFAULT_DENY_CIDRS.length));
     } else {
@@ -507,6 +642,6 @@ async function main(argv, env = process.env, io = {}) {
 }
 
 module.exports = {
-  main, parseArgs, buildConfig, describeConfigError, usage, shortUsage, version, tunnelLine, isLoopbackIp,
+  main, parseArgs, buildConfig, readAuthFile, HASH_DEFAULT, describeConfigError, usage, shortUsage, version, tunnelLine, isLoopbackIp,
   UsageError, OPTIONS, FYNTR_ALIASES, FYNTR_IGNORED, FYNTR_REFUSED, EXIT, STOP_GRACE_MS,
 };

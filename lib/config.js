@@ -69,6 +69,7 @@ const DEFAULTS = Object.freeze({
   idleTimeoutMs: 60000,
   allowPorts: Object.freeze([443]),
   connectTimeoutMs: 10000,
+  authRealm: 'legato',
   suspendTimeoutMs: 30000,
   alpn: Object.freeze(['http/1.1']),
   ipAffinityTtlMs: 300000,
@@ -114,7 +115,9 @@ const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
 const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
-const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs'];
+const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'auth'];
+const AUTH_KEYS = ['realm', 'users'];
+const AUTH_USER_KEYS = ['name', 'hash'];
 /** How a route or decision uses its upstreams (normalizeDial). */
 const DIAL_KEYS = ['balance', 'connectTimeoutMs', 'retries', 'maxFails', 'failTimeoutMs', 'proxyProtocol', 'forwardFingerprint'];
 const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'metricsGroup', ...DIAL_KEYS];
@@ -281,6 +284,10 @@ function normalizeKeepalive(value, path) {
 function normalizeUpdate(update, current) {
   if (!isObject(update)) throw configTypeError('update must be an object');
   for (const key of Object.keys(update)) {
+    if (key === 'listeners' && Array.isArray(update.listeners)) {
+      const i = update.listeners.findIndex((l) => isObject(l) && isObject(l.connect) && l.connect.auth != null);
+      if (i >= 0) throw configRangeError(`listeners[${i}].connect.auth cannot be changed by updateConfig (users are fixed while the proxy runs; create a new Proxy)`);
+    }
     if (FIXED_KEYS.includes(key)) {
       throw configRangeError(`${key} cannot be changed by updateConfig (only routes and protection can; create a new Proxy)`);
     }
@@ -606,6 +613,7 @@ function normalizeListener(value, path, topProtection) {
  *    '*.' stripped; 'example.com' stands for the domain and all its subdomains. When non-empty
  *    only these domains may be reached. IP literals are refused here (use allowCidrs).
  *  - `connectTimeoutMs` [10000]: integer 1-600000, one deadline for the whole dial.
+ *  - `auth` [null]: Basic proxy authentication (see normalizeAuth).
  *
  * @param {unknown} value The `connect` option (undefined or null: all defaults).
  * @param {string} path Its path.
@@ -632,7 +640,59 @@ function normalizeConnect(value, path) {
   const rawDomains = get(obj, 'allowDomains');
   const allowDomains = rawDomains === undefined ? [] : stringList(rawDomains, `${path}.allowDomains`, normalizeDomain);
   const connectTimeoutMs = optInteger(get(obj, 'connectTimeoutMs'), `${path}.connectTimeoutMs`, 1, LIMITS.maxConnectTimeoutMs, DEFAULTS.connectTimeoutMs);
-  return { allowPorts, defaultAllowPort, denyCidrs, allowCidrs, allowDomains, connectTimeoutMs };
+  const auth = normalizeAuth(get(obj, 'auth'), `${path}.auth`);
+  return { allowPorts, defaultAllowPort, denyCidrs, allowCidrs, allowDomains, connectTimeoutMs, auth };
+}
+
+/**
+ * A connect listener's Basic proxy authentication (RFC 7617):
+ *  - `realm` ['legato']: 1-128 printable ASCII characters without '"' or '\', sent in
+ *    `Proxy-Authenticate: Basic realm="…"`.
+ *  - `users` (required): 1-10000 `{ name, hash }`; name 1-255 bytes of UTF-8 without ':' or
+ *    control characters, unique; hash a `$scrypt$ln=…,r=…,p=…$salt$hash` string, checked by the
+ *    engine's own parser (binding.parseScryptHash) so this file and the engine cannot disagree.
+ * Users are fixed while the proxy runs (updateConfig cannot change listeners).
+ *
+ * @param {unknown} value The `auth` option (undefined or null: no authentication).
+ * @param {string} path Its path.
+ * @returns {{ realm: string, users: { name: string, hash: string }[] } | null}
+ */
+function normalizeAuth(value, path) {
+  const obj = optObject(value, path, AUTH_KEYS);
+  if (obj === undefined) return null;
+  const rawRealm = get(obj, 'realm');
+  let realm = DEFAULTS.authRealm;
+  if (rawRealm !== undefined) {
+    if (typeof rawRealm !== 'string') throw configTypeError(`${path}.realm must be a string`);
+    if (rawRealm.length < 1 || rawRealm.length > LIMITS.maxAuthRealmLength || !/^[\x20-\x7e]*$/.test(rawRealm) || /["\\]/.test(rawRealm)) {
+      throw configRangeError(`${path}.realm must be 1-${LIMITS.maxAuthRealmLength} printable ASCII characters without '"' or '\\'`);
+    }
+    realm = rawRealm;
+  }
+  const rawUsers = get(obj, 'users');
+  if (rawUsers === undefined) throw configTypeError(`${path}.users is required`);
+  checkArray(rawUsers, `${path}.users`, 1, LIMITS.maxAuthUsers);
+  const users = [];
+  const seen = new Map();
+  for (let i = 0; i < rawUsers.length; i++) {
+    const upath = `${path}.users[${i}]`;
+    const u = object(rawUsers[i], upath, AUTH_USER_KEYS);
+    const name = get(u, 'name');
+    if (typeof name !== 'string') throw configTypeError(`${upath}.name must be a string`);
+    const bytes = Buffer.byteLength(name);
+    // eslint-disable-next-line no-control-regex
+    if (bytes < 1 || bytes > LIMITS.maxAuthNameLength || name.includes(':') || /[\x00-\x1f\x7f]/.test(name)) {
+      throw configRangeError(`${upath}.name must be 1-${LIMITS.maxAuthNameLength} bytes without ':' or control characters`);
+    }
+    if (seen.has(name)) throw configRangeError(`${upath}.name '${clip(name)}' duplicates ${path}.users[${seen.get(name)}]`);
+    seen.set(name, i);
+    const hash = get(u, 'hash');
+    if (typeof hash !== 'string') throw configTypeError(`${upath}.hash must be a string`);
+    const why = binding.parseScryptHash(hash);
+    if (why !== null) throw configRangeError(`${upath}.hash is not a $scrypt$ hash: ${why}`);
+    users.push({ name, hash });
+  }
+  return { realm, users };
 }
 
 /**

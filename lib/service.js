@@ -138,7 +138,8 @@ function tunnelLine(t) {
 
 /**
  * Log the startup line of each listener, and the warning for a forward proxy reachable from
- * other machines (it has no authentication).
+ * other machines (anyone may use it without connect.auth; with it, Basic credentials cross the
+ * network in clear text).
  * @param {import('./proxy').Proxy} proxy Started.
  * @param {'proxy' | 'serve'} command
  * @param {(line: string) => void} say
@@ -147,8 +148,10 @@ async function announce(proxy, command, say) {
   const metrics = proxy.metrics();
   const workers = Array.isArray(metrics.workers) ? metrics.workers.length : 0;
   const workerText = workers ? `, ${workers} worker${workers === 1 ? '' : 's'}` : '';
-  for (const a of proxy.addresses()) {
+  const listeners = proxy._config ? proxy._config.listeners : [];
+  for (const [i, a] of proxy.addresses().entries()) {
     const where = hostPort(a.host, a.port);
+    const auth = listeners[i] && listeners[i].connect ? listeners[i].connect.auth : null;
     if (command === 'proxy') {
       const hintHost = a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host;
       say(`listening on ${where} (forward proxy${workerText}): HTTPS_PROXY=http://${hostPort(hintHost, a.port)}`);
@@ -156,7 +159,11 @@ async function announce(proxy, command, say) {
       say(`listening on ${where} (${a.kind}${workerText})`);
     }
     if (a.kind === 'connect' && !(await bindsLoopbackOnly(a.host))) {
-      say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: anyone who can connect can use it`);
+      if (auth) {
+        say(`warning: the forward proxy on ${where} is reachable beyond this machine; it requires Basic authentication, whose credentials cross the network in clear text (use it on a trusted network or inside a tunnel)`);
+      } else {
+        say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: anyone who can connect can use it`);
+      }
     }
   }
 }

@@ -31,6 +31,7 @@
 #endif
 #include <node_api.h>
 
+#include "lg_auth.h"
 #include "lg_engine.h"
 #include "lg_jsconf.h"
 #include "lg_limits.h"
@@ -864,6 +865,38 @@ static napi_value name_norm(napi_env env, napi_callback_info info)
     return result;
 }
 
+/* parseScryptHash(text): null when text is a valid `$scrypt$` hash (lg_auth's parser, the one the
+ * engine uses), else the reason it is not. */
+static napi_value parse_scrypt_hash(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1], v;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    char text[LG_AUTH_HASH_TEXT_MAX + 2];
+    size_t len = 0;
+    const char *why = "it is not a string";
+    lg_scrypt_t parsed;
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1 && napi_typeof(env, argv[0], &t) == napi_ok && t == napi_string &&
+        napi_get_value_string_utf8(env, argv[0], text, sizeof(text), &len) == napi_ok) {
+        why = NULL;
+        if (strlen(text) != len) {
+            why = "it contains NUL";
+        } else if (len > LG_AUTH_HASH_TEXT_MAX) {
+            why = "longer than 256 bytes";
+        } else if (lg_auth_parse_hash(text, len, &parsed, &why) == 0) {
+            why = NULL;
+        }
+        lg_auth_wipe(&parsed, sizeof(parsed));
+    }
+    if (why == NULL) {
+        NAPI_CALL(env, napi_get_null(env, &v));
+    } else {
+        NAPI_CALL(env, napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &v));
+    }
+    return v;
+}
+
 /* The hard bounds of the options (lg_limits.h): { jsName: value }, frozen. */
 static napi_value limits_object(napi_env env)
 {
@@ -959,6 +992,9 @@ static napi_value init(napi_env env, napi_value exports)
     NAPI_CALL(env, napi_set_named_property(env, exports, "limits", limits));
     NAPI_CALL(env, napi_create_function(env, "nameNorm", NAPI_AUTO_LENGTH, name_norm, NULL, &fn));
     NAPI_CALL(env, napi_set_named_property(env, exports, "nameNorm", fn));
+    NAPI_CALL(env, napi_create_function(env, "parseScryptHash", NAPI_AUTO_LENGTH, parse_scrypt_hash,
+                                        NULL, &fn));
+    NAPI_CALL(env, napi_set_named_property(env, exports, "parseScryptHash", fn));
 #ifdef LG_FAULT_INJECTION
     napi_value faults = faults_object(env);
     if (faults == NULL) return NULL;

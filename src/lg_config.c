@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define PATH_MAX_LEN 128 /* bytes of an option path in a message (indexes are < 2^32) */
@@ -102,6 +103,9 @@ void lg_src_listener_free(lg_src_listener_t *l)
     strings_free(&l->connect.deny_cidrs);
     strings_free(&l->connect.allow_cidrs);
     strings_free(&l->connect.allow_domains);
+    lg_free(l->connect.auth_realm);
+    strings_free(&l->connect.auth_names);
+    strings_free(&l->connect.auth_hashes);
     memset(l, 0, sizeof(*l));
 }
 
@@ -167,6 +171,85 @@ static int build_cidr_set(const lg_src_strings_t *list, lg_cidr_set_t *set, cons
     return 0;
 }
 
+/* Fill buf with n random bytes from the kernel. Returns 0 or -EIO. */
+static int random_bytes(uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -EIO;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void auth_free(lg_auth_t *a)
+{
+    if (a == NULL) return;
+    lg_free(a->users);
+    lg_auth_wipe(a, sizeof(*a));
+    lg_free(a);
+}
+
+/* A connect listener's user table (connect.auth): hashes parsed by lg_auth, names sorted. */
+static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const char *path,
+                      lg_cfgerr_t *err)
+{
+    size_t n = cn->auth_names.n;
+    if (n == 0 || n > LG_AUTH_MAX_USERS || cn->auth_hashes.n != n) {
+        return RANGE(err, "%s.auth.users must have 1-%d entries", path, LG_AUTH_MAX_USERS);
+    }
+    lg_auth_t *a = lg_calloc(1, sizeof(*a));
+    if (a == NULL || (a->users = lg_calloc(n, sizeof(*a->users))) == NULL) {
+        auth_free(a);
+        return RANGE(err, "%s.auth: out of memory", path);
+    }
+    const char *realm = cn->auth_realm != NULL ? cn->auth_realm : "legato";
+    int len = lg_auth_response(realm, a->response);
+    if (len < 0) {
+        auth_free(a);
+        return RANGE(err,
+                     "%s.auth.realm must be 1-%d printable ASCII characters without '\"' or "
+                     "'\\'",
+                     path, LG_AUTH_REALM_MAX);
+    }
+    a->response_len = (size_t)len;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = cn->auth_names.v[i], *hash = cn->auth_hashes.v[i], *why = NULL;
+        size_t nl = strlen(name);
+        if (nl == 0 || nl > LG_AUTH_NAME_MAX || strchr(name, ':') != NULL) {
+            auth_free(a);
+            return RANGE(err, "%s.auth.users[%zu].name must be 1-%d bytes without ':'", path, i,
+                         LG_AUTH_NAME_MAX);
+        }
+        memcpy(a->users[i].name, name, nl + 1);
+        a->users[i].name_len = nl;
+        if (lg_auth_parse_hash(hash, strlen(hash), &a->users[i].hash, &why) != 0) {
+            auth_free(a);
+            return RANGE(err, "%s.auth.users[%zu].hash is not a $scrypt$ hash: %s", path, i, why);
+        }
+    }
+    /* The dummy an unknown user is checked against: the first user's cost (so a wrong name
+     * costs what a wrong password does), a random salt and a random hash. */
+    a->dummy = a->users[0].hash;
+    if (random_bytes(a->dummy.salt, a->dummy.salt_len) != 0 ||
+        random_bytes(a->dummy.hash, a->dummy.hash_len) != 0 ||
+        random_bytes(a->cache_salt, sizeof(a->cache_salt)) != 0) {
+        auth_free(a);
+        return RANGE(err, "%s.auth: no random bytes from the kernel", path);
+    }
+    size_t dup = 0;
+    if (lg_auth_sort_users(a->users, n, &dup) != 0) {
+        RANGE(err, "%s.auth.users: user '%s' appears twice", path, a->users[dup].name);
+        auth_free(a);
+        return -1;
+    }
+    a->n_users = n;
+    lc->auth = a;
+    return 0;
+}
+
 /* A connect listener's destination policy and deadline. */
 static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const char *lpath,
                          lg_cfgerr_t *err)
@@ -212,6 +295,7 @@ static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, con
         goto out;
     }
     lc->head_limit = lg_config_head_limit(lc->max_connections);
+    if (cn->has_auth && build_auth(cn, lc, path, err) != 0) goto out;
     rc = 0;
 out:
     lg_free(ports);
@@ -332,6 +416,8 @@ void lg_config_free(lg_config_t *c)
         lg_free(c->listeners[i].host);
         c->listeners[i].host = NULL;
         lg_policy_free(&c->listeners[i].policy);
+        auth_free(c->listeners[i].auth);
+        c->listeners[i].auth = NULL;
         lg_cidr_set_free(&c->listeners[i].trusted);
     }
     c->n_listeners = 0;

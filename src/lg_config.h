@@ -24,6 +24,7 @@
 #define LG_CONFIG_H
 
 #include "lg_affinity.h"
+#include "lg_auth.h"
 #include "lg_balancer.h"
 #include "lg_common.h"
 #include "lg_ja.h"
@@ -141,6 +142,9 @@ typedef struct lg_src_connect_s {
     size_t n_allow_ports;
     lg_src_strings_t deny_cidrs, allow_cidrs, allow_domains;
     uint64_t connect_timeout_ms;
+    bool has_auth;                            /* connect.auth given */
+    char *auth_realm;                         /* connect.auth.realm */
+    lg_src_strings_t auth_names, auth_hashes; /* connect.auth.users[i].name / .hash */
 } lg_src_connect_t;
 
 typedef struct lg_src_listener_s {
@@ -321,6 +325,7 @@ typedef struct lg_listener_conf_s {
     lg_policy_t policy;          /* destination policy */
     uint32_t connect_timeout_ms; /* resolve + dial deadline from the end of the head */
     uint32_t head_limit;         /* connections in their head at once (lg_config_head_limit) */
+    lg_auth_t *auth;             /* Basic proxy authentication (owned); NULL: none */
     /* PROXY protocol input (both kinds) */
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */

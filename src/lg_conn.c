@@ -7,6 +7,7 @@
  *   PROXY       the deadline of the state that follows, from accept (the header is part of it)
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
  *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
+ *   AUTH        head complete + LG_VERIFY_TIMEOUT_MS (→ 503, refusedAuthBusy)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
  *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
  *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
@@ -43,7 +44,9 @@ static const uint16_t LEGAL[LG_CONN_N_STATES] = {
     [LG_CONN_PROXY] = B(LG_CONN_HELLO) | B(LG_CONN_HEAD) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_HELLO] = B(LG_CONN_SUSPENDED) | B(LG_CONN_HANDSHAKE) | B(LG_CONN_CONNECTING) |
                       B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
-    [LG_CONN_HEAD] =
+    [LG_CONN_HEAD] = B(LG_CONN_AUTH) | B(LG_CONN_RESOLVING) | B(LG_CONN_CONNECTING) |
+                     B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
+    [LG_CONN_AUTH] =
         B(LG_CONN_RESOLVING) | B(LG_CONN_CONNECTING) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_RESOLVING] = B(LG_CONN_CONNECTING) | B(LG_CONN_LINGER) | B(LG_CONN_CLOSING),
     [LG_CONN_SUSPENDED] =
@@ -140,6 +143,9 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         break;
     case LG_CONN_HEAD:
         arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
+        break;
+    case LG_CONN_AUTH:
+        arm(c, LG_VERIFY_TIMEOUT_MS);
         break;
     case LG_CONN_RESOLVING:
     case LG_CONN_CONNECTING:
@@ -371,6 +377,8 @@ void lg_conn_close(lg_conn_t *c)
     lg_relay_stop(&c->relay);
     lg_resolve_cancel(c->resolve);
     c->resolve = NULL;
+    lg_verify_cancel(c->verify);
+    c->verify = NULL;
     lg_dial_cancel(c->dialer);
     c->dialer = NULL;
     if (c->uptls != NULL && c->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
@@ -1571,6 +1579,11 @@ static void respond(lg_conn_t *c, int status)
     head_free(c);
     size_t len = 0;
     const char *text = lg_connect_response(status, &len);
+    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
+    if (status == 407 && auth != NULL) {
+        text = auth->response; /* fixed per listener: it names the realm */
+        len = auth->response_len;
+    }
     c->resp_len = (uint16_t)len;
     if (lg_relay_copy(&c->relay, &c->relay.u2c, (const uint8_t *)text, len) != 0) {
         out_of_memory(c);
@@ -1607,20 +1620,14 @@ static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status
     tunnel_dial(c, ok, n_ok);
 }
 
-/* The head is complete: judge the target, then resolve or dial it. */
-static void on_head(lg_conn_t *c)
+/* The client may go on (authenticated, or no auth configured): judge the target, then resolve
+ * or dial it. */
+static void to_policy(lg_conn_t *c)
 {
     const lg_http_req_t *req = &c->head->req;
     const lg_listener_conf_t *lc = &c->w->conf->listeners[c->lis];
     lg_counters_t *cnt = counters(c);
-    uv_read_stop((uv_stream_t *)&c->client);
-    leave_head(c);
     c->deadline = now_ms(c) + lc->connect_timeout_ms;
-    c->tunnel = lg_connect_tunnel_new(req);
-    if (c->tunnel == NULL) {
-        out_of_memory(c);
-        return;
-    }
     lg_sockaddr_t addr;
     int reason = 0;
     switch (lg_connect_judge(&lc->policy, req, &addr, &reason)) {
@@ -1642,6 +1649,74 @@ static void on_head(lg_conn_t *c)
     } else if (rc != 0) {
         LG_COUNT(cnt, upstream_connect_failures, 1);
         respond(c, 502);
+    }
+}
+
+/* The verdict on the credentials (lg_verify). */
+static void auth_done(void *arg, bool ok)
+{
+    lg_conn_t *c = arg;
+    c->verify = NULL;
+    if (ok) {
+        to_policy(c);
+        return;
+    }
+    LG_COUNT(counters(c), auth_failures, 1);
+    respond(c, 407);
+}
+
+/*
+ * Check the Proxy-Authorization of a complete head before the destination policy (so a client
+ * without credentials learns nothing about what the policy allows): no field → 407; malformed,
+ * too long, unknown user or wrong password → 407 counted in authFailures; a cached success goes
+ * on at once; otherwise scrypt runs on the thread pool (AUTH) and auth_done continues.
+ */
+static void auth_check(lg_conn_t *c)
+{
+    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
+    lg_http_req_t *req = &c->head->req;
+    lg_counters_t *cnt = counters(c);
+    if (!req->has_auth) {
+        respond(c, 407);
+        return;
+    }
+    lg_auth_cred_t cred;
+    uint8_t *value = c->head->buf + req->auth_off;
+    int why =
+        req->auth_too_long ? LG_AUTH_E_TOO_LONG : lg_auth_parse_basic(value, req->auth_len, &cred);
+    lg_auth_wipe(value, req->auth_len); /* the encoded password is not needed any more */
+    if (why != LG_AUTH_OK) {
+        LG_COUNT(cnt, auth_failures, 1);
+        respond(c, 407);
+        return;
+    }
+    int rc = lg_verify_start(c->w, c->lis, auth, &cred, auth_done, c, &c->verify);
+    if (rc == LG_VERIFY_CACHED) {
+        to_policy(c);
+    } else if (rc == -EBUSY) {
+        LG_COUNT(cnt, refused_auth_busy, 1); /* LG_VERIFY_MAX_JOBS verifications in flight */
+        respond(c, 503);
+    } else if (rc != 0) {
+        out_of_memory(c);
+    } else {
+        set_state(c, LG_CONN_AUTH);
+    }
+}
+
+/* The head is complete: authenticate (when configured), then judge the target. */
+static void on_head(lg_conn_t *c)
+{
+    uv_read_stop((uv_stream_t *)&c->client);
+    leave_head(c);
+    c->tunnel = lg_connect_tunnel_new(&c->head->req);
+    if (c->tunnel == NULL) {
+        out_of_memory(c);
+        return;
+    }
+    if (c->w->conf->listeners[c->lis].auth != NULL) {
+        auth_check(c);
+    } else {
+        to_policy(c);
     }
 }
 
@@ -1810,6 +1885,12 @@ static void on_timer(uv_timer_t *t)
         break;
     case LG_CONN_HEAD:
         respond(c, 408);
+        break;
+    case LG_CONN_AUTH:
+        lg_verify_cancel(c->verify);
+        c->verify = NULL;
+        LG_COUNT(counters(c), refused_auth_busy, 1); /* no verdict within LG_VERIFY_TIMEOUT_MS */
+        respond(c, 503);
         break;
     case LG_CONN_RESOLVING:
         LG_COUNT(counters(c), upstream_connect_failures, 1);

@@ -6,8 +6,8 @@
  * Ownership: created by the worker that accepted the client socket and touched only by that
  * thread. It holds one reference to the config snapshot it was accepted under, for its whole
  * life. Each phase owns its state, allocated for the phase and freed when it ends: the ClientHello
- * context (HELLO), the CONNECT head (HEAD), the suspend context (SUSPENDED), the resolver and the
- * dialer (RESOLVING, CONNECTING), the TLS state (from HANDSHAKE to the end).
+ * context (HELLO), the CONNECT head (HEAD, kept through AUTH), the suspend context (SUSPENDED), the
+ * resolver and the dialer (RESOLVING, CONNECTING), the TLS state (from HANDSHAKE to the end).
  *
  * Closing is deferred (Redis's freeClientAsync, nginx's posted events): lg_conn_close() marks the
  * connection CLOSING, stops everything that could call back into it (reads, its timer, the
@@ -32,6 +32,7 @@
 #include "lg_resolve.h"
 #include "lg_suspend.h"
 #include "lg_tls.h"
+#include "lg_verify.h"
 #include "lg_wctx.h"
 
 /* Connection states; each has exactly one deadline (the connection's timer). */
@@ -40,6 +41,8 @@ typedef enum {
                            accept (accept + tlsHandshakeTimeoutMs, or accept + 10 s) */
     LG_CONN_HELLO,      /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
+    LG_CONN_AUTH,       /* connect: Proxy-Authorization being verified (lg_verify); deadline:
+                           head + LG_VERIFY_TIMEOUT_MS (→ 503) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
     LG_CONN_SUSPENDED,  /* held for a JS decision (lg_suspend); deadline: suspendTimeoutMs */
     LG_CONN_HANDSHAKE,  /* tls termination: handshake running, upstream dialled in parallel;
@@ -106,22 +109,23 @@ struct lg_conn_s {
 
     uv_tcp_t client;
     uv_timer_t timer;
-    lg_upsock_t *up;         /* the connected upstream socket */
-    lg_dialer_t *dialer;     /* CONNECTING (and HANDSHAKE): until it reports */
-    lg_resolve_t *resolve;   /* RESOLVING */
-    lg_hello_ctx_t *hello;   /* HELLO */
-    lg_connect_head_t *head; /* HEAD (and until the tunnel is up: pipelined bytes) */
-    lg_suspend_ctx_t *held;  /* SUSPENDED */
-    lg_tls_t *tls;           /* terminating routes, from HANDSHAKE on */
-    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
-    lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
-    lg_proxyin_t *proxyin;   /* PROXY */
-    lg_dialctx_t *dial;      /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
-    lg_ppctx_t *pp;          /* HANDSHAKE on a terminated route that sends a PROXY header */
-    lg_upshared_t *upstream; /* the upstream chosen: one active reference, released at free */
-    lg_tls_t *uptls;         /* TLS toward the upstream (client side), from its connect on */
-    lg_upside_t *upside;     /* terminated connection on a route with TLS upstreams */
-    lg_routestat_t *rstat;   /* the configured route's figures, once routed */
+    lg_upsock_t *up;          /* the connected upstream socket */
+    lg_dialer_t *dialer;      /* CONNECTING (and HANDSHAKE): until it reports */
+    lg_resolve_t *resolve;    /* RESOLVING */
+    lg_verify_wait_t *verify; /* AUTH: until the verdict */
+    lg_hello_ctx_t *hello;    /* HELLO */
+    lg_connect_head_t *head;  /* HEAD (and until the tunnel is up: pipelined bytes) */
+    lg_suspend_ctx_t *held;   /* SUSPENDED */
+    lg_tls_t *tls;            /* terminating routes, from HANDSHAKE on */
+    lg_route_t *decision;     /* a resolved suspended connection's route (owned) */
+    lg_tunnel_t *tunnel;      /* connect: the target, from the end of the head */
+    lg_proxyin_t *proxyin;    /* PROXY */
+    lg_dialctx_t *dial;       /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
+    lg_ppctx_t *pp;           /* HANDSHAKE on a terminated route that sends a PROXY header */
+    lg_upshared_t *upstream;  /* the upstream chosen: one active reference, released at free */
+    lg_tls_t *uptls;          /* TLS toward the upstream (client side), from its connect on */
+    lg_upside_t *upside;      /* terminated connection on a route with TLS upstreams */
+    lg_routestat_t *rstat;    /* the configured route's figures, once routed */
     lg_relay_t relay;
     lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
     lg_admission_t adm; /* what protection counted for it (released at free) */

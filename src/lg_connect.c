@@ -76,6 +76,9 @@ void lg_connect_count_status(lg_counters_t *cnt, int status)
     case 405:
         LG_COUNT(cnt, status_405, 1);
         break;
+    case 407:
+        LG_COUNT(cnt, status_407, 1);
+        break;
     case 408:
         LG_COUNT(cnt, status_408, 1);
         break;

@@ -11,7 +11,9 @@
  *
  * RFC 9110 §9.3.6 (CONNECT), RFC 9112 §3.2.3 (authority form). Statuses: malformed → 400, not
  * CONNECT → 405, request line too long → 414, header limits → 431, bad version → 505, head not
- * complete in LG_CONNECT_HEAD_TIMEOUT_MS → 408; policy refusal → 403; lookup or dial failure → 502;
+ * complete in LG_CONNECT_HEAD_TIMEOUT_MS → 408; missing or wrong Proxy-Authorization on a listener
+ * with connect.auth → 407 (the listener's own text naming its realm, lg_auth), no verification
+ * slot or verdict in time → 503 (lg_verify); policy refusal → 403; lookup or dial failure → 502;
  * dial deadline → 504; over capacity → 503. Every response is a fixed text with
  * `Connection: close` that never echoes the request.
  */

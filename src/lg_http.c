@@ -63,7 +63,8 @@ enum {
 };
 
 static const char http_connect[] = "CONNECT";
-static const char http_version[] = "HTTP/"; /* then DIGIT "." DIGIT */
+static const char http_version[] = "HTTP/";                 /* then DIGIT "." DIGIT */
+static const char http_auth_name[] = "proxy-authorization"; /* RFC 9110 §11.7.2, lower case */
 
 /* Offsets within "HTTP/D.D" (version_idx), after the five bytes of http_version. */
 #define HTTP_V_MAJOR 5 /* the major digit */
@@ -282,6 +283,16 @@ static int http_field_byte(lg_http_parser_t *p)
     return LG_AGAIN;
 }
 
+/* The line holding the first Proxy-Authorization field has ended: record its trimmed value. */
+static void http_auth_done(lg_http_parser_t *p)
+{
+    p->in_auth = false;
+    p->req.has_auth = true;
+    p->req.auth_off = p->value_end == 0 ? 0 : p->value_off;
+    p->req.auth_len = p->value_end == 0 ? 0 : p->value_end - p->value_off;
+    p->req.auth_too_long = p->req.auth_len > LG_HTTP_MAX_AUTH;
+}
+
 /* Feed one byte at offset `pos` of `buf`. Returns LG_AGAIN to continue, or the decision. */
 static int http_byte(lg_http_parser_t *p, const uint8_t *buf, size_t pos)
 {
@@ -339,6 +350,8 @@ static int http_byte(lg_http_parser_t *p, const uint8_t *buf, size_t pos)
         if (http_field_byte(p) != LG_AGAIN) return LG_ERROR;
         if (c == ' ' || c == '\t') return http_bad(p, c, "obs-fold header line");
         if (!http_tchar(c)) return http_bad(p, c, "bad header name");
+        p->name_idx = 1;
+        p->name_match = http_lower(c) == http_auth_name[0];
         p->state = HS_FIELD_NAME;
         return LG_AGAIN;
 
@@ -347,24 +360,33 @@ static int http_byte(lg_http_parser_t *p, const uint8_t *buf, size_t pos)
         if (http_field_byte(p) != LG_AGAIN) return LG_ERROR;
         if (c == ':') {
             p->state = HS_FIELD_VALUE;
+            p->in_auth =
+                p->name_match && p->name_idx == sizeof(http_auth_name) - 1 && !p->req.has_auth;
+            p->value_off = p->value_end = 0;
             return LG_AGAIN;
         }
         if (c == ' ' || c == '\t') return http_bad(p, c, "whitespace before colon");
         if (!http_tchar(c)) return http_bad(p, c, "bad header name");
+        if (p->name_match) {
+            p->name_match = p->name_idx < sizeof(http_auth_name) - 1 &&
+                            http_lower(c) == http_auth_name[p->name_idx];
+            p->name_idx++;
+        }
         return LG_AGAIN;
 
     case HS_FIELD_VALUE:
-        if (c == '\r') {
-            p->state = HS_FIELD_CR;
-            return LG_AGAIN;
-        }
-        if (c == '\n') {
-            p->state = HS_FIELD_START;
+        if (eol) {
+            if (p->in_auth) http_auth_done(p);
+            p->state = c == '\r' ? HS_FIELD_CR : HS_FIELD_START;
             return LG_AGAIN;
         }
         if (http_field_byte(p) != LG_AGAIN) return LG_ERROR;
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return http_bad(p, c, "control byte in header value");
+        }
+        if (p->in_auth && c != ' ' && c != '\t') {
+            if (p->value_end == 0) p->value_off = pos;
+            p->value_end = pos + 1;
         }
         return LG_AGAIN;
 

@@ -33,6 +33,10 @@
  *                                     RFC 9112 §5.2)
  *   target       = host ":" port / "[" IPv6 "]" ":" port          (authority-form, §3.2.3)
  *
+ * Proxy-Authorization: the value of the first field with that name (any case) is recorded as
+ * offsets into the buffer, surrounding spaces and tabs trimmed; it is not interpreted here
+ * (lg_auth does), and a value longer than LG_HTTP_MAX_AUTH bytes only sets auth_too_long.
+ *
  * Status codes:
  *   405  the method is a well-formed token but not exactly "CONNECT" (case-sensitive,
  *        RFC 9110 §9.1); decided at the space that ends it, so the rest of the line is not read.
@@ -71,6 +75,9 @@
 #define LG_HTTP_MAX_LEADING_EOLS  4     /* empty lines ignored before the request line (§2.2) */
 #define LG_HTTP_MAX_HOST          253   /* bytes of a DNS name without its trailing dot */
 #define LG_HTTP_EOL_MAX           2     /* bytes of a line end (CRLF) */
+#define LG_HTTP_MAX_AUTH                                                                           \
+    1024 /* bytes of a Proxy-Authorization value (trimmed); more                                   \
+            sets auth_too_long (the caller answers 407) */
 
 /*
  * The largest head that can be valid or still incomplete, line ends included: the caller's
@@ -93,6 +100,12 @@ typedef struct lg_http_req_s {
     uint16_t port;     /* 1..65535 */
     int version_minor; /* 0 or 1 (HTTP/1.0, HTTP/1.1) */
     size_t head_len;   /* on LG_OK: bytes of the whole head, terminating empty line included */
+    /* The first Proxy-Authorization field (name in any case; RFC 9110 §11.7.2), as offsets into
+     * the caller's buffer (no copy): its value with surrounding SP/HTAB trimmed. Later fields of
+     * that name are ignored. auth_too_long: the trimmed value exceeds LG_HTTP_MAX_AUTH bytes. */
+    bool has_auth;
+    bool auth_too_long;
+    size_t auth_off, auth_len;
 } lg_http_req_t;
 
 /* Resumable parser state. Owned by the connection; no resources, nothing to free. */
@@ -110,6 +123,11 @@ typedef struct lg_http_parser_s {
     int target_state;     /* where the target's next byte goes */
     unsigned version_idx; /* bytes of "HTTP/D.D" matched so far */
     int major, minor;
+    unsigned name_idx; /* bytes of the current field name matched against "proxy-authorization" */
+    bool name_match;   /* the field name so far is a prefix of it */
+    bool in_auth;      /* inside the value of the first Proxy-Authorization field */
+    size_t value_off;  /* in_auth: offset of the first non-blank value byte (0: none yet) */
+    size_t value_end;  /* in_auth: offset just past the last non-blank value byte */
     lg_http_req_t req; /* filled as the head is parsed, copied out when decided */
 } lg_http_parser_t;
 

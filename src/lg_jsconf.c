@@ -360,6 +360,39 @@ static int read_keepalive(napi_env env, napi_value cfg, lg_src_t *out)
                : 0;
 }
 
+/* connect.auth: null, or { realm, users: [{ name, hash }] } (normalised by lib/config.js). */
+static int read_auth(napi_env env, napi_value cn, lg_src_connect_t *out, const char *path)
+{
+    char apath[PATH_MAX_LEN + 16];
+    snprintf(apath, sizeof(apath), "%s.auth", path);
+    napi_value a, users;
+    uint32_t n;
+    if (get_optional_object(env, cn, "auth", &a, &out->has_auth, path) != 0) return -1;
+    if (!out->has_auth) return 0;
+    if (get_string(env, a, "realm", &out->auth_realm, apath) != 0 ||
+        get_array(env, a, "users", &users, &n, apath) != 0) {
+        return -1;
+    }
+    if (n == 0) return 0; /* refused by lg_config with the path */
+    out->auth_names.v = lg_calloc(n, sizeof(char *));
+    out->auth_hashes.v = lg_calloc(n, sizeof(char *));
+    if (out->auth_names.v == NULL || out->auth_hashes.v == NULL) {
+        return bug(env, "%s: out of memory", apath);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value u;
+        char upath[PATH_MAX_LEN + 48];
+        snprintf(upath, sizeof(upath), "%s.users[%u]", apath, i);
+        if (element(env, users, i, &u, apath, "users") != 0) return -1;
+        if (!is_type(env, u, napi_object)) return bug(env, "%s must be an object", upath);
+        if (get_string(env, u, "name", &out->auth_names.v[i], upath) != 0) return -1;
+        out->auth_names.n = i + 1;
+        if (get_string(env, u, "hash", &out->auth_hashes.v[i], upath) != 0) return -1;
+        out->auth_hashes.n = i + 1;
+    }
+    return 0;
+}
+
 static int read_connect(napi_env env, napi_value l, lg_src_connect_t *out, const char *lpath)
 {
     char path[PATH_MAX_LEN];
@@ -386,7 +419,8 @@ static int read_connect(napi_env env, napi_value l, lg_src_connect_t *out, const
     }
     return get_strings(env, cn, "denyCidrs", &out->deny_cidrs, path) != 0 ||
                    get_strings(env, cn, "allowCidrs", &out->allow_cidrs, path) != 0 ||
-                   get_strings(env, cn, "allowDomains", &out->allow_domains, path) != 0
+                   get_strings(env, cn, "allowDomains", &out->allow_domains, path) != 0 ||
+                   read_auth(env, cn, out, path) != 0
                ? -1
                : 0;
 }

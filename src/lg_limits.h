@@ -9,6 +9,7 @@
 #ifndef LG_LIMITS_H
 #define LG_LIMITS_H
 
+#include "lg_auth.h"
 #include "lg_balancer.h"
 #include "lg_buf.h"
 #include "lg_cidr.h"
@@ -69,6 +70,9 @@
     X(maxFails, LG_HEALTH_MAX_FAILS_MAX, "consecutive failed dials")                               \
     X(maxFailTimeoutMs, LG_HEALTH_FAIL_TIMEOUT_MAX_MS, "ms")                                       \
     X(maxHostnameLength, LG_NAME_MAX, "bytes")                                                     \
-    X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")
+    X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")                                                  \
+    X(maxAuthUsers, LG_AUTH_MAX_USERS, "users per connect listener")                               \
+    X(maxAuthNameLength, LG_AUTH_NAME_MAX, "bytes of a user name")                                 \
+    X(maxAuthRealmLength, LG_AUTH_REALM_MAX, "bytes of a realm")
 
 #endif /* LG_LIMITS_H */

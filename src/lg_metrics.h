@@ -70,7 +70,12 @@
     X(refused_lookups_busy, "refusedLookupsBusy")                                                  \
     X(internal_errors, "internalErrors")                                                           \
     X(proxy_headers, "proxyProtocolHeaders")                                                       \
-    X(status_429, "status429")
+    X(status_429, "status429")                                                                     \
+    X(status_407, "status407")                                                                     \
+    X(auth_failures, "authFailures")                                                               \
+    X(auth_verifications, "authVerifications")                                                     \
+    X(auth_cache_hits, "authCacheHits")                                                            \
+    X(refused_auth_busy, "refusedAuthBusy")
 
 /*
  * Why admission refused a connection ('blocked' events, blockedByReason): X(NAME, "reason").

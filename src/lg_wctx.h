@@ -24,6 +24,8 @@ typedef struct lg_conn_s lg_conn_t;
 typedef struct lg_blocklog_s lg_blocklog_t;
 typedef struct lg_wreq_s lg_wreq_t;
 typedef struct lg_pending_s lg_pending_t;
+typedef struct lg_verify_job_s lg_verify_job_t;
+struct lg_auth_cache_s;
 
 #define LG_GRANTS_PER_RUN 1024 /* scheduler grants per loop iteration */
 #ifdef LG_FAULT_INJECTION
@@ -73,8 +75,11 @@ typedef struct lg_wctx_s {
 
     lg_conn_t *conns; /* lg_conn: every live connection (doubly linked) */
     size_t n_conns;
-    size_t n_hello;      /* lg_conn: connections holding a ClientHello context */
-    size_t n_lookups;    /* lg_resolve: lookups queued or running */
+    size_t n_hello;               /* lg_conn: connections holding a ClientHello context */
+    size_t n_lookups;             /* lg_resolve: lookups queued or running */
+    lg_verify_job_t *verify_jobs; /* lg_verify: joinable verifications in flight */
+    size_t n_verify;              /* lg_verify: verifications queued or running */
+    struct lg_auth_cache_s *auth_cache[LG_MAX_LISTENERS]; /* lg_verify: per listener, lazily */
     lg_conn_t *reap;     /* lg_conn: connections marked closing, not yet torn down */
     uv_idle_t reap_idle; /* lg_conn: tears the marked connections down */
     bool reap_active;

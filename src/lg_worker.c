@@ -9,6 +9,7 @@
  * every handle is closed: that is how a worker exits.
  */
 #include "lg_worker.h"
+#include "lg_verify.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -256,7 +257,9 @@ static void worker_main(void *arg)
              w->ctx.index);
     lg_events_post(events, ready);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    /* Every handle is closed, so every connection is freed. */
+    /* Every handle is closed, so every connection is freed; every verification has completed
+     * (the loop ran while one was queued or running). */
+    lg_verify_worker_free(&w->ctx);
     lg_snapshot_unref(w->ctx.snap);
     w->ctx.snap = NULL;
     lg_relay_wreq_cache_free(&w->ctx);

@@ -183,6 +183,7 @@ describe('config', () => {
             allowCidrs: [],
             allowDomains: [],
             connectTimeoutMs: 10000,
+            auth: null,
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
@@ -267,6 +268,7 @@ describe('config', () => {
         allowCidrs: ['10.1.0.0/16'],
         allowDomains: ['example.com', 'github.com', 'aws.amazon.com'],
         connectTimeoutMs: 5000,
+        auth: null,
       });
     });
 

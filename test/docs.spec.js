@@ -85,6 +85,9 @@ const README_ROWS = [
   ['Protection', 'maxTrackedIps', String(DEFAULTS.maxTrackedIps), []],
   ['Protection', 'allowlist', '`[]`', [`at most ${LIMITS.maxCidrListEntries.toLocaleString('en-US')}`]],
   ['Listener', 'acceptProxyProtocol', `\`${q(DEFAULTS.acceptProxyProtocol)}\``, []],
+  ['Connect listener: `connect`', 'auth', '`null`', []],
+  ['Connect listener: `connect`', 'auth.realm', `\`${q(DEFAULTS.authRealm)}\``, [`1–${LIMITS.maxAuthRealmLength}`]],
+  ['Connect listener: `connect`', 'auth.users', 'required', [`1–${LIMITS.maxAuthUsers.toLocaleString('en-US')}`, `1–${LIMITS.maxAuthNameLength} bytes`]],
 ];
 
 // [interface, property, @default text, texts expected in the comment].
@@ -115,6 +118,10 @@ const DTS_PROPS = [
   ['ProtectionOptions', 'ipv6Prefix', String(DEFAULTS.ipv6Prefix), ['1-128']],
   ['ProtectionOptions', 'maxTrackedIps', String(DEFAULTS.maxTrackedIps), []],
   ['ListenerCommon', 'acceptProxyProtocol', q(DEFAULTS.acceptProxyProtocol), []],
+  ['ConnectOptions', 'auth', 'null', []],
+  ['ConnectAuthOptions', 'realm', q(DEFAULTS.authRealm), [`1-${LIMITS.maxAuthRealmLength}`]],
+  ['ConnectAuthOptions', 'users', null, [`1-${LIMITS.maxAuthUsers}`]],
+  ['ConnectAuthUser', 'name', null, [`1-${LIMITS.maxAuthNameLength} bytes`]],
 ];
 
 // DEFAULTS keys checked elsewhere or with no table row, and why.

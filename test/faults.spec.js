@@ -3,7 +3,7 @@
 // LG_FAULT_INJECTION, see binding.gyp), the Nth allocation a worker makes fails, for every N up to
 // the number one connection's life makes, in each kind of life: plain bytes to the default route,
 // TLS passthrough, TLS termination, a suspended connection resolved by JS, a CONNECT tunnel to an
-// address and to a name, and a route whose upstream is a name. Each time: the client's connection
+// address, to a name and with Basic authentication, and a route whose upstream is a name. Each time: the client's connection
 // ends (served, or closed) without hanging; the process lives; once it is over, the engine holds
 // exactly the blocks it held before (no leak: the build keeps no buffer or request caches, so
 // the count is exact), no buffer, no connection, and the process exactly its file descriptors.
@@ -66,7 +66,7 @@ function httpsClient(port, servername, ca) {
   });
 }
 
-function connectClient(port, target) {
+function connectClient(port, target, headers = '') {
   const s = net.connect({ host: '127.0.0.1', port });
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
@@ -87,7 +87,7 @@ function connectClient(port, target) {
       }
       exchange(s, 'ping-tunnel').then(finish);
     });
-    s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${headers}\r\n`);
   });
 }
 
@@ -207,6 +207,25 @@ describe('allocation failures through the shell (ASan build with fault injection
       const proxy = await startProxy({ workerThreads: 1, listener: { kind: 'connect', connect: { allowPorts: [echo.port], denyCidrs: [] } }, routes: [] });
       return { proxy, extra: echo.port };
     }, (proxy, port) => connectClient(portOf(proxy), `localhost:${port}`));
+  });
+
+  it('a CONNECT tunnel with Basic authentication (verification job on the pool, cache, then the tunnel)', async () => {
+    // A fresh user per life, so that every life verifies (a cached success would skip the job).
+    const crypto = require('crypto');
+    const b64 = (b) => b.toString('base64').replace(/=+$/, '');
+    const users = Array.from({ length: 400 }, (_, i) => {
+      const salt = crypto.randomBytes(16);
+      return { name: `u${i}`, hash: `$scrypt$ln=1,r=1,p=1$${b64(salt)}$${b64(crypto.scryptSync('pw', salt, 32, { N: 2, r: 1, p: 1 }))}` };
+    });
+    let next = 0;
+    await everyAllocation(async () => {
+      const echo = await startEchoServer();
+      const proxy = await startProxy({ workerThreads: 1, listener: { kind: 'connect', connect: { allowPorts: [echo.port], denyCidrs: [], auth: { users } } }, routes: [] });
+      return { proxy, extra: echo.port };
+    }, (proxy, port) => {
+      const cred = Buffer.from(`u${next++ % users.length}:pw`).toString('base64');
+      return connectClient(portOf(proxy), `127.0.0.1:${port}`, `Proxy-Authorization: Basic ${cred}\r\n`);
+    });
   });
 
   it('a route whose upstream is a host name (looked up when dialled)', async () => {

@@ -17,7 +17,7 @@ const SHELL = [
   ['lg_worker', 'lg_cpu'],
   ['lg_listener'],
   ['lg_conn'],
-  ['lg_connect', 'lg_suspend', 'lg_relay', 'lg_dial', 'lg_resolve', 'lg_protect'],
+  ['lg_connect', 'lg_suspend', 'lg_relay', 'lg_dial', 'lg_resolve', 'lg_protect', 'lg_verify'],
   ['lg_wctx'],
   ['lg_config', 'lg_event', 'lg_metrics'],
   ['lg_tls_ctx', 'lg_limits'],
@@ -26,7 +26,7 @@ const SHELL = [
 // The pure core: no libuv, no N-API, no I/O (STYLE.md). It may include only itself.
 const PURE = new Set(['lg_common', 'lg_buf', 'lg_cidr', 'lg_drr', 'lg_hello', 'lg_http', 'lg_ja',
   'lg_name', 'lg_policy', 'lg_router', 'lg_proxyproto', 'lg_limit', 'lg_balancer', 'lg_affinity',
-  'lg_digest']);
+  'lg_digest', 'lg_auth']);
 
 const rank = new Map();
 SHELL.forEach((mods, i) => mods.forEach((m) => rank.set(m, SHELL.length - i)));

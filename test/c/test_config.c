@@ -21,6 +21,7 @@
 #include "../../src/lg_router.c"
 #include "../../src/lg_tls.c"
 #include "../../src/lg_tls_ctx.c"
+#include "../../src/lg_auth.c"
 #include "../../src/lg_config.c"
 
 #include <openssl/ec.h>
@@ -300,6 +301,85 @@ LG_TEST(test_connect_policy)
     CHECK_EQ_INT(lg_config_head_limit(1000), 250);
 }
 
+/* connect.auth: users sorted, the dummy has the first user's cost, the 407 names the realm; each
+ * refusal names its path. */
+LG_TEST(test_connect_auth)
+{
+    static const char h1[] = "$scrypt$ln=4,r=8,p=1$bGVnYXRvLXNhbHQtMDAwMQ$HPWl3luOPVCLz1ms1c40XC/"
+                             "ZJHcty+SmgYBJ+j8VHVc";
+    static const char h2[] = "$scrypt$ln=5,r=2,p=3$AAAAAAAAAAAAAAAAAAAAAA$"
+                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    typedef struct {
+        const char *realm;
+        const char *names[3];
+        const char *hashes[3];
+        size_t n;
+        const char *err; /* NULL: builds */
+    } row_t;
+    static const row_t rows[] = {
+        {NULL, {"zed", "amy"}, {h2, h1}, 2, NULL},
+        {"Corp", {"a"}, {h1}, 1, NULL},
+        {NULL, {"a", "a"}, {h1, h1}, 2, "listeners[0].connect.auth.users: user 'a' appears twice"},
+        {NULL,
+         {"a", "b"},
+         {h1, "$scrypt$ln=4"},
+         2,
+         "listeners[0].connect.auth.users[1].hash is not a $scrypt$ hash: parameters"},
+        {NULL, {"a:b"}, {h1}, 1, "listeners[0].connect.auth.users[0].name must be 1-255 bytes"},
+        {NULL, {""}, {h1}, 1, "listeners[0].connect.auth.users[0].name must be 1-255 bytes"},
+        {"a\"b", {"a"}, {h1}, 1, "listeners[0].connect.auth.realm must be 1-128"},
+        {NULL, {NULL}, {NULL}, 0, "listeners[0].connect.auth.users must have 1-10000 entries"},
+    };
+    for (size_t i = 0; i < LG_ARRAY_SIZE(rows); i++) {
+        const row_t *r = &rows[i];
+        lg_src_t s;
+        src_init(&s, "c", 0);
+        lg_src_connect_t *cn = &s.listeners[0].connect;
+        cn->has_auth = true;
+        cn->auth_realm = r->realm ? str(r->realm) : NULL;
+        strings(&cn->auth_names, r->n, r->names);
+        strings(&cn->auth_hashes, r->n, r->hashes);
+        lg_config_t conf;
+        lg_cfgerr_t err;
+        int rc = lg_config_build(&s, &conf, &err);
+        lg_src_free(&s);
+        if (r->err != NULL) {
+            CHECK_ROW(rc == -1 && strncmp(err.msg, r->err, strlen(r->err)) == 0, r->err);
+            continue;
+        }
+        CHECK_ROW(rc == 0, "builds");
+        const lg_auth_t *a = conf.listeners[0].auth;
+        CHECK(a != NULL && a->n_users == r->n);
+        CHECK(strcmp(a->users[0].name, r->n == 2 ? "amy" : "a") == 0);
+        CHECK(lg_auth_find(a, (const uint8_t *)"zed", 3) == (r->n == 2 ? &a->users[1] : NULL));
+        /* The dummy: the first configured user's cost and lengths, not its salt or hash. */
+        const lg_scrypt_t *first = r->n == 2 ? &a->users[1].hash : &a->users[0].hash;
+        CHECK(a->dummy.ln == first->ln && a->dummy.r == first->r && a->dummy.p == first->p);
+        CHECK(a->dummy.salt_len == first->salt_len && a->dummy.hash_len == first->hash_len);
+        CHECK(memcmp(a->dummy.hash, first->hash, first->hash_len) != 0);
+        char want[64];
+        snprintf(want, sizeof(want), "Basic realm=\"%s\"", r->realm ? r->realm : "legato");
+        CHECK(strstr(a->response, want) != NULL && a->response_len == strlen(a->response));
+        lg_config_free(&conf);
+    }
+    /* Two proxies built from one source get different cache salts. */
+    lg_src_t s;
+    src_init(&s, "c", 0);
+    s.listeners[0].connect.has_auth = true;
+    const char *n1[] = {"a"}, *hh[] = {h1};
+    strings(&s.listeners[0].connect.auth_names, 1, n1);
+    strings(&s.listeners[0].connect.auth_hashes, 1, hh);
+    lg_config_t c1, c2;
+    lg_cfgerr_t err;
+    CHECK_EQ_INT(lg_config_build(&s, &c1, &err), 0);
+    CHECK_EQ_INT(lg_config_build(&s, &c2, &err), 0);
+    CHECK(memcmp(c1.listeners[0].auth->cache_salt, c2.listeners[0].auth->cache_salt,
+                 LG_AUTH_SALT_LEN) != 0);
+    lg_config_free(&c1);
+    lg_config_free(&c2);
+    lg_src_free(&s);
+}
+
 /* ---- refusals
  * ------------------------------------------------------------------------------------ */
 
@@ -568,6 +648,12 @@ LG_TEST(test_allocation_failures)
     strings(&s.routes[0].alpn, 1, alpn);
     strings(&s.listeners[1].connect.allow_domains, 1, dom);
     strings(&s.listeners[1].connect.deny_cidrs, 1, deny);
+    const char *names[] = {"a", "b"},
+               *hashes[] = {"$scrypt$ln=4,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
+                            "$scrypt$ln=4,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA"};
+    s.listeners[1].connect.has_auth = true;
+    strings(&s.listeners[1].connect.auth_names, 2, names);
+    strings(&s.listeners[1].connect.auth_hashes, 2, hashes);
     int failures = 0;
     for (long n = 0; n < 400; n++) {
         lg_config_t conf;
@@ -704,6 +790,7 @@ int main(void)
     LG_RUN(test_minimal);
     LG_RUN(test_upstream_hosts_and_alpn);
     LG_RUN(test_connect_policy);
+    LG_RUN(test_connect_auth);
     LG_RUN(test_range_refusals);
     LG_RUN(test_route_table_refusals);
     LG_RUN(test_tls_contexts_and_cache);

@@ -9,7 +9,9 @@
  * byte at a time and must give the same result as one shot. Limits at exactly max and max + 1:
  * request line 8192/8193 (414), header line 8192/8193, header bytes 32768/32769, header lines
  * 100/101 (431), leading empty lines 4/5, LG_HTTP_MAX_HEAD. Plus repeat calls after a decision,
- * a shrinking buffer, and out untouched on LG_AGAIN.
+ * a shrinking buffer, and out untouched on LG_AGAIN. Proxy-Authorization: recorded as offsets
+ * (any case, trimmed, the first of several), neighbours of its name ignored, the value limit at
+ * 1024 and 1025 bytes.
  */
 #include "../../src/lg_name.c"
 #include "../../src/lg_cidr.c"
@@ -766,6 +768,81 @@ LG_TEST(test_max_head_constant)
     CHECK_EQ_INT(LG_HTTP_MAX_HEAD, 41172);
 }
 
+/* Parse a whole head and return the request (LG_OK expected). */
+static int auth_parse(const char *head, lg_http_req_t *r)
+{
+    lg_http_parser_t p;
+    lg_http_parser_init(&p);
+    return lg_http_parse(&p, (const uint8_t *)head, strlen(head), r);
+}
+
+typedef struct auth_row_s {
+    const char *name;
+    const char *head;
+    bool has_auth;
+    const char *value; /* expected trimmed value */
+} auth_row_t;
+
+LG_TEST(test_proxy_authorization)
+{
+    static const auth_row_t rows[] = {
+        {"none", "CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n", false, ""},
+        {"canonical", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization: Basic YTpi\r\n\r\n", true,
+         "Basic YTpi"},
+        {"any case, bare LF", "CONNECT a:1 HTTP/1.1\nPROXY-authorization: Basic YTpi\n\n", true,
+         "Basic YTpi"},
+        {"trimmed", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization: \t Basic  YTpi \t\r\n\r\n", true,
+         "Basic  YTpi"},
+        {"no space after colon", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization:Basic YTpi\r\n\r\n",
+         true, "Basic YTpi"},
+        {"empty value", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization:   \r\n\r\n", true, ""},
+        {"first one wins",
+         "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization: Basic Zmlyc3Q6eA==\r\n"
+         "Proxy-Authorization: Basic c2Vjb25kOng=\r\n\r\n",
+         true, "Basic Zmlyc3Q6eA=="},
+        {"prefix of the name", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorizatio: Basic YTpi\r\n\r\n",
+         false, ""},
+        {"longer name", "CONNECT a:1 HTTP/1.1\r\nProxy-Authorizations: Basic YTpi\r\n\r\n", false,
+         ""},
+        {"Authorization is not it", "CONNECT a:1 HTTP/1.1\r\nAuthorization: Basic YTpi\r\n\r\n",
+         false, ""},
+        {"after other fields",
+         "CONNECT a:1 HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nproxy-authorization: X\r\n\r\n", true,
+         "X"},
+    };
+    for (size_t i = 0; i < LG_ARRAY_SIZE(rows); i++) {
+        lg_http_req_t r;
+        const auth_row_t *row = &rows[i];
+        CHECK_ROW(auth_parse(row->head, &r) == LG_OK, row->name);
+        CHECK_ROW(r.has_auth == row->has_auth, row->name);
+        CHECK_ROW(!r.auth_too_long, row->name);
+        if (!row->has_auth) continue;
+        CHECK_ROW(r.auth_len == strlen(row->value), row->name);
+        CHECK_ROW(memcmp(row->head + r.auth_off, row->value, r.auth_len) == 0, row->name);
+        /* Same result however the bytes are split. */
+        CHECK_ROW(splits_agree((const uint8_t *)row->head, strlen(row->head)), row->name);
+    }
+}
+
+LG_TEST(test_proxy_authorization_limit)
+{
+    /* A value of exactly LG_HTTP_MAX_AUTH bytes is recorded; one more sets auth_too_long (the
+     * head itself is fine: the header line limit is 8192). Surrounding blanks do not count. */
+    static char head[LG_HTTP_MAX_AUTH + 128];
+    for (size_t extra = 0; extra <= 1; extra++) {
+        int n = snprintf(head, sizeof(head), "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization:  ");
+        size_t off = (size_t)n;
+        memset(head + off, 'x', LG_HTTP_MAX_AUTH + extra);
+        snprintf(head + off + LG_HTTP_MAX_AUTH + extra, 16, "  \r\n\r\n");
+        lg_http_req_t r;
+        CHECK(auth_parse(head, &r) == LG_OK);
+        CHECK(r.has_auth);
+        CHECK_EQ_INT(r.auth_off, off);
+        CHECK_EQ_INT(r.auth_len, LG_HTTP_MAX_AUTH + extra);
+        CHECK(r.auth_too_long == (extra == 1));
+    }
+}
+
 int main(void)
 {
     LG_RUN(test_good_vectors);
@@ -781,5 +858,7 @@ int main(void)
     LG_RUN(test_numeric_hosts);
     LG_RUN(test_repeat_calls_and_caller_errors);
     LG_RUN(test_max_head_constant);
+    LG_RUN(test_proxy_authorization);
+    LG_RUN(test_proxy_authorization_limit);
     LG_TEST_END();
 }

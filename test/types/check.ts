@@ -15,6 +15,7 @@ const config: ProxyConfig = {
   listeners: [
     { port: 8443, defaultCert: { certChain: pem, privateKey: key }, protection: { rateLimit: null } },
     { kind: 'connect', host: '127.0.0.1', port: 9999, connect: { allowPorts: [443, 8443], allowDomains: ['example.com'] } },
+    { kind: 'connect', host: '0.0.0.0', port: 3128, connect: { auth: { realm: 'corp', users: [{ name: 'alice', hash: '$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA' }] } } },
   ],
   routes: [
     { sni: 'a.example.com', upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 8080 }] },
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
   proxy.updateConfig({ routes: config.routes, protection: { maxConcurrentPerIp: 10 } });
   proxy.updateConfig({ protection: null });
   const m: Metrics = proxy.metrics();
-  const total: number = m.activeConnections + m.listeners[0].activeConnections + port;
+  const total: number = m.activeConnections + m.listeners[0].activeConnections + port +
+    m.status407 + m.authFailures + m.authVerifications + m.authCacheHits + m.refusedAuthBusy;
   const blocked: string[] = proxy.blockedIps().rateLimited;
   void total;
   void blocked;
@@ -57,6 +59,8 @@ async function main(): Promise<void> {
 
   // @ts-expect-error listeners is required
   new Proxy({ routes: [] });
+  // @ts-expect-error a user needs a hash
+  new Proxy({ listeners: [{ kind: 'connect', port: 1, connect: { auth: { users: [{ name: 'a' }] } } }] });
   // @ts-expect-error connect options only on a connect listener
   new Proxy({ listeners: [{ port: 1, connect: { allowPorts: [443] } }] });
   // @ts-expect-error a connect listener has no certificate
