@@ -1097,10 +1097,12 @@ static void first_phase(lg_conn_t *c, const uint8_t *extra, size_t n)
             out_of_memory(c);
             return;
         }
-        uint8_t *room = NULL;
-        size_t len = 0;
-        lg_connect_head_room(c->head, &room, &len); /* LG_CONNECT_HEAD_BUF_MIN >= the header */
-        memcpy(room, extra, n);
+        /* The bytes after a PROXY header may outgrow the first head buffer (up to
+         * LG_PP_MAX_HEADER of them in one read): put them grows it. */
+        if (lg_connect_head_put(c->head, extra, n) != 0) {
+            out_of_memory(c);
+            return;
+        }
         head_more(c, n);
         return;
     }
