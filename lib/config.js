@@ -1318,6 +1318,7 @@ function editDistance(a, b, limit) {
 
 module.exports = {
   normalizeConfig,
+  normalizeCidr,
   normalizeUpdate,
   normalizeDecision,
   assertSupported,
