@@ -849,7 +849,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
 {
     char ja3[33] = "", ja4[40] = "";
     if (lg_protect_judges_hello(protection(c))) {
-        int reason = lg_protect_hello(protection(c), hello, ja3, ja4);
+        int reason = lg_protect_hello(protection(c), &c->w->ja_cache, hello, ja3, ja4);
         if (reason != LG_BLOCK_NONE) {
             refused(c, reason, ja3, ja4);
             return;
