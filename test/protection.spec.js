@@ -467,7 +467,8 @@ describe('protection', function () {
       const CAP = 10000;
       const { proxy, port } = await startProtected({
         top: { protection: { maxTrackedIps: CAP } },
-        listener: { acceptProxyProtocol: 'v1', trustedProxies: ['127.0.0.0/8'] },
+        // No idle timeout: the held connection stays open however long the run takes.
+        listener: { acceptProxyProtocol: 'v1', trustedProxies: ['127.0.0.0/8'], idleTimeoutMs: 0 },
         protection: { rateLimit: { connectionsPerSecond: 1000, burst: 1000 } },
       });
       // The PROXY senders rotate over 64 loopback addresses so that TIME_WAIT never exhausts
