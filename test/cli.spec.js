@@ -225,6 +225,16 @@ describe('legato CLI', function () {
         [['--allow-cidr', '127.0.0.1', '--allow-cidr', 'nope'], {}, "--allow-cidr 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
         [[], { LEGATO_ALLOW_DOMAIN: 'ok.example,1.2.3.4' }, "LEGATO_ALLOW_DOMAIN='1.2.3.4' must be a domain name (use --allow-cidr for addresses)"],
         [['--workers', '0'], {}, "--workers '0' must be an integer 1-256"],
+        [['--quiet=yes'], {}, '--quiet does not take a value'],
+        [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
+        [['start'], {}, "unexpected argument 'start' (options start with --; the only command is 'serve')"],
+        [['serve'], {}, 'serve needs a config file: legato serve <config.json>'],
+      ];
+      await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
+    });
+
+    it('bad protection flags and values (--rate-limit, --max-per-ip, --allow-client): exit 2, the flag named', async () => {
+      const cases = [
         [['--rate-limit', '5/0.5'], {}, "--rate-limit '5/0.5': the burst must be a number 1-1000000000"],
         [['--rate-limit', 'fast'], {}, "--rate-limit 'fast': the rate must be a number > 0 (at most 1000000000)"],
         [[], { LEGATO_RATE_LIMIT: '0/5' }, "LEGATO_RATE_LIMIT='0/5': the rate must be a number > 0 (at most 1000000000)"],
@@ -232,10 +242,6 @@ describe('legato CLI', function () {
         [['--max-per-ip', '-1'], {}, "--max-per-ip '-1' must be an integer 0-4294967295"],
         [['--allow-client', '127.0.0.1', '--allow-client', 'nope'], {}, "--allow-client 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
         [[], { LEGATO_ALLOW_CLIENT: '10.1.2.3/8' }, "LEGATO_ALLOW_CLIENT='10.1.2.3/8' has host bits set (did you mean '10.0.0.0/8'?)"],
-        [['--quiet=yes'], {}, '--quiet does not take a value'],
-        [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
-        [['start'], {}, "unexpected argument 'start' (options start with --; the only command is 'serve')"],
-        [['serve'], {}, 'serve needs a config file: legato serve <config.json>'],
       ];
       await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
     });
