@@ -38,7 +38,9 @@
  * lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads (serve), SIGUSR1 logs the metrics.
  */
 
+const net = require('net');
 const path = require('path');
+const { normalizeCidr } = require('./config');
 const { parseAdminAddress } = require('./admin');
 const { Service, Log, EXIT, STOP_GRACE_MS, announce, isLoopbackIp, tunnelLine } = require('./service');
 
@@ -80,6 +82,13 @@ const OPTIONS = [
     help: 'only these domains and their subdomains may be reached' },
   { flag: '--auth-file', key: 'authFile', type: 'string', arg: '<path>', path: 'listeners[0].connect.auth',
     help: 'require Basic proxy authentication for the users in this file (lines user:$scrypt$...)' },
+  { flag: '--allow-client', key: 'allowClients', type: 'list', arg: '<cidrs>',
+    help: 'only clients in these ranges may connect (others get 403); repeatable' },
+  { flag: '--rate-limit', key: 'rateLimit', type: 'string', arg: '<n[/burst]>',
+    paths: { 'listeners[0].protection.rateLimit.connectionsPerSecond': 'the rate', 'listeners[0].protection.rateLimit.burst': 'the burst' },
+    help: 'new connections per second per client IP, with a burst (default n); excess gets 429' },
+  { flag: '--max-per-ip', key: 'maxPerIp', type: 'integer', arg: '<n>', path: 'listeners[0].protection.maxConcurrentPerIp',
+    help: 'open connections per client IP, 0 = unlimited (default 0); excess gets 429' },
   { flag: '--workers', key: 'workers', type: 'integer', arg: '<n>', path: 'workerThreads',
     help: 'worker threads (default: the number of CPUs)' },
   { flag: '--quiet', key: 'quiet', type: 'boolean',
@@ -408,6 +417,19 @@ function buildConfig(values, defaultDenyCidrs) {
   if (v('allowCidrs') !== undefined) c.allowCidrs = v('allowCidrs');
   if (v('allowDomains') !== undefined) c.allowDomains = v('allowDomains');
   if (v('authFile') !== undefined) c.auth = { users: readAuthFile(v('authFile'), values.authFile.via) };
+  const protection = {};
+  if (v('allowClients') !== undefined) protection.blocklist = blocklistOutside(values.allowClients);
+  if (v('rateLimit') !== undefined) {
+    const raw = v('rateLimit');
+    const parts = raw.split('/');
+    if (parts.length > 2) {
+      throw new UsageError(`${values.rateLimit.via}${values.rateLimit.via.startsWith('--') ? ' ' : '='}'${clip(raw)}' must be <connections per second>[/<burst>]`);
+    }
+    protection.rateLimit = { connectionsPerSecond: toNumber(parts[0]) };
+    if (parts.length === 2) protection.rateLimit.burst = toNumber(parts[1]);
+  }
+  if (v('maxPerIp') !== undefined) protection.maxConcurrentPerIp = toNumber(v('maxPerIp'));
+  if (Object.keys(protection).length > 0) listener.protection = protection;
   const config = { listeners: [listener] };
   if (v('workers') !== undefined) config.workerThreads = toNumber(v('workers'));
   return config;
@@ -517,6 +539,74 @@ function readHidden(stdin, stderr, prompt) {
 }
 
 /**
+ * --allow-client: the blocklist that refuses every client outside the given ranges. The
+ * complement is computed (per family: an IPv4-only list refuses all of IPv6, and the other way
+ * round) rather than using protection.allowlist, because an allowlisted client bypasses every
+ * other check: --rate-limit and --max-per-ip must still apply to the clients that are let in.
+ * At most 32 (IPv4) or 128 (IPv6) blocks per range given.
+ *
+ * @param {{ value: string[], via: string }} given From parseArgs().
+ * @returns {string[]} CIDRs to refuse.
+ * @throws {UsageError} For an entry that is not an IP or CIDR (in lib/config.js's words).
+ */
+function blocklistOutside(given) {
+  const ranges = { 4: [], 6: [] };
+  for (const item of given.value) {
+    let cidr;
+    try {
+      cidr = normalizeCidr(item, `${given.via}${given.via.startsWith('--') ? ' ' : '='}'${clip(item)}'`);
+    } catch (err) {
+      throw new UsageError(err.message);
+    }
+    const [addr, len] = cidr.split('/');
+    const family = net.isIPv4(addr) ? 4 : 6;
+    const bits = BigInt(family === 4 ? 32 : 128);
+    const start = ipToBigInt(addr);
+    const size = 1n << (bits - BigInt(len));
+    ranges[family].push([start, start + size - 1n]);
+  }
+  const out = [];
+  for (const family of [4, 6]) {
+    const bits = BigInt(family === 4 ? 32 : 128);
+    const max = (1n << bits) - 1n;
+    const sorted = ranges[family].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    let next = 0n; // the first address not yet covered
+    const gap = (a, b) => {
+      while (a <= b) {
+        let size = 1n;
+        while (size <= max && a % (size * 2n) === 0n && a + size * 2n - 1n <= b) size *= 2n;
+        let len = bits;
+        for (let s = size; s > 1n; s >>= 1n) len--;
+        out.push(`${bigIntToIp(a, family)}/${len}`);
+        a += size;
+      }
+    };
+    for (const [a, b] of sorted) {
+      if (a > next) gap(next, a - 1n);
+      if (b + 1n > next) next = b + 1n;
+    }
+    if (next <= max) gap(next, max);
+  }
+  return out;
+}
+
+function ipToBigInt(addr) {
+  if (net.isIPv4(addr)) return addr.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  const [head, tail] = addr.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+function bigIntToIp(v, family) {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
+  const groups = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((v >> s) & 0xffffn).toString(16));
+  return groups.join(':');
+}
+
+/**
  * Rewrite a lib/config.js error about the forward-proxy config into the user's terms: the path
  * at the start of the message becomes the flag or variable and the value given.
  *
@@ -528,11 +618,13 @@ function readHidden(stdin, stderr, prompt) {
 function describeConfigError(err, values, denyOffset) {
   const m = /^([A-Za-z[\]0-9.]+?)(?:\[(\d+)\])?((?:[: ]).*)$/s.exec(err.message);
   if (!m) return err.message;
-  const opt = OPTIONS.find((o) => o.path === m[1]);
+  const opt = OPTIONS.find((o) => o.path === m[1] || (o.paths && o.paths[m[1]]));
   if (!opt || !values[opt.key]) return err.message;
   const given = values[opt.key];
   const rest = m[3].replace(/\ballowCidrs\b/g, '--allow-cidr');
   const show = (value) => `${given.via}${given.via.startsWith('--') ? ' ' : '='}'${clip(String(value))}'`;
+  // An option feeding several config fields names the part: "--rate-limit '5/0.5': the burst must be ...".
+  if (opt.paths && opt.paths[m[1]]) return `${show(given.raw)}: ${opt.paths[m[1]]}${rest}`;
   if (m[2] !== undefined && Array.isArray(given.raw)) {
     let index = Number(m[2]);
     if (opt.key === 'denyCidrs') index -= denyOffset;

@@ -1511,6 +1511,7 @@ function editDistance(a, b, limit) {
 
 module.exports = {
   normalizeConfig,
+  normalizeCidr,
   normalizeUpdate,
   normalizeDecision,
   assertSupported,

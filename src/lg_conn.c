@@ -1461,7 +1461,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
 {
     char ja3[33] = "", ja4[40] = "";
     if (lg_protect_judges_hello(protection(c))) {
-        int reason = lg_protect_hello(protection(c), hello, ja3, ja4);
+        int reason = lg_protect_hello(protection(c), &c->w->ja_cache, hello, ja3, ja4);
         if (reason != LG_BLOCK_NONE) {
             refused(c, reason, ja3, ja4);
             return;
@@ -1776,10 +1776,12 @@ static void first_phase(lg_conn_t *c, const uint8_t *extra, size_t n)
             out_of_memory(c);
             return;
         }
-        uint8_t *room = NULL;
-        size_t len = 0;
-        lg_connect_head_room(c->head, &room, &len); /* LG_CONNECT_HEAD_BUF_MIN >= the header */
-        memcpy(room, extra, n);
+        /* The bytes after a PROXY header may outgrow the first head buffer (up to
+         * LG_PP_MAX_HEADER of them in one read): put them grows it. */
+        if (lg_connect_head_put(c->head, extra, n) != 0) {
+            out_of_memory(c);
+            return;
+        }
         head_more(c, n);
         return;
     }

@@ -157,6 +157,22 @@ int lg_connect_head_room(lg_connect_head_t *h, uint8_t **base, size_t *len)
     return 0;
 }
 
+int lg_connect_head_put(lg_connect_head_t *h, const uint8_t *p, size_t n)
+{
+    if (n > LG_CONNECT_HEAD_BUF_MAX - h->len) return -ENOSPC;
+    size_t cap = h->cap;
+    while (n > cap - h->len)
+        cap = LG_MIN(cap * 2, (size_t)LG_CONNECT_HEAD_BUF_MAX);
+    if (cap != h->cap) {
+        uint8_t *b = lg_realloc(h->buf, cap);
+        if (b == NULL) return -ENOMEM;
+        h->buf = b;
+        h->cap = cap;
+    }
+    memcpy(h->buf + h->len, p, n);
+    return 0;
+}
+
 int lg_connect_head_feed(lg_connect_head_t *h, size_t n, int *status)
 {
     h->len += n;

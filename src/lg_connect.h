@@ -53,6 +53,11 @@ void lg_connect_head_free(lg_connect_head_t *h);
  * or -ENOMEM (buf is then empty). */
 int lg_connect_head_room(lg_connect_head_t *h, uint8_t **base, size_t *len);
 
+/* Copy n bytes that arrived before the head phase (after a PROXY header) into the buffer, growing
+ * it as needed; feed them with lg_connect_head_feed(h, n). Returns 0, -ENOMEM, or -ENOSPC when
+ * they would pass LG_CONNECT_HEAD_BUF_MAX. */
+int lg_connect_head_put(lg_connect_head_t *h, const uint8_t *p, size_t n);
+
 /*
  * n more bytes were read into the room. Returns LG_AGAIN, LG_OK (the head is complete: h->req),
  * or LG_ERROR with *status the response to send.

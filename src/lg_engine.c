@@ -291,6 +291,23 @@ void lg_engine_list_free(lg_engine_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* Does the listener of key k still have the rule that puts a source on list `which`? */
+static bool still_ruled(const lg_snapshot_t *s, const lg_ipkey_t *k, int which)
+{
+    if (k->listener >= s->n_protection || !s->protection[k->listener].track) return false;
+    const lg_limit_rules_t *r = &s->protection[k->listener].rules;
+    switch (which) {
+    case LG_ENGINE_BLOCKED_RATE:
+        return r->rate.interval_ns != 0 || r->sustained.interval_ns != 0;
+    case LG_ENGINE_BLOCKED_CONCURRENCY:
+        return r->max_concurrent != 0;
+    case LG_ENGINE_BLOCKED_BOXED:
+        return r->penalty_box_ms != 0;
+    default:
+        return false;
+    }
+}
+
 int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -311,11 +328,20 @@ int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list
     if (keys == NULL) return -ENOMEM;
     size_t n = lg_limit_list(&e->limit, now_ms, which, keys, LG_ENGINE_BLOCKED_MAX);
     n = LG_MIN(n, (size_t)LG_ENGINE_BLOCKED_MAX);
+    lg_snapshot_t *held = NULL;
+    uint64_t gen = 0;
+    lg_snapshot_t *s = lg_snapslot_get(&e->slot, &held, &gen);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        /* An entry keeps what the rules of its last admission left in it (a bucket's debt, a
+         * box, the concurrency cap) until its next admission: list a source only while its
+         * listener still has the rule that refuses it, so a rule removed by updateConfig stops
+         * listing it at once. */
+        if (!still_ruled(s, &keys[i], which)) continue;
         char text[LG_IPKEY_TEXT_MAX];
         if (lg_ipkey_format(&keys[i], text, sizeof(text)) > 0) rc = list_add(out, text);
     }
+    lg_snapshot_unref(held);
     lg_free(keys);
     return rc;
 }

@@ -425,6 +425,120 @@ void lg_ja_fingerprints(const lg_hello_t *h, char ja3[LG_JA3_HEX + 1], char ja4[
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The fingerprint cache.                                                                     */
+
+typedef struct ja_hash_s {
+    uint64_t a, b;
+} ja_hash_t;
+
+static void ja_mix(ja_hash_t *s, uint64_t w)
+{
+    s->a = (s->a ^ w) * UINT64_C(0x9e3779b97f4a7c15);
+    s->a ^= s->a >> 29;
+    s->b = (s->b + w) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    s->b ^= s->b >> 31;
+}
+
+/* Mix a list of 16-bit values, four per word, with its length and truncation flag. */
+static void ja_mix_u16(ja_hash_t *s, const uint16_t *v, size_t n, bool truncated)
+{
+    ja_mix(s, (uint64_t)n << 1 | (truncated ? 1 : 0));
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        ja_mix(s, (uint64_t)v[i] | (uint64_t)v[i + 1] << 16 | (uint64_t)v[i + 2] << 32 |
+                      (uint64_t)v[i + 3] << 48);
+    }
+    uint64_t w = 0;
+    for (unsigned k = 0; i < n; i++, k++)
+        w |= (uint64_t)v[i] << (16 * k);
+    ja_mix(s, w);
+}
+
+static void ja_mix_bytes(ja_hash_t *s, const uint8_t *p, size_t n)
+{
+    ja_mix(s, n);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        for (unsigned k = 0; k < 8; k++)
+            w |= (uint64_t)p[i + k] << (8 * k);
+        ja_mix(s, w);
+    }
+    uint64_t w = 0;
+    for (unsigned k = 0; i < n; i++, k++)
+        w |= (uint64_t)p[i] << (8 * k);
+    ja_mix(s, w);
+}
+
+/* The keyed hash of every field lg_ja3_string and lg_ja4_parts read. */
+static void ja_inputs_hash(const lg_ja_cache_t *c, const lg_hello_t *h, uint64_t out[2])
+{
+    ja_hash_t s = {c->key[0], c->key[1]};
+    ja_mix(&s, (uint64_t)h->legacy_version | (uint64_t)h->record_version << 16 |
+                   (uint64_t)(h->has_sni ? 1 : 0) << 32);
+    ja_mix_u16(&s, h->ciphers, h->n_ciphers, h->ciphers_truncated);
+    ja_mix_u16(&s, h->exts, h->n_exts, h->exts_truncated);
+    ja_mix_u16(&s, h->groups, h->n_groups, h->groups_truncated);
+    ja_mix_bytes(&s, h->pointfmts, h->n_pointfmts);
+    ja_mix(&s, h->pointfmts_truncated ? 1 : 0);
+    ja_mix_u16(&s, h->sigalgs, h->n_sigalgs, h->sigalgs_truncated);
+    ja_mix_u16(&s, h->versions, h->n_versions, h->versions_truncated);
+    ja_mix(&s, (uint64_t)h->n_alpn << 1 | (h->alpn_truncated ? 1 : 0));
+    for (size_t i = 0; i < h->n_alpn && i < LG_HELLO_MAX_ALPN; i++) {
+        ja_mix_bytes(&s, (const uint8_t *)h->alpn_buf + h->alpn_off[i], h->alpn_len[i]);
+    }
+    /* Finalise each lane with the other (murmur3's fmix64 on both). */
+    uint64_t a = s.a ^ s.b, b = s.b ^ (s.a >> 17);
+    a ^= a >> 33;
+    a *= UINT64_C(0xff51afd7ed558ccd);
+    a ^= a >> 33;
+    b ^= b >> 33;
+    b *= UINT64_C(0xc4ceb9fe1a85ec53);
+    b ^= b >> 33;
+    out[0] = a;
+    out[1] = b;
+}
+
+void lg_ja_cache_init(lg_ja_cache_t *c, const uint64_t key[2])
+{
+    memset(c, 0, sizeof(*c));
+    c->key[0] = key[0];
+    c->key[1] = key[1];
+}
+
+void lg_ja_fingerprints_cached(lg_ja_cache_t *c, const lg_hello_t *h, unsigned want,
+                               char ja3[LG_JA3_HEX + 1], char ja4[LG_JA4_LEN + 1])
+{
+    ja3[0] = '\0';
+    ja4[0] = '\0';
+    if (h == NULL) return;
+    if (c == NULL) {
+        if (want & LG_JA_WANT_JA3) ja3_fingerprint(h, ja3);
+        if (want & LG_JA_WANT_JA4) ja4_fingerprint(h, ja4);
+        return;
+    }
+    uint64_t hh[2];
+    ja_inputs_hash(c, h, hh);
+    lg_ja_cache_slot_t *s = &c->slots[hh[0] & (LG_JA_CACHE_SLOTS - 1)];
+    if (s->have == 0 || s->h[0] != hh[0] || s->h[1] != hh[1]) {
+        memset(s, 0, sizeof(*s));
+        s->h[0] = hh[0];
+        s->h[1] = hh[1];
+    }
+    unsigned missing = want & ~(unsigned)s->have & (LG_JA_WANT_JA3 | LG_JA_WANT_JA4);
+    if (missing == 0) {
+        c->hits++;
+    } else {
+        c->misses++;
+        if (missing & LG_JA_WANT_JA3) ja3_fingerprint(h, s->ja3);
+        if (missing & LG_JA_WANT_JA4) ja4_fingerprint(h, s->ja4);
+        s->have |= (uint8_t)missing;
+    }
+    if (want & LG_JA_WANT_JA3) memcpy(ja3, s->ja3, sizeof(s->ja3));
+    if (want & LG_JA_WANT_JA4) memcpy(ja4, s->ja4, sizeof(s->ja4));
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Fingerprint sets.                                                                          */
 
 #define JA_KIND_JA3  3

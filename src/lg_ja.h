@@ -127,6 +127,45 @@ int lg_ja4_raw(const lg_ja4_parts_t *p, char *out, size_t cap);
  */
 void lg_ja_fingerprints(const lg_hello_t *h, char ja3[LG_JA3_HEX + 1], char ja4[LG_JA4_LEN + 1]);
 
+/* Which fingerprints lg_ja_fingerprints_cached computes. */
+#define LG_JA_WANT_JA3 0x1
+#define LG_JA_WANT_JA4 0x2
+
+#define LG_JA_CACHE_SLOTS 64 /* fingerprints remembered per cache (direct-mapped, a power of 2) */
+
+typedef struct lg_ja_cache_slot_s {
+    uint64_t h[2]; /* keyed 128-bit hash of the hello's fingerprint inputs */
+    uint8_t have;  /* LG_JA_WANT_* bits whose fingerprint is stored (0 = empty slot) */
+    char ja3[LG_JA3_HEX + 1];
+    char ja4[LG_JA4_LEN + 1];
+} lg_ja_cache_slot_t;
+
+/*
+ * A small cache of fingerprints keyed on a hash of everything JA3 and JA4 read from a hello
+ * (versions, SNI presence, the cipher, extension, group, point-format, signature-algorithm and
+ * supported-version lists with their truncation flags, the ALPN names): the same client
+ * software sends the same inputs, so after its first hello a worker finds its fingerprints
+ * instead of building the JA3 string and the JA4 parts and hashing them (MD5 + 2 x SHA-256,
+ * ~7 us per hello; the lookup is ~50 ns). The hash is keyed with a per-cache secret (two
+ * multiply-xorshift lanes of 64 bits): a client that does not know the key cannot make its
+ * hello collide with another's to borrow its fingerprint. Owner: one thread (a worker); no lock.
+ */
+typedef struct lg_ja_cache_s {
+    uint64_t key[2];
+    uint64_t hits, misses;
+    lg_ja_cache_slot_t slots[LG_JA_CACHE_SLOTS];
+} lg_ja_cache_t;
+
+/* An empty cache with hashing secret `key` (from a random source). */
+void lg_ja_cache_init(lg_ja_cache_t *c, const uint64_t key[2]);
+
+/*
+ * lg_ja_fingerprints of `h`, only those in `want` (LG_JA_WANT_*; the others are ""), through
+ * the cache (NULL: no cache). A fingerprint that cannot be computed is "" (and cached as such).
+ */
+void lg_ja_fingerprints_cached(lg_ja_cache_t *c, const lg_hello_t *h, unsigned want,
+                               char ja3[LG_JA3_HEX + 1], char ja4[LG_JA4_LEN + 1]);
+
 /*
  * A set of JA3 and/or JA4 fingerprints, for ja3Blocklist / ja4Blocklist.
  *

@@ -73,6 +73,7 @@ struct lg_limit_shard_s {
     size_t slot_mask;  /* slots - 1; 0 when slots is NULL */
     size_t hand;       /* next pool index the eviction scan examines */
     size_t sweep_hand; /* next pool index lg_limit_sweep examines */
+    uint64_t rng;      /* xorshift state of the eviction's random probes (mixed with key hashes) */
     size_t bytes;      /* bytes of pool and slots */
     uint64_t untracked, evictions, swept;
 };
@@ -426,8 +427,14 @@ static void shard_remove(lg_limit_shard_t *sh, size_t j)
     sh->n--;
 }
 
-/* Evict one idle entry found within LG_LIMIT_EVICT_PROBE entries of the clock hand. */
-static bool shard_evict(lg_limit_shard_t *sh, uint64_t now)
+/*
+ * Evict one idle entry found within LG_LIMIT_EVICT_PROBE entries of the clock hand, or else at
+ * one of LG_LIMIT_EVICT_RANDOM random positions. The random probes matter when the table is
+ * mostly idle but the hand sits in a long run of busy entries (sweeps remove idle entries and
+ * leave such runs behind): the scan alone then found nothing and a new source went untracked
+ * (272 of 300,000 in test_limit's evict_past_a_busy_run before they were added).
+ */
+static bool shard_evict(lg_limit_shard_t *sh, uint64_t now, uint32_t h)
 {
     for (size_t probe = 0; probe < LG_LIMIT_EVICT_PROBE && sh->n > 0; probe++) {
         if (sh->hand >= sh->n) sh->hand = 0;
@@ -437,6 +444,18 @@ static bool shard_evict(lg_limit_shard_t *sh, uint64_t now)
             return true;
         }
         sh->hand++;
+    }
+    sh->rng ^= (uint64_t)h << 1 | 1; /* never stuck at 0 */
+    for (size_t probe = 0; probe < LG_LIMIT_EVICT_RANDOM && sh->n > 0; probe++) {
+        sh->rng ^= sh->rng << 13;
+        sh->rng ^= sh->rng >> 7;
+        sh->rng ^= sh->rng << 17;
+        size_t j = (size_t)(sh->rng % sh->n);
+        if (entry_idle(&sh->pool[j], now)) {
+            shard_remove(sh, j);
+            sh->evictions++;
+            return true;
+        }
     }
     return false;
 }
@@ -516,7 +535,7 @@ static limit_entry_t *shard_get(lg_limit_shard_t *sh, const lg_ipkey_t *k, uint3
             out_of_memory = !shard_grow(sh);
             continue; /* the lock was released: look again */
         }
-        if (shard_evict(sh, now)) return shard_append(sh, k, h);
+        if (shard_evict(sh, now, h)) return shard_append(sh, k, h);
         return NULL;
     }
 }

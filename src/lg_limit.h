@@ -42,7 +42,8 @@
  * Bounded memory: at most max_tracked entries engine-wide, split evenly over the shards. Each
  * shard is a dense entry array plus an open-addressing index (linear probing, load <= 1/2),
  * both grown by doubling up to the shard's share. A full shard evicts an idle entry found by a
- * bounded clock-hand scan (LG_LIMIT_EVICT_PROBE entries); idle = no active connection, not
+ * bounded clock-hand scan (LG_LIMIT_EVICT_PROBE entries) then LG_LIMIT_EVICT_RANDOM random
+ * probes; idle = no active connection, not
  * boxed, and both buckets full (no tokens owed), judged from the entry alone (the TATs are
  * absolute). Boxed or active entries are never evicted. When nothing idle is found, or memory
  * runs out while growing, the connection is admitted untracked: LG_LIMIT_OK with
@@ -79,6 +80,7 @@
 #define LG_LIMIT_MAX_SHARDS      64       /* shards at most (a power of two) */
 #define LG_LIMIT_SHARD_MIN       1024     /* IPs per shard below which fewer shards are used */
 #define LG_LIMIT_EVICT_PROBE     32       /* entries a full shard examines for an idle one */
+#define LG_LIMIT_EVICT_RANDOM    32       /* random entries it examines after that scan */
 #define LG_LIMIT_SWEEP_BATCH     256      /* entries lg_limit_sweep examines per lock hold */
 #define LG_LIMIT_WINDOW_MAX_NS   (UINT64_C(1) << 62) /* ns: burst * interval of one bucket */
 #define LG_IPKEY_TEXT_MAX        44 /* bytes: "ffff:ffff:...:ffff/127" (43 chars) + NUL */

@@ -94,21 +94,41 @@ bool lg_protect_judges_hello(const lg_protection_t *p)
     return p->require_sni || lg_protect_fails_closed(p);
 }
 
-int lg_protect_hello(const lg_protection_t *p, const lg_hello_t *hello, char ja3[33], char ja4[40])
+/* The refusal `reason`, with the fingerprint the checks did not need filled in for its event. */
+static int hello_refused(lg_ja_cache_t *cache, const lg_hello_t *hello, int reason, char ja3[33],
+                         char ja4[40])
+{
+    char other[40];
+    if (ja3[0] == '\0') {
+        lg_ja_fingerprints_cached(cache, hello, LG_JA_WANT_JA3, ja3, other);
+    } else if (ja4[0] == '\0') {
+        lg_ja_fingerprints_cached(cache, hello, LG_JA_WANT_JA4, other, ja4);
+    }
+    return reason;
+}
+
+int lg_protect_hello(const lg_protection_t *p, lg_ja_cache_t *cache, const lg_hello_t *hello,
+                     char ja3[33], char ja4[40])
 {
     ja3[0] = '\0';
     ja4[0] = '\0';
     if (p->require_sni && (hello == NULL || !hello->has_sni)) return LG_BLOCK_NO_SNI;
     if (!lg_protect_fails_closed(p)) return LG_BLOCK_NONE;
     if (hello == NULL) return LG_BLOCK_INCOMPLETE_HANDSHAKE; /* not TLS: nothing to judge */
-    lg_ja_fingerprints(hello, ja3, ja4);
+    /* Only the fingerprints a list needs (most hellos pass; a refusal's event gets both). */
+    unsigned want = (p->ja3.n > 0 ? LG_JA_WANT_JA3 : 0) | (p->ja4.n > 0 ? LG_JA_WANT_JA4 : 0);
+    lg_ja_fingerprints_cached(cache, hello, want, ja3, ja4);
     if (p->ja3.n > 0) {
         if (ja3[0] == '\0') return LG_BLOCK_INCOMPLETE_HANDSHAKE;
-        if (lg_ja_set_contains(&p->ja3, ja3)) return LG_BLOCK_JA3_BLOCKED;
+        if (lg_ja_set_contains(&p->ja3, ja3)) {
+            return hello_refused(cache, hello, LG_BLOCK_JA3_BLOCKED, ja3, ja4);
+        }
     }
     if (p->ja4.n > 0) {
         if (ja4[0] == '\0') return LG_BLOCK_INCOMPLETE_HANDSHAKE;
-        if (lg_ja_set_contains(&p->ja4, ja4)) return LG_BLOCK_JA4_BLOCKED;
+        if (lg_ja_set_contains(&p->ja4, ja4)) {
+            return hello_refused(cache, hello, LG_BLOCK_JA4_BLOCKED, ja3, ja4);
+        }
     }
     return LG_BLOCK_NONE;
 }
@@ -157,7 +177,7 @@ static uint64_t blocklog_note(lg_blocklog_t *b, const lg_ipkey_t *k, int reason,
     lg_blocklog_slot_t *s = &b->slots[i];
     if (s->used && s->reason == reason && memcmp(&s->key, k, sizeof(*k)) == 0) {
         s->pending++;
-        if (s->second != second) {
+        if (second > s->second) { /* strictly later: workers' loop clocks differ a little */
             count = s->pending;
             s->pending = 0;
             s->second = second;

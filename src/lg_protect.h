@@ -91,10 +91,12 @@ bool lg_protect_fails_closed(const lg_protection_t *p);
 
 /*
  * The checks after a complete ClientHello (hello NULL: the client is not TLS). Writes the
- * fingerprints it computed (ja3/ja4 "" when not needed or not computable). Returns
- * LG_BLOCK_NONE or the reason.
+ * fingerprints it computed through the worker's `cache` (only those a list needs; both for a
+ * JA3/JA4 refusal, for its event; "" when not needed or not computable). Returns LG_BLOCK_NONE
+ * or the reason.
  */
-int lg_protect_hello(const lg_protection_t *p, const lg_hello_t *hello, char ja3[33], char ja4[40]);
+int lg_protect_hello(const lg_protection_t *p, lg_ja_cache_t *cache, const lg_hello_t *hello,
+                     char ja3[33], char ja4[40]);
 
 /* Count a refusal on listener `lis` (protection `p`, for the source's key) and report it
  * (coalesced) while JS listens. ja3/ja4 may be NULL. */

@@ -92,3 +92,46 @@ describe('bench/run.js (short run: T1, S3, S5)', function () {
     assert.match(stdout, /\| legato \(drr\) \| 1 \|/);
   });
 });
+
+// P1 (issue 12): the protection scenario runs both legato rows (without protection and with
+// P1's 10 rules + 10,000-entry blocklist), no connection of its load is refused, and the ratio
+// against the 1.05 goal is computed and printed. The ratio itself is a measurement, not asserted.
+describe('bench/run.js p1 (short run: the cost of protection)', function () {
+  this.timeout(120000);
+  let doc;
+  let stdout = '';
+  let stderr = '';
+  let dir;
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-bench-p1-'));
+    const args = [path.join(ROOT, 'bench', 'run.js'), 'p1', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
+      '--peers', 'legato,legato-protected'];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.strictEqual(code, 0, `bench/run.js exited ${code}:\n${stderr.slice(-4000)}`);
+    const json = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
+    doc = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8'));
+  });
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ran legato with and without protection; nothing of the load was refused; the ratio is printed', function () {
+    const s = doc.scenarios.find((x) => x.id === 'P1');
+    assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
+    const kase = s.cases.find((c) => c.id === 'churn');
+    assert.deepStrictEqual(kase.rows.map((r) => r.peer), ['legato', 'legato-protected']);
+    for (const r of kase.rows) {
+      assert.deepStrictEqual(r.errors, [], r.peer);
+      assert.strictEqual(r.runs.length, 1, r.peer);
+      assert.ok(r.runs[0].requests > 0, r.peer);
+      assert.ok(!r.warnings.some((w) => /refused/.test(w)), `${r.peer}: ${r.warnings}`);
+    }
+    assert.ok(kase.p1 && kase.p1.ratio > 0 && kase.p1.goal === 1.05, JSON.stringify(kase.p1));
+    assert.match(stdout, /P1 churn: CPU per connection .* µs protected vs .* µs unprotected = [0-9.]+× \(goal ≤ 1\.05/);
+  });
+});

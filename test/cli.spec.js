@@ -114,6 +114,16 @@ describe('legato CLI', function () {
       [['--allow-domain', 'github.com,.amazonaws.com'], { LEGATO_ALLOW_DOMAIN: 'github.com,.amazonaws.com' },
         (c) => { c.listeners[0].connect.allowDomains = ['github.com', '.amazonaws.com']; }],
       [['--workers', '3'], { LEGATO_WORKERS: '3' }, (c) => { c.workerThreads = 3; }],
+      [['--rate-limit', '5/10'], { LEGATO_RATE_LIMIT: '5/10' }, (c) => { c.listeners[0].protection = { rateLimit: { connectionsPerSecond: 5, burst: 10 } }; }],
+      [['--rate-limit', '0.5'], { LEGATO_RATE_LIMIT: '0.5' }, (c) => { c.listeners[0].protection = { rateLimit: { connectionsPerSecond: 0.5 } }; }],
+      [['--max-per-ip', '3'], { LEGATO_MAX_PER_IP: '3' }, (c) => { c.listeners[0].protection = { maxConcurrentPerIp: 3 }; }],
+      // --allow-client: the blocklist is every range outside the given ones (per family).
+      [['--allow-client', '128.0.0.0/2', '--allow-client', '192.0.0.0/2,::/0'], { LEGATO_ALLOW_CLIENT: '128.0.0.0/2,192.0.0.0/2,::/0' },
+        (c) => { c.listeners[0].protection = { blocklist: ['0.0.0.0/1'] }; }],
+      [['--allow-client', '0.0.0.0/0'], { LEGATO_ALLOW_CLIENT: '0.0.0.0/0' },
+        (c) => { c.listeners[0].protection = { blocklist: ['0:0:0:0:0:0:0:0/0'] }; }],
+      [['--allow-client', '127.0.0.0/8,::/0'], { LEGATO_ALLOW_CLIENT: '127.0.0.0/8,::/0' },
+        (c) => { c.listeners[0].protection = { blocklist: ['0.0.0.0/2', '64.0.0.0/3', '96.0.0.0/4', '112.0.0.0/5', '120.0.0.0/6', '124.0.0.0/7', '126.0.0.0/8', '128.0.0.0/1'] }; }],
     ];
 
     for (const [argv, env, patch] of cases) {
@@ -223,6 +233,19 @@ describe('legato CLI', function () {
       await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
     });
 
+    it('bad protection flags and values (--rate-limit, --max-per-ip, --allow-client): exit 2, the flag named', async () => {
+      const cases = [
+        [['--rate-limit', '5/0.5'], {}, "--rate-limit '5/0.5': the burst must be a number 1-1000000000"],
+        [['--rate-limit', 'fast'], {}, "--rate-limit 'fast': the rate must be a number > 0 (at most 1000000000)"],
+        [[], { LEGATO_RATE_LIMIT: '0/5' }, "LEGATO_RATE_LIMIT='0/5': the rate must be a number > 0 (at most 1000000000)"],
+        [['--rate-limit', '1/2/3'], {}, "--rate-limit '1/2/3' must be <connections per second>[/<burst>]"],
+        [['--max-per-ip', '-1'], {}, "--max-per-ip '-1' must be an integer 0-4294967295"],
+        [['--allow-client', '127.0.0.1', '--allow-client', 'nope'], {}, "--allow-client 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
+        [[], { LEGATO_ALLOW_CLIENT: '10.1.2.3/8' }, "LEGATO_ALLOW_CLIENT='10.1.2.3/8' has host bits set (did you mean '10.0.0.0/8'?)"],
+      ];
+      await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
+    });
+
     it('by default listens on 127.0.0.1:9999 and says so', async function () {
       const probe = net.createServer();
       const free = await new Promise((resolve) => {
@@ -302,6 +325,37 @@ describe('legato CLI', function () {
         const r = await request(h.port, []);
         assert.strictEqual(r.statusLine, 'HTTP/1.1 503 Service Unavailable');
         first.destroy();
+      }
+    });
+
+    it('--allow-client, --max-per-ip, --rate-limit (and their variables): 403 and 429 as curl sees them', async () => {
+      const echo = await startEchoServer();
+      const p = String(echo.port);
+      const curlVia = (port, source) => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_connect}', '--max-time', '10', '--interface', source,
+        '-p', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${p}/`], { timeoutMs: 15000 });
+      // --allow-client: 127.0.0.2 may connect, 127.0.0.3 may not.
+      for (const [args, env] of [[['--allow-client', '127.0.0.2/32,::1'], {}], [[], { LEGATO_ALLOW_CLIENT: '127.0.0.2' }]]) {
+        const h = await startCli(['--port', '0', '--allow-cidr', '127.0.0.1', '--allow-port', p, ...args], { env });
+        assert.strictEqual((await curlVia(h.port, '127.0.0.3')).stdout, '403');
+        assert.strictEqual(await statusOf(h.port, `127.0.0.1:${p}`), 403, '127.0.0.1 is not allowed either');
+        const ok = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_connect}', '--max-time', '2', '--interface', '127.0.0.2',
+          '-p', '-x', `http://127.0.0.1:${h.port}`, `http://127.0.0.1:${p}/`], { timeoutMs: 15000 });
+        assert.strictEqual(ok.stdout, '200', 'an allowed client gets its tunnel');
+      }
+      // --max-per-ip 1: a second tunnel from the same client while the first is open gets 429.
+      for (const [args, env] of [[['--max-per-ip', '1'], {}], [[], { LEGATO_MAX_PER_IP: '1' }]]) {
+        const h = await startCli(['--port', '0', '--allow-cidr', '127.0.0.1', '--allow-port', p, ...args], { env });
+        const first = await assertTunnel(h.port, `127.0.0.1:${p}`);
+        assert.strictEqual(await statusOf(h.port, `127.0.0.1:${p}`), 429);
+        assert.strictEqual((await curlVia(h.port, '127.0.0.2')).stdout, '200', 'another client is not limited');
+        first.destroy();
+      }
+      // --rate-limit 0.1/2: two tunnels, then 429.
+      for (const [args, env] of [[['--rate-limit', '0.1/2'], {}], [[], { LEGATO_RATE_LIMIT: '0.1/2' }]]) {
+        const h = await startCli(['--port', '0', '--allow-cidr', '127.0.0.1', '--allow-port', p, ...args], { env });
+        (await assertTunnel(h.port, `127.0.0.1:${p}`)).destroy();
+        (await assertTunnel(h.port, `127.0.0.1:${p}`)).destroy();
+        assert.strictEqual(await statusOf(h.port, `127.0.0.1:${p}`), 429);
       }
     });
 

@@ -124,10 +124,11 @@ const direct = {
 
 /* --------------------------------------------- legato -------------------------------------------- */
 
-function legatoPeer(kind, alt = false) {
+function legatoPeer(kind, alt = false, protect = false) {
   return {
-    name: alt ? 'legato-alt' : kind === 'drr' ? 'legato' : `legato-${kind}`,
+    name: alt ? 'legato-alt' : protect ? 'legato-protected' : kind === 'drr' ? 'legato' : `legato-${kind}`,
     get label() {
+      if (protect) return `legato (${kind}, protected)`;
       if (!alt) return `legato (${kind})`;
       const what = [process.env.BENCH_LEGATO_ALT ? 'alt build' : null,
         process.env.BENCH_LEGATO_ALT_SCHEDULER ? JSON.stringify(altScheduler()).replace(/"/g, '') : null].filter(Boolean).join(', ');
@@ -141,6 +142,8 @@ function legatoPeer(kind, alt = false) {
     async start(ctx, spec) {
       const dir = tempDir('legato');
       const config = legatoConfig(spec, kind);
+      // legato-protected: the scenario's protection (P1); the other legato peers run without.
+      if (protect && spec.protection) config.protection = spec.protection;
       if (alt) config.scheduler = { ...config.scheduler, ...altScheduler() };
       const file = path.join(dir, 'legato.json');
       fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -423,6 +426,8 @@ const PEERS = {
   'legato-fifo': legatoPeer('fifo'),
   // BENCH_LEGATO_ALT=/path/to/legato.node: a candidate build measured beside the current one.
   'legato-alt': legatoPeer('drr', true),
+  // The same build with the scenario's spec.protection (P1: the cost of protection).
+  'legato-protected': legatoPeer('drr', false, true),
   node,
   haproxy,
   nginx,

@@ -122,4 +122,5 @@ module.exports = {
   async teardown(ctx, env) {
     if (env && env.origin) await env.origin.stop();
   },
+  measureHandshakes,
 };

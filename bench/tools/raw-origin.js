@@ -6,6 +6,8 @@
 //   'E' echo:   write back every byte received (1 KiB ping-pong for S5).
 //   'N' counted sink: `N<count>\n`, then count bytes; reply `<count>\n` once `count` arrived
 //               (for proxies that do not propagate a half-close, such as tinyproxy).
+//   0x16 (a TLS record: P1's ClientHello): reply `ok\n` at once, read and drop the rest, close
+//               after the client's FIN (connection churn without TLS work on the load CPU).
 // Prints `ready {"port":N}`. Runs pinned on the load CPU; SIGTERM ends it.
 
 const net = require('net');
@@ -19,7 +21,11 @@ const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     const head = sock.read(1);
     if (head === null) { sock.once('readable', first); return; }
     const mode = String.fromCharCode(head[0]);
-    if (mode === 'S') {
+    if (head[0] === 0x16) {
+      sock.on('data', () => {});
+      sock.on('end', () => sock.destroy());
+      sock.end('ok\n');
+    } else if (mode === 'S') {
       let count = 0;
       sock.on('data', (d) => { count += d.length; });
       sock.on('end', () => sock.end(`${count}\n`));

@@ -1445,6 +1445,69 @@ LG_TEST(set_alloc_failure)
     lg_ja_set_free(&s);
 }
 
+/*
+ * The per-worker fingerprint cache: every real hello gives through the cache exactly what
+ * lg_ja_fingerprints gives (first a miss, then a hit), `want` limits what is computed and
+ * returned, a hello differing in one input (a cipher, the SNI flag, an ALPN byte, a truncation
+ * flag) is a different entry, and two keys hash differently.
+ */
+LG_TEST(fingerprint_cache)
+{
+    static lg_ja_cache_t cache;
+    static lg_hello_t h, h2;
+    uint64_t key[2] = {UINT64_C(0x0123456789abcdef), UINT64_C(0xfedcba9876543210)};
+    lg_ja_cache_init(&cache, key);
+    char j3[LG_JA3_HEX + 1], j4[LG_JA4_LEN + 1], r3[LG_JA3_HEX + 1], r4[LG_JA4_LEN + 1];
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(real_rows) / sizeof(real_rows[0]); i++) {
+            CHECK_EQ_INT(parse_raw(real_rows[i].raw, real_rows[i].len, &h), LG_OK);
+            lg_ja_fingerprints(&h, r3, r4);
+            lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA3 | LG_JA_WANT_JA4, j3, j4);
+            CHECK(strcmp(j3, r3) == 0 && strcmp(j4, r4) == 0);
+            lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA3, j3, j4);
+            CHECK(strcmp(j3, r3) == 0 && j4[0] == '\0');
+            lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA4, j3, j4);
+            CHECK(j3[0] == '\0' && strcmp(j4, r4) == 0);
+            lg_ja_fingerprints_cached(NULL, &h, LG_JA_WANT_JA4, j3, j4);
+            CHECK(j3[0] == '\0' && strcmp(j4, r4) == 0);
+        }
+    }
+    CHECK(cache.misses >= 1 && cache.hits >= 3);
+    /* Only JA4 wanted first: JA3 is computed on the later request, not taken from nothing. */
+    lg_ja_cache_init(&cache, key);
+    CHECK_EQ_INT(parse_raw(hello_curl, sizeof(hello_curl), &h), LG_OK);
+    lg_ja_fingerprints(&h, r3, r4);
+    lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA4, j3, j4);
+    CHECK(cache.misses == 1 && strcmp(j4, r4) == 0);
+    lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA3, j3, j4);
+    CHECK(cache.misses == 2 && strcmp(j3, r3) == 0);
+    lg_ja_fingerprints_cached(&cache, &h, LG_JA_WANT_JA3 | LG_JA_WANT_JA4, j3, j4);
+    CHECK(cache.misses == 2 && cache.hits == 1);
+    /* One input changed: a different fingerprint, never the cached one. */
+    for (int change = 0; change < 5; change++) {
+        h2 = h;
+        if (change == 0) h2.ciphers[0] ^= 1;
+        if (change == 1) h2.has_sni = !h2.has_sni;
+        if (change == 2 && h2.n_alpn > 0) h2.alpn_buf[h2.alpn_off[0]] ^= 0x20;
+        if (change == 3) h2.exts_truncated = true;
+        if (change == 4 && h2.n_sigalgs > 1) h2.n_sigalgs--;
+        lg_ja_fingerprints(&h2, r3, r4);
+        lg_ja_fingerprints_cached(&cache, &h2, LG_JA_WANT_JA3 | LG_JA_WANT_JA4, j3, j4);
+        CHECK(strcmp(j3, r3) == 0 && strcmp(j4, r4) == 0);
+    }
+    /* The key matters. */
+    uint64_t a[2], b[2];
+    lg_ja_cache_t other;
+    uint64_t key2[2] = {key[0] + 1, key[1]};
+    lg_ja_cache_init(&other, key2);
+    ja_inputs_hash(&cache, &h, a);
+    ja_inputs_hash(&other, &h, b);
+    CHECK(a[0] != b[0] && a[1] != b[1]);
+    /* No hello: nothing. */
+    lg_ja_fingerprints_cached(&cache, NULL, LG_JA_WANT_JA3 | LG_JA_WANT_JA4, j3, j4);
+    CHECK(j3[0] == '\0' && j4[0] == '\0');
+}
+
 int main(void)
 {
     LG_RUN(real_hellos_match_reference);
@@ -1475,5 +1538,6 @@ int main(void)
     LG_RUN(set_vs_linear_reference);
     LG_RUN(set_size_limit);
     LG_RUN(set_alloc_failure);
+    LG_RUN(fingerprint_cache);
     LG_TEST_END();
 }

@@ -16,6 +16,7 @@
  *   - bounded memory: 1,000,000 distinct keys through max_tracked 10,000 (boxed and active
  *     entries survive eviction), bytes per tracked IP with 1,000,000 keys tracked;
  *   - untracked admissions when full of active entries, and when growth cannot allocate;
+ *   - eviction past a run of busy entries longer than the clock-hand scan (random probes);
  *   - lg_limit_list for each selector (no mutation), lg_limit_sweep, lg_limit_stats;
  *   - a hammer: 2 threads admitting and releasing on shared keys (with a third sweeping and
  *     listing) end with every active count at 0.
@@ -644,6 +645,56 @@ LG_TEST(untracked_when_full_of_active_entries)
     lg_limit_destroy(&t);
 }
 
+/*
+ * Pins the eviction fix: a mostly idle table whose clock hand sits in a run of busy entries
+ * longer than LG_LIMIT_EVICT_PROBE. The scan alone finds nothing there and a new source went
+ * untracked although 95 % of the table was idle; the random probes after the scan find an idle
+ * entry. Many new sources in a row, each must be tracked.
+ */
+LG_TEST(evict_past_a_busy_run)
+{
+    lg_limit_t t;
+    CHECK_EQ_INT(lg_limit_init(&t, 2000), 0); /* one shard of 2000 */
+    CHECK_EQ_INT(t.n_shards, 1);
+    lg_limit_rules_t r = rules(0, 0, 0, 0, 0, 0);
+    static lg_limit_ticket_t busy[100];
+    /* Pool indexes 0..99: active; 100..1999: came and went (idle). */
+    for (uint32_t i = 0; i < 100; i++) {
+        lg_ipkey_t k = key_n(i);
+        CHECK_EQ_INT(lg_limit_admit(&t, &k, &r, 0, &busy[i]), LG_LIMIT_OK);
+    }
+    for (uint32_t i = 100; i < 2000; i++) {
+        lg_ipkey_t k = key_n(i);
+        CHECK_EQ_INT(knock(&t, &k, &r, 0), LG_LIMIT_OK);
+    }
+    lg_limit_stats_t st;
+    lg_limit_stats(&t, &st);
+    CHECK(st.tracked == 2000 && st.untracked == 0);
+    /* The hand is at 0, in front of 100 busy entries. */
+    t.shards[0].hand = 0;
+    lg_ipkey_t k = key_n(5000);
+    lg_limit_ticket_t tk;
+    CHECK_EQ_INT(lg_limit_admit(&t, &k, &r, 1, &tk), LG_LIMIT_OK);
+    CHECK(tk.tracked);
+    lg_limit_release(&t, &k, &tk);
+    /* Then 300,000 new sources, the hand put back into the busy run before each. */
+    for (uint32_t i = 0; i < 300000; i++) {
+        t.shards[0].hand = i % 60;
+        lg_ipkey_t kn = key_n(10000 + i);
+        CHECK_EQ_INT(knock(&t, &kn, &r, 2), LG_LIMIT_OK);
+    }
+    lg_limit_stats(&t, &st);
+    CHECK_EQ_INT(st.untracked, 0);
+    for (uint32_t i = 0; i < 100; i++) {
+        lg_ipkey_t kb = key_n(i);
+        limit_entry_t *e = entry_of(&t, &kb);
+        CHECK(e != NULL && e->active == 1); /* busy entries are never evicted */
+        lg_limit_release(&t, &kb, &busy[i]);
+    }
+    CHECK(table_ok(&t));
+    lg_limit_destroy(&t);
+}
+
 LG_TEST(allocation_failure_while_growing)
 {
     lg_limit_t t;
@@ -935,6 +986,7 @@ int main(void)
     LG_RUN(init_and_shards);
     LG_RUN(eviction_keeps_boxed_and_active_and_bounds_memory);
     LG_RUN(untracked_when_full_of_active_entries);
+    LG_RUN(evict_past_a_busy_run);
     LG_RUN(allocation_failure_while_growing);
     LG_RUN(bytes_per_tracked_ip_at_one_million);
     LG_RUN(lists);
