@@ -211,6 +211,24 @@ describe('upstreams', function () {
     });
   });
 
+  describe('ipAffinityTtlMs', function () {
+    it('ipAffinityTtlMs: a pin expires after the client has been idle that long', async function () {
+      const socks = ['a', 'b'].map((n) => tempSocketPath(`${n}.sock`));
+      await Promise.all(socks.map((p, i) => namedServer(['a', 'b'][i], { path: p })));
+      const ups = socks.map((p) => ({ ...uds(p), ipAffinity: true, ipAffinityTtlMs: 300 }));
+      // roundRobin on one worker alternates; only affinity keeps a client on one upstream.
+      const proxy = await startProxy({ routes: [routeTo(ups, { balance: 'roundRobin' })], workerThreads: 1 });
+      const localAddress = '127.0.3.1';
+      const first = await ask(portOf(proxy), { localAddress });
+      for (let i = 0; i < 4; i++) assert.strictEqual(await ask(portOf(proxy), { localAddress }), first, 'pinned within the TTL');
+      await sleep(450);
+      const after = await ask(portOf(proxy), { localAddress });
+      assert.notStrictEqual(after, first, 'the expired pin no longer holds: the rotation moves on');
+      const aff = proxy.metrics().affinity;
+      assert.ok(aff.expired >= 1 || aff.misses >= 2, JSON.stringify(aff));
+    });
+  });
+
   describe('failover and health', function () {
     it('a refusing upstream costs no client connection; it is ejected after maxFails', async function () {
       const good = await Promise.all(['a', 'b'].map((n) => namedServer(n)));
@@ -408,6 +426,22 @@ describe('upstreams', function () {
       assert.strictEqual(ups[0].connected + ups[1].connected, 0);
       assert.ok(ups[0].failedDials >= 2 && ups[1].failedDials >= 2, JSON.stringify(ups.map((u) => u.failedDials)));
       assert.strictEqual(a.requests.length + b.requests.length, 0, 'no request went to an unverified upstream');
+    });
+
+    it('presents a client certificate to a TLS upstream that requires one', async function () {
+      const { getTlsPki, pair } = require('./helpers/tlsca');
+      const https = require('https');
+      const pki = getTlsPki();
+      const origin = https.createServer({ key: pki.leaves.a.key, cert: pki.leaves.a.chain, requestCert: true, rejectUnauthorized: true, ca: pki.clientCa }, (req, res) => {
+        res.end(`client=${req.socket.getPeerCertificate().subject.CN}`);
+      });
+      await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+      track(origin, (o) => new Promise((r) => { o.closeAllConnections(); o.close(r); }));
+      const proxy = await startProxy({
+        routes: [{ sni: 'a.test', terminateTls: true, cert: pair(pki.leaves.a), upstreams: [{ ...tcp(origin.address().port), tls: { servername: 'a.test', ca: pki.ca, cert: { certChain: pki.client.cert, privateKey: pki.client.key } } }] }],
+      });
+      const r = await nodeTlsGet(portOf(proxy), 'a.test', { ca: pki.ca });
+      assert.match(r.body, /client=client-1$/, r.body);
     });
 
     it('verify: false accepts any certificate', async function () {
