@@ -3,7 +3,7 @@
 // legato benchmarks: every scenario against every available peer, side by side, in one run.
 //
 //   npm run bench                      all scenarios
-//   node bench/run.js s1 t1            some scenarios (s1 s2 s3 s4 s5 t1, any case)
+//   node bench/run.js s1 t1            some scenarios (s1 s2 s3 s4 s5 s6 t1, any case)
 //   options (or environment twins):
 //     --seconds N    BENCH_SECONDS   duration of one timed run              [10]
 //     --runs N       BENCH_RUNS      runs per peer and case (median, min–max) [3]
@@ -33,7 +33,7 @@ const { PEERS, haveNginx, haveHaproxy, haveLegato, legatoLacks, INSTALL_HINT, RO
 const { generateCerts } = require('./lib/certs');
 const report = require('./lib/report');
 
-const SCENARIOS = ['s1', 's2', 's3', 's4', 's5', 't1'];
+const SCENARIOS = ['s1', 's2', 's3', 's4', 's5', 's6', 't1'];
 
 function parseArgs(argv) {
   const opt = {
@@ -68,7 +68,7 @@ function parseArgs(argv) {
     else if (SCENARIOS.includes(a.toLowerCase())) opt.scenarios.push(a.toLowerCase());
     else throw new Error(`unknown argument ${a} (scenarios: ${SCENARIOS.join(' ')})`);
   }
-  if (!opt.scenarios.length) opt.scenarios = ['s1', 's2', 's3', 's4', 's5', 't1'];
+  if (!opt.scenarios.length) opt.scenarios = ['s1', 's2', 's3', 's4', 's5', 's6', 't1'];
   for (const k of ['seconds', 'runs', 'idleConns', 't1Bytes']) {
     if (!(opt[k] > 0)) throw new Error(`${k} must be a positive number`);
   }

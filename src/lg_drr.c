@@ -131,6 +131,21 @@ lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant)
     return f;
 }
 
+size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max)
+{
+    if (f->state != LG_DRR_READY) return 0;
+    list_unlink(d, f);
+    f->state = LG_DRR_BUSY;
+    d->n_busy++;
+    d->visits++;
+    size_t g = LG_MIN(f->backlog, LG_MAX(d->quantum, sparse_max));
+    f->backlog -= g;
+    f->deficit = 0; /* a sparse flow brings no credit and keeps none */
+    d->grants++;
+    d->granted_bytes += g;
+    return g;
+}
+
 void lg_drr_done(lg_drr_t *d, lg_drr_flow_t *f)
 {
     if (f->state != LG_DRR_BUSY) return; /* caller bug: no grant outstanding; ignore */

@@ -86,6 +86,20 @@ void lg_drr_add(lg_drr_t *d, lg_drr_flow_t *f, size_t n);
 lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant);
 
 /*
+ * Serve f at once, ahead of the ready list (new/sparse-flow priority, as FQ-CoDel's new-flow
+ * list and sch_fq's detached flows): f must be READY and must have been IDLE before the bytes
+ * just added (no backlog, no grant outstanding). Grants min(backlog, max(quantum, sparse_max));
+ * f becomes BUSY. Returns 0 (and changes nothing) when f is not READY.
+ *
+ * Why this keeps the fairness bound: a flow is sparse only while its queue is empty, so what
+ * it gets this way is what its source gave in one read, and the relay lets a source read at most
+ * one read budget per loop turn (lg_relay.c). Every flow therefore moves at most
+ * max(quantum, sparse_max) + one read budget per turn, whether it is served here or from the
+ * ready list.
+ */
+size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max);
+
+/*
  * The write for f's last grant finished (or was abandoned). A BUSY flow with backlog rejoins the
  * tail; one without becomes IDLE with its deficit reset. A flow that is not BUSY is left alone.
  */

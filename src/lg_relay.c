@@ -112,14 +112,29 @@ static void sched_kick(lg_wctx_t *w)
     uv_idle_start(&s->idle, sched_idle);
 }
 
+/* Before each poll: a new loop turn, so every flow may read its budget again. */
+static void sched_turn(uv_prepare_t *h)
+{
+    lg_sched_t *s = &((lg_wctx_t *)h->data)->sched;
+    s->turn++;
+    s->readers_last = s->readers_now;
+    s->readers_now = 0;
+}
+
 void lg_relay_sched_init(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
     s->wreq_cache_max = LG_WREQ_CACHE_MAX;
+    s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
+    uv_prepare_init(w->loop, &s->turn_prep);
     s->check.data = w;
     s->idle.data = w;
+    s->turn_prep.data = w;
+    /* A prepare handle runs only when the loop turns anyway: it never wakes an idle worker. */
+    uv_prepare_start(&s->turn_prep, sched_turn);
+    uv_unref((uv_handle_t *)&s->turn_prep);
 }
 
 void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
@@ -130,6 +145,7 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     s->active = false;
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
+    uv_close((uv_handle_t *)&s->turn_prep, cb);
 }
 
 /* ---- reporting ------------------------------------------------------------------------- */
@@ -365,7 +381,18 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
         if (f->n_writes == 0) flow_write(f, f->q.bytes);
         return;
     }
-    lg_drr_add(&r->w->sched.drr, &f->drr, n);
+    lg_sched_t *s = &r->w->sched;
+    /* A flow with nothing queued and no write in flight is sparse: it is served at once, in the
+     * turn that read its bytes, ahead of the backlogged flows (see lg_drr_take). */
+    bool sparse = f->drr.state == LG_DRR_IDLE && f->n_writes == 0;
+    lg_drr_add(&s->drr, &f->drr, n);
+    if (sparse) {
+        size_t g = lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size);
+        if (g > 0) {
+            flow_write(f, g);
+            return;
+        }
+    }
     sched_kick(r->w);
 }
 
@@ -381,10 +408,43 @@ static lg_buf_t *buf_of(const uv_buf_t *buf)
     return (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data));
 }
 
+/*
+ * What a flow may read in one loop turn: an equal share of LG_TURN_READ_BYTES among the flows
+ * that read in the last turn, and at least one read buffer. One flow alone reads up to 1 MiB per
+ * wakeup (as FIFO reads until the socket is empty); with many flows each reads one buffer per
+ * turn, so each moves the same bytes per turn whatever its receive window beyond that.
+ */
+static size_t read_budget(const lg_relay_t *r)
+{
+    const lg_sched_t *s = &r->w->sched;
+    size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
+    return LG_MAX(share, r->w->conf->read_buffer_size);
+}
+
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_relay_t *r = h->data;
+    if (!is_fifo(r)) {
+        /*
+         * The read budget: a source that read its share in this turn waits for the next one.
+         * Refusing the buffer makes libuv end this read pass (UV_ENOBUFS, see relay_read)
+         * without stopping the stream, so there is no epoll_ctl: the descriptor is still
+         * readable and the next poll (which returns at once) hands it back for the next turn.
+         */
+        lg_sched_t *s = &r->w->sched;
+        lg_flow_t *f = (uv_stream_t *)h == r->c2u.src ? &r->c2u : &r->u2c;
+        if (f->read_turn != s->turn) {
+            f->read_turn = s->turn;
+            f->turn_read = 0;
+            s->readers_now++;
+        } else if (f->turn_read >= read_budget(r)) {
+            f->refused = true;
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+    }
     lg_buf_t *b = lg_buf_get(&r->w->pool);
     if (b == NULL) {
         buf->base = NULL; /* the read callback sees UV_ENOBUFS */
@@ -404,6 +464,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
         r->last_activity = uv_now(w->loop);
+        f->turn_read += (size_t)nread;
         if (r->filtered) {
             r->ops->filter(r->arg, f, b, (size_t)nread);
             return;
@@ -416,6 +477,10 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     lg_buf_put(&w->pool, b);
+    if (nread == UV_ENOBUFS && f->refused) {
+        f->refused = false; /* the turn's read budget is used: read again next turn */
+        return;
+    }
     if (nread == 0) return;
     if (nread == UV_EOF) {
         lg_relay_read_stop(r, f);

@@ -40,6 +40,9 @@ typedef struct lg_flow_s {
     size_t inflight;        /* bytes of q being written (DRR: one grant at a time) */
     size_t held;            /* bytes queued before the flow had a destination (not scheduled) */
     unsigned n_writes;      /* write requests in flight */
+    uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
+    size_t turn_read;       /* bytes read in that turn */
+    bool refused;           /* the last alloc refused a read: the turn's budget was used */
     uint64_t bytes;         /* bytes written to dst */
     bool reading;           /* uv_read_start active on src */
     bool paused;            /* reads stopped by the high watermark */
