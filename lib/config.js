@@ -46,7 +46,6 @@ const { configTypeError, configRangeError } = require('./errors');
 const NOT_SUPPORTED_YET = [
   { feature: 'route proxyProtocol', find: (c) => inRoutes(c, 'proxyProtocol', (r) => r.proxyProtocol !== 'none') },
   { feature: 'upstream ipAffinity', find: (c) => inUpstreams(c, 'ipAffinity', (u) => u.kind === 'uds' && u.ipAffinity) },
-  { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 
 /* ------------------------------------------------------------------------------------------ *
@@ -336,6 +335,8 @@ function normalizeScheduler(value, path) {
     }
   } else {
     burst = optInteger(rawBurst, `${path}.burst`, 1, Number.MAX_SAFE_INTEGER, Math.max(rate, DEFAULTS.minSchedulerBurst));
+    // Pacing is a token bucket in front of the DRR grants; 'fifo' writes without grants.
+    if (kind !== 'drr') throw configRangeError(`${path}.rate needs ${path}.kind 'drr'`);
   }
   return { kind, quantum, maxQueuedBytesPerFlow, rate, burst };
 }

@@ -75,15 +75,72 @@ static size_t high_watermark(const lg_relay_t *r)
 
 static void flow_write(lg_flow_t *f, size_t grant);
 
+static void sched_kick(lg_wctx_t *w);
+
+static bool pacing(const lg_sched_t *s)
+{
+    return s->pace.rate > 0;
+}
+
+static void pace_timer_cb(uv_timer_t *t)
+{
+    lg_wctx_t *w = t->data;
+    w->sched.pace_waiting = false;
+    if (lg_drr_pending(&w->sched.drr)) sched_kick(w);
+}
+
+/*
+ * The bucket is empty: stop the pass handles and sleep until a quantum's worth of tokens (at
+ * least 1 ms, the loop's timer resolution). The timer is armed only while flows wait.
+ */
+static void pace_sleep(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->active) {
+        uv_check_stop(&s->check);
+        uv_idle_stop(&s->idle);
+        s->active = false;
+    }
+    if (s->pace_waiting || s->closed) return;
+    uint64_t ns = lg_pace_wait(&s->pace, s->drr.quantum);
+    uint64_t ms = (ns + 999999) / 1000000;
+    s->pace_waiting = true;
+    uv_timer_start(&s->pace_timer, pace_timer_cb, ms ? ms : 1, 0);
+}
+
+/*
+ * Cut a grant to the tokens available and spend them; what is cut goes back to the flow's
+ * backlog (it keeps its place: it is BUSY). Returns the bytes that may be written now (> 0).
+ */
+static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t avail)
+{
+    if (grant > avail) {
+        lg_drr_add(&s->drr, &f->drr, grant - (size_t)avail);
+        grant = (size_t)avail;
+    }
+    lg_pace_spend(&s->pace, grant);
+    return grant;
+}
+
 static void sched_run(uv_check_t *h)
 {
     lg_wctx_t *w = h->data;
     lg_sched_t *s = &w->sched;
     for (int i = 0; i < LG_GRANTS_PER_RUN; i++) {
+        uint64_t avail = UINT64_MAX;
+        if (pacing(s) && lg_drr_pending(&s->drr)) {
+            avail = lg_pace_avail(&s->pace, uv_hrtime());
+            if (avail == 0) {
+                pace_sleep(w);
+                break;
+            }
+        }
         size_t grant = 0;
         lg_drr_flow_t *df = lg_drr_next(&s->drr, &grant);
         if (df == NULL) break;
-        flow_write(LG_CONTAINER_OF(df, lg_flow_t, drr), grant);
+        lg_flow_t *f = LG_CONTAINER_OF(df, lg_flow_t, drr);
+        if (pacing(s)) grant = pace_grant(s, f, grant, avail);
+        flow_write(f, grant);
     }
     LG_PUBLISH(w->pub_quantum, s->drr.quantum);
     LG_PUBLISH(w->pub_grants, s->drr.grants);
@@ -106,7 +163,7 @@ static void sched_idle(uv_idle_t *h)
 static void sched_kick(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
-    if (s->active || s->closed) return;
+    if (s->active || s->closed || s->pace_waiting) return;
     s->active = true;
     uv_check_start(&s->check, sched_run);
     uv_idle_start(&s->idle, sched_idle);
@@ -129,6 +186,9 @@ void lg_relay_sched_init(lg_wctx_t *w)
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
     uv_prepare_init(w->loop, &s->turn_prep);
+    uv_timer_init(w->loop, &s->pace_timer);
+    s->pace_timer.data = w;
+    lg_pace_init(&s->pace, w->conf->sched_rate, w->conf->sched_burst, uv_hrtime());
     s->check.data = w;
     s->idle.data = w;
     s->turn_prep.data = w;
@@ -146,6 +206,7 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
     uv_close((uv_handle_t *)&s->turn_prep, cb);
+    uv_close((uv_handle_t *)&s->pace_timer, cb);
 }
 
 /* ---- reporting ------------------------------------------------------------------------- */
@@ -386,9 +447,11 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
      * turn that read its bytes, ahead of the backlogged flows (see lg_drr_take). */
     bool sparse = f->drr.state == LG_DRR_IDLE && f->n_writes == 0;
     lg_drr_add(&s->drr, &f->drr, n);
-    if (sparse) {
-        size_t g = lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size);
+    if (sparse && !s->pace_waiting) {
+        uint64_t avail = pacing(s) ? lg_pace_avail(&s->pace, uv_hrtime()) : UINT64_MAX;
+        size_t g = avail > 0 ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
         if (g > 0) {
+            if (pacing(s)) g = pace_grant(s, f, g, avail);
             flow_write(f, g);
             return;
         }

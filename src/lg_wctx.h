@@ -49,6 +49,9 @@ typedef struct lg_sched_s {
     uint64_t turn;          /* loop turns so far */
     size_t readers_now;     /* flows that read in this turn */
     size_t readers_last;    /* flows that read in the last turn */
+    lg_pace_t pace;         /* scheduler.rate: token bucket in front of the grants */
+    uv_timer_t pace_timer;  /* armed only while flows wait for tokens */
+    bool pace_waiting;      /* pace_timer armed */
     bool active;            /* check and idle started */
     bool closed;           /* handles closed: the worker is ending */
     lg_wreq_t *wreq_cache; /* spare write requests */
