@@ -142,7 +142,7 @@ typedef struct lg_src_s {
     int sched_kind;   /* LG_SCHED_* */
     uint64_t quantum; /* 0 = auto */
     uint64_t max_queued_per_flow;
-    uint64_t rate, burst; /* scheduler pacing: bytes/s per worker (0 = off), bucket bytes */
+    uint64_t rate, burst;     /* scheduler pacing: bytes/s per worker (0 = off), bucket bytes */
     uint64_t max_tracked_ips; /* protection.maxTrackedIps (top level): the per-IP table's bound */
     lg_src_listener_t *listeners;
     size_t n_listeners;

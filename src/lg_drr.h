@@ -126,10 +126,10 @@ static inline bool lg_drr_pending(const lg_drr_t *d)
  * lost between refills, however often they happen.
  */
 typedef struct lg_pace_s {
-    uint64_t rate;   /* bytes per second; 0 = pacing off */
-    uint64_t burst;  /* bytes: bucket size */
-    uint64_t last;   /* ns: time of the last refill */
-    __uint128_t nb;  /* tokens, in byte-nanoseconds (<= burst * 1e9) */
+    uint64_t rate;  /* bytes per second; 0 = pacing off */
+    uint64_t burst; /* bytes: bucket size */
+    uint64_t last;  /* ns: time of the last refill */
+    __uint128_t nb; /* tokens, in byte-nanoseconds (<= burst * 1e9) */
 } lg_pace_t;
 
 /* Start with a full bucket at time now. rate 0: pacing off (every call says "unlimited"). */
