@@ -114,6 +114,8 @@ describe('legato CLI', function () {
       [['--allow-domain', 'github.com,.amazonaws.com'], { LEGATO_ALLOW_DOMAIN: 'github.com,.amazonaws.com' },
         (c) => { c.listeners[0].connect.allowDomains = ['github.com', '.amazonaws.com']; }],
       [['--workers', '3'], { LEGATO_WORKERS: '3' }, (c) => { c.workerThreads = 3; }],
+      [['--rate', '10M'], { LEGATO_RATE: '10M' }, (c) => { c.scheduler = { rate: 10485760 }; }],
+      [['--rate', '500000', '--burst', '64K'], { LEGATO_RATE: '500000', LEGATO_BURST: '64K' }, (c) => { c.scheduler = { rate: 500000, burst: 65536 }; }],
     ];
 
     for (const [argv, env, patch] of cases) {
@@ -215,6 +217,8 @@ describe('legato CLI', function () {
         [['--allow-cidr', '127.0.0.1', '--allow-cidr', 'nope'], {}, "--allow-cidr 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
         [[], { LEGATO_ALLOW_DOMAIN: 'ok.example,1.2.3.4' }, "LEGATO_ALLOW_DOMAIN='1.2.3.4' must be a domain name (use --allow-cidr for addresses)"],
         [['--workers', '0'], {}, "--workers '0' must be an integer 1-256"],
+        [['--rate', 'fast'], {}, "--rate 'fast' must be an integer >= 0"],
+        [['--burst', '1000'], {}, "--burst '1000' needs scheduler.rate > 0"],
         [['--quiet=yes'], {}, '--quiet does not take a value'],
         [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
         [['start'], {}, "unexpected argument 'start' (options start with --; the only command is 'serve')"],
