@@ -131,7 +131,7 @@ function peerList(scenario, ctx, notes) {
 
 const QUIET_PCT = 15; // % of one CPU used by other processes below which the machine counts as quiet
 const BACKGROUND_WARN_PCT = 10; // % of one CPU used by other processes during a run that gets flagged
-const NOISY_RETRIES = 2; // times a flagged run is repeated before it is kept with its warning
+const NOISY_RETRIES = process.env.BENCH_NOISY_RETRIES !== undefined ? Number(process.env.BENCH_NOISY_RETRIES) : 2; // times a flagged run is repeated before it is kept with its warning (BENCH_NOISY_RETRIES)
 
 /** Wait (bounded by --quiet-wait) until processes other than ours use little CPU. */
 async function waitQuiet(ctx) {
