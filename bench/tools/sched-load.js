@@ -8,7 +8,8 @@
 //       'E' echoes, anything else is ignored (idle).
 //   node sched-load.js <case> <proxyPort|0> <originPort> <seconds> [args...]
 //     Clients reach the origin through a CONNECT tunnel of the proxy (proxyPort 0: directly).
-//     Prints `ready` once every connection is up, waits for `go` on stdin (1 s of warm-up is
+//     Prints `ready` once every connection is up, waits for `go` on stdin, then lets the origin
+//     start on every connection at once (1 s of warm-up is
 //     inside the measured case for bulk flows), then `result {...}`.
 //     cases:  fair <flows>             bulk downloads: bytes per flow, Jain index, flows < best/2
 //             solo                     one 1 MiB-chunk download: bytes, ms
@@ -68,7 +69,7 @@ function tunnel(proxyPort, originPort, mode, onBytes) {
       sock.on('error', () => {});
       state.read = onBytes || null;
       if (!onBytes) sock.pause();
-      if (mode) sock.write(mode);
+      sock.mode = mode; // sent by start() once every connection is up
       resolve(sock);
     };
     if (!proxyPort) {
@@ -109,6 +110,11 @@ function waitGo() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Send every connection's mode byte: the origin starts only when all are up (fair setup). */
+function start(socks) {
+  for (const s of socks) if (s.mode) s.write(s.mode);
+}
+
 /** A bulk download whose bytes are counted in `counts[i]`. */
 function bulkFlow(proxyPort, originPort, mode, counts, i) {
   return tunnel(proxyPort, originPort, mode, (n) => { counts[i] += n; });
@@ -141,6 +147,7 @@ async function main() {
       }
       process.stdout.write('ready\n');
       await waitGo();
+      start(socks);
       if (kind === 'slow') {
         // Read `arg` bytes/s: resume for a slice every 10 ms.
         let got = 0;
@@ -203,6 +210,7 @@ async function main() {
       }
     } else if (kind === 'idle') {
       for (let i = 0; i < arg; i++) socks.push(await tunnel(proxyPort, originPort, 'I', null));
+      start(socks);
       process.stdout.write('ready\n');
       await waitGo();
       await sleep(seconds * 1000);
