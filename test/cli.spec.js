@@ -217,14 +217,19 @@ describe('legato CLI', function () {
         [['--allow-cidr', '127.0.0.1', '--allow-cidr', 'nope'], {}, "--allow-cidr 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
         [[], { LEGATO_ALLOW_DOMAIN: 'ok.example,1.2.3.4' }, "LEGATO_ALLOW_DOMAIN='1.2.3.4' must be a domain name (use --allow-cidr for addresses)"],
         [['--workers', '0'], {}, "--workers '0' must be an integer 1-256"],
-        [['--rate', 'fast'], {}, "--rate 'fast' must be an integer >= 0"],
-        [['--burst', '1000'], {}, "--burst '1000' needs scheduler.rate > 0"],
         [['--quiet=yes'], {}, '--quiet does not take a value'],
         [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
         [['start'], {}, "unexpected argument 'start' (options start with --; the only command is 'serve')"],
         [['serve'], {}, 'serve needs a config file: legato serve <config.json>'],
       ];
       await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
+    });
+
+    it('bad --rate and --burst: exit 2, one error line, then the usage', async () => {
+      await Promise.all([
+        assertUsageError(['--rate', 'fast'], {}, "--rate 'fast' must be an integer >= 0"),
+        assertUsageError([], { LEGATO_BURST: '1000' }, "LEGATO_BURST='1000' needs scheduler.rate > 0"),
+      ]);
     });
 
     it('by default listens on 127.0.0.1:9999 and says so', async function () {

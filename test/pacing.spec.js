@@ -71,11 +71,16 @@ describe('scheduler pacing and fairness from real sockets', function () {
     const got = per.reduce((a, b) => a + b, 0) / secs;
     for (const s of socks) s.destroy();
     assert.ok(got > rate * 0.75 && got < rate * 1.25, `rate ${(got / 1024).toFixed(0)} KiB/s, configured ${rate / 1024} KiB/s`);
-    // Over each interval the bucket allows rate·t + burst; timers on a shared machine stretch
-    // intervals, so each sample is judged against its own measured length (+ one more burst for
-    // the bytes in flight between the proxy and the client).
+    // From t0 on the bucket allows rate·t + burst. Measured at the client, bytes the kernel held
+    // when t0 was taken (or that a stalled client reads late) arrive in lumps, so each point is
+    // judged cumulatively with an allowance for them (the exact per-100 ms bound is checked on a
+    // simulated clock in test/c/test_drr.c).
+    let cum = 0;
+    let ms = 0;
     for (const s of samples) {
-      assert.ok(s.bytes <= (rate * s.ms) / 1000 + 2 * burst, `${s.bytes} bytes in ${s.ms} ms`);
+      cum += s.bytes;
+      ms += s.ms;
+      assert.ok(cum <= (rate * ms) / 1000 + 2 * burst + 256 * KiB, `${cum} bytes in ${ms} ms`);
     }
     const j = jain(per);
     assert.ok(j >= 0.95, `Jain index ${j.toFixed(3)} over ${per.join(', ')}`);
