@@ -296,7 +296,7 @@ export interface SchedulerOptions {
   quantum?: 'auto' | number;
   /** High watermark of one flow's queue, bytes (16384-1073741824); reads resume below half. @default 262144 */
   maxQueuedBytesPerFlow?: number;
-  /** Aggregate pacing per worker, bytes/s; 0 = off. @default 0 */
+  /** Aggregate pacing per worker, bytes/s (token bucket in front of the DRR grants); 0 = off. Needs kind 'drr'. @default 0 */
   rate?: number;
   /** Pacing bucket size, bytes; only with rate > 0. @default Math.max(rate, 65536) */
   burst?: number;

@@ -91,6 +91,10 @@ const OPTIONS = [
     help: 'open connections per client IP, 0 = unlimited (default 0); excess gets 429' },
   { flag: '--workers', key: 'workers', type: 'integer', arg: '<n>', path: 'workerThreads',
     help: 'worker threads (default: the number of CPUs)' },
+  { flag: '--rate', key: 'rate', type: 'integer', arg: '<bytes/s>', path: 'scheduler.rate',
+    help: 'pace all tunnels of a worker to this many bytes/s, shared fairly (K, M, G: ×1024; 0 = off)' },
+  { flag: '--burst', key: 'burst', type: 'integer', arg: '<bytes>', path: 'scheduler.burst',
+    help: 'bytes that may go at once above --rate (default: one second of it, at least 64K)' },
   { flag: '--quiet', key: 'quiet', type: 'boolean',
     help: 'no log line per tunnel' },
   { flag: '--admin', key: 'admin', type: 'string', arg: '<host:port>',
@@ -379,6 +383,13 @@ function toNumber(raw) {
   return /^-?[0-9]+(\.[0-9]+)?$/.test(raw) ? Number(raw) : NaN;
 }
 
+/** A byte count: a number with an optional K, M or G (×1024) suffix ('10M'), else as toNumber. */
+function toBytes(raw) {
+  const m = /^([0-9]+(?:\.[0-9]+)?)([KMG])$/i.exec(raw);
+  if (!m) return toNumber(raw);
+  return Math.round(Number(m[1]) * 1024 ** ('KMG'.indexOf(m[2].toUpperCase()) + 1));
+}
+
 /**
  * The Proxy config of the forward-proxy mode.
  *
@@ -432,6 +443,11 @@ function buildConfig(values, defaultDenyCidrs) {
   if (Object.keys(protection).length > 0) listener.protection = protection;
   const config = { listeners: [listener] };
   if (v('workers') !== undefined) config.workerThreads = toNumber(v('workers'));
+  if (v('rate') !== undefined || v('burst') !== undefined) {
+    config.scheduler = {};
+    if (v('rate') !== undefined) config.scheduler.rate = toBytes(v('rate'));
+    if (v('burst') !== undefined) config.scheduler.burst = toBytes(v('burst'));
+  }
   return config;
 }
 

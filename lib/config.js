@@ -44,7 +44,6 @@ const { configTypeError, configRangeError } = require('./errors');
  * When the engine implements a feature, delete its line — nothing else needs to change.
  * ------------------------------------------------------------------------------------------ */
 const NOT_SUPPORTED_YET = [
-  { feature: 'scheduler rate', find: (c) => (c.scheduler.rate > 0 ? 'scheduler.rate' : null) },
 ];
 
 /* ------------------------------------------------------------------------------------------ *
@@ -401,6 +400,8 @@ function normalizeScheduler(value, path) {
     }
   } else {
     burst = optInteger(rawBurst, `${path}.burst`, 1, Number.MAX_SAFE_INTEGER, Math.max(rate, DEFAULTS.minSchedulerBurst));
+    // Pacing is a token bucket in front of the DRR grants; 'fifo' writes without grants.
+    if (kind !== 'drr') throw configRangeError(`${path}.rate needs ${path}.kind 'drr'`);
   }
   return { kind, quantum, maxQueuedBytesPerFlow, rate, burst };
 }

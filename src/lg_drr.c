@@ -131,6 +131,21 @@ lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant)
     return f;
 }
 
+size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max)
+{
+    if (f->state != LG_DRR_READY) return 0;
+    list_unlink(d, f);
+    f->state = LG_DRR_BUSY;
+    d->n_busy++;
+    d->visits++;
+    size_t g = LG_MIN(f->backlog, LG_MAX(d->quantum, sparse_max));
+    f->backlog -= g;
+    f->deficit = 0; /* a sparse flow brings no credit and keeps none */
+    d->grants++;
+    d->granted_bytes += g;
+    return g;
+}
+
 void lg_drr_done(lg_drr_t *d, lg_drr_flow_t *f)
 {
     if (f->state != LG_DRR_BUSY) return; /* caller bug: no grant outstanding; ignore */
@@ -154,4 +169,47 @@ void lg_drr_remove(lg_drr_t *d, lg_drr_flow_t *f)
     f->backlog = 0;
     f->deficit = 0;
     f->state = LG_DRR_IDLE;
+}
+
+/* ---- pacing ------------------------------------------------------------------------------ */
+
+#define LG_PACE_NS 1000000000u
+
+void lg_pace_init(lg_pace_t *p, uint64_t rate, uint64_t burst, uint64_t now)
+{
+    memset(p, 0, sizeof(*p));
+    p->rate = rate;
+    p->burst = rate ? LG_MAX(burst, (uint64_t)1) : 0;
+    p->last = now;
+    p->nb = (__uint128_t)p->burst * LG_PACE_NS;
+}
+
+uint64_t lg_pace_avail(lg_pace_t *p, uint64_t now)
+{
+    if (p->rate == 0) return UINT64_MAX;
+    __uint128_t full = (__uint128_t)p->burst * LG_PACE_NS;
+    if (now > p->last) {
+        /* elapsed * rate fits: elapsed is at most ~1.8e19 ns and rate < 2^64. */
+        __uint128_t add = (__uint128_t)(now - p->last) * p->rate;
+        p->nb = add >= full - p->nb ? full : p->nb + add;
+        p->last = now;
+    }
+    return (uint64_t)(p->nb / LG_PACE_NS);
+}
+
+void lg_pace_spend(lg_pace_t *p, uint64_t n)
+{
+    if (p->rate == 0) return;
+    __uint128_t c = (__uint128_t)n * LG_PACE_NS;
+    p->nb = c >= p->nb ? 0 : p->nb - c;
+}
+
+uint64_t lg_pace_wait(const lg_pace_t *p, uint64_t want)
+{
+    if (p->rate == 0) return 0;
+    if (want > p->burst) want = p->burst;
+    __uint128_t need = (__uint128_t)want * LG_PACE_NS;
+    if (p->nb >= need) return 0;
+    __uint128_t ns = (need - p->nb + p->rate - 1) / p->rate; /* round up */
+    return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 }

@@ -86,6 +86,20 @@ void lg_drr_add(lg_drr_t *d, lg_drr_flow_t *f, size_t n);
 lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant);
 
 /*
+ * Serve f at once, ahead of the ready list (new/sparse-flow priority, as FQ-CoDel's new-flow
+ * list and sch_fq's detached flows): f must be READY and must have been IDLE before the bytes
+ * just added (no backlog, no grant outstanding). Grants min(backlog, max(quantum, sparse_max));
+ * f becomes BUSY. Returns 0 (and changes nothing) when f is not READY.
+ *
+ * Why this keeps the fairness bound: a flow is sparse only while its queue is empty, so what
+ * it gets this way is what its source gave in one read, and the relay lets a source read at most
+ * one read budget per loop turn (lg_relay.c). Every flow therefore moves at most
+ * max(quantum, sparse_max) + one read budget per turn, whether it is served here or from the
+ * ready list.
+ */
+size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max);
+
+/*
  * The write for f's last grant finished (or was abandoned). A BUSY flow with backlog rejoins the
  * tail; one without becomes IDLE with its deficit reset. A flow that is not BUSY is left alone.
  */
@@ -99,5 +113,36 @@ static inline bool lg_drr_pending(const lg_drr_t *d)
 {
     return d->head != NULL;
 }
+
+/*
+ * Aggregate pacing (scheduler.rate / scheduler.burst): a token bucket in front of the DRR grants.
+ * The bucket holds at most `burst` bytes and fills at `rate` bytes per second; a grant is cut to
+ * the tokens available and spends them. When it is empty no flow is granted anything, so the
+ * flows wait in the ready list in DRR order and the shared rate is divided as DRR divides the
+ * wire: over any interval t, at most rate * t + burst bytes are granted.
+ *
+ * Time is whatever clock the caller passes, in nanoseconds (the relay: uv_hrtime; the tests: a
+ * simulated clock). Tokens are kept in byte-nanoseconds (bytes x 1e9) so no fraction of a byte is
+ * lost between refills, however often they happen.
+ */
+typedef struct lg_pace_s {
+    uint64_t rate;  /* bytes per second; 0 = pacing off */
+    uint64_t burst; /* bytes: bucket size */
+    uint64_t last;  /* ns: time of the last refill */
+    __uint128_t nb; /* tokens, in byte-nanoseconds (<= burst * 1e9) */
+} lg_pace_t;
+
+/* Start with a full bucket at time now. rate 0: pacing off (every call says "unlimited"). */
+void lg_pace_init(lg_pace_t *p, uint64_t rate, uint64_t burst, uint64_t now);
+
+/* Refill up to now and return the whole bytes available (UINT64_MAX when pacing is off). */
+uint64_t lg_pace_avail(lg_pace_t *p, uint64_t now);
+
+/* Spend n bytes (at most what lg_pace_avail returned). */
+void lg_pace_spend(lg_pace_t *p, uint64_t n);
+
+/* Nanoseconds from the last refill until `want` bytes (capped to burst) are available; 0 if
+ * they are. */
+uint64_t lg_pace_wait(const lg_pace_t *p, uint64_t want);
 
 #endif /* LG_DRR_H */

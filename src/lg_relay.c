@@ -75,15 +75,72 @@ static size_t high_watermark(const lg_relay_t *r)
 
 static void flow_write(lg_flow_t *f, size_t grant);
 
+static void sched_kick(lg_wctx_t *w);
+
+static bool pacing(const lg_sched_t *s)
+{
+    return s->pace.rate > 0;
+}
+
+static void pace_timer_cb(uv_timer_t *t)
+{
+    lg_wctx_t *w = t->data;
+    w->sched.pace_waiting = false;
+    if (lg_drr_pending(&w->sched.drr)) sched_kick(w);
+}
+
+/*
+ * The bucket is empty: stop the pass handles and sleep until a quantum's worth of tokens (at
+ * least 1 ms, the loop's timer resolution). The timer is armed only while flows wait.
+ */
+static void pace_sleep(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->active) {
+        uv_check_stop(&s->check);
+        uv_idle_stop(&s->idle);
+        s->active = false;
+    }
+    if (s->pace_waiting || s->closed) return;
+    uint64_t ns = lg_pace_wait(&s->pace, s->drr.quantum);
+    uint64_t ms = (ns + 999999) / 1000000;
+    s->pace_waiting = true;
+    uv_timer_start(&s->pace_timer, pace_timer_cb, ms ? ms : 1, 0);
+}
+
+/*
+ * Cut a grant to the tokens available and spend them; what is cut goes back to the flow's
+ * backlog (it keeps its place: it is BUSY). Returns the bytes that may be written now (> 0).
+ */
+static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t avail)
+{
+    if (grant > avail) {
+        lg_drr_add(&s->drr, &f->drr, grant - (size_t)avail);
+        grant = (size_t)avail;
+    }
+    lg_pace_spend(&s->pace, grant);
+    return grant;
+}
+
 static void sched_run(uv_check_t *h)
 {
     lg_wctx_t *w = h->data;
     lg_sched_t *s = &w->sched;
     for (int i = 0; i < LG_GRANTS_PER_RUN; i++) {
+        uint64_t avail = UINT64_MAX;
+        if (pacing(s) && lg_drr_pending(&s->drr)) {
+            avail = lg_pace_avail(&s->pace, uv_hrtime());
+            if (avail == 0) {
+                pace_sleep(w);
+                break;
+            }
+        }
         size_t grant = 0;
         lg_drr_flow_t *df = lg_drr_next(&s->drr, &grant);
         if (df == NULL) break;
-        flow_write(LG_CONTAINER_OF(df, lg_flow_t, drr), grant);
+        lg_flow_t *f = LG_CONTAINER_OF(df, lg_flow_t, drr);
+        if (pacing(s)) grant = pace_grant(s, f, grant, avail);
+        flow_write(f, grant);
     }
     LG_PUBLISH(w->pub_quantum, s->drr.quantum);
     LG_PUBLISH(w->pub_grants, s->drr.grants);
@@ -106,20 +163,38 @@ static void sched_idle(uv_idle_t *h)
 static void sched_kick(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
-    if (s->active || s->closed) return;
+    if (s->active || s->closed || s->pace_waiting) return;
     s->active = true;
     uv_check_start(&s->check, sched_run);
     uv_idle_start(&s->idle, sched_idle);
+}
+
+/* Before each poll: a new loop turn, so every flow may read its budget again. */
+static void sched_turn(uv_prepare_t *h)
+{
+    lg_sched_t *s = &((lg_wctx_t *)h->data)->sched;
+    s->turn++;
+    s->readers_last = s->readers_now;
+    s->readers_now = 0;
 }
 
 void lg_relay_sched_init(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
     s->wreq_cache_max = LG_WREQ_CACHE_MAX;
+    s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
+    uv_prepare_init(w->loop, &s->turn_prep);
+    uv_timer_init(w->loop, &s->pace_timer);
+    s->pace_timer.data = w;
+    lg_pace_init(&s->pace, w->conf->sched_rate, w->conf->sched_burst, uv_hrtime());
     s->check.data = w;
     s->idle.data = w;
+    s->turn_prep.data = w;
+    /* A prepare handle runs only when the loop turns anyway: it never wakes an idle worker. */
+    uv_prepare_start(&s->turn_prep, sched_turn);
+    uv_unref((uv_handle_t *)&s->turn_prep);
 }
 
 void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
@@ -130,6 +205,8 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     s->active = false;
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
+    uv_close((uv_handle_t *)&s->turn_prep, cb);
+    uv_close((uv_handle_t *)&s->pace_timer, cb);
 }
 
 /* ---- reporting ------------------------------------------------------------------------- */
@@ -365,7 +442,20 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
         if (f->n_writes == 0) flow_write(f, f->q.bytes);
         return;
     }
-    lg_drr_add(&r->w->sched.drr, &f->drr, n);
+    lg_sched_t *s = &r->w->sched;
+    /* A flow with nothing queued and no write in flight is sparse: it is served at once, in the
+     * turn that read its bytes, ahead of the backlogged flows (see lg_drr_take). */
+    bool sparse = f->drr.state == LG_DRR_IDLE && f->n_writes == 0;
+    lg_drr_add(&s->drr, &f->drr, n);
+    if (sparse && !s->pace_waiting) {
+        uint64_t avail = pacing(s) ? lg_pace_avail(&s->pace, uv_hrtime()) : UINT64_MAX;
+        size_t g = avail > 0 ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
+        if (g > 0) {
+            if (pacing(s)) g = pace_grant(s, f, g, avail);
+            flow_write(f, g);
+            return;
+        }
+    }
     sched_kick(r->w);
 }
 
@@ -381,10 +471,43 @@ static lg_buf_t *buf_of(const uv_buf_t *buf)
     return (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data));
 }
 
+/*
+ * What a flow may read in one loop turn: an equal share of LG_TURN_READ_BYTES among the flows
+ * that read in the last turn, and at least one read buffer. One flow alone reads up to 1 MiB per
+ * wakeup (as FIFO reads until the socket is empty); with many flows each reads one buffer per
+ * turn, so each moves the same bytes per turn whatever its receive window beyond that.
+ */
+static size_t read_budget(const lg_relay_t *r)
+{
+    const lg_sched_t *s = &r->w->sched;
+    size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
+    return LG_MAX(share, r->w->conf->read_buffer_size);
+}
+
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_relay_t *r = h->data;
+    if (!is_fifo(r)) {
+        /*
+         * The read budget: a source that read its share in this turn waits for the next one.
+         * Refusing the buffer makes libuv end this read pass (UV_ENOBUFS, see relay_read)
+         * without stopping the stream, so there is no epoll_ctl: the descriptor is still
+         * readable and the next poll (which returns at once) hands it back for the next turn.
+         */
+        lg_sched_t *s = &r->w->sched;
+        lg_flow_t *f = (uv_stream_t *)h == r->c2u.src ? &r->c2u : &r->u2c;
+        if (f->read_turn != s->turn) {
+            f->read_turn = s->turn;
+            f->turn_read = 0;
+            s->readers_now++;
+        } else if (f->turn_read >= read_budget(r)) {
+            f->refused = true;
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+    }
     lg_buf_t *b = lg_buf_get(&r->w->pool);
     if (b == NULL) {
         buf->base = NULL; /* the read callback sees UV_ENOBUFS */
@@ -404,6 +527,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
         r->last_activity = uv_now(w->loop);
+        f->turn_read += (size_t)nread;
         if (r->filtered) {
             r->ops->filter(r->arg, f, b, (size_t)nread);
             return;
@@ -416,6 +540,10 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     lg_buf_put(&w->pool, b);
+    if (nread == UV_ENOBUFS && f->refused) {
+        f->refused = false; /* the turn's read budget is used: read again next turn */
+        return;
+    }
     if (nread == 0) return;
     if (nread == UV_EOF) {
         lg_relay_read_stop(r, f);

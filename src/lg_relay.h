@@ -14,6 +14,26 @@
  * of queueing it; the owner transforms the bytes, appends the results to the flows' queues
  * (lg_relay_flow_q) and reports them with lg_relay_queued().
  *
+ * Scheduling (kind 'drr'), measured in bench S6 (issue 17):
+ *  - Reading is scheduled: per loop turn (counted by a prepare handle) a source reads at most
+ *    max(readBufferSize, LG_TURN_READ_BYTES / flows that read in the last turn). Past that, the
+ *    alloc callback refuses the buffer: libuv ends the read pass with UV_ENOBUFS but keeps the
+ *    stream reading, so there is no epoll_ctl, and the still-readable descriptor comes back on
+ *    the next poll. Before this, every readable flow read up to maxQueuedBytesPerFlow per turn:
+ *    a flow limited by its TCP window got a fixed fraction of the others (0.36 with 100 flows),
+ *    and one flow alone stopped and restarted reading every turn.
+ *  - Sparse flows first: a flow with nothing queued and no write in flight is written in the same
+ *    turn that read its bytes (lg_drr_take), ahead of the backlogged flows, instead of waiting
+ *    for the check-phase pass behind them.
+ *  - Only bytes a destination does not take at once stay queued; those flows are served by the
+ *    check-phase DRR pass (lg_drr_next), one grant at a time.
+ *  - Fairness bound: in every turn each flow moves at most one read share plus one grant, and
+ *    every flow whose sender keeps up reads once per turn; so flows that stay backlogged receive
+ *    equal bytes per turn within one read buffer, whatever their windows.
+ *  - Pacing (scheduler.rate): every grant, sparse or not, is cut to the worker's token bucket
+ *    (lg_pace); an empty bucket stops the passes and arms one timer until a quantum of tokens is
+ *    back, so the flows wait in DRR order and share the rate fairly.
+ *
  * Backpressure: when a flow's queue holds more than maxQueuedBytesPerFlow of buffer memory,
  * reading its source stops; it resumes once the queue is below half of that.
  *
@@ -40,6 +60,9 @@ typedef struct lg_flow_s {
     size_t inflight;        /* bytes of q being written (DRR: one grant at a time) */
     size_t held;            /* bytes queued before the flow had a destination (not scheduled) */
     unsigned n_writes;      /* write requests in flight */
+    uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
+    size_t turn_read;       /* bytes read in that turn */
+    bool refused;           /* the last alloc refused a read: the turn's budget was used */
     uint64_t bytes;         /* bytes written to dst */
     bool reading;           /* uv_read_start active on src */
     bool paused;            /* reads stopped by the high watermark */

@@ -27,7 +27,8 @@ typedef struct lg_pending_s lg_pending_t;
 typedef struct lg_verify_job_s lg_verify_job_t;
 struct lg_auth_cache_s;
 
-#define LG_GRANTS_PER_RUN 1024 /* scheduler grants per loop iteration */
+#define LG_GRANTS_PER_RUN  1024       /* scheduler grants per loop iteration */
+#define LG_TURN_READ_BYTES (1u << 20) /* bytes all flows of a worker may read per loop turn */
 #ifdef LG_FAULT_INJECTION
 #define LG_WREQ_CACHE_MAX 0 /* fault builds keep no spares: every request is a real allocation */
 #else
@@ -44,11 +45,18 @@ typedef struct lg_lis_state_s {
 /* The worker's scheduler (lg_relay): DRR state and the handles that run its passes. */
 typedef struct lg_sched_s {
     lg_drr_t drr;
-    uv_check_t check;      /* runs a scheduler pass after each poll while flows are ready */
-    uv_idle_t idle;        /* keeps poll from blocking while flows are ready */
-    bool active;           /* check and idle started */
-    bool closed;           /* handles closed: the worker is ending */
-    lg_wreq_t *wreq_cache; /* spare write requests */
+    uv_check_t check;       /* runs a scheduler pass after each poll while flows are ready */
+    uv_idle_t idle;         /* keeps poll from blocking while flows are ready */
+    uv_prepare_t turn_prep; /* counts loop turns: a flow's read budget is per turn */
+    uint64_t turn;          /* loop turns so far */
+    size_t readers_now;     /* flows that read in this turn */
+    size_t readers_last;    /* flows that read in the last turn */
+    lg_pace_t pace;         /* scheduler.rate: token bucket in front of the grants */
+    uv_timer_t pace_timer;  /* armed only while flows wait for tokens */
+    bool pace_waiting;      /* pace_timer armed */
+    bool active;            /* check and idle started */
+    bool closed;            /* handles closed: the worker is ending */
+    lg_wreq_t *wreq_cache;  /* spare write requests */
     size_t n_wreq_cache;
     size_t wreq_cache_max; /* LG_WREQ_CACHE_MAX */
 } lg_sched_t;

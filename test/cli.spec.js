@@ -124,6 +124,8 @@ describe('legato CLI', function () {
         (c) => { c.listeners[0].protection = { blocklist: ['0:0:0:0:0:0:0:0/0'] }; }],
       [['--allow-client', '127.0.0.0/8,::/0'], { LEGATO_ALLOW_CLIENT: '127.0.0.0/8,::/0' },
         (c) => { c.listeners[0].protection = { blocklist: ['0.0.0.0/2', '64.0.0.0/3', '96.0.0.0/4', '112.0.0.0/5', '120.0.0.0/6', '124.0.0.0/7', '126.0.0.0/8', '128.0.0.0/1'] }; }],
+      [['--rate', '10M'], { LEGATO_RATE: '10M' }, (c) => { c.scheduler = { rate: 10485760 }; }],
+      [['--rate', '500000', '--burst', '64K'], { LEGATO_RATE: '500000', LEGATO_BURST: '64K' }, (c) => { c.scheduler = { rate: 500000, burst: 65536 }; }],
     ];
 
     for (const [argv, env, patch] of cases) {
@@ -244,6 +246,13 @@ describe('legato CLI', function () {
         [[], { LEGATO_ALLOW_CLIENT: '10.1.2.3/8' }, "LEGATO_ALLOW_CLIENT='10.1.2.3/8' has host bits set (did you mean '10.0.0.0/8'?)"],
       ];
       await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));
+    });
+
+    it('bad --rate and --burst: exit 2, one error line, then the usage', async () => {
+      await Promise.all([
+        assertUsageError(['--rate', 'fast'], {}, "--rate 'fast' must be an integer >= 0"),
+        assertUsageError([], { LEGATO_BURST: '1000' }, "LEGATO_BURST='1000' needs scheduler.rate > 0"),
+      ]);
     });
 
     it('by default listens on 127.0.0.1:9999 and says so', async function () {

@@ -289,7 +289,8 @@ describe('config', () => {
       const s = (scheduler) => normalizeConfig({ ...base(), scheduler }).scheduler;
       assert.equal(s({ quantum: 'auto' }).quantum, 0);
       assert.equal(s({ quantum: 4096 }).quantum, 4096);
-      assert.deepStrictEqual(s({ kind: 'fifo', rate: 1000 }), { kind: 'fifo', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 1000, burst: 65536 });
+      assert.deepStrictEqual(s({ kind: 'drr', rate: 1000 }), { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 1000, burst: 65536 });
+      assertConfigError(() => s({ kind: 'fifo', rate: 1000 }), RangeError, "scheduler.rate needs scheduler.kind 'drr'");
       assert.equal(s({ rate: 1e6 }).burst, 1e6);
       assert.equal(s({ rate: 1e6, burst: 5000 }).burst, 5000);
       assert.equal(s({ rate: 0, burst: 0 }).burst, 0);

@@ -110,7 +110,7 @@ describe('schema/legato.schema.json', () => {
       'unknown scheduler kind': (c) => { c.scheduler = { kind: 'wfq' }; },
       'admin with path and port': (c) => { c.admin = { path: 'a.sock', port: 9100 }; },
       'admin port out of range': (c) => { c.admin = { port: -1 }; },
-      'an option not implemented yet (refused by the engine)': (c) => { c.scheduler = { rate: 1000000 }; },
+      'scheduler weight (not an option)': (c) => { c.scheduler = { weight: 2 }; },
       'unknown top-level key': (c) => { c.listener = []; },
       'workerThreads 0': (c) => { c.workerThreads = 0; },
       'sni with a space': (c) => { c.routes[0].sni = 'a test'; },

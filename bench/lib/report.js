@@ -110,6 +110,7 @@ function markdown(doc) {
       }
       for (const r of ratios(kase, scenario.columns)) allRatios.push({ scenario: sc.id, ...r });
     }
+    if (scenario.goals && sc.cases.length) L.push(...scenario.goals(sc));
   }
   if (allRatios.length) {
     const peers = RATIO_PEERS.filter((p) => allRatios.some((r) => r.ratios[p] !== undefined));

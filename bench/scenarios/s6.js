@@ -1,0 +1,195 @@
+'use strict';
+// S6 — what the scheduler promises (issue 17), drr and fifo side by side in the same run.
+//
+// A CONNECT listener (1 worker on the proxy CPU); the origin and the clients on the load CPU
+// (bench/tools/sched-load.js); raw TCP through the tunnels. Origins write 64 KiB chunks as fast
+// as the socket takes them (1 MiB for the single flow); clients read into 256 KiB buffers.
+// Cases:
+//   fair100  100 bulk downloads at once: Jain fairness index of bytes per flow, flows that got
+//            less than half the best flow's bytes, proxy CPU s/GiB
+//   solo     one bulk flow alone: MB/s and proxy CPU s/GiB
+//   ping     a 64-byte request per ms (echoed) beside 32 bulk downloads: round trip p50/p99, and
+//            what the proxy adds to the direct row's (same load without a proxy)
+//   idle     1,000 idle tunnels: context switches per second of the whole proxy process
+//   slow     one download read at 100 KiB/s: the proxy's read buffers held (peak), in KiB
+// The goals of issue 17 are printed under the tables (scenario.goals).
+
+const path = require('path');
+const fs = require('fs');
+const { spawnTracked, waitForOutput, stopChild } = require('../lib/procs');
+const { sleep, median } = require('../lib/util');
+
+const TOOLS = path.join(__dirname, '..', 'tools');
+const LOAD = path.join(TOOLS, 'sched-load.js');
+const GiB = 2 ** 30;
+const READ_BUFFER = 65536; // legato's default readBufferSize
+const CAP = 262144; // legato's default maxQueuedBytesPerFlow
+
+/** Context switches (voluntary + involuntary) of every thread of a process. */
+function contextSwitches(pid) {
+  let n = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      for (const m of s.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
+    } catch (_) { /* thread gone */ }
+  }
+  return n;
+}
+
+const CASES = [
+  { id: 'fair100', label: '100 bulk downloads at once', load: ['fair', 100], peers: ['legato', 'legato-fifo'] },
+  { id: 'solo', label: 'one bulk flow alone (1 MiB chunks)', load: ['solo', 1], peers: ['legato', 'legato-fifo'] },
+  { id: 'ping', label: '64-byte ping-pong (1 per ms) beside 32 bulk flows', load: ['ping', 32], peers: ['direct', 'legato', 'legato-fifo'] },
+  { id: 'idle', label: '1,000 idle tunnels', load: ['idle', 1000], peers: ['legato', 'legato-fifo'] },
+  { id: 'slow', label: 'slow reader (100 KiB/s)', load: ['slow', 102400], peers: ['legato', 'legato-fifo'] },
+];
+
+module.exports = {
+  id: 'S6',
+  title: 'the scheduler: fairness, latency beside bulk, cost, idle wakeups, slow reader (drr vs fifo)',
+  mode: 'connect',
+  peers: ['direct', 'legato', 'legato-fifo'],
+  threadVariants: false,
+  columns: [
+    { key: 'jain', title: 'Jain index', fmt: (x) => x.toFixed(3) },
+    { key: 'belowHalf', title: 'flows < best/2' },
+    { key: 'mbps', title: 'MB/s' },
+    { key: 'sPerGiB', title: 'CPU s/GiB' },
+    { key: 'p50us', title: 'ping p50 µs' },
+    { key: 'p99us', title: 'ping p99 µs' },
+    { key: 'addedP50us', title: 'added p50 µs' },
+    { key: 'addedP99us', title: 'added p99 µs' },
+    { key: 'wakeups', title: 'wakeups/s' },
+    { key: 'heldKiB', title: 'buffers held KiB' },
+  ],
+  notes: () => [
+    'Issue 17\'s measurements: CONNECT listener, 1 worker pinned to the proxy CPU, origin and clients (`bench/tools/sched-load.js`) on the load CPU, raw TCP through tunnels. ' +
+    'Origins write 64 KiB chunks as fast as the socket takes them (1 MiB for the single flow); clients read into 256 KiB buffers. ' +
+    '*added* = the proxy row\'s ping percentile minus the direct row\'s median (same bulk load, no proxy). ' +
+    '*wakeups/s*: context switches per second of the whole proxy process (every thread) while 1,000 tunnels are idle. ' +
+    `*buffers held*: peak of \`workers[0].readBuffersInUse\` × ${READ_BUFFER / 1024} KiB while the flow is read at 100 KiB/s (cap ${CAP / 1024} KiB).`,
+  ],
+  async setup(ctx) {
+    // Two origin processes: the bulk one, and the echo for the ping (so that the ping's answer
+    // does not wait behind the bulk writes of the same Node event loop).
+    const start = async (name) => {
+      const child = spawnTracked(process.execPath, [LOAD, 'origin'], { cpus: ctx.cpuPlan(1).load, name });
+      const m = await waitForOutput(child, /ready (\{.*\})\n/);
+      return { port: JSON.parse(m[1]).port, stop: () => stopChild(child) };
+    };
+    return { origin: await start('sched-origin'), echo: await start('sched-echo'), direct: {} };
+  },
+  // BENCH_S6_CASES=fair100,ping runs some cases only.
+  cases: () => CASES.filter((c) => !process.env.BENCH_S6_CASES || process.env.BENCH_S6_CASES.split(',').includes(c.id)).map((c) => ({ ...c, peers: [...c.peers, 'legato-alt'] })),
+  spec: (ctx, env) => ({ mode: 'connect', allowPorts: [env.origin.port, env.echo.port], directPort: env.origin.port, routes: [] }),
+  async measure(ctx, env, kase, h, info) {
+    const secs = ctx.opt.seconds;
+    const [what, arg] = kase.load;
+    const proxyPort = info.peer === 'direct' ? 0 : h.port;
+    // The ping runs in its own process beside a `fair` process holding the bulk flows.
+    const child = spawnTracked(process.execPath, [LOAD, what, String(proxyPort), String(what === 'ping' ? env.echo.port : env.origin.port), String(secs), String(what === 'ping' ? 0 : arg)], { cpus: info.plan.load, name: `sched-${what}` });
+    const bulk = what === 'ping' ? spawnTracked(process.execPath, [LOAD, 'fair', String(proxyPort), String(env.origin.port), String(secs + 2), String(arg)], { cpus: info.plan.load, name: 'sched-bulk' }) : null;
+    const m = { warnings: [] };
+    try {
+      await waitForOutput(child, /ready\n/, 60000);
+      if (bulk) {
+        await waitForOutput(bulk, /ready\n/, 60000);
+        bulk.stdin.write('go\n');
+      }
+      await sleep(200);
+      const c0 = h.cpu();
+      const x0 = info.peer === 'direct' ? 0 : contextSwitches(h.pid);
+      const w0 = process.hrtime.bigint();
+      child.stdin.write('go\n');
+      let peak = 0;
+      let sampling = what === 'slow' && info.peer !== 'direct';
+      const sampler = (async () => {
+        while (sampling) {
+          try {
+            const s = await h.stats();
+            if (s && s.workers) peak = Math.max(peak, s.workers.reduce((a, wk) => a + wk.readBuffersInUse, 0));
+          } catch (_) { /* finished meanwhile */ }
+          await sleep(100);
+        }
+      })();
+      const r = JSON.parse((await waitForOutput(child, /result (\{.*\})\n/, (secs + 60) * 1000))[1]);
+      sampling = false;
+      await sampler;
+      const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+      const c1 = h.cpu();
+      const x1 = info.peer === 'direct' ? 0 : contextSwitches(h.pid);
+      if (r.error) throw new Error(`${what}: ${r.error}`);
+      const cpu = c0 === null || info.peer === 'direct' ? null : c1 - c0;
+      if (what === 'fair' || what === 'solo' || what === 'ping') {
+        if (what === 'ping') r.bytes = null; // the bulk flows' bytes are another process's
+        m.mbps = r.bytes === null ? null : r.bytes / (r.ms / 1000) / 1e6;
+        // The bulk bytes of the measured window; the CPU includes the warm-up second, so it is
+        // scaled to the window.
+        m.sPerGiB = cpu === null || !r.bytes ? null : (cpu * (r.ms / 1000 / wall)) / (r.bytes / GiB);
+        if (what === 'fair') {
+          m.jain = r.jain;
+          m.belowHalf = r.belowHalf;
+          m.minMax = r.minMax;
+        }
+        if (what === 'ping') {
+          m.p50us = r.p50_us;
+          m.p99us = r.p99_us;
+          if (info.peer === 'direct') {
+            (env.direct.p50 = env.direct.p50 || []).push(r.p50_us);
+            (env.direct.p99 = env.direct.p99 || []).push(r.p99_us);
+          } else if (env.direct.p50) {
+            m.addedP50us = r.p50_us - median(env.direct.p50);
+            m.addedP99us = r.p99_us - median(env.direct.p99);
+          }
+          if (!r.pings) throw new Error('no ping answered');
+        }
+      }
+      if (what === 'idle') m.wakeups = (x1 - x0) / wall;
+      if (what === 'slow') {
+        m.heldKiB = (peak * READ_BUFFER) / 1024;
+        m.mbps = r.bytes / (r.ms / 1000) / 1e6;
+      }
+      return m;
+    } finally {
+      await stopChild(child, 1000);
+      if (bulk) await stopChild(bulk, 1000);
+    }
+  },
+  brief: (m) => Object.entries(m).filter(([k, v]) => typeof v === 'number' && k !== 'attempt').map(([k, v]) => `${k} ${v.toFixed(k === 'jain' ? 3 : 2)}`).join(', '),
+  /** Issue 17's goals beside the medians of this run. */
+  goals(sc) {
+    const med = (caseId, peer, key) => {
+      const k = sc.cases.find((c) => c.id === caseId);
+      const r = k && k.rows.find((x) => x.peer === peer);
+      return r && r.summary && r.summary[key] ? r.summary[key].median : null;
+    };
+    const f = (x, d = 2) => (x === null || x === undefined ? '–' : x.toFixed(d));
+    const rows = [];
+    const row = (what, drr, fifo, goal, ok) => rows.push(`| ${what} | ${drr} | ${fifo} | ${goal} | ${ok === null ? '–' : ok ? 'yes' : '**no**'} |`);
+    const both = (c, k) => [med(c, 'legato', k), med(c, 'legato-fifo', k)];
+    const has = (...xs) => xs.every((x) => x !== null && x !== undefined);
+    let [d, q] = both('fair100', 'jain');
+    row('100 bulk downloads: Jain index', f(d, 3), f(q, 3), '≥ 0.99', has(d) ? d >= 0.99 : null);
+    [d, q] = both('fair100', 'belowHalf');
+    row('same: flows < half the best', f(d, 0), f(q, 0), '0', has(d) ? d === 0 : null);
+    [d, q] = both('fair100', 'sPerGiB');
+    row('same: proxy CPU s/GiB', f(d), f(q), '≤ 1.1 × fifo', has(d, q) ? d <= 1.1 * q : null);
+    [d, q] = both('solo', 'mbps');
+    row('one flow alone: MB/s (drr ÷ fifo)', `${f(d, 0)} (${has(d, q) ? f(d / q) : '–'})`, f(q, 0), '≥ 0.95 × fifo', has(d, q) ? d >= 0.95 * q : null);
+    [d, q] = both('solo', 'sPerGiB');
+    row('one flow alone: proxy CPU s/GiB', f(d), f(q), '≤ 1.1 × fifo', has(d, q) ? d <= 1.1 * q : null);
+    const [d50, q50] = both('ping', 'addedP50us');
+    const [d99, q99] = both('ping', 'addedP99us');
+    row('ping beside 32 bulk: added p50 / p99 ms', `${f(d50 / 1000)} / ${f(d99 / 1000)}`, `${f(q50 / 1000)} / ${f(q99 / 1000)}`, '≤ 0.5 ms / 2 ms', has(d50, d99) ? d50 <= 500 && d99 <= 2000 : null);
+    [d, q] = both('idle', 'wakeups');
+    row('1,000 idle tunnels: wakeups/s (process)', f(d, 1), f(q, 1), '0 (≤ 1)', has(d) ? d <= 1 : null);
+    [d, q] = both('slow', 'heldKiB');
+    row('slow reader: buffers held KiB', f(d, 0), f(q, 0), `≤ cap + 64 (${CAP / 1024 + 64})`, has(d) ? d <= CAP / 1024 + 64 : null);
+    return ['### S6 goals (issue 17), medians', '', '| measurement | drr | fifo | goal | met |', '|---|---:|---:|---|---|', ...rows, ''];
+  },
+  async teardown(ctx, env) {
+    if (env && env.origin) await env.origin.stop();
+    if (env && env.echo) await env.echo.stop();
+  },
+};

@@ -1,0 +1,105 @@
+'use strict';
+// The scheduler from real sockets: aggregate pacing (scheduler.rate / burst) holds the rate and
+// shares it fairly among flows, and DRR shares one worker fairly among many bulk flows. The
+// tolerances are generous (the machine is shared): precise figures come from bench S6 and the
+// simulated-clock unit tests in test/c/test_drr.c.
+
+const assert = require('assert');
+const { startTcpServer } = require('./helpers/servers');
+const { startProxy, route, portOf, connect, cleanup } = require('./helpers/proxy');
+
+const KiB = 1024;
+const chunk = Buffer.alloc(64 * KiB, 0x61);
+
+/** An origin that writes 64 KiB chunks as fast as the socket takes them, until closed. */
+function startBulkOrigin() {
+  return startTcpServer((socket) => {
+    const pump = () => { while (!socket.destroyed && socket.write(chunk)); };
+    socket.on('drain', pump);
+    pump();
+  }, { record: false });
+}
+
+/** Open `n` flows through the proxy; count the bytes each receives. */
+async function flows(port, n) {
+  const counts = new Array(n).fill(0);
+  const socks = [];
+  for (let i = 0; i < n; i++) {
+    const s = await connect(port);
+    s.on('data', (d) => { counts[i] += d.length; });
+    s.write('x'); // raw TCP: the '' route
+    socks.push(s);
+  }
+  return { counts, socks };
+}
+
+const jain = (xs) => {
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const sq = xs.reduce((a, b) => a + b * b, 0);
+  return (sum * sum) / (xs.length * sq);
+};
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('scheduler pacing and fairness from real sockets', function () {
+  this.timeout(30000);
+  afterEach(cleanup);
+
+  it('scheduler.rate holds the aggregate rate (±25 %), per-interval bytes stay under rate·t + burst, flows share it', async () => {
+    const rate = 2 * 1024 * 1024; // 2 MiB/s
+    const burst = 64 * KiB;
+    const origin = await startBulkOrigin();
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { rate, burst }, routes: [route('', origin.port)] });
+    const { counts, socks } = await flows(portOf(proxy), 4);
+    await sleep(300); // let the burst go and the flows settle
+    const total = () => counts.reduce((a, b) => a + b, 0);
+    const c0 = counts.slice();
+    const t0 = Date.now();
+    const samples = [];
+    let last = total();
+    let lastT = t0;
+    while (Date.now() - t0 < 2000) {
+      await sleep(200);
+      const now = Date.now();
+      const tot = total();
+      samples.push({ bytes: tot - last, ms: now - lastT });
+      last = tot;
+      lastT = now;
+    }
+    const secs = (Date.now() - t0) / 1000;
+    const per = counts.map((v, i) => v - c0[i]);
+    const got = per.reduce((a, b) => a + b, 0) / secs;
+    for (const s of socks) s.destroy();
+    assert.ok(got > rate * 0.75 && got < rate * 1.25, `rate ${(got / 1024).toFixed(0)} KiB/s, configured ${rate / 1024} KiB/s`);
+    // From t0 on the bucket allows rate·t + burst. Measured at the client, bytes the kernel held
+    // when t0 was taken (or that a stalled client reads late) arrive in lumps, so each point is
+    // judged cumulatively with an allowance for them (the exact per-100 ms bound is checked on a
+    // simulated clock in test/c/test_drr.c).
+    let cum = 0;
+    let ms = 0;
+    for (const s of samples) {
+      cum += s.bytes;
+      ms += s.ms;
+      assert.ok(cum <= (rate * ms) / 1000 + 2 * burst + 256 * KiB, `${cum} bytes in ${ms} ms`);
+    }
+    const j = jain(per);
+    assert.ok(j >= 0.95, `Jain index ${j.toFixed(3)} over ${per.join(', ')}`);
+  });
+
+  it('10 flows share a paced worker fairly (Jain ≥ 0.95, none below half the best)', async () => {
+    // With the rate as the bottleneck every flow stays backlogged and DRR divides the tokens.
+    // (Unpaced fairness needs the proxy to be the bottleneck, not this process's sockets: bench S6.)
+    const origin = await startBulkOrigin();
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { rate: 8 * 1024 * 1024 }, routes: [route('', origin.port)] });
+    const { counts, socks } = await flows(portOf(proxy), 10);
+    await sleep(500);
+    const c0 = counts.slice();
+    await sleep(2000);
+    const per = counts.map((v, i) => v - c0[i]);
+    for (const s of socks) s.destroy();
+    const j = jain(per);
+    const best = Math.max(...per);
+    assert.ok(j >= 0.95, `Jain index ${j.toFixed(3)} over ${per.join(', ')}`);
+    assert.ok(per.every((v) => v >= best / 2), `flows ${per.join(', ')}`);
+  });
+});
