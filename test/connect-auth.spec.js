@@ -393,7 +393,8 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
   });
 
   describe('the CLI (real processes, real files)', () => {
-    const hashCli = (args, input) => run(process.execPath, [BIN, 'hash-password', ...args], { input, timeoutMs: 30000 });
+    // node loads the addon: it keeps our environment (under the ASan run, the preloaded runtime).
+    const hashCli = (args, input) => run(process.execPath, [BIN, 'hash-password', ...args], { input, timeoutMs: 30000, env: process.env });
 
     it('legato hash-password reads stdin (one trailing newline dropped) and prints a line the engine accepts', async () => {
       const r = await hashCli([], 'correct horse\n');
