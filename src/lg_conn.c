@@ -553,16 +553,18 @@ static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         lg_conn_close(c); /* EOF or reset: the client has what it will read */
         return;
     }
+    /* No byte cap: closing with unread input sends a RST, which destroys a response still in
+     * the kernel's send queue. Time bounds the discarding (LINGER's deadline), and libuv bounds
+     * the reads per loop turn, so a client streaming at full speed starves nobody. */
     LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
-    c->drained += (size_t)nread;
-    if (c->drained > LG_CONNECT_DRAIN_MAX) lg_conn_close(c);
 }
 
 /*
  * Finish with what the client-bound flow holds (an error response, a TLS alert), then FIN, then
  * close: once the FIN is delivered (TLS), or once the client's EOF arrives (CONNECT: reading
- * and discarding meanwhile, because closing a socket with unread input sends a RST that can
- * destroy the response before the client reads it). LINGER's deadline bounds both.
+ * and discarding meanwhile, however much the client sends, because closing a socket with unread
+ * input sends a RST that can destroy the response before the client reads it). LINGER's
+ * deadline (LG_LINGER_MS from the response) bounds both.
  */
 static void linger_start(lg_conn_t *c)
 {

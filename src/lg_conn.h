@@ -116,7 +116,6 @@ struct lg_conn_s {
 
     uint64_t accepted_at;    /* loop time (ms) of accept */
     uint64_t deadline;       /* loop time by which resolve + dial must be done */
-    size_t drained;          /* LINGER: bytes discarded */
     uint16_t status;         /* connect: HTTP status sent (0: none yet) */
     uint16_t resp_len;       /* connect: bytes of that response (not counted as the target's) */
     uint16_t pending_closes; /* handles (and dialers) whose close has not completed */

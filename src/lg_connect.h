@@ -27,7 +27,6 @@
 #define LG_CONNECT_HEAD_TIMEOUT_MS 10000 /* ms: the whole head must arrive within this (→ 408) */
 #define LG_CONNECT_HEAD_BUF_MIN    2048  /* bytes: first head buffer; doubled as needed */
 #define LG_CONNECT_HEAD_BUF_MAX    (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
-#define LG_CONNECT_DRAIN_MAX       65536 /* bytes discarded after an error response, at most */
 
 /* Owner: the connection, from the first byte of the head until it is decided. */
 typedef struct lg_connect_head_s {

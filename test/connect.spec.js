@@ -466,6 +466,47 @@ describe('connect listener', function () {
     });
   });
 
+  describe('error responses arrive while the client keeps sending (issue 14 item 3)', () => {
+    /**
+     * Send `head`, then `total` more bytes in 64 KiB writes as fast as the socket drains (stopping
+     * at the first write error), then FIN. Resolves with what came back and how the socket ended.
+     */
+    function streamAfterHead(port, head, total) {
+      return connect(port).then((socket) => new Promise((resolve) => {
+        const chunks = [];
+        let sent = 0;
+        let ended = false;
+        let error = null;
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        socket.on('data', (c) => chunks.push(c));
+        socket.on('end', () => { ended = true; });
+        socket.on('error', (e) => { error = e; });
+        socket.on('close', () => resolve({ ...parseReply(Buffer.concat(chunks)), ended, error, sent }));
+        const pump = () => {
+          while (sent < total && !socket.destroyed) {
+            sent += chunk.length;
+            if (!socket.write(chunk)) { socket.once('drain', pump); return; }
+          }
+          if (!socket.destroyed) socket.end();
+        };
+        socket.write(head);
+        pump();
+      }));
+    }
+
+    it('60 clients each streaming 2 MiB after a 414 head all read the exact status line', async function () {
+      this.timeout(120000);
+      const proxy = await startConnectProxy({ denyCidrs: [] });
+      const head = `CONNECT ${'a'.repeat(9000)} HTTP/1.1\r\n`; // 414 at byte 8193 of the line
+      const n = 60;
+      const replies = await Promise.all(Array.from({ length: n }, () => streamAfterHead(portOf(proxy), head, 2 * MiB)));
+      const bad = replies.filter((r) => r.statusLine !== 'HTTP/1.1 414 URI Too Long' || r.body !== 'URI Too Long\n');
+      assert.strictEqual(bad.length, 0, `${bad.length} of ${n} clients lost the reply, e.g. ${JSON.stringify(bad[0] && { text: bad[0].text.slice(0, 80), error: bad[0].error && bad[0].error.code, sent: bad[0].sent })}`);
+      await waitForMetric(proxy, 'status414', n, 10000, { listener: 0 });
+      await waitFor(() => lm(proxy).activeConnections === 0, 10000);
+    });
+  });
+
   describe('capacity: 503 at accept', () => {
     it('over maxConnections (2): the third connection gets 503, a freed slot is reused', async () => {
       const echo = await startEchoServer();
