@@ -720,8 +720,8 @@ static void dial_attempt(lg_conn_t *c)
                                      w->conf->resolve_interval_ms, &fresh);
         if (fresh) {
             dial_start(c, addrs, n, NULL);
-        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, upstream_resolved, c) !=
-                   0) {
+        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, NULL, upstream_resolved,
+                                    c) != 0) {
             /* No memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued. */
             if (n > 0) {
                 dial_start(c, addrs, n, NULL);
@@ -1312,11 +1312,19 @@ static void tunnel_dial(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n)
     dial_start(c, addrs, n, NULL);
 }
 
+/* lg_resolve_keep_cb: the destination policy judges each looked-up address before the cap. */
+static bool resolved_keep(void *arg, const lg_sockaddr_t *addr)
+{
+    lg_conn_t *c = arg;
+    lg_sockaddr_t a = *addr;
+    return lg_connect_filter(&c->w->conf->listeners[c->lis].policy, &a, 1) == 1;
+}
+
 static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_conn_t *c = arg;
     c->resolve = NULL;
-    if (status < 0 || n == 0) {
+    if (status < 0) {
         LG_COUNT(counters(c), upstream_connect_failures, 1);
         respond(c, 502);
         return;
@@ -1361,7 +1369,8 @@ static void on_head(lg_conn_t *c)
         break;
     }
     set_state(c, LG_CONN_RESOLVING);
-    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved, c);
+    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved_keep,
+                              resolved, c);
     if (rc == -EBUSY) {
         LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
         respond(c, 503);

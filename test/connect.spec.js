@@ -741,6 +741,29 @@ describe('connect listener', function () {
         assert.strictEqual(origin.connections.length, 1);
         for (const d of decoys) assert.deepStrictEqual(d.connections, [], `something connected to the denied ${d.address}`);
       });
+
+      it('filters by policy before the 32-address cap: 40 denied answers then one allowed one tunnels (issue 14 item 5)', async () => {
+        // The 40 denied addresses (127.0.0.10-49) share a longer prefix with the source address
+        // than the allowed one (127.0.1.2), so the resolver keeps them first: a proxy that capped
+        // the answer at 32 before filtering would be left with nothing allowed and answer 403.
+        const origin = await startEchoServer({ host: '127.0.1.2' });
+        const denied = Array.from({ length: 40 }, (_, i) => `127.0.0.${10 + i} many.legato.test`);
+        const hosts = [...denied, '127.0.1.2 many.legato.test', '127.0.0.1 localhost', ''].join('\n');
+        const child = await startNamespacedProxy(hosts, {
+          workerThreads: 1,
+          listeners: [{
+            kind: 'connect', host: '127.0.0.1', port: 0,
+            connect: { allowPorts: [origin.port], denyCidrs: ['127.0.0.0/24'] },
+          }],
+        });
+        const t = await openTunnel(child.port, `many.legato.test:${origin.port}`);
+        assert.strictEqual(t.head, ESTABLISHED);
+        assert.strictEqual(await exchange(t.socket, 'past 40 denied'), 'past 40 denied');
+        t.socket.end();
+        const m = (await child.metrics()).listeners[0];
+        assert.strictEqual(m.status200, 1);
+        assert.strictEqual(m.refusedAddress, 0);
+      });
     });
   });
 
