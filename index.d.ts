@@ -108,6 +108,8 @@ export interface ConnectOptions {
   allowDomains?: string[];
   /** One deadline for the whole dial (Happy Eyeballs), ms (1-600000). @default 10000 */
   connectTimeoutMs?: number;
+  /** The whole request head must arrive within this of accept (else 408), ms (1-600000). @default 10000 */
+  headTimeoutMs?: number;
 }
 
 interface ListenerCommon {

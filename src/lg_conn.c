@@ -6,7 +6,7 @@
  * state's one deadline:
  *   PROXY       the deadline of the state that follows, from accept (the header is part of it)
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
- *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
+ *   HEAD        accept + connect.headTimeoutMs (absolute)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
  *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
  *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
@@ -139,7 +139,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         arm_at(c, handshake_deadline(c));
         break;
     case LG_CONN_HEAD:
-        arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
+        arm_at(c, c->accepted_at + c->w->conf->listeners[c->lis].head_timeout_ms);
         break;
     case LG_CONN_RESOLVING:
     case LG_CONN_CONNECTING:
@@ -253,12 +253,22 @@ static void head_free(lg_conn_t *c)
     c->head = NULL;
 }
 
-/* Leave the CONNECT head phase: give back the listener's in-head slot. */
+/* Give back an admission's count in its source's share of the head slots. */
+static void head_src_release(lg_lis_state_t *st, lg_admission_t *adm)
+{
+    if (!adm->head_src_held) return;
+    adm->head_src_held = false;
+    atomic_fetch_sub_explicit(&st->head_src[0][adm->head_src[0]], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&st->head_src[1][adm->head_src[1]], 1, memory_order_relaxed);
+}
+
+/* Leave the CONNECT head phase: give back the listener's in-head slot and the source's share. */
 static void leave_head(lg_conn_t *c)
 {
     if (!c->in_head) return;
     c->in_head = false;
     atomic_fetch_sub_explicit(&c->w->lis[c->lis].in_head, 1, memory_order_relaxed);
+    head_src_release(&c->w->lis[c->lis], &c->adm);
 }
 
 /* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
@@ -1593,6 +1603,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
         close(fd);
         lg_admission_t a = *adm;
         lg_protect_release(w, &a);
+        head_src_release(&w->lis[lis], &a);
         atomic_fetch_sub_explicit(&w->lis[lis].active, 1, memory_order_relaxed);
         if (is_connect) atomic_fetch_sub_explicit(&w->lis[lis].in_head, 1, memory_order_relaxed);
         LG_COUNT(cnt, out_of_memory, 1);
@@ -1630,7 +1641,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     keepalive(c, &c->client);
     /* The first state's deadline (not a transition: set_state is for those). A PROXY header
      * counts against the deadline of the phase it precedes. */
-    arm_at(c, is_connect ? c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS : handshake_deadline(c));
+    arm_at(c, is_connect ? c->accepted_at + lc->head_timeout_ms : handshake_deadline(c));
     uv_read_cb read_cb = is_connect ? head_read : hello_read;
     uv_alloc_cb alloc_cb = is_connect ? head_alloc : hello_alloc;
     if (c->state == LG_CONN_PROXY) {

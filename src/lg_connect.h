@@ -11,8 +11,8 @@
  *
  * RFC 9110 §9.3.6 (CONNECT), RFC 9112 §3.2.3 (authority form). Statuses: malformed → 400, not
  * CONNECT → 405, request line too long → 414, header limits → 431, bad version → 505, head not
- * complete in LG_CONNECT_HEAD_TIMEOUT_MS → 408; policy refusal → 403; lookup or dial failure → 502;
- * dial deadline → 504; over capacity → 503. Every response is a fixed text with
+ * complete within connect.headTimeoutMs of accept → 408; policy refusal → 403; lookup or dial
+ * failure → 502; dial deadline → 504; over capacity → 503. Every response is a fixed text with
  * `Connection: close` that never echoes the request.
  */
 #ifndef LG_CONNECT_H
@@ -24,9 +24,8 @@
 #include "lg_policy.h"
 #include "lg_config.h"
 
-#define LG_CONNECT_HEAD_TIMEOUT_MS 10000 /* ms: the whole head must arrive within this (→ 408) */
-#define LG_CONNECT_HEAD_BUF_MIN    2048  /* bytes: first head buffer; doubled as needed */
-#define LG_CONNECT_HEAD_BUF_MAX    (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
+#define LG_CONNECT_HEAD_BUF_MIN 2048 /* bytes: first head buffer; doubled as needed */
+#define LG_CONNECT_HEAD_BUF_MAX (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
 
 /* Owner: the connection, from the first byte of the head until it is decided. */
 typedef struct lg_connect_head_s {

@@ -291,6 +291,39 @@ static void unadmit(lg_wctx_t *w, unsigned lis)
     }
 }
 
+/*
+ * The source's share of a connect listener's head slots (issue 14): count the connection in the
+ * per-source sketch; once half of the head slots are taken, a source already holding its share
+ * (lc->head_share, a quarter) is refused. False when refused (nothing is left counted). Not on
+ * PROXY-protocol listeners, whose TCP peer is the proxy in front, not the client.
+ */
+static bool head_share_take(lg_wctx_t *w, unsigned lis, const lg_protection_t *p,
+                            const lg_peer_t *peer, lg_admission_t *adm)
+{
+    const lg_listener_conf_t *lc = &w->conf->listeners[lis];
+    if (lc->kind != LG_LISTENER_CONNECT || lc->accept_proxy != 0) return true;
+    lg_ipkey_t k;
+    if (lg_ipkey_make(&k, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
+        return true;
+    }
+    uint64_t h = lg_limit_key_hash(w->limit, &k);
+    lg_lis_state_t *st = &w->lis[lis];
+    uint16_t col[2] = {(uint16_t)(h % LG_HEAD_SRC_SLOTS),
+                       (uint16_t)((h >> 32) % LG_HEAD_SRC_SLOTS)};
+    unsigned c0 = atomic_fetch_add_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
+    unsigned c1 = atomic_fetch_add_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
+    unsigned total = atomic_load_explicit(&st->in_head, memory_order_relaxed);
+    if (LG_MIN(c0, c1) >= lc->head_share && total > lc->head_limit / 2) {
+        atomic_fetch_sub_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
+        return false;
+    }
+    adm->head_src_held = true;
+    adm->head_src[0] = col[0];
+    adm->head_src[1] = col[1];
+    return true;
+}
+
 /* Refuse an accepted fd before anything is allocated for it: counted, reported, closed (a
  * connect listener answers first: 503 at capacity, 403 or 429 for protection). */
 static void refuse(lg_wctx_t *w, unsigned lis, int fd, int reason, const lg_protection_t *p,
@@ -336,6 +369,12 @@ static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
     if (reason != LG_BLOCK_NONE) {
         unadmit(w, lis);
         refuse(w, lis, fd, reason, p, &peer);
+        return;
+    }
+    if (!head_share_take(w, lis, p, &peer, &adm)) {
+        lg_protect_release(w, &adm);
+        unadmit(w, lis);
+        refuse(w, lis, fd, LG_BLOCK_MAX_CONNECTIONS, p, &peer);
         return;
     }
     lg_conn_accept(w, lis, fd, &peer, &adm);

@@ -33,10 +33,16 @@ typedef struct lg_pending_s lg_pending_t;
 #endif
 #define LG_DISCARD_BUF_BYTES 4096 /* read target for bytes that are thrown away */
 
+#define LG_HEAD_SRC_SLOTS 512 /* counters per row of the per-source head sketch */
+
 /* Engine-wide live state of one listener (shared: atomics, written by every worker). */
 typedef struct lg_lis_state_s {
     atomic_uint active;  /* connections open on this listener, all workers */
     atomic_uint in_head; /* connect listeners: connections still sending their head */
+    /* Connect listeners: connections in their head per source, a count-min sketch (two rows,
+     * each indexed by a part of lg_limit_key_hash of the source): a source's count is the
+     * smaller of its two counters, which collisions may overstate but never understate. */
+    atomic_uint head_src[2][LG_HEAD_SRC_SLOTS];
 } lg_lis_state_t;
 
 /* The worker's scheduler (lg_relay): DRR state and the handles that run its passes. */

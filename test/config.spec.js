@@ -182,6 +182,7 @@ describe('config', () => {
             allowCidrs: [],
             allowDomains: [],
             connectTimeoutMs: 10000,
+            headTimeoutMs: 10000,
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
@@ -266,6 +267,7 @@ describe('config', () => {
         allowCidrs: ['10.1.0.0/16'],
         allowDomains: ['example.com', 'github.com', 'aws.amazon.com'],
         connectTimeoutMs: 5000,
+        headTimeoutMs: 10000,
       });
     });
 

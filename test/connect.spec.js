@@ -387,6 +387,19 @@ describe('connect listener', function () {
       assert.strictEqual(lm(proxy).status408, 2);
     });
 
+    it('408 at connect.headTimeoutMs (500 ms), trickling or not', async function () {
+      const proxy = await startConnectProxy({ headTimeoutMs: 500 });
+      const t0 = Date.now();
+      const silent = request(portOf(proxy), []);
+      const trickled = request(portOf(proxy), [`CONNECT a.test:443 HTTP/1.1\r\nX-${MARK}: a`]);
+      const r = await silent;
+      const elapsed = Date.now() - t0;
+      assertErrorReply(r, 408);
+      assert(elapsed >= 450 && elapsed < 8000, `408 came after ${elapsed} ms; the deadline is 500 ms`);
+      assertErrorReply(await trickled, 408, MARK);
+      await waitForMetric(proxy, 'status408', 2, 5000, { listener: 0 });
+    });
+
     it('a client leaving in the middle of its head gets nothing and is counted as closed', async () => {
       const proxy = await startConnectProxy();
       const events = [];
@@ -530,11 +543,12 @@ describe('connect listener', function () {
 
     it('over the in-head limit (max(16, maxConnections / 4)): slow heads cannot take every slot', async () => {
       const echo = await startEchoServer();
-      // maxConnections 100 → at most 25 connections may be sending their head at once.
+      // maxConnections 100 → at most 25 connections may be sending their head at once. They come
+      // from five source addresses, 5 each: below one source's share (a quarter of 25, 6).
       const proxy = await startConnectProxy({ allowPorts: [echo.port], denyCidrs: [] }, { maxConnections: 100 });
       const port = portOf(proxy);
       const slow = [];
-      for (let i = 0; i < 25; i++) slow.push(await connect(port));
+      for (let i = 0; i < 25; i++) slow.push(await connect(port, { localAddress: `127.0.0.${11 + (i % 5)}` }));
       await waitFor(() => lm(proxy).activeConnections === 25);
       const r = await request(port, []);
       assertErrorReply(r, 503);
@@ -548,6 +562,41 @@ describe('connect listener', function () {
       assert.strictEqual(t.status, 200);
       assert.strictEqual(lm(proxy).activeConnections, 26);
       assert.strictEqual(lm(proxy).refusedMaxConnections, 1);
+    });
+  });
+
+  describe('head slots per source (issue 14 item 4)', () => {
+    it('260 trickling clients from 127.0.0.2 cannot take the head slots: a CONNECT from 127.0.0.3 still gets 200', async function () {
+      this.timeout(120000);
+      const echo = await startEchoServer();
+      // Default maxConnections 1000: 250 head slots; once half are taken, one source may hold
+      // at most a quarter of them (62).
+      const proxy = await startConnectProxy({ allowPorts: [echo.port], denyCidrs: [] });
+      const port = portOf(proxy);
+      const held = [];
+      const refused = [];
+      await Promise.all(Array.from({ length: 260 }, async () => {
+        const s = await connect(port, { localAddress: '127.0.0.2' });
+        s.on('error', () => {});
+        s.on('data', (d) => refused.push(d.toString('latin1')));
+        s.write('CONNECT slow'); // and never more: a trickling head
+        held.push(s);
+      }));
+      const bm = await waitForMetric(proxy, 'refusedMaxConnections', 1, 20000, { listener: 0 });
+      assert(bm.listeners[0].refusedMaxConnections >= 1);
+      await waitFor(() => refused.length >= 1, 10000);
+      assert.match(refused[0], /^HTTP\/1\.1 503 /);
+      const active = lm(proxy).activeConnections;
+      assert(active <= 125 + 1, `${active} heads from one source were admitted; at most half the slots (125)`);
+      const t = await openTunnel(port, `127.0.0.1:${echo.port}`, { host: '127.0.0.1', localAddress: '127.0.0.3' });
+      assert.strictEqual(t.head, ESTABLISHED);
+      assert.strictEqual(await exchange(t.socket, 'still served'), 'still served');
+      t.socket.destroy();
+      for (const s of held) s.destroy();
+      await waitFor(() => lm(proxy).activeConnections === 0, 10000);
+      // Every slot and share came back: a fresh burst from 127.0.0.2 is admitted again.
+      const t2 = await openTunnel(port, `127.0.0.1:${echo.port}`, { localAddress: '127.0.0.2' });
+      assert.strictEqual(t2.head, ESTABLISHED);
     });
   });
 

@@ -106,8 +106,8 @@ async function request(port, bytes, { host = '127.0.0.1', endAfterWrite = false 
  * rest } where `rest` is what followed the head in the same read; the socket stays flowing, so
  * attach 'data' listeners right after the await (before any other I/O can run).
  */
-async function openTunnel(port, target, { headers = [`Host: ${target}`], after, host = '127.0.0.1' } = {}) {
-  const socket = await connect(port, { host });
+async function openTunnel(port, target, { headers = [`Host: ${target}`], after, host = '127.0.0.1', localAddress } = {}) {
+  const socket = await connect(port, localAddress ? { host, localAddress } : { host });
   const head = Buffer.from(`CONNECT ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`, 'latin1');
   return readReplyHead(socket, after ? Buffer.concat([head, after]) : head);
 }
