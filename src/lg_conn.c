@@ -123,6 +123,32 @@ static uint64_t handshake_deadline(const lg_conn_t *c)
     return c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
 }
 
+_Static_assert(LG_CONN_N_STATES <= LG_WCTX_STATES, "lg_wctx_t.n_states is too small");
+
+static const char *const STATE_NAMES[LG_CONN_N_STATES] = {
+    "proxy",     "hello",      "head",  "resolving", "suspended",
+    "handshake", "connecting", "relay", "linger",    "closing",
+};
+
+const char *lg_conn_state_name(unsigned s)
+{
+    return s < LG_CONN_N_STATES ? STATE_NAMES[s] : NULL;
+}
+
+/* Count a connection out of its state (from == LG_CONN_N_STATES: it is new) and into `to`
+ * (LG_CONN_N_STATES: it is gone), published for the stop report. */
+static void count_state(lg_wctx_t *w, unsigned from, unsigned to)
+{
+    if (from < LG_CONN_N_STATES) {
+        w->n_states[from]--;
+        LG_PUBLISH(w->pub_states[from], w->n_states[from]);
+    }
+    if (to < LG_CONN_N_STATES) {
+        w->n_states[to]++;
+        LG_PUBLISH(w->pub_states[to], w->n_states[to]);
+    }
+}
+
 /* Move to a state and arm its deadline (the one place transitions happen). */
 static void set_state(lg_conn_t *c, lg_conn_state_t s)
 {
@@ -133,6 +159,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         lg_conn_close(c);
         return;
     }
+    count_state(c->w, c->state, s);
     c->state = s;
     switch (s) {
     case LG_CONN_HELLO:
@@ -327,6 +354,7 @@ static void conn_free(lg_conn_t *c)
     if (c->next != NULL) c->next->prev = c->prev;
     w->n_conns--;
     LG_PUBLISH(w->pub_conns, w->n_conns);
+    count_state(w, c->state, LG_CONN_N_STATES);
     atomic_fetch_sub_explicit(&w->lis[c->lis].active, 1, memory_order_relaxed);
     lg_free(c);
     if (w->conn_gone != NULL) w->conn_gone(w->up_arg);
@@ -354,6 +382,7 @@ static void reap(uv_idle_t *h);
 void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
+    count_state(c->w, c->state, LG_CONN_CLOSING);
     c->state = LG_CONN_CLOSING;
     /* Closed as far as metrics go from the decision on (activeConnections drops before the
      * client sees the FIN); the listener's slot is given back when the socket is gone. */
@@ -1630,6 +1659,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     LG_PUBLISH(w->pub_conns, w->n_conns);
     LG_COUNT(cnt, total_connections, 1);
     c->state = lc->accept_proxy != 0 ? LG_CONN_PROXY : is_connect ? LG_CONN_HEAD : LG_CONN_HELLO;
+    count_state(w, LG_CONN_N_STATES, c->state);
 
     int rc = uv_tcp_open(&c->client, fd);
     if (rc != 0) {

@@ -52,6 +52,9 @@ typedef enum {
     LG_CONN_N_STATES
 } lg_conn_state_t;
 
+/* The state's name ("relay", "closing", ...), or NULL past the last state. */
+const char *lg_conn_state_name(unsigned s);
+
 #define LG_LINGER_MS 2000 /* ms to keep reading (and discarding) after an error response */
 
 /* State kept only while reading a PROXY protocol header (LG_CONN_PROXY). */

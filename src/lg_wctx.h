@@ -33,6 +33,17 @@ typedef struct lg_pending_s lg_pending_t;
 #endif
 #define LG_DISCARD_BUF_BYTES 4096 /* read target for bytes that are thrown away */
 
+#define LG_WCTX_STATES 16 /* >= LG_CONN_N_STATES (checked in lg_conn.c) */
+
+/* Where a worker is in its life (pub_phase), for the stop report. */
+enum {
+    LG_WPHASE_RUNNING = 0,
+    LG_WPHASE_GRACE,    /* stop received: not accepting, connections finishing */
+    LG_WPHASE_DRAINING, /* grace over: every connection is being closed */
+    LG_WPHASE_CLOSING,  /* no connection left: the worker's handles are closing */
+    LG_WPHASE_EXITED,   /* the loop has returned */
+};
+
 #define LG_HEAD_SRC_SLOTS 512 /* counters per row of the per-source head sketch */
 
 /* Engine-wide live state of one listener (shared: atomics, written by every worker). */
@@ -100,6 +111,9 @@ typedef struct lg_wctx_s {
     atomic_size_t pub_quantum;
     atomic_uint_fast64_t pub_grants;
     atomic_uint_fast64_t pub_granted_bytes;
+    atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
+    atomic_int pub_phase;                   /* LG_WPHASE_* */
+    uint32_t n_states[LG_WCTX_STATES];      /* this thread's copy of pub_states */
 } lg_wctx_t;
 
 #define LG_PUBLISH(field, value) atomic_store_explicit(&(field), (value), memory_order_relaxed)

@@ -300,6 +300,36 @@ describe('connect listener', function () {
       assert.strictEqual(m.upstreamConnectFailures, 1);
     });
 
+    it('a stop held up by a lookup the resolver never answers explains itself: warning LEGATO_STOP_SLOW at graceMs + 5 s (issue 14 item 6)', async function () {
+      // A lookup already running on a pool thread cannot be cancelled, and the worker's loop
+      // cannot end before it returns: the resolver here is a UDP socket that swallows queries.
+      if (!canUseMountNamespace()) this.skip();
+      this.timeout(60000);
+      const dgram = require('dgram');
+      const dns = dgram.createSocket('udp4');
+      dns.on('message', () => {}); // never answered
+      await new Promise((resolve, reject) => { dns.once('error', reject); dns.bind(53, '127.0.0.77', resolve); });
+      track(dns, (s) => new Promise((r) => s.close(() => r())), 3);
+      const child = await startNamespacedProxy('127.0.0.1 localhost\n', {
+        workerThreads: 1,
+        listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0, connect: { connectTimeoutMs: 60000 } }],
+      }, { resolv: 'nameserver 127.0.0.77\noptions timeout:30 attempts:2\n' });
+      const socket = await connect(child.port);
+      socket.on('error', () => {});
+      socket.write('CONNECT never.answered.test:443 HTTP/1.1\r\n\r\n');
+      const deadline = Date.now() + 10000;
+      while ((await child.metrics()).workers[0].lookups === 0 && Date.now() < deadline) await sleep(50);
+      await sleep(300); // let a pool thread take the lookup (a queued one would be cancelled)
+      const t0 = Date.now();
+      child.stop();
+      const w = await child.warning('LEGATO_STOP_SLOW', 20000);
+      const elapsed = Date.now() - t0;
+      assert(elapsed >= 4500, `the warning came ${elapsed} ms into the stop; expected graceMs (0) + 5 s`);
+      assert.match(w.message, /worker 0 (closing|draining): 0 connections, 1 lookup in flight/);
+      assert.strictEqual(w.workers.length, 1);
+      assert.strictEqual(w.workers[0].lookups, 1);
+    });
+
     it('504: the dial deadline (connectTimeoutMs) against a target that never answers', async () => {
       const hole = await startBlackhole();
       const proxy = await startConnectProxy({ allowPorts: [hole.port], denyCidrs: [], connectTimeoutMs: 500 });

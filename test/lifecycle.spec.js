@@ -196,6 +196,34 @@ describe('lifecycle', function () {
   });
 
   describe('stop()', function () {
+    it('LEGATO_DEBUG=stop writes what each worker holds when a stop begins (issue 14 item 6)', async function () {
+      const proxy = await startProxy({ routes: routes(), workerThreads: 2 });
+      const socks = [];
+      for (let i = 0; i < 3; i++) socks.push(await expectEcho(portOf(proxy), `held ${i}`));
+      const saved = process.env.LEGATO_DEBUG;
+      const write = process.stderr.write;
+      let text = '';
+      process.env.LEGATO_DEBUG = 'stop';
+      process.stderr.write = function (chunk, ...rest) {
+        if (String(chunk).startsWith('legato:')) { text += chunk; return true; }
+        return write.call(this, chunk, ...rest);
+      };
+      let stopping;
+      try {
+        stopping = proxy.stop({ graceMs: 300 });
+      } finally {
+        process.stderr.write = write;
+        if (saved === undefined) delete process.env.LEGATO_DEBUG; else process.env.LEGATO_DEBUG = saved;
+      }
+      await stopping;
+      assert.match(text, /^legato: stop\(\{ graceMs: 300 \}\) began: worker 0 \w+: /);
+      const relays = [...text.matchAll(/relay (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      const conns = [...text.matchAll(/(\d+) connections?/g)].reduce((n, m) => n + Number(m[1]), 0);
+      assert.strictEqual(relays, 3, text);
+      assert.strictEqual(conns, 3, text);
+      assert.match(text, /worker 1 /);
+    });
+
     it('graceMs 0 closes live connections at once, resolves, and emits close', async function () {
       const proxy = await startProxy({ routes: routes() });
       const socks = [];
