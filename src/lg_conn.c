@@ -33,6 +33,8 @@
 #include <netinet/tcp.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -669,6 +671,25 @@ static void tls_failed(lg_conn_t *c, int reason)
 
 static void dialed(void *arg, int status, lg_upsock_t *up);
 
+/*
+ * lg_dial_wanted_cb: the dial waits for a free descriptor; is the client still there? Its reads
+ * are paused while dialling, so its FIN or RST would go unseen: peek at the socket instead. No
+ * data and EOF, or an error, means it left: the connection is closed (which cancels the dial).
+ */
+static bool dial_wanted(void *arg)
+{
+    lg_conn_t *c = arg;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->client, &fd) != 0) return true;
+    uint8_t b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+        return true;
+    }
+    lg_conn_close(c);
+    return false;
+}
+
 /* Dial 1..n addresses or a Unix path; the outcome comes to dialed(). */
 static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const char *uds_path)
 {
@@ -678,6 +699,7 @@ static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const
         return;
     }
     c->pending_closes++; /* the dialer calls closed_one when it is gone */
+    lg_dial_set_wanted(c->dialer, dial_wanted);
 }
 
 static void attempt_failed(lg_conn_t *c);

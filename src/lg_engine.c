@@ -117,7 +117,10 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, int *bad_li
         for (unsigned k = 0; k < e->n_workers; k++)
             fds[k * nl + i] = col[k];
     }
+    /* Counted after binding (the listen fds are open), before the loops exist. */
+    uint32_t budget = rc == 0 ? lg_listener_fd_budget(e->n_workers) : 0;
     for (unsigned k = 0; rc == 0 && k < e->n_workers; k++) {
+        e->workers[k].ctx.fd_budget = budget;
         rc = lg_worker_start(&e->workers[k], &fds[k * nl]);
         if (rc == 0) e->n_started++;
     }

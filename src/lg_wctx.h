@@ -79,6 +79,7 @@ typedef struct lg_wctx_s {
     uint64_t snap_gen;
     lg_pending_t *pending;    /* held connections (lg_suspend; lock shared with JS) */
     lg_limit_t *limit;        /* shared: per-IP protection state (lg_protect) */
+    uint32_t fd_budget;       /* connections on all listeners at once; 0 = none (lg_listener) */
     lg_blocklog_t *blocklog;  /* shared: coalescing of 'blocked' events (lg_protect) */
     lg_affinity_t *affinity;  /* shared: client IP affinity (lg_conn; ready once a route uses it) */
     uint32_t admits_to_sweep; /* lg_protect: admissions left before the next sweep */

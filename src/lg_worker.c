@@ -203,6 +203,7 @@ static void on_conn_gone(void *arg)
 {
     lg_worker_t *w = arg;
     if (w->ctx.stopping && w->ctx.n_conns == 0) worker_finish(w);
+    if (!w->ctx.stopping) lg_lsock_budget_resume(w->lsock, w->ctx.conf->n_listeners);
 }
 
 static void on_fd_pressure(void *arg, int err)
