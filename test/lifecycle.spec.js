@@ -602,6 +602,37 @@ describe('lifecycle', function () {
       console.log(`      flood: ${flood.length} connections, ${served} served during it; first new connection served ${firstServedMs} ms after it ended`);
     });
 
+    it('drops a client that left while its upstream dial waited for a free descriptor (issue 14 item 1)', async function () {
+      const child = await startChildProxy({ routes: routes(), workerThreads: 1 }, { ulimitN: 64 });
+      // Three clients are accepted and say nothing yet; then something else in the process takes
+      // every free descriptor, so their dials find none and retry every 100 ms.
+      const waiting = [];
+      for (let i = 0; i < 3; i++) {
+        const s = await connect(child.port);
+        s.on('error', () => {});
+        waiting.push(s);
+      }
+      await waitFor(async () => (await child.call('metrics')).activeConnections === 3, 10000);
+      const hogged = await child.call('hogFds');
+      assert(hogged > 0);
+      const before = await child.call('metrics');
+      for (const s of waiting) s.write('needs an upstream');
+      await sleep(500); // the dials meet EMFILE and wait
+      for (const s of waiting) s.destroy(); // and the clients leave
+      const t0 = Date.now();
+      await waitFor(async () => (await child.call('metrics')).activeConnections === 0, 8000);
+      const elapsed = Date.now() - t0;
+      const m = await child.call('metrics');
+      await child.call('freeFds');
+      const s = await connect(child.port);
+      s.on('error', () => {});
+      assert.strictEqual(await echoWithin(s, 'served again', 8000), 'ok');
+      await child.call('stop');
+      // Before: they waited for their 10 s connect deadline (then counted as upstream failures).
+      assert(elapsed < 8000, `the clients that left were closed ${elapsed} ms later`);
+      assert.strictEqual(m.upstreamConnectFailures - before.upstreamConnectFailures, 0, 'closed as gone, not as failed dials');
+    });
+
     it('lets connections that arrive at the fd limit wait in the backlog instead of accepting and dropping them', async function () {
       // DESIGN/lg_listener.c: on EMFILE "pending connections wait in the kernel's backlog meanwhile
       // instead of being accepted and dropped". Connections made while the proxy has no descriptor
