@@ -312,9 +312,9 @@ typedef struct lg_config_s {
  * slow or silent clients cannot take every slot from working tunnels. */
 uint32_t lg_config_head_limit(uint32_t max_connections);
 
-/* A source's share of head_limit: a quarter (at least 1). It is enforced once half of the head
- * slots are taken, so a burst from one busy client is not refused while the listener is quiet,
- * and one source never holds more than half of the slots. */
+/* A source's share of head_limit: a quarter (at least 1). It is enforced once three quarters of
+ * the head slots are taken, so a burst of quick heads from one busy client is not refused while
+ * the listener has room, and one source never holds more than three quarters of the slots. */
 uint32_t lg_config_head_share(uint32_t head_limit);
 
 /* Compile the fixed part. Returns 0, or -1 with *err filled (conf then owns nothing). */

@@ -315,7 +315,8 @@ static void unadmit(lg_wctx_t *w, unsigned lis)
 
 /*
  * The source's share of a connect listener's head slots (issue 14): count the connection in the
- * per-source sketch; once half of the head slots are taken, a source already holding its share
+ * per-source sketch; once three quarters of the head slots are taken, a source already holding its
+ * share
  * (lc->head_share, a quarter) is refused. False when refused (nothing is left counted). Not on
  * PROXY-protocol listeners, whose TCP peer is the proxy in front, not the client.
  */
@@ -335,7 +336,7 @@ static bool head_share_take(lg_wctx_t *w, unsigned lis, const lg_protection_t *p
     unsigned c0 = atomic_fetch_add_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
     unsigned c1 = atomic_fetch_add_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
     unsigned total = atomic_load_explicit(&st->in_head, memory_order_relaxed);
-    if (LG_MIN(c0, c1) >= lc->head_share && total > lc->head_limit / 2) {
+    if (LG_MIN(c0, c1) >= lc->head_share && total > lc->head_limit / 4 * 3) {
         atomic_fetch_sub_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
         return false;
