@@ -37,7 +37,7 @@
 /* Connection states; each has exactly one deadline (the connection's timer). */
 typedef enum {
     LG_CONN_PROXY = 0, /* reading a PROXY protocol header; deadline: the next state's, from
-                          accept (accept + tlsHandshakeTimeoutMs, or accept + 10 s) */
+                          accept (accept + tlsHandshakeTimeoutMs, or accept + headTimeoutMs) */
     LG_CONN_HELLO,     /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
     LG_CONN_HEAD, /* connect: reading the CONNECT head; deadline: accept + headTimeoutMs (→ 408) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
