@@ -591,7 +591,9 @@ export interface ConfigError extends Error {
  * One proxy engine: its listeners, worker threads and routing table.
  *
  * Events: 'listening' (every listener bound on every worker), 'suspended' (a connection waits
- * for a decision), 'warning' (recoverable trouble), 'error' (an engine error), 'close' (stopped).
+ * for a decision), 'warning' (recoverable trouble; code 'LEGATO_STOP_SLOW' when stop() has not
+ * finished 5 s after graceMs, with a `workers` property: per worker its phase, connections,
+ * connections per state, lookups in flight), 'error' (an engine error), 'close' (stopped).
  */
 export class Proxy extends EventEmitter {
   /**
