@@ -108,6 +108,8 @@ export interface ConnectOptions {
   allowDomains?: string[];
   /** One deadline for the whole dial (Happy Eyeballs), ms (1-600000). @default 10000 */
   connectTimeoutMs?: number;
+  /** The whole request head must arrive within this of accept (else 408), ms (1-600000). @default 10000 */
+  headTimeoutMs?: number;
   /**
    * Basic proxy authentication (RFC 7617): a CONNECT without valid `Proxy-Authorization` gets
    * `407` with `Proxy-Authenticate: Basic realm="…"`, before the destination policy is consulted.
@@ -654,7 +656,9 @@ export interface ConfigError extends Error {
  * One proxy engine: its listeners, worker threads and routing table.
  *
  * Events: 'listening' (every listener bound on every worker), 'suspended' (a connection waits
- * for a decision), 'warning' (recoverable trouble), 'error' (an engine error), 'close' (stopped).
+ * for a decision), 'warning' (recoverable trouble; code 'LEGATO_STOP_SLOW' when stop() has not
+ * finished 5 s after graceMs, with a `workers` property: per worker its phase, connections,
+ * connections per state, lookups in flight), 'error' (an engine error), 'close' (stopped).
  */
 export class Proxy extends EventEmitter {
   /**

@@ -2,12 +2,15 @@
 // Builds and runs the libFuzzer targets of the pure core (fuzz/fuzz_*.c).
 //
 //   node fuzz/run.js [target] [seconds] [-- extra libFuzzer flags]
+//   npm run fuzz -- --minutes N [target]     longer runs outside CI: N minutes per target (every
+//                                            target unless one is named), corpora kept
 //
 // `target` is a name such as `hello` (fuzz/fuzz_hello.c) or omitted for every fuzz_*.c;
 // `seconds` is the run time per target (default 60). Each target #includes the module it tests
 // ("../src/lg_X.c"), so only src/lg_common.c is linked in. Binaries go to fuzz/bin/ (gitignored).
 // The committed seed corpus fuzz/corpus/<target>/ is copied to a temporary working corpus, so
-// runs never grow it; crash, leak and timeout inputs are written to fuzz/ (gitignored) and their
+// runs never grow it (with --minutes the working corpus is fuzz/work/<target>/, gitignored and
+// kept between runs, so long runs build on each other); crash, leak and timeout inputs are written to fuzz/ (gitignored) and their
 // paths printed. Exits 1 if a target fails to build or libFuzzer reports a finding.
 const { execFileSync, spawn } = require('child_process');
 const fs = require('fs');
@@ -30,7 +33,7 @@ const cflags = [
 
 function usage(msg) {
   if (msg) console.error(msg);
-  console.error('usage: node fuzz/run.js [target] [seconds] [-- libFuzzer flags]');
+  console.error('usage: node fuzz/run.js [target] [seconds | --minutes N] [-- libFuzzer flags]');
   process.exit(2);
 }
 
@@ -40,13 +43,20 @@ function parseArgs(argv) {
   const args = dash >= 0 ? argv.slice(0, dash) : argv;
   let target = null;
   let seconds = DEFAULT_SECONDS;
-  for (const a of args) {
-    if (/^\d+$/.test(a)) seconds = Number(a);
+  let keep = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--minutes') {
+      const m = Number(args[++i]);
+      if (!(m > 0)) usage('--minutes needs a positive number');
+      seconds = Math.round(m * 60);
+      keep = true;
+    } else if (/^\d+$/.test(a)) seconds = Number(a);
     else if (target === null) target = a.replace(/^fuzz_/, '').replace(/\.c$/, '');
     else usage(`unexpected argument: ${a}`);
   }
   if (seconds < 1) usage('seconds must be at least 1');
-  return { target, seconds, extra };
+  return { target, seconds, extra, keep };
 }
 
 function targets(only) {
@@ -67,9 +77,11 @@ function build(name) {
   return exe;
 }
 
-// A fresh working corpus holding a copy of the committed seeds.
-function workCorpus(name) {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), `legato-fuzz-${name}-`));
+// A working corpus holding a copy of the committed seeds: fresh in a temporary directory, or
+// fuzz/work/<name>/ kept between runs (`keep`: seeds added to what earlier runs found).
+function workCorpus(name, keep) {
+  const work = keep ? path.join(__dirname, 'work', name) : fs.mkdtempSync(path.join(os.tmpdir(), `legato-fuzz-${name}-`));
+  if (keep) fs.mkdirSync(work, { recursive: true });
   const seeds = path.join(__dirname, 'corpus', name);
   let n = 0;
   if (fs.existsSync(seeds)) {
@@ -112,7 +124,7 @@ function summary(out) {
 }
 
 async function main() {
-  const { target, seconds, extra } = parseArgs(process.argv.slice(2));
+  const { target, seconds, extra, keep } = parseArgs(process.argv.slice(2));
   let failed = 0;
   for (const name of targets(target)) {
     let exe;
@@ -123,10 +135,10 @@ async function main() {
       failed++;
       continue;
     }
-    const { work, n } = workCorpus(name);
+    const { work, n } = workCorpus(name, keep);
     console.log(`fuzz_${name}: ${seconds}s from ${n} seeds (working corpus ${work})`);
     const r = await run(exe, work, seconds, extra);
-    fs.rmSync(work, { recursive: true, force: true });
+    if (!keep) fs.rmSync(work, { recursive: true, force: true });
     const artifacts = [...r.out.matchAll(/Test unit written to (\S+)/g)].map((m) => m[1]);
     if (r.code !== 0 || artifacts.length > 0) {
       failed++;

@@ -69,6 +69,7 @@ const DEFAULTS = Object.freeze({
   allowPorts: Object.freeze([443]),
   connectTimeoutMs: 10000,
   authRealm: 'legato',
+  headTimeoutMs: 10000,
   suspendTimeoutMs: 30000,
   alpn: Object.freeze(['http/1.1']),
   ipAffinityTtlMs: 300000,
@@ -114,7 +115,7 @@ const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
 const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
-const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'auth'];
+const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
 const AUTH_KEYS = ['realm', 'users'];
 const AUTH_USER_KEYS = ['name', 'hash'];
 /** How a route or decision uses its upstreams (normalizeDial). */
@@ -150,7 +151,7 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *   allowlist: string[], blocklist: string[], ja3Blocklist: string[], ja4Blocklist: string[],
  *   tlsHandshakeTimeoutMs: number, requireSni: boolean }} NormalizedProtection
  * @typedef {{ allowPorts: number[], defaultAllowPort: boolean, denyCidrs: string[],
- *   allowCidrs: string[], allowDomains: string[], connectTimeoutMs: number }} NormalizedConnect
+ *   allowCidrs: string[], allowDomains: string[], connectTimeoutMs: number, headTimeoutMs: number }} NormalizedConnect
  * @typedef {{ kind: 'tls' | 'connect', host: string, port: number, maxConnections: number,
  *   idleTimeoutMs: number, defaultCert: NormalizedCert | null, mtls: NormalizedMtls | null,
  *   protection: NormalizedProtection, connect: NormalizedConnect | null }} NormalizedListener
@@ -614,6 +615,8 @@ function normalizeListener(value, path, topProtection) {
  *    '*.' stripped; 'example.com' stands for the domain and all its subdomains. When non-empty
  *    only these domains may be reached. IP literals are refused here (use allowCidrs).
  *  - `connectTimeoutMs` [10000]: integer 1-600000, one deadline for the whole dial.
+ *  - `headTimeoutMs` [10000]: integer 1-600000, the whole request head must arrive within this
+ *    of accept (408 otherwise).
  *  - `auth` [null]: Basic proxy authentication (see normalizeAuth).
  *
  * @param {unknown} value The `connect` option (undefined or null: all defaults).
@@ -642,7 +645,8 @@ function normalizeConnect(value, path) {
   const allowDomains = rawDomains === undefined ? [] : stringList(rawDomains, `${path}.allowDomains`, normalizeDomain);
   const connectTimeoutMs = optInteger(get(obj, 'connectTimeoutMs'), `${path}.connectTimeoutMs`, 1, LIMITS.maxConnectTimeoutMs, DEFAULTS.connectTimeoutMs);
   const auth = normalizeAuth(get(obj, 'auth'), `${path}.auth`);
-  return { allowPorts, defaultAllowPort, denyCidrs, allowCidrs, allowDomains, connectTimeoutMs, auth };
+  const headTimeoutMs = optInteger(get(obj, 'headTimeoutMs'), `${path}.headTimeoutMs`, 1, LIMITS.maxConnectTimeoutMs, DEFAULTS.headTimeoutMs);
+  return { allowPorts, defaultAllowPort, denyCidrs, allowCidrs, allowDomains, connectTimeoutMs, headTimeoutMs, auth };
 }
 
 /**

@@ -65,7 +65,7 @@ const HELP = {
   tlsSessionsResumed: 'Terminated TLS handshakes that resumed a session.',
   tlsTruncations: 'Terminated connections whose client closed without close_notify.',
   tlsRenegotiationsRefused: 'Terminated connections closed for attempting renegotiation.',
-  tlsKeyUpdateFloods: 'Terminated connections closed for too many TLS 1.3 KeyUpdates.',
+  tlsKeyUpdateFloods: 'Terminated connections closed for more than 64 TLS 1.3 KeyUpdates within one second.',
   tlsSniMismatches: 'Terminated connections closed because the negotiated SNI differed from the routed one.',
   tlsErrors: 'Terminated connections closed on another TLS error.',
   suspendedTotal: 'Connections held for a JavaScript decision.',

@@ -17,6 +17,24 @@ function stateError(message) {
   return err;
 }
 
+/** ms after the grace period at which a stop that has not finished is reported. */
+const STOP_SLOW_MS = 5000;
+
+/** One line per stop report: "worker 0 draining: 3 connections (relay 2, closing 1), 1 lookup in flight; worker 1 exited". */
+function describeStopReport(workers) {
+  if (!Array.isArray(workers) || workers.length === 0) return 'no worker figures';
+  return workers.map((w) => {
+    if (w.phase === 'exited') return `worker ${w.worker} exited`;
+    const states = Object.entries(w.states || {}).map(([k, v]) => `${k} ${v}`).join(', ');
+    let s = `worker ${w.worker} ${w.phase}: ${w.connections} connection${w.connections === 1 ? '' : 's'}`;
+    if (states) s += ` (${states})`;
+    if (w.lookups) s += `, ${w.lookups} lookup${w.lookups === 1 ? '' : 's'} in flight`;
+    if (w.pendingSuspended) s += `, ${w.pendingSuspended} suspended`;
+    if (w.readBuffers) s += `, ${w.readBuffers} read buffer${w.readBuffers === 1 ? '' : 's'} out`;
+    return s;
+  }).join('; ');
+}
+
 class Proxy extends EventEmitter {
   /**
    * Validate the configuration and create the engine. Nothing listens until start().
@@ -35,6 +53,7 @@ class Proxy extends EventEmitter {
     this._exited = 0;
     this._onReady = null;
     this._stopPromise = null;
+    this._stopTimer = null;
     this._onStopped = null;
     this._printed = new Set();
     // The engine keeps only a weak reference to this callback, so the Proxy holds it: a Proxy
@@ -120,6 +139,7 @@ class Proxy extends EventEmitter {
     this._stopPromise = new Promise((resolve) => { this._onStopped = resolve; });
     this._state = 'stopping';
     this._engine.stop(Math.min(Math.floor(graceMs), 0xffffffff));
+    this._watchStop(graceMs);
     if (this._onReady) { const r = this._onReady; this._onReady = null; r(); }
     this._maybeStopped();
     return this._stopPromise;
@@ -254,8 +274,46 @@ class Proxy extends EventEmitter {
     }
   }
 
+  /**
+   * What each worker still holds (engine figures, readable while a worker is stuck).
+   * @returns {Array<{ worker: number, phase: string, connections: number, states: Record<string, number>, lookups: number, readBuffers: number, pendingSuspended: number }>}
+   */
+  _stopReport() {
+    try {
+      return JSON.parse(this._engine.stopReport());
+    } catch (_) {
+      return [];
+    }
+  }
+
+  /**
+   * A stop that is still running STOP_SLOW_MS after its grace period explains itself: a
+   * 'warning' (code LEGATO_STOP_SLOW, `workers` = the stop report) naming what each worker still
+   * holds; with LEGATO_DEBUG=stop the report also goes to stderr when the stop begins and then.
+   */
+  _watchStop(graceMs) {
+    const debug = /(^|,)\s*(stop|all)\s*(,|$)/.test(process.env.LEGATO_DEBUG || '');
+    if (debug) process.stderr.write(`legato: stop({ graceMs: ${graceMs} }) began: ${describeStopReport(this._stopReport())}\n`);
+    const after = Math.min(Math.floor(graceMs), 0x7fffffff - STOP_SLOW_MS) + STOP_SLOW_MS;
+    const t0 = Date.now();
+    this._stopTimer = setTimeout(() => {
+      this._stopTimer = null;
+      if (this._state !== 'stopping') return;
+      const workers = this._stopReport();
+      const text = `stop({ graceMs: ${graceMs} }) has not finished after ${Date.now() - t0} ms: ${describeStopReport(workers)}`;
+      if (debug) process.stderr.write(`legato: ${text}\n`);
+      const w = new Error(text);
+      w.name = 'LegatoWarning';
+      w.code = 'LEGATO_STOP_SLOW';
+      w.workers = workers;
+      this._emitSafe('warning', w);
+    }, after);
+    if (this._stopTimer.unref) this._stopTimer.unref();
+  }
+
   _maybeStopped() {
     if (this._state !== 'stopping' || this._exited < this._workers || !this._onStopped) return;
+    if (this._stopTimer) { clearTimeout(this._stopTimer); this._stopTimer = null; }
     const done = this._onStopped;
     this._onStopped = null;
     // Join outside the threadsafe-function callback that delivered the last exit event.

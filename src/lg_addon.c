@@ -964,12 +964,28 @@ static napi_value faults_object(napi_env env)
 }
 #endif
 
+/* engine.stopReport(): lg_engine_stop_report's JSON text. */
+static napi_value engine_stop_report(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    if (js == NULL) return NULL;
+    char *buf = lg_malloc(LG_ENGINE_REPORT_MAX);
+    if (buf == NULL) return NULL;
+    size_t len = lg_engine_stop_report(js->engine, buf, LG_ENGINE_REPORT_MAX);
+    napi_value v = NULL;
+    if (napi_create_string_utf8(env, buf, len, &v) != napi_ok) v = NULL;
+    lg_free(buf);
+    return v;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
     napi_property_descriptor methods[] = {
         {"start", NULL, engine_start, NULL, NULL, NULL, napi_default_method, NULL},
         {"stop", NULL, engine_stop, NULL, NULL, NULL, napi_default_method, NULL},
         {"join", NULL, engine_join, NULL, NULL, NULL, napi_default_method, NULL},
+        {"stopReport", NULL, engine_stop_report, NULL, NULL, NULL, napi_default_method, NULL},
         {"updateConfig", NULL, engine_update, NULL, NULL, NULL, napi_default_method, NULL},
         {"resolve", NULL, engine_resolve, NULL, NULL, NULL, napi_default_method, NULL},
         {"pending", NULL, engine_pending, NULL, NULL, NULL, napi_default_method, NULL},

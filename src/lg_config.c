@@ -129,6 +129,11 @@ uint32_t lg_config_head_limit(uint32_t max_connections)
     return LG_MAX(max_connections / 4, 16u);
 }
 
+uint32_t lg_config_head_share(uint32_t head_limit)
+{
+    return LG_MAX(head_limit / 4, 1u);
+}
+
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s);
@@ -261,6 +266,11 @@ static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, con
         return -1;
     }
     lc->connect_timeout_ms = (uint32_t)cn->connect_timeout_ms;
+    if (check_range(err, path, "headTimeoutMs", cn->head_timeout_ms, 1, LG_CONNECT_TIMEOUT_MAX) !=
+        0) {
+        return -1;
+    }
+    lc->head_timeout_ms = (uint32_t)cn->head_timeout_ms;
     if (cn->n_allow_ports > LG_POLICY_MAX_PORTS) {
         return RANGE(err, "%s.allowPorts must have at most %d entries", path, LG_POLICY_MAX_PORTS);
     }
@@ -295,6 +305,7 @@ static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, con
         goto out;
     }
     lc->head_limit = lg_config_head_limit(lc->max_connections);
+    lc->head_share = lg_config_head_share(lc->head_limit);
     if (cn->has_auth && build_auth(cn, lc, path, err) != 0) goto out;
     rc = 0;
 out:

@@ -145,6 +145,7 @@ typedef struct lg_src_connect_s {
     bool has_auth;                            /* connect.auth given */
     char *auth_realm;                         /* connect.auth.realm */
     lg_src_strings_t auth_names, auth_hashes; /* connect.auth.users[i].name / .hash */
+    uint64_t head_timeout_ms;
 } lg_src_connect_t;
 
 typedef struct lg_src_listener_s {
@@ -325,8 +326,10 @@ typedef struct lg_listener_conf_s {
     /* connect listeners */
     lg_policy_t policy;          /* destination policy */
     uint32_t connect_timeout_ms; /* resolve + dial deadline from the end of the head */
+    uint32_t head_timeout_ms;    /* the whole head must arrive within this of accept (→ 408) */
     uint32_t head_limit;         /* connections in their head at once (lg_config_head_limit) */
     lg_auth_t *auth;             /* Basic proxy authentication (owned); NULL: none */
+    uint32_t head_share;         /* of those, from one source (lg_config_head_share) */
     /* PROXY protocol input (both kinds) */
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
@@ -353,6 +356,11 @@ typedef struct lg_config_s {
  * most a quarter of maxConnections (at least 16), or 4096 when maxConnections is unlimited, so
  * slow or silent clients cannot take every slot from working tunnels. */
 uint32_t lg_config_head_limit(uint32_t max_connections);
+
+/* A source's share of head_limit: a quarter (at least 1). It is enforced once three quarters of
+ * the head slots are taken, so a burst of quick heads from one busy client is not refused while
+ * the listener has room, and one source never holds more than three quarters of the slots. */
+uint32_t lg_config_head_share(uint32_t head_limit);
 
 /* Compile the fixed part. Returns 0, or -1 with *err filled (conf then owns nothing). */
 int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err);

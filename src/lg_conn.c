@@ -6,7 +6,7 @@
  * state's one deadline:
  *   PROXY       the deadline of the state that follows, from accept (the header is part of it)
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
- *   HEAD        accept + LG_CONNECT_HEAD_TIMEOUT_MS (absolute)
+ *   HEAD        accept + connect.headTimeoutMs (absolute)
  *   AUTH        head complete + LG_VERIFY_TIMEOUT_MS (→ 503, refusedAuthBusy)
  *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
  *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
@@ -34,6 +34,8 @@
 #include <netinet/tcp.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -126,6 +128,38 @@ static uint64_t handshake_deadline(const lg_conn_t *c)
     return c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
 }
 
+_Static_assert(LG_CONN_N_STATES <= LG_WCTX_STATES, "lg_wctx_t.n_states is too small");
+
+/* Designated: a name can never drift from its state. Every state has one (checked below). */
+static const char *const STATE_NAMES[LG_CONN_N_STATES] = {
+    [LG_CONN_PROXY] = "proxy",         [LG_CONN_HELLO] = "hello",
+    [LG_CONN_HEAD] = "head",           [LG_CONN_AUTH] = "auth",
+    [LG_CONN_RESOLVING] = "resolving", [LG_CONN_SUSPENDED] = "suspended",
+    [LG_CONN_HANDSHAKE] = "handshake", [LG_CONN_CONNECTING] = "connecting",
+    [LG_CONN_RELAY] = "relay",         [LG_CONN_LINGER] = "linger",
+    [LG_CONN_CLOSING] = "closing",
+};
+_Static_assert(LG_CONN_CLOSING == LG_CONN_N_STATES - 1, "STATE_NAMES: a state without a name");
+
+const char *lg_conn_state_name(unsigned s)
+{
+    return s < LG_CONN_N_STATES ? STATE_NAMES[s] : NULL;
+}
+
+/* Count a connection out of its state (from == LG_CONN_N_STATES: it is new) and into `to`
+ * (LG_CONN_N_STATES: it is gone), published for the stop report. */
+static void count_state(lg_wctx_t *w, unsigned from, unsigned to)
+{
+    if (from < LG_CONN_N_STATES) {
+        w->n_states[from]--;
+        LG_PUBLISH(w->pub_states[from], w->n_states[from]);
+    }
+    if (to < LG_CONN_N_STATES) {
+        w->n_states[to]++;
+        LG_PUBLISH(w->pub_states[to], w->n_states[to]);
+    }
+}
+
 /* Move to a state and arm its deadline (the one place transitions happen). */
 static void set_state(lg_conn_t *c, lg_conn_state_t s)
 {
@@ -136,13 +170,14 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         lg_conn_close(c);
         return;
     }
+    count_state(c->w, c->state, s);
     c->state = s;
     switch (s) {
     case LG_CONN_HELLO:
         arm_at(c, handshake_deadline(c));
         break;
     case LG_CONN_HEAD:
-        arm_at(c, c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS);
+        arm_at(c, c->accepted_at + c->w->conf->listeners[c->lis].head_timeout_ms);
         break;
     case LG_CONN_AUTH:
         arm(c, LG_VERIFY_TIMEOUT_MS);
@@ -260,12 +295,22 @@ static void head_free(lg_conn_t *c)
     c->head = NULL;
 }
 
-/* Leave the CONNECT head phase: give back the listener's in-head slot. */
+/* Give back an admission's count in its source's share of the head slots. */
+static void head_src_release(lg_lis_state_t *st, lg_admission_t *adm)
+{
+    if (!adm->head_src_held) return;
+    adm->head_src_held = false;
+    atomic_fetch_sub_explicit(&st->head_src[0][adm->head_src[0]], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&st->head_src[1][adm->head_src[1]], 1, memory_order_relaxed);
+}
+
+/* Leave the CONNECT head phase: give back the listener's in-head slot and the source's share. */
 static void leave_head(lg_conn_t *c)
 {
     if (!c->in_head) return;
     c->in_head = false;
     atomic_fetch_sub_explicit(&c->w->lis[c->lis].in_head, 1, memory_order_relaxed);
+    head_src_release(&c->w->lis[c->lis], &c->adm);
 }
 
 /* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
@@ -338,6 +383,7 @@ static void conn_free(lg_conn_t *c)
     if (c->next != NULL) c->next->prev = c->prev;
     w->n_conns--;
     LG_PUBLISH(w->pub_conns, w->n_conns);
+    count_state(w, c->state, LG_CONN_N_STATES);
     atomic_fetch_sub_explicit(&w->lis[c->lis].active, 1, memory_order_relaxed);
     lg_free(c);
     if (w->conn_gone != NULL) w->conn_gone(w->up_arg);
@@ -365,6 +411,7 @@ static void reap(uv_idle_t *h);
 void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
+    count_state(c->w, c->state, LG_CONN_CLOSING);
     c->state = LG_CONN_CLOSING;
     /* Closed as far as metrics go from the decision on (activeConnections drops before the
      * client sees the FIN); the listener's slot is given back when the socket is gone. */
@@ -823,16 +870,18 @@ static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         lg_conn_close(c); /* EOF or reset: the client has what it will read */
         return;
     }
+    /* No byte cap: closing with unread input sends a RST, which destroys a response still in
+     * the kernel's send queue. Time bounds the discarding (LINGER's deadline), and libuv bounds
+     * the reads per loop turn, so a client streaming at full speed starves nobody. */
     LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
-    c->drained += (size_t)nread;
-    if (c->drained > LG_CONNECT_DRAIN_MAX) lg_conn_close(c);
 }
 
 /*
  * Finish with what the client-bound flow holds (an error response, a TLS alert), then FIN, then
  * close: once the FIN is delivered (TLS), or once the client's EOF arrives (CONNECT: reading
- * and discarding meanwhile, because closing a socket with unread input sends a RST that can
- * destroy the response before the client reads it). LINGER's deadline bounds both.
+ * and discarding meanwhile, however much the client sends, because closing a socket with unread
+ * input sends a RST that can destroy the response before the client reads it). LINGER's
+ * deadline (LG_LINGER_MS from the response) bounds both.
  */
 static void linger_start(lg_conn_t *c)
 {
@@ -898,6 +947,25 @@ static void tls_failed(lg_conn_t *c, int reason)
 
 static void dialed(void *arg, int status, lg_upsock_t *up);
 
+/*
+ * lg_dial_wanted_cb: the dial waits for a free descriptor; is the client still there? Its reads
+ * are paused while dialling, so its FIN or RST would go unseen: peek at the socket instead. No
+ * data and EOF, or an error, means it left: the connection is closed (which cancels the dial).
+ */
+static bool dial_wanted(void *arg)
+{
+    lg_conn_t *c = arg;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->client, &fd) != 0) return true;
+    uint8_t b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+        return true;
+    }
+    lg_conn_close(c);
+    return false;
+}
+
 /* Dial 1..n addresses or a Unix path; the outcome comes to dialed(). */
 static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const char *uds_path)
 {
@@ -907,6 +975,7 @@ static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const
         return;
     }
     c->pending_closes++; /* the dialer calls closed_one when it is gone */
+    lg_dial_set_wanted(c->dialer, dial_wanted);
 }
 
 static void attempt_failed(lg_conn_t *c);
@@ -989,8 +1058,8 @@ static void dial_attempt(lg_conn_t *c)
                                      w->conf->resolve_interval_ms, &fresh);
         if (fresh) {
             dial_start(c, addrs, n, NULL);
-        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, upstream_resolved, c) !=
-                   0) {
+        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, NULL, upstream_resolved,
+                                    c) != 0) {
             /* No memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued. */
             if (n > 0) {
                 dial_start(c, addrs, n, NULL);
@@ -1599,11 +1668,19 @@ static void tunnel_dial(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n)
     dial_start(c, addrs, n, NULL);
 }
 
+/* lg_resolve_keep_cb: the destination policy judges each looked-up address before the cap. */
+static bool resolved_keep(void *arg, const lg_sockaddr_t *addr)
+{
+    lg_conn_t *c = arg;
+    lg_sockaddr_t a = *addr;
+    return lg_connect_filter(&c->w->conf->listeners[c->lis].policy, &a, 1) == 1;
+}
+
 static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_conn_t *c = arg;
     c->resolve = NULL;
-    if (status < 0 || n == 0) {
+    if (status < 0) {
         LG_COUNT(counters(c), upstream_connect_failures, 1);
         respond(c, 502);
         return;
@@ -1642,7 +1719,8 @@ static void to_policy(lg_conn_t *c)
         break;
     }
     set_state(c, LG_CONN_RESOLVING);
-    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved, c);
+    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved_keep,
+                              resolved, c);
     if (rc == -EBUSY) {
         LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
         respond(c, 503);
@@ -1941,6 +2019,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
         close(fd);
         lg_admission_t a = *adm;
         lg_protect_release(w, &a);
+        head_src_release(&w->lis[lis], &a);
         atomic_fetch_sub_explicit(&w->lis[lis].active, 1, memory_order_relaxed);
         if (is_connect) atomic_fetch_sub_explicit(&w->lis[lis].in_head, 1, memory_order_relaxed);
         LG_COUNT(cnt, out_of_memory, 1);
@@ -1967,6 +2046,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     LG_PUBLISH(w->pub_conns, w->n_conns);
     LG_COUNT(cnt, total_connections, 1);
     c->state = lc->accept_proxy != 0 ? LG_CONN_PROXY : is_connect ? LG_CONN_HEAD : LG_CONN_HELLO;
+    count_state(w, LG_CONN_N_STATES, c->state);
 
     int rc = uv_tcp_open(&c->client, fd);
     if (rc != 0) {
@@ -1978,7 +2058,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     keepalive(c, &c->client);
     /* The first state's deadline (not a transition: set_state is for those). A PROXY header
      * counts against the deadline of the phase it precedes. */
-    arm_at(c, is_connect ? c->accepted_at + LG_CONNECT_HEAD_TIMEOUT_MS : handshake_deadline(c));
+    arm_at(c, is_connect ? c->accepted_at + lc->head_timeout_ms : handshake_deadline(c));
     uv_read_cb read_cb = is_connect ? head_read : hello_read;
     uv_alloc_cb alloc_cb = is_connect ? head_alloc : hello_alloc;
     if (c->state == LG_CONN_PROXY) {

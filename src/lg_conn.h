@@ -37,10 +37,10 @@
 
 /* Connection states; each has exactly one deadline (the connection's timer). */
 typedef enum {
-    LG_CONN_PROXY = 0,  /* reading a PROXY protocol header; deadline: the next state's, from
-                           accept (accept + tlsHandshakeTimeoutMs, or accept + 10 s) */
-    LG_CONN_HELLO,      /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
-    LG_CONN_HEAD,       /* connect: reading the CONNECT head; deadline: accept + 10 s (→ 408) */
+    LG_CONN_PROXY = 0, /* reading a PROXY protocol header; deadline: the next state's, from
+                          accept (accept + tlsHandshakeTimeoutMs, or accept + headTimeoutMs) */
+    LG_CONN_HELLO,     /* tls: reading the ClientHello; deadline: accept + tlsHandshakeTimeoutMs */
+    LG_CONN_HEAD, /* connect: reading the CONNECT head; deadline: accept + headTimeoutMs (→ 408) */
     LG_CONN_AUTH,       /* connect: Proxy-Authorization being verified (lg_verify); deadline:
                            head + LG_VERIFY_TIMEOUT_MS (→ 503) */
     LG_CONN_RESOLVING,  /* connect: resolving the target; deadline: head + connectTimeoutMs */
@@ -54,6 +54,9 @@ typedef enum {
     LG_CONN_CLOSING,    /* marked: torn down by the worker's reaper, freed after its handles */
     LG_CONN_N_STATES
 } lg_conn_state_t;
+
+/* The state's name ("relay", "closing", ...), or NULL past the last state. */
+const char *lg_conn_state_name(unsigned s);
 
 #define LG_LINGER_MS 2000 /* ms to keep reading (and discarding) after an error response */
 
@@ -132,7 +135,6 @@ struct lg_conn_s {
 
     uint64_t accepted_at;    /* loop time (ms) of accept */
     uint64_t deadline;       /* loop time by which resolve + dial must be done */
-    size_t drained;          /* LINGER: bytes discarded */
     uint16_t status;         /* connect: HTTP status sent (0: none yet) */
     uint16_t resp_len;       /* connect: bytes of that response (not counted as the target's) */
     uint16_t pending_closes; /* handles (and dialers) whose close has not completed */

@@ -11,10 +11,10 @@
  *
  * RFC 9110 §9.3.6 (CONNECT), RFC 9112 §3.2.3 (authority form). Statuses: malformed → 400, not
  * CONNECT → 405, request line too long → 414, header limits → 431, bad version → 505, head not
- * complete in LG_CONNECT_HEAD_TIMEOUT_MS → 408; missing or wrong Proxy-Authorization on a listener
- * with connect.auth → 407 (the listener's own text naming its realm, lg_auth), no verification
- * slot or verdict in time → 503 (lg_verify); policy refusal → 403; lookup or dial failure → 502;
- * dial deadline → 504; over capacity → 503. Every response is a fixed text with
+ * complete within connect.headTimeoutMs of accept → 408; missing or wrong Proxy-Authorization on
+ * a listener with connect.auth → 407 (the listener's own text naming its realm, lg_auth), no
+ * verification slot or verdict in time → 503 (lg_verify); policy refusal → 403; lookup or dial
+ * failure → 502; dial deadline → 504; over capacity → 503. Every response is a fixed text with
  * `Connection: close` that never echoes the request.
  */
 #ifndef LG_CONNECT_H
@@ -26,10 +26,8 @@
 #include "lg_policy.h"
 #include "lg_config.h"
 
-#define LG_CONNECT_HEAD_TIMEOUT_MS 10000 /* ms: the whole head must arrive within this (→ 408) */
-#define LG_CONNECT_HEAD_BUF_MIN    2048  /* bytes: first head buffer; doubled as needed */
-#define LG_CONNECT_HEAD_BUF_MAX    (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
-#define LG_CONNECT_DRAIN_MAX       65536 /* bytes discarded after an error response, at most */
+#define LG_CONNECT_HEAD_BUF_MIN 2048 /* bytes: first head buffer; doubled as needed */
+#define LG_CONNECT_HEAD_BUF_MAX (LG_HTTP_MAX_HEAD + 16384) /* bytes: a head + pipelined bytes */
 
 /* Owner: the connection, from the first byte of the head until it is decided. */
 typedef struct lg_connect_head_s {

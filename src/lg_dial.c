@@ -21,6 +21,8 @@ struct lg_dialer_s {
     const char *uds_path;  /* Unix socket to dial instead (owned by the caller) */
     lg_dial_cb done;
     lg_closed_cb closed;
+    lg_dial_wanted_cb still_wanted; /* asked before a retry after a descriptor shortage */
+    bool fd_retry;                  /* the stagger timer runs for such a retry */
     void *arg;
     int last_err;
     unsigned live; /* handles not yet closed: the timer and every attempt */
@@ -120,6 +122,7 @@ static void retry_after_fd_shortage(lg_dialer_t *d, int err)
 {
     d->last_err = err;
     d->next--;
+    d->fd_retry = true;
     if (d->w->fd_pressure != NULL) d->w->fd_pressure(d->w->up_arg, -err);
     uv_timer_start(&d->stagger, on_stagger, LG_DIAL_FD_RETRY_MS, 0);
 }
@@ -152,7 +155,18 @@ static void on_attempt_connect(uv_connect_t *req, int status)
 static void on_stagger(uv_timer_t *t)
 {
     lg_dialer_t *d = t->data;
-    if (d->next < d->n) start_next(d);
+    if (d->fd_retry) {
+        d->fd_retry = false;
+        /* A client that left while its dial waited for a descriptor is dropped rather than
+         * given the next free one. */
+        if (d->still_wanted != NULL && !d->still_wanted(d->arg)) return;
+    }
+    if (!d->finished && d->next < d->n) start_next(d);
+}
+
+void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted)
+{
+    d->still_wanted = still_wanted;
 }
 
 /*

@@ -57,6 +57,14 @@ typedef struct lg_dialer_s lg_dialer_t;
 int lg_dial_start(lg_dialer_t **out, lg_wctx_t *w, const lg_sockaddr_t *addrs, size_t n,
                   const char *uds_path, lg_dial_cb done, lg_closed_cb closed, void *arg);
 
+/*
+ * Before each retry after a descriptor shortage, ask `still_wanted(arg)` whether the dial is
+ * still wanted (its client may have left while it waited). false means the caller has cancelled
+ * the dial (lg_dial_cancel) from inside the call: no retry, no `done`. NULL: always wanted.
+ */
+typedef bool (*lg_dial_wanted_cb)(void *arg);
+void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted);
+
 /* Stop a dial that has not reported (no `done` call follows); `closed` follows. Idempotent; a
  * dial that already reported is left alone. */
 void lg_dial_cancel(lg_dialer_t *d);

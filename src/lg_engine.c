@@ -3,6 +3,7 @@
  * decisions for held connections, and the metrics snapshot (see lg_engine.h).
  */
 #include "lg_engine.h"
+#include "lg_conn.h"
 #include "lg_cpu.h"
 #include "lg_listener.h"
 #include "lg_suspend.h"
@@ -116,7 +117,10 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, int *bad_li
         for (unsigned k = 0; k < e->n_workers; k++)
             fds[k * nl + i] = col[k];
     }
+    /* Counted after binding (the listen fds are open), before the loops exist. */
+    uint32_t budget = rc == 0 ? lg_listener_fd_budget(e->n_workers) : 0;
     for (unsigned k = 0; rc == 0 && k < e->n_workers; k++) {
+        e->workers[k].ctx.fd_budget = budget;
         rc = lg_worker_start(&e->workers[k], &fds[k * nl]);
         if (rc == 0) e->n_started++;
     }
@@ -372,6 +376,46 @@ int lg_engine_resolve(lg_engine_t *e, const char *id, lg_route_t *decision)
         return -ENOENT;
     }
     return lg_worker_post_resolve(&e->workers[worker], serial, decision);
+}
+
+size_t lg_engine_stop_report(lg_engine_t *e, char *out, size_t cap)
+{
+    static const char *const phases[] = {"running", "grace", "draining", "closing", "exited"};
+    size_t len = 0;
+    out[len++] = '[';
+    for (unsigned k = 0; k < e->n_workers; k++) {
+        lg_worker_t *w = &e->workers[k];
+        lg_wctx_t *x = &w->ctx;
+        char one[1024];
+        int phase = atomic_load_explicit(&x->pub_phase, memory_order_relaxed);
+        int n = snprintf(one, sizeof(one),
+                         "%s{\"worker\":%u,\"phase\":\"%s\",\"connections\":%zu,\"states\":{",
+                         k > 0 ? "," : "", k,
+                         phase >= 0 && phase <= LG_WPHASE_EXITED ? phases[phase] : "unknown",
+                         atomic_load_explicit(&x->pub_conns, memory_order_relaxed));
+        bool first = true;
+        for (unsigned s = 0; lg_conn_state_name(s) != NULL && n > 0 && (size_t)n < sizeof(one);
+             s++) {
+            unsigned count = atomic_load_explicit(&x->pub_states[s], memory_order_relaxed);
+            if (count == 0) continue;
+            n += snprintf(one + n, sizeof(one) - (size_t)n, "%s\"%s\":%u", first ? "" : ",",
+                          lg_conn_state_name(s), count);
+            first = false;
+        }
+        if (n > 0 && (size_t)n < sizeof(one)) {
+            n += snprintf(one + n, sizeof(one) - (size_t)n,
+                          "},\"lookups\":%zu,\"readBuffers\":%zu,\"pendingSuspended\":%zu}",
+                          atomic_load_explicit(&x->pub_lookups, memory_order_relaxed),
+                          (size_t)atomic_load_explicit(&x->pool.n_out_shared, memory_order_relaxed),
+                          (size_t)atomic_load_explicit(&w->pending.n_shared, memory_order_relaxed));
+        }
+        if (n <= 0 || (size_t)n >= sizeof(one) || len + (size_t)n + 2 > cap) break;
+        memcpy(out + len, one, (size_t)n);
+        len += (size_t)n;
+    }
+    out[len++] = ']';
+    out[len] = '\0';
+    return len;
 }
 
 void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)

@@ -138,4 +138,18 @@ typedef struct lg_engine_metrics_s {
 
 void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m);
 
+/* Bytes of a stop report, at most (LG_MAX_WORKERS workers of a few hundred bytes each). */
+#define LG_ENGINE_REPORT_MAX 131072
+
+/*
+ * What each worker still holds, for a stop that is taking long (LEGATO_DEBUG=stop, the
+ * LEGATO_STOP_SLOW warning): JSON, an array with one object per worker,
+ * { "worker", "phase" ("running" | "grace" | "draining" | "closing" | "exited"), "connections",
+ *   "states": { <state name>: count, ... non-zero ones }, "lookups", "readBuffers",
+ *   "pendingSuspended" }. Read from figures each worker publishes (relaxed atomics): it works
+ * while a worker is stuck, and may be a moment out of date. Returns the length written (the
+ * text is cut at a worker boundary to fit cap; cap >= 3).
+ */
+size_t lg_engine_stop_report(lg_engine_t *e, char *out, size_t cap);
+
 #endif /* LG_ENGINE_H */

@@ -401,6 +401,7 @@ static int read_connect(napi_env env, napi_value l, lg_src_connect_t *out, const
     uint32_t n;
     if (get_object(env, l, "connect", &cn, lpath) != 0 ||
         get_u64(env, cn, "connectTimeoutMs", &out->connect_timeout_ms, path) != 0 ||
+        get_u64(env, cn, "headTimeoutMs", &out->head_timeout_ms, path) != 0 ||
         get_array(env, cn, "allowPorts", &ports, &n, path) != 0) {
         return -1;
     }

@@ -264,6 +264,11 @@ static uint64_t key_hash(const lg_limit_t *t, const lg_ipkey_t *k)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+uint64_t lg_limit_key_hash(const lg_limit_t *t, const lg_ipkey_t *k)
+{
+    return key_hash(t, k);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Buckets and the decision (one entry, its shard's lock held).                               */
 

@@ -193,6 +193,10 @@ int lg_limit_init(lg_limit_t *t, size_t max_tracked);
  */
 void lg_limit_seed(lg_limit_t *t, const uint8_t key[16]);
 
+/* The table's keyed hash (SipHash-1-3 under the seed) of a key, for other per-source sketches
+ * that must not be aimed at (the connect listeners' head slots per source). Thread-safe. */
+uint64_t lg_limit_key_hash(const lg_limit_t *t, const lg_ipkey_t *k);
+
 /*
  * Decide on a new connection from key k under rules r at now_ms (a monotonic clock in ms,
  * below 2^63 ns). Returns LG_LIMIT_OK (ticket->tracked says whether it was counted),

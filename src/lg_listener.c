@@ -12,6 +12,7 @@
 #include "lg_protect.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -218,6 +219,27 @@ void lg_listener_raise_nofile(const lg_config_t *conf, char *warn, size_t warn_s
     }
 }
 
+uint32_t lg_listener_fd_budget(unsigned n_workers)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= (rlim_t)UINT32_MAX) {
+        return 0;
+    }
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL) return 0; /* cannot count: no budget rather than a wrong one */
+    uint64_t used = 0;
+    for (struct dirent *de = readdir(dir); de != NULL; de = readdir(dir)) {
+        if (de->d_name[0] != '.') used++;
+    }
+    closedir(dir);
+    used = used > 0 ? used - 1 : 0; /* the directory's own descriptor */
+    used += (uint64_t)n_workers * LG_FDS_PER_WORKER + LG_FD_RESERVE;
+    uint64_t cur = (uint64_t)rl.rlim_cur;
+    uint64_t budget = cur > used ? (cur - used) / LG_FDS_PER_CONN : 0;
+    return (uint32_t)LG_MAX(budget, 1u);
+}
+
 /* ---- accepting ---------------------------------------------------------------------------- */
 
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -291,6 +313,40 @@ static void unadmit(lg_wctx_t *w, unsigned lis)
     }
 }
 
+/*
+ * The source's share of a connect listener's head slots (issue 14): count the connection in the
+ * per-source sketch; once three quarters of the head slots are taken, a source already holding its
+ * share
+ * (lc->head_share, a quarter) is refused. False when refused (nothing is left counted). Not on
+ * PROXY-protocol listeners, whose TCP peer is the proxy in front, not the client.
+ */
+static bool head_share_take(lg_wctx_t *w, unsigned lis, const lg_protection_t *p,
+                            const lg_peer_t *peer, lg_admission_t *adm)
+{
+    const lg_listener_conf_t *lc = &w->conf->listeners[lis];
+    if (lc->kind != LG_LISTENER_CONNECT || lc->accept_proxy != 0) return true;
+    lg_ipkey_t k;
+    if (lg_ipkey_make(&k, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
+        return true;
+    }
+    uint64_t h = lg_limit_key_hash(w->limit, &k);
+    lg_lis_state_t *st = &w->lis[lis];
+    uint16_t col[2] = {(uint16_t)(h % LG_HEAD_SRC_SLOTS),
+                       (uint16_t)((h >> 32) % LG_HEAD_SRC_SLOTS)};
+    unsigned c0 = atomic_fetch_add_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
+    unsigned c1 = atomic_fetch_add_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
+    unsigned total = atomic_load_explicit(&st->in_head, memory_order_relaxed);
+    if (LG_MIN(c0, c1) >= lc->head_share && total > lc->head_limit / 4 * 3) {
+        atomic_fetch_sub_explicit(&st->head_src[0][col[0]], 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->head_src[1][col[1]], 1, memory_order_relaxed);
+        return false;
+    }
+    adm->head_src_held = true;
+    adm->head_src[0] = col[0];
+    adm->head_src[1] = col[1];
+    return true;
+}
+
 /* Refuse an accepted fd before anything is allocated for it: counted, reported, closed (a
  * connect listener answers first: 503 at capacity, 403 or 429 for protection). */
 static void refuse(lg_wctx_t *w, unsigned lis, int fd, int reason, const lg_protection_t *p,
@@ -338,7 +394,57 @@ static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
         refuse(w, lis, fd, reason, p, &peer);
         return;
     }
+    if (!head_share_take(w, lis, p, &peer, &adm)) {
+        lg_protect_release(w, &adm);
+        unadmit(w, lis);
+        refuse(w, lis, fd, LG_BLOCK_MAX_CONNECTIONS, p, &peer);
+        return;
+    }
     lg_conn_accept(w, lis, fd, &peer, &adm);
+}
+
+/* Connections open on every listener of the engine (each holds up to LG_FDS_PER_CONN). */
+static bool over_fd_budget(const lg_wctx_t *w)
+{
+    if (w->fd_budget == 0) return false;
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->conf->n_listeners; i++)
+        total += atomic_load_explicit(&w->lis[i].active, memory_order_relaxed);
+    return total >= w->fd_budget;
+}
+
+/*
+ * At the descriptor budget: stop accepting (new connections wait in the kernel's backlog, as at
+ * HAProxy's maxconn) and look again after LG_FD_BUDGET_RETRY_MS, so that whatever frees a slot
+ * on any worker resumes accepting within that time. Every accepted connection can therefore
+ * dial its upstream: none holds a descriptor while waiting for one that cannot come.
+ */
+static void budget_pause(lg_lsock_t *ls)
+{
+    lg_wctx_t *w = ls->w;
+    uv_poll_stop(&ls->poll);
+    if (!uv_is_active((uv_handle_t *)&ls->backoff)) {
+        uv_timer_start(&ls->backoff, on_backoff, LG_FD_BUDGET_RETRY_MS, 0);
+    }
+    if (ls->budget_paused) return;
+    ls->budget_paused = true;
+    LG_COUNT(&w->counters[ls->index], accept_pauses, 1);
+    if (ls->budget_warned) return;
+    ls->budget_warned = true;
+    lg_events_note(w->events, LG_EV_WARNING, w->index, -EMFILE,
+                   "listener %u (worker %u): accept paused: descriptor budget reached (%u "
+                   "connections of %u descriptors each within RLIMIT_NOFILE); new connections "
+                   "wait in the backlog until some close",
+                   ls->index, w->index, w->fd_budget, (unsigned)LG_FDS_PER_CONN);
+}
+
+void lg_lsock_budget_resume(lg_lsock_t *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ls[i].open || !ls[i].budget_paused || ls[i].backoff_ms != 0) continue;
+        uv_timer_stop(&ls[i].backoff);
+        uv_poll_start(&ls[i].poll, UV_READABLE, on_readable);
+    }
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -351,6 +457,10 @@ static void on_readable(uv_poll_t *h, int status, int events)
         return;
     }
     for (int n = 0; n < LG_ACCEPTS_PER_WAKEUP && ls->open; n++) {
+        if (!w->stopping && over_fd_budget(w)) {
+            budget_pause(ls);
+            return;
+        }
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(ls->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -366,6 +476,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             return;
         }
         ls->backoff_ms = 0;
+        ls->budget_paused = false;
         if (w->stopping) {
             close(fd);
             continue;

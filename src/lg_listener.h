@@ -20,6 +20,13 @@
  * those the worker stops watching the socket for a pause (LG_ACCEPT_BACKOFF_MIN ms, doubling to
  * LG_ACCEPT_BACKOFF_MAX) while established connections keep relaying; pending connections wait
  * in the kernel's backlog meanwhile instead of being accepted and dropped.
+ *
+ * Descriptor budget (issue 14): at start the engine derives how many connections fit in
+ * RLIMIT_NOFILE (lg_listener_fd_budget: LG_FDS_PER_CONN each, after the descriptors already open,
+ * LG_FDS_PER_WORKER per worker loop and a reserve of LG_FD_RESERVE). With that many connections
+ * open on the engine's listeners, workers stop accepting (connections wait in the backlog) and
+ * look again every LG_FD_BUDGET_RETRY_MS: an accepted connection can always dial its upstream or
+ * be answered, instead of holding a descriptor while its dial waits for one.
  */
 #ifndef LG_LISTENER_H
 #define LG_LISTENER_H
@@ -30,6 +37,10 @@
 #define LG_ACCEPTS_PER_WAKEUP 64   /* connections accepted per readiness event */
 #define LG_ACCEPT_BACKOFF_MIN 100  /* ms: first accept pause after EMFILE/ENFILE */
 #define LG_ACCEPT_BACKOFF_MAX 1000 /* ms: longest accept pause */
+#define LG_FDS_PER_CONN       2    /* descriptors of a proxied connection: client + upstream */
+#define LG_FDS_PER_WORKER     4    /* a worker loop's own descriptors (epoll, eventfd, ...) */
+#define LG_FD_RESERVE         16   /* descriptors kept free (lookups, extra dial attempts, JS) */
+#define LG_FD_BUDGET_RETRY_MS 50   /* ms: accept paused at the budget looks again after this */
 
 /* Where a listener was bound (JS thread). */
 typedef struct lg_bound_s {
@@ -55,6 +66,13 @@ void lg_listener_unregister(const void *owner);
  */
 void lg_listener_raise_nofile(const lg_config_t *conf, char *warn, size_t warn_size);
 
+/*
+ * The descriptor budget: connections the engine may hold open at once within the current soft
+ * RLIMIT_NOFILE, counting the descriptors open now, `n_workers` loops still to be created and
+ * the reserve (see above); at least 1. 0 = no budget (unlimited, or /proc/self/fd unreadable).
+ */
+uint32_t lg_listener_fd_budget(unsigned n_workers);
+
 /* A worker's listen socket for one listener. */
 typedef struct lg_lsock_s {
     uv_poll_t poll;     /* readiness of the listen fd */
@@ -64,11 +82,17 @@ typedef struct lg_lsock_s {
     unsigned index;      /* listener index */
     uint32_t backoff_ms; /* current pause; 0 when accepting normally */
     bool open;           /* poll handle initialised and not closed */
+    bool budget_paused;  /* paused at the descriptor budget (counted once per pause) */
+    bool budget_warned;  /* the budget warning was sent (once per socket) */
 } lg_lsock_t;
 
 /* Worker loop set up (JS thread, before the thread runs): watch `fd` for listener `index`.
  * Returns 0 or a libuv error (the fd then stays the caller's). */
 int lg_lsock_open(lg_lsock_t *ls, lg_wctx_t *w, unsigned index, int fd);
+
+/* A connection of this worker was freed: listen sockets paused at the descriptor budget (not
+ * those in an EMFILE backoff) watch for connections again at once. */
+void lg_lsock_budget_resume(lg_lsock_t *ls, size_t n);
 
 /* Stop accepting: close the handles (the fd is closed with them). Idempotent. */
 void lg_lsock_close(lg_lsock_t *ls, uv_close_cb timer_closed);

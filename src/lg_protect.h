@@ -44,6 +44,8 @@ typedef struct lg_peer_s {
 typedef struct lg_admission_s {
     lg_ipkey_t key;
     lg_limit_ticket_t ticket; /* tracked: release it */
+    bool head_src_held;       /* connect: holds head_src counters (released with the head slot) */
+    uint16_t head_src[2];     /* their columns in lg_lis_state_t.head_src */
 } lg_admission_t;
 
 typedef struct lg_blocklog_slot_s {

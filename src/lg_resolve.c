@@ -10,6 +10,7 @@
 struct lg_resolve_s {
     uv_getaddrinfo_t req;
     lg_wctx_t *w;
+    lg_resolve_keep_cb keep; /* NULL: keep every address */
     lg_resolve_cb done;
     void *arg;
     uint16_t port;
@@ -53,15 +54,22 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     void *arg = r->arg;
     lg_sockaddr_t addrs[LG_RESOLVE_MAX_ADDRS];
     size_t n = 0;
+    bool keep_any = false; /* the answer had an address, whether kept or not */
     if (done != NULL && status == 0) {
+        /* Filter, then cap: every address of the answer is judged (the list is the resolver's,
+         * already bounded), and the first LG_RESOLVE_MAX_ADDRS kept ones are used. */
         for (struct addrinfo *ai = res; ai != NULL && n < LG_RESOLVE_MAX_ADDRS; ai = ai->ai_next) {
             if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
                 memcpy(&addrs[n].in4, ai->ai_addr, sizeof(struct sockaddr_in));
-                addrs[n++].in4.sin_port = htons(r->port);
+                addrs[n].in4.sin_port = htons(r->port);
             } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
                 memcpy(&addrs[n].in6, ai->ai_addr, sizeof(struct sockaddr_in6));
-                addrs[n++].in6.sin6_port = htons(r->port);
+                addrs[n].in6.sin6_port = htons(r->port);
+            } else {
+                continue;
             }
+            keep_any = true;
+            if (r->keep == NULL || r->keep(r->arg, &addrs[n])) n++;
         }
     }
     if (res != NULL) uv_freeaddrinfo(res);
@@ -73,17 +81,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     lg_resolve_interleave(addrs, n);
-    done(arg, addrs, n, n > 0 ? 0 : UV_EAI_NONAME);
+    done(arg, addrs, n, n > 0 || keep_any ? 0 : UV_EAI_NONAME);
 }
 
 int lg_resolve_start(lg_resolve_t **out, lg_wctx_t *w, const char *host, uint16_t port,
-                     lg_resolve_cb done, void *arg)
+                     lg_resolve_keep_cb keep, lg_resolve_cb done, void *arg)
 {
     *out = NULL;
     if (w->n_lookups >= LG_RESOLVE_MAX_INFLIGHT) return -EBUSY;
     lg_resolve_t *r = lg_calloc(1, sizeof(*r));
     if (r == NULL) return -ENOMEM;
     r->w = w;
+    r->keep = keep;
     r->done = done;
     r->arg = arg;
     r->port = port;

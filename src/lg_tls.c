@@ -2,7 +2,7 @@
  * lg_tls.c — per-connection TLS termination (see lg_tls.h).
  *
  * The custom BIO: read returns the bytes of the ciphertext currently being fed (t->in) and
- * signals "retry" when they are used up (or once the KeyUpdate cap is passed, so that OpenSSL
+ * signals "retry" when they are used up (or once the KeyUpdate rate is passed, so that OpenSSL
  * stops answering the rest of a flood at once); write appends to io->cipher. t->io is set only
  * for the duration of a call, so the BIO never touches a queue outside one.
  */
@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 struct lg_tls_s {
     SSL *ssl;
@@ -21,8 +22,10 @@ struct lg_tls_s {
     size_t in_len;
     const uint8_t *alpn; /* the route's ALPN list, wire format (owned by the snapshot) */
     size_t alpn_len;
-    uint32_t keyupdates;
-    int violation; /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
+    uint32_t keyupdates; /* KeyUpdates received in the connection's life */
+    uint32_t *ku_times;  /* ring of the last LG_TLS_MAX_KEYUPDATES arrival times (ms, monotonic,
+                          * wrapping); allocated at the first KeyUpdate, freed with t */
+    int violation;       /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
     bool handshake_done;
     bool peer_closed; /* close_notify received */
     bool close_sent;  /* close_notify queued */
@@ -58,7 +61,7 @@ static int bio_read(BIO *b, char *out, int len)
     lg_tls_t *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0) return 0;
-    /* A KeyUpdate flood stops at the cap: OpenSSL is given no more of the input. */
+    /* A KeyUpdate flood stops at the rate limit: OpenSSL is given no more of the input. */
     if (t->in_len == 0 || t->violation == LG_TLS_E_KEYUPDATE) {
         BIO_set_retry_read(b);
         return -1;
@@ -183,6 +186,7 @@ void lg_tls_free(lg_tls_t *t)
 {
     if (t == NULL) return;
     SSL_free(t->ssl);
+    lg_free(t->ku_times);
     lg_free(t);
 }
 
@@ -345,6 +349,34 @@ int lg_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Milliseconds of the monotonic clock, wrapping every ~49 days (only differences are used). */
+static uint32_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/* Record one KeyUpdate; returns the violation to flag (0 for none). The limit is a rate over a
+ * sliding window: the ring holds the arrival times of the last LG_TLS_MAX_KEYUPDATES updates, and
+ * update n is refused when update n - LG_TLS_MAX_KEYUPDATES arrived less than
+ * LG_TLS_KEYUPDATE_WINDOW_MS earlier, i.e. more than LG_TLS_MAX_KEYUPDATES in one window. A
+ * long-lived connection that rekeys now and then is never cut. */
+static int keyupdate_seen(lg_tls_t *t)
+{
+    if (t->ku_times == NULL) {
+        t->ku_times = lg_calloc(LG_TLS_MAX_KEYUPDATES, sizeof(*t->ku_times));
+        if (t->ku_times == NULL) return LG_TLS_E_NOMEM;
+    }
+    uint32_t now = now_ms();
+    uint32_t slot = t->keyupdates % LG_TLS_MAX_KEYUPDATES;
+    bool over = t->keyupdates >= LG_TLS_MAX_KEYUPDATES &&
+                (uint32_t)(now - t->ku_times[slot]) < LG_TLS_KEYUPDATE_WINDOW_MS;
+    t->ku_times[slot] = now;
+    t->keyupdates++;
+    return over ? LG_TLS_E_KEYUPDATE : 0;
+}
+
 void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                    SSL *ssl, void *arg)
 {
@@ -362,8 +394,8 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
          * such a ClientHello with an alert without handing it to the state machine.) */
         t->violation = LG_TLS_E_RENEGOTIATION;
     } else if (content_type == SSL3_RT_HANDSHAKE && first == SSL3_MT_KEY_UPDATE &&
-               ++t->keyupdates > LG_TLS_MAX_KEYUPDATES) {
-        t->violation = LG_TLS_E_KEYUPDATE;
+               t->violation == 0) {
+        t->violation = keyupdate_seen(t);
     }
 }
 

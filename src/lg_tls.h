@@ -14,9 +14,10 @@
  * released: SSL_MODE_RELEASE_BUFFERS in lg_tls_ctx).
  *
  * Hygiene (RFC 5746 / RFC 8446): a TLS 1.2 client's handshake record after the handshake (a
- * renegotiation attempt) fails the connection; TLS 1.3 KeyUpdate messages are capped per
- * connection (LG_TLS_MAX_KEYUPDATES); the SNI OpenSSL negotiated must equal the SNI the router used
- * (a second ClientHello after HelloRetryRequest cannot switch tenants).
+ * renegotiation attempt) fails the connection; TLS 1.3 KeyUpdate messages are limited to a rate
+ * (more than LG_TLS_MAX_KEYUPDATES within LG_TLS_KEYUPDATE_WINDOW_MS fails it); the SNI OpenSSL
+ * negotiated must equal the SNI the router used (a second ClientHello after HelloRetryRequest
+ * cannot switch tenants).
  *
  * Threads: an lg_tls_t belongs to one worker thread. OpenSSL's thread-local error queue is
  * cleared before each operation that inspects it, so one connection's errors never leak into
@@ -30,8 +31,9 @@
 
 #include <openssl/ssl.h>
 
-#define LG_TLS_MAX_KEYUPDATES 64  /* KeyUpdate messages accepted per connection */
-#define LG_TLS_MAX_SNI        253 /* bytes of the SNI the router used */
+#define LG_TLS_MAX_KEYUPDATES      64   /* KeyUpdate messages accepted per window */
+#define LG_TLS_KEYUPDATE_WINDOW_MS 1000 /* ms: the sliding window of that rate */
+#define LG_TLS_MAX_SNI             253  /* bytes of the SNI the router used */
 
 /* Results of lg_tls_feed / lg_tls_encrypt (feed the handshakeFailures* and tls* counters). */
 enum {
@@ -41,7 +43,7 @@ enum {
     LG_TLS_E_CERTIFICATE,    /* client certificate failed verification */
     LG_TLS_E_NO_CERTIFICATE, /* client certificate required, none given */
     LG_TLS_E_RENEGOTIATION,  /* client tried to renegotiate */
-    LG_TLS_E_KEYUPDATE,      /* too many KeyUpdates */
+    LG_TLS_E_KEYUPDATE,      /* KeyUpdates faster than the rate */
     LG_TLS_E_SNI,            /* negotiated SNI differs from the routed one */
     LG_TLS_E_NOMEM,
 };

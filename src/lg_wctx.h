@@ -36,10 +36,27 @@ struct lg_auth_cache_s;
 #endif
 #define LG_DISCARD_BUF_BYTES 4096 /* read target for bytes that are thrown away */
 
+#define LG_WCTX_STATES 16 /* >= LG_CONN_N_STATES (checked in lg_conn.c) */
+
+/* Where a worker is in its life (pub_phase), for the stop report. */
+enum {
+    LG_WPHASE_RUNNING = 0,
+    LG_WPHASE_GRACE,    /* stop received: not accepting, connections finishing */
+    LG_WPHASE_DRAINING, /* grace over: every connection is being closed */
+    LG_WPHASE_CLOSING,  /* no connection left: the worker's handles are closing */
+    LG_WPHASE_EXITED,   /* the loop has returned */
+};
+
+#define LG_HEAD_SRC_SLOTS 512 /* counters per row of the per-source head sketch */
+
 /* Engine-wide live state of one listener (shared: atomics, written by every worker). */
 typedef struct lg_lis_state_s {
     atomic_uint active;  /* connections open on this listener, all workers */
     atomic_uint in_head; /* connect listeners: connections still sending their head */
+    /* Connect listeners: connections in their head per source, a count-min sketch (two rows,
+     * each indexed by a part of lg_limit_key_hash of the source): a source's count is the
+     * smaller of its two counters, which collisions may overstate but never understate. */
+    atomic_uint head_src[2][LG_HEAD_SRC_SLOTS];
 } lg_lis_state_t;
 
 /* The worker's scheduler (lg_relay): DRR state and the handles that run its passes. */
@@ -72,6 +89,7 @@ typedef struct lg_wctx_s {
     uint64_t snap_gen;
     lg_pending_t *pending;    /* held connections (lg_suspend; lock shared with JS) */
     lg_limit_t *limit;        /* shared: per-IP protection state (lg_protect) */
+    uint32_t fd_budget;       /* connections on all listeners at once; 0 = none (lg_listener) */
     lg_blocklog_t *blocklog;  /* shared: coalescing of 'blocked' events (lg_protect) */
     lg_affinity_t *affinity;  /* shared: client IP affinity (lg_conn; ready once a route uses it) */
     uint32_t admits_to_sweep; /* lg_protect: admissions left before the next sweep */
@@ -108,6 +126,9 @@ typedef struct lg_wctx_s {
     atomic_size_t pub_quantum;
     atomic_uint_fast64_t pub_grants;
     atomic_uint_fast64_t pub_granted_bytes;
+    atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
+    atomic_int pub_phase;                   /* LG_WPHASE_* */
+    uint32_t n_states[LG_WCTX_STATES];      /* this thread's copy of pub_states */
 } lg_wctx_t;
 
 #define LG_PUBLISH(field, value) atomic_store_explicit(&(field), (value), memory_order_relaxed)

@@ -158,6 +158,7 @@ static void worker_finish(lg_worker_t *w)
     pthread_mutex_lock(&w->inbox_lock);
     w->closing = true; /* no more uv_async_send on the inbox from now on */
     pthread_mutex_unlock(&w->inbox_lock);
+    LG_PUBLISH(w->ctx.pub_phase, LG_WPHASE_CLOSING);
     close_lsocks(w);
     uv_close((uv_handle_t *)&w->inbox_async, on_handle_closed);
     lg_relay_sched_close(&w->ctx, on_handle_closed);
@@ -168,6 +169,7 @@ static void worker_finish(lg_worker_t *w)
 static void drain(lg_worker_t *w)
 {
     w->draining = true;
+    LG_PUBLISH(w->ctx.pub_phase, LG_WPHASE_DRAINING);
     uv_timer_stop(&w->grace_timer);
     lg_conn_close_all(&w->ctx);
     /* Closing completes asynchronously; on_conn_gone() finishes the stop. */
@@ -184,6 +186,7 @@ static void worker_stop(lg_worker_t *w, uint32_t grace_ms)
     uint64_t deadline = uv_now(&w->loop) + grace_ms;
     if (!w->ctx.stopping) {
         w->ctx.stopping = true;
+        LG_PUBLISH(w->ctx.pub_phase, LG_WPHASE_GRACE);
         close_lsocks(w);
         if (w->ctx.n_conns == 0) {
             worker_finish(w);
@@ -204,6 +207,7 @@ static void on_conn_gone(void *arg)
 {
     lg_worker_t *w = arg;
     if (w->ctx.stopping && w->ctx.n_conns == 0) worker_finish(w);
+    if (!w->ctx.stopping) lg_lsock_budget_resume(w->lsock, w->ctx.conf->n_listeners);
 }
 
 static void on_fd_pressure(void *arg, int err)
@@ -260,6 +264,7 @@ static void worker_main(void *arg)
              w->ctx.index);
     lg_events_post(events, ready);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    LG_PUBLISH(w->ctx.pub_phase, LG_WPHASE_EXITED);
     /* Every handle is closed, so every connection is freed; every verification has completed
      * (the loop ran while one was queued or running). */
     lg_verify_worker_free(&w->ctx);

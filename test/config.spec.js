@@ -183,6 +183,7 @@ describe('config', () => {
             allowCidrs: [],
             allowDomains: [],
             connectTimeoutMs: 10000,
+            headTimeoutMs: 10000,
             auth: null,
           },
           acceptProxyProtocol: 'none',
@@ -268,6 +269,7 @@ describe('config', () => {
         allowCidrs: ['10.1.0.0/16'],
         allowDomains: ['example.com', 'github.com', 'aws.amazon.com'],
         connectTimeoutMs: 5000,
+        headTimeoutMs: 10000,
         auth: null,
       });
     });

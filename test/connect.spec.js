@@ -300,6 +300,36 @@ describe('connect listener', function () {
       assert.strictEqual(m.upstreamConnectFailures, 1);
     });
 
+    it('a stop held up by a lookup the resolver never answers explains itself: warning LEGATO_STOP_SLOW at graceMs + 5 s (issue 14 item 6)', async function () {
+      // A lookup already running on a pool thread cannot be cancelled, and the worker's loop
+      // cannot end before it returns: the resolver here is a UDP socket that swallows queries.
+      if (!canUseMountNamespace()) this.skip();
+      this.timeout(60000);
+      const dgram = require('dgram');
+      const dns = dgram.createSocket('udp4');
+      dns.on('message', () => {}); // never answered
+      await new Promise((resolve, reject) => { dns.once('error', reject); dns.bind(53, '127.0.0.77', resolve); });
+      track(dns, (s) => new Promise((r) => s.close(() => r())), 3);
+      const child = await startNamespacedProxy('127.0.0.1 localhost\n', {
+        workerThreads: 1,
+        listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0, connect: { connectTimeoutMs: 60000 } }],
+      }, { resolv: 'nameserver 127.0.0.77\noptions timeout:30 attempts:2\n' });
+      const socket = await connect(child.port);
+      socket.on('error', () => {});
+      socket.write('CONNECT never.answered.test:443 HTTP/1.1\r\n\r\n');
+      const deadline = Date.now() + 10000;
+      while ((await child.metrics()).workers[0].lookups === 0 && Date.now() < deadline) await sleep(50);
+      await sleep(300); // let a pool thread take the lookup (a queued one would be cancelled)
+      const t0 = Date.now();
+      child.stop();
+      const w = await child.warning('LEGATO_STOP_SLOW', 20000);
+      const elapsed = Date.now() - t0;
+      assert(elapsed >= 4500, `the warning came ${elapsed} ms into the stop; expected graceMs (0) + 5 s`);
+      assert.match(w.message, /worker 0 (closing|draining): 0 connections, 1 lookup in flight/);
+      assert.strictEqual(w.workers.length, 1);
+      assert.strictEqual(w.workers[0].lookups, 1);
+    });
+
     it('504: the dial deadline (connectTimeoutMs) against a target that never answers', async () => {
       const hole = await startBlackhole();
       const proxy = await startConnectProxy({ allowPorts: [hole.port], denyCidrs: [], connectTimeoutMs: 500 });
@@ -387,6 +417,19 @@ describe('connect listener', function () {
       assert.strictEqual(lm(proxy).status408, 2);
     });
 
+    it('408 at connect.headTimeoutMs (500 ms), trickling or not', async function () {
+      const proxy = await startConnectProxy({ headTimeoutMs: 500 });
+      const t0 = Date.now();
+      const silent = request(portOf(proxy), []);
+      const trickled = request(portOf(proxy), [`CONNECT a.test:443 HTTP/1.1\r\nX-${MARK}: a`]);
+      const r = await silent;
+      const elapsed = Date.now() - t0;
+      assertErrorReply(r, 408);
+      assert(elapsed >= 450 && elapsed < 8000, `408 came after ${elapsed} ms; the deadline is 500 ms`);
+      assertErrorReply(await trickled, 408, MARK);
+      await waitForMetric(proxy, 'status408', 2, 5000, { listener: 0 });
+    });
+
     it('a client leaving in the middle of its head gets nothing and is counted as closed', async () => {
       const proxy = await startConnectProxy();
       const events = [];
@@ -466,6 +509,47 @@ describe('connect listener', function () {
     });
   });
 
+  describe('error responses arrive while the client keeps sending (issue 14 item 3)', () => {
+    /**
+     * Send `head`, then `total` more bytes in 64 KiB writes as fast as the socket drains (stopping
+     * at the first write error), then FIN. Resolves with what came back and how the socket ended.
+     */
+    function streamAfterHead(port, head, total) {
+      return connect(port).then((socket) => new Promise((resolve) => {
+        const chunks = [];
+        let sent = 0;
+        let ended = false;
+        let error = null;
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        socket.on('data', (c) => chunks.push(c));
+        socket.on('end', () => { ended = true; });
+        socket.on('error', (e) => { error = e; });
+        socket.on('close', () => resolve({ ...parseReply(Buffer.concat(chunks)), ended, error, sent }));
+        const pump = () => {
+          while (sent < total && !socket.destroyed) {
+            sent += chunk.length;
+            if (!socket.write(chunk)) { socket.once('drain', pump); return; }
+          }
+          if (!socket.destroyed) socket.end();
+        };
+        socket.write(head);
+        pump();
+      }));
+    }
+
+    it('60 clients each streaming 2 MiB after a 414 head all read the exact status line', async function () {
+      this.timeout(120000);
+      const proxy = await startConnectProxy({ denyCidrs: [] });
+      const head = `CONNECT ${'a'.repeat(9000)} HTTP/1.1\r\n`; // 414 at byte 8193 of the line
+      const n = 60;
+      const replies = await Promise.all(Array.from({ length: n }, () => streamAfterHead(portOf(proxy), head, 2 * MiB)));
+      const bad = replies.filter((r) => r.statusLine !== 'HTTP/1.1 414 URI Too Long' || r.body !== 'URI Too Long\n');
+      assert.strictEqual(bad.length, 0, `${bad.length} of ${n} clients lost the reply, e.g. ${JSON.stringify(bad[0] && { text: bad[0].text.slice(0, 80), error: bad[0].error && bad[0].error.code, sent: bad[0].sent })}`);
+      await waitForMetric(proxy, 'status414', n, 10000, { listener: 0 });
+      await waitFor(() => lm(proxy).activeConnections === 0, 10000);
+    });
+  });
+
   describe('capacity: 503 at accept', () => {
     it('over maxConnections (2): the third connection gets 503, a freed slot is reused', async () => {
       const echo = await startEchoServer();
@@ -489,11 +573,12 @@ describe('connect listener', function () {
 
     it('over the in-head limit (max(16, maxConnections / 4)): slow heads cannot take every slot', async () => {
       const echo = await startEchoServer();
-      // maxConnections 100 → at most 25 connections may be sending their head at once.
+      // maxConnections 100 → at most 25 connections may be sending their head at once. They come
+      // from five source addresses, 5 each: below one source's share (a quarter of 25, 6).
       const proxy = await startConnectProxy({ allowPorts: [echo.port], denyCidrs: [] }, { maxConnections: 100 });
       const port = portOf(proxy);
       const slow = [];
-      for (let i = 0; i < 25; i++) slow.push(await connect(port));
+      for (let i = 0; i < 25; i++) slow.push(await connect(port, { localAddress: `127.0.0.${11 + (i % 5)}` }));
       await waitFor(() => lm(proxy).activeConnections === 25);
       const r = await request(port, []);
       assertErrorReply(r, 503);
@@ -507,6 +592,41 @@ describe('connect listener', function () {
       assert.strictEqual(t.status, 200);
       assert.strictEqual(lm(proxy).activeConnections, 26);
       assert.strictEqual(lm(proxy).refusedMaxConnections, 1);
+    });
+  });
+
+  describe('head slots per source (issue 14 item 4)', () => {
+    it('260 trickling clients from 127.0.0.2 cannot take the head slots: a CONNECT from 127.0.0.3 still gets 200', async function () {
+      this.timeout(120000);
+      const echo = await startEchoServer();
+      // Default maxConnections 1000: 250 head slots; once three quarters are taken, one source
+      // may hold at most a quarter of them (62): it is refused from there on.
+      const proxy = await startConnectProxy({ allowPorts: [echo.port], denyCidrs: [] });
+      const port = portOf(proxy);
+      const held = [];
+      const refused = [];
+      await Promise.all(Array.from({ length: 260 }, async () => {
+        const s = await connect(port, { localAddress: '127.0.0.2' });
+        s.on('error', () => {});
+        s.on('data', (d) => refused.push(d.toString('latin1')));
+        s.write('CONNECT slow'); // and never more: a trickling head
+        held.push(s);
+      }));
+      const bm = await waitForMetric(proxy, 'refusedMaxConnections', 1, 20000, { listener: 0 });
+      assert(bm.listeners[0].refusedMaxConnections >= 1);
+      await waitFor(() => refused.length >= 1, 10000);
+      assert.match(refused[0], /^HTTP\/1\.1 503 /);
+      const active = lm(proxy).activeConnections;
+      assert(active <= 187 + 1, `${active} heads from one source were admitted; at most three quarters of the slots (187)`);
+      const t = await openTunnel(port, `127.0.0.1:${echo.port}`, { host: '127.0.0.1', localAddress: '127.0.0.3' });
+      assert.strictEqual(t.head, ESTABLISHED);
+      assert.strictEqual(await exchange(t.socket, 'still served'), 'still served');
+      t.socket.destroy();
+      for (const s of held) s.destroy();
+      await waitFor(() => lm(proxy).activeConnections === 0, 10000);
+      // Every slot and share came back: a fresh burst from 127.0.0.2 is admitted again.
+      const t2 = await openTunnel(port, `127.0.0.1:${echo.port}`, { localAddress: '127.0.0.2' });
+      assert.strictEqual(t2.head, ESTABLISHED);
     });
   });
 
@@ -699,6 +819,29 @@ describe('connect listener', function () {
         assert.strictEqual(m.refusedDomain, 1, 'name outside allowDomains');
         assert.strictEqual(origin.connections.length, 1);
         for (const d of decoys) assert.deepStrictEqual(d.connections, [], `something connected to the denied ${d.address}`);
+      });
+
+      it('filters by policy before the 32-address cap: 40 denied answers then one allowed one tunnels (issue 14 item 5)', async () => {
+        // The 40 denied addresses (127.0.0.10-49) share a longer prefix with the source address
+        // than the allowed one (127.0.1.2), so the resolver keeps them first: a proxy that capped
+        // the answer at 32 before filtering would be left with nothing allowed and answer 403.
+        const origin = await startEchoServer({ host: '127.0.1.2' });
+        const denied = Array.from({ length: 40 }, (_, i) => `127.0.0.${10 + i} many.legato.test`);
+        const hosts = [...denied, '127.0.1.2 many.legato.test', '127.0.0.1 localhost', ''].join('\n');
+        const child = await startNamespacedProxy(hosts, {
+          workerThreads: 1,
+          listeners: [{
+            kind: 'connect', host: '127.0.0.1', port: 0,
+            connect: { allowPorts: [origin.port], denyCidrs: ['127.0.0.0/24'] },
+          }],
+        });
+        const t = await openTunnel(child.port, `many.legato.test:${origin.port}`);
+        assert.strictEqual(t.head, ESTABLISHED);
+        assert.strictEqual(await exchange(t.socket, 'past 40 denied'), 'past 40 denied');
+        t.socket.end();
+        const m = (await child.metrics()).listeners[0];
+        assert.strictEqual(m.status200, 1);
+        assert.strictEqual(m.refusedAddress, 0);
       });
     });
   });

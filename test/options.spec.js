@@ -78,6 +78,7 @@ const EFFECT = {
   'ConnectOptions.allowCidrs': ['connect.spec.js', 'allowCidrs makes exceptions'],
   'ConnectOptions.allowDomains': ['connect.spec.js', 'allowDomains: only listed domains'],
   'ConnectOptions.connectTimeoutMs': ['connect.spec.js', '504: the dial deadline (connectTimeoutMs)'],
+  'ConnectOptions.headTimeoutMs': ['connect.spec.js', '408 at connect.headTimeoutMs'],
   'ConnectOptions.auth': ['connect-auth.spec.js', 'curl -x http://user:pass@'],
   'ConnectAuthOptions.realm': ['connect-auth.spec.js', 'a realm is sent as configured'],
   'ConnectAuthOptions.users': ['connect-auth.spec.js', 'curl -x http://user:pass@'],

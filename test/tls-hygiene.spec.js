@@ -3,9 +3,10 @@
 //
 //  - renegotiation (TLS 1.2, `openssl s_client -tls1_2` then a line `R`): the connection is
 //    closed and counted `tlsRenegotiationsRefused`;
-//  - TLS 1.3 KeyUpdate (`openssl s_client -tls1_3`, lines `K` = update_requested and `k`): up to
-//    LG_TLS_MAX_KEYUPDATES (64) per connection are honoured, the 65th closes it
-//    (`tlsKeyUpdateFloods`);
+//  - TLS 1.3 KeyUpdate (`openssl s_client -tls1_3`, lines `K` = update_requested and `k`): a rate,
+//    LG_TLS_MAX_KEYUPDATES (64) within LG_TLS_KEYUPDATE_WINDOW_MS (1 s) are honoured, the 65th
+//    within the window closes the connection (`tlsKeyUpdateFloods`); 3 × 40 spread over more than
+//    2 s (more than 64 in the connection's life, never more than 64 per second) are honoured;
 //  - the SNI OpenSSL negotiated must equal the one the router used: a hand-made TLS 1.3 client
 //    (fixtures/tls-hrr.js) forces a HelloRetryRequest and names another tenant in its second
 //    ClientHello → closed, `tlsSniMismatches`, nothing reaches the upstream.
@@ -103,6 +104,22 @@ describe('TLS termination hygiene', function () {
       await s.exited;
       const m = await settled(proxy, 1);
       assert.strictEqual(m.tlsKeyUpdateFloods, 0);
+    });
+
+    it('never cuts a connection that rekeys in bursts of 40 spread over seconds (a rate, not a lifetime count)', async function () {
+      const proxy = await startA();
+      const s = await interactive(portOf(proxy), '-tls1_3');
+      for (let burst = 0; burst < 3; burst++) {
+        if (burst > 0) await new Promise((r) => setTimeout(r, 1300)); // past the 1 s window
+        await keyUpdates(s, 'K', 40);
+      }
+      assert.strictEqual(s.count(/KEYUPDATE/), 120);
+      s.write('GET /after-120-updates HTTP/1.0\r\n\r\n');
+      await s.waitOutput(/url=\/after-120-updates /);
+      await s.exited;
+      const m = await settled(proxy, 1);
+      assert.strictEqual(m.tlsKeyUpdateFloods, 0);
+      assert.strictEqual(m.tlsErrors, 0);
     });
 
     for (const letter of ['K', 'k']) {

@@ -152,6 +152,7 @@ static void src_init(lg_src_t *s, const char *kinds, size_t nr)
         if (l->kind == LG_LISTENER_CONNECT) {
             l->max_connections = 1000;
             l->connect.connect_timeout_ms = 10000;
+            l->connect.head_timeout_ms = 10000;
             l->connect.allow_ports = lg_calloc(1, sizeof(uint64_t));
             l->connect.allow_ports[0] = 443;
             l->connect.n_allow_ports = 1;
@@ -289,7 +290,9 @@ LG_TEST(test_connect_policy)
     CHECK_EQ_INT(lg_config_build(&s, &conf, &err), 0);
     const lg_listener_conf_t *lc = &conf.listeners[0];
     CHECK_EQ_INT(lc->head_limit, 250); /* a quarter of 1000 */
+    CHECK_EQ_INT(lc->head_share, 62);  /* a quarter of that */
     CHECK_EQ_INT(lc->connect_timeout_ms, 10000);
+    CHECK_EQ_INT(lc->head_timeout_ms, 10000);
     uint8_t a[16] = {10, 2, 0, 1}, b[16] = {10, 1, 0, 1};
     CHECK(!lg_policy_addr_allowed(&lc->policy, 4, a));
     CHECK(lg_policy_addr_allowed(&lc->policy, 4, b));
@@ -299,6 +302,8 @@ LG_TEST(test_connect_policy)
     CHECK_EQ_INT(lg_config_head_limit(0), 4096);
     CHECK_EQ_INT(lg_config_head_limit(10), 16);
     CHECK_EQ_INT(lg_config_head_limit(1000), 250);
+    CHECK_EQ_INT(lg_config_head_share(16), 4);
+    CHECK_EQ_INT(lg_config_head_share(3), 1);
 }
 
 /* connect.auth: users sorted, the dummy has the first user's cost, the 407 names the realm; each
@@ -404,6 +409,11 @@ LG_TEST(test_range_refusals)
     s.listeners[1].connect.connect_timeout_ms = LG_CONNECT_TIMEOUT_MAX + 1;
     EXPECT_REFUSED(&s, "listeners[1].connect.connectTimeoutMs must be an integer 1-600000");
     s.listeners[1].connect.connect_timeout_ms = 1;
+    s.listeners[1].connect.head_timeout_ms = 0;
+    EXPECT_REFUSED(&s, "listeners[1].connect.headTimeoutMs must be an integer 1-600000");
+    s.listeners[1].connect.head_timeout_ms = LG_CONNECT_TIMEOUT_MAX + 1;
+    EXPECT_REFUSED(&s, "listeners[1].connect.headTimeoutMs must be an integer 1-600000");
+    s.listeners[1].connect.head_timeout_ms = 1;
     s.listeners[1].connect.allow_ports[0] = 0;
     EXPECT_REFUSED(&s, "listeners[1].connect.allowPorts[0] must be an integer 1-65535");
     s.listeners[1].connect.allow_ports[0] = 443;

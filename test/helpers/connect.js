@@ -106,8 +106,8 @@ async function request(port, bytes, { host = '127.0.0.1', endAfterWrite = false 
  * rest } where `rest` is what followed the head in the same read; the socket stays flowing, so
  * attach 'data' listeners right after the await (before any other I/O can run).
  */
-async function openTunnel(port, target, { headers = [`Host: ${target}`], after, host = '127.0.0.1' } = {}) {
-  const socket = await connect(port, { host });
+async function openTunnel(port, target, { headers = [`Host: ${target}`], after, host = '127.0.0.1', localAddress } = {}) {
+  const socket = await connect(port, localAddress ? { host, localAddress } : { host });
   const head = Buffer.from(`CONNECT ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`, 'latin1');
   return readReplyHead(socket, after ? Buffer.concat([head, after]) : head);
 }
@@ -242,11 +242,12 @@ function canUseMountNamespace() {
  * machine's own nameserver may not be on loopback), and nothing outside the child is affected.
  * Needs root. The sanitizer runtime the ASan run preloads
  * is kept away from unshare/mount/bash and given back to node only.
- * Resolves once the proxy started, with { port, metrics(), tunnels, nextTunnel(), stderr() }.
+ * `resolv` replaces the resolv.conf text. Resolves once the proxy started, with { port,
+ * metrics(), tunnels, nextTunnel(), stderr(), stop(), warning(code, ms) }.
  */
-async function startNamespacedProxy(hosts, config) {
+async function startNamespacedProxy(hosts, config, { resolv = 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' } = {}) {
   const hostsFile = tempFile('hosts', hosts);
-  const resolvFile = tempFile('resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+  const resolvFile = tempFile('resolv.conf', resolv);
   const env = toolEnv();
   env.LEGATO_CHILD_PRELOAD = process.env.LD_PRELOAD || '';
   for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[`LEGATO_CHILD_${k}`] = process.env[k];
@@ -306,6 +307,14 @@ async function startNamespacedProxy(hosts, config) {
       const id = nextId++;
       child.send({ cmd: 'metrics', id });
       return (await waitMessage((m) => m.type === 'reply' && m.id === id)).value;
+    },
+    /** Ask the proxy to stop({ graceMs: 0 }) (it exits once stopped). */
+    stop() {
+      if (child.connected) child.send({ cmd: 'stop' });
+    },
+    /** The first 'warning' event with this code (waits up to `ms`). */
+    warning(code, ms) {
+      return waitMessage((m) => m.type === 'warning' && m.code === code, ms);
     },
     /** The next 'tunnel' event not yet returned. */
     async nextTunnel() {
