@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cpu_wake = PTHREAD_COND_INITIALIZER; /* realtime clock: only a pacing */
@@ -57,28 +58,30 @@ void lg_cpu_sample_all(void)
     lg_upshared_each(sample_one, &now);
 }
 
-static void *sampler(void *arg)
+/*
+ * The sampler thread: created on the first lg_cpu_acquire() and kept for the life of the process
+ * (uv_thread_create, as the workers: the prebuilt binaries must not need a newer glibc's
+ * pthread_create). While no engine uses it, it waits on its condition without a timeout: no
+ * wakeups.
+ */
+static void sampler(void *arg)
 {
     (void)arg;
     for (;;) {
         pthread_mutex_lock(&cpu_lock);
-        if (cpu_users > 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += LG_CPU_SAMPLE_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&cpu_wake, &cpu_lock, &until);
+        while (cpu_users == 0)
+            pthread_cond_wait(&cpu_wake, &cpu_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += LG_CPU_SAMPLE_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
         }
-        if (cpu_users == 0) {
-            cpu_running = false;
-            pthread_mutex_unlock(&cpu_lock);
-            return NULL;
-        }
+        pthread_cond_timedwait(&cpu_wake, &cpu_lock, &until);
+        bool sample = cpu_users > 0;
         pthread_mutex_unlock(&cpu_lock);
-        lg_cpu_sample_all();
+        if (sample) lg_cpu_sample_all();
     }
 }
 
@@ -87,15 +90,11 @@ int lg_cpu_acquire(void)
     int rc = 0;
     pthread_mutex_lock(&cpu_lock);
     if (!cpu_running) {
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = -pthread_create(&t, &attr, sampler, NULL);
-        pthread_attr_destroy(&attr);
+        static uv_thread_t thread;
+        rc = uv_thread_create(&thread, sampler, NULL);
         if (rc == 0) cpu_running = true;
     }
-    if (rc == 0) cpu_users++;
+    if (rc == 0 && cpu_users++ == 0) pthread_cond_signal(&cpu_wake);
     pthread_mutex_unlock(&cpu_lock);
     return rc;
 }
@@ -103,6 +102,6 @@ int lg_cpu_acquire(void)
 void lg_cpu_release(void)
 {
     pthread_mutex_lock(&cpu_lock);
-    if (cpu_users > 0 && --cpu_users == 0) pthread_cond_signal(&cpu_wake);
+    if (cpu_users > 0) cpu_users--;
     pthread_mutex_unlock(&cpu_lock);
 }

@@ -2,13 +2,13 @@
  * lg_cpu.h — CPU sampling of the threads behind Unix-socket upstreams (balance: leastConn and
  * random2 add it to the score: active x 1000 + CPU permille).
  *
- * One sampler thread for the process, whatever the number of engines, running only while some
- * engine has asked for it: every LG_CPU_SAMPLE_MS it reads /proc/<pid>/task/<tid>/stat of each
- * upstream that names a pid and tid (lg_upshared_each), turns the utime + stime delta into
- * permille of one core (lg_cpu_permille) and stores it in the upstream's shared state, where
- * the workers' picks read it. Workers never read /proc: a slow or blocked read delays only the
- * sampler. A stat file that cannot be read or parsed scores 0 and counts in the upstream's
- * cpuUnreadable.
+ * One sampler thread for the process, whatever the number of engines, sampling only while some
+ * engine has asked for it (it sleeps without wakeups otherwise): every LG_CPU_SAMPLE_MS it reads
+ * /proc/<pid>/task/<tid>/stat of each upstream that names a pid and tid (lg_upshared_each), turns
+ * the utime + stime delta into permille of one core (lg_cpu_permille) and stores it in the
+ * upstream's shared state, where the workers' picks read it. Workers never read /proc: a slow or
+ * blocked read delays only the sampler. A stat file that cannot be read or parsed scores 0 and
+ * counts in the upstream's cpuUnreadable.
  */
 #ifndef LG_CPU_H
 #define LG_CPU_H
@@ -22,7 +22,7 @@
  * negative errno (the thread could not be created). */
 int lg_cpu_acquire(void);
 
-/* The engine no longer needs samples; the sampler ends after its last user left. */
+/* The engine no longer needs samples; the sampler sleeps once its last user left. */
 void lg_cpu_release(void);
 
 /* One pass over the upstreams now (the sampler's work; exposed for tests). */
