@@ -113,7 +113,16 @@ describe('upstreams', function () {
     it('leastConn with weights 1, 1, 2 gives the heavier upstream twice the share of idle-time picks (±5 %)', async function () {
       const ups = servers.map((s, i) => ({ ...tcp(s.port), weight: i === 2 ? 2 : 1 }));
       const proxy = await startProxy({ routes: [routeTo(ups)] });
-      const counts = await askMany(portOf(proxy), 1200, 1);
+      // Idle-time picks: before each connection, wait until the engine has closed the previous
+      // one's upstream side. A close still in flight (slow under ASan) counts as active and would
+      // rightly steer the next pick away from that upstream, which is not what this test measures.
+      const idle = () => waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 0), 5000, { intervalMs: 1 });
+      const counts = {};
+      for (let i = 0; i < 1200; i++) {
+        await idle();
+        const who = await ask(portOf(proxy));
+        counts[who] = (counts[who] || 0) + 1;
+      }
       assert.ok(Math.abs(counts.a - 300) <= 15 && Math.abs(counts.b - 300) <= 15 && Math.abs(counts.c - 600) <= 30,
         `leastConn 1:1:2: ${JSON.stringify(counts)}`);
     });
