@@ -182,7 +182,7 @@ async function runScenario(scenario, ctx) {
       if (!peersFor[mode]) peersFor[mode] = peerList({ ...scenario, mode }, ctx, result.notes);
       const rows = [];
       for (const p of peersFor[mode]) {
-        if (kase.peers && !kase.peers.includes(p.name)) continue;
+        if (kase.peers && !kase.peers.includes(p.name === 'legato-alt' ? 'legato' : p.name)) continue; // the candidate runs where legato does
         for (const threads of p.name === 'direct' ? [1] : threadsList) {
           rows.push({ peer: p.name, label: p.label, threads: p.name === 'direct' ? null : threads, runs: [], errors: [], warnings: [], noisy: [] });
         }
