@@ -31,11 +31,14 @@
  * file (one line on stderr; the usage follows for flags and values).
  *
  * Output: stdout carries only --help and --version. Everything else goes to stderr (or to
- * --log-file), one line per event, each starting with "legato: ": the startup line (with the
- * bound port, so `--port 0` is usable), a warning when a forward proxy listens on a non-loopback
- * address (it has no authentication), one line per tunnel when it closes (unless --quiet), the
- * engine's 'warning' and 'error' events (never fatal), reloads, and the shutdown. Signals are
- * lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads (serve), SIGUSR1 logs the metrics.
+ * --log-file), one line per event through lib/service.js's Log: "<ISO 8601 time> legato: <text>"
+ * (or one JSON object with --log-format json), filtered by --log-level: the startup line (with
+ * the bound port, so `--port 0` is usable), a warning when a forward proxy listens on a
+ * non-loopback address (it has no authentication), one access line per connection when it
+ * closes (unless --quiet), the engine's 'warning' and 'error' events (never fatal), reloads, and
+ * the shutdown. Errors before the log exists (usage, a bad config file) are plain
+ * "legato: <text>" lines. Signals are lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads
+ * (serve), SIGUSR1 logs the metrics.
  */
 
 const net = require('net');

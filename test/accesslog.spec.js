@@ -304,6 +304,38 @@ describe('access log', function () {
       assert.strictEqual(JSON.parse(json).sni, 'a"b\x01\n\x1b[31m\u00e9.test');
     });
 
+    it('a suspended route: suspended:passthrough after a decision, suspend_rejected after null', async () => {
+      const echo = await startEchoServer();
+      const proxy = await startProxy({ routes: [{ sni: '', suspended: true, upstreams: [] }] });
+      const wait = collectAccess(proxy);
+      let n = 0;
+      proxy.on('suspended', (conn) => {
+        n++;
+        proxy.resolveConnection(conn.id, n === 1 ? { upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: echo.port }] } : null);
+      });
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect(portOf(proxy), '127.0.0.1');
+        s.on('error', () => {});
+        s.resume();
+        s.write(buildClientHello({ sni: `s${i}.test` }));
+        if (i === 0) {
+          await new Promise((resolve) => s.once('data', resolve)); // echoed: relaying
+          s.end();
+        } // else the proxy closes it on the null decision
+        await new Promise((resolve) => s.once('close', resolve));
+      }
+      const events = await wait(2);
+      const decided = events.find((e) => e.sni === 's0.test');
+      const rejected = events.find((e) => e.sni === 's1.test');
+      assert.strictEqual(decided.decision, 'suspended:passthrough');
+      assert.strictEqual(decided.route, '');
+      assert.strictEqual(decided.upstream, `tcp 127.0.0.1:${echo.port}`);
+      assert.strictEqual(decided.closeReason, 'client_closed');
+      assert.strictEqual(rejected.decision, 'suspended');
+      assert.strictEqual(rejected.closeReason, 'suspend_rejected');
+      assert.strictEqual(rejected.upstream, null);
+    });
+
     it('refusals at accept (protection) get a record each: refused:<reason>; a CONNECT refusal by protection too', async () => {
       const echo = await startEchoServer();
       const proxy = await startProxy({
