@@ -658,7 +658,11 @@ export interface AccessEvent {
   tlsVersion: string | null;
   tlsCipher: string | null;
   ja4: string | null;
+  /** Bytes written to the upstream: what the client sent (decrypted on a terminated route; a
+   * PROXY protocol header included). */
   bytesFromClient: number;
+  /** Bytes written to the client (a CONNECT's response line not included; on a terminated
+   * route the TLS records, handshake included). */
   bytesToClient: number;
   durationMs: number;
   closeReason: CloseReason;
