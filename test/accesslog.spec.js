@@ -336,6 +336,22 @@ describe('access log', function () {
       assert.strictEqual(rejected.upstream, null);
     });
 
+    it('a connection still open when stop() ends its grace period: close=stopped, delivered before stop() resolves', async () => {
+      const echo = await startEchoServer();
+      const proxy = await startProxy({ routes: [{ sni: '', terminateTls: false, upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: echo.port }] }] });
+      const seen = [];
+      proxy.on('access', (a) => seen.push(a));
+      const s = net.connect(portOf(proxy), '127.0.0.1');
+      s.on('error', () => {});
+      s.write('plain');
+      await new Promise((resolve) => s.once('data', resolve)); // relaying
+      await proxy.stop({ graceMs: 0 });
+      assert.strictEqual(seen.length, 1, JSON.stringify(seen));
+      assert.strictEqual(seen[0].closeReason, 'stopped');
+      assert.strictEqual(seen[0].decision, 'passthrough');
+      assert.strictEqual(seen[0].bytesFromClient, 5);
+    });
+
     it('refusals at accept (protection) get a record each: refused:<reason>; a CONNECT refusal by protection too', async () => {
       const echo = await startEchoServer();
       const proxy = await startProxy({
