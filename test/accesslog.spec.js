@@ -167,6 +167,23 @@ describe('access log', function () {
       }
     });
 
+    it('--log-level debug adds the coalesced blocked lines; a refusal at accept gets its access line (refused:cidr_blocked, 403)', async () => {
+      const { spawnCli } = require('./helpers/connect');
+      const h = spawnCli(['--port', '0', '--log-format', 'json', '--log-level', 'debug', '--allow-client', '10.0.0.0/8']);
+      const port = Number((await h.waitLine(/"msg":"listening on 127\.0\.0\.1:(\d+) /))[1]);
+      const r = await request(port, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.strictEqual(r.status, 403);
+      await waitFor(() => /"msg":"access"/.test(h.stderr()) && /"msg":"blocked /.test(h.stderr()), 10000, { describe: () => h.stderr() });
+      const objects = h.lines().map((l) => JSON.parse(l));
+      const blocked = objects.find((o) => /^blocked /.test(o.msg));
+      assert.strictEqual(blocked.level, 'debug');
+      assert.match(blocked.msg, new RegExp(`^blocked ip=127\\.0\\.0\\.1 reason=cidr_blocked listener=127\\.0\\.0\\.1:${port} count=1$`));
+      const access = objects.find((o) => o.msg === 'access');
+      assert.strictEqual(access.closeReason, 'refused:cidr_blocked');
+      assert.strictEqual(access.status, 403);
+      assert.strictEqual(access.decision, 'none');
+    });
+
     it('a bad --log-format or LEGATO_LOG_LEVEL exits 2 naming it', async () => {
       const { spawnCli } = require('./helpers/connect');
       for (const [args, env, re] of [[['--log-format', 'xml'], {}, /--log-format 'xml' must be one of text, json/], [[], { LEGATO_LOG_LEVEL: 'loud' }, /LEGATO_LOG_LEVEL='loud' must be one of error, warn, info, debug/]]) {
