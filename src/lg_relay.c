@@ -109,13 +109,14 @@ static void pace_sleep(lg_wctx_t *w)
 }
 
 /*
- * Cut a grant to the tokens available and spend them; what is cut goes back to the flow's
- * backlog (it keeps its place: it is BUSY). Returns the bytes that may be written now (> 0).
+ * Cut a grant to the tokens available and spend them; what is cut goes back to the flow as
+ * credit (lg_drr_return: it finishes its visit first when tokens come back, so a weighted flow
+ * keeps its share). Returns the bytes that may be written now (> 0).
  */
 static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t avail)
 {
     if (grant > avail) {
-        lg_drr_add(&s->drr, &f->drr, grant - (size_t)avail);
+        lg_drr_return(&s->drr, &f->drr, grant - (size_t)avail);
         grant = (size_t)avail;
     }
     lg_pace_spend(&s->pace, grant);
@@ -365,8 +366,9 @@ static void flow_write(lg_flow_t *f, size_t grant)
             return;
         }
         if (!is_fifo(r) && covered < grant) {
-            /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry. */
-            lg_drr_add(&s->drr, &f->drr, grant - covered);
+            /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry (the
+             * flow's visit goes on with it next). */
+            lg_drr_return(&s->drr, &f->drr, grant - covered);
         }
         int done = uv_try_write(f->dst, bufs, (unsigned)n);
         if (done < 0 && done != UV_EAGAIN) {
@@ -471,17 +473,24 @@ static lg_buf_t *buf_of(const uv_buf_t *buf)
     return (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data));
 }
 
+static unsigned flow_weight(const lg_flow_t *f)
+{
+    return f->drr.weight ? f->drr.weight : 1u;
+}
+
 /*
- * What a flow may read in one loop turn: an equal share of LG_TURN_READ_BYTES among the flows
- * that read in the last turn, and at least one read buffer. One flow alone reads up to 1 MiB per
- * wakeup (as FIFO reads until the socket is empty); with many flows each reads one buffer per
- * turn, so each moves the same bytes per turn whatever its receive window beyond that.
+ * What a flow may read in one loop turn: its weight's share of LG_TURN_READ_BYTES among the flows
+ * that read in the last turn (readers_last sums their weights), and at least one read buffer per
+ * unit of weight. One flow alone reads up to 1 MiB per wakeup (as FIFO reads until the socket is
+ * empty); with many flows each reads its weight in buffers per turn, so each moves bytes per turn
+ * in proportion to its weight whatever its receive window beyond that (a budget equal for all
+ * would cap a weighted flow at the others' rate whenever reading is the bottleneck).
  */
-static size_t read_budget(const lg_relay_t *r)
+static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 {
     const lg_sched_t *s = &r->w->sched;
     size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
-    return LG_MAX(share, r->w->conf->read_buffer_size);
+    return LG_MAX(share, r->w->conf->read_buffer_size) * flow_weight(f);
 }
 
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -500,8 +509,8 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         if (f->read_turn != s->turn) {
             f->read_turn = s->turn;
             f->turn_read = 0;
-            s->readers_now++;
-        } else if (f->turn_read >= read_budget(r)) {
+            s->readers_now += flow_weight(f);
+        } else if (f->turn_read >= read_budget(r, f)) {
             f->refused = true;
             buf->base = NULL;
             buf->len = 0;
@@ -583,6 +592,14 @@ void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_rel
     r->u2c.relay = r;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
+}
+
+void lg_relay_set_weight(lg_relay_t *r, unsigned weight)
+{
+    if (weight < 1) weight = 1;
+    if (weight > LG_DRR_WEIGHT_MAX) weight = LG_DRR_WEIGHT_MAX;
+    r->c2u.drr.weight = (uint16_t)weight;
+    r->u2c.drr.weight = (uint16_t)weight;
 }
 
 void lg_relay_attach_client(lg_relay_t *r, uv_stream_t *client)

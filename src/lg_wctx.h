@@ -66,8 +66,8 @@ typedef struct lg_sched_s {
     uv_idle_t idle;         /* keeps poll from blocking while flows are ready */
     uv_prepare_t turn_prep; /* counts loop turns: a flow's read budget is per turn */
     uint64_t turn;          /* loop turns so far */
-    size_t readers_now;     /* flows that read in this turn */
-    size_t readers_last;    /* flows that read in the last turn */
+    size_t readers_now;     /* weights of the flows that read in this turn */
+    size_t readers_last;    /* weights of the flows that read in the last turn */
     lg_pace_t pace;         /* scheduler.rate: token bucket in front of the grants */
     uv_timer_t pace_timer;  /* armed only while flows wait for tokens */
     bool pace_waiting;      /* pace_timer armed */

@@ -129,6 +129,7 @@ describe('config', () => {
           connect: null,
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          scheduler: { weight: 1 },
         }],
         routes: [{
           sni: '',
@@ -149,6 +150,7 @@ describe('config', () => {
           failTimeoutMs: 10000,
           proxyProtocol: 'none',
           forwardFingerprint: false,
+          scheduler: { weight: 0 },
         }],
       });
     });
@@ -188,6 +190,7 @@ describe('config', () => {
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          scheduler: { weight: 1 },
         }],
         routes: [],
       });
