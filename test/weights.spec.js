@@ -1,7 +1,7 @@
 'use strict';
 // scheduler.weight from real sockets: one worker, bulk flows through real proxies from real
 // origins that write as fast as their sockets take, clients reading everything. The proxy is made
-// the bottleneck with scheduler.rate (20 MB/s), so every flow stays backlogged and the share each
+// the bottleneck with scheduler.rate (8 MB/s, a 64 KiB burst), so every flow stays backlogged and the share each
 // weight gets is what the scheduler decides, not what this process's sockets manage. What is
 // compared is the share of the bytes received in the same window by flows of weight 1 and 3
 // (never a speed); with weights ignored the ratio is 1 and these tests fail. The exact bound is
@@ -14,7 +14,8 @@ const { buildClientHello } = require('./helpers/hello');
 const { createProxy, startProxy, route, portOf, connect, cleanup } = require('./helpers/proxy');
 
 const KiB = 1024;
-const RATE = 20 * 1000 * 1000; // bytes/s: far below what one worker and this process can move
+const RATE = 8 * 1000 * 1000; // bytes/s: far below what one worker (ASan build included) and this process can move
+const BURST = 64 * 1024; // bytes: small, so the pacing holds from the first window on (the default is one second of rate)
 const FLOWS = 3; // per weight
 const chunk = Buffer.alloc(64 * KiB, 0x62);
 
@@ -85,7 +86,7 @@ describe('scheduler.weight: shares in proportion to the weights', function () {
       { ...route('a.test', origin.port), scheduler: { weight: wa } },
       { ...route('b.test', origin.port), scheduler: { weight: wb } },
     ];
-    const proxy = await startProxy({ workerThreads: 1, scheduler: { rate: RATE }, routes: routes(1, 3) });
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { rate: RATE, burst: BURST }, routes: routes(1, 3) });
     const port = portOf(proxy);
     let a = await open(port, hello('a.test'));
     let b = await open(port, hello('b.test'));
@@ -105,7 +106,7 @@ describe('scheduler.weight: shares in proportion to the weights', function () {
     const origin = await startBulkOrigin();
     const proxy = await startProxy({
       workerThreads: 1,
-      scheduler: { rate: RATE },
+      scheduler: { rate: RATE, burst: BURST },
       listeners: [{ scheduler: { weight: 1 } }, { scheduler: { weight: 3 } }],
       routes: [route('', origin.port)],
     });
@@ -119,7 +120,7 @@ describe('scheduler.weight: shares in proportion to the weights', function () {
     const origin = await startBulkOrigin();
     const proxy = await startProxy({
       workerThreads: 1,
-      scheduler: { rate: RATE },
+      scheduler: { rate: RATE, burst: BURST },
       listener: { scheduler: { weight: 3 } },
       routes: [{ ...route('a.test', origin.port), scheduler: { weight: 1 } }, route('b.test', origin.port)],
     });
