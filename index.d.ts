@@ -320,6 +320,12 @@ export interface SchedulerOptions {
   rate?: number;
   /** Pacing bucket size, bytes; only with rate > 0. @default Math.max(rate, 65536) */
   burst?: number;
+  /**
+   * Cap on each flow (each direction of each connection), bytes/s; 0 = none. A token bucket per
+   * flow holding 100 ms of it (at least 16 KiB); a flow out of tokens waits off the DRR round on
+   * one worker timer, armed only while some flow waits. Needs kind 'drr'. @default 0
+   */
+  flowRate?: number;
 }
 
 /** TCP keepalive (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). */

@@ -113,7 +113,7 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
 const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
-const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
+const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst', 'flowRate'];
 const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'scheduler'];
 /** A route's or listener's own `scheduler` (normalizeFlowScheduler). */
 const FLOW_SCHEDULER_KEYS = ['weight'];
@@ -172,8 +172,9 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *   burst: number, proxyProtocol: 'none' | 'v1' | 'v2', scheduler: { weight: number } }} NormalizedRoute
  *   A route's `scheduler.weight` 0 means "not given: the listener's".
  * @typedef {{ kind: 'drr' | 'fifo', quantum: number, maxQueuedBytesPerFlow: number,
- *   rate: number, burst: number }} NormalizedScheduler
- *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0.
+ *   rate: number, burst: number, flowRate: number }} NormalizedScheduler
+ *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0; `flowRate` 0: no
+ *   per-flow cap.
  * @typedef {{ workerThreads: number, readBufferSize: number, scheduler: NormalizedScheduler,
  *   protection: NormalizedProtection, listeners: NormalizedListener[],
  *   routes: NormalizedRoute[], resolveIntervalMs: number,
@@ -386,6 +387,8 @@ function assertSupported(normalized) {
  *  - `rate` [0 = no pacing]: aggregate bytes/s per worker, a safe integer >= 0.
  *  - `burst` [max(rate, 65536) when rate > 0]: integer >= 1 bytes; only with rate > 0
  *    (normalised to 0 when rate is 0).
+ *  - `flowRate` [0 = no cap]: bytes/s each flow (each direction of each connection) may write,
+ *    a safe integer >= 0; a token bucket per flow holding 100 ms of it (at least 16 KiB).
  *
  * @param {unknown} value The `scheduler` option (undefined or null: all defaults).
  * @param {string} path Its path.
@@ -410,7 +413,10 @@ function normalizeScheduler(value, path) {
     // Pacing is a token bucket in front of the DRR grants; 'fifo' writes without grants.
     if (kind !== 'drr') throw configRangeError(`${path}.rate needs ${path}.kind 'drr'`);
   }
-  return { kind, quantum, maxQueuedBytesPerFlow, rate, burst };
+  const flowRate = optInteger(get(obj, 'flowRate'), `${path}.flowRate`, 0, Number.MAX_SAFE_INTEGER, 0);
+  // A flow's bucket cuts its DRR grants, as rate's does the worker's; 'fifo' has no grants.
+  if (flowRate > 0 && kind !== 'drr') throw configRangeError(`${path}.flowRate needs ${path}.kind 'drr'`);
+  return { kind, quantum, maxQueuedBytesPerFlow, rate, burst, flowRate };
 }
 
 /**

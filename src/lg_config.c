@@ -344,6 +344,9 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
     if (src->rate > 0 && src->sched_kind != LG_SCHED_DRR) {
         return RANGE(err, "scheduler.rate needs scheduler.kind 'drr'");
     }
+    if (src->flow_rate > 0 && src->sched_kind != LG_SCHED_DRR) {
+        return RANGE(err, "scheduler.flowRate needs scheduler.kind 'drr'");
+    }
     if (src->n_listeners == 0) return RANGE(err, "listeners must have at least one entry");
     if (src->n_listeners > LG_MAX_LISTENERS) {
         return RANGE(err, "listeners must have at most %d entries", LG_MAX_LISTENERS);
@@ -355,6 +358,7 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
     conf->max_queued_per_flow = (size_t)src->max_queued_per_flow;
     conf->sched_rate = src->rate;
     conf->sched_burst = src->rate ? LG_MAX(src->burst, (uint64_t)1) : 0;
+    conf->sched_flow_rate = src->flow_rate;
     for (size_t i = 0; i < src->n_listeners; i++) {
         const lg_src_listener_t *l = &src->listeners[i];
         lg_listener_conf_t *lc = &conf->listeners[i];

@@ -169,6 +169,7 @@ typedef struct lg_src_s {
     uint64_t quantum; /* 0 = auto */
     uint64_t max_queued_per_flow;
     uint64_t rate, burst;     /* scheduler pacing: bytes/s per worker (0 = off), bucket bytes */
+    uint64_t flow_rate;       /* scheduler.flowRate: bytes/s per flow (0 = no cap) */
     uint64_t max_tracked_ips; /* protection.maxTrackedIps (top level): the per-IP table's bound */
     uint64_t resolve_interval_ms; /* how long an upstream host name's answer is used */
     bool keepalive;               /* tcpKeepalive given (null: off) */
@@ -347,6 +348,7 @@ typedef struct lg_config_s {
     size_t max_queued_per_flow;   /* bytes: high watermark; reads resume below half */
     uint64_t sched_rate;          /* bytes/s per worker; 0 = no pacing (drr only) */
     uint64_t sched_burst;         /* bytes: token bucket size when sched_rate > 0 */
+    uint64_t sched_flow_rate;     /* bytes/s per flow; 0 = no per-flow cap (drr only) */
     size_t max_tracked_ips;       /* bound of the per-IP protection table */
     uint32_t resolve_interval_ms; /* how long an upstream host name's answer is used */
     unsigned keepalive_idle_s;    /* TCP keepalive of every socket; 0 = off */

@@ -519,6 +519,7 @@ int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
         get_u64(env, sched, "maxQueuedBytesPerFlow", &out->max_queued_per_flow, "scheduler") != 0 ||
         get_u64(env, sched, "rate", &out->rate, "scheduler") != 0 ||
         get_u64(env, sched, "burst", &out->burst, "scheduler") != 0 ||
+        get_u64(env, sched, "flowRate", &out->flow_rate, "scheduler") != 0 ||
         get_object(env, cfg, "protection", &prot, top) != 0 ||
         get_u64(env, prot, "maxTrackedIps", &out->max_tracked_ips, "protection") != 0 ||
         get_array(env, cfg, "listeners", &lis, &nl, top) != 0 ||

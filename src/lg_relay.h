@@ -34,6 +34,12 @@
  *    (lg_pace); an empty bucket stops the passes and arms one timer until a quantum of tokens is
  *    back, so the flows wait in DRR order and share the rate fairly. The cut part goes back as
  *    credit (lg_drr_return): the flow finishes its visit when tokens return.
+ *  - Per-flow cap (scheduler.flowRate): each flow has its own token bucket (100 ms of its rate,
+ *    at least LG_FLOW_BURST_MIN) and every grant is also cut to it. A flow visited with no tokens
+ *    hands its grant back as credit and is parked: it stays BUSY in the DRR (so no pass visits
+ *    it) on the worker's parked list, and one timer, armed only while some flow is parked, brings
+ *    the due ones back (lg_drr_done: at the head, with their credit) when a quantum of their
+ *    tokens is there. Nothing is armed while no flow waits.
  *  - Weights (scheduler.weight of the route, else the listener): a flow's DRR quantum and its
  *    per-turn read budget are multiplied by its weight, so flows that stay backlogged move bytes
  *    in proportion to their weights whether writing (DRR) or reading (the budget) is what limits
@@ -77,6 +83,12 @@ typedef struct lg_flow_s {
     bool shut;              /* shutdown(dst) requested */
     bool shut_done;         /* shutdown(dst) completed */
     bool to_client;         /* direction: upstream → client */
+    /* scheduler.flowRate: the flow's own bucket (rate 0: no cap), and while it is empty the
+     * flow's place among the worker's parked flows (it stays BUSY in the DRR, off the round). */
+    lg_pace_t fpace;
+    struct lg_flow_s *park_next, *park_prev;
+    uint64_t park_until; /* ns (uv_hrtime): enough tokens for a quantum */
+    bool parked;
 } lg_flow_t;
 
 /* What a relay reports (lg_relay_ops_t.event). */

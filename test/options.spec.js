@@ -139,6 +139,7 @@ const EFFECT = {
   'SchedulerOptions.quantum': ['relay.spec.js', 'honours a small readBufferSize and a fixed quantum'],
   'SchedulerOptions.rate': ['pacing.spec.js', 'scheduler.rate holds the aggregate rate'],
   'SchedulerOptions.burst': ['pacing.spec.js', 'per-interval bytes stay under rate·t + burst'],
+  'SchedulerOptions.flowRate': ['pacing.spec.js', 'scheduler.flowRate caps each flow'],
   'SchedulerOptions.maxQueuedBytesPerFlow': ['relay.spec.js', 'keeps relaying a slow-reading client without losing bytes (DRR, small watermark)'],
   'FlowSchedulerOptions.weight': ['weights.spec.js', 'routes of weights 1 and 3 on one worker get 1:3 of the bytes'],
   'RouteOptions.scheduler': ['weights.spec.js', 'routes of weights 1 and 3 on one worker get 1:3 of the bytes'],
