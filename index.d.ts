@@ -148,6 +148,8 @@ interface ListenerCommon {
   acceptProxyProtocol?: 'none' | 'v1' | 'v2' | 'any';
   /** CIDRs allowed to send that header (required with acceptProxyProtocol). @default [] */
   trustedProxies?: string[];
+  /** The scheduler weight of this listener's connections (a route's own weight wins). @default { weight: 1 } */
+  scheduler?: FlowSchedulerOptions | null;
 }
 
 /** A TLS edge-router listener: routes by SNI, passes through or terminates TLS. */
@@ -288,6 +290,22 @@ export interface RouteOptions extends DialOptions {
   burst?: number;
   /** Routes with the same group (1-64 characters of A-Z a-z 0-9 _ . : -) share one set of figures in metrics().routes. @default null */
   metricsGroup?: string | null;
+  /**
+   * The scheduler weight of this route's connections, overriding the listener's. updateConfig
+   * gives a new weight to connections accepted after it; open ones keep theirs. @default {}
+   */
+  scheduler?: FlowSchedulerOptions | null;
+}
+
+/** A route's or listener's own share of the worker's DRR scheduler. */
+export interface FlowSchedulerOptions {
+  /**
+   * 1-64 (`limits.maxSchedulerWeight`): a flow's DRR quantum and per-turn read budget are
+   * multiplied by it, so backlogged flows of weight 3 move 3 times the bytes of weight-1 flows
+   * on the same worker (within two quanta per flow, see README "Scheduler"). A weight other than
+   * 1 needs scheduler.kind 'drr'. @default 1 (a route: its listener's)
+   */
+  weight?: number;
 }
 
 /** The byte scheduler of every worker. */
@@ -302,6 +320,12 @@ export interface SchedulerOptions {
   rate?: number;
   /** Pacing bucket size, bytes; only with rate > 0. @default Math.max(rate, 65536) */
   burst?: number;
+  /**
+   * Cap on each flow (each direction of each connection), bytes/s; 0 = none. A token bucket per
+   * flow holding 100 ms of it (at least 16 KiB); a flow out of tokens waits off the DRR round on
+   * one worker timer, armed only while some flow waits. Needs kind 'drr'. @default 0
+   */
+  flowRate?: number;
 }
 
 /** TCP keepalive (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). */

@@ -113,14 +113,16 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
 const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
-const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
-const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
+const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst', 'flowRate'];
+const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'scheduler'];
+/** A route's or listener's own `scheduler` (normalizeFlowScheduler). */
+const FLOW_SCHEDULER_KEYS = ['weight'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
 const AUTH_KEYS = ['realm', 'users'];
 const AUTH_USER_KEYS = ['name', 'hash'];
 /** How a route or decision uses its upstreams (normalizeDial). */
 const DIAL_KEYS = ['balance', 'connectTimeoutMs', 'retries', 'maxFails', 'failTimeoutMs', 'proxyProtocol', 'forwardFingerprint'];
-const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'metricsGroup', ...DIAL_KEYS];
+const ROUTE_KEYS = ['sni', 'upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', 'suspended', 'suspendTimeoutMs', 'maxConnectionsPerSecond', 'burst', 'metricsGroup', 'scheduler', ...DIAL_KEYS];
 const DECISION_KEYS = ['upstreams', 'terminateTls', 'cert', 'mtls', 'alpn', ...DIAL_KEYS];
 const BALANCE_POLICIES = ['leastConn', 'roundRobin', 'random2', 'hash'];
 const TCP_UPSTREAM_KEYS = ['kind', 'host', 'port', 'weight', 'tls'];
@@ -154,7 +156,8 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *   allowCidrs: string[], allowDomains: string[], connectTimeoutMs: number, headTimeoutMs: number }} NormalizedConnect
  * @typedef {{ kind: 'tls' | 'connect', host: string, port: number, maxConnections: number,
  *   idleTimeoutMs: number, defaultCert: NormalizedCert | null, mtls: NormalizedMtls | null,
- *   protection: NormalizedProtection, connect: NormalizedConnect | null }} NormalizedListener
+ *   protection: NormalizedProtection, connect: NormalizedConnect | null,
+ *   scheduler: { weight: number } }} NormalizedListener
  *   A listener. It also carries a non-enumerable `_ownProtection`: the protection fields given
  *   on the listener itself (normalised, without defaults), which normalizeUpdate re-merges over
  *   a new top-level protection. Non-enumerable so that it is invisible to deepStrictEqual,
@@ -166,10 +169,12 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  * @typedef {{ sni: string, upstreams: NormalizedUpstream[], terminateTls: boolean,
  *   cert: NormalizedCert | null, mtls: NormalizedMtls | null, alpn: string[],
  *   suspended: boolean, suspendTimeoutMs: number, maxConnectionsPerSecond: number,
- *   burst: number, proxyProtocol: 'none' | 'v1' | 'v2' }} NormalizedRoute
+ *   burst: number, proxyProtocol: 'none' | 'v1' | 'v2', scheduler: { weight: number } }} NormalizedRoute
+ *   A route's `scheduler.weight` 0 means "not given: the listener's".
  * @typedef {{ kind: 'drr' | 'fifo', quantum: number, maxQueuedBytesPerFlow: number,
- *   rate: number, burst: number }} NormalizedScheduler
- *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0.
+ *   rate: number, burst: number, flowRate: number }} NormalizedScheduler
+ *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0; `flowRate` 0: no
+ *   per-flow cap.
  * @typedef {{ workerThreads: number, readBufferSize: number, scheduler: NormalizedScheduler,
  *   protection: NormalizedProtection, listeners: NormalizedListener[],
  *   routes: NormalizedRoute[], resolveIntervalMs: number,
@@ -234,6 +239,7 @@ function normalizeConfig(config) {
   const rawRoutes = get(config, 'routes');
   const routes = rawRoutes === undefined && !listeners.some(isTlsListener) ? [] : normalizeRoutes(rawRoutes, 'routes');
   checkRoutesAgainstListeners(routes, listeners);
+  checkWeights(scheduler, listeners, routes);
 
   return { workerThreads, readBufferSize, scheduler, protection, listeners, routes, resolveIntervalMs, tcpKeepalive, halfCloseTimeoutMs };
 }
@@ -305,6 +311,7 @@ function normalizeUpdate(update, current) {
   const rawRoutes = get(update, 'routes');
   const routes = rawRoutes === undefined ? current.routes.slice() : normalizeRoutes(rawRoutes, 'routes');
   checkRoutesAgainstListeners(routes, listeners);
+  checkWeights(current.scheduler, listeners, routes);
 
   return {
     workerThreads: current.workerThreads,
@@ -380,6 +387,8 @@ function assertSupported(normalized) {
  *  - `rate` [0 = no pacing]: aggregate bytes/s per worker, a safe integer >= 0.
  *  - `burst` [max(rate, 65536) when rate > 0]: integer >= 1 bytes; only with rate > 0
  *    (normalised to 0 when rate is 0).
+ *  - `flowRate` [0 = no cap]: bytes/s each flow (each direction of each connection) may write,
+ *    a safe integer >= 0; a token bucket per flow holding 100 ms of it (at least 16 KiB).
  *
  * @param {unknown} value The `scheduler` option (undefined or null: all defaults).
  * @param {string} path Its path.
@@ -404,7 +413,10 @@ function normalizeScheduler(value, path) {
     // Pacing is a token bucket in front of the DRR grants; 'fifo' writes without grants.
     if (kind !== 'drr') throw configRangeError(`${path}.rate needs ${path}.kind 'drr'`);
   }
-  return { kind, quantum, maxQueuedBytesPerFlow, rate, burst };
+  const flowRate = optInteger(get(obj, 'flowRate'), `${path}.flowRate`, 0, Number.MAX_SAFE_INTEGER, 0);
+  // A flow's bucket cuts its DRR grants, as rate's does the worker's; 'fifo' has no grants.
+  if (flowRate > 0 && kind !== 'drr') throw configRangeError(`${path}.flowRate needs ${path}.kind 'drr'`);
+  return { kind, quantum, maxQueuedBytesPerFlow, rate, burst, flowRate };
 }
 
 /**
@@ -540,6 +552,7 @@ function optPenaltyBox(value, path) {
  *    here switches an inherited rate limit off). On a connect listener the TLS-only fields
  *    (ja3Blocklist, ja4Blocklist, tlsHandshakeTimeoutMs, requireSni) are errors; inherited
  *    ones are ignored by the engine.
+ *  - `scheduler` [{ weight: 1 }]: the scheduler weight of its connections (normalizeFlowScheduler).
  *  - `connect` [defaults]: connect listeners only (see normalizeConnect); normalised to null on
  *    a tls listener.
  *
@@ -601,7 +614,42 @@ function normalizeListener(value, path, topProtection) {
     connect = normalizeConnect(rawConnect, `${path}.connect`);
   }
 
-  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies }, own);
+  const scheduler = normalizeFlowScheduler(get(obj, 'scheduler'), `${path}.scheduler`, DEFAULTS.weight);
+
+  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies, scheduler }, own);
+}
+
+/**
+ * A route's or listener's own scheduler options:
+ *  - `weight` [listener: 1; route: the listener's]: integer 1-64 (LIMITS.maxSchedulerWeight).
+ *    A flow's DRR quantum and per-turn read budget are multiplied by it, so backlogged flows of
+ *    weight 3 move 3 times the bytes of flows of weight 1 on the same worker. A connection takes
+ *    its route's weight when the route sets one, else its listener's. Weights other than 1
+ *    need scheduler.kind 'drr' (checkWeights).
+ *
+ * @param {unknown} value The `scheduler` option of a route or listener (undefined or null: {}).
+ * @param {string} path Its path.
+ * @param {number} dflt The weight when not given (0 on a route: the listener's).
+ * @returns {{ weight: number }} A new object.
+ */
+function normalizeFlowScheduler(value, path, dflt) {
+  const obj = optObject(value, path, FLOW_SCHEDULER_KEYS);
+  return { weight: optInteger(get(obj, 'weight'), `${path}.weight`, 1, LIMITS.maxSchedulerWeight, dflt) };
+}
+
+/**
+ * Weights other than 1 need the DRR scheduler: 'fifo' writes every flow as it reads, with no
+ * rounds to weigh, so a weight there would be accepted and ignored.
+ *
+ * @param {NormalizedScheduler} scheduler
+ * @param {NormalizedListener[]} listeners
+ * @param {NormalizedRoute[]} routes
+ */
+function checkWeights(scheduler, listeners, routes) {
+  if (scheduler.kind === 'drr') return;
+  const heavy = (x) => x.scheduler.weight > 1;
+  const path = inListeners({ listeners }, 'scheduler.weight', heavy) || inRoutes({ routes }, 'scheduler.weight', heavy);
+  if (path !== null) throw configRangeError(`${path} needs scheduler.kind 'drr' (fifo has no rounds to weigh)`);
 }
 
 /**
@@ -738,6 +786,8 @@ function normalizeRoutes(value, path) {
  *  - `maxConnectionsPerSecond` [0 = unlimited]: a number >= 0 (fractions allowed);
  *    `burst` [max(maxConnectionsPerSecond, 1)]: a number >= 1; only with a rate (else 0).
  *  - how the upstreams are used: see normalizeDial.
+ *  - `scheduler` [{}]: `weight` of its connections, overriding the listener's
+ *    (normalizeFlowScheduler); updateConfig gives a new weight to connections accepted after it.
  *  - `metricsGroup` [null]: 1-64 characters of A-Z a-z 0-9 _ . : -; routes with the same group
  *    share one set of figures in metrics().routes (without one, a route's figures are its SNI
  *    pattern's), kept across updateConfig.
@@ -786,7 +836,8 @@ function normalizeRoute(value, path) {
     }
     metricsGroup = rawGroup;
   }
-  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, metricsGroup, ...dial };
+  const scheduler = normalizeFlowScheduler(get(obj, 'scheduler'), `${path}.scheduler`, 0);
+  return { sni, upstreams, terminateTls, cert, mtls, alpn, suspended, suspendTimeoutMs, maxConnectionsPerSecond, burst, metricsGroup, scheduler, ...dial };
 }
 
 /**
@@ -1067,7 +1118,7 @@ function withOwnProtection(listener, own) {
 function relistener(l, protection) {
   const own = /** @type {any} */ (l)._ownProtection;
   const connect = l.connect === null ? null : { ...l.connect };
-  return withOwnProtection({ ...l, connect, protection: mergeProtection(protection, own) }, own);
+  return withOwnProtection({ ...l, connect, scheduler: { ...l.scheduler }, protection: mergeProtection(protection, own) }, own);
 }
 
 /** @param {unknown} current Must look like normalizeConfig's output (a programming error else). */

@@ -43,6 +43,18 @@ static int check_range(lg_cfgerr_t *err, const char *path, const char *key, uint
     return 0;
 }
 
+/* scheduler.weight: 0 (not given) or 1..LG_DRR_WEIGHT_MAX; a weight other than 1 needs DRR. */
+static int build_weight(uint64_t weight, int sched_kind, const char *path, lg_cfgerr_t *err)
+{
+    char wpath[PATH_MAX_LEN + 16];
+    snprintf(wpath, sizeof(wpath), "%s.scheduler", path);
+    if (check_range(err, wpath, "weight", weight, 0, LG_DRR_WEIGHT_MAX) != 0) return -1;
+    if (weight > 1 && sched_kind != LG_SCHED_DRR) {
+        return RANGE(err, "%s.weight needs scheduler.kind 'drr'", wpath);
+    }
+    return 0;
+}
+
 /* ---- freeing the source ---------------------------------------------------------------------- */
 
 static void strings_free(lg_src_strings_t *s)
@@ -332,6 +344,9 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
     if (src->rate > 0 && src->sched_kind != LG_SCHED_DRR) {
         return RANGE(err, "scheduler.rate needs scheduler.kind 'drr'");
     }
+    if (src->flow_rate > 0 && src->sched_kind != LG_SCHED_DRR) {
+        return RANGE(err, "scheduler.flowRate needs scheduler.kind 'drr'");
+    }
     if (src->n_listeners == 0) return RANGE(err, "listeners must have at least one entry");
     if (src->n_listeners > LG_MAX_LISTENERS) {
         return RANGE(err, "listeners must have at most %d entries", LG_MAX_LISTENERS);
@@ -343,6 +358,7 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
     conf->max_queued_per_flow = (size_t)src->max_queued_per_flow;
     conf->sched_rate = src->rate;
     conf->sched_burst = src->rate ? LG_MAX(src->burst, (uint64_t)1) : 0;
+    conf->sched_flow_rate = src->flow_rate;
     for (size_t i = 0; i < src->n_listeners; i++) {
         const lg_src_listener_t *l = &src->listeners[i];
         lg_listener_conf_t *lc = &conf->listeners[i];
@@ -388,6 +404,8 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         if (build_cidr_set(&l->trusted_proxies, &lc->trusted, path, "trustedProxies", err) != 0) {
             goto fail;
         }
+        if (build_weight(l->weight, conf->sched_kind, path, err) != 0) goto fail;
+        lc->weight = (uint16_t)(l->weight ? l->weight : 1);
     }
     if (check_range(err, "protection", "maxTrackedIps", src->max_tracked_ips, 1,
                     LG_LIMIT_MAX_TRACKED) != 0) {
@@ -1208,6 +1226,8 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         }
         route->suspended = r->suspended;
         route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
+        if (build_weight(r->weight, conf->sched_kind, path, err) != 0) goto fail;
+        route->weight = (uint16_t)r->weight;
         if (r->metrics_group != NULL &&
             (strlen(r->metrics_group) == 0 || strlen(r->metrics_group) > LG_METRICS_GROUP_MAX)) {
             RANGE(err, "%s.metricsGroup must be 1-%d bytes", path, LG_METRICS_GROUP_MAX);

@@ -117,6 +117,7 @@ typedef struct lg_src_route_s {
     int proxy_protocol; /* 0 none, 1 v1, 2 v2 */
     bool forward_fingerprint;
     char *metrics_group; /* routes only; NULL: none */
+    uint64_t weight;     /* routes only: scheduler.weight; 0 = the listener's */
 } lg_src_route_t;
 
 /* A token bucket as configured: `count` per period, `burst`; absent when !present. */
@@ -158,6 +159,7 @@ typedef struct lg_src_listener_s {
     lg_src_connect_t connect; /* connect listeners */
     int accept_proxy;         /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_src_strings_t trusted_proxies;
+    uint64_t weight; /* scheduler.weight of its connections (0 counts as 1) */
 } lg_src_listener_t;
 
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
@@ -167,6 +169,7 @@ typedef struct lg_src_s {
     uint64_t quantum; /* 0 = auto */
     uint64_t max_queued_per_flow;
     uint64_t rate, burst;     /* scheduler pacing: bytes/s per worker (0 = off), bucket bytes */
+    uint64_t flow_rate;       /* scheduler.flowRate: bytes/s per flow (0 = no cap) */
     uint64_t max_tracked_ips; /* protection.maxTrackedIps (top level): the per-IP table's bound */
     uint64_t resolve_interval_ms; /* how long an upstream host name's answer is used */
     bool keepalive;               /* tcpKeepalive given (null: off) */
@@ -289,6 +292,7 @@ typedef struct lg_route_s {
     lg_limit_bucket_t rate;    /* maxConnectionsPerSecond / burst (off when interval_ns is 0) */
     _Atomic uint64_t rate_tat; /* the bucket's state: the one mutable field of a published route,
                                   shared by every worker (lg_limit_bucket_take_shared) */
+    uint16_t weight;           /* scheduler.weight of its connections; 0 = the listener's */
 } lg_route_t;
 
 /* A listener's effective protection in a snapshot (owned by the snapshot). */
@@ -333,6 +337,7 @@ typedef struct lg_listener_conf_s {
     /* PROXY protocol input (both kinds) */
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
+    uint16_t weight;       /* scheduler.weight of its connections (1..LG_DRR_WEIGHT_MAX) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {
@@ -343,6 +348,7 @@ typedef struct lg_config_s {
     size_t max_queued_per_flow;   /* bytes: high watermark; reads resume below half */
     uint64_t sched_rate;          /* bytes/s per worker; 0 = no pacing (drr only) */
     uint64_t sched_burst;         /* bytes: token bucket size when sched_rate > 0 */
+    uint64_t sched_flow_rate;     /* bytes/s per flow; 0 = no per-flow cap (drr only) */
     size_t max_tracked_ips;       /* bound of the per-IP protection table */
     uint32_t resolve_interval_ms; /* how long an upstream host name's answer is used */
     unsigned keepalive_idle_s;    /* TCP keepalive of every socket; 0 = off */

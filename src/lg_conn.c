@@ -1655,6 +1655,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     }
     c->route = r;
     lg_route_t *rt = &c->snap->routes[r];
+    if (rt->weight != 0) lg_relay_set_weight(&c->relay, rt->weight);
     if (!lg_limit_bucket_take_shared(&rt->rate_tat, &rt->rate, now_ms(c))) {
         refused(c, LG_BLOCK_ROUTE_RATE_LIMITED, ja3, ja4);
         return;
@@ -2172,6 +2173,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     c->is_connect = is_connect;
     c->in_head = is_connect; /* admission reserved an in-head slot */
     lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c);
+    lg_relay_set_weight(&c->relay, lc->weight); /* the route's, if it has one, once routed */
     uv_tcp_init(w->loop, &c->client);
     uv_timer_init(w->loop, &c->timer);
     c->client.data = c;

@@ -4,19 +4,26 @@
  * Implements DRR (M. Shreedhar and G. Varghese, "Efficient Fair Queuing using Deficit Round
  * Robin", SIGCOMM 1995 / IEEE/ACM ToN 1996) over byte streams: a "packet" is any number of
  * bytes, so a visit grants min(deficit, backlog): either the whole deficit is spent or the
- * backlog empties and the deficit is reset. Between visits the deficit is therefore 0 and each
- * visit grants min(quantum, backlog) — round-robin in quantum-sized slices, which is exactly
- * DRR's service for a byte stream. The deficit field and its cap (LG_DRR_DEFICIT_CAP_QUANTA
- * quanta) are still applied on every visit, so credit stays bounded should a flow ever carry
- * some (e.g. if a partial-grant return is added to the interface later).
+ * backlog empties and the deficit is reset. A visit starts with the flow's weighted quantum
+ * (weight x quantum) as its deficit, so each visit grants min(weighted quantum, backlog) —
+ * round-robin in slices proportional to the weights, which is exactly weighted DRR's service
+ * for a byte stream.
+ *
+ * Credit between visits exists only for a visit that was cut: the caller could not write the
+ * whole grant (pacing tokens, iovec limit) and handed the rest back (lg_drr_return). The flow then
+ * keeps the rest as its deficit and the head of the ready list, and its next grant continues the
+ * same visit without a new quantum — as DRR's head flow keeps sending while its deficit lasts.
+ * Were the flow sent to the tail with a fresh quantum each time instead, a pacing bucket that
+ * holds one quantum of tokens would make every visit one quantum long and erase the weights.
+ * Credit is capped at LG_DRR_DEFICIT_CAP_QUANTA weighted quanta.
  *
  * Invariants (checked by test/c/test_drr.c):
  *   - A flow is in the ready list iff its state is READY; n_ready counts them and every READY
  *     flow has backlog > 0.
  *   - n_busy counts BUSY flows. A BUSY flow is in no list.
  *   - An IDLE flow has backlog == 0 and deficit == 0.
- *   - deficit <= LG_DRR_DEFICIT_CAP_QUANTA * quantum at every visit (in practice 0 between
- *     visits, see above).
+ *   - deficit <= LG_DRR_DEFICIT_CAP_QUANTA * weight * quantum; it is 0 except after a cut
+ *     visit, and a READY flow with deficit > 0 was put at the head.
  *   - quantum is quantum_fixed when set, else clamp(ema_x16 / 16, QUANTUM_MIN, QUANTUM_MAX).
  * Every operation is O(1): the ready list is doubly linked, so remove() needs no scan.
  */
@@ -77,6 +84,20 @@ static void list_append(lg_drr_t *d, lg_drr_flow_t *f)
     f->state = LG_DRR_READY;
 }
 
+static void list_prepend(lg_drr_t *d, lg_drr_flow_t *f)
+{
+    f->prev = NULL;
+    f->next = d->head;
+    if (d->head) {
+        d->head->prev = f;
+    } else {
+        d->tail = f;
+    }
+    d->head = f;
+    d->n_ready++;
+    f->state = LG_DRR_READY;
+}
+
 static void list_unlink(lg_drr_t *d, lg_drr_flow_t *f)
 {
     if (f->prev) {
@@ -114,16 +135,19 @@ lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant)
     d->n_busy++;
     d->visits++;
 
-    size_t cap = LG_DRR_DEFICIT_CAP_QUANTA * d->quantum;
-    size_t deficit = f->deficit + d->quantum;
-    if (deficit > cap || deficit < f->deficit) deficit = cap; /* cap, and guard wrap-around */
+    /* A flow with credit resumes a visit that was cut (lg_drr_return); others start one. */
+    size_t fq = lg_drr_flow_quantum(d, f);
+    size_t cap = LG_DRR_DEFICIT_CAP_QUANTA * fq;
+    size_t deficit = f->deficit > 0 ? f->deficit : fq;
+    if (deficit > cap) deficit = cap;
 
     size_t g = LG_MIN(deficit, f->backlog);
     if (solo) g = LG_MAX(g, LG_MIN(f->backlog, (size_t)LG_DRR_SOLO_GRANT));
 
     f->backlog -= g;
-    /* An emptied flow keeps no credit (DRR resets the deficit when the queue empties). */
-    f->deficit = (f->backlog == 0 || g >= deficit) ? 0 : deficit - g;
+    /* The visit ends with this grant (lg_drr_return reopens it); an emptied flow keeps no
+     * credit either (DRR resets the deficit when the queue empties). */
+    f->deficit = 0;
 
     d->grants++;
     d->granted_bytes += g;
@@ -138,7 +162,7 @@ size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max)
     f->state = LG_DRR_BUSY;
     d->n_busy++;
     d->visits++;
-    size_t g = LG_MIN(f->backlog, LG_MAX(d->quantum, sparse_max));
+    size_t g = LG_MIN(f->backlog, LG_MAX(lg_drr_flow_quantum(d, f), sparse_max));
     f->backlog -= g;
     f->deficit = 0; /* a sparse flow brings no credit and keeps none */
     d->grants++;
@@ -146,11 +170,22 @@ size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max)
     return g;
 }
 
+void lg_drr_return(lg_drr_t *d, lg_drr_flow_t *f, size_t n)
+{
+    if (f->state != LG_DRR_BUSY || n == 0) return;
+    size_t cap = LG_DRR_DEFICIT_CAP_QUANTA * lg_drr_flow_quantum(d, f);
+    f->backlog += n;
+    f->deficit = n >= cap - LG_MIN(f->deficit, cap) ? cap : f->deficit + n;
+    d->granted_bytes -= n;
+}
+
 void lg_drr_done(lg_drr_t *d, lg_drr_flow_t *f)
 {
     if (f->state != LG_DRR_BUSY) return; /* caller bug: no grant outstanding; ignore */
     d->n_busy--;
-    if (f->backlog > 0) {
+    if (f->backlog > 0 && f->deficit > 0) {
+        list_prepend(d, f); /* a cut visit goes on before anybody else's starts */
+    } else if (f->backlog > 0) {
         list_append(d, f);
     } else {
         f->state = LG_DRR_IDLE;

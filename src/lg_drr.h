@@ -19,6 +19,22 @@
  * 0): otherwise a worker that takes every ready grant in one pass would hand the last flow of
  * each pass a solo grant while the others, busy writing, get a quantum.
  *
+ * Weights (scheduler.weight of a route or listener): a flow of weight w has a quantum of w x the
+ * worker's quantum, so among flows that stay backlogged a flow of weight 3 gets 3 times the bytes
+ * of a flow of weight 1 (weighted DRR). A visit may be granted in several pieces: when the relay
+ * cannot write the whole grant now (the pacing bucket holds fewer tokens, or the bytes span more
+ * buffers than one write carries) it hands the rest back with lg_drr_return, and the flow keeps
+ * the rest as credit and the head of the ready list, so it finishes its visit before the next
+ * flow starts one. Without that, a paced worker would cut every grant to one quantum of tokens
+ * and every weight would count as 1.
+ *
+ * Fairness bound (test/c/test_drr.c, test_weighted_shares): for flows that stay backlogged (each
+ * always has at least its weighted quantum queued) and are granted in turn, with a fixed quantum q,
+ * the normalised service bytes_i / w_i of any two flows differs by less than 2q from the moment
+ * they are all backlogged, and by less than 3q over any interval of grants; so over n rounds the
+ * shares are proportional to the weights within 2q x w_i / (n q w_i) = 2 / n of each flow's
+ * share. The solo rule never applies between competitors.
+ *
  * Quantum: fixed, or 'auto' — an exponential moving average (weight 1/8) of read sizes seen by
  * the worker, clamped to [LG_DRR_QUANTUM_MIN, LG_DRR_QUANTUM_MAX]: interactive traffic with
  * small reads gets small slices, bulk traffic larger ones.
@@ -35,6 +51,7 @@
 #define LG_DRR_QUANTUM_FIXED_MAX  (1u << 24) /* bytes: largest fixed quantum accepted (16 MiB) */
 #define LG_DRR_DEFICIT_CAP_QUANTA 2          /* deficit never exceeds this many quanta */
 #define LG_DRR_SOLO_GRANT         65536      /* bytes: grant to a flow with no competitor */
+#define LG_DRR_WEIGHT_MAX         64         /* largest flow weight (scheduler.weight) */
 
 enum { LG_DRR_IDLE = 0, LG_DRR_READY, LG_DRR_BUSY };
 
@@ -43,7 +60,8 @@ typedef struct lg_drr_flow_s {
     struct lg_drr_flow_s *next; /* ready-list link, valid while READY */
     struct lg_drr_flow_s *prev; /* ready-list back link, valid while READY (O(1) remove) */
     size_t backlog;             /* bytes queued and not yet granted */
-    size_t deficit;             /* bytes of credit; <= cap */
+    size_t deficit;             /* bytes of credit left of an unfinished visit; <= cap */
+    uint16_t weight;            /* 1..LG_DRR_WEIGHT_MAX (0 counts as 1): quantum multiplier */
     uint8_t state;              /* LG_DRR_IDLE / READY / BUSY */
 } lg_drr_flow_t;
 
@@ -80,33 +98,50 @@ void lg_drr_observe_read(lg_drr_t *d, size_t n);
 void lg_drr_add(lg_drr_t *d, lg_drr_flow_t *f, size_t n);
 
 /*
- * Take the next ready flow and its grant in bytes (> 0); the flow becomes BUSY. Returns NULL when
- * no flow is ready.
+ * Take the next ready flow and its grant in bytes (> 0); the flow becomes BUSY. A flow starting
+ * a visit is granted min(backlog, weight x quantum); one resuming a visit (credit left by
+ * lg_drr_return) is granted min(backlog, credit). Returns NULL when no flow is ready.
  */
 lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant);
 
 /*
  * Serve f at once, ahead of the ready list (new/sparse-flow priority, as FQ-CoDel's new-flow
  * list and sch_fq's detached flows): f must be READY and must have been IDLE before the bytes
- * just added (no backlog, no grant outstanding). Grants min(backlog, max(quantum, sparse_max));
- * f becomes BUSY. Returns 0 (and changes nothing) when f is not READY.
+ * just added (no backlog, no grant outstanding). Grants
+ * min(backlog, max(f's weighted quantum, sparse_max)); f becomes BUSY. Returns 0 (and changes
+ * nothing) when f is not READY.
  *
  * Why this keeps the fairness bound: a flow is sparse only while its queue is empty, so what
  * it gets this way is what its source gave in one read, and the relay lets a source read at most
- * one read budget per loop turn (lg_relay.c). Every flow therefore moves at most
- * max(quantum, sparse_max) + one read budget per turn, whether it is served here or from the
- * ready list.
+ * one read budget per loop turn (lg_relay.c; weighted like the quantum). Every flow therefore
+ * moves at most max(weighted quantum, sparse_max) + one read budget per turn, whether it is served
+ * here or from the ready list.
  */
 size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max);
 
 /*
+ * n bytes of f's current grant (f is BUSY) are not written now: they go back to its backlog and
+ * its credit (capped at LG_DRR_DEFICIT_CAP_QUANTA weighted quanta), and when the grant is done f
+ * resumes its visit at the head of the ready list. A flow that is not BUSY, or n == 0, is left
+ * alone.
+ */
+void lg_drr_return(lg_drr_t *d, lg_drr_flow_t *f, size_t n);
+
+/*
  * The write for f's last grant finished (or was abandoned). A BUSY flow with backlog rejoins the
- * tail; one without becomes IDLE with its deficit reset. A flow that is not BUSY is left alone.
+ * tail, or the head when it has credit left (its visit was cut: lg_drr_return); one without
+ * becomes IDLE with its deficit reset. A flow that is not BUSY is left alone.
  */
 void lg_drr_done(lg_drr_t *d, lg_drr_flow_t *f);
 
 /* Remove f from the scheduler whatever its state (the flow is closing); f becomes IDLE, empty. */
 void lg_drr_remove(lg_drr_t *d, lg_drr_flow_t *f);
+
+/* A flow's quantum: its weight (at least 1) times the worker's quantum. */
+static inline size_t lg_drr_flow_quantum(const lg_drr_t *d, const lg_drr_flow_t *f)
+{
+    return d->quantum * (f->weight ? f->weight : 1u);
+}
 
 /* True when some flow is READY. */
 static inline bool lg_drr_pending(const lg_drr_t *d)

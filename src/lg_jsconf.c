@@ -328,10 +328,23 @@ static int get_number(napi_env env, napi_value obj, const char *key, double *out
     return 0;
 }
 
+/* A route's or listener's `scheduler: { weight }` (normalised: always an object). */
+static int read_weight(napi_env env, napi_value obj, uint64_t *out, const char *path)
+{
+    napi_value sc;
+    char spath[PATH_MAX_LEN + 16];
+    snprintf(spath, sizeof(spath), "%s.scheduler", path);
+    return get_object(env, obj, "scheduler", &sc, path) != 0 ||
+                   get_u64(env, sc, "weight", out, spath) != 0
+               ? -1
+               : 0;
+}
+
 static int read_route(napi_env env, napi_value r, lg_src_route_t *out, const char *path)
 {
     napi_value g;
     if (get(env, r, "metricsGroup", &g, path) != 0) return -1;
+    if (read_weight(env, r, &out->weight, path) != 0) return -1;
     if (!is_type(env, g, napi_null) &&
         get_string(env, r, "metricsGroup", &out->metrics_group, path) != 0) {
         return -1;
@@ -480,7 +493,8 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
         get_object(env, l, "protection", &p, path) != 0 ||
         read_protection(env, p, &out->protection, ppath) != 0 ||
         get_enum(env, l, "acceptProxyProtocol", proxy_modes, 4, &out->accept_proxy, path) != 0 ||
-        get_strings(env, l, "trustedProxies", &out->trusted_proxies, path) != 0) {
+        get_strings(env, l, "trustedProxies", &out->trusted_proxies, path) != 0 ||
+        read_weight(env, l, &out->weight, path) != 0) {
         return -1;
     }
     /* 'none', 'v1', 'v2', 'any' are 0, LG_PP_ACCEPT_V1, LG_PP_ACCEPT_V2, LG_PP_ACCEPT_ANY. */
@@ -505,6 +519,7 @@ int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
         get_u64(env, sched, "maxQueuedBytesPerFlow", &out->max_queued_per_flow, "scheduler") != 0 ||
         get_u64(env, sched, "rate", &out->rate, "scheduler") != 0 ||
         get_u64(env, sched, "burst", &out->burst, "scheduler") != 0 ||
+        get_u64(env, sched, "flowRate", &out->flow_rate, "scheduler") != 0 ||
         get_object(env, cfg, "protection", &prot, top) != 0 ||
         get_u64(env, prot, "maxTrackedIps", &out->max_tracked_ips, "protection") != 0 ||
         get_array(env, cfg, "listeners", &lis, &nl, top) != 0 ||

@@ -63,6 +63,7 @@
     X(maxUdsPathBytes, LG_UDS_PATH_MAX, "bytes")                                                   \
     X(maxPid, LG_PID_MAX, "pid or tid")                                                            \
     X(maxWeight, LG_BALANCER_WEIGHT_MAX, "upstream weight")                                        \
+    X(maxSchedulerWeight, LG_DRR_WEIGHT_MAX, "scheduler.weight of a route or listener")            \
     X(maxRetries, LG_RETRIES_MAX, "dial attempts after the first")                                 \
     X(maxKeepaliveMs, LG_KEEPALIVE_MAX_S * 1000, "ms")                                             \
     X(maxKeepaliveCount, LG_KEEPALIVE_MAX_COUNT, "probes")                                         \

@@ -18,7 +18,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#define LG_RELAY_MAX_IOV 4 /* buffers per write: uv_write copies up to 4 without allocating */
+#define LG_RELAY_MAX_IOV  4     /* buffers per write: uv_write copies up to 4 without allocating */
+#define LG_FLOW_BURST_MIN 16384 /* bytes: smallest per-flow bucket (scheduler.flowRate) */
+#define LG_FLOW_BURST_DIV 10    /* a flow's bucket holds 1/10 s of its rate */
+#define LG_NS_PER_MS      1000000u
 
 /* A write request; owned by the flow while in flight, then cached by the worker. */
 struct lg_wreq_s {
@@ -109,17 +112,95 @@ static void pace_sleep(lg_wctx_t *w)
 }
 
 /*
- * Cut a grant to the tokens available and spend them; what is cut goes back to the flow's
- * backlog (it keeps its place: it is BUSY). Returns the bytes that may be written now (> 0).
+ * Cut a grant to the tokens available (the worker's bucket and the flow's own, whichever holds
+ * fewer) and spend them; what is cut goes back to the flow as credit (lg_drr_return: it finishes
+ * its visit first when tokens come back, so a weighted flow keeps its share). Returns the bytes
+ * that may be written now (> 0 when avail > 0). Spending is a no-op for a bucket that is off.
  */
 static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t avail)
 {
     if (grant > avail) {
-        lg_drr_add(&s->drr, &f->drr, grant - (size_t)avail);
+        lg_drr_return(&s->drr, &f->drr, grant - (size_t)avail);
         grant = (size_t)avail;
     }
     lg_pace_spend(&s->pace, grant);
+    lg_pace_spend(&f->fpace, grant);
     return grant;
+}
+
+/* ---- per-flow caps (scheduler.flowRate) ---------------------------------------------------- */
+
+static void flow_timer_cb(uv_timer_t *t);
+
+static void flow_timer_start(lg_sched_t *s, uint64_t at, uint64_t now)
+{
+    if (s->closed) return;
+    uint64_t ms = at > now ? (at - now + LG_NS_PER_MS - 1) / LG_NS_PER_MS : 1;
+    s->flow_timer_at = at;
+    s->flow_timer_armed = true;
+    uv_timer_start(&s->flow_timer, flow_timer_cb, ms ? ms : 1, 0);
+}
+
+static void flow_unpark(lg_sched_t *s, lg_flow_t *f)
+{
+    if (f->park_prev) {
+        f->park_prev->park_next = f->park_next;
+    } else {
+        s->parked = f->park_next;
+    }
+    if (f->park_next) f->park_next->park_prev = f->park_prev;
+    f->park_next = f->park_prev = NULL;
+    f->parked = false;
+    if (s->parked == NULL && s->flow_timer_armed) {
+        uv_timer_stop(&s->flow_timer); /* nobody waits: no wakeup */
+        s->flow_timer_armed = false;
+    }
+}
+
+/*
+ * f was visited with no tokens of its own: it handed its grant back and stays BUSY, off the
+ * round, until a quantum's worth of its tokens is there (its whole bucket if smaller).
+ */
+static void flow_park(lg_sched_t *s, lg_flow_t *f, uint64_t now)
+{
+    uint64_t want = LG_MIN((uint64_t)lg_drr_flow_quantum(&s->drr, &f->drr), f->fpace.burst);
+    f->park_until = now + lg_pace_wait(&f->fpace, want);
+    f->parked = true;
+    f->park_prev = NULL;
+    f->park_next = s->parked;
+    if (s->parked) s->parked->park_prev = f;
+    s->parked = f;
+    if (!s->flow_timer_armed || f->park_until < s->flow_timer_at) {
+        flow_timer_start(s, f->park_until, now);
+    }
+}
+
+/* Bring back every parked flow that is due (the loop's ms clock may fire up to 1 ms early). */
+static void flow_timer_cb(uv_timer_t *t)
+{
+    lg_wctx_t *w = t->data;
+    lg_sched_t *s = &w->sched;
+    s->flow_timer_armed = false;
+    uint64_t now = uv_hrtime(), next = UINT64_MAX;
+    for (lg_flow_t *f = s->parked, *nx; f != NULL; f = nx) {
+        nx = f->park_next;
+        if (f->park_until <= now + LG_NS_PER_MS) {
+            flow_unpark(s, f);
+            lg_drr_done(&s->drr, &f->drr); /* back at the head with its credit */
+        } else {
+            next = LG_MIN(next, f->park_until);
+        }
+    }
+    if (next != UINT64_MAX) flow_timer_start(s, next, now);
+    if (lg_drr_pending(&s->drr)) sched_kick(w);
+}
+
+/* The flow's own tokens (UINT64_MAX when it has no cap). */
+static uint64_t flow_avail(lg_flow_t *f, uint64_t *now)
+{
+    if (f->fpace.rate == 0) return UINT64_MAX;
+    if (*now == 0) *now = uv_hrtime();
+    return lg_pace_avail(&f->fpace, *now);
 }
 
 static void sched_run(uv_check_t *h)
@@ -127,9 +208,10 @@ static void sched_run(uv_check_t *h)
     lg_wctx_t *w = h->data;
     lg_sched_t *s = &w->sched;
     for (int i = 0; i < LG_GRANTS_PER_RUN; i++) {
-        uint64_t avail = UINT64_MAX;
+        uint64_t avail = UINT64_MAX, now = 0;
         if (pacing(s) && lg_drr_pending(&s->drr)) {
-            avail = lg_pace_avail(&s->pace, uv_hrtime());
+            now = uv_hrtime();
+            avail = lg_pace_avail(&s->pace, now);
             if (avail == 0) {
                 pace_sleep(w);
                 break;
@@ -139,8 +221,13 @@ static void sched_run(uv_check_t *h)
         lg_drr_flow_t *df = lg_drr_next(&s->drr, &grant);
         if (df == NULL) break;
         lg_flow_t *f = LG_CONTAINER_OF(df, lg_flow_t, drr);
-        if (pacing(s)) grant = pace_grant(s, f, grant, avail);
-        flow_write(f, grant);
+        uint64_t favail = flow_avail(f, &now);
+        if (favail == 0) {
+            lg_drr_return(&s->drr, df, grant);
+            flow_park(s, f, now);
+            continue;
+        }
+        flow_write(f, pace_grant(s, f, grant, LG_MIN(avail, favail)));
     }
     LG_PUBLISH(w->pub_quantum, s->drr.quantum);
     LG_PUBLISH(w->pub_grants, s->drr.grants);
@@ -188,6 +275,8 @@ void lg_relay_sched_init(lg_wctx_t *w)
     uv_prepare_init(w->loop, &s->turn_prep);
     uv_timer_init(w->loop, &s->pace_timer);
     s->pace_timer.data = w;
+    uv_timer_init(w->loop, &s->flow_timer);
+    s->flow_timer.data = w;
     lg_pace_init(&s->pace, w->conf->sched_rate, w->conf->sched_burst, uv_hrtime());
     s->check.data = w;
     s->idle.data = w;
@@ -207,6 +296,7 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     uv_close((uv_handle_t *)&s->idle, cb);
     uv_close((uv_handle_t *)&s->turn_prep, cb);
     uv_close((uv_handle_t *)&s->pace_timer, cb);
+    uv_close((uv_handle_t *)&s->flow_timer, cb);
 }
 
 /* ---- reporting ------------------------------------------------------------------------- */
@@ -365,8 +455,9 @@ static void flow_write(lg_flow_t *f, size_t grant)
             return;
         }
         if (!is_fifo(r) && covered < grant) {
-            /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry. */
-            lg_drr_add(&s->drr, &f->drr, grant - covered);
+            /* More than LG_RELAY_MAX_IOV buffers: hand back what this write cannot carry (the
+             * flow's visit goes on with it next). */
+            lg_drr_return(&s->drr, &f->drr, grant - covered);
         }
         int done = uv_try_write(f->dst, bufs, (unsigned)n);
         if (done < 0 && done != UV_EAGAIN) {
@@ -448,11 +539,13 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
     bool sparse = f->drr.state == LG_DRR_IDLE && f->n_writes == 0;
     lg_drr_add(&s->drr, &f->drr, n);
     if (sparse && !s->pace_waiting) {
-        uint64_t avail = pacing(s) ? lg_pace_avail(&s->pace, uv_hrtime()) : UINT64_MAX;
+        uint64_t now = pacing(s) ? uv_hrtime() : 0;
+        uint64_t avail =
+            LG_MIN(pacing(s) ? lg_pace_avail(&s->pace, now) : UINT64_MAX, flow_avail(f, &now));
+        /* Without tokens of its own the flow waits in the round, where the pass parks it. */
         size_t g = avail > 0 ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
         if (g > 0) {
-            if (pacing(s)) g = pace_grant(s, f, g, avail);
-            flow_write(f, g);
+            flow_write(f, pace_grant(s, f, g, avail));
             return;
         }
     }
@@ -471,17 +564,24 @@ static lg_buf_t *buf_of(const uv_buf_t *buf)
     return (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data));
 }
 
+static unsigned flow_weight(const lg_flow_t *f)
+{
+    return f->drr.weight ? f->drr.weight : 1u;
+}
+
 /*
- * What a flow may read in one loop turn: an equal share of LG_TURN_READ_BYTES among the flows
- * that read in the last turn, and at least one read buffer. One flow alone reads up to 1 MiB per
- * wakeup (as FIFO reads until the socket is empty); with many flows each reads one buffer per
- * turn, so each moves the same bytes per turn whatever its receive window beyond that.
+ * What a flow may read in one loop turn: its weight's share of LG_TURN_READ_BYTES among the flows
+ * that read in the last turn (readers_last sums their weights), and at least one read buffer per
+ * unit of weight. One flow alone reads up to 1 MiB per wakeup (as FIFO reads until the socket is
+ * empty); with many flows each reads its weight in buffers per turn, so each moves bytes per turn
+ * in proportion to its weight whatever its receive window beyond that (a budget equal for all
+ * would cap a weighted flow at the others' rate whenever reading is the bottleneck).
  */
-static size_t read_budget(const lg_relay_t *r)
+static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 {
     const lg_sched_t *s = &r->w->sched;
     size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
-    return LG_MAX(share, r->w->conf->read_buffer_size);
+    return LG_MAX(share, r->w->conf->read_buffer_size) * flow_weight(f);
 }
 
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -500,8 +600,8 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         if (f->read_turn != s->turn) {
             f->read_turn = s->turn;
             f->turn_read = 0;
-            s->readers_now++;
-        } else if (f->turn_read >= read_budget(r)) {
+            s->readers_now += flow_weight(f);
+        } else if (f->turn_read >= read_budget(r, f)) {
             f->refused = true;
             buf->base = NULL;
             buf->len = 0;
@@ -583,6 +683,20 @@ void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_rel
     r->u2c.relay = r;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
+    uint64_t rate = w->conf->sched_flow_rate;
+    if (rate > 0) {
+        uint64_t burst = LG_MAX(rate / LG_FLOW_BURST_DIV, (uint64_t)LG_FLOW_BURST_MIN);
+        lg_pace_init(&r->c2u.fpace, rate, burst, uv_hrtime());
+        lg_pace_init(&r->u2c.fpace, rate, burst, uv_hrtime());
+    }
+}
+
+void lg_relay_set_weight(lg_relay_t *r, unsigned weight)
+{
+    if (weight < 1) weight = 1;
+    if (weight > LG_DRR_WEIGHT_MAX) weight = LG_DRR_WEIGHT_MAX;
+    r->c2u.drr.weight = (uint16_t)weight;
+    r->u2c.drr.weight = (uint16_t)weight;
 }
 
 void lg_relay_attach_client(lg_relay_t *r, uv_stream_t *client)
@@ -615,6 +729,8 @@ void lg_relay_stop(lg_relay_t *r)
     r->dead = true;
     lg_relay_read_stop(r, &r->c2u);
     lg_relay_read_stop(r, &r->u2c);
+    if (r->c2u.parked) flow_unpark(&r->w->sched, &r->c2u);
+    if (r->u2c.parked) flow_unpark(&r->w->sched, &r->u2c);
     lg_drr_remove(&r->w->sched.drr, &r->c2u.drr);
     lg_drr_remove(&r->w->sched.drr, &r->u2c.drr);
 }

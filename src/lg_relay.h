@@ -29,10 +29,23 @@
  *    check-phase DRR pass (lg_drr_next), one grant at a time.
  *  - Fairness bound: in every turn each flow moves at most one read share plus one grant, and
  *    every flow whose sender keeps up reads once per turn; so flows that stay backlogged receive
- *    equal bytes per turn within one read buffer, whatever their windows.
+ *    equal bytes per turn (per unit of weight) within one read buffer, whatever their windows.
  *  - Pacing (scheduler.rate): every grant, sparse or not, is cut to the worker's token bucket
  *    (lg_pace); an empty bucket stops the passes and arms one timer until a quantum of tokens is
- *    back, so the flows wait in DRR order and share the rate fairly.
+ *    back, so the flows wait in DRR order and share the rate fairly. The cut part goes back as
+ *    credit (lg_drr_return): the flow finishes its visit when tokens return.
+ *  - Per-flow cap (scheduler.flowRate): each flow has its own token bucket (100 ms of its rate,
+ *    at least LG_FLOW_BURST_MIN) and every grant is also cut to it. A flow visited with no tokens
+ *    hands its grant back as credit and is parked: it stays BUSY in the DRR (so no pass visits
+ *    it) on the worker's parked list, and one timer, armed only while some flow is parked, brings
+ *    the due ones back (lg_drr_done: at the head, with their credit) when a quantum of their
+ *    tokens is there. Nothing is armed while no flow waits.
+ *  - Weights (scheduler.weight of the route, else the listener): a flow's DRR quantum and its
+ *    per-turn read budget are multiplied by its weight, so flows that stay backlogged move bytes
+ *    in proportion to their weights whether writing (DRR) or reading (the budget) is what limits
+ *    them; lg_drr.h states the bound. The weight is set when the connection is accepted (the
+ *    listener's) and again when it is routed (the route's, from the snapshot it was accepted
+ *    under): updateConfig changes the weight of connections accepted afterwards only.
  *
  * Backpressure: when a flow's queue holds more than maxQueuedBytesPerFlow of buffer memory,
  * reading its source stops; it resumes once the queue is below half of that.
@@ -70,6 +83,12 @@ typedef struct lg_flow_s {
     bool shut;              /* shutdown(dst) requested */
     bool shut_done;         /* shutdown(dst) completed */
     bool to_client;         /* direction: upstream → client */
+    /* scheduler.flowRate: the flow's own bucket (rate 0: no cap), and while it is empty the
+     * flow's place among the worker's parked flows (it stays BUSY in the DRR, off the round). */
+    lg_pace_t fpace;
+    struct lg_flow_s *park_next, *park_prev;
+    uint64_t park_until; /* ns (uv_hrtime): enough tokens for a quantum */
+    bool parked;
 } lg_flow_t;
 
 /* What a relay reports (lg_relay_ops_t.event). */
@@ -103,6 +122,10 @@ struct lg_relay_s {
 /* Prepare a relay (no streams yet). Allocates nothing. */
 void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
                    void *arg);
+
+/* Set both flows' scheduler weight (scheduler.weight of the connection's route or listener;
+ * clamped to 1..LG_DRR_WEIGHT_MAX). Takes effect at each flow's next DRR visit and read turn. */
+void lg_relay_set_weight(lg_relay_t *r, unsigned weight);
 
 /* Give the relay its client stream (c2u's source, u2c's destination); bytes u2c collected before
  * are scheduled. Starts no read. */

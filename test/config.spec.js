@@ -63,7 +63,7 @@ const DEFAULT_PROTECTION = {
 /** The protection fields a listener may set (maxTrackedIps is top-level only). */
 const { maxTrackedIps: _top, ...LISTENER_PROTECTION } = DEFAULT_PROTECTION;
 
-const DEFAULT_SCHEDULER = { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 0, burst: 0 };
+const DEFAULT_SCHEDULER = { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 0, burst: 0, flowRate: 0 };
 
 function deepFreeze(o) {
   if (o && typeof o === 'object' && !ArrayBuffer.isView(o)) {
@@ -129,6 +129,7 @@ describe('config', () => {
           connect: null,
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          scheduler: { weight: 1 },
         }],
         routes: [{
           sni: '',
@@ -149,6 +150,7 @@ describe('config', () => {
           failTimeoutMs: 10000,
           proxyProtocol: 'none',
           forwardFingerprint: false,
+          scheduler: { weight: 0 },
         }],
       });
     });
@@ -188,6 +190,7 @@ describe('config', () => {
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          scheduler: { weight: 1 },
         }],
         routes: [],
       });
@@ -291,12 +294,15 @@ describe('config', () => {
       const s = (scheduler) => normalizeConfig({ ...base(), scheduler }).scheduler;
       assert.equal(s({ quantum: 'auto' }).quantum, 0);
       assert.equal(s({ quantum: 4096 }).quantum, 4096);
-      assert.deepStrictEqual(s({ kind: 'drr', rate: 1000 }), { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 1000, burst: 65536 });
+      assert.deepStrictEqual(s({ kind: 'drr', rate: 1000 }), { kind: 'drr', quantum: 0, maxQueuedBytesPerFlow: 262144, rate: 1000, burst: 65536, flowRate: 0 });
       assertConfigError(() => s({ kind: 'fifo', rate: 1000 }), RangeError, "scheduler.rate needs scheduler.kind 'drr'");
       assert.equal(s({ rate: 1e6 }).burst, 1e6);
       assert.equal(s({ rate: 1e6, burst: 5000 }).burst, 5000);
       assert.equal(s({ rate: 0, burst: 0 }).burst, 0);
       assert.deepStrictEqual(s(null), DEFAULT_SCHEDULER);
+      assert.equal(s({ flowRate: 2e6 }).flowRate, 2e6);
+      assertConfigError(() => s({ kind: 'fifo', flowRate: 1000 }), RangeError, "scheduler.flowRate needs scheduler.kind 'drr'");
+      assertConfigError(() => s({ flowRate: -1 }), RangeError, 'scheduler.flowRate');
     });
 
     it('route and rate-limit bursts default to the rate (at least 1)', () => {

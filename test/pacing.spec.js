@@ -86,6 +86,23 @@ describe('scheduler pacing and fairness from real sockets', function () {
     assert.ok(j >= 0.95, `Jain index ${j.toFixed(3)} over ${per.join(', ')}`);
   });
 
+  it('scheduler.flowRate caps each flow at its rate (2 MB/s ±10 % over 3 s, two flows each capped, not sharing it)', async () => {
+    const flowRate = 2 * 1000 * 1000;
+    const origin = await startBulkOrigin();
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { flowRate }, routes: [route('', origin.port)] });
+    const { counts, socks } = await flows(portOf(proxy), 2);
+    await sleep(500); // past each flow's first bucket (100 ms of its rate)
+    const c0 = counts.slice();
+    const t0 = process.hrtime.bigint();
+    await sleep(3000);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const per = counts.map((v, i) => (v - c0[i]) / secs);
+    for (const s of socks) s.destroy();
+    for (const r of per) {
+      assert.ok(r > flowRate * 0.9 && r < flowRate * 1.1, `flows moved ${per.map((x) => (x / 1e6).toFixed(2)).join(', ')} MB/s; cap ${flowRate / 1e6} MB/s each`);
+    }
+  });
+
   it('10 flows share a paced worker fairly (Jain ≥ 0.95, none below half the best)', async () => {
     // With the rate as the bottleneck every flow stays backlogged and DRR divides the tokens.
     // (Unpaced fairness needs the proxy to be the bottleneck, not this process's sockets: bench S6.)

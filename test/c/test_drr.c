@@ -27,7 +27,9 @@ static bool invariants_ok(const lg_drr_t *d, const lg_drr_flow_t *flows, size_t 
         if (flows[i].state == LG_DRR_READY) ready++;
         if (flows[i].state == LG_DRR_BUSY) busy++;
         if (flows[i].state == LG_DRR_IDLE && (flows[i].backlog || flows[i].deficit)) return false;
-        if (flows[i].deficit > LG_DRR_DEFICIT_CAP_QUANTA * d->quantum) return false;
+        if (flows[i].deficit > LG_DRR_DEFICIT_CAP_QUANTA * lg_drr_flow_quantum(d, &flows[i])) {
+            return false;
+        }
     }
     return ready == in_list && ready == d->n_ready && busy == d->n_busy;
 }
@@ -271,8 +273,8 @@ LG_TEST(test_deficit_reset_when_emptied)
 LG_TEST(test_deficit_cap)
 {
     /*
-     * The byte-stream form never leaves credit behind, so the cap is exercised by planting
-     * credit directly: whatever a flow carries, one visit grants at most CAP quanta.
+     * Credit is what is left of a cut visit (lg_drr_return); the next grant continues the visit
+     * with it (no new quantum), and it never exceeds CAP quanta whatever was planted.
      */
     lg_drr_t d;
     lg_drr_flow_t f[2] = {0};
@@ -284,26 +286,110 @@ LG_TEST(test_deficit_cap)
     EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
     CHECK_EQ_INT(f[0].deficit, 0);
 
-    /* Exactly at the cap minus one quantum: + quantum reaches the cap exactly. */
-    f[1].deficit = (LG_DRR_DEFICIT_CAP_QUANTA - 1) * 1000;
-    EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
-    /* One byte more: still the cap. */
-    f[0].deficit = (LG_DRR_DEFICIT_CAP_QUANTA - 1) * 1000 + 1;
+    /* Below the cap: the credit is the grant (the rest of a visit), not credit + quantum. */
+    f[1].deficit = 700;
+    EXPECT_GRANT(&d, &f[1], 700);
+    /* Exactly at the cap, and one byte more: the cap. */
+    f[0].deficit = LG_DRR_DEFICIT_CAP_QUANTA * 1000;
     EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+    f[1].deficit = LG_DRR_DEFICIT_CAP_QUANTA * 1000 + 1;
+    EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
 
     /* Credit near SIZE_MAX must not wrap around. */
-    f[1].deficit = SIZE_MAX - 10;
-    EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
+    f[0].deficit = SIZE_MAX - 10;
+    EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
 
     /* Credit larger than the backlog: the backlog is granted, the credit reset. */
     lg_drr_remove(&d, &f[1]);
     lg_drr_add(&d, &f[1], 1500);
-    f[1].deficit = 1000;
+    f[1].deficit = 1800;
     EXPECT_GRANT(&d, &f[0], 1000);
     EXPECT_GRANT(&d, &f[1], 1500);
     CHECK(f[1].state == LG_DRR_IDLE);
     CHECK_EQ_INT(f[1].deficit, 0);
     CHECK(invariants_ok(&d, f, 2));
+}
+
+/* lg_drr_return: a cut visit keeps the head and finishes before the next flow's visit. */
+LG_TEST(test_return_resumes_visit)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[3] = {0};
+    lg_drr_flow_t *a = &f[0], *b = &f[1], *c = &f[2];
+    size_t g;
+    lg_drr_init(&d, 1000);
+    a->weight = 3;
+    for (int i = 0; i < 3; i++)
+        lg_drr_add(&d, &f[i], 100000);
+
+    /* A's visit is 3000; only 1000 are written, 2000 come back as credit. */
+    CHECK(lg_drr_next(&d, &g) == a);
+    CHECK_EQ_INT(g, 3000);
+    lg_drr_return(&d, a, 2000);
+    CHECK_EQ_INT(a->backlog, 100000 - 1000);
+    CHECK_EQ_INT(a->deficit, 2000);
+    CHECK_EQ_INT(d.granted_bytes, 1000);
+    lg_drr_done(&d, a);
+    CHECK(d.head == a && d.tail == c); /* [A B C]: A goes on first */
+    CHECK(invariants_ok(&d, f, 3));
+    /* Cut again (700 of 2000 written), then finished. */
+    CHECK(lg_drr_next(&d, &g) == a);
+    CHECK_EQ_INT(g, 2000);
+    lg_drr_return(&d, a, 1300);
+    lg_drr_done(&d, a);
+    EXPECT_GRANT(&d, a, 1300);
+    CHECK_EQ_INT(a->deficit, 0);
+    CHECK(d.head == b && d.tail == a); /* the visit is over: A went to the tail */
+    EXPECT_GRANT(&d, b, 1000);
+    EXPECT_GRANT(&d, c, 1000);
+    EXPECT_GRANT(&d, a, 3000); /* a new visit: a new weighted quantum */
+
+    /* A visit returned whole, with a competitor busy: still resumes at the head. */
+    CHECK(lg_drr_next(&d, &g) == b);
+    CHECK(lg_drr_next(&d, &g) == c);
+    lg_drr_return(&d, c, g);
+    lg_drr_done(&d, c);
+    CHECK(d.head == c);
+    EXPECT_GRANT(&d, c, 1000);
+    lg_drr_done(&d, b);
+
+    /* Capped at CAP weighted quanta; not BUSY or n == 0: nothing changes. */
+    CHECK(lg_drr_next(&d, &g) == a);
+    lg_drr_return(&d, a, SIZE_MAX - 5);
+    CHECK_EQ_INT(a->deficit, LG_DRR_DEFICIT_CAP_QUANTA * 3000);
+    lg_drr_done(&d, a);
+    size_t before = a->backlog;
+    lg_drr_return(&d, a, 10); /* READY now */
+    CHECK_EQ_INT(a->backlog, before);
+    CHECK(lg_drr_next(&d, &g) == a);
+    lg_drr_return(&d, a, 0);
+    CHECK_EQ_INT(a->deficit, 0);
+    lg_drr_done(&d, a);
+    CHECK(d.tail == a);
+    CHECK(invariants_ok(&d, f, 3));
+}
+
+/* Weights: each visit is weight x quantum; a sparse flow takes its weighted quantum too. */
+LG_TEST(test_weight_quanta)
+{
+    lg_drr_t d;
+    lg_drr_flow_t f[3] = {0};
+    lg_drr_init(&d, 1000);
+    f[0].weight = 0; /* counts as 1 */
+    f[1].weight = 2;
+    f[2].weight = LG_DRR_WEIGHT_MAX;
+    for (int i = 0; i < 3; i++)
+        lg_drr_add(&d, &f[i], 1000000);
+    for (int round = 0; round < 3; round++) {
+        EXPECT_GRANT(&d, &f[0], 1000);
+        EXPECT_GRANT(&d, &f[1], 2000);
+        EXPECT_GRANT(&d, &f[2], LG_DRR_WEIGHT_MAX * 1000);
+    }
+    CHECK(invariants_ok(&d, f, 3));
+    lg_drr_flow_t s = {0};
+    s.weight = 3;
+    lg_drr_add(&d, &s, 10000);
+    CHECK_EQ_INT(lg_drr_take(&d, &s, 2000), 3000); /* max(3 x 1000, 2000) */
 }
 
 LG_TEST(test_remove_each_state)
@@ -521,12 +607,15 @@ LG_TEST(test_fairness_property)
 
 LG_TEST(test_random_operations)
 {
-    /* Random add/next/done/remove/observe; the structure stays consistent throughout. */
+    /* Random add/next/return/done/remove/observe over weighted flows; the structure stays
+     * consistent throughout. */
     enum { N = 16, STEPS = 200000 };
     uint64_t seed = 12345;
     lg_drr_t d;
     lg_drr_flow_t f[N];
     memset(f, 0, sizeof(f));
+    for (int i = 0; i < N; i++)
+        f[i].weight = (uint16_t)(i % 5); /* 0 (counts as 1) to 4 */
     lg_drr_init(&d, 0);
     for (int s = 0; s < STEPS; s++) {
         size_t i = (size_t)(rng_next(&seed) % N), g;
@@ -540,7 +629,9 @@ LG_TEST(test_random_operations)
             x = lg_drr_next(&d, &g);
             if (x) {
                 CHECK(g > 0 && x->state == LG_DRR_BUSY);
-                CHECK(g <= LG_MAX((size_t)LG_DRR_SOLO_GRANT, d.quantum));
+                CHECK(g <= LG_MAX((size_t)LG_DRR_SOLO_GRANT,
+                                  LG_DRR_DEFICIT_CAP_QUANTA * lg_drr_flow_quantum(&d, x)));
+                if (rng_next(&seed) % 3 == 0) lg_drr_return(&d, x, (size_t)(rng_next(&seed) % g));
             }
             break;
         case 3:
@@ -609,6 +700,31 @@ LG_TEST(test_pace_edges)
  * every 100 ms window carries at most rate x 0.1 + burst, and 10 backlogged flows share the rate
  * with a Jain index >= 0.99.
  */
+/*
+ * One step of a paced worker on a simulated clock (ns), as lg_relay drives it: with no tokens the
+ * clock jumps to the timer (a quantum's worth of tokens, rounded up to whole ms) and NULL is
+ * returned; else the next flow's grant is cut to the tokens (the rest handed back as credit,
+ * lg_drr_return), spent and completed, and the flow is returned with *g.
+ */
+static lg_drr_flow_t *pace_step(lg_drr_t *d, lg_pace_t *p, uint64_t *now, size_t *g)
+{
+    const uint64_t ms = 1000000;
+    uint64_t avail = lg_pace_avail(p, *now);
+    if (avail == 0) {
+        *now += (lg_pace_wait(p, d->quantum) + ms - 1) / ms * ms;
+        return NULL;
+    }
+    lg_drr_flow_t *x = lg_drr_next(d, g);
+    if (x == NULL) return NULL;
+    if (*g > avail) {
+        lg_drr_return(d, x, *g - (size_t)avail);
+        *g = (size_t)avail;
+    }
+    lg_pace_spend(p, *g);
+    lg_drr_done(d, x);
+    return x;
+}
+
 LG_TEST(test_pace_accuracy_and_fairness)
 {
     enum { N = 10 };
@@ -628,25 +744,13 @@ LG_TEST(test_pace_accuracy_and_fairness)
     static uint32_t slot[20000];
     memset(slot, 0, sizeof(slot));
     while (sent < total) {
-        uint64_t avail = lg_pace_avail(&p, now);
-        if (avail == 0) {
-            uint64_t ns = lg_pace_wait(&p, d.quantum);
-            now += (ns + ms - 1) / ms * ms;
-            continue;
-        }
         size_t g = 0;
-        lg_drr_flow_t *x = lg_drr_next(&d, &g);
-        CHECK(x != NULL);
-        if (g > avail) {
-            lg_drr_add(&d, x, g - (size_t)avail);
-            g = (size_t)avail;
-        }
-        lg_pace_spend(&p, g);
+        lg_drr_flow_t *x = pace_step(&d, &p, &now, &g);
+        if (x == NULL) continue; /* the clock jumped to the timer */
         got[x - f] += g;
         sent += g;
         CHECK(now / ms < 20000);
         slot[now / ms] += (uint32_t)g;
-        lg_drr_done(&d, x);
     }
     /* The last grant happens at `now`; the transfer ends when its bytes are out. */
     double secs = (double)now / 1e9;
@@ -665,6 +769,178 @@ LG_TEST(test_pace_accuracy_and_fairness)
     CHECK(sum * sum / (N * sq) >= 0.99);
 }
 
+/*
+ * The fairness bound of lg_drr.h: flows of weights 1, 2, 3 (and random sets of up to 8 flows
+ * with weights 1..LG_DRR_WEIGHT_MAX), all backlogged, granted in turn; a random part of some
+ * grants is handed back (lg_drr_return), as pacing and the iovec limit do. After every grant,
+ * for every pair, D = bytes_i / w_i - bytes_j / w_j stays within (-2q, 2q) and its range over
+ * the run (the largest difference over any interval of grants) is below 3q. In the 1:2:3 run the
+ * shares after 300 rounds are 1/6, 2/6, 3/6 within 2q / (300 q) of each flow's share.
+ */
+static void weighted_run(const uint16_t *weights, size_t n, size_t q, int cut_mode, uint64_t *seed,
+                         size_t rounds, uint64_t *got, double *prefix_max, double *range_max)
+{
+    enum { MAXN = 8 };
+    lg_drr_t d;
+    lg_drr_flow_t f[MAXN];
+    double dmin[MAXN][MAXN], dmax[MAXN][MAXN];
+    memset(f, 0, sizeof(f));
+    lg_drr_init(&d, q);
+    uint64_t wsum = 0;
+    for (size_t i = 0; i < n; i++) {
+        f[i].weight = weights[i];
+        got[i] = 0;
+        wsum += weights[i];
+        lg_drr_add(&d, &f[i], (size_t)1 << 40); /* backlogged throughout */
+        for (size_t j = 0; j < n; j++)
+            dmin[i][j] = dmax[i][j] = 0;
+    }
+    *prefix_max = *range_max = 0;
+    uint64_t target = (uint64_t)rounds * q * wsum, sent = 0;
+    while (sent < target) {
+        size_t g = 0;
+        lg_drr_flow_t *x = lg_drr_next(&d, &g);
+        if (x == NULL) return;
+        /* cut_mode 1: a random part of one grant in two comes back; 2: every grant is cut to
+         * at most q/3 bytes (a bucket that never holds more). */
+        size_t keep = g;
+        if (cut_mode == 1 && rng_next(seed) % 2 == 0) keep = 1 + (size_t)(rng_next(seed) % g);
+        if (cut_mode == 2) keep = LG_MIN(g, LG_MAX(q / 3, (size_t)1));
+        lg_drr_return(&d, x, g - keep);
+        got[x - f] += keep;
+        sent += keep;
+        lg_drr_done(&d, x);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < n; j++) {
+                double v = (double)got[i] / weights[i] - (double)got[j] / weights[j];
+                if (v < dmin[i][j]) dmin[i][j] = v;
+                if (v > dmax[i][j]) dmax[i][j] = v;
+                if (v > *prefix_max) *prefix_max = v;
+                if (dmax[i][j] - dmin[i][j] > *range_max) *range_max = dmax[i][j] - dmin[i][j];
+            }
+        }
+    }
+}
+
+LG_TEST(test_weighted_shares)
+{
+    uint64_t seed = 0x5eed5eedULL, got[8];
+    double prefix, range;
+    const uint16_t w123[3] = {1, 2, 3};
+    const size_t q = 1500;
+    for (int mode = 0; mode < 3; mode++) {
+        weighted_run(w123, 3, q, mode, &seed, 300, got, &prefix, &range);
+        CHECK(prefix < 2.0 * q);
+        CHECK(range < 3.0 * q);
+        double total = (double)(got[0] + got[1] + got[2]);
+        for (int i = 0; i < 3; i++) {
+            double share = (double)got[i] / total, want = (i + 1) / 6.0;
+            CHECK(share > want * (1 - 2.0 / 300) && share < want * (1 + 2.0 / 300));
+        }
+    }
+    for (int trial = 0; trial < 200; trial++) {
+        uint16_t w[8];
+        size_t n = 2 + (size_t)(rng_next(&seed) % 7);
+        for (size_t i = 0; i < n; i++)
+            w[i] = (uint16_t)(1 + rng_next(&seed) % LG_DRR_WEIGHT_MAX);
+        size_t qq = 1 + (size_t)(rng_next(&seed) % 20000);
+        weighted_run(w, n, qq, trial % 3, &seed, 20, got, &prefix, &range);
+        CHECK(prefix < 2.0 * qq);
+        CHECK(range < 3.0 * qq);
+    }
+}
+
+/*
+ * Weights under pacing, driven as lg_relay drives it (as test_pace_accuracy_and_fairness): 20 MB/s,
+ * 64 KiB burst, auto-sized quantum of 16 KiB, two flows of weight 1 and two of weight 3, 4 s on a
+ * simulated clock. The weight-3 flows get 3 times the bytes (within 1 %); without lg_drr_return
+ * each grant would be cut to the bucket and the ratio would be 1.
+ */
+LG_TEST(test_weighted_pacing)
+{
+    enum { N = 4 };
+    const uint64_t rate = 20000000, burst = 65536, ms = 1000000;
+    const uint16_t w[N] = {1, 3, 1, 3};
+    lg_pace_t p;
+    lg_drr_t d;
+    lg_drr_flow_t f[N];
+    uint64_t got[N] = {0};
+    memset(f, 0, sizeof(f));
+    lg_drr_init(&d, 16384);
+    lg_pace_init(&p, rate, burst, 0);
+    for (int i = 0; i < N; i++) {
+        f[i].weight = w[i];
+        lg_drr_add(&d, &f[i], (size_t)1 << 40);
+    }
+    uint64_t now = 0;
+    while (now < 4000 * ms) {
+        size_t g = 0;
+        lg_drr_flow_t *x = pace_step(&d, &p, &now, &g);
+        if (x != NULL) got[x - f] += g;
+    }
+    double ratio = (double)(got[1] + got[3]) / (double)(got[0] + got[2]);
+    CHECK(ratio > 2.97 && ratio < 3.03);
+    double secs = (double)now / 1e9, total = (double)(got[0] + got[1] + got[2] + got[3]);
+    CHECK(total / secs > rate * 0.99 && total / secs < rate * 1.01 + burst / secs);
+}
+
+/*
+ * scheduler.flowRate on a simulated clock, driven as lg_relay drives it: a link that writes
+ * 50 MB/s (each grant advances the clock by its bytes / 50 MB/s); flow A capped at 2 MB/s by its
+ * own bucket (100 ms of its rate), B and C uncapped. At its visit A's grant is cut to its tokens;
+ * with none it hands the whole grant back (lg_drr_return) and stays BUSY, parked off the round
+ * until the timer (a quantum's worth of its tokens, whole ms) brings it back with lg_drr_done.
+ * Over 3 s A moves 2 MB/s within 1 % (plus its first bucket), B and C share the rest evenly, and
+ * the link never idles while B and C have bytes.
+ */
+LG_TEST(test_flow_rate_cap)
+{
+    const uint64_t link = 50000000, cap = 2000000, ms = 1000000, end = 3000 * ms;
+    const uint64_t fburst = LG_MAX(cap / 10, (uint64_t)16384);
+    lg_drr_t d;
+    lg_drr_flow_t f[3];
+    lg_pace_t a;
+    uint64_t got[3] = {0}, now = 0, wake = 0;
+    bool parked = false;
+    memset(f, 0, sizeof(f));
+    lg_drr_init(&d, 16384);
+    lg_pace_init(&a, cap, fburst, 0);
+    for (int i = 0; i < 3; i++)
+        lg_drr_add(&d, &f[i], (size_t)1 << 40);
+    while (now < end) {
+        if (parked && now >= wake) {
+            parked = false;
+            lg_drr_done(&d, &f[0]); /* back with its credit, at the head */
+        }
+        size_t g = 0;
+        lg_drr_flow_t *x = lg_drr_next(&d, &g);
+        CHECK(x != NULL); /* B and C are always ready: the link never idles */
+        if (x == &f[0]) {
+            uint64_t avail = lg_pace_avail(&a, now);
+            if (avail == 0) {
+                lg_drr_return(&d, x, g);
+                parked = true;
+                wake = now +
+                       (lg_pace_wait(&a, LG_MIN((uint64_t)d.quantum, fburst)) + ms - 1) / ms * ms;
+                continue;
+            }
+            if (g > avail) {
+                lg_drr_return(&d, x, g - (size_t)avail);
+                g = (size_t)avail;
+            }
+            lg_pace_spend(&a, g);
+        }
+        got[x - f] += g;
+        now += g * 1000000000ull / link;
+        lg_drr_done(&d, x);
+    }
+    double secs = (double)now / 1e9;
+    double ra = (double)got[0] / secs, rb = (double)got[1] / secs, rc = (double)got[2] / secs;
+    CHECK(ra > cap * 0.99 && ra < cap * 1.01 + fburst / secs);
+    CHECK(rb / rc > 0.99 && rb / rc < 1.01);
+    CHECK(ra + rb + rc > link * 0.99);
+}
+
 int main(void)
 {
     LG_RUN(test_init);
@@ -676,6 +952,8 @@ int main(void)
     LG_RUN(test_busy_skipped_and_rejoins_tail);
     LG_RUN(test_deficit_reset_when_emptied);
     LG_RUN(test_deficit_cap);
+    LG_RUN(test_return_resumes_visit);
+    LG_RUN(test_weight_quanta);
     LG_RUN(test_remove_each_state);
     LG_RUN(test_auto_quantum);
     LG_RUN(test_fixed_quantum);
@@ -684,5 +962,8 @@ int main(void)
     LG_RUN(test_take_sparse);
     LG_RUN(test_pace_edges);
     LG_RUN(test_pace_accuracy_and_fairness);
+    LG_RUN(test_weighted_shares);
+    LG_RUN(test_weighted_pacing);
+    LG_RUN(test_flow_rate_cap);
     LG_TEST_END();
 }
