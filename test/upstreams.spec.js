@@ -472,7 +472,11 @@ describe('upstreams', function () {
   });
 
   describe('connection settings', function () {
-    /** The proxy-side sockets matching an ss filter, with their timers ("timer:(keepalive,…)"). */
+    /**
+     * The proxy-side sockets matching an ss filter, with their timers ("timer:(keepalive,…)").
+     * Filters name address and port: a port number alone also matches other processes' client
+     * sockets whose ephemeral port happens to be the same number.
+     */
     function ssLines(filter) {
       const { execFileSync } = require('child_process');
       return execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
@@ -484,8 +488,8 @@ describe('upstreams', function () {
       const s = await connect(portOf(proxy));
       s.write('hold');
       await waitFor(() => upstreamMetrics(proxy)[0].active === 1);
-      const client = ssLines(`( sport = :${portOf(proxy)} )`);
-      const upstream = ssLines(`( dport = :${echo.port} )`);
+      const client = ssLines(`( src 127.0.0.1:${portOf(proxy)} )`);
+      const upstream = ssLines(`( dst 127.0.0.1:${echo.port} )`);
       assert.strictEqual(client.length, 1, client.join('\n'));
       // ss prints the keepalive countdown as "6.876ms" (sic: seconds) or "6.9sec" by version.
       assert.match(client[0], /timer:\(keepalive,[67](\.\d+)?(sec|ms),0\)/, client[0]);
@@ -498,7 +502,7 @@ describe('upstreams', function () {
       const s2 = await connect(portOf(off));
       s2.write('hold');
       await waitFor(() => upstreamMetrics(off)[0].active === 1);
-      const lines = ssLines(`( sport = :${portOf(off)} )`);
+      const lines = ssLines(`( src 127.0.0.1:${portOf(off)} )`);
       assert.strictEqual(lines.length, 1);
       assert.doesNotMatch(lines[0], /keepalive/, lines[0]);
     });
