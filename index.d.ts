@@ -615,6 +615,11 @@ export interface TunnelEvent {
   bytesFromClient: number;
   bytesToClient: number;
   durationMs: number;
+  /**
+   * Why the destination policy refused it (the 403 body without its newline), e.g.
+   * 'port 8443 is not allowed (allowPorts; --allow-port 8443 allows it)'; '' otherwise.
+   */
+  reason: string;
 }
 
 /** A source refused by protection (coalesced per source and reason per second). */

@@ -263,6 +263,7 @@ class Proxy extends EventEmitter {
             bytesFromClient: payload.bytesFromClient,
             bytesToClient: payload.bytesToClient,
             durationMs: payload.durationMs,
+            reason: payload.reason,
           });
           break;
         }

@@ -133,7 +133,8 @@ async function bindsLoopbackOnly(host) {
 /** The log line of a 'tunnel' event (without "legato: "). */
 function tunnelLine(t) {
   const target = t.target ? hostPort(t.target, t.port) : '-';
-  return `tunnel ${target} status=${t.status} from_client=${t.bytesFromClient} to_client=${t.bytesToClient} duration_ms=${t.durationMs}`;
+  const why = t.reason ? ` refused="${t.reason}"` : ''; // the engine's text: no quote, no control byte
+  return `tunnel ${target} status=${t.status} from_client=${t.bytesFromClient} to_client=${t.bytesToClient} duration_ms=${t.durationMs}${why}`;
 }
 
 /**

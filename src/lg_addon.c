@@ -197,6 +197,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
             set_u64(env, payload, "bytesFromClient", e->bytes_in);
             set_u64(env, payload, "bytesToClient", e->bytes_out);
             set_u64(env, payload, "durationMs", e->duration_ms);
+            set_str(env, payload, "reason", e->why);
         } else {
             set_int(env, payload, "code", ev->u.note.code);
             if (ev->u.note.code < 0) set_str(env, payload, "errno", uv_err_name(ev->u.note.code));

@@ -26,7 +26,7 @@ const cli = require('../lib/cli');
 const { normalizeConfig, DEFAULT_DENY_CIDRS } = require('../lib/config');
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-const TUNNEL_LINE = /^legato: tunnel (\S+) status=(\d+) from_client=(\d+) to_client=(\d+) duration_ms=(\d+)$/m;
+const TUNNEL_LINE = /^legato: tunnel (\S+) status=(\d+) from_client=(\d+) to_client=(\d+) duration_ms=(\d+)(?: refused="([^"]*)")?$/m;
 
 /** The Proxy config the CLI builds for argv/env (validated as `new Proxy()` would). */
 function configFor(argv, env = {}) {
@@ -287,9 +287,9 @@ describe('legato CLI', function () {
       assert.strictEqual(m[1], `127.0.0.1:${origin.port}`);
       assert.strictEqual(m[2], '200');
       assert(Number(m[3]) > 0 && Number(m[4]) > 0, m[0]);
-      // A refused one is logged with its status.
+      // A refused one is logged with its status and why (issue 15 item 10).
       assert.strictEqual(await statusOf(h.port, '10.0.0.1:443'), 403);
-      await h.waitLine(/^legato: tunnel 10\.0\.0\.1:443 status=403 from_client=0 to_client=0 duration_ms=\d+$/m);
+      await h.waitLine(/^legato: tunnel 10\.0\.0\.1:443 status=403 from_client=0 to_client=0 duration_ms=\d+ refused="10\.0\.0\.1 is in a denied range \(denyCidrs 10\.0\.0\.0\/8; --allow-cidr 10\.0\.0\.1 allows it\)"$/m);
       assert.strictEqual(h.stdout(), '');
     });
 
