@@ -148,6 +148,12 @@ interface ListenerCommon {
   acceptProxyProtocol?: 'none' | 'v1' | 'v2' | 'any';
   /** CIDRs allowed to send that header (required with acceptProxyProtocol). @default [] */
   trustedProxies?: string[];
+  /**
+   * 'exclusive': start() fails with EADDRINUSE when another process or proxy listens on this address.
+   * 'share': processes and proxies that all say 'share' accept on it together (SO_REUSEPORT).
+   * @default 'exclusive'
+   */
+  reusePort?: 'exclusive' | 'share';
 }
 
 /** A TLS edge-router listener: routes by SNI, passes through or terminates TLS. */

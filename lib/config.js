@@ -88,6 +88,7 @@ const DEFAULTS = Object.freeze({
   ipv6Prefix: 128,
   maxTrackedIps: 1000000,
   acceptProxyProtocol: 'none',
+  reusePort: 'exclusive',
 });
 
 /** Destinations a CONNECT listener refuses unless `connect.denyCidrs` replaces the list. */
@@ -114,7 +115,7 @@ const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', '
 const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst'];
-const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies'];
+const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'reusePort'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
 const AUTH_KEYS = ['realm', 'users'];
 const AUTH_USER_KEYS = ['name', 'hash'];
@@ -593,6 +594,10 @@ function normalizeListener(value, path, topProtection) {
     throw configRangeError(`${path}.trustedProxies needs acceptProxyProtocol 'v1', 'v2' or 'any'`);
   }
 
+  // 'exclusive': a second process on this address fails with EADDRINUSE; 'share': processes that
+  // all say 'share' split the connections (SO_REUSEPORT), see src/lg_listener.h.
+  const reusePort = oneOf(get(obj, 'reusePort'), `${path}.reusePort`, ['exclusive', 'share'], DEFAULTS.reusePort);
+
   const rawConnect = get(obj, 'connect');
   let connect = null;
   if (tls) {
@@ -601,7 +606,7 @@ function normalizeListener(value, path, topProtection) {
     connect = normalizeConnect(rawConnect, `${path}.connect`);
   }
 
-  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies }, own);
+  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies, reusePort }, own);
 }
 
 /**

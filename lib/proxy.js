@@ -87,6 +87,10 @@ class Proxy extends EventEmitter {
       result = this._engine.start();
     } catch (err) {
       this._state = 'failed';
+      if (err && err.code === 'EADDRINUSE' && typeof err.message === 'string') {
+        const path = err.listenerIndex >= 0 ? `listeners[${err.listenerIndex}].reusePort` : 'reusePort';
+        err.message += `: another socket listens there (another process, or another proxy in this one); ${path}: 'share' on every side shares an address on purpose`;
+      }
       throw err;
     }
     this._ports = result.ports;

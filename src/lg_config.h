@@ -158,6 +158,7 @@ typedef struct lg_src_listener_s {
     lg_src_connect_t connect; /* connect listeners */
     int accept_proxy;         /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_src_strings_t trusted_proxies;
+    int reuse_port; /* 0 = 'exclusive', 1 = 'share' */
 } lg_src_listener_t;
 
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
@@ -333,6 +334,7 @@ typedef struct lg_listener_conf_s {
     /* PROXY protocol input (both kinds) */
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
+    bool reuse_share;      /* reusePort 'share': skip the exclusivity probe (lg_listener) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {

@@ -27,6 +27,7 @@
 typedef struct registry_entry_s {
     struct sockaddr_storage addr;
     const void *owner;
+    bool share; /* reusePort 'share': another 'share' entry may overlap it */
 } registry_entry_t;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -77,16 +78,23 @@ static bool sa_overlap(const struct sockaddr_storage *a, const struct sockaddr_s
     return sa_is_any(v6);
 }
 
-/* Reserve an address for an owner; -EADDRINUSE if another owner (or listener) holds it. */
-static int registry_add(const void *owner, const struct sockaddr_storage *ss)
+/*
+ * Reserve an address for an owner; -EADDRINUSE if another owner (or listener) holds it, unless
+ * both share it, or it is held by `from` (the engine this one takes the address over from).
+ */
+static int registry_add(const void *owner, const struct sockaddr_storage *ss, bool share,
+                        const void *from)
 {
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++) {
-        if (sa_overlap(&registry[i].addr, ss)) {
-            rc = -EADDRINUSE;
-            break;
+        if (!sa_overlap(&registry[i].addr, ss)) continue;
+        if (share && registry[i].share) continue;
+        if (from != NULL && registry[i].owner == from && sa_same_addr(&registry[i].addr, ss)) {
+            continue;
         }
+        rc = -EADDRINUSE;
+        break;
     }
     if (rc == 0) {
         if (registry_n == REGISTRY_MAX) {
@@ -94,6 +102,7 @@ static int registry_add(const void *owner, const struct sockaddr_storage *ss)
         } else {
             registry[registry_n].addr = *ss;
             registry[registry_n].owner = owner;
+            registry[registry_n].share = share;
             registry_n++;
         }
     }
@@ -138,6 +147,25 @@ static socklen_t sa_len(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/*
+ * Is the address free of other listeners (reusePort 'exclusive')? A socket bound without
+ * SO_REUSEPORT conflicts with every socket listening there, SO_REUSEPORT or not; SO_REUSEADDR
+ * only lets it past connections in TIME_WAIT. Returns 0 or -EADDRINUSE (or another bind
+ * error). The probe is closed before the group binds: see lg_listener.h for that window.
+ */
+static int probe_exclusive(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, sa_len(ss)) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
 static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -162,7 +190,8 @@ int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n
     for (unsigned k = 0; k < n_workers; k++)
         fds[k] = -1;
     int rc = resolve_listen(lc->host, lc->port, &ss);
-    if (rc == 0 && lc->port != 0) rc = registry_add(owner, &ss);
+    if (rc == 0 && lc->port != 0) rc = registry_add(owner, &ss, lc->reuse_share, NULL);
+    if (rc == 0 && lc->port != 0 && !lc->reuse_share) rc = probe_exclusive(&ss);
     for (unsigned k = 0; rc == 0 && k < n_workers; k++) {
         rc = open_listen_fd(&ss, &fds[k]);
         if (rc == 0 && k == 0 && lc->port == 0) {
@@ -173,7 +202,7 @@ int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n
                 break;
             }
             sa_set_port(&ss, sa_port(&got));
-            rc = registry_add(owner, &ss);
+            rc = registry_add(owner, &ss, lc->reuse_share, NULL);
         }
     }
     if (rc != 0) {

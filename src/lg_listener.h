@@ -8,10 +8,23 @@
  * kernel spreads incoming connections over them. For port 0 the first socket's port, read back
  * with getsockname(), is used for the rest.
  *
- * SO_REUSEPORT would let a second legato engine in this process bind the same address and
- * silently share its connections. A process-wide registry of bound addresses (touched only at
- * start and stop) refuses that with EADDRINUSE, as a plain bind would. Other processes of the
- * same user are not covered: that is SO_REUSEPORT's contract.
+ * SO_REUSEPORT would let a second legato engine bind the same address and silently share its
+ * connections (issue 15 item 6: nginx, squid and tinyproxy fail with EADDRINUSE instead).
+ *   - In this process, a process-wide registry of bound addresses (touched only at start and
+ *     stop) refuses an overlapping address with EADDRINUSE.
+ *   - Other processes: before the group binds, a probe socket is bound to the address WITHOUT
+ *     SO_REUSEPORT (SO_REUSEADDR only, to pass TIME_WAIT) and closed. Any socket listening there
+ *     — another legato's group, nginx, a Node server — makes that bind fail with EADDRINUSE, which
+ *     start() reports naming the address.
+ *   - reusePort 'share' on a listener skips the probe, and lets registry entries that both say
+ *     'share' overlap: engines and processes that all ask to share split the connections.
+ *   - Race: the probe is closed before the first group socket binds (a socket bound without
+ *     SO_REUSEPORT would keep the group out), so two engines of two processes that start on one
+ *     address within those few system calls can both pass the probe and then share it. The
+ *     window is microseconds, only at start; a start that loses it is not detected. Also, the
+ *     kernel cannot tell an exclusive group from a sharing one: a process that says 'share' joins
+ *     an exclusive group already there. 'exclusive' protects a listener from a second start by
+ *     mistake, not from a process that asks to share.
  *
  * Accepting: a worker watches each listen fd with a uv_poll_t and calls accept4() itself instead
  * of using uv_listen(), for three reasons: a bounded number of accepts per wakeup

@@ -129,6 +129,7 @@ describe('config', () => {
           connect: null,
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          reusePort: 'exclusive',
         }],
         routes: [{
           sni: '',
@@ -188,6 +189,7 @@ describe('config', () => {
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
+          reusePort: 'exclusive',
         }],
         routes: [],
       });
