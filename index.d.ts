@@ -678,8 +678,12 @@ export class Proxy extends EventEmitter {
    */
   constructor(config: ProxyConfig);
 
-  /** Bind every listener on every worker. Rejects with the system error (e.g. EADDRINUSE), leaving nothing listening. */
-  start(): Promise<void>;
+  /**
+   * Bind every listener on every worker. Rejects with the system error (e.g. EADDRINUSE), leaving nothing listening.
+   * `takeOver`: a running Proxy of this process; listeners on its hosts and ports (not port 0) accept on its very
+   * sockets, so `takeOver.stop()` afterwards refuses no connection (a reload without a gap).
+   */
+  start(options?: { takeOver?: Proxy }): Promise<void>;
 
   /** The bound addresses, in listener order. */
   addresses(): ListenerAddress[];

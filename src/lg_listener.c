@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -183,21 +184,61 @@ static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
     return 0;
 }
 
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
-                     lg_bound_t *out)
+void lg_lsocks_close(lg_lsocks_t *s)
+{
+    for (unsigned m = 0; m < s->n; m++) {
+        if (s->fds[m] >= 0) close(s->fds[m]);
+    }
+    lg_free(s->fds);
+    s->fds = NULL;
+    s->n = 0;
+}
+
+/* The listener of `from` bound to exactly this address and port, with sockets open; -1 if none. */
+static int handover_match(const lg_handover_t *from, const struct sockaddr_storage *ss)
+{
+    for (size_t j = 0; from != NULL && j < from->n; j++) {
+        const struct sockaddr_storage *b = &from->bound[j].addr;
+        if (from->socks[j].n > 0 && sa_port(b) == sa_port(ss) && sa_same_addr(b, ss)) {
+            return (int)j;
+        }
+    }
+    return -1;
+}
+
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
+                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out)
 {
     struct sockaddr_storage ss;
-    for (unsigned k = 0; k < n_workers; k++)
-        fds[k] = -1;
+    socks->fds = NULL;
+    socks->n = 0;
     int rc = resolve_listen(lc->host, lc->port, &ss);
-    if (rc == 0 && lc->port != 0) rc = registry_add(owner, &ss, lc->reuse_share, NULL);
-    if (rc == 0 && lc->port != 0 && !lc->reuse_share) rc = probe_exclusive(&ss);
-    for (unsigned k = 0; rc == 0 && k < n_workers; k++) {
-        rc = open_listen_fd(&ss, &fds[k]);
-        if (rc == 0 && k == 0 && lc->port == 0) {
+    if (rc != 0) return rc;
+    int j = lc->port != 0 ? handover_match(from, &ss) : -1;
+    const lg_lsocks_t *old = j >= 0 ? &from->socks[j] : NULL;
+    unsigned n = old != NULL ? LG_MAX(n_workers, old->n) : n_workers;
+    socks->fds = lg_malloc(sizeof(int) * n);
+    if (socks->fds == NULL) return -ENOMEM;
+    for (unsigned m = 0; m < n; m++)
+        socks->fds[m] = -1;
+    socks->n = n;
+
+    if (lc->port != 0) rc = registry_add(owner, &ss, lc->reuse_share, old ? from->owner : NULL);
+    /* Taking an address over from an engine of this process needs no probe: it is ours. */
+    if (rc == 0 && lc->port != 0 && !lc->reuse_share && old == NULL) rc = probe_exclusive(&ss);
+    for (unsigned m = 0; rc == 0 && m < n; m++) {
+        if (old != NULL && m < old->n) {
+            /* The same socket (its accept queue included), so no connection waits on a socket
+             * that is about to close: the old engine's close leaves it open here. */
+            socks->fds[m] = fcntl(old->fds[m], F_DUPFD_CLOEXEC, 0);
+            rc = socks->fds[m] < 0 ? -errno : 0;
+            continue;
+        }
+        rc = open_listen_fd(&ss, &socks->fds[m]);
+        if (rc == 0 && m == 0 && lc->port == 0) {
             struct sockaddr_storage got;
             socklen_t len = sizeof(got);
-            if (getsockname(fds[0], (struct sockaddr *)&got, &len) != 0) {
+            if (getsockname(socks->fds[0], (struct sockaddr *)&got, &len) != 0) {
                 rc = -errno;
                 break;
             }
@@ -206,10 +247,7 @@ int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n
         }
     }
     if (rc != 0) {
-        for (unsigned k = 0; k < n_workers; k++) {
-            if (fds[k] >= 0) close(fds[k]);
-            fds[k] = -1;
-        }
+        lg_lsocks_close(socks);
         return rc;
     }
     out->addr = ss;

@@ -62,13 +62,36 @@ typedef struct lg_bound_s {
     uint16_t port; /* the port actually bound */
 } lg_bound_t;
 
+/* The listen sockets of one listener, kept by its engine (JS thread) while it runs: the
+ * workers accept on duplicates of them. Owner: the engine; closed with lg_lsocks_close. */
+typedef struct lg_lsocks_s {
+    int *fds;   /* n >= the engine's workers; -1 for a closed one */
+    unsigned n; /* fds[m] is watched by worker m % workers */
+} lg_lsocks_t;
+
+/* A running engine of this process whose addresses a starting one may take over (issue 15
+ * item 4): its registry owner, and per listener its bound address and sockets. */
+typedef struct lg_handover_s {
+    const void *owner;
+    const lg_bound_t *bound;
+    const lg_lsocks_t *socks;
+    size_t n;
+} lg_handover_t;
+
 /*
- * Bind listener `lc` once per worker (fds[0..n_workers)), registered in the process-wide
- * registry under `owner`. Returns 0, or a negative errno (fds already opened are closed; the
- * caller unregisters the owner).
+ * Bind listener `lc`, registered in the process-wide registry under `owner`, into `socks`: one
+ * SO_REUSEPORT socket per worker; or, when `from` has a listener bound to exactly this address
+ * and port (not port 0), duplicates of all its sockets (the same sockets: both engines accept
+ * from them until the old one stops, and connections waiting in their queues are not lost),
+ * plus new sockets up to n_workers. Taking over skips the exclusivity probe and may overlap
+ * `from`'s registry entry. Returns 0, or a negative errno (nothing left open; the caller
+ * unregisters the owner).
  */
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
-                     lg_bound_t *out);
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
+                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out);
+
+/* Close a listener's sockets (the workers' duplicates stay open until they close them). */
+void lg_lsocks_close(lg_lsocks_t *s);
 
 /* Drop every registry entry of `owner` (stop, or a failed start). */
 void lg_listener_unregister(const void *owner);

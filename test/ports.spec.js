@@ -138,4 +138,87 @@ describe('ports: exclusive by default, shared on request, handed over in a proce
       assert.strictEqual((await request(port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n')).body, ADDRESS_REFUSED);
     });
   });
+
+  describe('hand-over in one process (issue 15 item 4)', () => {
+    /** Run a hand-over from `fromTop` to `toTop` under continuous clients; returns the loop state. */
+    async function handOver(fromWorkers, toWorkers) {
+      const port = await freePort();
+      const listener = (allowPorts, maxConnections) => ({ kind: 'connect', host: '127.0.0.1', port, maxConnections, connect: { allowPorts } });
+      const old = track(new Proxy({ workerThreads: fromWorkers, listeners: [listener([443], 100)] }), (x) => x.stop());
+      await old.start();
+      const loop = clientLoop(port);
+      await waitFor(() => loop.count(PORT_REFUSED) >= 50, 20000, { message: 'the old engine did not answer' });
+      const fresh = track(new Proxy({ workerThreads: toWorkers, listeners: [listener([9], 200)] }), (x) => x.stop());
+      await fresh.start({ takeOver: old });
+      assert.deepStrictEqual(fresh.addresses(), old.addresses());
+      const atHandOver = loop.count(PORT_REFUSED);
+      // Both accept for a while; then the old one stops and drains.
+      await waitFor(() => loop.count(ADDRESS_REFUSED) >= 20 && loop.count(PORT_REFUSED) > atHandOver, 20000, { message: 'both engines should accept during the overlap' });
+      await old.stop({ graceMs: 2000 });
+      const after = loop.count(ADDRESS_REFUSED);
+      await waitFor(() => loop.count(ADDRESS_REFUSED) >= after + 100, 20000);
+      const stoppedAt = loop.count(PORT_REFUSED);
+      await waitFor(() => loop.count(ADDRESS_REFUSED) >= after + 200, 20000);
+      const state = await loop.finish();
+      assert.deepStrictEqual(state.failures, [], `${state.failures.length} of ${state.done} connections failed`);
+      assert.strictEqual(loop.count(PORT_REFUSED), stoppedAt, 'the stopped engine answers nothing more');
+      assert.strictEqual(fresh.metrics().listeners[0].status403, loop.count(ADDRESS_REFUSED));
+      assert.strictEqual(fresh.metrics().workers.length, toWorkers);
+      await fresh.stop();
+      await assert.rejects(request(port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n'), { code: 'ECONNREFUSED' });
+    }
+
+    it('from 2 workers to 3: no connection refused or failed, the new settings answer', () => handOver(2, 3));
+    it('from 3 workers to 1 (the sockets of the workers gone are watched by the rest): no connection refused or failed', () => handOver(3, 1));
+
+    it('takeOver must be a running Proxy; an address not taken over is still exclusive', async () => {
+      const port = await freePort();
+      const cfg = { workerThreads: 1, listeners: [{ kind: 'connect', host: '127.0.0.1', port }] };
+      const running = track(new Proxy(cfg), (x) => x.stop());
+      await running.start();
+      const p1 = track(new Proxy(cfg), (x) => x.stop());
+      await assert.rejects(p1.start({ takeOver: {} }), (err) => err instanceof TypeError && err.code === 'ERR_LEGATO_CONFIG');
+      const idle = track(new Proxy({ ...cfg, listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0 }] }), (x) => x.stop());
+      const p2 = track(new Proxy(cfg), (x) => x.stop());
+      await assert.rejects(p2.start({ takeOver: idle }), { code: 'ERR_LEGATO_STATE' });
+      // Without takeOver, the same address is refused in this process.
+      const p3 = track(new Proxy(cfg), (x) => x.stop());
+      await assert.rejects(p3.start(), { code: 'EADDRINUSE' });
+      // A second listener on another address is bound anew, the first taken over.
+      const other = await freePort();
+      const p4 = track(new Proxy({ workerThreads: 1, listeners: [cfg.listeners[0], { kind: 'connect', host: '127.0.0.1', port: other }] }), (x) => x.stop());
+      await p4.start({ takeOver: running });
+      assert.deepStrictEqual(p4.addresses().map((a) => a.port), [port, other]);
+      await running.stop();
+      assert.strictEqual((await request(port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n')).status, 403);
+      assert.strictEqual((await request(other, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n')).status, 403);
+    });
+  });
+
+  describe('legato serve reload with new listeners or workers (issue 15 item 4)', () => {
+    it('SIGHUP with a new workerThreads and connect.allowPorts: no connection refused or failed, the new settings in effect', async () => {
+      const dir = tempDir();
+      const port = await freePort();
+      const file = writeFile(dir, 'legato.json', { ...serveConfig(port, { workerThreads: 1 }), admin: { port: 0 }, statusFile: 'status.json' });
+      const h = await startServe([file], { admin: true });
+      const loop = clientLoop(port);
+      await waitFor(() => loop.count(PORT_REFUSED) >= 50, 20000, { message: 'serve did not answer' });
+      writeFile(dir, 'legato.json', { ...serveConfig(port, { workerThreads: 2, allowPorts: [9], maxConnections: 50 }), admin: { port: 0 }, statusFile: 'status.json' });
+      h.child.kill('SIGHUP');
+      await h.waitLine(/^legato: listeners handed over to a new engine \(listeners\[0\]\.maxConnections, listeners\[0\]\.connect, workerThreads\); the previous one finishes its connections within 5 s$/m);
+      await waitFor(() => loop.count(ADDRESS_REFUSED) >= 300, 30000, { message: 'the new config did not answer', describe: () => h.stderr() });
+      const state = await loop.finish();
+      assert.deepStrictEqual(state.failures, [], `${state.failures.length} of ${state.done} connections failed`);
+      // The new settings: two workers, maxConnections 50, in /metrics.json; the status file
+      // says nothing needs a restart.
+      const m = JSON.parse((await httpRequest(h.admin, '/metrics.json')).body);
+      assert.strictEqual(m.workers.length, 2);
+      const st = JSON.parse(require('fs').readFileSync(require('path').join(dir, 'status.json'), 'utf8'));
+      assert.deepStrictEqual(st.restartNeeded, []);
+      assert.deepStrictEqual(st.listeners, [{ kind: 'connect', host: '127.0.0.1', port }]);
+      assert(!/failed|error/.test(h.stderr()), h.stderr());
+      h.child.kill('SIGTERM');
+      assert.strictEqual((await h.exited).code, 0);
+    });
+  });
 });
