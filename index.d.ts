@@ -540,6 +540,8 @@ export interface Metrics extends Counters {
   configGenerationsLive: number;
   /** Engine events that could not be queued to JavaScript. */
   eventsDropped: number;
+  /** Of eventsDropped: 'access' records (the access log) lost to a full event queue. */
+  accessEventsDropped: number;
   /** Read and ClientHello buffers held right now, all workers. */
   buffersInUse: number;
   listeners: ListenerMetrics[];
@@ -626,6 +628,55 @@ export interface TunnelEvent {
    * 'port 8443 is not allowed (allowPorts; --allow-port 8443 allows it)'; '' otherwise.
    */
   reason: string;
+}
+
+/**
+ * Why a connection ended ('access' events): a fixed vocabulary. `refused:<reason>` is protection
+ * (`refused:rate_limited`, … the BlockReason names) or a CONNECT refusal (`refused:port`,
+ * `refused:domain`, `refused:address`, `refused:auth`, `refused:busy`).
+ */
+export type CloseReason =
+  | 'client_closed' | 'upstream_closed' | 'idle_timeout' | 'half_close_timeout'
+  | 'handshake_failed' | 'handshake_timeout' | 'tls_error' | 'no_route'
+  | 'upstream_failed' | 'upstream_timeout'
+  | 'suspend_rejected' | 'suspend_timeout' | 'suspend_dropped'
+  | 'bad_request' | 'head_timeout' | 'stopped' | 'reset' | 'out_of_memory' | 'error'
+  | 'refused:port' | 'refused:domain' | 'refused:address' | 'refused:auth' | 'refused:busy'
+  | `refused:${BlockReason}`;
+
+/**
+ * One connection that ended, on any listener kind, or was refused at accept: the access log's
+ * record ('access' events, produced only while someone listens). Strings the connection never
+ * had are null.
+ */
+export interface AccessEvent {
+  /** When it closed, ISO 8601 (UTC, ms). */
+  time: string;
+  listener: { host: string; port: number; kind: 'tls' | 'connect' };
+  /** The client (the PROXY protocol's source when the listener reads one). */
+  peerIp: string;
+  peerPort: number;
+  /** The SNI the client sent (validated host-name characters only). */
+  sni: string | null;
+  /** The pattern of the route it took ('' for the default route); null: none. */
+  route: string | null;
+  /** The upstream's identity ('tcp host:port', 'uds /path'), or a CONNECT's target host:port. */
+  upstream: string | null;
+  decision: 'none' | 'passthrough' | 'terminate' | 'suspended' | 'suspended:passthrough' | 'suspended:terminate' | 'tunnel';
+  /** connect listeners: the HTTP status sent (null: none). */
+  status: number | null;
+  /** Terminated connections whose handshake completed. */
+  tlsVersion: string | null;
+  tlsCipher: string | null;
+  ja4: string | null;
+  /** Bytes written to the upstream: what the client sent (decrypted on a terminated route; a
+   * PROXY protocol header included). */
+  bytesFromClient: number;
+  /** Bytes written to the client (a CONNECT's response line not included; on a terminated
+   * route the TLS records, handshake included). */
+  bytesToClient: number;
+  durationMs: number;
+  closeReason: CloseReason;
 }
 
 /** A source refused by protection (coalesced per source and reason per second). */
@@ -719,6 +770,8 @@ export class Proxy extends EventEmitter {
   on(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   /** One per connection on a connect listener, when it closes (produced only while listened to). */
   on(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  /** One per connection of any listener when it closes, and per refusal at accept: the access log (produced only while listened to). */
+  on(event: 'access', listener: (access: AccessEvent) => void): this;
   on(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (warning: Error) => void): this;
@@ -728,6 +781,7 @@ export class Proxy extends EventEmitter {
 
   once(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   once(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  once(event: 'access', listener: (access: AccessEvent) => void): this;
   once(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   once(event: 'error', listener: (err: Error) => void): this;
   once(event: 'warning', listener: (warning: Error) => void): this;
@@ -737,6 +791,7 @@ export class Proxy extends EventEmitter {
 
   off(event: 'suspended', listener: (conn: SuspendedConnection) => void): this;
   off(event: 'tunnel', listener: (tunnel: TunnelEvent) => void): this;
+  off(event: 'access', listener: (access: AccessEvent) => void): this;
   off(event: 'blocked', listener: (blocked: BlockedEvent) => void): this;
   off(event: 'error', listener: (err: Error) => void): this;
   off(event: 'warning', listener: (warning: Error) => void): this;
@@ -746,6 +801,7 @@ export class Proxy extends EventEmitter {
 
   emit(event: 'suspended', conn: SuspendedConnection): boolean;
   emit(event: 'tunnel', tunnel: TunnelEvent): boolean;
+  emit(event: 'access', access: AccessEvent): boolean;
   emit(event: 'blocked', blocked: BlockedEvent): boolean;
   emit(event: 'error', err: Error): boolean;
   emit(event: 'warning', warning: Error): boolean;

@@ -11,6 +11,7 @@
 //     --peers list   BENCH_PEERS     e.g. legato,haproxy (direct legato legato-fifo legato-alt
 //                                    legato-protected node haproxy nginx tinyproxy)
 //     BENCH_LEGATO_ALT=/path/legato.node  adds peer legato-alt: a candidate build beside the current
+//     BENCH_LEGATO_ALT_ROOT=/path/checkout  ... or a whole other checkout (its lib/ and build/)
 //     BENCH_LEGATO_ALT_SCHEDULER='{"quantum":16384}'  ... and/or candidate scheduler settings
 //     --threads list BENCH_THREADS   proxy worker counts to compare, e.g. 1,2 [1]
 //     --idle-conns N BENCH_IDLE_CONNS  S3 idle connections                  [5000]
@@ -113,7 +114,7 @@ function machineInfo() {
 
 function peerList(scenario, ctx, notes) {
   const names = scenario.peers.slice();
-  if ((process.env.BENCH_LEGATO_ALT || process.env.BENCH_LEGATO_ALT_SCHEDULER) && names.includes('legato')) names.splice(names.indexOf('legato') + 1, 0, 'legato-alt');
+  if ((process.env.BENCH_LEGATO_ALT || process.env.BENCH_LEGATO_ALT_ROOT || process.env.BENCH_LEGATO_ALT_SCHEDULER) && names.includes('legato')) names.splice(names.indexOf('legato') + 1, 0, 'legato-alt');
   const wanted = names.filter((p) => !ctx.opt.peers || ctx.opt.peers.includes(p));
   const out = [];
   for (const name of wanted) {
@@ -181,7 +182,7 @@ async function runScenario(scenario, ctx) {
       if (!peersFor[mode]) peersFor[mode] = peerList({ ...scenario, mode }, ctx, result.notes);
       const rows = [];
       for (const p of peersFor[mode]) {
-        if (kase.peers && !kase.peers.includes(p.name)) continue;
+        if (kase.peers && !kase.peers.includes(p.name === 'legato-alt' ? 'legato' : p.name)) continue; // the candidate runs where legato does
         for (const threads of p.name === 'direct' ? [1] : threadsList) {
           rows.push({ peer: p.name, label: p.label, threads: p.name === 'direct' ? null : threads, runs: [], errors: [], warnings: [], noisy: [] });
         }
@@ -254,6 +255,7 @@ function snapshotAddon(ctx) {
   const hash = require('crypto').createHash('sha256').update(fs.readFileSync(dst)).digest('hex').slice(0, 16);
   ctx.machine.legato.addon = { ...(ctx.machine.legato.addon || {}), loaded: src.startsWith(ROOT) ? path.relative(ROOT, src) : src, sha256: hash };
   ctx.log(`legato addon: ${ctx.machine.legato.addon.loaded} (sha256 ${hash}…), snapshotted for this run`);
+  if (process.env.BENCH_LEGATO_ALT_ROOT) ctx.machine.legato.altRoot = path.resolve(process.env.BENCH_LEGATO_ALT_ROOT);
   if (process.env.BENCH_LEGATO_ALT) {
     const alt = path.join(procs.tempDir('addon-alt'), 'legato.node');
     fs.copyFileSync(process.env.BENCH_LEGATO_ALT, alt);

@@ -31,18 +31,23 @@
  * file (one line on stderr; the usage follows for flags and values).
  *
  * Output: stdout carries only --help and --version. Everything else goes to stderr (or to
- * --log-file), one line per event, each starting with "legato: ": the startup line (with the
- * bound port, so `--port 0` is usable), a warning when a forward proxy listens on a non-loopback
- * address (it has no authentication), one line per tunnel when it closes (unless --quiet), the
- * engine's 'warning' and 'error' events (never fatal), reloads, and the shutdown. Signals are
- * lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads (serve), SIGUSR1 logs the metrics.
+ * --log-file), one line per event through lib/service.js's Log: "<ISO 8601 time> legato: <text>"
+ * (or one JSON object with --log-format json), filtered by --log-level: the startup line (with
+ * the bound port, so `--port 0` is usable), a warning when a forward proxy listens on a
+ * non-loopback address (it has no authentication), one access line per connection when it
+ * closes (unless --quiet), the engine's 'warning' and 'error' events (never fatal), reloads, and
+ * the shutdown. Errors before the log exists (usage, a bad config file) are plain
+ * "legato: <text>" lines. Signals are lib/service.js's: SIGINT/SIGTERM stop, SIGHUP reloads
+ * (serve), SIGUSR1 logs the metrics.
  */
 
 const net = require('net');
 const path = require('path');
 const { normalizeCidr } = require('./config');
 const { parseAdminAddress } = require('./admin');
-const { Service, Log, EXIT, STOP_GRACE_MS, announce, isLoopbackIp, tunnelLine } = require('./service');
+const {
+  Service, Log, LOG_LEVELS, LOG_FORMATS, attachLog, EXIT, STOP_GRACE_MS, announce, isLoopbackIp,
+} = require('./service');
 
 /** hash-password's default cost: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s per check). */
 const HASH_DEFAULT = Object.freeze({ ln: 15, r: 8, p: 1 });
@@ -96,7 +101,11 @@ const OPTIONS = [
   { flag: '--burst', key: 'burst', type: 'integer', arg: '<bytes>', path: 'scheduler.burst',
     help: 'bytes that may go at once above --rate (default: one second of it, at least 64K)' },
   { flag: '--quiet', key: 'quiet', type: 'boolean',
-    help: 'no log line per tunnel' },
+    help: 'no access line per connection' },
+  { flag: '--log-format', key: 'logFormat', type: 'string', arg: '<text|json>',
+    help: 'text lines (default) or one JSON object per line; every line has its time (ISO 8601)' },
+  { flag: '--log-level', key: 'logLevel', type: 'string', arg: '<level>',
+    help: 'error, warn, info (default: access lines included) or debug (also blocked sources)' },
   { flag: '--admin', key: 'admin', type: 'string', arg: '<host:port>',
     help: 'serve /metrics, /metrics.json, /health, /ready there ([v6]:port, :port, or a socket /path)' },
   { flag: '--status-file', key: 'statusFile', type: 'string', arg: '<path>',
@@ -141,7 +150,7 @@ const FYNTR_REFUSED = {
 };
 
 /** Options that `legato serve` accepts besides the file (the rest are in the file). */
-const SERVE_KEYS = ['quiet', 'statusFile', 'logFile'];
+const SERVE_KEYS = ['quiet', 'statusFile', 'logFile', 'logFormat', 'logLevel'];
 
 const HELP_FLAGS = ['-h', '--help'];
 const VERSION_FLAGS = ['-v', '--version'];
@@ -155,7 +164,7 @@ class UsageError extends Error {
   }
 }
 
-const SERVE_USAGE = '--quiet] [--status-file <path>] [--log-file <path>';
+const SERVE_USAGE = '--quiet] [--status-file <path>] [--log-file <path>] [--log-format <text|json>] [--log-level <level>';
 
 /** @returns {string} The usage text (ends with a newline). */
 function usage() {
@@ -686,6 +695,17 @@ async function main(argv, env = process.env, io = {}) {
   if (parsed.command === 'version') { stdout.write(`${version()}\n`); return EXIT.OK; }
 
   const v = (key) => (parsed.values[key] ? parsed.values[key].value : undefined);
+  const logOptions = {};
+  for (const [key, allowed] of [['logFormat', LOG_FORMATS], ['logLevel', LOG_LEVELS]]) {
+    const given = parsed.values[key];
+    if (!given) continue;
+    if (!allowed.includes(given.value)) {
+      say(`${given.via}${given.via.startsWith('--') ? ' ' : '='}'${clip(given.raw)}' must be one of ${allowed.join(', ')}`);
+      stderr.write(shortUsage());
+      return EXIT.USAGE;
+    }
+    logOptions[key === 'logFormat' ? 'format' : 'level'] = given.value;
+  }
   if (parsed.command === 'serve') {
     return require('./serve').serve({
       file: parsed.file,
@@ -693,6 +713,7 @@ async function main(argv, env = process.env, io = {}) {
       quiet: !!v('quiet'),
       statusFile: v('statusFile') || null,
       logFile: v('logFile') || null,
+      log: logOptions,
       stderr,
       io,
     });
@@ -726,7 +747,7 @@ async function main(argv, env = process.env, io = {}) {
 
   let log;
   try {
-    log = new Log(stderr, v('logFile') || null);
+    log = new Log(stderr, v('logFile') || null, logOptions);
   } catch (err) {
     say(`cannot open the log file ${v('logFile')}: ${err.message}`);
     await proxy.stop();
@@ -743,13 +764,11 @@ async function main(argv, env = process.env, io = {}) {
   });
   service.onStop(() => log.close());
   for (const w of parsed.warnings) service.say(`warning: ${w}`);
-  proxy.on('warning', (w) => service.say(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`));
-  proxy.on('error', (e) => service.say(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`));
-  if (!v('quiet')) proxy.on('tunnel', (t) => service.say(tunnelLine(t)));
+  attachLog(proxy, log, { quiet: !!v('quiet') });
   return service.run();
 }
 
 module.exports = {
-  main, parseArgs, buildConfig, readAuthFile, HASH_DEFAULT, describeConfigError, usage, shortUsage, version, tunnelLine, isLoopbackIp,
+  main, parseArgs, buildConfig, readAuthFile, HASH_DEFAULT, describeConfigError, usage, shortUsage, version, isLoopbackIp,
   UsageError, OPTIONS, FYNTR_ALIASES, FYNTR_IGNORED, FYNTR_REFUSED, EXIT, STOP_GRACE_MS,
 };

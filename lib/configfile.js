@@ -13,6 +13,8 @@
  *  - `admin`: `{ host ['127.0.0.1'], port }` or `{ path }`: the admin HTTP endpoint (lib/admin.js);
  *    a relative `path` is relative to the config file's directory.
  *  - `statusFile`: where the status file goes (relative to the config file's directory).
+ *  - `log`: `{ format: 'text'|'json', level: 'error'|'warn'|'info'|'debug', access: boolean }`
+ *    (lib/service.js Log; the flags --log-format, --log-level and --quiet win over it).
  *  - certificates by path: `certChainFile`, `privateKeyFile`, `clientCaCertFile` wherever
  *    `certChain`, `privateKey`, `clientCaCert` may appear (a listener's `defaultCert` and `mtls`,
  *    a route's `cert` and `mtls`). Relative paths are relative to the config file's directory.
@@ -31,7 +33,7 @@ const path = require('path');
 /** Keys that hold PEM data, and their by-path twins. */
 const PEM_KEYS = ['certChain', 'privateKey', 'clientCaCert'];
 /** Top-level keys that belong to `legato serve`, not to the Proxy. */
-const SERVE_KEYS = ['$schema', 'admin', 'statusFile'];
+const SERVE_KEYS = ['$schema', 'admin', 'statusFile', 'log'];
 const ADMIN_KEYS = ['host', 'port', 'path'];
 
 /** A config file that cannot be used: the message names the file (and line:column). */
@@ -108,6 +110,8 @@ function loadServeConfig(file) {
     statusFile = path.resolve(dir, raw.statusFile);
   }
 
+  const log = has(raw, 'log') && raw.log !== null ? logSpec(raw.log, fail) : {};
+
   // Certificates by path, wherever they appear (new places the config grows are covered).
   const readPem = (value, at, fileKey) => {
     if (typeof value !== 'string' || value === '') fail(`${at}.${fileKey} must be a non-empty string (a path)`);
@@ -154,7 +158,32 @@ function loadServeConfig(file) {
     return describe(message);
   };
 
-  return { file: abs, proxyConfig, admin, statusFile, files, fingerprint: hash.digest('hex'), describe: describeConfig };
+  return { file: abs, proxyConfig, admin, statusFile, log, files, fingerprint: hash.digest('hex'), describe: describeConfig };
+}
+
+/**
+ * The `log` block: `{ format: 'text'|'json', level: 'error'|'warn'|'info'|'debug', access:
+ * boolean }` (access: false = --quiet). The flags --log-format, --log-level and --quiet win.
+ * @returns {{ format?: string, level?: string, access?: boolean }}
+ */
+function logSpec(value, fail) {
+  const { LOG_FORMATS, LOG_LEVELS } = require('./service');
+  if (!isObject(value)) fail('log must be an object: { format, level, access }');
+  for (const key of Object.keys(value)) if (!['format', 'level', 'access'].includes(key)) fail(`log: unknown option '${key}' (log takes format, level and access)`);
+  const out = {};
+  if (has(value, 'format')) {
+    if (!LOG_FORMATS.includes(value.format)) fail(`log.format must be one of ${LOG_FORMATS.join(', ')}`);
+    out.format = value.format;
+  }
+  if (has(value, 'level')) {
+    if (!LOG_LEVELS.includes(value.level)) fail(`log.level must be one of ${LOG_LEVELS.join(', ')}`);
+    out.level = value.level;
+  }
+  if (has(value, 'access')) {
+    if (typeof value.access !== 'boolean') fail('log.access must be a boolean');
+    out.access = value.access;
+  }
+  return out;
 }
 
 /**

@@ -88,6 +88,7 @@ const HELP = {
   blockedConnections: 'Connections refused by protection.',
   configGenerationsLive: 'Config snapshots still referenced.',
   eventsDropped: 'Engine events that could not be queued to JavaScript.',
+  accessEventsDropped: 'Access records (access log) that could not be queued to JavaScript (counted in eventsDropped too).',
   buffersInUse: 'Read and ClientHello buffers held now.',
   connections: 'Connections owned by the worker now.',
   readBuffersInUse: 'Read buffers held by the worker now.',

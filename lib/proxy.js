@@ -60,15 +60,15 @@ class Proxy extends EventEmitter {
     // that is dropped (and not running) can then be garbage-collected with its engine.
     this._onEvent = (type, payload) => this._onEngineEvent(type, payload);
     this._engine = new binding.Engine(normalized, this._onEvent);
-    // 'tunnel' events (one per CONNECT connection) and 'blocked' events are produced only while
-    // someone listens.
+    // 'tunnel' events (one per CONNECT connection), 'blocked' events and 'access' events (one
+    // per connection, the access log) are produced only while someone listens: with no
+    // 'access' listener the workers build no record and keep no SNI or JA4 per connection.
+    const toggles = { tunnel: 'setTunnelEvents', blocked: 'setBlockedEvents', access: 'setAccessEvents' };
     this.on('newListener', (name) => {
-      if (name === 'tunnel') this._engine.setTunnelEvents(true);
-      if (name === 'blocked') this._engine.setBlockedEvents(true);
+      if (toggles[name]) this._engine[toggles[name]](true);
     });
     this.on('removeListener', (name) => {
-      if (name === 'tunnel' && this.listenerCount('tunnel') === 0) this._engine.setTunnelEvents(false);
-      if (name === 'blocked' && this.listenerCount('blocked') === 0) this._engine.setBlockedEvents(false);
+      if (toggles[name] && this.listenerCount(name) === 0) this._engine[toggles[name]](false);
     });
   }
 
@@ -269,6 +269,29 @@ class Proxy extends EventEmitter {
             ja3: payload.ja3,
             ja4: payload.ja4,
             count: payload.count,
+          });
+          break;
+        }
+        case 'access': {
+          const l = this._config.listeners[payload.listener];
+          const orNull = (v) => (v === '' ? null : v);
+          this._emitSafe('access', {
+            time: new Date(payload.endMs).toISOString(),
+            listener: { host: l.host, port: this._ports ? this._ports[payload.listener] : l.port, kind: l.kind },
+            peerIp: payload.peerIp,
+            peerPort: payload.peerPort,
+            sni: orNull(payload.sni),
+            route: payload.route < 0 ? null : payload.routeSni,
+            upstream: orNull(payload.upstream),
+            decision: payload.decision,
+            status: payload.status === 0 ? null : payload.status,
+            tlsVersion: orNull(payload.tlsVersion),
+            tlsCipher: orNull(payload.tlsCipher),
+            ja4: orNull(payload.ja4),
+            bytesFromClient: payload.bytesFromClient,
+            bytesToClient: payload.bytesToClient,
+            durationMs: payload.durationMs,
+            closeReason: payload.closeReason,
           });
           break;
         }

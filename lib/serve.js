@@ -4,6 +4,7 @@
  * lib/serve.js — `legato serve <config>`: a Proxy from a config file, as a server.
  *
  *   legato serve <config> [--check] [--quiet] [--status-file <path>] [--log-file <path>]
+ *                         [--log-format text|json] [--log-level error|warn|info|debug]
  *
  * The file is read by lib/configfile.js (JSONC or YAML, certificate files, serve keys `admin`
  * and `statusFile`). `--check` reads and validates everything — certificates and keys are
@@ -34,7 +35,7 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const { loadServeConfig, validate, fingerprint, ConfigFileError } = require('./configfile');
-const { Service, Log, EXIT, STOP_GRACE_MS, announce, tunnelLine } = require('./service');
+const { Service, Log, attachLog, EXIT, STOP_GRACE_MS, announce } = require('./service');
 
 /** Milliseconds of quiet after a file event before the files are compared and reloaded. */
 const RELOAD_DEBOUNCE_MS = 200;
@@ -48,7 +49,8 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  * @param {object} o
  * @param {string} o.file The config file.
  * @param {boolean} [o.check] Validate only.
- * @param {boolean} [o.quiet] No line per tunnel.
+ * @param {boolean} [o.quiet] No access line per connection.
+ * @param {{ format?: string, level?: string }} [o.log] `--log-format`, `--log-level` (validated).
  * @param {string | null} [o.statusFile] `--status-file` (wins over the file's `statusFile`).
  * @param {string | null} [o.logFile] `--log-file`.
  * @param {NodeJS.WritableStream} o.stderr
@@ -57,6 +59,13 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  */
 async function serve(o) {
   const { Proxy } = require('./index');
+  // The file's `log` block, with the flags winning over it.
+  const flags = o.log || {};
+  const logOptions = (l) => ({
+    format: flags.format || l.log.format || 'text',
+    level: flags.level || l.log.level || 'info',
+    quiet: !!o.quiet || l.log.access === false,
+  });
   const early = (line) => o.stderr.write(`legato: ${line}\n`);
 
   let loaded;
@@ -79,7 +88,7 @@ async function serve(o) {
 
   let log;
   try {
-    log = new Log(o.stderr, o.logFile || null);
+    log = new Log(o.stderr, o.logFile || null, logOptions(loaded));
   } catch (err) {
     early(`cannot open the log file ${o.logFile}: ${err.message}`);
     await proxy.stop();
@@ -103,12 +112,7 @@ async function serve(o) {
     onRunning: () => syncWatchers(),
   });
   const say = (line) => service.say(line);
-  const wire = (p) => {
-    p.on('warning', (w) => say(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`));
-    p.on('error', (e) => say(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`));
-    if (!o.quiet) p.on('tunnel', (t) => say(tunnelLine(t)));
-  };
-  wire(proxy);
+  let logging = attachLog(proxy, log, logOptions(loaded));
 
   /* -------------------------------------------------------------------------------------- *
    * Reload.
@@ -150,7 +154,7 @@ async function serve(o) {
     if (restart.length) {
       // Hand-over: the candidate (the whole new config) takes the sockets over, then the old
       // engine drains.
-      wire(candidate);
+      const nextLogging = attachLog(candidate, log, logOptions(next));
       try {
         await candidate.start({ takeOver: proxy });
       } catch (err) {
@@ -166,6 +170,7 @@ async function serve(o) {
       const old = proxy;
       proxy = candidate;
       service.proxy = candidate;
+      logging = nextLogging;
       startedFixed = nextFixed;
       draining.add(old);
       old.stop({ graceMs: STOP_GRACE_MS }).catch((err) => say(`error while stopping the previous engine: ${err.message}`)).then(() => draining.delete(old));
@@ -184,6 +189,7 @@ async function serve(o) {
     }
     running = next;
     rewatch(next.files, before);
+    logging.update(logOptions(next));
 
     const nextStatus = o.statusFile ? path.resolve(o.statusFile) : next.statusFile;
     if (!util.isDeepStrictEqual(next.admin, service.adminSpec)) {

@@ -36,26 +36,112 @@ const STOP_GRACE_MS = 5000;
 /** Metrics that the SIGUSR1 line always shows (other top-level numbers only when not 0). */
 const SUMMARY_KEYS = ['activeConnections', 'totalConnections', 'closedConnections', 'bytesFromClients', 'bytesToClients'];
 
+/** Log levels, most severe first (`--log-level`): a line is written when its level is at or above the one chosen. */
+const LOG_LEVELS = Object.freeze(['error', 'warn', 'info', 'debug']);
+/** Log formats (`--log-format`). */
+const LOG_FORMATS = Object.freeze(['text', 'json']);
+
 /**
- * The log: one line per call, each starting with "legato: ", to stderr or, with a log file, to
- * that file (opened for appending; reopen() starts writing to whatever file has the name now,
- * for logrotate's `postrotate kill -USR1`).
+ * The level of a line that does not name one: "error: …" and failures to start or reload are
+ * errors, "warning: …" warnings, the rest (startup, signals, access lines) info.
+ */
+function levelOf(text) {
+  if (/^(error|cannot |error while|reload .*failed)/.test(text)) return 'error';
+  if (/^warning:|^admin endpoint not moved/.test(text)) return 'warn';
+  return 'info';
+}
+
+/**
+ * A value of a text access line: '-' when absent; as is when made of safe characters only;
+ * otherwise a JSON string literal with every byte outside printable ASCII escaped, so a
+ * client-controlled value (SNI, CONNECT target) can neither break the line nor forge a field.
+ */
+function fieldValue(v) {
+  if (v === null || v === undefined || v === '') return '-';
+  const s = String(v);
+  if (/^[A-Za-z0-9._:\-[\]/*@+]+$/.test(s)) return s;
+  // eslint-disable-next-line no-control-regex
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * The text of an 'access' event (without the time and "legato: "), fields in a fixed order:
+ * access client= listener= sni= route= upstream= decision= status= tls= cipher= ja4= from_client=
+ * to_client= duration_ms= close=
+ */
+function accessLine(a) {
+  const fields = [
+    ['client', hostPort(a.peerIp, a.peerPort)],
+    ['listener', hostPort(a.listener.host, a.listener.port)],
+    ['sni', a.sni],
+    ['route', a.route],
+    ['upstream', a.upstream],
+    ['decision', a.decision],
+    ['status', a.status],
+    ['tls', a.tlsVersion],
+    ['cipher', a.tlsCipher],
+    ['ja4', a.ja4],
+    ['from_client', a.bytesFromClient],
+    ['to_client', a.bytesToClient],
+    ['duration_ms', a.durationMs],
+    ['close', a.closeReason],
+  ];
+  // The default route's pattern is '' (shown as ""); no route at all is '-'.
+  return `access ${fields.map(([k, v]) => `${k}=${k === 'route' && v === '' ? '""' : fieldValue(v)}`).join(' ')}`;
+}
+
+/**
+ * The log: one line per call, to stderr or, with a log file, to that file (opened for
+ * appending; reopen() starts writing to whatever file has the name now, for logrotate's
+ * `postrotate kill -USR1`). Every line carries its time (ISO 8601, UTC):
+ *   text  `2026-12-03T07:40:00.123Z legato: <message>`
+ *   json  `{"time":"…","level":"info","msg":"<message>"}`; access lines: `"msg":"access"` and
+ *         the event's fields (lib/proxy.js 'access').
+ * Lines below the level are not written. Writes are synchronous on the JS thread; the engine's
+ * workers never wait for them (a slow log fills the event queue, whose overflow the engine
+ * drops and counts: eventsDropped, accessEventsDropped).
  */
 class Log {
   /**
    * @param {NodeJS.WritableStream} stderr
    * @param {string | null} file
+   * @param {{ format?: 'text' | 'json', level?: 'error' | 'warn' | 'info' | 'debug' }} [o]
    */
-  constructor(stderr, file) {
+  constructor(stderr, file, o = {}) {
     this.stderr = stderr;
     this.file = file;
     this.fd = null;
+    this.format = o.format || 'text';
+    this.level = o.level || 'info';
     if (file) this.fd = fs.openSync(file, 'a', 0o640);
   }
 
-  /** @param {string} text A line without "legato: " and without the line feed. */
-  line(text) {
-    const s = `legato: ${text}\n`;
+  /** @returns {boolean} Whether lines of `level` are written. */
+  enabled(level) {
+    return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(this.level);
+  }
+
+  /**
+   * @param {string} text A line without "legato: " and without the line feed.
+   * @param {string} [level] Default: levelOf(text).
+   */
+  line(text, level = levelOf(text)) {
+    if (!this.enabled(level)) return;
+    const time = new Date().toISOString();
+    this._write(this.format === 'json' ? `${JSON.stringify({ time, level, msg: text })}\n` : `${time} legato: ${text}\n`);
+  }
+
+  /** @param {object} a An 'access' event (level info). */
+  access(a) {
+    if (!this.enabled('info')) return;
+    if (this.format === 'json') {
+      this._write(`${JSON.stringify({ time: a.time, level: 'info', msg: 'access', ...a })}\n`);
+    } else {
+      this._write(`${a.time} legato: ${accessLine(a)}\n`);
+    }
+  }
+
+  _write(s) {
     if (this.fd === null) {
       this.stderr.write(s);
       return;
@@ -83,6 +169,43 @@ class Log {
       this.fd = null;
     }
   }
+}
+
+/**
+ * Attach the log to a proxy: engine warnings and errors; one access line per connection at
+ * close unless `quiet` or the level is below info (then no 'access' listener is attached, so the
+ * engine builds no records); at debug, the coalesced 'blocked' events too. The returned
+ * update() changes quiet, format and level on a running proxy (serve's reload), attaching and
+ * detaching the listeners to match.
+ * @param {import('./proxy').Proxy} proxy
+ * @param {Log} log
+ * @param {{ quiet?: boolean }} [o]
+ * @returns {{ update(o: { quiet?: boolean, format?: string, level?: string }): void }}
+ */
+function attachLog(proxy, log, o = {}) {
+  proxy.on('warning', (w) => log.line(`warning: ${w.message}${w.code ? ` (${w.code})` : ''}`, 'warn'));
+  proxy.on('error', (e) => log.line(`error: ${e.message}${e.code ? ` (${e.code})` : ''}`, 'error'));
+  const onAccess = (a) => log.access(a);
+  const onBlocked = (b) => log.line(`blocked ip=${fieldValue(b.ip)} reason=${b.reason} listener=${hostPort(b.listener.host, b.listener.port)} count=${b.count}`, 'debug');
+  let quiet = !!o.quiet;
+  const toggle = (name, fn, want) => {
+    const has = proxy.listeners(name).includes(fn);
+    if (want && !has) proxy.on(name, fn);
+    if (!want && has) proxy.off(name, fn);
+  };
+  const sync = () => {
+    toggle('access', onAccess, !quiet && log.enabled('info'));
+    toggle('blocked', onBlocked, log.enabled('debug'));
+  };
+  sync();
+  return {
+    update(u) {
+      if (u.quiet !== undefined) quiet = !!u.quiet;
+      if (u.format) log.format = u.format;
+      if (u.level) log.level = u.level;
+      sync();
+    },
+  };
 }
 
 /**
@@ -128,13 +251,6 @@ async function bindsLoopbackOnly(host) {
   } catch (_) {
     return false;
   }
-}
-
-/** The log line of a 'tunnel' event (without "legato: "). */
-function tunnelLine(t) {
-  const target = t.target ? hostPort(t.target, t.port) : '-';
-  const why = t.reason ? ` refused="${t.reason}"` : ''; // the engine's text: no quote, no control byte
-  return `tunnel ${target} status=${t.status} from_client=${t.bytesFromClient} to_client=${t.bytesToClient} duration_ms=${t.durationMs}${why}`;
 }
 
 /**
@@ -432,4 +548,6 @@ function version() {
   return require('../package.json').version;
 }
 
-module.exports = { Service, Log, EXIT, STOP_GRACE_MS, metricsSummary, hostPort, isLoopbackIp, tunnelLine, announce, version };
+module.exports = {
+  Service, Log, LOG_LEVELS, LOG_FORMATS, attachLog, accessLine, fieldValue, EXIT, STOP_GRACE_MS, metricsSummary, hostPort, isLoopbackIp, announce, version,
+};

@@ -111,6 +111,8 @@ static const char *event_name(int type)
         return "suspended";
     case LG_EV_BLOCKED:
         return "blocked";
+    case LG_EV_ACCESS:
+        return "access";
     default:
         return "unknown";
     }
@@ -126,6 +128,37 @@ static const char *block_reason_name(int reason)
 #undef LG_REASON_CASE
     default:
         return "unknown";
+    }
+}
+
+static const char *const CLOSE_NAMES[LG_CLOSE_N] = {
+#define LG_CLOSE_NAME(name, js) [LG_CLOSE_##name] = js,
+    LG_CLOSE_REASONS(LG_CLOSE_NAME)
+#undef LG_CLOSE_NAME
+};
+
+static const char *close_reason_name(int why)
+{
+    return why > LG_CLOSE_NONE && why < LG_CLOSE_N ? CLOSE_NAMES[why] : "error";
+}
+
+static const char *decision_name(int d)
+{
+    switch (d) {
+    case LG_DECISION_PASSTHROUGH:
+        return "passthrough";
+    case LG_DECISION_TERMINATE:
+        return "terminate";
+    case LG_DECISION_SUSPENDED:
+        return "suspended";
+    case LG_DECISION_SUSP_PASS:
+        return "suspended:passthrough";
+    case LG_DECISION_SUSP_TERM:
+        return "suspended:terminate";
+    case LG_DECISION_TUNNEL:
+        return "tunnel";
+    default:
+        return "none";
     }
 }
 
@@ -186,6 +219,30 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
             set_str(env, payload, "ip", e->ip);
             set_str(env, payload, "ja3", e->ja3);
             set_str(env, payload, "ja4", e->ja4);
+        } else if (ev->type == LG_EV_ACCESS) {
+            const lg_ev_access_t *e = &ev->u.access;
+            char reason[64];
+            snprintf(reason, sizeof(reason), "%s%s", close_reason_name(e->why),
+                     e->why == LG_CLOSE_REFUSED_BLOCK ? block_reason_name(e->block) : "");
+            set_int(env, payload, "code", 0);
+            set_str(env, payload, "message", "");
+            set_int(env, payload, "listener", e->listener);
+            set_int(env, payload, "route", e->route);
+            set_str(env, payload, "closeReason", reason);
+            set_str(env, payload, "decision", decision_name(e->decision));
+            set_int(env, payload, "status", e->status);
+            set_str(env, payload, "peerIp", e->peer_ip);
+            set_int(env, payload, "peerPort", e->peer_port);
+            set_str(env, payload, "sni", e->sni);
+            set_str(env, payload, "routeSni", e->route_sni);
+            set_str(env, payload, "upstream", e->upstream);
+            set_str(env, payload, "tlsVersion", e->tls_version);
+            set_str(env, payload, "tlsCipher", e->cipher);
+            set_str(env, payload, "ja4", e->ja4);
+            set_u64(env, payload, "bytesFromClient", e->bytes_in);
+            set_u64(env, payload, "bytesToClient", e->bytes_out);
+            set_u64(env, payload, "durationMs", e->duration_ms);
+            set_u64(env, payload, "endMs", (uint64_t)e->end_ms);
         } else if (ev->type == LG_EV_TUNNEL) {
             const lg_ev_tunnel_t *e = &ev->u.tunnel;
             set_int(env, payload, "code", 0);
@@ -454,7 +511,9 @@ static napi_value engine_join(napi_env env, napi_callback_info info)
     return NULL;
 }
 
-static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
+/* engine.setTunnelEvents(on) / setBlockedEvents(on) / setAccessEvents(on): one body. */
+static napi_value events_toggle(napi_env env, napi_callback_info info,
+                                void (*set)(lg_engine_t *, bool))
 {
     size_t argc = 1;
     napi_value argv[1];
@@ -462,20 +521,23 @@ static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
     if (js == NULL) return NULL;
     bool on = false;
     if (argc >= 1) napi_get_value_bool(env, argv[0], &on);
-    lg_engine_tunnel_events(js->engine, on);
+    set(js->engine, on);
     return NULL;
+}
+
+static napi_value engine_tunnel_events(napi_env env, napi_callback_info info)
+{
+    return events_toggle(env, info, lg_engine_tunnel_events);
+}
+
+static napi_value engine_access_events(napi_env env, napi_callback_info info)
+{
+    return events_toggle(env, info, lg_engine_access_events);
 }
 
 static napi_value engine_blocked_events(napi_env env, napi_callback_info info)
 {
-    size_t argc = 1;
-    napi_value argv[1];
-    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
-    if (js == NULL) return NULL;
-    bool on = false;
-    if (argc >= 1) napi_get_value_bool(env, argv[0], &on);
-    lg_engine_blocked_events(js->engine, on);
-    return NULL;
+    return events_toggle(env, info, lg_engine_blocked_events);
 }
 
 /* engine.blockedIps(nowMs) → { rateLimited, concurrencyLimited, penaltyBoxed, cidrBlocklist }. */
@@ -794,6 +856,7 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
     if (napi_set_named_property(env, result, "protection", tracking) != napi_ok) goto fail;
     set_u64(env, result, "configGenerationsLive", m->generations_live);
     set_u64(env, result, "eventsDropped", m->events_dropped);
+    set_u64(env, result, "accessEventsDropped", m->access_events_dropped);
     set_u64(env, result, "buffersInUse", m->buffers_in_use);
     for (size_t k = 0; k < m->n_workers; k++) {
         const lg_worker_figures_t *f = &m->workers[k];
@@ -1012,6 +1075,8 @@ static napi_value init(napi_env env, napi_value exports)
         {"setTunnelEvents", NULL, engine_tunnel_events, NULL, NULL, NULL, napi_default_method,
          NULL},
         {"setBlockedEvents", NULL, engine_blocked_events, NULL, NULL, NULL, napi_default_method,
+         NULL},
+        {"setAccessEvents", NULL, engine_access_events, NULL, NULL, NULL, napi_default_method,
          NULL},
         {"blockedIps", NULL, engine_blocked_ips, NULL, NULL, NULL, napi_default_method, NULL},
     };

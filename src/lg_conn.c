@@ -35,8 +35,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Legal transitions: LEGAL[from] has bit `to` set. CLOSING is final (transitions from it are
@@ -64,6 +66,7 @@ static const uint16_t LEGAL[LG_CONN_N_STATES] = {
 #undef B
 
 static void on_timer(uv_timer_t *t);
+static void close_why(lg_conn_t *c, int why);
 
 static lg_counters_t *counters(lg_conn_t *c)
 {
@@ -167,7 +170,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
     if (!(LEGAL[c->state] & (1u << s))) {
         /* A bug: count it and close rather than run a state machine that is off its rails. */
         LG_COUNT(counters(c), internal_errors, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_ERROR);
         return;
     }
     count_state(c->w, c->state, s);
@@ -207,6 +210,21 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
     }
 }
 
+/* ---- why it ends (the access record's close reason) ---------------------------------------- */
+
+/* Note why the connection ends (LG_CLOSE_*): the first reason noted wins, so a close that
+ * follows from an earlier failure keeps that failure's name. */
+static void note_why(lg_conn_t *c, int why)
+{
+    if (c->why == LG_CLOSE_NONE) c->why = (uint8_t)why;
+}
+
+static void close_why(lg_conn_t *c, int why)
+{
+    note_why(c, why);
+    lg_conn_close(c);
+}
+
 /* ---- counting ---------------------------------------------------------------------------- */
 
 enum { HS_TIMEOUT, HS_PROTOCOL, HS_CLOSED, HS_CERTIFICATE, HS_NO_CERTIFICATE };
@@ -237,7 +255,7 @@ static void count_handshake_failure(lg_conn_t *c, int kind)
 static void handshake_failed(lg_conn_t *c, int kind)
 {
     count_handshake_failure(c, kind);
-    lg_conn_close(c);
+    close_why(c, kind == HS_TIMEOUT ? LG_CLOSE_HANDSHAKE_TIMEOUT : LG_CLOSE_HANDSHAKE_FAILED);
 }
 
 static const lg_protection_t *protection(const lg_conn_t *c)
@@ -252,6 +270,8 @@ static void respond(lg_conn_t *c, int status);
 static void refused(lg_conn_t *c, int reason, const char *ja3, const char *ja4)
 {
     lg_protect_refused(c->w, c->lis, protection(c), reason, &c->peer, ja3, ja4);
+    if (c->why == LG_CLOSE_NONE) c->why_block = (uint8_t)reason;
+    note_why(c, LG_CLOSE_REFUSED_BLOCK);
     if (c->is_connect && c->state == LG_CONN_PROXY && reason != LG_BLOCK_PROXY_HEADER) {
         respond(c, lg_connect_refusal_status(reason));
         return;
@@ -268,14 +288,14 @@ static const lg_route_t *route_of(const lg_conn_t *c)
 static void out_of_memory(lg_conn_t *c)
 {
     LG_COUNT(counters(c), out_of_memory, 1);
-    lg_conn_close(c);
+    close_why(c, LG_CLOSE_OUT_OF_MEMORY);
 }
 
 static void upstream_failed(lg_conn_t *c)
 {
     LG_COUNT(counters(c), upstream_connect_failures, 1);
     if (c->rstat != NULL) atomic_fetch_add_explicit(&c->rstat->failures, 1, memory_order_relaxed);
-    lg_conn_close(c);
+    close_why(c, LG_CLOSE_UPSTREAM_FAILED);
 }
 
 /* ---- phase contexts ---------------------------------------------------------------------- */
@@ -332,11 +352,94 @@ static void release_received(lg_conn_t *c)
     c->held = NULL;
 }
 
+/* ---- the access record ------------------------------------------------------------------- */
+
+/*
+ * Keep what the access record needs from the ClientHello once routing begins (SNI, JA4), only
+ * while access events are on: with them off nothing is allocated or computed. The JA4 comes
+ * through the worker's fingerprint cache, which protection's check then finds warm.
+ */
+static void keep_access(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_t *hello)
+{
+    if (c->acc != NULL || !lg_events_access_on(c->w->events)) return;
+    c->acc = lg_malloc(sizeof(*c->acc) + sni_len + 1);
+    if (c->acc == NULL) return; /* the record goes without them */
+    if (sni_len > 0) memcpy(c->acc->sni, sni, sni_len);
+    c->acc->sni[sni_len] = '\0';
+    c->acc->ja4[0] = '\0';
+    if (hello != NULL) {
+        char ja3[LG_JA3_HEX + 1];
+        lg_ja_fingerprints_cached(&c->w->ja_cache, hello, LG_JA_WANT_JA4, ja3, c->acc->ja4);
+    }
+}
+
+static uint8_t decision_of(const lg_conn_t *c)
+{
+    if (c->is_connect) return c->status == 200 ? LG_DECISION_TUNNEL : LG_DECISION_NONE;
+    if (c->route < 0) return LG_DECISION_NONE;
+    if (c->decision != NULL) {
+        return c->decision->terminate_tls ? LG_DECISION_SUSP_TERM : LG_DECISION_SUSP_PASS;
+    }
+    const lg_route_t *rt = &c->snap->routes[c->route];
+    if (rt->suspended) return LG_DECISION_SUSPENDED;
+    return rt->terminate_tls ? LG_DECISION_TERMINATE : LG_DECISION_PASSTHROUGH;
+}
+
+/* Build the access record from what the connection kept and post it (full queue: dropped and
+ * counted in eventsDropped and accessEventsDropped; the worker never waits). */
+static void post_access(lg_conn_t *c)
+{
+    lg_wctx_t *w = c->w;
+    lg_event_t *ev = lg_event_alloc(w->events, LG_EV_ACCESS, w->index);
+    if (ev == NULL) return;
+    lg_ev_access_t *e = &ev->u.access;
+    e->listener = c->lis;
+    e->route = c->route;
+    e->why = c->why != LG_CLOSE_NONE ? c->why : c->eof_first;
+    if (e->why == LG_CLOSE_NONE) e->why = LG_CLOSE_ERROR;
+    e->block = c->why_block;
+    e->decision = decision_of(c);
+    e->status = c->status;
+    e->peer_port = c->peer.port;
+    lg_peer_format(&c->peer, e->peer_ip, sizeof(e->peer_ip));
+    uint64_t out = c->relay.u2c.bytes;
+    e->bytes_in = c->relay.c2u.bytes;
+    e->bytes_out = out > c->resp_len ? out - c->resp_len : 0; /* resp_len: connect only */
+    e->duration_ms = now_ms(c) - c->accepted_at;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+        e->end_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    if (c->acc != NULL) {
+        snprintf(e->sni, sizeof(e->sni), "%s", c->acc->sni);
+        snprintf(e->ja4, sizeof(e->ja4), "%s", c->acc->ja4);
+    }
+    if (c->route >= 0)
+        snprintf(e->route_sni, sizeof(e->route_sni), "%s", c->snap->routes[c->route].sni);
+    if (c->upstream != NULL) {
+        snprintf(e->upstream, sizeof(e->upstream), "%s", c->upstream->identity);
+    } else if (c->tunnel != NULL) {
+        bool v6 = strchr(c->tunnel->target, ':') != NULL;
+        snprintf(e->upstream, sizeof(e->upstream), "%s%s%s:%u", v6 ? "[" : "", c->tunnel->target,
+                 v6 ? "]" : "", c->tunnel->port);
+    }
+    if (c->tls != NULL && lg_tls_handshake_done(c->tls)) {
+        lg_tls_info_t info;
+        lg_tls_info(c->tls, &info);
+        if (info.version != NULL)
+            snprintf(e->tls_version, sizeof(e->tls_version), "%s", info.version);
+        if (info.cipher != NULL) snprintf(e->cipher, sizeof(e->cipher), "%s", info.cipher);
+    }
+    lg_events_post(w->events, ev);
+}
+
 /* ---- closing ----------------------------------------------------------------------------- */
 
 static void conn_free(lg_conn_t *c)
 {
     lg_wctx_t *w = c->w;
+    if (lg_events_access_on(w->events)) post_access(c);
+    lg_free(c->acc);
     if (c->is_connect) {
         leave_head(c);
         uint64_t out = c->relay.u2c.bytes;
@@ -475,7 +578,7 @@ void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
 void lg_conn_close_all(lg_wctx_t *w)
 {
     for (lg_conn_t *c = w->conns; c != NULL; c = c->next)
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_STOPPED);
 }
 
 /* ---- relaying ---------------------------------------------------------------------------- */
@@ -565,7 +668,7 @@ static void uptls_from_upstream(lg_conn_t *c, lg_buf_t *b, size_t n)
     lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
     if (rc != LG_TLS_OK) {
         LG_COUNT(counters(c), upstream_tls_failures, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_TLS_ERROR);
         return;
     }
 
@@ -575,6 +678,7 @@ static void uptls_from_upstream(lg_conn_t *c, lg_buf_t *b, size_t n)
     }
     if (lg_tls_peer_closed(c->uptls) && !c->relay.u2c.eof) {
         /* The upstream's close_notify: close_notify to the client, then FIN. */
+        if (c->eof_first == LG_CLOSE_NONE) c->eof_first = LG_CLOSE_UPSTREAM_CLOSED;
         lg_tls_io_t cio = tls_io(c);
         lg_tls_close_notify(c->tls, &cio);
         lg_relay_queued(&c->relay, &c->relay.u2c, cio.cipher_new);
@@ -778,6 +882,7 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
     }
     if (lg_tls_peer_closed(c->tls) && !c->relay.c2u.eof) {
         /* close_notify: the client's data has ended cleanly (a FIN will follow). */
+        if (c->eof_first == LG_CLOSE_NONE) c->eof_first = LG_CLOSE_CLIENT_CLOSED;
         uptls_close_notify(c);
         lg_relay_end(&c->relay, &c->relay.c2u);
     }
@@ -814,6 +919,9 @@ static void relay_filter(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n)
 static bool relay_eof(void *arg, lg_flow_t *f)
 {
     lg_conn_t *c = arg;
+    if (c->eof_first == LG_CLOSE_NONE) {
+        c->eof_first = f->to_client ? LG_CLOSE_UPSTREAM_CLOSED : LG_CLOSE_CLIENT_CLOSED;
+    }
     if (c->tls == NULL) return true;
     if (!f->to_client) {
         if (lg_tls_peer_closed(c->tls)) {
@@ -821,7 +929,7 @@ static bool relay_eof(void *arg, lg_flow_t *f)
             return true;
         }
         LG_COUNT(counters(c), tls_truncations, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_CLIENT_CLOSED);
         return false;
     }
     lg_tls_io_t io = tls_io(c);
@@ -846,6 +954,7 @@ static void relay_event(void *arg, int what, int err)
         return;
     }
     if (what == LG_RELAY_CLIENT_FIN && (c->state != LG_CONN_LINGER || c->linger_discard)) return;
+    if (what == LG_RELAY_ERROR) note_why(c, LG_CLOSE_RESET);
     lg_conn_close(c);
 }
 
@@ -938,6 +1047,7 @@ static void tls_failed(lg_conn_t *c, int reason)
         }
         break;
     }
+    note_why(c, lg_tls_handshake_done(c->tls) ? LG_CLOSE_TLS_ERROR : LG_CLOSE_HANDSHAKE_FAILED);
     /* Send what OpenSSL queued (an alert), then FIN, then close. */
     c->linger_discard = false;
     linger_start(c);
@@ -962,7 +1072,7 @@ static bool dial_wanted(void *arg)
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
         return true;
     }
-    lg_conn_close(c);
+    close_why(c, LG_CLOSE_CLIENT_CLOSED);
     return false;
 }
 
@@ -1319,7 +1429,7 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
     if (ctx == NULL) {
         /* No context for this listener: cannot happen after the config checks. */
         LG_COUNT(counters(c), no_route, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_NO_ROUTE);
         return;
     }
     if (lg_tls_new(&c->tls, ctx, sni, sni_len, rt->alpn, rt->alpn_len) != 0) {
@@ -1365,7 +1475,7 @@ static void route_to(lg_conn_t *c, const lg_route_t *rt)
     }
     if (rt->n_upstreams == 0) {
         LG_COUNT(counters(c), no_route, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_NO_ROUTE);
         return;
     }
     if (rt->terminate_tls) {
@@ -1438,7 +1548,7 @@ static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         LG_COUNT(counters(c), suspended_gone, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_CLIENT_CLOSED);
         return;
     }
     h->len += (size_t)nread;
@@ -1478,7 +1588,7 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
     }
     if (rc != 0) {
         LG_COUNT(cnt, suspended_dropped, 1); /* table full, or JS would never hear of it */
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_SUSPEND_DROPPED);
         return;
     }
     set_state(c, LG_CONN_SUSPENDED);
@@ -1496,7 +1606,7 @@ static void suspend_timeout(lg_conn_t *c)
         return;
     }
     LG_COUNT(counters(c), suspended_timed_out, 1);
-    lg_conn_close(c);
+    close_why(c, LG_CLOSE_SUSPEND_TIMEOUT);
 }
 
 void lg_conn_decide(void *owner, lg_route_t *decision)
@@ -1511,7 +1621,7 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
     lg_counters_t *cnt = counters(c);
     if (decision == NULL) {
         LG_COUNT(cnt, suspended_rejected, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_SUSPEND_REJECTED);
         return;
     }
     LG_COUNT(cnt, suspended_resolved, 1);
@@ -1529,6 +1639,7 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
 static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_t *hello)
 {
     char ja3[33] = "", ja4[40] = "";
+    keep_access(c, sni, sni_len, hello);
     if (lg_protect_judges_hello(protection(c))) {
         int reason = lg_protect_hello(protection(c), &c->w->ja_cache, hello, ja3, ja4);
         if (reason != LG_BLOCK_NONE) {
@@ -1539,7 +1650,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     int r = lg_router_lookup(&c->snap->router, sni, sni_len);
     if (r == LG_ROUTER_NONE) {
         LG_COUNT(counters(c), no_route, 1);
-        lg_conn_close(c);
+        close_why(c, LG_CLOSE_NO_ROUTE);
         return;
     }
     c->route = r;
@@ -1639,9 +1750,31 @@ static bool hello_ctx_new(lg_conn_t *c)
 
 /* ---- CONNECT ----------------------------------------------------------------------------- */
 
+/* Why a CONNECT that gets `status` ends, unless a more precise reason was noted before. */
+static int status_why(int status)
+{
+    switch (status) {
+    case 407:
+        return LG_CLOSE_REFUSED_AUTH;
+    case 408:
+        return LG_CLOSE_HEAD_TIMEOUT;
+    case 403:
+        return LG_CLOSE_REFUSED_ADDRESS;
+    case 502:
+        return LG_CLOSE_UPSTREAM_FAILED;
+    case 503:
+        return LG_CLOSE_REFUSED_BUSY;
+    case 504:
+        return LG_CLOSE_UPSTREAM_TIMEOUT;
+    default: /* 400, 405, 414, 431, 505 */
+        return LG_CLOSE_BAD_REQUEST;
+    }
+}
+
 /* Answer with `text` (a response for `status`) and close gracefully (LINGER). */
 static void respond_text(lg_conn_t *c, int status, const char *text, size_t len)
 {
+    note_why(c, status_why(status));
     c->status = (uint16_t)status;
     lg_connect_count_status(counters(c), status);
     leave_head(c);
@@ -1673,6 +1806,9 @@ static void forbidden(lg_conn_t *c, int reason)
 {
     char text[LG_CONNECT_FORBIDDEN_MAX];
     lg_connect_count_refusal(counters(c), reason);
+    note_why(c, reason == LG_POLICY_PORT     ? LG_CLOSE_REFUSED_PORT
+                : reason == LG_POLICY_DOMAIN ? LG_CLOSE_REFUSED_DOMAIN
+                                             : LG_CLOSE_REFUSED_ADDRESS);
     size_t len = lg_connect_forbidden(c->tunnel, &c->w->conf->listeners[c->lis].policy,
                                       &c->head->req, reason, text);
     respond_text(c, 403, text, len);
@@ -1848,7 +1984,8 @@ static void head_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) return;
     if (nread < 0) {
         if (nread == UV_ENOBUFS) LG_COUNT(counters(c), out_of_memory, 1);
-        lg_conn_close(c); /* the client left (or no memory) before finishing its request */
+        /* the client left (or no memory) before finishing its request */
+        close_why(c, nread == UV_ENOBUFS ? LG_CLOSE_OUT_OF_MEMORY : LG_CLOSE_CLIENT_CLOSED);
         return;
     }
     LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
@@ -2008,10 +2145,10 @@ static void on_timer(uv_timer_t *t)
         uint32_t idle = idle_ms(c), half = c->w->conf->half_close_ms;
         if (idle > 0 && since >= idle) {
             LG_COUNT(counters(c), idle_timeouts, 1);
-            lg_conn_close(c);
+            close_why(c, LG_CLOSE_IDLE_TIMEOUT);
         } else if (c->half_closed && half > 0 && since >= half) {
             LG_COUNT(counters(c), half_close_timeouts, 1);
-            lg_conn_close(c);
+            close_why(c, LG_CLOSE_HALF_CLOSE_TIMEOUT);
         } else {
             relay_arm(c);
         }

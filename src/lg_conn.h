@@ -101,6 +101,13 @@ typedef struct lg_ppctx_s {
     char ja4[LG_JA4_LEN + 1];
 } lg_ppctx_t;
 
+/* What the access record needs from the ClientHello, kept from routing to close only while access
+ * events are on (nothing is allocated otherwise): the JA4 and the SNI, sized to the SNI. */
+typedef struct lg_accessctx_s {
+    char ja4[LG_JA4_LEN + 1];
+    char sni[]; /* NUL-terminated, "" when the client sent none */
+} lg_accessctx_t;
+
 struct lg_conn_s {
     lg_wctx_t *w;
     lg_conn_t *prev, *next; /* worker's list */
@@ -129,6 +136,7 @@ struct lg_conn_s {
     lg_tls_t *uptls;          /* TLS toward the upstream (client side), from its connect on */
     lg_upside_t *upside;      /* terminated connection on a route with TLS upstreams */
     lg_routestat_t *rstat;    /* the configured route's figures, once routed */
+    lg_accessctx_t *acc;      /* routed while access events were on: SNI and JA4 (owned) */
     lg_relay_t relay;
     lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
     lg_admission_t adm; /* what protection counted for it (released at free) */
@@ -143,6 +151,9 @@ struct lg_conn_s {
     bool linger_discard;     /* LINGER: after the FIN, discard input until EOF (CONNECT) */
     bool torn_down;          /* the reaper closed its handles */
     bool half_closed;        /* RELAY: the upstream's FIN reached a client that is still open */
+    uint8_t why;             /* LG_CLOSE_*: why it ends, the first reason noted (access record) */
+    uint8_t why_block;       /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
+    uint8_t eof_first;       /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */
 };
 
 /*

@@ -308,6 +308,11 @@ void lg_engine_blocked_events(lg_engine_t *e, bool on)
     atomic_store_explicit(&e->events.blocked_events, on, memory_order_relaxed);
 }
 
+void lg_engine_access_events(lg_engine_t *e, bool on)
+{
+    atomic_store_explicit(&e->events.access_events, on, memory_order_relaxed);
+}
+
 /* Append a text to a list unless it is there already (lists are small: blockedIps() caps them). */
 static int list_add(lg_engine_list_t *l, const char *text)
 {
@@ -485,4 +490,6 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
     m->generations_live = (uint64_t)atomic_load_explicit(&e->slot.live, memory_order_relaxed);
     lg_limit_stats(&e->limit, &m->tracking);
     m->events_dropped = atomic_load_explicit(&e->events.dropped, memory_order_relaxed);
+    m->access_events_dropped =
+        atomic_load_explicit(&e->events.access_dropped, memory_order_relaxed);
 }

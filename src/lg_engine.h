@@ -79,10 +79,11 @@ lg_tls_cache_t *lg_engine_tls_cache(lg_engine_t *e);
  * with (moved in; the old cache is freed: contexts only old snapshots use live on in them). */
 void lg_engine_swap(lg_engine_t *e, lg_snapshot_t *snap, lg_tls_cache_t *cache);
 
-/* Events: produce 'tunnel' / 'blocked' events or not; a posted event has been handled (JS
- * thread). */
+/* Events: produce 'tunnel' / 'blocked' / 'access' events or not; a posted event has been
+ * handled (JS thread). */
 void lg_engine_tunnel_events(lg_engine_t *e, bool on);
 void lg_engine_blocked_events(lg_engine_t *e, bool on);
+void lg_engine_access_events(lg_engine_t *e, bool on);
 void lg_engine_event_done(lg_engine_t *e, const lg_event_t *ev);
 
 /* A held connection by id: 0 with *listener and *route_tls set when it is pending and
@@ -133,6 +134,7 @@ typedef struct lg_engine_metrics_s {
     uint64_t pending_suspended;
     uint64_t generations_live;
     uint64_t events_dropped;
+    uint64_t access_events_dropped; /* of events_dropped: access records */
     uint64_t buffers_in_use;
     lg_limit_stats_t tracking; /* the per-IP protection table */
     lg_worker_figures_t workers[LG_MAX_WORKERS];

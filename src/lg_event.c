@@ -17,6 +17,8 @@ static size_t event_size(lg_event_type_t type)
         return head + sizeof(lg_ev_suspended_t);
     case LG_EV_BLOCKED:
         return head + sizeof(lg_ev_blocked_t);
+    case LG_EV_ACCESS:
+        return head + sizeof(lg_ev_access_t);
     default:
         return head + sizeof(lg_ev_note_t);
     }
@@ -27,6 +29,9 @@ lg_event_t *lg_event_alloc(lg_events_t *ch, lg_event_type_t type, unsigned worke
     lg_event_t *ev = lg_calloc(1, event_size(type));
     if (ev == NULL) {
         if (ch != NULL) atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+        if (ch != NULL && type == LG_EV_ACCESS) {
+            atomic_fetch_add_explicit(&ch->access_dropped, 1, memory_order_relaxed);
+        }
         return NULL;
     }
     ev->type = type;
@@ -39,9 +44,17 @@ static bool is_control(const lg_event_t *ev)
     return ev->type == LG_EV_READY || ev->type == LG_EV_WORKER_EXIT;
 }
 
+static void count_drop(lg_events_t *ch, lg_event_type_t type)
+{
+    atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+    if (type == LG_EV_ACCESS)
+        atomic_fetch_add_explicit(&ch->access_dropped, 1, memory_order_relaxed);
+}
+
 int lg_events_post(lg_events_t *ch, lg_event_t *ev)
 {
     bool control = is_control(ev);
+    lg_event_type_t type = ev->type;
     if (ch->post == NULL) goto drop;
     if (!control &&
         atomic_fetch_add_explicit(&ch->queued, 1, memory_order_relaxed) >= LG_EVENT_QUEUE_MAX) {
@@ -51,12 +64,12 @@ int lg_events_post(lg_events_t *ch, lg_event_t *ev)
     if (ch->post(ch->post_ctx, ev) != 0) {
         /* The post function freed ev. */
         if (!control) atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+        count_drop(ch, type);
         return -EAGAIN;
     }
     return 0;
 drop:
-    atomic_fetch_add_explicit(&ch->dropped, 1, memory_order_relaxed);
+    count_drop(ch, type);
     lg_free(ev);
     return -EAGAIN;
 }

@@ -27,7 +27,60 @@ typedef enum {
     LG_EV_TUNNEL,      /* a connect-listener connection ended (only while tunnel events are on) */
     LG_EV_SUSPENDED,   /* a connection is held for a decision */
     LG_EV_BLOCKED,     /* admission refused a source (coalesced per source and reason per second) */
+    LG_EV_ACCESS,      /* a connection ended, or was refused at accept (only while access events
+                          are on): the access log's record */
 } lg_event_type_t;
+
+/*
+ * Why a connection ended: the access record's fixed vocabulary, X(NAME, "name"). The first
+ * reason noted wins (a failure that closes as a consequence of another keeps the first one).
+ * REFUSED_BLOCK is protection's refusal: its name is "refused:" + the LG_BLOCK_* reason.
+ */
+#define LG_CLOSE_REASONS(X)                                                                        \
+    X(CLIENT_CLOSED, "client_closed")           /* the client's FIN or reset came first */         \
+    X(UPSTREAM_CLOSED, "upstream_closed")       /* the upstream's FIN came first */                \
+    X(IDLE_TIMEOUT, "idle_timeout")             /* idleTimeoutMs without a byte */                 \
+    X(HALF_CLOSE_TIMEOUT, "half_close_timeout") /* halfCloseTimeoutMs after one side's FIN */      \
+    X(HANDSHAKE_FAILED, "handshake_failed")     /* ClientHello or TLS handshake failed */          \
+    X(HANDSHAKE_TIMEOUT, "handshake_timeout")   /* tlsHandshakeTimeoutMs ran out */                \
+    X(TLS_ERROR, "tls_error")                   /* TLS failed after the handshake */               \
+    X(NO_ROUTE, "no_route")                     /* no route for the SNI, or none to dial */        \
+    X(UPSTREAM_FAILED, "upstream_failed")       /* no upstream could be reached (502) */           \
+    X(UPSTREAM_TIMEOUT, "upstream_timeout")     /* the dial's deadline ran out (504) */            \
+    X(SUSPEND_REJECTED, "suspend_rejected")     /* resolveConnection(id, null) */                  \
+    X(SUSPEND_TIMEOUT, "suspend_timeout")       /* no decision within suspendTimeoutMs */          \
+    X(SUSPEND_DROPPED, "suspend_dropped")       /* could not be held (table or queue full) */      \
+    X(BAD_REQUEST, "bad_request")         /* a malformed CONNECT head (400, 405, 414, ...) */      \
+    X(HEAD_TIMEOUT, "head_timeout")       /* the CONNECT head did not complete (408) */            \
+    X(REFUSED_PORT, "refused:port")       /* CONNECT: the port is not allowed (403) */             \
+    X(REFUSED_DOMAIN, "refused:domain")   /* CONNECT: the domain is not allowed (403) */           \
+    X(REFUSED_ADDRESS, "refused:address") /* CONNECT: a denied address (403) */                    \
+    X(REFUSED_AUTH, "refused:auth")       /* CONNECT: no or wrong credentials (407) */             \
+    X(REFUSED_BUSY, "refused:busy")       /* CONNECT: lookups or verifications full (503) */       \
+    X(REFUSED_BLOCK, "refused:")          /* protection: "refused:" + the block reason */          \
+    X(STOPPED, "stopped")                 /* stop() closed it after its grace period */            \
+    X(RESET, "reset")                     /* a read or write failed on either side */              \
+    X(OUT_OF_MEMORY, "out_of_memory")     /* an allocation failed */                               \
+    X(ERROR, "error")                     /* anything else (an internal error) */
+
+enum {
+    LG_CLOSE_NONE = 0,
+#define LG_CLOSE_ENUM(name, js) LG_CLOSE_##name,
+    LG_CLOSE_REASONS(LG_CLOSE_ENUM)
+#undef LG_CLOSE_ENUM
+        LG_CLOSE_N
+};
+
+/* What was decided for a connection (the access record's `decision`). */
+enum {
+    LG_DECISION_NONE = 0,    /* closed or refused before a route was chosen */
+    LG_DECISION_PASSTHROUGH, /* TLS bytes passed through to the upstream */
+    LG_DECISION_TERMINATE,   /* TLS terminated, plaintext to the upstream */
+    LG_DECISION_SUSPENDED,   /* held for JS and closed before (or without) a decision */
+    LG_DECISION_SUSP_PASS,   /* held, then passed through on JS's decision */
+    LG_DECISION_SUSP_TERM,   /* held, then terminated on JS's decision */
+    LG_DECISION_TUNNEL,      /* a CONNECT tunnel (connect listeners) */
+};
 
 #define LG_EVENT_MESSAGE_MAX 256  /* bytes of a note's message, NUL included */
 #define LG_EVENT_QUEUE_MAX   4096 /* non-control events waiting for the JS thread */
@@ -48,6 +101,28 @@ typedef struct lg_ev_tunnel_s {
     char target[256];            /* host as requested; "" when the head never completed */
     char why[LG_POLICY_WHY_MAX]; /* why the policy refused it (403), else "" */
 } lg_ev_tunnel_t;
+
+/* One access record: built at close from what the connection kept (see lg_conn.c's post_access). */
+typedef struct lg_ev_access_s {
+    unsigned listener;
+    int route;        /* index in the connection's snapshot; -1 when none */
+    uint8_t why;      /* LG_CLOSE_* */
+    uint8_t block;    /* LG_BLOCK_* when why is REFUSED_BLOCK */
+    uint8_t decision; /* LG_DECISION_* */
+    uint16_t status;  /* connect: HTTP status sent; 0 when none */
+    uint16_t peer_port;
+    uint64_t bytes_in;  /* client → upstream (as relayed) */
+    uint64_t bytes_out; /* upstream → client (a CONNECT response line not included) */
+    uint64_t duration_ms;
+    int64_t end_ms; /* wall clock at close, ms since the epoch */
+    char peer_ip[48];
+    char sni[256];       /* "" when none or not kept */
+    char route_sni[256]; /* the route's pattern ("*.a.test", "" for the default route) */
+    char upstream[300];  /* the upstream's identity ("tcp host:port"), or the CONNECT target */
+    char tls_version[16];
+    char cipher[64];
+    char ja4[40];
+} lg_ev_access_t;
 
 typedef struct lg_ev_suspended_s {
     unsigned listener;
@@ -78,6 +153,7 @@ typedef struct lg_event_s {
         lg_ev_tunnel_t tunnel;
         lg_ev_suspended_t suspended;
         lg_ev_blocked_t blocked;
+        lg_ev_access_t access;
     } u; /* only the member of `type` is allocated */
 } lg_event_t;
 
@@ -88,10 +164,12 @@ typedef int (*lg_post_fn)(void *ctx, lg_event_t *ev);
 typedef struct lg_events_s {
     lg_post_fn post;
     void *post_ctx;
-    atomic_bool tunnel_events;    /* JS listens for 'tunnel' events */
-    atomic_bool blocked_events;   /* JS listens for 'blocked' events */
-    atomic_long queued;           /* non-control events posted and not yet handled */
-    atomic_uint_fast64_t dropped; /* events lost: queue bound reached, no memory */
+    atomic_bool tunnel_events;           /* JS listens for 'tunnel' events */
+    atomic_bool blocked_events;          /* JS listens for 'blocked' events */
+    atomic_bool access_events;           /* JS listens for 'access' events (the access log) */
+    atomic_long queued;                  /* non-control events posted and not yet handled */
+    atomic_uint_fast64_t dropped;        /* events lost: queue bound reached, no memory */
+    atomic_uint_fast64_t access_dropped; /* of which access records */
 } lg_events_t;
 
 /* A zeroed event of `type` with room for its own kind only; NULL when out of memory (counted
@@ -119,6 +197,11 @@ static inline bool lg_events_tunnels_on(lg_events_t *ch)
 static inline bool lg_events_blocked_on(lg_events_t *ch)
 {
     return atomic_load_explicit(&ch->blocked_events, memory_order_relaxed);
+}
+
+static inline bool lg_events_access_on(lg_events_t *ch)
+{
+    return atomic_load_explicit(&ch->access_events, memory_order_relaxed);
 }
 
 #endif /* LG_EVENT_H */

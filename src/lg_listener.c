@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the process-wide registry of bound addresses ----------------------------------------- */
@@ -416,16 +417,45 @@ static bool head_share_take(lg_wctx_t *w, unsigned lis, const lg_protection_t *p
 
 /* Refuse an accepted fd before anything is allocated for it: counted, reported, closed (a
  * connect listener answers first: 503 at capacity, 403 or 429 for protection). */
+/*
+ * The access record of a connection refused at accept (only while access events are on). Like
+ * every access record it is dropped and counted when the event queue is full, which is what
+ * bounds a flood of refusals: at most LG_EVENT_QUEUE_MAX records wait for JS, the rest only
+ * count (the coalesced 'blocked' events are a separate, per-source summary).
+ */
+static void refused_record(lg_wctx_t *w, unsigned lis, int reason, int status,
+                           const lg_peer_t *peer)
+{
+    lg_event_t *ev = lg_event_alloc(w->events, LG_EV_ACCESS, w->index);
+    if (ev == NULL) return;
+    lg_ev_access_t *e = &ev->u.access;
+    e->listener = lis;
+    e->route = -1;
+    e->why = LG_CLOSE_REFUSED_BLOCK;
+    e->block = (uint8_t)reason;
+    e->decision = LG_DECISION_NONE;
+    e->status = (uint16_t)status;
+    e->peer_port = peer->port;
+    lg_peer_format(peer, e->peer_ip, sizeof(e->peer_ip));
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+        e->end_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    lg_events_post(w->events, ev);
+}
+
 static void refuse(lg_wctx_t *w, unsigned lis, int fd, int reason, const lg_protection_t *p,
                    const lg_peer_t *peer)
 {
     lg_protect_refused(w, lis, p, reason, peer, NULL, NULL);
+    int status = 0;
     if (w->conf->listeners[lis].kind == LG_LISTENER_CONNECT && reason != LG_BLOCK_PROXY_UNTRUSTED) {
-        int status = reason == LG_BLOCK_MAX_CONNECTIONS ? 503 : lg_connect_refusal_status(reason);
+        status = reason == LG_BLOCK_MAX_CONNECTIONS ? 503 : lg_connect_refusal_status(reason);
         lg_connect_refuse_fd(&w->counters[lis], fd, status, w->discard, sizeof(w->discard));
     } else {
         close(fd);
     }
+    if (lg_events_access_on(w->events)) refused_record(w, lis, reason, status, peer);
 }
 
 /*

@@ -128,7 +128,7 @@ describe('admin endpoint', function () {
     const t = await openTunnel(h.port, `127.0.0.1:${echo.port}`);
     assert.strictEqual(t.head, ESTABLISHED);
     h.child.kill('SIGTERM');
-    await h.waitLine(/^legato: SIGTERM: stopping/m);
+    await h.waitLine(/^(?:\S+ )?legato: SIGTERM: stopping/m);
     const ready = await httpRequest(admin, '/ready');
     assert.deepStrictEqual([ready.status, ready.body], [503, 'stopping\n']);
     assert.strictEqual((await httpRequest(admin, '/health')).status, 200);
@@ -165,7 +165,7 @@ describe('admin endpoint', function () {
     const conf2 = writeFile(dir, 'second.json', { admin: { path: 'admin.sock' }, listeners: [{ kind: 'connect', port: 0 }] });
     const second = spawnCli(['serve', conf2]);
     assert.strictEqual((await second.exited).code, 1);
-    assert.match(second.stderr(), /^legato: cannot listen on admin unix:.*admin\.sock: .*admin\.sock is in use by a running server$/m);
+    assert.match(second.stderr(), /^(?:\S+ )?legato: cannot listen on admin unix:.*admin\.sock: .*admin\.sock is in use by a running server$/m);
     assert.strictEqual((await curlAdmin({ path: sock }, '/ready')).status, 200, 'the first one still answers');
 
     // Not a socket: refused, never removed.
@@ -196,8 +196,8 @@ describe('admin endpoint', function () {
     await b.exited;
 
     for (const [args, env, re] of [
-      [['--admin', 'localhost'], {}, /^legato: --admin 'localhost' must be host:port, \[v6\]:port, :port or a Unix socket path$/],
-      [[], { LEGATO_ADMIN: '1.2.3.4:99999' }, /^legato: LEGATO_ADMIN='1\.2\.3\.4:99999' must be host:port/],
+      [['--admin', 'localhost'], {}, /^(?:\S+ )?legato: --admin 'localhost' must be host:port, \[v6\]:port, :port or a Unix socket path$/],
+      [[], { LEGATO_ADMIN: '1.2.3.4:99999' }, /^(?:\S+ )?legato: LEGATO_ADMIN='1\.2\.3\.4:99999' must be host:port/],
     ]) {
       const h = spawnCli(args, { env });
       assert.strictEqual((await h.exited).code, 2);
@@ -208,7 +208,7 @@ describe('admin endpoint', function () {
     await new Promise((resolve) => taken.once('listening', resolve));
     const c = spawnCli(['--port', '0', '--admin', `127.0.0.1:${taken.address().port}`]);
     assert.strictEqual((await c.exited).code, 1);
-    assert.match(c.stderr(), /^legato: cannot listen on admin http:\/\/127\.0\.0\.1:\d+: .*EADDRINUSE/m);
+    assert.match(c.stderr(), /^(?:\S+ )?legato: cannot listen on admin http:\/\/127\.0\.0\.1:\d+: .*EADDRINUSE/m);
     taken.close();
   });
 

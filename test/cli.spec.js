@@ -26,7 +26,8 @@ const cli = require('../lib/cli');
 const { normalizeConfig, DEFAULT_DENY_CIDRS } = require('../lib/config');
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-const TUNNEL_LINE = /^legato: tunnel (\S+) status=(\d+) from_client=(\d+) to_client=(\d+) duration_ms=(\d+)(?: refused="([^"]*)")?$/m;
+/** The access line of a connection (text format): groups by name. */
+const TUNNEL_LINE = /^(?<time>\S+) legato: access client=(?<client>\S+) listener=(?<listener>\S+) sni=(?<sni>\S+) route=(?<route>\S+) upstream=(?<upstream>\S+) decision=(?<decision>\S+) status=(?<status>\S+) tls=(?<tls>\S+) cipher=(?<cipher>\S+) ja4=(?<ja4>\S+) from_client=(?<fromClient>\d+) to_client=(?<toClient>\d+) duration_ms=(?<durationMs>\d+) close=(?<close>\S+)$/m;
 
 /** The Proxy config the CLI builds for argv/env (validated as `new Proxy()` would). */
 function configFor(argv, env = {}) {
@@ -44,8 +45,8 @@ async function assertUsageError(args, env, expected) {
   assert.strictEqual(code, 2, `exit code for ${JSON.stringify(args)} ${JSON.stringify(env)}; stderr:\n${h.stderr()}`);
   assert.strictEqual(h.stdout(), '', 'nothing on stdout');
   const lines = h.lines();
-  assert.match(lines[0], /^legato: /);
-  assert(!/^legato: /.test(lines[1] || ''), `one error line only; stderr:\n${h.stderr()}`);
+  assert.match(lines[0], /^(?:\S+ )?legato: /);
+  assert(!/^(?:\S+ )?legato: /.test(lines[1] || ''), `one error line only; stderr:\n${h.stderr()}`);
   if (expected instanceof RegExp) assert.match(lines[0], expected);
   else assert.strictEqual(lines[0], `legato: ${expected}`);
   assert.strictEqual(lines[1], 'Usage: legato [options]');
@@ -283,13 +284,13 @@ describe('legato CLI', function () {
         '--connect-to', `a.test:${origin.port}:127.0.0.1:${origin.port}`, '--data-binary', 'hello', `https://a.test:${origin.port}/`]);
       assert.strictEqual(r.code, 0, r.stderr);
       assert.strictEqual(r.stdout, 'origin=a\nsni=a.test\nhello');
-      const m = await h.waitLine(TUNNEL_LINE);
-      assert.strictEqual(m[1], `127.0.0.1:${origin.port}`);
-      assert.strictEqual(m[2], '200');
-      assert(Number(m[3]) > 0 && Number(m[4]) > 0, m[0]);
-      // A refused one is logged with its status and why (issue 15 item 10).
+      const m = (await h.waitLine(TUNNEL_LINE)).groups;
+      assert.strictEqual(m.upstream, `127.0.0.1:${origin.port}`);
+      assert.strictEqual(m.status, '200');
+      assert(Number(m.fromClient) > 0 && Number(m.toClient) > 0, JSON.stringify(m));
+      // A refused one is logged with its status and why.
       assert.strictEqual(await statusOf(h.port, '10.0.0.1:443'), 403);
-      await h.waitLine(/^legato: tunnel 10\.0\.0\.1:443 status=403 from_client=0 to_client=0 duration_ms=\d+ refused="10\.0\.0\.1 is in a denied range \(denyCidrs 10\.0\.0\.0\/8; --allow-cidr 10\.0\.0\.1 allows it\)"$/m);
+      await h.waitLine(/^\S+ legato: access client=127\.0\.0\.1:\d+ listener=127\.0\.0\.1:\d+ sni=- route=- upstream=10\.0\.0\.1:443 decision=none status=403 tls=- cipher=- ja4=- from_client=0 to_client=0 duration_ms=\d+ close=refused:address$/m);
       assert.strictEqual(h.stdout(), '');
     });
 
@@ -301,8 +302,8 @@ describe('legato CLI', function () {
         await new Promise((resolve) => setTimeout(resolve, 300));
         h.child.kill('SIGTERM');
         assert.strictEqual((await h.exited).code, 0);
-        assert(!/tunnel/.test(h.stderr()), h.stderr());
-        assert.match(h.stderr(), /^legato: listening on /m);
+        assert(!/legato: access /.test(h.stderr()), h.stderr());
+        assert.match(h.stderr(), /^(?:\S+ )?legato: listening on /m);
       }
     });
 
@@ -405,14 +406,14 @@ describe('legato CLI', function () {
 
     it('--workers sets the worker threads (shown on the startup line)', async () => {
       const h = await startCli(['--port', '0', '--workers', '1']);
-      assert.match(h.stderr(), /^legato: listening on 127\.0\.0\.1:\d+ \(forward proxy, 1 worker\)/m);
+      assert.match(h.stderr(), /^(?:\S+ )?legato: listening on 127\.0\.0\.1:\d+ \(forward proxy, 1 worker\)/m);
       const h3 = await startCli(['--port', '0'], { env: { LEGATO_WORKERS: '3' } });
       assert.match(h3.stderr(), /\(forward proxy, 3 workers\)/);
     });
 
     it('warns when bound to a non-loopback address (no authentication), not on loopback names', async () => {
       const h = await startCli(['--bind', '0.0.0.0', '--port', '0']);
-      await h.waitLine(/^legato: warning: the forward proxy on 0\.0\.0\.0:\d+ is reachable beyond this machine and has no authentication/m);
+      await h.waitLine(/^(?:\S+ )?legato: warning: the forward proxy on 0\.0\.0\.0:\d+ is reachable beyond this machine and has no authentication/m);
       assert.match(h.stderr(), /HTTPS_PROXY=http:\/\/127\.0\.0\.1:/, 'the hint names a usable address');
       const l = await startCli(['--bind', 'localhost', '--port', '0']);
       assert.strictEqual(l.host, 'localhost');
@@ -429,8 +430,8 @@ describe('legato CLI', function () {
       child.stderr.on('data', (c) => { err += c; });
       const exited = new Promise((resolve) => child.once('close', (code) => resolve(code)));
       track(child, async (c) => { if (c.exitCode === null) c.kill('SIGKILL'); await exited; }, 0);
-      await waitFor(() => /^legato: listening on /m.test(err), 15000);
-      await waitFor(() => /^legato: warning: .*\(ERR_LEGATO_NOFILE\)$/m.test(err), 5000, { describe: () => err });
+      await waitFor(() => /^(?:\S+ )?legato: listening on /m.test(err), 15000);
+      await waitFor(() => /^(?:\S+ )?legato: warning: .*\(ERR_LEGATO_NOFILE\)$/m.test(err), 5000, { describe: () => err });
       child.kill('SIGTERM');
       assert.strictEqual(await exited, 0);
     });
@@ -441,7 +442,7 @@ describe('legato CLI', function () {
       track(held, (s) => new Promise((r) => s.close(() => r())), 3);
       const h = spawnCli(['--port', String(held.address().port)]);
       assert.strictEqual((await h.exited).code, 1);
-      assert.match(h.stderr(), new RegExp(`^legato: cannot listen on 127\\.0\\.0\\.1:${held.address().port}: .*EADDRINUSE|address already in use`, 'm'));
+      assert.match(h.stderr(), new RegExp(`^(?:\\S+ )?legato: cannot listen on 127\\.0\\.0\\.1:${held.address().port}: .*EADDRINUSE|address already in use`, 'm'));
     });
 
     it('SIGTERM: stops accepting, lets an open tunnel finish, exits 0', async () => {
@@ -449,7 +450,7 @@ describe('legato CLI', function () {
       const h = await startCli(['--port', '0', '--allow-cidr', '127.0.0.1', '--allow-port', String(echo.port)]);
       const tunnel = await assertTunnel(h.port, `127.0.0.1:${echo.port}`);
       h.child.kill('SIGTERM');
-      await h.waitLine(/^legato: SIGTERM: stopping/m);
+      await h.waitLine(/^(?:\S+ )?legato: SIGTERM: stopping/m);
       await waitFor(() => refused(h.port), 5000, { message: 'the listener still accepts after SIGTERM' });
       // The tunnel still works during the grace period...
       const got = new Promise((resolve) => tunnel.once('data', (d) => resolve(d.toString())));
@@ -460,7 +461,7 @@ describe('legato CLI', function () {
       tunnel.end();
       assert.deepStrictEqual(await h.exited, { code: 0, signal: null });
       assert.match(h.stderr(), TUNNEL_LINE);
-      assert.match(h.stderr(), /^legato: stopped$/m);
+      assert.match(h.stderr(), /^(?:\S+ )?legato: stopped$/m);
     });
 
     it('SIGINT stops gracefully too; a second signal exits at once (code 1)', async () => {
@@ -473,10 +474,10 @@ describe('legato CLI', function () {
       const tunnel = await assertTunnel(h.port, `127.0.0.1:${echo.port}`);
       const tunnelClosed = new Promise((resolve) => tunnel.once('close', resolve));
       h.child.kill('SIGINT');
-      await h.waitLine(/^legato: SIGINT: stopping/m);
+      await h.waitLine(/^(?:\S+ )?legato: SIGINT: stopping/m);
       h.child.kill('SIGINT');
       assert.deepStrictEqual(await h.exited, { code: 1, signal: null });
-      assert.match(h.stderr(), /^legato: SIGINT again: exiting now$/m);
+      assert.match(h.stderr(), /^(?:\S+ )?legato: SIGINT again: exiting now$/m);
       await tunnelClosed;
     });
 
@@ -493,9 +494,9 @@ describe('legato CLI', function () {
           routes: [{ sni: 'a.test', upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: origin.port }] }],
         }));
         const h = spawnCli(['serve', file]);
-        await h.waitLine(/^legato: listening on 127\.0\.0\.1:\d+ \(tls, 1 worker\)$/m);
-        const connectPort = Number((await h.waitLine(/^legato: listening on 127\.0\.0\.1:(\d+) \(connect, 1 worker\)$/m))[1]);
-        const tlsPort = Number(/^legato: listening on 127\.0\.0\.1:(\d+) \(tls/m.exec(h.stderr())[1]);
+        await h.waitLine(/^(?:\S+ )?legato: listening on 127\.0\.0\.1:\d+ \(tls, 1 worker\)$/m);
+        const connectPort = Number((await h.waitLine(/^(?:\S+ )?legato: listening on 127\.0\.0\.1:(\d+) \(connect, 1 worker\)$/m))[1]);
+        const tlsPort = Number(/^(?:\S+ )?legato: listening on 127\.0\.0\.1:(\d+) \(tls/m.exec(h.stderr())[1]);
         (await assertTunnel(connectPort, `127.0.0.1:${echo.port}`)).destroy();
         const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', certs.caPath, '--resolve', `a.test:${tlsPort}:127.0.0.1`, `https://a.test:${tlsPort}/`], { env: toolEnv() });
         assert.strictEqual(r.code, 0, r.stderr);
@@ -508,7 +509,7 @@ describe('legato CLI', function () {
       it('reports an invalid file with the option path, exit 2', async () => {
         const cases = [
           // file:line:column: the option path and what is wrong (serve.spec.js tests the formats).
-          [JSON.stringify({ listeners: [{ kind: 'connect', port: 70000 }] }), /^legato: .*legato\.json:1:33: listeners\[0\]\.port must be an integer 0-65535$/],
+          [JSON.stringify({ listeners: [{ kind: 'connect', port: 70000 }] }), /^(?:\S+ )?legato: .*legato\.json:1:33: listeners\[0\]\.port must be an integer 0-65535$/],
           [JSON.stringify({ listeners: [{ kind: 'connect', port: 0, connect: { denyCidrs: ['10.1.0.0/8'] } }] }), /: listeners\[0\]\.connect\.denyCidrs\[0\] has host bits set/],
           [JSON.stringify({ listeners: [{ port: 0 }], routes: [{ sni: 'a.test', upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 1 }], snii: 1 }] }), /: routes\[0\]: unknown option 'snii' \(did you mean 'sni'\?\)$/],
           ['{ "listeners": [ }', /legato\.json:1:18: not valid JSON: /],
@@ -524,7 +525,7 @@ describe('legato CLI', function () {
         }
         const missing = spawnCli(['serve', path.join(ROOT, 'no-such-legato.json')]);
         assert.strictEqual((await missing.exited).code, 2);
-        assert.match(missing.stderr(), /^legato: .*no-such-legato\.json: cannot read it: ENOENT/m);
+        assert.match(missing.stderr(), /^(?:\S+ )?legato: .*no-such-legato\.json: cannot read it: ENOENT/m);
         await assertUsageError(['serve', 'x.json', '--port', '1'], {}, '--port cannot be used with serve (set it in the config file)');
       });
     });

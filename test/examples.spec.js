@@ -65,8 +65,8 @@ describe('examples/', function () {
     assert.strictEqual(r.code, 0, r.stderr);
     assert.match(r.stdout, /^proxy=http:\/\/127\.0\.0\.1:[1-9]\d*$/m);
     assert.match(r.stdout, /^connect=403$/m);
-    assert.match(r.stderr, /^legato: listening on 127\.0\.0\.1:\d+ \(forward proxy/m);
-    assert.match(r.stderr, /^legato: stopped$/m, 'stopped when the command ended');
+    assert.match(r.stderr, /^(?:\S+ )?legato: listening on 127\.0\.0\.1:\d+ \(forward proxy/m);
+    assert.match(r.stderr, /^(?:\S+ )?legato: stopped$/m, 'stopped when the command ended');
     assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['bin'], 'the status file was removed');
   });
 

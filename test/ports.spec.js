@@ -205,7 +205,7 @@ describe('ports: exclusive by default, shared on request, handed over in a proce
       await waitFor(() => loop.count(PORT_REFUSED) >= 50, 20000, { message: 'serve did not answer' });
       writeFile(dir, 'legato.json', { ...serveConfig(port, { workerThreads: 2, allowPorts: [9], maxConnections: 50 }), admin: { port: 0 }, statusFile: 'status.json' });
       h.child.kill('SIGHUP');
-      await h.waitLine(/^legato: listeners handed over to a new engine \(listeners\[0\]\.maxConnections, listeners\[0\]\.connect, workerThreads\); the previous one finishes its connections within 5 s$/m);
+      await h.waitLine(/^(?:\S+ )?legato: listeners handed over to a new engine \(listeners\[0\]\.maxConnections, listeners\[0\]\.connect, workerThreads\); the previous one finishes its connections within 5 s$/m);
       await waitFor(() => loop.count(ADDRESS_REFUSED) >= 300, 30000, { message: 'the new config did not answer', describe: () => h.stderr() });
       const state = await loop.finish();
       assert.deepStrictEqual(state.failures, [], `${state.failures.length} of ${state.done} connections failed`);

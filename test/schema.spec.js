@@ -129,7 +129,7 @@ describe('schema/legato.schema.json', () => {
     const tls = () => ({ listeners: [{ port: 0 }], routes: [{ sni: 'a.test', upstreams: [tcp(1)] }] });
     const connect = () => ({ listeners: [{ kind: 'connect', port: 0 }] });
     const places = [
-      [SCHEMA.properties, tls, (c) => c, ['$schema', 'admin', 'statusFile']],
+      [SCHEMA.properties, tls, (c) => c, ['$schema', 'admin', 'statusFile', 'log']],
       [defs.listener.properties, tls, (c) => c.listeners[0], []],
       [defs.connect.properties, connect, (c) => { c.listeners[0].connect = {}; return c.listeners[0].connect; }, []],
       [defs.route.properties, tls, (c) => c.routes[0], []],

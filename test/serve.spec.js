@@ -179,7 +179,7 @@ describe('legato serve', function () {
         const r = await serveExit([file]);
         assert.strictEqual(r.code, 2, `${name}: ${r.stderr}`);
         assert.strictEqual(r.lines.length, 1, `${name}: one line: ${r.stderr}`);
-        assert.match(r.lines[0], /^legato: /);
+        assert.match(r.lines[0], /^(?:\S+ )?legato: /);
         assert.match(r.lines[0], re, name);
         assert(r.lines[0].includes(file), `${name}: names the file`);
       }
@@ -228,7 +228,7 @@ describe('legato serve', function () {
       }
       const usage = spawnCli(['--check']);
       assert.strictEqual((await usage.exited).code, 2);
-      assert.match(usage.lines()[0], /^legato: --check is for serve: legato serve --check <config>$/);
+      assert.match(usage.lines()[0], /^(?:\S+ )?legato: --check is for serve: legato serve --check <config>$/);
     });
   });
 
@@ -251,7 +251,7 @@ describe('legato serve', function () {
       // Write the new config without a file event reaching the watcher first: SIGHUP is the trigger.
       fs.writeFileSync(file, JSON.stringify(config(originB.port)));
       h.child.kill('SIGHUP');
-      await h.waitLine(/^legato: reloaded .*legato\.json \((SIGHUP|file changed)\): 1 route, 0 certificate files$/m);
+      await h.waitLine(/^(?:\S+ )?legato: reloaded .*legato\.json \((SIGHUP|file changed)\): 1 route, 0 certificate files$/m);
       assert.strictEqual((await nodeTlsGet(port, 'a.test', { ca: certs.ca })).body, 'origin=B\nsni=a.test\n', 'a new connection takes the new route');
       assert.strictEqual(await requestOn(kept, 'a.test'), 'origin=A\nsni=a.test\n', 'the open connection still reaches its origin');
       await waitFor(() => JSON.parse(fs.readFileSync(status, 'utf8')).reloadedAt !== null, 5000, { message: 'status file reloadedAt' });
@@ -259,7 +259,7 @@ describe('legato serve', function () {
       // A bad config: one line saying why, the running routes stay.
       fs.writeFileSync(file, JSON.stringify({ listeners: [{ host: '127.0.0.1', port: 0 }], routes: [{ sni: 'a.test', upstreams: [tcp(99999)] }] }));
       h.child.kill('SIGHUP');
-      const failed = await h.waitLine(/^legato: reload \((?:SIGHUP|file changed)\) failed, still running the previous config: (.*)$/m);
+      const failed = await h.waitLine(/^(?:\S+ )?legato: reload \((?:SIGHUP|file changed)\) failed, still running the previous config: (.*)$/m);
       assert.match(failed[1], /legato\.json:1:\d+: routes\[0\]\.upstreams\[0\]\.port must be an integer 1-65535$/);
       assert.strictEqual((await nodeTlsGet(port, 'a.test', { ca: certs.ca })).body, 'origin=B\nsni=a.test\n');
       assert.strictEqual(await requestOn(kept, 'a.test'), 'origin=A\nsni=a.test\n');
@@ -292,7 +292,7 @@ describe('legato serve', function () {
       writeFile(dir, 'conf/tls/other.pem', 'x');
       // The config, replaced as editors do (temporary file + rename).
       replaceFile(file, config('x.b.test'));
-      await h.waitLine(/^legato: reloaded .*legato\.json \(file changed\): 1 route, 2 certificate files$/m);
+      await h.waitLine(/^(?:\S+ )?legato: reloaded .*legato\.json \(file changed\): 1 route, 2 certificate files$/m);
       // A renewed certificate (the route's files replaced): the next handshake presents it.
       replaceFile(path.join(dir, 'conf/tls/route.key'), fs.readFileSync(path.join(dir, files.b.key)));
       replaceFile(path.join(dir, 'conf/tls/route.pem'), fs.readFileSync(path.join(dir, files.b.chain)));
@@ -301,7 +301,7 @@ describe('legato serve', function () {
       assert.strictEqual(r.body, 'origin=app\n');
       // Every reload that happened was a real change (an intermediate one with the new key and
       // the old certificate may have failed: it is reported, never applied).
-      const reloaded = h.lines().filter((l) => /^legato: reloaded /.test(l));
+      const reloaded = h.lines().filter((l) => /^(?:\S+ )?legato: reloaded /.test(l));
       assert.strictEqual(reloaded.length, 2, h.stderr());
       for (const l of h.lines().filter((x) => /failed/.test(x))) assert.match(l, /private key does not match certificate/);
       assert(!/notes\.txt|other\.pem/.test(h.stderr()));
@@ -332,7 +332,7 @@ describe('legato serve', function () {
       next.statusFile = 'status.json';
       writeFile(dir, 'legato.json', next);
       h.child.kill('SIGHUP');
-      await h.waitLine(/^legato: listeners handed over to a new engine \(listeners\[1\]\.maxConnections, workerThreads\); the previous one finishes its connections within 5 s$/m);
+      await h.waitLine(/^(?:\S+ )?legato: listeners handed over to a new engine \(listeners\[1\]\.maxConnections, workerThreads\); the previous one finishes its connections within 5 s$/m);
       assert.match(h.stderr(), /reloaded .*: 2 routes/);
       const st = JSON.parse(fs.readFileSync(status, 'utf8'));
       assert.deepStrictEqual(st.restartNeeded, []);
@@ -356,8 +356,8 @@ describe('legato serve', function () {
       assert(fs.existsSync(path.join(dir, 'one.json')));
       writeFile(dir, 'legato.json', { ...base, admin: { path: 'admin.sock' }, statusFile: 'two.json' });
       h.child.kill('SIGHUP');
-      await h.waitLine(/^legato: admin endpoint on unix:.*admin\.sock /m);
-      await h.waitLine(/^legato: reloaded /m);
+      await h.waitLine(/^(?:\S+ )?legato: admin endpoint on unix:.*admin\.sock /m);
+      await h.waitLine(/^(?:\S+ )?legato: reloaded /m);
       assert.strictEqual((await httpRequest({ path: path.join(dir, 'admin.sock') }, '/ready')).status, 200);
       await assert.rejects(httpRequest(tcpAdmin, '/ready'), /ECONNREFUSED/, 'the old admin address is closed');
       assert(!fs.existsSync(path.join(dir, 'one.json')), 'the old status file is removed');
@@ -365,7 +365,7 @@ describe('legato serve', function () {
       assert.deepStrictEqual(st.admin, { path: path.join(dir, 'admin.sock') });
       assert.notStrictEqual(st.reloadedAt, null);
       // A BOM at the start of a JSONC file (some editors write one) is fine.
-      const reloads = () => h.lines().filter((l) => /^legato: reloaded /.test(l)).length;
+      const reloads = () => h.lines().filter((l) => /^(?:\S+ )?legato: reloaded /.test(l)).length;
       const before = reloads();
       writeFile(dir, 'legato.json', `\uFEFF${JSON.stringify({ ...base, admin: { path: 'admin.sock' }, statusFile: 'two.json' })}`);
       h.child.kill('SIGHUP');
@@ -407,7 +407,7 @@ describe('legato serve', function () {
       // A status file that cannot be written: exit 1, nothing left listening.
       const h3 = spawnCli(['serve', file, '--status-file', path.join(dir, 'no', 'such', 'dir', 'status.json')]);
       assert.strictEqual((await h3.exited).code, 1);
-      assert.match(h3.stderr(), /^legato: cannot write the status file .*: ENOENT/m);
+      assert.match(h3.stderr(), /^(?:\S+ )?legato: cannot write the status file .*: ENOENT/m);
     });
   });
 
@@ -418,7 +418,7 @@ describe('legato serve', function () {
       const t = await openTunnel(h.port, `127.0.0.1:${echo.port}`);
       assert.strictEqual(t.head, ESTABLISHED);
       h.child.kill('SIGUSR1');
-      const m = await h.waitLine(/^legato: metrics (.*)$/m);
+      const m = await h.waitLine(/^(?:\S+ )?legato: metrics (.*)$/m);
       assert.match(m[1], /^activeConnections=1 totalConnections=1 closedConnections=0 bytesFromClients=\d+ bytesToClients=\d+ .*status200=1 .*listeners=127\.0\.0\.1:\d+\/connect:1$/);
       assert(!/Debugger|inspector/i.test(h.stderr()), h.stderr());
       const inspector = await new Promise((resolve) => {
@@ -441,17 +441,17 @@ describe('legato serve', function () {
       fs.renameSync(log, `${log}.1`);
       h.child.kill('SIGUSR1');
       await waitFor(() => fs.existsSync(log) && /reopened the log file/.test(fs.readFileSync(log, 'utf8')), 10000, { message: 'no reopened log file' });
-      assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /^legato: listening on /m);
-      assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /^legato: metrics activeConnections=0 /m, 'the metrics line went to the file open at the time');
+      assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /^(?:\S+ )?legato: listening on /m);
+      assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /^(?:\S+ )?legato: metrics activeConnections=0 /m, 'the metrics line went to the file open at the time');
       h.child.kill('SIGTERM');
       assert.strictEqual((await h.exited).code, 0);
-      assert.match(fs.readFileSync(log, 'utf8'), /^legato: stopped$/m);
+      assert.match(fs.readFileSync(log, 'utf8'), /^(?:\S+ )?legato: stopped$/m);
     });
 
     it('forward proxy: SIGHUP does not end the process (nothing to reload)', async () => {
       const h = await startCli(['--port', '0']);
       h.child.kill('SIGHUP');
-      await h.waitLine(/^legato: SIGHUP: nothing to reload \(the forward proxy reads its flags and environment at start only; restart it to change them\)$/m);
+      await h.waitLine(/^(?:\S+ )?legato: SIGHUP: nothing to reload \(the forward proxy reads its flags and environment at start only; restart it to change them\)$/m);
       const s = net.connect(h.port, '127.0.0.1');
       await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
       s.destroy();

@@ -63,10 +63,12 @@ function haveHaproxy() {
 let legatoInfo = null;
 function haveLegatoAlt() {
   const f = process.env.BENCH_LEGATO_ALT;
-  if (!f && !process.env.BENCH_LEGATO_ALT_SCHEDULER) {
-    return { ok: false, why: 'set BENCH_LEGATO_ALT=/path/to/legato.node and/or BENCH_LEGATO_ALT_SCHEDULER=\'{"quantum":16384}\' to compare a candidate' };
+  const r = process.env.BENCH_LEGATO_ALT_ROOT;
+  if (!f && !r && !process.env.BENCH_LEGATO_ALT_SCHEDULER) {
+    return { ok: false, why: 'set BENCH_LEGATO_ALT=/path/to/legato.node, BENCH_LEGATO_ALT_ROOT=/path/to/checkout and/or BENCH_LEGATO_ALT_SCHEDULER=\'{"quantum":16384}\' to compare a candidate' };
   }
   if (f && !fs.existsSync(f)) return { ok: false, why: `BENCH_LEGATO_ALT ${f} does not exist` };
+  if (r && !fs.existsSync(path.join(r, 'package.json'))) return { ok: false, why: `BENCH_LEGATO_ALT_ROOT ${r} holds no package.json` };
   return haveLegato();
 }
 
@@ -131,6 +133,7 @@ function legatoPeer(kind, alt = false, protect = false) {
       if (protect) return `legato (${kind}, protected)`;
       if (!alt) return `legato (${kind})`;
       const what = [process.env.BENCH_LEGATO_ALT ? 'alt build' : null,
+        process.env.BENCH_LEGATO_ALT_ROOT ? `checkout ${path.basename(path.resolve(process.env.BENCH_LEGATO_ALT_ROOT))}` : null,
         process.env.BENCH_LEGATO_ALT_SCHEDULER ? JSON.stringify(altScheduler()).replace(/"/g, '') : null].filter(Boolean).join(', ');
       return `legato (${kind}, ${what})`;
     },
@@ -147,7 +150,13 @@ function legatoPeer(kind, alt = false, protect = false) {
       if (alt) config.scheduler = { ...config.scheduler, ...altScheduler() };
       const file = path.join(dir, 'legato.json');
       fs.writeFileSync(file, JSON.stringify(config, null, 2));
-      const env = alt && process.env.BENCH_LEGATO_ALT ? { ...process.env, LEGATO_ADDON: path.resolve(process.env.BENCH_LEGATO_ALT) } : process.env;
+      const env = { ...process.env };
+      if (alt && process.env.BENCH_LEGATO_ALT) env.LEGATO_ADDON = path.resolve(process.env.BENCH_LEGATO_ALT);
+      // A whole other checkout (its lib/ and its build), for comparing builds whose JS differs.
+      if (alt && process.env.BENCH_LEGATO_ALT_ROOT) {
+        env.LEGATO_ROOT = path.resolve(process.env.BENCH_LEGATO_ALT_ROOT);
+        if (!process.env.BENCH_LEGATO_ALT) delete env.LEGATO_ADDON; // that checkout's own build
+      }
       const child = spawnTracked(process.execPath, [path.join(PEER_DIR, 'legato-proxy.js'), file], { cpus: spec.cpus, name: `legato-${kind}`, env });
       const m = await waitForOutput(child, /ready (\{.*\})\n/, 15000);
       const port = JSON.parse(m[1]).ports[0];

@@ -212,7 +212,7 @@ function spawnCli(args, { env = {}, direct = false, timeoutMs = 60000 } = {}) {
 }
 
 /** The regular expression of the CLI's startup line; match[1] is the host, match[2] the port. */
-const LISTENING_RE = /^legato: listening on \[?([^\]\s]+?)\]?:(\d+) /m;
+const LISTENING_RE = /^(?:\S+ )?legato: listening on \[?([^\]\s]+?)\]?:(\d+) /m;
 
 /** Spawn the CLI and wait for its startup line: resolves with { ...spawnCli(), host, port }. */
 async function startCli(args, opts) {

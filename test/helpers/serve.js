@@ -15,8 +15,8 @@ const { run } = require('./clients');
 const { track, trackDir } = require('./resources');
 const { waitFor } = require('./wait');
 
-const LISTEN_LINE = /^legato: listening on \[?([^\]\s]+?)\]?:(\d+) \((tls|connect|forward proxy)/gm;
-const ADMIN_LINE = /^legato: admin endpoint on (?:http:\/\/\[?([^\]\s]+?)\]?:(\d+)|unix:(\S+)) /m;
+const LISTEN_LINE = /^(?:\S+ )?legato: listening on \[?([^\]\s]+?)\]?:(\d+) \((tls|connect|forward proxy)/gm;
+const ADMIN_LINE = /^(?:\S+ )?legato: admin endpoint on (?:http:\/\/\[?([^\]\s]+?)\]?:(\d+)|unix:(\S+)) /m;
 
 /** A temporary directory removed at cleanup. */
 function tempDir(prefix = 'legato-serve-') {

@@ -2,7 +2,7 @@
 //   npx -y -p typescript@5 tsc --noEmit --strict --target es2022 --module commonjs test/types/check.ts
 // Lines marked @ts-expect-error must stay errors: they pin what the types refuse.
 
-import { Proxy, ProxyConfig, Decision, SuspendedConnection, Metrics, ConfigError, ListenerAddress } from '../../index';
+import { Proxy, ProxyConfig, Decision, SuspendedConnection, Metrics, ConfigError, ListenerAddress, AccessEvent, CloseReason } from '../../index';
 
 const pem = '-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n';
 const key = Buffer.from('-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n');
@@ -31,6 +31,11 @@ async function main(): Promise<void> {
     const ok: boolean = proxy.resolveConnection(conn.id, conn.sni === 'x.test' ? null : decision);
     void ok;
   });
+  proxy.on('access', (a: AccessEvent) => {
+    const reason: CloseReason = a.closeReason;
+    const line: string = `${a.time} ${a.peerIp}:${a.peerPort} ${a.listener.kind} ${a.sni ?? '-'} ${a.route ?? '-'} ${a.decision} ${a.tlsVersion ?? '-'} ${a.bytesFromClient + a.bytesToClient + a.durationMs} ${reason}`;
+    void line;
+  });
   proxy.on('error', (err: Error) => console.error(err.message));
   proxy.on('warning', (w: Error) => console.warn(w.message));
   proxy.once('listening', () => {});
@@ -42,7 +47,8 @@ async function main(): Promise<void> {
   proxy.updateConfig({ protection: null });
   const m: Metrics = proxy.metrics();
   const total: number = m.activeConnections + m.listeners[0].activeConnections + port +
-    m.status407 + m.authFailures + m.authVerifications + m.authCacheHits + m.refusedAuthBusy;
+    m.status407 + m.authFailures + m.authVerifications + m.authCacheHits + m.refusedAuthBusy +
+    m.eventsDropped + m.accessEventsDropped;
   const blocked: string[] = proxy.blockedIps().rateLimited;
   void total;
   void blocked;
