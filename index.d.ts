@@ -150,6 +150,12 @@ interface ListenerCommon {
   trustedProxies?: string[];
   /** The scheduler weight of this listener's connections (a route's own weight wins). @default { weight: 1 } */
   scheduler?: FlowSchedulerOptions | null;
+  /**
+   * 'exclusive': start() fails with EADDRINUSE when another process or proxy listens on this address.
+   * 'share': processes and proxies that all say 'share' accept on it together (SO_REUSEPORT).
+   * @default 'exclusive'
+   */
+  reusePort?: 'exclusive' | 'share';
 }
 
 /** A TLS edge-router listener: routes by SNI, passes through or terminates TLS. */
@@ -641,6 +647,11 @@ export interface TunnelEvent {
   bytesFromClient: number;
   bytesToClient: number;
   durationMs: number;
+  /**
+   * Why the destination policy refused it (the 403 body without its newline), e.g.
+   * 'port 8443 is not allowed (allowPorts; --allow-port 8443 allows it)'; '' otherwise.
+   */
+  reason: string;
 }
 
 /**
@@ -742,8 +753,12 @@ export class Proxy extends EventEmitter {
    */
   constructor(config: ProxyConfig);
 
-  /** Bind every listener on every worker. Rejects with the system error (e.g. EADDRINUSE), leaving nothing listening. */
-  start(): Promise<void>;
+  /**
+   * Bind every listener on every worker. Rejects with the system error (e.g. EADDRINUSE), leaving nothing listening.
+   * `takeOver`: a running Proxy of this process; listeners on its hosts and ports (not port 0) accept on its very
+   * sockets, so `takeOver.stop()` afterwards refuses no connection (a reload without a gap).
+   */
+  start(options?: { takeOver?: Proxy }): Promise<void>;
 
   /** The bound addresses, in listener order. */
   addresses(): ListenerAddress[];

@@ -88,6 +88,7 @@ const DEFAULTS = Object.freeze({
   ipv6Prefix: 128,
   maxTrackedIps: 1000000,
   acceptProxyProtocol: 'none',
+  reusePort: 'exclusive',
 });
 
 /** Destinations a CONNECT listener refuses unless `connect.denyCidrs` replaces the list. */
@@ -114,7 +115,7 @@ const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', '
 const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst', 'flowRate'];
-const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'scheduler'];
+const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'scheduler', 'reusePort'];
 /** A route's or listener's own `scheduler` (normalizeFlowScheduler). */
 const FLOW_SCHEDULER_KEYS = ['weight'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
@@ -606,6 +607,10 @@ function normalizeListener(value, path, topProtection) {
     throw configRangeError(`${path}.trustedProxies needs acceptProxyProtocol 'v1', 'v2' or 'any'`);
   }
 
+  // 'exclusive': a second process on this address fails with EADDRINUSE; 'share': processes that
+  // all say 'share' split the connections (SO_REUSEPORT), see src/lg_listener.h.
+  const reusePort = oneOf(get(obj, 'reusePort'), `${path}.reusePort`, ['exclusive', 'share'], DEFAULTS.reusePort);
+
   const rawConnect = get(obj, 'connect');
   let connect = null;
   if (tls) {
@@ -616,7 +621,7 @@ function normalizeListener(value, path, topProtection) {
 
   const scheduler = normalizeFlowScheduler(get(obj, 'scheduler'), `${path}.scheduler`, DEFAULTS.weight);
 
-  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies, scheduler }, own);
+  return withOwnProtection({ kind, host, port, maxConnections, idleTimeoutMs, defaultCert, mtls, protection: mergeProtection(topProtection, own), connect, acceptProxyProtocol, trustedProxies, scheduler, reusePort }, own);
 }
 
 /**

@@ -77,16 +77,35 @@ class Proxy extends EventEmitter {
    * Resolves once every worker is accepting. Rejects with the system error (code 'EADDRINUSE',
    * 'EACCES', ...) if a bind fails, leaving nothing listening; rejects with ERR_LEGATO_STATE if
    * called twice.
+   *
+   * `takeOver` (additive, issue 15 item 4): a running Proxy of this process whose addresses this
+   * one takes over. A listener bound to the same host and port (not port 0) as one of its
+   * listeners accepts on the very same sockets, so both accept until `takeOver.stop()`, and
+   * that stop refuses no connection (none is left waiting on a socket that closes). Its other
+   * addresses are unaffected. Stop the old proxy once this start() resolved.
+   * @param {{ takeOver?: Proxy }} [options]
    * @returns {Promise<void>}
    */
-  async start() {
+  async start(options = {}) {
     if (this._state !== 'new') throw stateError(`start() called on a proxy that is ${this._state}`);
+    const from = options && options.takeOver != null ? options.takeOver : null;
+    if (from !== null && !(from instanceof Proxy)) {
+      const err = new TypeError('start(): takeOver must be a Proxy');
+      err.code = 'ERR_LEGATO_CONFIG';
+      throw err;
+    }
+    if (from === this) throw stateError('start(): a proxy cannot take over its own addresses');
+    if (from !== null && from._state !== 'running') throw stateError(`start(): takeOver is a proxy that is ${from._state}, not running`);
     this._state = 'starting';
     let result;
     try {
-      result = this._engine.start();
+      result = from ? this._engine.start(from._engine) : this._engine.start();
     } catch (err) {
       this._state = 'failed';
+      if (err && err.code === 'EADDRINUSE' && typeof err.message === 'string') {
+        const path = err.listenerIndex >= 0 ? `listeners[${err.listenerIndex}].reusePort` : 'reusePort';
+        err.message += `: another socket listens there (another process, or another proxy in this one); ${path}: 'share' on every side shares an address on purpose`;
+      }
       throw err;
     }
     this._ports = result.ports;
@@ -286,6 +305,7 @@ class Proxy extends EventEmitter {
             bytesFromClient: payload.bytesFromClient,
             bytesToClient: payload.bytesToClient,
             durationMs: payload.durationMs,
+            reason: payload.reason,
           });
           break;
         }

@@ -19,12 +19,15 @@
  *     dropped, connections already open keep the config they started with;
  *  3. `admin` and `statusFile` move if they changed;
  *  4. what updateConfig cannot change — listeners (their addresses, limits, defaultCert, mtls,
- *     protection overrides), workerThreads, readBufferSize, scheduler — is logged as
- *     "listeners changed: restart needed (<paths>)" and keeps running as it was (it is also in
- *     the status file's `restartNeeded` and the legato_config_restart_needed gauge).
- *     TODO(engine): start a second engine on the same ports and stop the old one once it
- *     accepts (in-process port hand-over; the engine refuses a second bind of the same address
- *     in one process today). Then step 4 becomes a swap as well.
+ *     protection overrides), workerThreads, readBufferSize, scheduler — is applied by a hand-over
+ *     (issue 15 item 4): a new engine with the whole new config starts with
+ *     `start({ takeOver: old })`, accepting on the very same sockets for every address both
+ *     configs have, then the old engine stops accepting and its open connections get
+ *     STOP_GRACE_MS to finish. No connection is refused in between; an address only the old
+ *     config had closes with it, one only the new config has is bound anew. A listener given as
+ *     port 0 keeps the port it was given at start (same index, same host). If the new engine
+ *     cannot start (a new address is taken, say), the reload fails and the old one keeps
+ *     running. Counters start again from zero in the new engine (a counter reset to Prometheus).
  * Reloads never run concurrently: they are queued.
  */
 
@@ -32,7 +35,7 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const { loadServeConfig, validate, fingerprint, ConfigFileError } = require('./configfile');
-const { Service, Log, attachLog, EXIT, announce } = require('./service');
+const { Service, Log, attachLog, EXIT, STOP_GRACE_MS, announce } = require('./service');
 
 /** Milliseconds of quiet after a file event before the files are compared and reloaded. */
 const RELOAD_DEBOUNCE_MS = 200;
@@ -92,8 +95,9 @@ async function serve(o) {
     return EXIT.FAILURE;
   }
   const statusFile = o.statusFile ? path.resolve(o.statusFile) : loaded.statusFile;
-  let running = loaded; // the config the proxy runs (its fixed part is the one it started with)
-  const startedFixed = fixedPart(loaded.proxyConfig);
+  let running = loaded; // the config the proxy runs
+  let startedFixed = fixedPart(loaded.proxyConfig); // the fixed part the running engine started with
+  const draining = new Set(); // engines handed over from, finishing their connections
 
   const service = new Service({
     proxy,
@@ -108,7 +112,7 @@ async function serve(o) {
     onRunning: () => syncWatchers(),
   });
   const say = (line) => service.say(line);
-  const logging = attachLog(proxy, log, logOptions(loaded));
+  let logging = attachLog(proxy, log, logOptions(loaded));
 
   /* -------------------------------------------------------------------------------------- *
    * Reload.
@@ -127,6 +131,8 @@ async function serve(o) {
     const before = fingerprint(watched);
     let next;
     let candidate;
+    let nextFixed;
+    let restart;
     const failed = (message, files) => {
       service.recordReload(false);
       rewatch(files, before);
@@ -134,26 +140,52 @@ async function serve(o) {
     };
     try {
       next = loadServeConfig(running.file);
+      nextFixed = fixedPart(next.proxyConfig); // as written (port 0 stays 0)
+      restart = fixedChanges(startedFixed, nextFixed);
+      if (restart.length) keepPorts(next.proxyConfig, startedFixed, proxy);
       candidate = validate(next, Proxy);
     } catch (err) {
       if (!(err instanceof ConfigFileError)) throw err;
       failed(err.message, [...new Set([...running.files, ...err.files])]);
       return;
     }
-    await candidate.stop(); // built to validate certificates and keys; never started
 
-    const restart = fixedChanges(startedFixed, fixedPart(next.proxyConfig));
     const c = next.proxyConfig;
-    try {
-      proxy.updateConfig({
-        routes: c.routes === undefined ? [] : c.routes,
-        protection: c.protection === undefined ? null : c.protection,
-      });
-    } catch (err) {
-      if (!err || err.code !== 'ERR_LEGATO_CONFIG') throw err;
-      const why = restart.length ? ` (the new routes do not fit the running listeners; restart needed for: ${restart.join(', ')})` : '';
-      failed(`${next.describe(err.message)}${why}`, [...new Set([...running.files, ...next.files])]);
-      return;
+    if (restart.length) {
+      // Hand-over: the candidate (the whole new config) takes the sockets over, then the old
+      // engine drains.
+      const nextLogging = attachLog(candidate, log, logOptions(next));
+      try {
+        await candidate.start({ takeOver: proxy });
+      } catch (err) {
+        await candidate.stop().catch(() => {});
+        const l = err.listenerIndex >= 0 ? candidate.addresses()[err.listenerIndex] : null;
+        failed(`cannot start the new listeners${l ? ` (listeners[${err.listenerIndex}] ${l.host}:${l.port})` : ''}: ${err.message}`, [...new Set([...running.files, ...next.files])]);
+        return;
+      }
+      if (service.state !== 'running') { // stopped meanwhile
+        await candidate.stop();
+        return;
+      }
+      const old = proxy;
+      proxy = candidate;
+      service.proxy = candidate;
+      logging = nextLogging;
+      startedFixed = nextFixed;
+      draining.add(old);
+      old.stop({ graceMs: STOP_GRACE_MS }).catch((err) => say(`error while stopping the previous engine: ${err.message}`)).then(() => draining.delete(old));
+    } else {
+      await candidate.stop(); // built to validate certificates and keys; never started
+      try {
+        proxy.updateConfig({
+          routes: c.routes === undefined ? [] : c.routes,
+          protection: c.protection === undefined ? null : c.protection,
+        });
+      } catch (err) {
+        if (!err || err.code !== 'ERR_LEGATO_CONFIG') throw err;
+        failed(next.describe(err.message), [...new Set([...running.files, ...next.files])]);
+        return;
+      }
     }
     running = next;
     rewatch(next.files, before);
@@ -167,7 +199,7 @@ async function serve(o) {
         say(`admin endpoint not moved (still on the old address): ${err.message}`);
       }
     }
-    service.recordReload(true, restart);
+    service.recordReload(true, []);
     try {
       service.moveStatusFile(nextStatus);
       service.writeStatus();
@@ -176,7 +208,7 @@ async function serve(o) {
     }
     const routes = Array.isArray(c.routes) ? c.routes.length : 0;
     say(`reloaded ${next.file} (${trigger}): ${routes} route${routes === 1 ? '' : 's'}, ${next.files.length - 1} certificate file${next.files.length === 2 ? '' : 's'}`);
-    if (restart.length) say(`warning: listeners changed: restart needed (${restart.join(', ')})`);
+    if (restart.length) say(`listeners handed over to a new engine (${restart.join(', ')}); the previous one finishes its connections within ${STOP_GRACE_MS / 1000} s`);
   }
 
   /* -------------------------------------------------------------------------------------- *
@@ -227,11 +259,31 @@ async function serve(o) {
     for (const w of watchers.values()) w.close();
     watchers.clear();
   });
+  // Engines still draining after a hand-over stop with the service (their grace cut short).
+  service.onStop(() => Promise.all([...draining].map((p) => p.stop({ graceMs: 0 }).catch(() => {}))));
   service.onStop(() => log.close());
 
   // Files are watched from the moment the listeners accept (onRunning); a change made while
   // they were binding is still seen, as the fingerprint was taken when the file was read.
   return service.run();
+}
+
+/**
+ * A listener given as port 0 keeps the port it was given at start across reloads: where the
+ * new config has port 0 at an index where the running one had port 0 on the same host, the
+ * running engine's bound port is written into the new config (so the hand-over takes that
+ * socket over instead of binding another port).
+ */
+function keepPorts(nextConfig, startedFixedPart, proxy) {
+  const a = Array.isArray(startedFixedPart.listeners) ? startedFixedPart.listeners : [];
+  const b = Array.isArray(nextConfig.listeners) ? nextConfig.listeners : [];
+  const bound = proxy.addresses();
+  // A new array of new objects: the config as written (fixedPart) is kept as it was.
+  nextConfig.listeners = b.map((l, i) => {
+    const was = a[i];
+    if (!isObj(l) || !isObj(was) || l.port !== 0 || was.port !== 0 || l.host !== was.host || !bound[i]) return l;
+    return { ...l, port: bound[i].port };
+  });
 }
 
 /** The top-level options a running engine cannot change, as given. */

@@ -254,6 +254,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
             set_u64(env, payload, "bytesFromClient", e->bytes_in);
             set_u64(env, payload, "bytesToClient", e->bytes_out);
             set_u64(env, payload, "durationMs", e->duration_ms);
+            set_str(env, payload, "reason", e->why);
         } else {
             set_int(env, payload, "code", ev->u.note.code);
             if (ev->u.note.code < 0) set_str(env, payload, "errno", uv_err_name(ev->u.note.code));
@@ -419,13 +420,31 @@ static napi_value system_error(napi_env env, int rc, const char *syscall, const 
 
 static napi_value engine_start(napi_env env, napi_callback_info info)
 {
-    size_t argc = 0;
-    lg_js_engine_t *js = unwrap(env, info, &argc, NULL);
+    size_t argc = 1;
+    napi_value argv[1];
+    lg_js_engine_t *js = unwrap(env, info, &argc, argv);
     if (js == NULL) return NULL;
     lg_engine_t *e = js->engine;
     if (lg_engine_state(e) != LG_ENGINE_NEW) {
         napi_throw_error(env, "ERR_LEGATO_STATE", "the proxy was already started");
         return NULL;
+    }
+    /* Optional: the Engine whose addresses this one takes over (lib/proxy.js checks that it is
+     * a running Proxy's engine). */
+    const lg_engine_t *from = NULL;
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1 && napi_typeof(env, argv[0], &t) == napi_ok && t == napi_object) {
+        lg_js_engine_t *other = NULL;
+        if (napi_unwrap(env, argv[0], (void **)&other) != napi_ok || other == NULL ||
+            other->engine == NULL || other == js) {
+            napi_throw_type_error(env, "ERR_LEGATO_INTERNAL", "legato: takeOver is not an Engine");
+            return NULL;
+        }
+        if (lg_engine_state(other->engine) != LG_ENGINE_RUNNING) {
+            napi_throw_error(env, "ERR_LEGATO_STATE", "takeOver: that proxy is not running");
+            return NULL;
+        }
+        from = other->engine;
     }
     napi_value cb, name;
     NAPI_CALL(env, napi_get_reference_value(env, js->on_event, &cb));
@@ -442,7 +461,7 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
     js->tsfn_live++;
     int bad = -1;
     char warn[LG_EVENT_MESSAGE_MAX];
-    int rc = lg_engine_start(e, post_event, js, &bad, warn, sizeof(warn));
+    int rc = lg_engine_start(e, post_event, js, from, &bad, warn, sizeof(warn));
     const lg_config_t *conf = lg_engine_config(e);
     if (rc != 0) {
         release_tsfn(js);

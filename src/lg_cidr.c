@@ -27,8 +27,11 @@
  */
 #include "lg_cidr.h"
 
+#include <arpa/inet.h> /* inet_ntop: formatting only */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define CIDR_V4_BITS     32  /* bits in an IPv4 address */
 #define CIDR_V6_BITS     128 /* bits in an IPv6 address */
@@ -199,6 +202,20 @@ void lg_ip_unmap(uint8_t *family, uint8_t addr[16])
     memmove(addr, addr + 12, 4);
     memset(addr + 4, 0, 12);
     *family = LG_CIDR_V4;
+}
+
+bool lg_ip_load(uint8_t *family, const uint8_t *addr, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (*family == LG_CIDR_V4) {
+        memcpy(out, addr, 4);
+    } else if (*family == LG_CIDR_V6) {
+        memcpy(out, addr, 16);
+    } else {
+        return false;
+    }
+    lg_ip_unmap(family, out);
+    return true;
 }
 
 static uint32_t cidr_load32(const uint8_t *a)
@@ -445,10 +462,11 @@ int lg_cidr_set_build(lg_cidr_set_t *s, const lg_cidr_t *v, size_t n)
     return 0;
 }
 
-static bool cidr_find4(const lg_cidr_set_t *s, uint32_t a)
+/* The range holding a, or NULL. */
+static const lg_cidr_range4_t *cidr_find4(const lg_cidr_set_t *s, uint32_t a)
 {
     size_t n = s->n4;
-    if (n == 0 || a < s->v4[0].lo || a > s->v4[n - 1].hi) return false;
+    if (n == 0 || a < s->v4[0].lo || a > s->v4[n - 1].hi) return NULL;
     /* The last range with lo <= a, then a <= hi; see the file header for the bounds. */
     uint32_t k = cidr_bucket4(a, s->skip4, s->bits4);
     size_t lo = s->idx4[k], hi = s->idx4[k + 1];
@@ -460,7 +478,7 @@ static bool cidr_find4(const lg_cidr_set_t *s, uint32_t a)
             hi = mid;
         }
     }
-    return lo > 0 && a <= s->v4[lo - 1].hi;
+    return lo > 0 && a <= s->v4[lo - 1].hi ? &s->v4[lo - 1] : NULL;
 }
 
 /* a <= b for 128-bit numbers as (hi, lo) halves. */
@@ -469,15 +487,16 @@ static bool cidr_le6(uint64_t a_hi, uint64_t a_lo, uint64_t b_hi, uint64_t b_lo)
     return a_hi < b_hi || (a_hi == b_hi && a_lo <= b_lo);
 }
 
-static bool cidr_find6(const lg_cidr_set_t *s, const uint8_t *a)
+/* The range holding a, or NULL. */
+static const lg_cidr_range6_t *cidr_find6(const lg_cidr_set_t *s, const uint8_t *a)
 {
     size_t n = s->n6;
-    if (n == 0) return false;
+    if (n == 0) return NULL;
     uint64_t a_hi = cidr_load64(a), a_lo = cidr_load64(a + 8);
     const lg_cidr_range6_t *v = s->v6;
     if (!cidr_le6(cidr_load64(v[0].lo), cidr_load64(v[0].lo + 8), a_hi, a_lo) ||
         !cidr_le6(a_hi, a_lo, cidr_load64(v[n - 1].hi), cidr_load64(v[n - 1].hi + 8))) {
-        return false;
+        return NULL;
     }
     uint32_t k = cidr_bucket6(a_hi, a_lo, s->skip6, s->bits6);
     size_t lo = s->idx6[k], hi = s->idx6[k + 1];
@@ -489,15 +508,98 @@ static bool cidr_find6(const lg_cidr_set_t *s, const uint8_t *a)
             hi = mid;
         }
     }
-    return lo > 0 && cidr_le6(a_hi, a_lo, cidr_load64(v[lo - 1].hi), cidr_load64(v[lo - 1].hi + 8));
+    bool in =
+        lo > 0 && cidr_le6(a_hi, a_lo, cidr_load64(v[lo - 1].hi), cidr_load64(v[lo - 1].hi + 8));
+    return in ? &v[lo - 1] : NULL;
 }
 
 bool lg_cidr_set_contains(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr)
 {
-    if (family == LG_CIDR_V4) return cidr_find4(s, cidr_load32(addr));
+    if (family == LG_CIDR_V4) return cidr_find4(s, cidr_load32(addr)) != NULL;
     if (family != LG_CIDR_V6) return false;
-    if (memcmp(addr, cidr_mapped_prefix, 12) == 0) return cidr_find4(s, cidr_load32(addr + 12));
-    return cidr_find6(s, addr);
+    if (memcmp(addr, cidr_mapped_prefix, 12) == 0) {
+        return cidr_find4(s, cidr_load32(addr + 12)) != NULL;
+    }
+    return cidr_find6(s, addr) != NULL;
+}
+
+/* The widest prefix p such that a's /p block lies inside [lo, hi] (a is inside it). */
+static unsigned cidr_widest4(uint32_t a, const lg_cidr_range4_t *r)
+{
+    for (unsigned p = 0; p < CIDR_V4_BITS; p++) {
+        uint32_t host = p == 0 ? UINT32_MAX : (UINT32_MAX >> p);
+        if ((a & ~host) >= r->lo && (a | host) <= r->hi) return p;
+    }
+    return CIDR_V4_BITS;
+}
+
+static unsigned cidr_widest6(const uint8_t *a, const lg_cidr_range6_t *r)
+{
+    for (unsigned p = 0; p < CIDR_V6_BITS; p++) {
+        uint8_t net[16], top[16];
+        for (unsigned i = 0; i < 16; i++) {
+            unsigned keep = p >= 8 * (i + 1) ? 8 : p <= 8 * i ? 0 : p - 8 * i; /* bits of byte i */
+            uint8_t mask = (uint8_t)(0xff00u >> keep);
+            net[i] = a[i] & mask;
+            top[i] = a[i] | (uint8_t)~mask;
+        }
+        if (memcmp(net, r->lo, 16) >= 0 && memcmp(top, r->hi, 16) <= 0) return p;
+    }
+    return CIDR_V6_BITS;
+}
+
+bool lg_cidr_set_block(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr,
+                       lg_cidr_t *block)
+{
+    uint8_t a[16];
+    memset(block, 0, sizeof(*block));
+    if (!lg_ip_load(&family, addr, a)) return false;
+    block->family = family;
+    if (family == LG_CIDR_V4) {
+        uint32_t v = cidr_load32(a);
+        const lg_cidr_range4_t *r = cidr_find4(s, v);
+        if (r == NULL) return false;
+        block->prefix = (uint8_t)cidr_widest4(v, r);
+        uint32_t host = block->prefix == 0              ? UINT32_MAX
+                        : block->prefix >= CIDR_V4_BITS ? 0
+                                                        : (UINT32_MAX >> block->prefix);
+        v &= ~host;
+        block->addr[0] = (uint8_t)(v >> 24);
+        block->addr[1] = (uint8_t)(v >> 16);
+        block->addr[2] = (uint8_t)(v >> 8);
+        block->addr[3] = (uint8_t)v;
+        return true;
+    }
+    const lg_cidr_range6_t *r = cidr_find6(s, a);
+    if (r == NULL) return false;
+    block->prefix = (uint8_t)cidr_widest6(a, r);
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned p = block->prefix;
+        unsigned keep = p >= 8 * (i + 1) ? 8 : p <= 8 * i ? 0 : p - 8 * i;
+        block->addr[i] = a[i] & (uint8_t)(0xff00u >> keep);
+    }
+    return true;
+}
+
+int lg_ip_format(uint8_t family, const uint8_t *addr, char *out, size_t cap)
+{
+    int af = family == LG_CIDR_V4 ? AF_INET : family == LG_CIDR_V6 ? AF_INET6 : -1;
+    if (af < 0 || inet_ntop(af, addr, out, (socklen_t)cap) == NULL) {
+        if (cap > 0) out[0] = '\0';
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int lg_cidr_format(const lg_cidr_t *c, char *out, size_t cap)
+{
+    char ip[LG_IP_TEXT_MAX + 1];
+    if (lg_ip_format(c->family, c->addr, ip, sizeof(ip)) != 0) {
+        if (cap > 0) out[0] = '\0';
+        return -EINVAL;
+    }
+    int n = snprintf(out, cap, "%s/%u", ip, (unsigned)c->prefix);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
 }
 
 size_t lg_cidr_set_ranges(const lg_cidr_set_t *s)

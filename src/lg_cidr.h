@@ -117,6 +117,20 @@ int lg_cidr_set_build(lg_cidr_set_t *s, const lg_cidr_t *v, size_t n);
  */
 bool lg_cidr_set_contains(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr);
 
+/*
+ * Which block of the set holds the address: the widest CIDR that contains it and lies inside
+ * the set (an entry as written, unless entries were merged into a wider range: then a block of
+ * that range). IPv4-mapped IPv6 is looked up, and described, as IPv4. Returns false (block
+ * zeroed) when the address is not in the set. For explanations, not for the hot path.
+ */
+bool lg_cidr_set_block(const lg_cidr_set_t *s, uint8_t family, const uint8_t *addr,
+                       lg_cidr_t *block);
+
+/* Text of an address (inet_ntop forms) into out (LG_IP_TEXT_MAX + 1 bytes suffice), and of a
+ * CIDR (LG_CIDR_TEXT_MAX + 1). Return 0, or -EINVAL / -ENOSPC with out emptied or clipped. */
+int lg_ip_format(uint8_t family, const uint8_t *addr, char *out, size_t cap);
+int lg_cidr_format(const lg_cidr_t *c, char *out, size_t cap);
+
 /* Number of disjoint ranges the set holds (after merging); for logs and tests. */
 size_t lg_cidr_set_ranges(const lg_cidr_set_t *s);
 
@@ -128,5 +142,9 @@ void lg_cidr_set_free(lg_cidr_set_t *s);
  * with a.b.c.d in addr[0..3] and addr[4..15] zeroed. Otherwise leave both untouched.
  */
 void lg_ip_unmap(uint8_t *family, uint8_t addr[16]);
+
+/* Copy an address of *family (4: 4 bytes, 6: 16 bytes) into out (zero-padded) and unmap it
+ * (lg_ip_unmap). False for any other family (out zeroed). */
+bool lg_ip_load(uint8_t *family, const uint8_t *addr, uint8_t out[16]);
 
 #endif /* LG_CIDR_H */

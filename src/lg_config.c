@@ -397,6 +397,11 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
             goto fail;
         }
         lc->accept_proxy = l->accept_proxy;
+        if (l->reuse_port < 0 || l->reuse_port > 1) {
+            RANGE(err, "%s.reusePort must be 'exclusive' or 'share'", path);
+            goto fail;
+        }
+        lc->reuse_share = l->reuse_port == 1;
         if (lc->accept_proxy != 0 && l->trusted_proxies.n == 0) {
             RANGE(err, "%s.trustedProxies must not be empty when acceptProxyProtocol is set", path);
             goto fail;

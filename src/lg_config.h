@@ -160,6 +160,7 @@ typedef struct lg_src_listener_s {
     int accept_proxy;         /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_src_strings_t trusted_proxies;
     uint64_t weight; /* scheduler.weight of its connections (0 counts as 1) */
+    int reuse_port;  /* 0 = 'exclusive', 1 = 'share' */
 } lg_src_listener_t;
 
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
@@ -338,6 +339,7 @@ typedef struct lg_listener_conf_s {
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
     uint16_t weight;       /* scheduler.weight of its connections (1..LG_DRR_WEIGHT_MAX) */
+    bool reuse_share;      /* reusePort 'share': skip the exclusivity probe (lg_listener) */
 } lg_listener_conf_t;
 
 typedef struct lg_config_s {

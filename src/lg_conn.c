@@ -448,7 +448,7 @@ static void conn_free(lg_conn_t *c)
                                now_ms(c) - c->accepted_at);
     }
     head_free(c);
-    lg_free(c->tunnel);
+    lg_connect_tunnel_free(c->tunnel);
     lg_free(c->proxyin);
     lg_free(c->dial);
     lg_free(c->pp);
@@ -1751,7 +1751,6 @@ static bool hello_ctx_new(lg_conn_t *c)
 
 /* ---- CONNECT ----------------------------------------------------------------------------- */
 
-/* Answer with an error status and close gracefully (LINGER). */
 /* Why a CONNECT that gets `status` ends, unless a more precise reason was noted before. */
 static int status_why(int status)
 {
@@ -1773,20 +1772,14 @@ static int status_why(int status)
     }
 }
 
-static void respond(lg_conn_t *c, int status)
+/* Answer with `text` (a response for `status`) and close gracefully (LINGER). */
+static void respond_text(lg_conn_t *c, int status, const char *text, size_t len)
 {
     note_why(c, status_why(status));
     c->status = (uint16_t)status;
     lg_connect_count_status(counters(c), status);
     leave_head(c);
     head_free(c);
-    size_t len = 0;
-    const char *text = lg_connect_response(status, &len);
-    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
-    if (status == 407 && auth != NULL) {
-        text = auth->response; /* fixed per listener: it names the realm */
-        len = auth->response_len;
-    }
     c->resp_len = (uint16_t)len;
     if (lg_relay_copy(&c->relay, &c->relay.u2c, (const uint8_t *)text, len) != 0) {
         out_of_memory(c);
@@ -1794,6 +1787,32 @@ static void respond(lg_conn_t *c, int status)
     }
     c->linger_discard = true;
     linger_start(c);
+}
+
+/* Answer with an error status's fixed text and close gracefully (LINGER). */
+static void respond(lg_conn_t *c, int status)
+{
+    size_t len = 0;
+    const char *text = lg_connect_response(status, &len);
+    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
+    if (status == 407 && auth != NULL) {
+        text = auth->response; /* fixed per listener: it names the realm */
+        len = auth->response_len;
+    }
+    respond_text(c, status, text, len);
+}
+
+/* The destination policy refused the target for `reason`: count it, answer 403 saying why. */
+static void forbidden(lg_conn_t *c, int reason)
+{
+    char text[LG_CONNECT_FORBIDDEN_MAX];
+    lg_connect_count_refusal(counters(c), reason);
+    note_why(c, reason == LG_POLICY_PORT     ? LG_CLOSE_REFUSED_PORT
+                : reason == LG_POLICY_DOMAIN ? LG_CLOSE_REFUSED_DOMAIN
+                                             : LG_CLOSE_REFUSED_ADDRESS);
+    size_t len = lg_connect_forbidden(c->tunnel, &c->w->conf->listeners[c->lis].policy,
+                                      &c->head->req, reason, text);
+    respond_text(c, 403, text, len);
 }
 
 static void tunnel_dial(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n)
@@ -1807,7 +1826,10 @@ static bool resolved_keep(void *arg, const lg_sockaddr_t *addr)
 {
     lg_conn_t *c = arg;
     lg_sockaddr_t a = *addr;
-    return lg_connect_filter(&c->w->conf->listeners[c->lis].policy, &a, 1) == 1;
+    const lg_policy_t *pol = &c->w->conf->listeners[c->lis].policy;
+    if (lg_connect_filter(pol, &a, 1) == 1) return true;
+    if (c->tunnel->denied.family == 0) lg_connect_denial(pol, addr, &c->tunnel->denied);
+    return false;
 }
 
 static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
@@ -1824,8 +1846,7 @@ static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status
     memcpy(ok, addrs, n_ok * sizeof(ok[0]));
     n_ok = lg_connect_filter(&c->w->conf->listeners[c->lis].policy, ok, n_ok);
     if (n_ok == 0) {
-        LG_COUNT(counters(c), refused_address, 1);
-        respond(c, 403);
+        forbidden(c, LG_POLICY_ADDRESS);
         return;
     }
     tunnel_dial(c, ok, n_ok);
@@ -1843,11 +1864,7 @@ static void to_policy(lg_conn_t *c)
     int reason = 0;
     switch (lg_connect_judge(&lc->policy, req, &addr, &reason)) {
     case LG_CONNECT_REFUSE:
-        lg_connect_count_refusal(cnt, reason);
-        note_why(c, reason == LG_POLICY_PORT     ? LG_CLOSE_REFUSED_PORT
-                    : reason == LG_POLICY_DOMAIN ? LG_CLOSE_REFUSED_DOMAIN
-                                                 : LG_CLOSE_REFUSED_ADDRESS);
-        respond(c, 403);
+        forbidden(c, reason);
         return;
     case LG_CONNECT_DIAL:
         tunnel_dial(c, &addr, 1);

@@ -18,13 +18,14 @@ typedef struct response_s {
     const char *text;
 } response_t;
 
-/* Fixed texts: the client's input is never echoed. Bodies are the reason phrase plus "\n". */
+/* Fixed texts: the client's input is never echoed. Bodies are the reason phrase plus "\n",
+ * except 403's, which says why (a policy 403 is built by lg_connect_forbidden instead). */
 static const char RESP_200[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 static const response_t RESPONSES[] = {
     {400, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n"
           "Connection: close\r\n\r\nBad Request\n"},
-    {403, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n"
-          "Connection: close\r\n\r\nForbidden\n"},
+    {403, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n"
+          "Connection: close\r\n\r\nthe client address is in protection.blocklist\n"},
     {405, "HTTP/1.1 405 Method Not Allowed\r\nAllow: CONNECT\r\nContent-Type: text/plain\r\n"
           "Content-Length: 19\r\nConnection: close\r\n\r\nMethod Not Allowed\n"},
     {408, "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
@@ -229,6 +230,13 @@ static bool sockaddr_to_ip(const lg_sockaddr_t *sa, uint8_t *family, uint8_t add
     return false;
 }
 
+void lg_connect_denial(const lg_policy_t *pol, const lg_sockaddr_t *addr, lg_policy_denial_t *d)
+{
+    uint8_t family, ip[16];
+    memset(d, 0, sizeof(*d));
+    if (sockaddr_to_ip(addr, &family, ip)) lg_policy_denial(pol, family, ip, d);
+}
+
 size_t lg_connect_filter(const lg_policy_t *pol, lg_sockaddr_t *addrs, size_t n)
 {
     size_t kept = 0;
@@ -248,8 +256,33 @@ lg_tunnel_t *lg_connect_tunnel_new(const lg_http_req_t *req)
     lg_tunnel_t *t = lg_malloc(sizeof(*t) + req->host_len + 1);
     if (t == NULL) return NULL;
     t->port = req->port;
+    memset(&t->denied, 0, sizeof(t->denied));
+    t->why = NULL;
     memcpy(t->target, req->host, req->host_len + 1);
     return t;
+}
+
+void lg_connect_tunnel_free(lg_tunnel_t *t)
+{
+    if (t == NULL) return;
+    lg_free(t->why);
+    lg_free(t);
+}
+
+size_t lg_connect_forbidden(lg_tunnel_t *t, const lg_policy_t *pol, const lg_http_req_t *req,
+                            int reason, char *out)
+{
+    char why[LG_POLICY_WHY_MAX];
+    size_t n = lg_policy_explain(pol, req, reason, t != NULL ? &t->denied : NULL, why, sizeof(why));
+    if (t != NULL && t->why == NULL && (t->why = lg_malloc(n + 1)) != NULL) {
+        memcpy(t->why, why, n + 1);
+    }
+    int len = snprintf(out, LG_CONNECT_FORBIDDEN_MAX,
+                       "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: "
+                       "%zu\r\nConnection: close\r\n\r\n%s\n",
+                       n + 1, why);
+    /* Cannot clip: the head is < 128 bytes and why < LG_POLICY_WHY_MAX. */
+    return len < 0 ? 0 : LG_MIN((size_t)len, (size_t)LG_CONNECT_FORBIDDEN_MAX - 1);
 }
 
 void lg_connect_post_tunnel(lg_events_t *ch, unsigned worker, unsigned listener,
@@ -265,6 +298,7 @@ void lg_connect_post_tunnel(lg_events_t *ch, unsigned worker, unsigned listener,
     if (t != NULL) {
         e->port = t->port;
         snprintf(e->target, sizeof(e->target), "%s", t->target);
+        if (t->why != NULL) snprintf(e->why, sizeof(e->why), "%s", t->why);
     }
     e->bytes_in = bytes_in;
     e->bytes_out = bytes_out;

@@ -15,7 +15,9 @@
  * a listener with connect.auth → 407 (the listener's own text naming its realm, lg_auth), no
  * verification slot or verdict in time → 503 (lg_verify); policy refusal → 403; lookup or dial
  * failure → 502; dial deadline → 504; over capacity → 503. Every response is a fixed text with
- * `Connection: close` that never echoes the request.
+ * `Connection: close` that never echoes the request, except a policy 403, whose body names the
+ * rule that refused the target (lg_policy_explain: the port, or the host name clipped and
+ * escaped); a 403 from protection says the source is in protection.blocklist.
  */
 #ifndef LG_CONNECT_H
 #define LG_CONNECT_H
@@ -40,8 +42,13 @@ typedef struct lg_connect_head_s {
 /* Owner: the connection, from the end of the head until it is freed (for the tunnel event). */
 typedef struct lg_tunnel_s {
     uint16_t port;
-    char target[]; /* host as requested, NUL-terminated */
+    lg_policy_denial_t denied; /* the first looked-up address the policy refused (family 0: none) */
+    char *why;                 /* owned: why the policy refused it (lg_policy_explain), or NULL */
+    char target[];             /* host as requested, NUL-terminated */
 } lg_tunnel_t;
+
+/* Bytes of a 403 response with its explanation, at most. */
+#define LG_CONNECT_FORBIDDEN_MAX (LG_POLICY_WHY_MAX + 128)
 
 /* A new head context (NULL when out of memory) and its release (NULL is ignored). */
 lg_connect_head_t *lg_connect_head_new(void);
@@ -78,8 +85,21 @@ int lg_connect_judge(const lg_policy_t *pol, const lg_http_req_t *req, lg_sockad
 /* Keep the looked-up addresses the policy allows, in order; returns how many remain. */
 size_t lg_connect_filter(const lg_policy_t *pol, lg_sockaddr_t *addrs, size_t n);
 
-/* A new tunnel record for the event (NULL when out of memory). */
+/* Why the policy refuses a looked-up address (d->family 0 if it does not). */
+void lg_connect_denial(const lg_policy_t *pol, const lg_sockaddr_t *addr, lg_policy_denial_t *d);
+
+/* A new tunnel record for the event (NULL when out of memory), and its release. */
 lg_tunnel_t *lg_connect_tunnel_new(const lg_http_req_t *req);
+void lg_connect_tunnel_free(lg_tunnel_t *t);
+
+/*
+ * A policy refusal of the tunnel's head `req` for `reason` (LG_POLICY_*): write the 403 response
+ * that says why (lg_policy_explain; t->denied explains a looked-up name) into out
+ * (LG_CONNECT_FORBIDDEN_MAX bytes) and keep the explanation on t for the tunnel event (dropped
+ * when out of memory). Returns the response's length.
+ */
+size_t lg_connect_forbidden(lg_tunnel_t *t, const lg_policy_t *pol, const lg_http_req_t *req,
+                            int reason, char *out);
 
 /* The fixed response for a status, and the 200 line. */
 const char *lg_connect_response(int status, size_t *len);

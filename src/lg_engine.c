@@ -9,6 +9,7 @@
 #include "lg_suspend.h"
 #include "lg_worker.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@ struct lg_engine_s {
     bool limit_ready, blocklog_ready;
     lg_lis_state_t lis[LG_MAX_LISTENERS];
     lg_bound_t bound[LG_MAX_LISTENERS];
-    lg_worker_t *workers; /* conf.worker_threads of them */
+    lg_lsocks_t socks[LG_MAX_LISTENERS]; /* listen sockets while running (JS thread only) */
+    lg_worker_t *workers;                /* conf.worker_threads of them */
     lg_pending_t *pending[LG_MAX_WORKERS];
     unsigned n_workers;
     unsigned n_started; /* threads created */
@@ -93,44 +95,79 @@ static void close_fds(int *fds, size_t n)
     }
 }
 
-int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, int *bad_listener, char *warn,
-                    size_t warn_size)
+/* Close the engine's own copies of its listen sockets (JS thread). Idempotent. */
+static void close_socks(lg_engine_t *e)
+{
+    for (size_t i = 0; i < e->conf.n_listeners; i++)
+        lg_lsocks_close(&e->socks[i]);
+}
+
+/* Worker k's listen fds: duplicates of sockets m ≡ k (mod workers) of each listener. */
+static int worker_fds(const lg_engine_t *e, unsigned k, int *fds, unsigned *index, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < e->conf.n_listeners; i++) {
+        for (unsigned m = k; m < e->socks[i].n; m += e->n_workers) {
+            fds[*n] = fcntl(e->socks[i].fds[m], F_DUPFD_CLOEXEC, 0);
+            if (fds[*n] < 0) return -errno;
+            index[(*n)++] = (unsigned)i;
+        }
+    }
+    return 0;
+}
+
+int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, const lg_engine_t *from,
+                    int *bad_listener, char *warn, size_t warn_size)
 {
     *bad_listener = -1;
+    warn[0] = '\0';
     if (e->state != LG_ENGINE_NEW) return -EALREADY;
+    if (from != NULL && from->state != LG_ENGINE_RUNNING) return -EINVAL;
     lg_listener_raise_nofile(&e->conf, warn, warn_size);
     e->events.post = post;
     e->events.post_ctx = post_ctx;
     size_t nl = e->conf.n_listeners;
-    /* fds[k * nl + i]: worker k's socket for listener i. */
-    int *fds = lg_malloc(sizeof(int) * e->n_workers * nl);
-    int *col = lg_malloc(sizeof(int) * e->n_workers);
-    int rc = fds != NULL && col != NULL ? 0 : -ENOMEM;
-    for (size_t i = 0; i < e->n_workers * nl && fds != NULL; i++)
-        fds[i] = -1;
+    lg_handover_t ho = {0};
+    if (from != NULL) {
+        ho.owner = from;
+        ho.bound = from->bound;
+        ho.socks = from->socks;
+        ho.n = from->conf.n_listeners;
+    }
+    int rc = 0;
+    size_t total = 0;
     for (size_t i = 0; rc == 0 && i < nl; i++) {
-        rc = lg_listener_bind(e, &e->conf.listeners[i], e->n_workers, col, &e->bound[i]);
-        if (rc != 0) {
-            *bad_listener = (int)i;
-            break;
-        }
-        for (unsigned k = 0; k < e->n_workers; k++)
-            fds[k * nl + i] = col[k];
+        rc = lg_listener_bind(e, &e->conf.listeners[i], e->n_workers, from ? &ho : NULL,
+                              &e->socks[i], &e->bound[i]);
+        if (rc != 0) *bad_listener = (int)i;
+        total += e->socks[i].n;
     }
-    /* Counted after binding (the listen fds are open), before the loops exist. */
+    /* One worker's share: at most every socket (fewer workers than a predecessor had). */
+    int *fds = rc == 0 ? lg_malloc(sizeof(int) * total) : NULL;
+    unsigned *index = rc == 0 ? lg_malloc(sizeof(unsigned) * total) : NULL;
+    if (rc == 0 && (fds == NULL || index == NULL)) rc = -ENOMEM;
+    /* Counted after binding (the listen fds are open), before the loops exist; the workers'
+     * duplicates of the `total` listen fds are still to come. */
     uint32_t budget = rc == 0 ? lg_listener_fd_budget(e->n_workers) : 0;
-    for (unsigned k = 0; rc == 0 && k < e->n_workers; k++) {
-        e->workers[k].ctx.fd_budget = budget;
-        rc = lg_worker_start(&e->workers[k], &fds[k * nl]);
-        if (rc == 0) e->n_started++;
+    if (budget > 0) {
+        uint32_t dups = (uint32_t)((total + LG_FDS_PER_CONN - 1) / LG_FDS_PER_CONN);
+        budget = budget > dups ? budget - dups : 1;
     }
-    if (fds != NULL) close_fds(fds, e->n_workers * nl);
+    for (unsigned k = 0; rc == 0 && k < e->n_workers; k++) {
+        size_t n = 0;
+        e->workers[k].ctx.fd_budget = budget;
+        rc = worker_fds(e, k, fds, index, &n);
+        if (rc == 0) rc = lg_worker_start(&e->workers[k], fds, index, n);
+        if (rc == 0) e->n_started++;
+        close_fds(fds, n); /* what the worker did not take */
+    }
     lg_free(fds);
-    lg_free(col);
+    lg_free(index);
     if (rc == 0) {
         e->state = LG_ENGINE_RUNNING;
         return 0;
     }
+    close_socks(e);
     if (e->n_started > 0) {
         /* Workers that started own their listen fds: stop them. */
         for (unsigned k = 0; k < e->n_started; k++)
@@ -146,6 +183,9 @@ void lg_engine_stop(lg_engine_t *e, uint32_t grace_ms)
 {
     if (e->state != LG_ENGINE_RUNNING && e->state != LG_ENGINE_STOPPING) return;
     e->state = LG_ENGINE_STOPPING;
+    /* The workers close their duplicates as they stop; a socket an engine took over stays
+     * open in that engine. */
+    close_socks(e);
     /* The first stop of each worker cannot fail (its message is preallocated); a later one
      * that finds no memory only leaves the earlier grace period running. */
     for (unsigned k = 0; k < e->n_started; k++)
@@ -157,6 +197,7 @@ void lg_engine_join(lg_engine_t *e)
     for (unsigned k = 0; k < e->n_started; k++)
         lg_worker_join(&e->workers[k]);
     e->n_started = 0;
+    close_socks(e);
     lg_listener_unregister(e);
     e->state = LG_ENGINE_STOPPED;
 }

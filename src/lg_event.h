@@ -15,6 +15,7 @@
 #define LG_EVENT_H
 
 #include "lg_common.h"
+#include "lg_policy.h"
 
 #include <stdatomic.h>
 
@@ -97,7 +98,8 @@ typedef struct lg_ev_tunnel_s {
     uint64_t bytes_in;  /* client → target */
     uint64_t bytes_out; /* target → client (the 200 line not included) */
     uint64_t duration_ms;
-    char target[256]; /* host as requested; "" when the head never completed */
+    char target[256];            /* host as requested; "" when the head never completed */
+    char why[LG_POLICY_WHY_MAX]; /* why the policy refused it (403), else "" */
 } lg_ev_tunnel_t;
 
 /* One access record: built at close from what the connection kept (see lg_conn.c's post_access). */

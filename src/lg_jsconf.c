@@ -480,6 +480,7 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
 {
     static const char *const kinds[] = {"tls", "connect"};
     static const char *const proxy_modes[] = {"none", "v1", "v2", "any"};
+    static const char *const reuse_modes[] = {"exclusive", "share"};
     napi_value p;
     char ppath[PATH_MAX_LEN];
     snprintf(ppath, sizeof(ppath), "%s.protection", path);
@@ -494,7 +495,8 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
         read_protection(env, p, &out->protection, ppath) != 0 ||
         get_enum(env, l, "acceptProxyProtocol", proxy_modes, 4, &out->accept_proxy, path) != 0 ||
         get_strings(env, l, "trustedProxies", &out->trusted_proxies, path) != 0 ||
-        read_weight(env, l, &out->weight, path) != 0) {
+        read_weight(env, l, &out->weight, path) != 0 ||
+        get_enum(env, l, "reusePort", reuse_modes, 2, &out->reuse_port, path) != 0) {
         return -1;
     }
     /* 'none', 'v1', 'v2', 'any' are 0, LG_PP_ACCEPT_V1, LG_PP_ACCEPT_V2, LG_PP_ACCEPT_ANY. */

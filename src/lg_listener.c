@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 typedef struct registry_entry_s {
     struct sockaddr_storage addr;
     const void *owner;
+    bool share; /* reusePort 'share': another 'share' entry may overlap it */
 } registry_entry_t;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -78,16 +80,23 @@ static bool sa_overlap(const struct sockaddr_storage *a, const struct sockaddr_s
     return sa_is_any(v6);
 }
 
-/* Reserve an address for an owner; -EADDRINUSE if another owner (or listener) holds it. */
-static int registry_add(const void *owner, const struct sockaddr_storage *ss)
+/*
+ * Reserve an address for an owner; -EADDRINUSE if another owner (or listener) holds it, unless
+ * both share it, or it is held by `from` (the engine this one takes the address over from).
+ */
+static int registry_add(const void *owner, const struct sockaddr_storage *ss, bool share,
+                        const void *from)
 {
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++) {
-        if (sa_overlap(&registry[i].addr, ss)) {
-            rc = -EADDRINUSE;
-            break;
+        if (!sa_overlap(&registry[i].addr, ss)) continue;
+        if (share && registry[i].share) continue;
+        if (from != NULL && registry[i].owner == from && sa_same_addr(&registry[i].addr, ss)) {
+            continue;
         }
+        rc = -EADDRINUSE;
+        break;
     }
     if (rc == 0) {
         if (registry_n == REGISTRY_MAX) {
@@ -95,6 +104,7 @@ static int registry_add(const void *owner, const struct sockaddr_storage *ss)
         } else {
             registry[registry_n].addr = *ss;
             registry[registry_n].owner = owner;
+            registry[registry_n].share = share;
             registry_n++;
         }
     }
@@ -139,6 +149,25 @@ static socklen_t sa_len(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/*
+ * Is the address free of other listeners (reusePort 'exclusive')? A socket bound without
+ * SO_REUSEPORT conflicts with every socket listening there, SO_REUSEPORT or not; SO_REUSEADDR
+ * only lets it past connections in TIME_WAIT. Returns 0 or -EADDRINUSE (or another bind
+ * error). The probe is closed before the group binds: see lg_listener.h for that window.
+ */
+static int probe_exclusive(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, sa_len(ss)) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
 static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -156,32 +185,70 @@ static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
     return 0;
 }
 
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
-                     lg_bound_t *out)
+void lg_lsocks_close(lg_lsocks_t *s)
+{
+    for (unsigned m = 0; m < s->n; m++) {
+        if (s->fds[m] >= 0) close(s->fds[m]);
+    }
+    lg_free(s->fds);
+    s->fds = NULL;
+    s->n = 0;
+}
+
+/* The listener of `from` bound to exactly this address and port, with sockets open; -1 if none. */
+static int handover_match(const lg_handover_t *from, const struct sockaddr_storage *ss)
+{
+    for (size_t j = 0; from != NULL && j < from->n; j++) {
+        const struct sockaddr_storage *b = &from->bound[j].addr;
+        if (from->socks[j].n > 0 && sa_port(b) == sa_port(ss) && sa_same_addr(b, ss)) {
+            return (int)j;
+        }
+    }
+    return -1;
+}
+
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
+                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out)
 {
     struct sockaddr_storage ss;
-    for (unsigned k = 0; k < n_workers; k++)
-        fds[k] = -1;
+    socks->fds = NULL;
+    socks->n = 0;
     int rc = resolve_listen(lc->host, lc->port, &ss);
-    if (rc == 0 && lc->port != 0) rc = registry_add(owner, &ss);
-    for (unsigned k = 0; rc == 0 && k < n_workers; k++) {
-        rc = open_listen_fd(&ss, &fds[k]);
-        if (rc == 0 && k == 0 && lc->port == 0) {
+    if (rc != 0) return rc;
+    int j = lc->port != 0 ? handover_match(from, &ss) : -1;
+    const lg_lsocks_t *old = j >= 0 ? &from->socks[j] : NULL;
+    unsigned n = old != NULL ? LG_MAX(n_workers, old->n) : n_workers;
+    socks->fds = lg_malloc(sizeof(int) * n);
+    if (socks->fds == NULL) return -ENOMEM;
+    for (unsigned m = 0; m < n; m++)
+        socks->fds[m] = -1;
+    socks->n = n;
+
+    if (lc->port != 0) rc = registry_add(owner, &ss, lc->reuse_share, old ? from->owner : NULL);
+    /* Taking an address over from an engine of this process needs no probe: it is ours. */
+    if (rc == 0 && lc->port != 0 && !lc->reuse_share && old == NULL) rc = probe_exclusive(&ss);
+    for (unsigned m = 0; rc == 0 && m < n; m++) {
+        if (old != NULL && m < old->n) {
+            /* The same socket (its accept queue included), so no connection waits on a socket
+             * that is about to close: the old engine's close leaves it open here. */
+            socks->fds[m] = fcntl(old->fds[m], F_DUPFD_CLOEXEC, 0);
+            rc = socks->fds[m] < 0 ? -errno : 0;
+            continue;
+        }
+        rc = open_listen_fd(&ss, &socks->fds[m]);
+        if (rc == 0 && m == 0 && lc->port == 0) {
             struct sockaddr_storage got;
             socklen_t len = sizeof(got);
-            if (getsockname(fds[0], (struct sockaddr *)&got, &len) != 0) {
+            if (getsockname(socks->fds[0], (struct sockaddr *)&got, &len) != 0) {
                 rc = -errno;
                 break;
             }
             sa_set_port(&ss, sa_port(&got));
-            rc = registry_add(owner, &ss);
+            rc = registry_add(owner, &ss, lc->reuse_share, NULL);
         }
     }
     if (rc != 0) {
-        for (unsigned k = 0; k < n_workers; k++) {
-            if (fds[k] >= 0) close(fds[k]);
-            fds[k] = -1;
-        }
+        lg_lsocks_close(socks);
         return rc;
     }
     out->addr = ss;

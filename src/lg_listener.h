@@ -8,10 +8,23 @@
  * kernel spreads incoming connections over them. For port 0 the first socket's port, read back
  * with getsockname(), is used for the rest.
  *
- * SO_REUSEPORT would let a second legato engine in this process bind the same address and
- * silently share its connections. A process-wide registry of bound addresses (touched only at
- * start and stop) refuses that with EADDRINUSE, as a plain bind would. Other processes of the
- * same user are not covered: that is SO_REUSEPORT's contract.
+ * SO_REUSEPORT would let a second legato engine bind the same address and silently share its
+ * connections (issue 15 item 6: nginx, squid and tinyproxy fail with EADDRINUSE instead).
+ *   - In this process, a process-wide registry of bound addresses (touched only at start and
+ *     stop) refuses an overlapping address with EADDRINUSE.
+ *   - Other processes: before the group binds, a probe socket is bound to the address WITHOUT
+ *     SO_REUSEPORT (SO_REUSEADDR only, to pass TIME_WAIT) and closed. Any socket listening there
+ *     — another legato's group, nginx, a Node server — makes that bind fail with EADDRINUSE, which
+ *     start() reports naming the address.
+ *   - reusePort 'share' on a listener skips the probe, and lets registry entries that both say
+ *     'share' overlap: engines and processes that all ask to share split the connections.
+ *   - Race: the probe is closed before the first group socket binds (a socket bound without
+ *     SO_REUSEPORT would keep the group out), so two engines of two processes that start on one
+ *     address within those few system calls can both pass the probe and then share it. The
+ *     window is microseconds, only at start; a start that loses it is not detected. Also, the
+ *     kernel cannot tell an exclusive group from a sharing one: a process that says 'share' joins
+ *     an exclusive group already there. 'exclusive' protects a listener from a second start by
+ *     mistake, not from a process that asks to share.
  *
  * Accepting: a worker watches each listen fd with a uv_poll_t and calls accept4() itself instead
  * of using uv_listen(), for three reasons: a bounded number of accepts per wakeup
@@ -49,13 +62,36 @@ typedef struct lg_bound_s {
     uint16_t port; /* the port actually bound */
 } lg_bound_t;
 
+/* The listen sockets of one listener, kept by its engine (JS thread) while it runs: the
+ * workers accept on duplicates of them. Owner: the engine; closed with lg_lsocks_close. */
+typedef struct lg_lsocks_s {
+    int *fds;   /* n >= the engine's workers; -1 for a closed one */
+    unsigned n; /* fds[m] is watched by worker m % workers */
+} lg_lsocks_t;
+
+/* A running engine of this process whose addresses a starting one may take over (issue 15
+ * item 4): its registry owner, and per listener its bound address and sockets. */
+typedef struct lg_handover_s {
+    const void *owner;
+    const lg_bound_t *bound;
+    const lg_lsocks_t *socks;
+    size_t n;
+} lg_handover_t;
+
 /*
- * Bind listener `lc` once per worker (fds[0..n_workers)), registered in the process-wide
- * registry under `owner`. Returns 0, or a negative errno (fds already opened are closed; the
- * caller unregisters the owner).
+ * Bind listener `lc`, registered in the process-wide registry under `owner`, into `socks`: one
+ * SO_REUSEPORT socket per worker; or, when `from` has a listener bound to exactly this address
+ * and port (not port 0), duplicates of all its sockets (the same sockets: both engines accept
+ * from them until the old one stops, and connections waiting in their queues are not lost),
+ * plus new sockets up to n_workers. Taking over skips the exclusivity probe and may overlap
+ * `from`'s registry entry. Returns 0, or a negative errno (nothing left open; the caller
+ * unregisters the owner).
  */
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers, int *fds,
-                     lg_bound_t *out);
+int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
+                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out);
+
+/* Close a listener's sockets (the workers' duplicates stay open until they close them). */
+void lg_lsocks_close(lg_lsocks_t *s);
 
 /* Drop every registry entry of `owner` (stop, or a failed start). */
 void lg_listener_unregister(const void *owner);

@@ -17,6 +17,8 @@
 #include "lg_policy.h"
 #include "lg_name.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h> /* AF_INET, AF_INET6: constants only */
@@ -204,16 +206,8 @@ static bool policy_lists_allow(const lg_policy_t *p, uint8_t family, const uint8
 
 bool lg_policy_addr_allowed(const lg_policy_t *p, uint8_t family, const uint8_t *addr)
 {
-    uint8_t a[16] = {0};
-
-    if (family == LG_CIDR_V4) {
-        memcpy(a, addr, 4);
-    } else if (family == LG_CIDR_V6) {
-        memcpy(a, addr, 16);
-    } else {
-        return false;
-    }
-    lg_ip_unmap(&family, a);
+    uint8_t a[16];
+    if (!lg_ip_load(&family, addr, a)) return false;
     if (!policy_lists_allow(p, family, a)) return false;
     if (family == LG_CIDR_V6) {
         /* An embedded IPv4 address must pass too (see lg_policy.h). */
@@ -261,6 +255,126 @@ size_t lg_policy_filter(const lg_policy_t *p, uint8_t *families, uint8_t (*addrs
         out++;
     }
     return out;
+}
+
+bool lg_policy_denial(const lg_policy_t *p, uint8_t family, const uint8_t *addr,
+                      lg_policy_denial_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    if (lg_policy_addr_allowed(p, family, addr)) return false;
+    uint8_t a[16];
+    if (!lg_ip_load(&family, addr, a)) return true; /* an unknown family: refused, no range */
+    d->family = family;
+    memcpy(d->addr, a, 16);
+    if (!policy_lists_allow(p, family, a)) {
+        lg_cidr_set_block(&p->deny, family, a, &d->block);
+    } else if (family == LG_CIDR_V6) {
+        /* Allowed itself: refused through the IPv4 address it embeds (see the header). */
+        d->embedded = true;
+        memcpy(d->v4,
+               memcmp(a, policy_nat64_prefix, sizeof(policy_nat64_prefix)) == 0 ? a + 12 : a + 2,
+               4);
+        lg_cidr_set_block(&p->deny, LG_CIDR_V4, d->v4, &d->block);
+    }
+    return true;
+}
+
+/* A client-given name as shown in an explanation (see lg_policy.h); out holds
+ * LG_POLICY_SHOWN_MAX + 4 bytes. */
+static void policy_show(const char *s, size_t n, char *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '.' || c == '-' || c == '_' || c == ':';
+        size_t need = plain ? 1 : 4;
+        if (w + need > LG_POLICY_SHOWN_MAX) {
+            memcpy(out + w, "...", 3);
+            w += 3;
+            break;
+        }
+        if (plain) {
+            out[w++] = (char)c;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out[w++] = '\\';
+            out[w++] = 'x';
+            out[w++] = hex[c >> 4];
+            out[w++] = hex[c & 15];
+        }
+    }
+    out[w] = '\0';
+}
+
+/* snprintf that reports the length actually written (clipped to cap - 1). */
+static size_t policy_say(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        if (cap > 0) out[0] = '\0';
+        return 0;
+    }
+    return cap == 0 ? 0 : LG_MIN((size_t)n, cap - 1);
+}
+
+/* "10.0.0.1 is in a denied range (denyCidrs 10.0.0.0/8; --allow-cidr 10.0.0.1 allows it)", or
+ * "64:ff9b::a00:1 embeds 10.0.0.1, which is in ..." */
+static size_t policy_say_denial(char *out, size_t cap, const lg_policy_denial_t *d)
+{
+    char ip[LG_IP_TEXT_MAX + 1], v4[LG_IP_TEXT_MAX + 1], block[LG_CIDR_TEXT_MAX + 1];
+    lg_ip_format(d->family, d->addr, ip, sizeof(ip));
+    if (lg_cidr_format(&d->block, block, sizeof(block)) != 0) snprintf(block, sizeof(block), "?");
+    if (!d->embedded) {
+        return policy_say(out, cap,
+                          "%s is in a denied range (denyCidrs %s; --allow-cidr %s allows it)", ip,
+                          block, ip);
+    }
+    lg_ip_format(LG_CIDR_V4, d->v4, v4, sizeof(v4));
+    return policy_say(out, cap,
+                      "%s embeds %s, which is in a denied range (denyCidrs %s; --allow-cidr %s "
+                      "allows it)",
+                      ip, v4, block, v4);
+}
+
+size_t lg_policy_explain(const lg_policy_t *p, const lg_http_req_t *req, int reason,
+                         const lg_policy_denial_t *resolved, char *out, size_t cap)
+{
+    char host[LG_POLICY_SHOWN_MAX + 4];
+    char why[LG_POLICY_WHY_MAX];
+    policy_show(req->host, req->host_len, host);
+    uint8_t family = req->family == AF_INET ? LG_CIDR_V4 : LG_CIDR_V6;
+    lg_policy_denial_t d;
+
+    switch (reason) {
+    case LG_POLICY_PORT:
+        return policy_say(out, cap,
+                          "port %u is not allowed (allowPorts; --allow-port %u allows it)",
+                          (unsigned)req->port, (unsigned)req->port);
+    case LG_POLICY_DOMAIN:
+        if (req->host_is_ip) {
+            return policy_say(out, cap,
+                              "%s is an address, and with allowDomains set only addresses in "
+                              "allowCidrs may be reached (--allow-cidr %s allows it)",
+                              host, host);
+        }
+        return policy_say(out, cap,
+                          "%s is not in the allowed domains (allowDomains; --allow-domain)", host);
+    case LG_POLICY_ADDRESS:
+        if (req->host_is_ip && lg_policy_denial(p, family, req->addr, &d)) {
+            return policy_say_denial(out, cap, &d);
+        }
+        if (!req->host_is_ip && resolved != NULL && resolved->family != 0) {
+            policy_say_denial(why, sizeof(why), resolved);
+            return policy_say(out, cap, "%s resolves only to denied addresses: %s", host, why);
+        }
+        return policy_say(out, cap, "%s resolves only to denied addresses (denyCidrs)", host);
+    default:
+        return policy_say(out, cap, "the destination is not allowed");
+    }
 }
 
 const char *lg_policy_reason_name(int reason)

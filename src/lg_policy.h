@@ -99,6 +99,40 @@ bool lg_policy_addr_allowed(const lg_policy_t *p, uint8_t family, const uint8_t 
  */
 size_t lg_policy_filter(const lg_policy_t *p, uint8_t *families, uint8_t (*addrs)[16], size_t n);
 
+/*
+ * Explanations of a refusal (issue 15 item 10): one line of plain text naming the rule, for the
+ * 403 body and the tunnel event, e.g. "port 8443 is not allowed (allowPorts; --allow-port 8443
+ * allows it)". A name the client sent is shown clipped to LG_POLICY_SHOWN_MAX bytes of output,
+ * letters, digits and ".-_:" as they are and every other byte as \xHH (lg_http admits no
+ * other bytes in a target today; this holds even if that changes). Nothing else the client
+ * sent is shown.
+ */
+#define LG_POLICY_SHOWN_MAX 64  /* bytes of output showing a client-given name (then "...") */
+#define LG_POLICY_WHY_MAX   320 /* bytes of an explanation, NUL included */
+
+/* A denied address that explains a refusal: the denyCidrs block holding it, and for an address
+ * refused through the IPv4 address it embeds (NAT64, 6to4), that address. */
+typedef struct lg_policy_denial_s {
+    uint8_t family;   /* of addr: 4 or 6 (0: none) */
+    uint8_t addr[16]; /* the denied address, unmapped */
+    bool embedded;    /* refused through v4 */
+    uint8_t v4[4];
+    lg_cidr_t block; /* the denyCidrs block that refused it */
+} lg_policy_denial_t;
+
+/* Why an address is refused; false (d->family 0) when it is allowed. Rules as in
+ * lg_policy_addr_allowed; not for the hot path. */
+bool lg_policy_denial(const lg_policy_t *p, uint8_t family, const uint8_t *addr,
+                      lg_policy_denial_t *d);
+
+/*
+ * Write the explanation of refusing `req` for `reason` into out (cap bytes, NUL-terminated,
+ * clipped). `resolved` is the first refused address of a name's lookup answer (reason
+ * LG_POLICY_ADDRESS for a name), or NULL. Returns the length written.
+ */
+size_t lg_policy_explain(const lg_policy_t *p, const lg_http_req_t *req, int reason,
+                         const lg_policy_denial_t *resolved, char *out, size_t cap);
+
 /* A short static name for a reason ("ok", "port", "domain", "address"; "unknown" otherwise). */
 const char *lg_policy_reason_name(int reason);
 

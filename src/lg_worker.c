@@ -39,8 +39,8 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
     x->conn_gone = on_conn_gone;
     x->fd_pressure = on_fd_pressure;
     x->up_arg = w;
-    for (size_t i = 0; i < LG_MAX_LISTENERS; i++)
-        w->lsock[i].fd = -1;
+    w->lsock = NULL;
+    w->n_lsock = 0;
     w->ev_ready = lg_event_alloc(NULL, LG_EV_READY, index);
     w->ev_exit = lg_event_alloc(NULL, LG_EV_WORKER_EXIT, index);
     w->stop_msg = lg_calloc(1, sizeof(*w->stop_msg));
@@ -82,6 +82,9 @@ void lg_worker_destroy(lg_worker_t *w)
     lg_free(w->ev_ready);
     lg_free(w->ev_exit);
     lg_free(w->stop_msg);
+    lg_free(w->lsock);
+    w->lsock = NULL;
+    w->n_lsock = 0;
     w->ev_ready = w->ev_exit = NULL;
     w->stop_msg = NULL;
     pthread_mutex_destroy(&w->inbox_lock);
@@ -147,7 +150,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_lsocks(lg_worker_t *w)
 {
-    for (size_t i = 0; i < w->ctx.conf->n_listeners; i++)
+    for (size_t i = 0; i < w->n_lsock; i++)
         lg_lsock_close(&w->lsock[i], on_handle_closed);
 }
 
@@ -207,13 +210,13 @@ static void on_conn_gone(void *arg)
 {
     lg_worker_t *w = arg;
     if (w->ctx.stopping && w->ctx.n_conns == 0) worker_finish(w);
-    if (!w->ctx.stopping) lg_lsock_budget_resume(w->lsock, w->ctx.conf->n_listeners);
+    if (!w->ctx.stopping) lg_lsock_budget_resume(w->lsock, w->n_lsock);
 }
 
 static void on_fd_pressure(void *arg, int err)
 {
     lg_worker_t *w = arg;
-    lg_lsock_fd_pressure(w->lsock, w->ctx.conf->n_listeners, err);
+    lg_lsock_fd_pressure(w->lsock, w->n_lsock, err);
 }
 
 static void on_inbox(uv_async_t *h)
@@ -294,8 +297,13 @@ static void abandon_loop(lg_worker_t *w)
     uv_loop_close(&w->loop);
 }
 
-int lg_worker_start(lg_worker_t *w, int *fds)
+int lg_worker_start(lg_worker_t *w, int *fds, const unsigned *index, size_t n)
 {
+    w->lsock = lg_calloc(n, sizeof(*w->lsock));
+    if (w->lsock == NULL) return -ENOMEM;
+    for (size_t m = 0; m < n; m++)
+        w->lsock[m].fd = -1;
+    w->n_lsock = n;
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) return rc;
     w->loop.data = w;
@@ -306,13 +314,13 @@ int lg_worker_start(lg_worker_t *w, int *fds)
     lg_conn_reaper_init(&w->ctx);
     uv_timer_init(&w->loop, &w->grace_timer);
     w->grace_timer.data = w;
-    for (size_t i = 0; i < w->ctx.conf->n_listeners; i++) {
-        rc = lg_lsock_open(&w->lsock[i], &w->ctx, (unsigned)i, fds[i]);
+    for (size_t m = 0; m < n; m++) {
+        rc = lg_lsock_open(&w->lsock[m], &w->ctx, index[m], fds[m]);
         if (rc != 0) {
             abandon_loop(w); /* closes the fds taken so far with their handles */
             return rc;
         }
-        fds[i] = -1; /* the worker's now */
+        fds[m] = -1; /* the worker's now */
     }
     rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc != 0) {

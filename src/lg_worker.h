@@ -56,7 +56,8 @@ typedef struct lg_worker_s {
     pthread_mutex_t inbox_lock; /* guards inbox and closing */
     lg_msg_t *inbox;            /* LIFO; reversed when drained */
 
-    lg_lsock_t lsock[LG_MAX_LISTENERS];
+    lg_lsock_t *lsock; /* n_lsock listen sockets (owned; at least one per listener) */
+    size_t n_lsock;
     lg_pending_t pending; /* held connections (lock shared with the JS thread, see lg_suspend) */
     lg_counters_t counters[LG_MAX_LISTENERS]; /* written by this thread only */
 
@@ -72,10 +73,11 @@ typedef struct lg_worker_s {
 /* Initialise what needs no loop (JS thread, before start). Returns 0 or a negative errno. */
 int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index);
 
-/* Set up the loop and its handles on the bound listen fds (fds[i] for listener i), then start
- * the thread. Each fd the worker takes is set to -1 in fds (on failure too: the caller closes
- * the rest). Returns 0 or a negative errno. */
-int lg_worker_start(lg_worker_t *w, int *fds);
+/* Set up the loop and its handles on n bound listen fds (fds[m] for listener index[m]; every
+ * listener at least once, and more than once after a hand-over from an engine with more
+ * workers), then start the thread. Each fd the worker takes is set to -1 in fds (on failure
+ * too: the caller closes the rest). Returns 0 or a negative errno. */
+int lg_worker_start(lg_worker_t *w, int *fds, const unsigned *index, size_t n);
 
 /* Join the thread (it must have exited or be exiting). */
 void lg_worker_join(lg_worker_t *w);

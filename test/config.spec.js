@@ -130,6 +130,7 @@ describe('config', () => {
           acceptProxyProtocol: 'none',
           trustedProxies: [],
           scheduler: { weight: 1 },
+          reusePort: 'exclusive',
         }],
         routes: [{
           sni: '',
@@ -191,6 +192,7 @@ describe('config', () => {
           acceptProxyProtocol: 'none',
           trustedProxies: [],
           scheduler: { weight: 1 },
+          reusePort: 'exclusive',
         }],
         routes: [],
       });

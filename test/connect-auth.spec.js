@@ -473,7 +473,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       assertErrorReply(await request(cli.port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('carol', 'pw')}\r\n\r\n`), 403);
     });
 
-    it('legato serve: connect.auth from a YAML file; a reload that changes the users keeps the running ones (restart needed)', async () => {
+    it('legato serve: connect.auth from a YAML file; a reload that changes the users hands over to a new engine with them, same port', async () => {
       const { tempDir, writeFile, replaceFile, startServe } = require('./helpers/serve');
       const dir = tempDir('auth2-serve-');
       const yaml = (name, pass) => `listeners:\n  - kind: connect\n    host: 127.0.0.1\n    port: 0\n    connect:\n      auth:\n        realm: office\n        users:\n          - name: ${name}\n            hash: "${scryptHash(pass)}"\n`;
@@ -484,9 +484,9 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       assertErrorReply(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('dora', 'pw1')}\r\n\r\n`), 403);
       replaceFile(file, yaml('eve', 'pw2'));
       h.child.kill('SIGHUP');
-      await h.waitLine(/^(?:\S+ )?legato: warning: listeners changed: restart needed \(listeners\[0\]\.connect\)$/m);
-      assertErrorReply(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('dora', 'pw1')}\r\n\r\n`), 403);
-      assert407(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('eve', 'pw2')}\r\n\r\n`), 'office');
+      await h.waitLine(/^(?:\S+ )?legato: listeners handed over to a new engine \(listeners\[0\]\.connect\); /m);
+      assert407(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('dora', 'pw1')}\r\n\r\n`), 'office');
+      assertErrorReply(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('eve', 'pw2')}\r\n\r\n`), 403);
     });
 
     it('--auth-file errors name file:line and exit 2', async () => {

@@ -28,12 +28,21 @@ const MiB = 1024 * 1024;
 /** Per-listener metrics of listener 0. */
 const lm = (proxy) => proxy.metrics().listeners[0];
 
-/** Assert a fixed error reply: status line, Connection: close, fixed body, no echo, FIN. */
-function assertErrorReply(r, status, marker) {
+/**
+ * Assert an error reply: status line, Connection: close, the body (the fixed reason text; for a
+ * 403 the line that says why, `body` when given), no echo, FIN.
+ */
+function assertErrorReply(r, status, marker, body) {
   assert.strictEqual(r.statusLine, `HTTP/1.1 ${status} ${REASONS[status]}`, `reply was ${JSON.stringify(r.text)}`);
   assert.strictEqual(r.headers.connection, 'close');
   assert.strictEqual(r.headers['content-type'], 'text/plain');
-  assert.strictEqual(r.body, `${REASONS[status]}\n`, 'the body is the fixed reason text');
+  if (body !== undefined) {
+    assert.strictEqual(r.body, `${body}\n`);
+  } else if (status === 403) {
+    assert.match(r.body, /^[\x20-\x7e]+\n$/, 'a 403 body is one printable line saying why');
+  } else {
+    assert.strictEqual(r.body, `${REASONS[status]}\n`, 'the body is the fixed reason text');
+  }
   assert.strictEqual(Number(r.headers['content-length']), r.body.length);
   if (marker) assert(!r.text.includes(marker), `the reply must not echo the request (${marker})`);
   assert(r.ended, 'the proxy closes its side with a FIN after the reply (not a reset)');
@@ -846,6 +855,108 @@ describe('connect listener', function () {
     });
   });
 
+  describe('refusals say why (issue 15 item 10)', () => {
+    const MARK = 'ECHOCHECK';
+
+    /** A proxy whose 'tunnel' events are collected in proxy.events. */
+    async function whyProxy(connectOpts, listenerOpts) {
+      const proxy = await startConnectProxy(connectOpts, listenerOpts);
+      proxy.events = [];
+      proxy.on('tunnel', (t) => proxy.events.push(t));
+      return proxy;
+    }
+
+    /** CONNECT `target` as raw bytes; assert the 403 body is `why` and the tunnel event says it too. */
+    async function refusedWith(proxy, target, why) {
+      const before = proxy.events.length;
+      const r = await request(portOf(proxy), `CONNECT ${target} HTTP/1.1\r\nX-${MARK}: 1\r\n\r\n`);
+      assertErrorReply(r, 403, MARK, why);
+      await waitFor(() => proxy.events.length > before);
+      assert.strictEqual(proxy.events[before].status, 403);
+      assert.strictEqual(proxy.events[before].reason, why);
+    }
+
+    it('a port outside allowPorts names the port and the flag that allows it (refusedPort)', async () => {
+      const proxy = await whyProxy();
+      await refusedWith(proxy, 'example.test:8443', 'port 8443 is not allowed (allowPorts; --allow-port 8443 allows it)');
+      assert.strictEqual(lm(proxy).refusedPort, 1);
+      assert.strictEqual(lm(proxy).status403, 1);
+    });
+
+    it('a denied address names the denyCidrs range that holds it (refusedAddress)', async () => {
+      const proxy = await whyProxy();
+      await refusedWith(proxy, '10.0.0.1:443', '10.0.0.1 is in a denied range (denyCidrs 10.0.0.0/8; --allow-cidr 10.0.0.1 allows it)');
+      await refusedWith(proxy, '[::ffff:192.168.7.7]:443', '192.168.7.7 is in a denied range (denyCidrs 192.168.0.0/16; --allow-cidr 192.168.7.7 allows it)');
+      await refusedWith(proxy, '[fd00::5]:443', 'fd00::5 is in a denied range (denyCidrs fc00::/7; --allow-cidr fd00::5 allows it)');
+      assert.strictEqual(lm(proxy).refusedAddress, 3);
+    });
+
+    it('an address embedded in an allowed NAT64 address is named with its range', async () => {
+      const proxy = await whyProxy({ allowCidrs: ['64:ff9b::/96'] });
+      await refusedWith(proxy, '[64:ff9b::a00:1]:443', '64:ff9b::a00:1 embeds 10.0.0.1, which is in a denied range (denyCidrs 10.0.0.0/8; --allow-cidr 10.0.0.1 allows it)');
+      assert.strictEqual(lm(proxy).refusedAddress, 1);
+    });
+
+    it('a name whose every address is denied names the first denied address and its range', async () => {
+      const origin = await startRecorder();
+      const proxy = await whyProxy({ allowPorts: [origin.port] });
+      const r = await request(portOf(proxy), `CONNECT localhost:${origin.port} HTTP/1.1\r\n\r\n`);
+      const want = [
+        'localhost resolves only to denied addresses: 127.0.0.1 is in a denied range (denyCidrs 127.0.0.0/8; --allow-cidr 127.0.0.1 allows it)\n',
+        'localhost resolves only to denied addresses: ::1 is in a denied range (denyCidrs ::1/128; --allow-cidr ::1 allows it)\n',
+      ];
+      assertErrorReply(r, 403);
+      assert(want.includes(r.body), `body was ${JSON.stringify(r.body)}`);
+      await waitForMetric(proxy, 'refusedAddress', 1, 5000, { listener: 0 });
+      assert.strictEqual(origin.connections.length, 0);
+    });
+
+    it('a name or an address outside allowDomains says so (refusedDomain)', async () => {
+      const proxy = await whyProxy({ allowDomains: ['example.com'] });
+      await refusedWith(proxy, 'example.org:443', 'example.org is not in the allowed domains (allowDomains; --allow-domain)');
+      await refusedWith(proxy, 'BadExample.COM:443', 'badexample.com is not in the allowed domains (allowDomains; --allow-domain)');
+      await refusedWith(proxy, '192.0.2.1:443', '192.0.2.1 is an address, and with allowDomains set only addresses in allowCidrs may be reached (--allow-cidr 192.0.2.1 allows it)');
+      assert.strictEqual(lm(proxy).refusedDomain, 3);
+    });
+
+    it('a source in protection.blocklist is told so, without any policy counter', async () => {
+      const proxy = await startConnectProxy({}, { protection: { blocklist: ['127.0.0.0/8'] } });
+      const r = await request(portOf(proxy), `CONNECT example.test:443 HTTP/1.1\r\nX-${MARK}: 1\r\n\r\n`);
+      assertErrorReply(r, 403, MARK, 'the client address is in protection.blocklist');
+      await waitForMetric(proxy, 'status403', 1, 5000, { listener: 0 });
+      assert.strictEqual(lm(proxy).refusedPort + lm(proxy).refusedDomain + lm(proxy).refusedAddress, 0);
+    });
+
+    it('a long name is clipped to 64 bytes in the body', async () => {
+      const proxy = await whyProxy({ allowDomains: ['example.com'] });
+      const name = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(57)}.org`; // 253 bytes
+      assert.strictEqual(name.length, 253);
+      await refusedWith(proxy, `${name}:443`, `${name.slice(0, 64)}... is not in the allowed domains (allowDomains; --allow-domain)`);
+    });
+
+    it('hostile host names (control bytes, HTML, quotes, 8-bit, too long) are never echoed: 400 with the fixed text', async () => {
+      const proxy = await whyProxy({ allowDomains: ['example.com'] });
+      const hostile = [
+        Buffer.from('CONNECT <script>alert(1)</script>:443 HTTP/1.1\r\n\r\n', 'latin1'),
+        Buffer.from('CONNECT a\x1b[31mred.example.org:443 HTTP/1.1\r\n\r\n', 'latin1'),
+        Buffer.from('CONNECT "quoted".example.org:443 HTTP/1.1\r\n\r\n', 'latin1'),
+        Buffer.from('CONNECT caf\xe9.example.org:443 HTTP/1.1\r\n\r\n', 'latin1'),
+        Buffer.from('CONNECT a%0d%0aX-Injected:1.example.org:443 HTTP/1.1\r\n\r\n', 'latin1'),
+        Buffer.from(`CONNECT ${'x'.repeat(300)}.example.org:443 HTTP/1.1\r\n\r\n`, 'latin1'),
+        Buffer.from('CONNECT [::1<b>]:443 HTTP/1.1\r\n\r\n', 'latin1'),
+      ];
+      for (const bytes of hostile) {
+        const r = await request(portOf(proxy), bytes);
+        assertErrorReply(r, 400);
+        for (const bad of ['<', 'script', '\x1b', '"', '\xe9', 'Injected', 'xxxxxxxx']) {
+          assert(!r.text.includes(bad), `the reply to ${JSON.stringify(bytes.toString('latin1').slice(0, 60))} echoes ${JSON.stringify(bad)}`);
+        }
+      }
+      await waitForMetric(proxy, 'status400', hostile.length, 5000, { listener: 0 });
+      assert.strictEqual(lm(proxy).status403, 0);
+    });
+  });
+
   describe('tunnels', () => {
     it('bytes pipelined after the head (a real TLS ClientHello in the same write) reach the target intact', async () => {
       const hello = await captureClientHello('pipelined.test');
@@ -955,10 +1066,13 @@ describe('connect listener', function () {
         bytesFromClient: 1000,
         bytesToClient: 5000,
         durationMs: 0,
+        reason: '',
       });
       assert(Number.isInteger(ok.durationMs) && ok.durationMs >= 0);
       const refused = events.find((e) => e.status === 403);
       assert.strictEqual(refused.target, '10.0.0.1');
+      assert.strictEqual(refused.reason, '10.0.0.1 is in a denied range (denyCidrs 10.0.0.0/8; --allow-cidr 10.0.0.1 allows it)');
+      assert.strictEqual(ok.reason, '');
       assert.strictEqual(refused.port, 443);
       assert.strictEqual(refused.bytesFromClient, 0);
       assert.strictEqual(refused.bytesToClient, 0);

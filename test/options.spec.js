@@ -89,6 +89,7 @@ const EFFECT = {
   'ListenerCommon.idleTimeoutMs': ['relay.spec.js', 'applies each listener\'s own idleTimeoutMs'],
   'ListenerCommon.acceptProxyProtocol': ['proxy-protocol.spec.js', 'refuses the other version on a one-version listener'],
   'ListenerCommon.trustedProxies': ['proxy-protocol.spec.js', 'refuses a header from an untrusted source at accept'],
+  'ListenerCommon.reusePort': ['ports.spec.js', "with reusePort: 'share' on both, both accept"],
   'TlsListenerOptions.kind': ['tls.spec.js', 'leaf, chain verified against the root only'],
   'TlsListenerOptions.host': ['relay.spec.js', 'relays to an IPv6 loopback upstream and listens on ::1'],
   'TlsListenerOptions.defaultCert': ['tls.spec.js', 'falls back to the listener defaultCert'],

@@ -7,7 +7,7 @@
 //                  file:line:column, suspended routes refused, --check (exit 0/2, no bind)
 //   reload         SIGHUP and file changes (config and certificate, write+rename), routes swapped
 //                  with an open connection untouched, a bad config kept out, listener changes
-//                  logged as "restart needed", the status file
+//                  handed over to a new engine on the same ports, the status file
 //   signals        SIGUSR1 (metrics line, log reopen, no inspector), SIGHUP in forward-proxy mode
 
 const assert = require('assert');
@@ -309,7 +309,7 @@ describe('legato serve', function () {
       assert.strictEqual((await h.exited).code, 0);
     });
 
-    it('listener changes keep running and are logged as "restart needed"; routes in the same file are still swapped', async () => {
+    it('listener changes are handed over to a new engine on the same ports (port 0 kept); routes in the same file are live', async () => {
       const dir = tempDir();
       const echo = await startEchoServer();
       const origin = await startTlsOrigin('A', certs.leaves['a.test']);
@@ -332,11 +332,12 @@ describe('legato serve', function () {
       next.statusFile = 'status.json';
       writeFile(dir, 'legato.json', next);
       h.child.kill('SIGHUP');
-      await h.waitLine(/^(?:\S+ )?legato: warning: listeners changed: restart needed \(listeners\[1\]\.maxConnections, workerThreads\)$/m);
+      await h.waitLine(/^(?:\S+ )?legato: listeners handed over to a new engine \(listeners\[1\]\.maxConnections, workerThreads\); the previous one finishes its connections within 5 s$/m);
       assert.match(h.stderr(), /reloaded .*: 2 routes/);
       const st = JSON.parse(fs.readFileSync(status, 'utf8'));
-      assert.deepStrictEqual(st.restartNeeded, ['listeners[1].maxConnections', 'workerThreads']);
-      // The old listeners still serve, and the new route is live.
+      assert.deepStrictEqual(st.restartNeeded, []);
+      assert.deepStrictEqual(st.listeners.map((l) => l.port), h.ports, 'the listeners given as port 0 keep their ports');
+      // The same ports serve, and the new route is live.
       const t = await openTunnel(h.ports[1], `127.0.0.1:${echo.port}`);
       assert.strictEqual(t.head, ESTABLISHED);
       t.socket.destroy();
