@@ -379,7 +379,9 @@ describe('connect listener', function () {
       });
 
       it('answers 503 (refusedLookupsBusy) beyond 256 lookups queued on a worker; the queued ones are served once the pool is free', async () => {
-        const proxy = await startConnectProxy({ allowPorts: [9] }, { maxConnections: 2000 }, { workerThreads: 1 });
+        // connectTimeoutMs 60 s: the queued lookups' deadline must outlast the busy pool and the
+        // queue behind it on a loaded machine (at 10 s they were sometimes answered 504, not 403).
+        const proxy = await startConnectProxy({ allowPorts: [9], connectTimeoutMs: 60000 }, { maxConnections: 2000 }, { workerThreads: 1 });
         const port = portOf(proxy);
         const pool = busyPool(4000);
         const queued = Array.from({ length: 256 }, () => request(port, 'CONNECT localhost:9 HTTP/1.1\r\n\r\n'));
