@@ -2,7 +2,7 @@
  * lg_relay.c — relaying bytes through the worker's scheduler (see lg_relay.h).
  *
  * Invariants:
- *  - A flow has at most one write in flight (its current grant, `inflight` bytes at the head of
+ *  - A flow has at most one write in flight (its current grant, the first bytes of
  *    its queue). The queue is consumed only when that write completes (at once when the socket
  *    takes the bytes synchronously), so the bytes a write points at stay alive and in place; new
  *    reads append behind them.
@@ -27,6 +27,15 @@ struct lg_wreq_s {
     lg_flow_t *flow;
     size_t len;
 };
+
+_Static_assert(LG_FLOW_QUEUE_MAX + 2ull * LG_BUF_SIZE_MAX + LG_TURN_READ_BYTES < UINT32_MAX,
+               "lg_flow_t.held and .turn_read are 32 bits");
+
+/* The relay a flow is embedded in (a flow holds no pointer back: 16 bytes less per connection). */
+static lg_relay_t *relay_of(lg_flow_t *f)
+{
+    return f->to_client ? LG_CONTAINER_OF(f, lg_relay_t, u2c) : LG_CONTAINER_OF(f, lg_relay_t, c2u);
+}
 
 static lg_wreq_t *wreq_get(lg_sched_t *s)
 {
@@ -244,7 +253,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     lg_flow_t *f = req->data;
     lg_free(req);
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     if (r->dead) return;
     f->shut_done = true;
     if (status < 0) {
@@ -259,7 +268,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* The source has ended and every queued byte is written: pass the FIN on. */
 static void flow_maybe_shutdown(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     /* No destination yet (a TLS client done before the upstream connected): attaching the
      * upstream comes back here. */
     if (r->dead || !f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL) {
@@ -291,7 +300,7 @@ static void check_watermark(lg_relay_t *r, lg_flow_t *f)
 /* Resume a paused source once its queue is below half the watermark. False: the relay failed. */
 static bool flow_maybe_resume(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     if (f->paused && f->q.mem < high_watermark(r) / 2) {
         f->paused = false;
         int rc = lg_relay_read_start(r, f);
@@ -310,7 +319,7 @@ static void on_write(uv_write_t *req, int status);
 /* `len` bytes at the head of f's queue reached the destination. */
 static void flow_wrote(lg_flow_t *f, size_t len)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_bufq_consume(&f->q, &r->w->pool, len);
     f->bytes += len;
     if (f->to_client) LG_COUNT(r->cnt, bytes_to_clients, len);
@@ -320,7 +329,7 @@ static void flow_wrote(lg_flow_t *f, size_t len)
 /* A grant is written: give the turn back, resume a paused source, pass a FIN on. */
 static void flow_grant_done(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_sched_t *s = &r->w->sched;
     if (!is_fifo(r)) {
         lg_drr_done(&s->drr, &f->drr);
@@ -352,7 +361,7 @@ static size_t flow_bufs(lg_flow_t *f, size_t want, uv_buf_t *bufs, size_t *cover
  */
 static void flow_write(lg_flow_t *f, size_t grant)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_sched_t *s = &r->w->sched;
     uv_buf_t bufs[LG_RELAY_MAX_IOV];
     size_t covered = 0;
@@ -397,11 +406,9 @@ static void flow_write(lg_flow_t *f, size_t grant)
     }
     req->flow = f;
     req->len = covered;
-    f->inflight += covered;
     f->n_writes++;
     int rc = uv_write(&req->req, f->dst, bufs, (unsigned)n, on_write);
     if (rc != 0) {
-        f->inflight -= covered;
         f->n_writes--;
         wreq_put(s, req);
         relay_fail(r, rc);
@@ -413,9 +420,8 @@ static void on_write(uv_write_t *req, int status)
     lg_wreq_t *wr = LG_CONTAINER_OF(req, lg_wreq_t, req);
     lg_flow_t *f = wr->flow;
     size_t len = wr->len;
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     wreq_put(&r->w->sched, wr);
-    f->inflight -= len;
     f->n_writes--;
     if (r->dead) return; /* cancelled by uv_close, or completed after the relay stopped */
     if (status < 0) {
@@ -435,7 +441,7 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
     if (n == 0 || r->dead) return;
     check_watermark(r, f);
     if (f->dst == NULL) {
-        f->held += n; /* no destination yet: scheduled when it is attached */
+        f->held += (uint32_t)n; /* no destination yet: scheduled when it is attached */
         return;
     }
     if (is_fifo(r)) {
@@ -527,7 +533,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
         r->last_activity = uv_now(w->loop);
-        f->turn_read += (size_t)nread;
+        f->turn_read += (uint32_t)nread;
         if (r->filtered) {
             r->ops->filter(r->arg, f, b, (size_t)nread);
             return;
@@ -579,8 +585,6 @@ void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_rel
     r->cnt = cnt;
     r->ops = ops;
     r->arg = arg;
-    r->c2u.relay = r;
-    r->u2c.relay = r;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
 }

@@ -53,23 +53,23 @@ typedef struct lg_relay_s lg_relay_t;
 
 /* One direction: bytes read from src, queued, written to dst. */
 typedef struct lg_flow_s {
-    lg_drr_flow_t drr; /* scheduler state */
-    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
-    lg_relay_t *relay;
+    lg_drr_flow_t drr;      /* scheduler state */
+    lg_bufq_t q;            /* read, not yet written (includes bytes being written) */
     uv_stream_t *src, *dst; /* NULL until attached */
-    size_t inflight;        /* bytes of q being written (DRR: one grant at a time) */
-    size_t held;            /* bytes queued before the flow had a destination (not scheduled) */
-    unsigned n_writes;      /* write requests in flight */
     uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
-    size_t turn_read;       /* bytes read in that turn */
-    bool refused;           /* the last alloc refused a read: the turn's budget was used */
     uint64_t bytes;         /* bytes written to dst */
-    bool reading;           /* uv_read_start active on src */
-    bool paused;            /* reads stopped by the high watermark */
-    bool eof;               /* src sent FIN (or the owner ended the flow) */
-    bool shut;              /* shutdown(dst) requested */
-    bool shut_done;         /* shutdown(dst) completed */
-    bool to_client;         /* direction: upstream → client */
+    /* 32 bits where the bound allows (every idle connection carries two flows): */
+    uint32_t held;      /* bytes queued before the flow had a destination (not scheduled; below
+                           the high watermark, LG_FLOW_QUEUE_MAX, plus one read) */
+    uint32_t turn_read; /* bytes read in that turn (the read budget plus one read at most) */
+    unsigned n_writes;  /* write requests in flight (DRR: one grant at a time) */
+    bool refused;       /* the last alloc refused a read: the turn's budget was used */
+    bool reading;       /* uv_read_start active on src */
+    bool paused;        /* reads stopped by the high watermark */
+    bool eof;           /* src sent FIN (or the owner ended the flow) */
+    bool shut;          /* shutdown(dst) requested */
+    bool shut_done;     /* shutdown(dst) completed */
+    bool to_client;     /* direction: upstream → client */
 } lg_flow_t;
 
 /* What a relay reports (lg_relay_ops_t.event). */
