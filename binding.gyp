@@ -46,6 +46,7 @@
         "src/lg_cpu.c",
         "src/lg_router.c",
         "src/lg_drr.c",
+        "src/lg_theap.c",
         "src/lg_buf.c"
       ],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"],

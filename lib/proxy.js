@@ -319,7 +319,7 @@ class Proxy extends EventEmitter {
 
   /**
    * What each worker still holds (engine figures, readable while a worker is stuck).
-   * @returns {Array<{ worker: number, phase: string, connections: number, states: Record<string, number>, lookups: number, readBuffers: number, pendingSuspended: number }>}
+   * @returns {Array<{ worker: number, phase: string, connections: number, states: Record<string, number>, lookups: number, readBuffers: number, spareBufferBytes: number, pendingSuspended: number }>}
    */
   _stopReport() {
     try {

@@ -43,6 +43,7 @@ void lg_bufpool_destroy(lg_bufpool_t *p)
     }
     p->free_list = NULL;
     p->n_free = 0;
+    atomic_store_explicit(&p->n_free_shared, 0, memory_order_relaxed);
 }
 
 lg_buf_t *lg_buf_get(lg_bufpool_t *p)
@@ -51,6 +52,7 @@ lg_buf_t *lg_buf_get(lg_bufpool_t *p)
     if (b) {
         p->free_list = b->next;
         p->n_free--;
+        atomic_store_explicit(&p->n_free_shared, p->n_free, memory_order_relaxed);
     } else {
         b = lg_malloc(sizeof(lg_buf_t) + p->size);
         if (b == NULL) return NULL;
@@ -75,6 +77,7 @@ void lg_buf_put(lg_bufpool_t *p, lg_buf_t *b)
         b->next = p->free_list;
         p->free_list = b;
         p->n_free++;
+        atomic_store_explicit(&p->n_free_shared, p->n_free, memory_order_relaxed);
     } else {
         lg_free(b);
     }

@@ -35,11 +35,12 @@ typedef struct lg_buf_s {
 typedef struct lg_bufpool_s {
     lg_buf_t *free_list;
     size_t n_free;
-    size_t max_free;            /* spare buffers kept */
-    size_t size;                /* data bytes per buffer */
-    size_t n_out;               /* buffers handed out and not returned */
-    atomic_size_t n_out_shared; /* copy of n_out for other threads (metrics); owner writes */
-    uint64_t allocs;            /* buffers obtained from lg_malloc */
+    size_t max_free;             /* spare buffers kept */
+    size_t size;                 /* data bytes per buffer */
+    size_t n_out;                /* buffers handed out and not returned */
+    atomic_size_t n_out_shared;  /* copy of n_out for other threads (metrics); owner writes */
+    atomic_size_t n_free_shared; /* copy of n_free for other threads (stop report); owner writes */
+    uint64_t allocs;             /* buffers obtained from lg_malloc */
 } lg_bufpool_t;
 
 /*

@@ -65,7 +65,7 @@ static const uint16_t LEGAL[LG_CONN_N_STATES] = {
 };
 #undef B
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(lg_conn_t *c);
 static void close_why(lg_conn_t *c, int why);
 
 static lg_counters_t *counters(lg_conn_t *c)
@@ -78,9 +78,54 @@ static uint64_t now_ms(const lg_conn_t *c)
     return uv_now(c->w->loop);
 }
 
+/*
+ * The deadlines. Every connection's one deadline is a node in the worker's heap (lg_theap: 24
+ * bytes a connection where a uv_timer_t took 152), and one libuv timer is armed for the earliest.
+ * deadlines_update() re-arms that timer when the earliest deadline changed.
+ */
+static void on_deadlines(uv_timer_t *t);
+
+static void deadlines_update(lg_wctx_t *w)
+{
+    lg_theap_node_t *first = lg_theap_min(&w->deadlines);
+    if (first == NULL) {
+        if (w->deadline_due != 0) uv_timer_stop(&w->deadline_t);
+        w->deadline_due = 0;
+        return;
+    }
+    if (first->when == w->deadline_due) return;
+    uint64_t now = uv_now(w->loop);
+    uv_timer_start(&w->deadline_t, on_deadlines, first->when > now ? first->when - now : 0, 0);
+    w->deadline_due = first->when;
+}
+
+/* The worker's deadline timer: run the timers of the connections that are due. Only as many as
+ * the heap held on entry, so that a deadline set for "now" inside on_timer waits for the next
+ * turn (as a libuv timer re-armed with 0 would). */
+static void on_deadlines(uv_timer_t *t)
+{
+    lg_wctx_t *w = t->data;
+    w->deadline_due = 0;
+    uint64_t now = uv_now(w->loop);
+    for (size_t n = w->deadlines.n; n > 0; n--) {
+        lg_theap_node_t *first = lg_theap_min(&w->deadlines);
+        if (first == NULL || first->when > now) break;
+        lg_theap_remove(&w->deadlines, first);
+        on_timer(LG_CONTAINER_OF(first, lg_conn_t, timer));
+    }
+    deadlines_update(w);
+}
+
 static void arm(lg_conn_t *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    lg_theap_set(&c->w->deadlines, &c->timer, now_ms(c) + ms);
+    deadlines_update(c->w);
+}
+
+static void disarm(lg_conn_t *c)
+{
+    lg_theap_remove(&c->w->deadlines, &c->timer);
+    deadlines_update(c->w);
 }
 
 /* Arm the timer for an absolute loop time (at least 1 ms from now). */
@@ -120,7 +165,7 @@ static void relay_arm(lg_conn_t *c)
     if (idle > 0) next = c->relay.last_activity + idle;
     if (c->half_closed && half > 0) next = LG_MIN(next, c->relay.last_activity + half);
     if (next == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
+        disarm(c);
     } else {
         arm_at(c, next);
     }
@@ -205,7 +250,7 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         relay_arm(c);
         break;
     default:
-        uv_timer_stop(&c->timer);
+        disarm(c);
         break;
     }
 }
@@ -504,11 +549,6 @@ static void on_client_closed(uv_handle_t *h)
     closed_one(LG_CONTAINER_OF(h, lg_conn_t, client));
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    closed_one(LG_CONTAINER_OF(h, lg_conn_t, timer));
-}
-
 static void reap(uv_idle_t *h);
 
 void lg_conn_close(lg_conn_t *c)
@@ -523,7 +563,7 @@ void lg_conn_close(lg_conn_t *c)
      * comment: stop reading, the timer, the relay's I/O, a lookup, a dial that has not reported,
      * and take it out of the pending table (a decision then finds nothing). */
     uv_read_stop((uv_stream_t *)&c->client);
-    uv_timer_stop(&c->timer);
+    disarm(c);
     lg_relay_stop(&c->relay);
     lg_resolve_cancel(c->resolve);
     c->resolve = NULL;
@@ -550,9 +590,8 @@ static void reap(uv_idle_t *h)
     while (w->reap != NULL) {
         lg_conn_t *c = w->reap;
         w->reap = c->reap_next;
-        c->pending_closes += 2;
+        c->pending_closes += 1;
         uv_close((uv_handle_t *)&c->client, on_client_closed);
-        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
         if (c->up != NULL) {
             c->pending_closes++;
             lg_upsock_close(c->up, closed_one, c);
@@ -568,11 +607,15 @@ void lg_conn_reaper_init(lg_wctx_t *w)
 {
     uv_idle_init(w->loop, &w->reap_idle);
     w->reap_idle.data = w;
+    uv_timer_init(w->loop, &w->deadline_t);
+    w->deadline_t.data = w;
 }
 
 void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
 {
     uv_close((uv_handle_t *)&w->reap_idle, cb);
+    uv_close((uv_handle_t *)&w->deadline_t, cb);
+    lg_theap_free(&w->deadlines); /* no connection is left */
 }
 
 void lg_conn_close_all(lg_wctx_t *w)
@@ -2096,9 +2139,8 @@ static void proxy_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- the deadline ------------------------------------------------------------------------ */
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(lg_conn_t *c)
 {
-    lg_conn_t *c = LG_CONTAINER_OF(t, lg_conn_t, timer);
     switch (c->state) {
     case LG_CONN_PROXY:
         refused(c, LG_BLOCK_PROXY_HEADER, NULL, NULL);
@@ -2169,7 +2211,13 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     lg_counters_t *cnt = &w->counters[lis];
     const lg_listener_conf_t *lc = &w->conf->listeners[lis];
     bool is_connect = lc->kind == LG_LISTENER_CONNECT;
-    lg_conn_t *c = lg_calloc(1, sizeof(*c));
+    /* Room for its deadline first: arming one can then never fail. */
+    lg_conn_t *c =
+        lg_theap_reserve(&w->deadlines, w->n_conns + 1) == 0 ? lg_calloc(1, sizeof(*c)) : NULL;
+    if (c != NULL && lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c) != 0) {
+        lg_free(c);
+        c = NULL;
+    }
     if (c == NULL) {
         close(fd);
         lg_admission_t a = *adm;
@@ -2188,13 +2236,10 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     c->snap = lg_snapshot_ref(lg_snapslot_get(w->slot, &w->snap, &w->snap_gen));
     c->accepted_at = uv_now(w->loop);
     c->is_connect = is_connect;
-    c->in_head = is_connect; /* admission reserved an in-head slot */
-    lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c);
+    c->in_head = is_connect;                    /* admission reserved an in-head slot */
     lg_relay_set_weight(&c->relay, lc->weight); /* the route's, if it has one, once routed */
     uv_tcp_init(w->loop, &c->client);
-    uv_timer_init(w->loop, &c->timer);
     c->client.data = c;
-    c->timer.data = c;
     c->next = w->conns;
     if (w->conns != NULL) w->conns->prev = c;
     w->conns = c;

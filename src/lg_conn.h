@@ -35,7 +35,8 @@
 #include "lg_verify.h"
 #include "lg_wctx.h"
 
-/* Connection states; each has exactly one deadline (the connection's timer). */
+/* Connection states; each has exactly one deadline (the connection's timer: a node in the
+ * worker's deadline heap, lg_theap). */
 typedef enum {
     LG_CONN_PROXY = 0, /* reading a PROXY protocol header; deadline: the next state's, from
                           accept (accept + tlsHandshakeTimeoutMs, or accept + headTimeoutMs) */
@@ -118,7 +119,7 @@ struct lg_conn_s {
     int route; /* route index once routed, else -1 */
 
     uv_tcp_t client;
-    uv_timer_t timer;
+    lg_theap_node_t timer;    /* the state's deadline, in w->deadlines (no libuv handle) */
     lg_upsock_t *up;          /* the connected upstream socket */
     lg_dialer_t *dialer;      /* CONNECTING (and HANDSHAKE): until it reports */
     lg_resolve_t *resolve;    /* RESOLVING */
@@ -176,7 +177,8 @@ void lg_conn_close_all(lg_wctx_t *w);
  */
 void lg_conn_decide(void *owner, lg_route_t *decision);
 
-/* Set up the reaper on the worker's loop, and close it when the worker ends. */
+/* Set up the reaper and the connections' deadline timer on the worker's loop, and close them
+ * when the worker ends (no connection is left then). */
 void lg_conn_reaper_init(lg_wctx_t *w);
 void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb);
 

@@ -13,12 +13,23 @@
 
 #include <string.h>
 
+/* One connection attempt: its socket and connect request. Owner: the dialer. Freed with its
+ * socket when a losing or failed attempt has closed, or alone when the attempt wins (the request
+ * is done and the socket goes to the caller). While it runs, the socket's handle.data points at
+ * it. */
+typedef struct attempt_s {
+    uv_connect_t req;
+    lg_upsock_t *sock;
+    struct lg_dialer_s *dialer;
+    struct attempt_s *next; /* dialer's list of attempts in flight */
+} attempt_t;
+
 struct lg_dialer_s {
     uv_timer_t stagger; /* next attempt; also the deferred report of an all-failed start */
     lg_wctx_t *w;
-    lg_upsock_t *attempts; /* in flight, not yet won */
-    size_t n, next;        /* addresses, and the next one to try */
-    const char *uds_path;  /* Unix socket to dial instead (owned by the caller) */
+    attempt_t *attempts;  /* in flight, not yet won */
+    size_t n, next;       /* addresses, and the next one to try */
+    const char *uds_path; /* Unix socket to dial instead (owned by the caller) */
     lg_dial_cb done;
     lg_closed_cb closed;
     lg_dial_wanted_cb still_wanted; /* asked before a retry after a descriptor shortage */
@@ -42,8 +53,9 @@ static void dialer_release(lg_dialer_t *d)
 
 static void on_attempt_closed(uv_handle_t *h)
 {
-    lg_upsock_t *a = LG_CONTAINER_OF(h, lg_upsock_t, h.handle);
+    attempt_t *a = h->data;
     lg_dialer_t *d = a->dialer;
+    lg_free(a->sock);
     lg_free(a);
     dialer_release(d);
 }
@@ -53,14 +65,14 @@ static void on_timer_closed(uv_handle_t *h)
     dialer_release(LG_CONTAINER_OF(h, lg_dialer_t, stagger));
 }
 
-static void attempt_close(lg_upsock_t *a)
+static void attempt_close(attempt_t *a)
 {
-    uv_close(&a->h.handle, on_attempt_closed);
+    uv_close(&a->sock->h.handle, on_attempt_closed);
 }
 
-static void unlink_attempt(lg_dialer_t *d, lg_upsock_t *a)
+static void unlink_attempt(lg_dialer_t *d, attempt_t *a)
 {
-    for (lg_upsock_t **pp = &d->attempts; *pp != NULL; pp = &(*pp)->next) {
+    for (attempt_t **pp = &d->attempts; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == a) {
             *pp = a->next;
             a->next = NULL;
@@ -75,7 +87,7 @@ static void finish(lg_dialer_t *d)
     if (d->finished) return;
     d->finished = true;
     while (d->attempts != NULL) {
-        lg_upsock_t *a = d->attempts;
+        attempt_t *a = d->attempts;
         d->attempts = a->next;
         attempt_close(a);
     }
@@ -129,14 +141,16 @@ static void retry_after_fd_shortage(lg_dialer_t *d, int err)
 
 static void on_attempt_connect(uv_connect_t *req, int status)
 {
-    lg_upsock_t *a = LG_CONTAINER_OF(req, lg_upsock_t, req);
+    attempt_t *a = LG_CONTAINER_OF(req, attempt_t, req);
     lg_dialer_t *d = a->dialer;
     if (status == UV_ECANCELED || d->finished) return; /* closing: on_attempt_closed frees it */
     unlink_attempt(d, a);
     if (status == 0) {
         d->live--; /* handed over: no longer the dialer's to close */
-        a->dialer = NULL;
-        report(d, 0, a);
+        lg_upsock_t *up = a->sock;
+        up->h.handle.data = NULL;
+        lg_free(a);
+        report(d, 0, up);
         return;
     }
     attempt_close(a);
@@ -173,27 +187,32 @@ void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted)
  * Start one attempt at d->addrs[d->next - 1] (or the Unix path). Returns 0 or a libuv error; on
  * error the attempt is freed, or closed through libuv when its handle was initialised.
  */
-static int attempt_start(lg_dialer_t *d, lg_upsock_t *a)
+static int attempt_start(lg_dialer_t *d, attempt_t *a)
 {
     int rc;
+    lg_upsock_t *u = a->sock;
     a->dialer = d;
     if (d->uds_path != NULL) {
-        rc = uv_pipe_init(d->w->loop, &a->h.pipe, 0);
+        rc = uv_pipe_init(d->w->loop, &u->h.pipe, 0);
         if (rc != 0) {
+            lg_free(u);
             lg_free(a);
             return rc;
         }
+        u->h.handle.data = a;
         d->live++;
-        uv_pipe_connect(&a->req, &a->h.pipe, d->uds_path, on_attempt_connect); /* errors: cb */
+        uv_pipe_connect(&a->req, &u->h.pipe, d->uds_path, on_attempt_connect); /* errors: cb */
         return 0;
     }
-    rc = uv_tcp_init(d->w->loop, &a->h.tcp);
+    rc = uv_tcp_init(d->w->loop, &u->h.tcp);
     if (rc != 0) {
+        lg_free(u);
         lg_free(a);
         return rc;
     }
+    u->h.handle.data = a;
     d->live++;
-    rc = uv_tcp_connect(&a->req, &a->h.tcp, &d->addrs[d->next - 1].sa, on_attempt_connect);
+    rc = uv_tcp_connect(&a->req, &u->h.tcp, &d->addrs[d->next - 1].sa, on_attempt_connect);
     if (rc != 0) attempt_close(a); /* refused synchronously: no descriptor, no route, ... */
     return rc;
 }
@@ -202,11 +221,14 @@ static void start_next(lg_dialer_t *d)
 {
     while (d->next < d->n) {
         d->next++;
-        lg_upsock_t *a = lg_calloc(1, sizeof(*a));
-        if (a == NULL) {
+        attempt_t *a = lg_calloc(1, sizeof(*a));
+        lg_upsock_t *u = a != NULL ? lg_calloc(1, sizeof(*u)) : NULL;
+        if (u == NULL) {
+            lg_free(a);
             d->last_err = UV_ENOMEM;
             continue;
         }
+        a->sock = u;
         int rc = attempt_start(d, a);
         if (rc != 0) {
             if (out_of_fds(rc)) {

@@ -30,7 +30,9 @@
 typedef void (*lg_closed_cb)(void *arg);
 
 /* A connected (or connecting) upstream socket. Owner: the dialer while it is an attempt, the
- * caller once handed over; closed with lg_upsock_close(). */
+ * caller once handed over; closed with lg_upsock_close(). It lives as long as the connection, so
+ * it holds only the handle: the connect request and the attempt's links are the dialer's, freed
+ * when the attempt ends (an idle connection does not carry them). */
 typedef struct lg_upsock_s {
     union {
         uv_handle_t handle;
@@ -38,10 +40,7 @@ typedef struct lg_upsock_s {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_connect_t req;
-    struct lg_dialer_s *dialer; /* while an attempt */
-    struct lg_upsock_s *next;   /* dialer's list of attempts in flight */
-    lg_closed_cb closed;        /* after handover: told when the close completes */
+    lg_closed_cb closed; /* after handover: told when the close completes */
     void *arg;
 } lg_upsock_t;
 

@@ -449,11 +449,15 @@ size_t lg_engine_stop_report(lg_engine_t *e, char *out, size_t cap)
             first = false;
         }
         if (n > 0 && (size_t)n < sizeof(one)) {
-            n += snprintf(one + n, sizeof(one) - (size_t)n,
-                          "},\"lookups\":%zu,\"readBuffers\":%zu,\"pendingSuspended\":%zu}",
-                          atomic_load_explicit(&x->pub_lookups, memory_order_relaxed),
-                          (size_t)atomic_load_explicit(&x->pool.n_out_shared, memory_order_relaxed),
-                          (size_t)atomic_load_explicit(&w->pending.n_shared, memory_order_relaxed));
+            n += snprintf(
+                one + n, sizeof(one) - (size_t)n,
+                "},\"lookups\":%zu,\"readBuffers\":%zu,\"spareBufferBytes\":%zu,"
+                "\"pendingSuspended\":%zu}",
+                atomic_load_explicit(&x->pub_lookups, memory_order_relaxed),
+                (size_t)atomic_load_explicit(&x->pool.n_out_shared, memory_order_relaxed),
+                (size_t)atomic_load_explicit(&x->pool.n_free_shared, memory_order_relaxed) *
+                    (sizeof(lg_buf_t) + x->pool.size),
+                (size_t)atomic_load_explicit(&w->pending.n_shared, memory_order_relaxed));
         }
         if (n <= 0 || (size_t)n >= sizeof(one) || len + (size_t)n + 2 > cap) break;
         memcpy(out + len, one, (size_t)n);

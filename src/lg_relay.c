@@ -2,7 +2,7 @@
  * lg_relay.c — relaying bytes through the worker's scheduler (see lg_relay.h).
  *
  * Invariants:
- *  - A flow has at most one write in flight (its current grant, `inflight` bytes at the head of
+ *  - A flow has at most one write in flight (its current grant, the first bytes of
  *    its queue). The queue is consumed only when that write completes (at once when the socket
  *    takes the bytes synchronously), so the bytes a write points at stay alive and in place; new
  *    reads append behind them.
@@ -30,6 +30,15 @@ struct lg_wreq_s {
     lg_flow_t *flow;
     size_t len;
 };
+
+_Static_assert(LG_FLOW_QUEUE_MAX + 2ull * LG_BUF_SIZE_MAX + LG_TURN_READ_BYTES < UINT32_MAX,
+               "lg_flow_t.held and .turn_read are 32 bits");
+
+/* The relay a flow is embedded in (a flow holds no pointer back: 16 bytes less per connection). */
+static lg_relay_t *relay_of(lg_flow_t *f)
+{
+    return f->to_client ? LG_CONTAINER_OF(f, lg_relay_t, u2c) : LG_CONTAINER_OF(f, lg_relay_t, c2u);
+}
 
 static lg_wreq_t *wreq_get(lg_sched_t *s)
 {
@@ -124,7 +133,7 @@ static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t ava
         grant = (size_t)avail;
     }
     lg_pace_spend(&s->pace, grant);
-    lg_pace_spend(&f->fpace, grant);
+    if (f->cap != NULL) lg_pace_spend(&f->cap->pace, grant);
     return grant;
 }
 
@@ -143,14 +152,15 @@ static void flow_timer_start(lg_sched_t *s, uint64_t at, uint64_t now)
 
 static void flow_unpark(lg_sched_t *s, lg_flow_t *f)
 {
-    if (f->park_prev) {
-        f->park_prev->park_next = f->park_next;
+    lg_flowcap_t *k = f->cap;
+    if (k->park_prev) {
+        k->park_prev->cap->park_next = k->park_next;
     } else {
-        s->parked = f->park_next;
+        s->parked = k->park_next;
     }
-    if (f->park_next) f->park_next->park_prev = f->park_prev;
-    f->park_next = f->park_prev = NULL;
-    f->parked = false;
+    if (k->park_next) k->park_next->cap->park_prev = k->park_prev;
+    k->park_next = k->park_prev = NULL;
+    k->parked = false;
     if (s->parked == NULL && s->flow_timer_armed) {
         uv_timer_stop(&s->flow_timer); /* nobody waits: no wakeup */
         s->flow_timer_armed = false;
@@ -163,15 +173,16 @@ static void flow_unpark(lg_sched_t *s, lg_flow_t *f)
  */
 static void flow_park(lg_sched_t *s, lg_flow_t *f, uint64_t now)
 {
-    uint64_t want = LG_MIN((uint64_t)lg_drr_flow_quantum(&s->drr, &f->drr), f->fpace.burst);
-    f->park_until = now + lg_pace_wait(&f->fpace, want);
-    f->parked = true;
-    f->park_prev = NULL;
-    f->park_next = s->parked;
-    if (s->parked) s->parked->park_prev = f;
+    lg_flowcap_t *k = f->cap;
+    uint64_t want = LG_MIN((uint64_t)lg_drr_flow_quantum(&s->drr, &f->drr), k->pace.burst);
+    k->park_until = now + lg_pace_wait(&k->pace, want);
+    k->parked = true;
+    k->park_prev = NULL;
+    k->park_next = s->parked;
+    if (s->parked) s->parked->cap->park_prev = f;
     s->parked = f;
-    if (!s->flow_timer_armed || f->park_until < s->flow_timer_at) {
-        flow_timer_start(s, f->park_until, now);
+    if (!s->flow_timer_armed || k->park_until < s->flow_timer_at) {
+        flow_timer_start(s, k->park_until, now);
     }
 }
 
@@ -183,12 +194,12 @@ static void flow_timer_cb(uv_timer_t *t)
     s->flow_timer_armed = false;
     uint64_t now = uv_hrtime(), next = UINT64_MAX;
     for (lg_flow_t *f = s->parked, *nx; f != NULL; f = nx) {
-        nx = f->park_next;
-        if (f->park_until <= now + LG_NS_PER_MS) {
+        nx = f->cap->park_next;
+        if (f->cap->park_until <= now + LG_NS_PER_MS) {
             flow_unpark(s, f);
             lg_drr_done(&s->drr, &f->drr); /* back at the head with its credit */
         } else {
-            next = LG_MIN(next, f->park_until);
+            next = LG_MIN(next, f->cap->park_until);
         }
     }
     if (next != UINT64_MAX) flow_timer_start(s, next, now);
@@ -198,9 +209,9 @@ static void flow_timer_cb(uv_timer_t *t)
 /* The flow's own tokens (UINT64_MAX when it has no cap). */
 static uint64_t flow_avail(lg_flow_t *f, uint64_t *now)
 {
-    if (f->fpace.rate == 0) return UINT64_MAX;
+    if (f->cap == NULL) return UINT64_MAX;
     if (*now == 0) *now = uv_hrtime();
-    return lg_pace_avail(&f->fpace, *now);
+    return lg_pace_avail(&f->cap->pace, *now);
 }
 
 static void sched_run(uv_check_t *h)
@@ -334,7 +345,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     lg_flow_t *f = req->data;
     lg_free(req);
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     if (r->dead) return;
     f->shut_done = true;
     if (status < 0) {
@@ -349,7 +360,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* The source has ended and every queued byte is written: pass the FIN on. */
 static void flow_maybe_shutdown(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     /* No destination yet (a TLS client done before the upstream connected): attaching the
      * upstream comes back here. */
     if (r->dead || !f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL) {
@@ -381,7 +392,7 @@ static void check_watermark(lg_relay_t *r, lg_flow_t *f)
 /* Resume a paused source once its queue is below half the watermark. False: the relay failed. */
 static bool flow_maybe_resume(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     if (f->paused && f->q.mem < high_watermark(r) / 2) {
         f->paused = false;
         int rc = lg_relay_read_start(r, f);
@@ -400,7 +411,7 @@ static void on_write(uv_write_t *req, int status);
 /* `len` bytes at the head of f's queue reached the destination. */
 static void flow_wrote(lg_flow_t *f, size_t len)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_bufq_consume(&f->q, &r->w->pool, len);
     f->bytes += len;
     if (f->to_client) LG_COUNT(r->cnt, bytes_to_clients, len);
@@ -410,7 +421,7 @@ static void flow_wrote(lg_flow_t *f, size_t len)
 /* A grant is written: give the turn back, resume a paused source, pass a FIN on. */
 static void flow_grant_done(lg_flow_t *f)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_sched_t *s = &r->w->sched;
     if (!is_fifo(r)) {
         lg_drr_done(&s->drr, &f->drr);
@@ -442,7 +453,7 @@ static size_t flow_bufs(lg_flow_t *f, size_t want, uv_buf_t *bufs, size_t *cover
  */
 static void flow_write(lg_flow_t *f, size_t grant)
 {
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     lg_sched_t *s = &r->w->sched;
     uv_buf_t bufs[LG_RELAY_MAX_IOV];
     size_t covered = 0;
@@ -488,11 +499,9 @@ static void flow_write(lg_flow_t *f, size_t grant)
     }
     req->flow = f;
     req->len = covered;
-    f->inflight += covered;
     f->n_writes++;
     int rc = uv_write(&req->req, f->dst, bufs, (unsigned)n, on_write);
     if (rc != 0) {
-        f->inflight -= covered;
         f->n_writes--;
         wreq_put(s, req);
         relay_fail(r, rc);
@@ -504,9 +513,8 @@ static void on_write(uv_write_t *req, int status)
     lg_wreq_t *wr = LG_CONTAINER_OF(req, lg_wreq_t, req);
     lg_flow_t *f = wr->flow;
     size_t len = wr->len;
-    lg_relay_t *r = f->relay;
+    lg_relay_t *r = relay_of(f);
     wreq_put(&r->w->sched, wr);
-    f->inflight -= len;
     f->n_writes--;
     if (r->dead) return; /* cancelled by uv_close, or completed after the relay stopped */
     if (status < 0) {
@@ -526,7 +534,7 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
     if (n == 0 || r->dead) return;
     check_watermark(r, f);
     if (f->dst == NULL) {
-        f->held += n; /* no destination yet: scheduled when it is attached */
+        f->held += (uint32_t)n; /* no destination yet: scheduled when it is attached */
         return;
     }
     if (is_fifo(r)) {
@@ -627,7 +635,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
         r->last_activity = uv_now(w->loop);
-        f->turn_read += (size_t)nread;
+        f->turn_read += (uint32_t)nread;
         if (r->filtered) {
             r->ops->filter(r->arg, f, b, (size_t)nread);
             return;
@@ -671,24 +679,27 @@ static void release_held(lg_relay_t *r, lg_flow_t *f)
     lg_relay_queued(r, f, n);
 }
 
-void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                   void *arg)
+int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
+                  void *arg)
 {
     memset(r, 0, sizeof(*r));
     r->w = w;
     r->cnt = cnt;
     r->ops = ops;
     r->arg = arg;
-    r->c2u.relay = r;
-    r->u2c.relay = r;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
     uint64_t rate = w->conf->sched_flow_rate;
     if (rate > 0) {
         uint64_t burst = LG_MAX(rate / LG_FLOW_BURST_DIV, (uint64_t)LG_FLOW_BURST_MIN);
-        lg_pace_init(&r->c2u.fpace, rate, burst, uv_hrtime());
-        lg_pace_init(&r->u2c.fpace, rate, burst, uv_hrtime());
+        lg_flowcap_t *caps = lg_calloc(2, sizeof(*caps));
+        if (caps == NULL) return -ENOMEM;
+        r->c2u.cap = &caps[0];
+        r->u2c.cap = &caps[1];
+        lg_pace_init(&caps[0].pace, rate, burst, uv_hrtime());
+        lg_pace_init(&caps[1].pace, rate, burst, uv_hrtime());
     }
+    return 0;
 }
 
 void lg_relay_set_weight(lg_relay_t *r, unsigned weight)
@@ -729,8 +740,8 @@ void lg_relay_stop(lg_relay_t *r)
     r->dead = true;
     lg_relay_read_stop(r, &r->c2u);
     lg_relay_read_stop(r, &r->u2c);
-    if (r->c2u.parked) flow_unpark(&r->w->sched, &r->c2u);
-    if (r->u2c.parked) flow_unpark(&r->w->sched, &r->u2c);
+    if (r->c2u.cap != NULL && r->c2u.cap->parked) flow_unpark(&r->w->sched, &r->c2u);
+    if (r->u2c.cap != NULL && r->u2c.cap->parked) flow_unpark(&r->w->sched, &r->u2c);
     lg_drr_remove(&r->w->sched.drr, &r->c2u.drr);
     lg_drr_remove(&r->w->sched.drr, &r->u2c.drr);
 }
@@ -740,4 +751,6 @@ void lg_relay_release(lg_relay_t *r)
     lg_relay_stop(r);
     lg_bufq_clear(&r->c2u.q, &r->w->pool);
     lg_bufq_clear(&r->u2c.q, &r->w->pool);
+    lg_free(r->c2u.cap); /* both caps, one allocation (lg_relay_init) */
+    r->c2u.cap = r->u2c.cap = NULL;
 }

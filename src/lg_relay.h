@@ -64,31 +64,38 @@
 
 typedef struct lg_relay_s lg_relay_t;
 
-/* One direction: bytes read from src, queued, written to dst. */
-typedef struct lg_flow_s {
-    lg_drr_flow_t drr; /* scheduler state */
-    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
-    lg_relay_t *relay;
-    uv_stream_t *src, *dst; /* NULL until attached */
-    size_t inflight;        /* bytes of q being written (DRR: one grant at a time) */
-    size_t held;            /* bytes queued before the flow had a destination (not scheduled) */
-    unsigned n_writes;      /* write requests in flight */
-    uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
-    size_t turn_read;       /* bytes read in that turn */
-    bool refused;           /* the last alloc refused a read: the turn's budget was used */
-    uint64_t bytes;         /* bytes written to dst */
-    bool reading;           /* uv_read_start active on src */
-    bool paused;            /* reads stopped by the high watermark */
-    bool eof;               /* src sent FIN (or the owner ended the flow) */
-    bool shut;              /* shutdown(dst) requested */
-    bool shut_done;         /* shutdown(dst) completed */
-    bool to_client;         /* direction: upstream → client */
-    /* scheduler.flowRate: the flow's own bucket (rate 0: no cap), and while it is empty the
-     * flow's place among the worker's parked flows (it stays BUSY in the DRR, off the round). */
-    lg_pace_t fpace;
+/* A flow's own cap (scheduler.flowRate): while its bucket is empty the flow is parked: it stays
+ * BUSY in the DRR, off the round, on the worker's parked list. */
+typedef struct lg_flowcap_s {
+    lg_pace_t pace;
     struct lg_flow_s *park_next, *park_prev;
     uint64_t park_until; /* ns (uv_hrtime): enough tokens for a quantum */
     bool parked;
+} lg_flowcap_t;
+
+/* One direction: bytes read from src, queued, written to dst. */
+typedef struct lg_flow_s {
+    lg_drr_flow_t drr;      /* scheduler state */
+    lg_bufq_t q;            /* read, not yet written (includes bytes being written) */
+    uv_stream_t *src, *dst; /* NULL until attached */
+    uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
+    uint64_t bytes;         /* bytes written to dst */
+    /* 32 bits where the bound allows (every idle connection carries two flows): */
+    uint32_t held;      /* bytes queued before the flow had a destination (not scheduled; below
+                           the high watermark, LG_FLOW_QUEUE_MAX, plus one read) */
+    uint32_t turn_read; /* bytes read in that turn (the read budget plus one read at most) */
+    unsigned n_writes;  /* write requests in flight (DRR: one grant at a time) */
+    bool refused;       /* the last alloc refused a read: the turn's budget was used */
+    bool reading;       /* uv_read_start active on src */
+    bool paused;        /* reads stopped by the high watermark */
+    bool eof;           /* src sent FIN (or the owner ended the flow) */
+    bool shut;          /* shutdown(dst) requested */
+    bool shut_done;     /* shutdown(dst) completed */
+    bool to_client;     /* direction: upstream → client */
+    /* scheduler.flowRate: the flow's own bucket and its place among the worker's parked flows;
+     * NULL when the cap is off (allocated with the relay only then: idle connections of a
+     * proxy without flowRate carry one pointer per flow, not the bucket). */
+    struct lg_flowcap_s *cap;
 } lg_flow_t;
 
 /* What a relay reports (lg_relay_ops_t.event). */
@@ -119,9 +126,10 @@ struct lg_relay_s {
     bool dead;              /* stopped: no I/O is started any more */
 };
 
-/* Prepare a relay (no streams yet). Allocates nothing. */
-void lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                   void *arg);
+/* Prepare a relay (no streams yet). Allocates only the flows' caps when scheduler.flowRate is
+ * set; -ENOMEM then if that fails (nothing to release). */
+int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
+                  void *arg);
 
 /* Set both flows' scheduler weight (scheduler.weight of the connection's route or listener;
  * clamped to 1..LG_DRR_WEIGHT_MAX). Takes effect at each flow's next DRR visit and read turn. */

@@ -34,7 +34,7 @@ struct lg_tls_s {
     void (*sink)(void *arg, SSL_SESSION *s); /* client: where new sessions go */
     void *sink_arg;
     uint8_t sni_len;
-    char sni[LG_TLS_MAX_SNI + 1]; /* the SNI the router used ("" for none) */
+    char *sni; /* the SNI the router used (NULL for none); only until the handshake is done */
 };
 
 static BIO_METHOD *bio_method;
@@ -116,7 +116,11 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
     if (t == NULL) return -ENOMEM;
     t->alpn = alpn;
     t->alpn_len = alpn_len;
-    if (sni != NULL && sni_len <= LG_TLS_MAX_SNI) {
+    if (sni != NULL && sni_len > 0 && sni_len <= LG_TLS_MAX_SNI) {
+        if ((t->sni = lg_malloc(sni_len + 1)) == NULL) {
+            lg_free(t);
+            return -ENOMEM;
+        }
         memcpy(t->sni, sni, sni_len);
         t->sni[sni_len] = '\0';
         t->sni_len = (uint8_t)sni_len;
@@ -126,6 +130,7 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
     if (t->ssl == NULL || bio == NULL) {
         BIO_free(bio);
         SSL_free(t->ssl);
+        lg_free(t->sni);
         lg_free(t);
         ERR_clear_error();
         return -ENOMEM;
@@ -187,6 +192,7 @@ void lg_tls_free(lg_tls_t *t)
     if (t == NULL) return;
     SSL_free(t->ssl);
     lg_free(t->ku_times);
+    lg_free(t->sni);
     lg_free(t);
 }
 
@@ -283,7 +289,10 @@ int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
             goto out;
         }
         t->handshake_done = true;
-        if (!t->client && !sni_matches(t)) {
+        bool sni_ok = t->client || sni_matches(t);
+        lg_free(t->sni); /* the check is done: an idle connection does not keep the name */
+        t->sni = NULL;
+        if (!sni_ok) {
             rc = LG_TLS_E_SNI;
             goto out;
         }

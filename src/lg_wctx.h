@@ -17,6 +17,7 @@
 #include "lg_drr.h"
 #include "lg_event.h"
 #include "lg_metrics.h"
+#include "lg_theap.h"
 
 #include <uv.h>
 
@@ -111,8 +112,11 @@ typedef struct lg_wctx_s {
     lg_verify_job_t *verify_jobs; /* lg_verify: joinable verifications in flight */
     size_t n_verify;              /* lg_verify: verifications queued or running */
     struct lg_auth_cache_s *auth_cache[LG_MAX_LISTENERS]; /* lg_verify: per listener, lazily */
-    lg_conn_t *reap;     /* lg_conn: connections marked closing, not yet torn down */
-    uv_idle_t reap_idle; /* lg_conn: tears the marked connections down */
+    lg_theap_t deadlines;  /* lg_conn: every connection's deadline (its state's timer) */
+    uv_timer_t deadline_t; /* lg_conn: armed for the earliest of them */
+    uint64_t deadline_due; /* lg_conn: when deadline_t fires (0: stopped) */
+    lg_conn_t *reap;       /* lg_conn: connections marked closing, not yet torn down */
+    uv_idle_t reap_idle;   /* lg_conn: tears the marked connections down */
     bool reap_active;
     bool stopping; /* the worker stops: listeners do not admit any more */
 
