@@ -37,7 +37,6 @@
 #include "lg_limits.h"
 #include "lg_name.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -1070,7 +1069,16 @@ static napi_value heap_in_use(napi_env env, napi_callback_info info)
     (void)info;
     double bytes = -1;
 #if defined(__GLIBC__)
-    void *mi2 = dlsym(RTLD_DEFAULT, "mallinfo2"), *mi = dlsym(RTLD_DEFAULT, "mallinfo");
+    /* Through libuv's uv_dlsym (resolved from node itself), not dlsym: glibc 2.34 moved dlsym
+     * into libc under a new version, which the prebuilt binaries must not need (glibc <= 2.28).
+     * uv_dlopen(NULL) is the process's global scope, where node's libc lives. */
+    uv_lib_t self;
+    void *mi2 = NULL, *mi = NULL;
+    if (uv_dlopen(NULL, &self) == 0) {
+        if (uv_dlsym(&self, "mallinfo2", &mi2) != 0) mi2 = NULL;
+        if (uv_dlsym(&self, "mallinfo", &mi) != 0) mi = NULL;
+        uv_dlclose(&self);
+    }
     if (mi2 != NULL) {
         struct lg_mallinfo2 (*f)(void);
         memcpy(&f, &mi2, sizeof(f));
