@@ -535,6 +535,8 @@ export interface WorkerMetrics {
   quantum: number;
   grants: number;
   grantedBytes: number;
+  /** Reads of interactive flows done mid-turn, between bulk reads (kind 'drr'; see the README's scheduler notes). */
+  interactiveReads: number;
 }
 
 /** Why admission refused a connection ('blocked' events, blockedByReason). */

@@ -97,6 +97,7 @@ const HELP = {
   quantum: 'Current DRR quantum of the worker, in bytes.',
   grants: 'DRR write grants handed out by the worker.',
   grantedBytes: 'Bytes granted by the worker\'s DRR scheduler.',
+  interactiveReads: 'Reads of interactive flows the worker did mid-turn, between bulk reads.',
 };
 
 const STATUS_RE = /^status([1-5][0-9]{2})$/;

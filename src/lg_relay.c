@@ -17,11 +17,17 @@
 
 #include <stddef.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#endif
 
 #define LG_RELAY_MAX_IOV  4     /* buffers per write: uv_write copies up to 4 without allocating */
 #define LG_FLOW_BURST_MIN 16384 /* bytes: smallest per-flow bucket (scheduler.flowRate) */
 #define LG_FLOW_BURST_DIV 10    /* a flow's bucket holds 1/10 s of its rate */
 #define LG_NS_PER_MS      1000000u
+#define LG_PEEK_EVENTS    64 /* interactive sources handled per look */
 
 /* A write request; owned by the flow while in flight, then cached by the worker. */
 struct lg_wreq_s {
@@ -88,6 +94,7 @@ static size_t high_watermark(const lg_relay_t *r)
 static void flow_write(lg_flow_t *f, size_t grant);
 
 static void sched_kick(lg_wctx_t *w);
+static void peek_tick(lg_wctx_t *w, size_t n);
 
 static bool pacing(const lg_sched_t *s)
 {
@@ -238,7 +245,9 @@ static void sched_run(uv_check_t *h)
             flow_park(s, f, now);
             continue;
         }
-        flow_write(f, pace_grant(s, f, grant, LG_MIN(avail, favail)));
+        size_t g = pace_grant(s, f, grant, LG_MIN(avail, favail));
+        flow_write(f, g);
+        peek_tick(w, g);
     }
     LG_PUBLISH(w->pub_quantum, s->drr.quantum);
     LG_PUBLISH(w->pub_grants, s->drr.grants);
@@ -280,6 +289,8 @@ void lg_relay_sched_init(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
     s->wreq_cache_max = LG_WREQ_CACHE_MAX;
+    s->light_open = false;
+    s->n_light = 0;
     s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
@@ -303,6 +314,10 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     if (s->closed) return;
     s->closed = true;
     s->active = false;
+#ifdef __linux__
+    if (s->light_open) close(s->light_ep);
+#endif
+    s->light_open = false;
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
     uv_close((uv_handle_t *)&s->turn_prep, cb);
@@ -592,29 +607,35 @@ static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
     return LG_MAX(share, r->w->conf->read_buffer_size) * flow_weight(f);
 }
 
+/* May f's source read now? False once it read its budget in this loop turn (DRR only). */
+static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
+{
+    lg_sched_t *s = &r->w->sched;
+    if (f->read_turn != s->turn) {
+        f->read_turn = s->turn;
+        f->turn_read = 0;
+        s->readers_now += flow_weight(f);
+        return true;
+    }
+    return f->turn_read < read_budget(r, f);
+}
+
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_relay_t *r = h->data;
-    if (!is_fifo(r)) {
-        /*
-         * The read budget: a source that read its share in this turn waits for the next one.
-         * Refusing the buffer makes libuv end this read pass (UV_ENOBUFS, see relay_read)
-         * without stopping the stream, so there is no epoll_ctl: the descriptor is still
-         * readable and the next poll (which returns at once) hands it back for the next turn.
-         */
-        lg_sched_t *s = &r->w->sched;
-        lg_flow_t *f = (uv_stream_t *)h == r->c2u.src ? &r->c2u : &r->u2c;
-        if (f->read_turn != s->turn) {
-            f->read_turn = s->turn;
-            f->turn_read = 0;
-            s->readers_now += flow_weight(f);
-        } else if (f->turn_read >= read_budget(r, f)) {
-            f->refused = true;
-            buf->base = NULL;
-            buf->len = 0;
-            return;
-        }
+    /*
+     * The read budget: a source that read its share in this turn waits for the next one.
+     * Refusing the buffer makes libuv end this read pass (UV_ENOBUFS, see relay_read) without
+     * stopping the stream, so there is no epoll_ctl: the descriptor is still readable and the
+     * next poll (which returns at once) hands it back for the next turn.
+     */
+    lg_flow_t *f = (uv_stream_t *)h == r->c2u.src ? &r->c2u : &r->u2c;
+    if (!is_fifo(r) && !read_allowed(r, f)) {
+        f->refused = true;
+        buf->base = NULL;
+        buf->len = 0;
+        return;
     }
     lg_buf_t *b = lg_buf_get(&r->w->pool);
     if (b == NULL) {
@@ -626,6 +647,144 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = b->cap;
 }
 
+/* ---- interactive sources, looked at mid-turn -------------------------------------------- *
+ *
+ * A loop turn reads every readable source once (up to its budget) and writes what it read; with
+ * 32 bulk flows that is about 2 MiB of copying, a millisecond or more. A source that becomes
+ * readable meanwhile is reported by the next poll behind every bulk source (epoll keeps a
+ * level-triggered descriptor that is still ready ahead of one that became ready later), so a
+ * small request beside bulk flows waited one to two turns each way, though it is served ahead of
+ * the backlog once read (lg_drr_take).
+ *
+ * So a flow whose read was small (<= LG_LIGHT_READ) and found its queue empty has its source put
+ * in a second epoll set of the worker (level-triggered, like libuv's). Every LG_PEEK_BYTES of
+ * bulk reads or grants, the worker looks at that set without waiting and reads the sources that
+ * are ready at once, through the same path as libuv's read callback (same budget, same sparse
+ * priority), so such bytes wait for at most LG_PEEK_BYTES of other work, not for a turn. A flow
+ * leaves the set with its first large read, at end of stream and when the relay stops. A look
+ * costs one epoll_wait that finds nothing while no interactive flow is ready; a worker with no
+ * interactive flow never looks. Only with kind 'drr' (FIFO keeps libuv's order).
+ */
+
+static void light_add(lg_sched_t *s, lg_flow_t *f)
+{
+#ifdef __linux__
+    int fd;
+    if (s->closed || f->src == NULL || uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return;
+    if (!s->light_open) {
+        s->light_ep = epoll_create1(EPOLL_CLOEXEC);
+        if (s->light_ep < 0) return; /* no set: such flows wait for their turn, as before */
+        s->light_open = true;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = f};
+    if (epoll_ctl(s->light_ep, EPOLL_CTL_ADD, fd, &ev) != 0) return;
+    f->light = true;
+    s->n_light++;
+#else
+    (void)s;
+    (void)f;
+#endif
+}
+
+static void light_del(lg_sched_t *s, lg_flow_t *f)
+{
+    if (!f->light) return;
+    f->light = false;
+    s->n_light--;
+#ifdef __linux__
+    /* A closed descriptor has left the set already (uv_fileno then fails). */
+    int fd;
+    if (s->light_open && uv_fileno((const uv_handle_t *)f->src, &fd) == 0) {
+        epoll_ctl(s->light_ep, EPOLL_CTL_DEL, fd, NULL);
+    }
+#endif
+}
+
+static void sched_peek(lg_wctx_t *w);
+
+/* n bytes of bulk work were done: look at the interactive sources every LG_PEEK_BYTES. */
+static void peek_tick(lg_wctx_t *w, size_t n)
+{
+    lg_sched_t *s = &w->sched;
+    s->since_peek += n;
+    if (s->since_peek >= LG_PEEK_BYTES && s->n_light > 0 && !s->peeking) sched_peek(w);
+}
+
+/* nread (> 0) bytes were read from f's source into b (libuv's read callback or a look). */
+static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
+{
+    lg_wctx_t *w = r->w;
+    if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
+    r->last_activity = uv_now(w->loop);
+    f->turn_read += (uint32_t)nread;
+    if (!is_fifo(r)) {
+        bool empty = f->q.bytes == 0 && f->n_writes == 0;
+        if (nread <= LG_LIGHT_READ && empty && !f->light) {
+            light_add(&w->sched, f);
+        } else if (nread > LG_LIGHT_READ && f->light) {
+            light_del(&w->sched, f);
+        }
+    }
+    if (r->filtered) {
+        r->ops->filter(r->arg, f, b, nread);
+        return;
+    }
+    b->off = 0;
+    b->len = (uint32_t)nread;
+    lg_drr_observe_read(&w->sched.drr, nread);
+    lg_bufq_push(&f->q, &w->pool, b);
+    lg_relay_queued(r, f, nread);
+}
+
+/*
+ * The light set says f's source is readable: read it now, as libuv's callback would. Only
+ * bytes: end of stream and errors are left for libuv's own read (FIONREAD does not consume
+ * them), which reports them in its turn.
+ */
+static void flow_read_now(lg_flow_t *f)
+{
+#ifdef __linux__
+    lg_relay_t *r = relay_of(f);
+    if (r->dead || !f->light || !f->reading || f->paused || f->q.bytes != 0 || f->n_writes != 0) {
+        return;
+    }
+    int fd, avail = 0;
+    if (uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return;
+    if (ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0) return;
+    if (!read_allowed(r, f)) return;
+    lg_buf_t *b = lg_buf_get(&r->w->pool);
+    if (b == NULL) return; /* libuv's read reports the shortage */
+    ssize_t n = read(fd, b->data, LG_MIN((size_t)avail, (size_t)b->cap));
+    if (n <= 0) {
+        lg_buf_put(&r->w->pool, b);
+        return;
+    }
+    r->w->sched.peek_reads++;
+    LG_PUBLISH(r->w->pub_interactive_reads, r->w->sched.peek_reads);
+    flow_got(r, f, b, (size_t)n);
+#else
+    (void)f;
+#endif
+}
+
+static void sched_peek(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    s->since_peek = 0;
+#ifdef __linux__
+    if (!s->light_open) return;
+    struct epoll_event ev[LG_PEEK_EVENTS];
+    int n = epoll_wait(s->light_ep, ev, LG_PEEK_EVENTS, 0);
+    if (n <= 0) return;
+    /* A flow handled here may stop its relay (and the other flow's): stopped relays stay in
+     * memory until their handles close, and flow_read_now checks r->dead and f->light. */
+    s->peeking = true;
+    for (int i = 0; i < n; i++)
+        flow_read_now(ev[i].data.ptr);
+    s->peeking = false;
+#endif
+}
+
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     lg_relay_t *r = s->data;
@@ -633,18 +792,10 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     lg_flow_t *f = s == r->c2u.src ? &r->c2u : &r->u2c;
     lg_buf_t *b = buf->base != NULL ? buf_of(buf) : NULL;
     if (nread > 0) {
-        if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
-        r->last_activity = uv_now(w->loop);
-        f->turn_read += (uint32_t)nread;
-        if (r->filtered) {
-            r->ops->filter(r->arg, f, b, (size_t)nread);
-            return;
-        }
-        b->off = 0;
-        b->len = (uint32_t)nread;
-        lg_drr_observe_read(&w->sched.drr, (size_t)nread);
-        lg_bufq_push(&f->q, &w->pool, b);
-        lg_relay_queued(r, f, (size_t)nread);
+        bool bulk = !f->light;
+        flow_got(r, f, b, (size_t)nread);
+        /* Last: the relay may have stopped (a look touches only other flows' state). */
+        if (bulk && !is_fifo(r)) peek_tick(w, (size_t)nread);
         return;
     }
     lg_buf_put(&w->pool, b);
@@ -655,6 +806,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) return;
     if (nread == UV_EOF) {
         lg_relay_read_stop(r, f);
+        light_del(&w->sched, f);
         if (r->ops->eof != NULL && !r->ops->eof(r->arg, f)) return;
         f->eof = true;
         flow_maybe_shutdown(f);
@@ -667,6 +819,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 void lg_relay_end(lg_relay_t *r, lg_flow_t *f)
 {
     lg_relay_read_stop(r, f);
+    light_del(&r->w->sched, f);
     f->eof = true;
     flow_maybe_shutdown(f);
 }
@@ -740,6 +893,8 @@ void lg_relay_stop(lg_relay_t *r)
     r->dead = true;
     lg_relay_read_stop(r, &r->c2u);
     lg_relay_read_stop(r, &r->u2c);
+    light_del(&r->w->sched, &r->c2u);
+    light_del(&r->w->sched, &r->u2c);
     if (r->c2u.cap != NULL && r->c2u.cap->parked) flow_unpark(&r->w->sched, &r->c2u);
     if (r->u2c.cap != NULL && r->u2c.cap->parked) flow_unpark(&r->w->sched, &r->u2c);
     lg_drr_remove(&r->w->sched.drr, &r->c2u.drr);

@@ -92,6 +92,7 @@ typedef struct lg_flow_s {
     bool shut;          /* shutdown(dst) requested */
     bool shut_done;     /* shutdown(dst) completed */
     bool to_client;     /* direction: upstream → client */
+    bool light;         /* src is in the worker's set of interactive sources (lg_sched_t) */
     /* scheduler.flowRate: the flow's own bucket and its place among the worker's parked flows;
      * NULL when the cap is off (allocated with the relay only then: idle connections of a
      * proxy without flowRate carry one pointer per flow, not the bucket). */

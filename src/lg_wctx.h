@@ -28,8 +28,10 @@ typedef struct lg_pending_s lg_pending_t;
 typedef struct lg_verify_job_s lg_verify_job_t;
 struct lg_auth_cache_s;
 
-#define LG_GRANTS_PER_RUN  1024       /* scheduler grants per loop iteration */
-#define LG_TURN_READ_BYTES (1u << 20) /* bytes all flows of a worker may read per loop turn */
+#define LG_GRANTS_PER_RUN  1024         /* scheduler grants per loop iteration */
+#define LG_TURN_READ_BYTES (1u << 20)   /* bytes all flows of a worker may read per loop turn */
+#define LG_PEEK_BYTES      (128u << 10) /* bulk bytes moved between two looks at interactive flows */
+#define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
 #ifdef LG_FAULT_INJECTION
 #define LG_WREQ_CACHE_MAX 0 /* fault builds keep no spares: every request is a real allocation */
 #else
@@ -76,6 +78,16 @@ typedef struct lg_sched_s {
     uv_timer_t flow_timer;    /* armed only while some flow is parked: the earliest wake */
     uint64_t flow_timer_at;   /* ns (uv_hrtime) the flow timer was armed for */
     bool flow_timer_armed;
+    /* Interactive flows (lg_relay: "looking for interactive flows mid-turn"): a second epoll
+     * set holding only the sources of flows whose last read was small and found their queue
+     * empty, looked at every LG_PEEK_BYTES of bulk work so that their bytes need not wait for
+     * the rest of the loop turn. Created when the first such flow appears. */
+    int light_ep;          /* epoll descriptor (valid while light_open) */
+    bool light_open;       /* light_ep created */
+    bool peeking;          /* inside a look (no nested look) */
+    size_t n_light;        /* flows in the set */
+    size_t since_peek;     /* bulk bytes read or granted since the last look */
+    uint64_t peek_reads;   /* statistics: reads done by looks (workers[].interactiveReads) */
     bool active;           /* check and idle started */
     bool closed;           /* handles closed: the worker is ending */
     lg_wreq_t *wreq_cache; /* spare write requests */
@@ -133,6 +145,7 @@ typedef struct lg_wctx_s {
     atomic_size_t pub_lookups;
     atomic_size_t pub_quantum;
     atomic_uint_fast64_t pub_grants;
+    atomic_uint_fast64_t pub_interactive_reads; /* lg_relay: reads done by a mid-turn look */
     atomic_uint_fast64_t pub_granted_bytes;
     atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
     atomic_int pub_phase;                   /* LG_WPHASE_* */
