@@ -480,6 +480,19 @@ static void post_access(lg_conn_t *c)
 
 /* ---- closing ----------------------------------------------------------------------------- */
 
+/*
+ * Give back the route's and the upstream's active counts. Done when the connection closes (with
+ * activeConnections), not when its handles are gone a loop turn or more later: a connection that
+ * follows at once is then balanced (leastConn) on the true count. Once only.
+ */
+static void release_counts(lg_conn_t *c)
+{
+    if (c->counts_released) return;
+    c->counts_released = true;
+    if (c->rstat != NULL) atomic_fetch_sub_explicit(&c->rstat->active, 1, memory_order_relaxed);
+    if (c->upstream != NULL) lg_upstate_release(&c->upstream->st);
+}
+
 static void conn_free(lg_conn_t *c)
 {
     lg_wctx_t *w = c->w;
@@ -505,9 +518,9 @@ static void conn_free(lg_conn_t *c)
         lg_bufq_clear(&c->upside->early, &w->pool);
         lg_free(c->upside);
     }
+    release_counts(c);
     if (c->rstat != NULL) {
         lg_routestat_t *r = c->rstat;
-        atomic_fetch_sub_explicit(&r->active, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->bytes_from, c->relay.u2c.bytes, memory_order_relaxed);
     }
@@ -515,7 +528,6 @@ static void conn_free(lg_conn_t *c)
         lg_upshared_t *u = c->upstream;
         atomic_fetch_add_explicit(&u->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&u->bytes_from, c->relay.u2c.bytes, memory_order_relaxed);
-        lg_upstate_release(&u->st);
     }
     lg_protect_release(w, &c->adm);
     lg_tls_free(c->tls);
@@ -557,7 +569,9 @@ void lg_conn_close(lg_conn_t *c)
     count_state(c->w, c->state, LG_CONN_CLOSING);
     c->state = LG_CONN_CLOSING;
     /* Closed as far as metrics go from the decision on (activeConnections drops before the
-     * client sees the FIN); the listener's slot is given back when the socket is gone. */
+     * client sees the FIN; the route's and upstream's active counts first); the listener's slot
+     * is given back when the socket is gone. */
+    release_counts(c);
     LG_COUNT(counters(c), closed_connections, 1);
     /* Nothing may call back into the connection any more, except what is noted in the file
      * comment: stop reading, the timer, the relay's I/O, a lookup, a dial that has not reported,

@@ -151,6 +151,7 @@ struct lg_conn_s {
     bool in_head;            /* holds a slot in the listener's in-head count */
     bool linger_discard;     /* LINGER: after the FIN, discard input until EOF (CONNECT) */
     bool torn_down;          /* the reaper closed its handles */
+    bool counts_released;    /* route and upstream active counts given back (at close) */
     bool half_closed;        /* RELAY: the upstream's FIN reached a client that is still open */
     uint8_t why;             /* LG_CLOSE_*: why it ends, the first reason noted (access record) */
     uint8_t why_block;       /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
