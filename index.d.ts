@@ -537,6 +537,8 @@ export interface WorkerMetrics {
   grantedBytes: number;
   /** Reads of interactive flows done mid-turn, between bulk reads (kind 'drr'; see the README's scheduler notes). */
   interactiveReads: number;
+  /** Bytes relayed with splice(2), never copied through user space (bulk flows between TCP sockets, not TLS-terminated; see the README). */
+  splicedBytes: number;
 }
 
 /** Why admission refused a connection ('blocked' events, blockedByReason). */

@@ -98,6 +98,7 @@ const HELP = {
   grants: 'DRR write grants handed out by the worker.',
   grantedBytes: 'Bytes granted by the worker\'s DRR scheduler.',
   interactiveReads: 'Reads of interactive flows the worker did mid-turn, between bulk reads.',
+  splicedBytes: 'Bytes the worker relayed with splice(2), without copying them through user space.',
 };
 
 const STATUS_RE = /^status([1-5][0-9]{2})$/;

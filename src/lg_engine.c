@@ -489,6 +489,7 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
         f->granted_bytes = atomic_load_explicit(&x->pub_granted_bytes, memory_order_relaxed);
         f->interactive_reads =
             atomic_load_explicit(&x->pub_interactive_reads, memory_order_relaxed);
+        f->spliced = atomic_load_explicit(&x->pub_spliced, memory_order_relaxed);
         m->buffers_in_use += f->read_buffers + f->hello_buffers;
     }
     for (size_t i = 0; i < m->n_listeners; i++)

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <string.h>
 #ifdef __linux__
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #define LG_FLOW_BURST_DIV 10    /* a flow's bucket holds 1/10 s of its rate */
 #define LG_NS_PER_MS      1000000u
 #define LG_PEEK_EVENTS    64 /* interactive sources handled per look */
+#define LG_SPLICE_LOOPS   16 /* splices per readiness report (libuv's read loop does 32 reads) */
 
 /* A write request; owned by the flow while in flight, then cached by the worker. */
 struct lg_wreq_s {
@@ -291,6 +294,8 @@ void lg_relay_sched_init(lg_wctx_t *w)
     s->wreq_cache_max = LG_WREQ_CACHE_MAX;
     s->light_open = false;
     s->n_light = 0;
+    s->pipe_open = false;
+    s->splice_flow = NULL;
     s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
@@ -316,7 +321,12 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     s->active = false;
 #ifdef __linux__
     if (s->light_open) close(s->light_ep);
+    if (s->pipe_open) {
+        close(s->pipe_r);
+        close(s->pipe_w);
+    }
 #endif
+    s->pipe_open = false;
     s->light_open = false;
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
@@ -424,13 +434,18 @@ static bool flow_maybe_resume(lg_flow_t *f)
 static void on_write(uv_write_t *req, int status);
 
 /* `len` bytes at the head of f's queue reached the destination. */
+static void flow_count_written(lg_relay_t *r, lg_flow_t *f, size_t len)
+{
+    f->bytes += len;
+    if (f->to_client) LG_COUNT(r->cnt, bytes_to_clients, len);
+    r->last_activity = uv_now(r->w->loop);
+}
+
 static void flow_wrote(lg_flow_t *f, size_t len)
 {
     lg_relay_t *r = relay_of(f);
     lg_bufq_consume(&f->q, &r->w->pool, len);
-    f->bytes += len;
-    if (f->to_client) LG_COUNT(r->cnt, bytes_to_clients, len);
-    r->last_activity = uv_now(r->w->loop);
+    flow_count_written(r, f, len);
 }
 
 /* A grant is written: give the turn back, resume a paused source, pass a FIN on. */
@@ -620,6 +635,75 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
     return f->turn_read < read_budget(r, f);
 }
 
+/* ---- zero-copy relay (splice) ------------------------------------------------------------ *
+ *
+ * A bulk flow between two TCP sockets moves its bytes with splice(2): source socket -> the
+ * worker's pipe -> destination socket, so they never enter user space (the kernel passes page
+ * references; on loopback the copies out of and back into the kernel were about a third of the
+ * proxy's CPU). The pipe is the worker's only one and is empty between calls: the bytes spliced
+ * in are spliced out at once. A flow splices only when the ordinary path would write what it
+ * reads at once: nothing queued, no write in flight, DRR idle (a sparse flow, lg_drr_take), no
+ * pacing, and at most what that path would read and grant (the read budget left in this turn,
+ * max(quantum, readBufferSize)). Whatever the destination does not take at once is read back
+ * from the pipe into the flow's queue (a copy, as before) and goes through the scheduler like
+ * any queued bytes, so a slow receiver, the watermark and the DRR round work unchanged, and the
+ * pipe is empty again. End of stream and errors are reported as libuv's read would.
+ *
+ * Only for flows whose last read was bulk (>= LG_SPLICE_MIN): small reads cost less with
+ * read/write. Not for TLS termination (the bytes must be decrypted) nor Unix sockets.
+ * The pipe costs two descriptors per worker, created with the first bulk read; when it cannot be
+ * created (no descriptor), the flow reads as before and the next bulk read tries again.
+ */
+
+/* Bytes f may splice now (0: read the ordinary way). */
+static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
+{
+#ifdef __linux__
+    const lg_sched_t *s = &r->w->sched;
+    if (!f->bulk || f->light || r->filtered || f->dst == NULL || f->held != 0 || f->q.bytes != 0 ||
+        f->n_writes != 0 || f->shut || pacing(s) || f->cap != NULL) {
+        return 0;
+    }
+    if (f->src->type != UV_TCP || f->dst->type != UV_TCP) return 0;
+    if (is_fifo(r)) return LG_SPLICE_MAX;
+    if (f->drr.state != LG_DRR_IDLE) return 0;
+    size_t budget = read_budget(r, f);
+    size_t left = budget > f->turn_read ? budget - f->turn_read : 0;
+    size_t grant =
+        LG_MAX(lg_drr_flow_quantum(&s->drr, &f->drr), (size_t)r->w->conf->read_buffer_size);
+    return LG_MIN((size_t)LG_SPLICE_MAX, LG_MIN(left, grant));
+#else
+    (void)r;
+    (void)f;
+    return 0;
+#endif
+}
+
+/* Splice up to `want` bytes of f's source into the worker's pipe: bytes, 0 (end of stream),
+ * -errno (-EAGAIN: nothing there after all), or -ENOSYS when there is no pipe. */
+static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
+{
+#ifdef __linux__
+    lg_sched_t *s = &w->sched;
+    if (!s->pipe_open) {
+        int fds[2];
+        if (s->closed || pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -ENOSYS;
+        s->pipe_r = fds[0];
+        s->pipe_w = fds[1];
+        s->pipe_open = true;
+    }
+    int fd;
+    if (uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return -ENOSYS;
+    ssize_t n = splice(fd, NULL, s->pipe_w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    return n >= 0 ? n : -errno;
+#else
+    (void)w;
+    (void)f;
+    (void)want;
+    return -ENOSYS;
+#endif
+}
+
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -636,6 +720,18 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         buf->base = NULL;
         buf->len = 0;
         return;
+    }
+    size_t want = splice_want(r, f);
+    if (want > 0) {
+        /* Refusing the buffer after splicing hands the result to relay_read (UV_ENOBUFS). */
+        ssize_t rc = splice_in(r->w, f, want);
+        if (rc != -ENOSYS) {
+            r->w->sched.splice_flow = f;
+            r->w->sched.splice_rc = rc;
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
     }
     lg_buf_t *b = lg_buf_get(&r->w->pool);
     if (b == NULL) {
@@ -710,13 +806,21 @@ static void peek_tick(lg_wctx_t *w, size_t n)
     if (s->since_peek >= LG_PEEK_BYTES && s->n_light > 0 && !s->peeking) sched_peek(w);
 }
 
+/* nread (> 0) bytes came from f's source (read, or spliced into the worker's pipe). */
+static void flow_count_read(lg_relay_t *r, lg_flow_t *f, size_t nread)
+{
+    if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
+    r->last_activity = uv_now(r->w->loop);
+    f->turn_read += (uint32_t)nread;
+    f->bulk = nread >= LG_SPLICE_MIN;
+    if (!r->filtered) lg_drr_observe_read(&r->w->sched.drr, nread);
+}
+
 /* nread (> 0) bytes were read from f's source into b (libuv's read callback or a look). */
 static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
 {
     lg_wctx_t *w = r->w;
-    if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
-    r->last_activity = uv_now(w->loop);
-    f->turn_read += (uint32_t)nread;
+    flow_count_read(r, f, nread);
     if (!is_fifo(r)) {
         bool empty = f->q.bytes == 0 && f->n_writes == 0;
         if (nread <= LG_LIGHT_READ && empty && !f->light) {
@@ -731,7 +835,6 @@ static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
     }
     b->off = 0;
     b->len = (uint32_t)nread;
-    lg_drr_observe_read(&w->sched.drr, nread);
     lg_bufq_push(&f->q, &w->pool, b);
     lg_relay_queued(r, f, nread);
 }
@@ -785,6 +888,123 @@ static void sched_peek(lg_wctx_t *w)
 #endif
 }
 
+/* f's source ended (libuv's EOF, or a splice that returned 0). */
+static void flow_ended(lg_relay_t *r, lg_flow_t *f)
+{
+    lg_relay_read_stop(r, f);
+    light_del(&r->w->sched, f);
+    if (r->ops->eof != NULL && !r->ops->eof(r->arg, f)) return;
+    f->eof = true;
+    flow_maybe_shutdown(f);
+}
+
+/* Empty the worker's pipe, throwing its bytes away (their connection is failing). */
+static void pipe_discard(lg_wctx_t *w)
+{
+#ifdef __linux__
+    lg_sched_t *s = &w->sched;
+    for (;;) {
+        ssize_t k = read(s->pipe_r, w->discard, sizeof(w->discard));
+        if (k > 0) continue;
+        if (k < 0 && errno == EAGAIN) return; /* empty */
+        break;
+    }
+    /* Cannot happen with a pipe we own; never leave bytes for the next flow. */
+    close(s->pipe_r);
+    close(s->pipe_w);
+    s->pipe_open = false;
+#else
+    (void)w;
+#endif
+}
+
+/*
+ * n bytes of f are in the worker's pipe: splice them to f's destination; what it does not take
+ * goes into f's queue and through the scheduler. Returns true when all went out (f may splice
+ * again), false otherwise (queued, or the relay failed).
+ */
+static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
+{
+#ifdef __linux__
+    lg_wctx_t *w = r->w;
+    lg_sched_t *s = &w->sched;
+    flow_count_read(r, f, n);
+    int fd;
+    ssize_t k = -EBADF;
+    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
+        k = splice(s->pipe_r, NULL, fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (k < 0) k = -errno;
+    }
+    size_t out = k > 0 ? (size_t)k : 0;
+    if (out > 0) {
+        flow_count_written(r, f, out);
+        s->spliced += out;
+        LG_PUBLISH(w->pub_spliced, s->spliced);
+    }
+    if (out == n) return true;
+    if (k < 0 && k != -EAGAIN) {
+        pipe_discard(w);
+        relay_fail(r, (int)k);
+        return false;
+    }
+    /* The destination is full: the rest comes back to user space and waits in the queue. */
+    size_t rest = n - out, moved = 0;
+    while (moved < rest) {
+        lg_buf_t *b = lg_buf_get(&w->pool);
+        if (b == NULL) break;
+        ssize_t got = read(s->pipe_r, b->data, LG_MIN(rest - moved, (size_t)b->cap));
+        if (got <= 0) {
+            lg_buf_put(&w->pool, b);
+            break;
+        }
+        b->off = 0;
+        b->len = (uint32_t)got;
+        lg_bufq_push(&f->q, &w->pool, b);
+        moved += (size_t)got;
+    }
+    if (moved < rest) {
+        pipe_discard(w);
+        LG_COUNT(r->cnt, out_of_memory, 1);
+        relay_fail(r, UV_ENOBUFS);
+        return false;
+    }
+    lg_relay_queued(r, f, rest);
+    return false;
+#else
+    (void)r;
+    (void)f;
+    (void)n;
+    return false;
+#endif
+}
+
+/* relay_alloc spliced (rc: splice_in's result): move the bytes on, and splice again while the
+ * flow keeps qualifying and its source has more. */
+static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
+{
+    lg_wctx_t *w = r->w;
+    size_t moved = 0;
+    for (int i = 0;; i++) {
+        if (rc == -EAGAIN || rc == -EINTR) break; /* nothing more to read now */
+        if (rc == 0) {
+            flow_ended(r, f);
+            return;
+        }
+        if (rc < 0) {
+            relay_fail(r, (int)rc);
+            return;
+        }
+        moved += (size_t)rc;
+        if (!flow_splice_out(r, f, (size_t)rc) || r->dead || i + 1 == LG_SPLICE_LOOPS) break;
+        if (!is_fifo(r) && !read_allowed(r, f)) break;
+        size_t want = splice_want(r, f);
+        if (want == 0 || (size_t)rc < want) break; /* the socket had no more */
+        rc = splice_in(w, f, want);
+        if (rc == -ENOSYS) break;
+    }
+    if (moved > 0 && !is_fifo(r)) peek_tick(w, moved); /* last: the relay may have stopped */
+}
+
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     lg_relay_t *r = s->data;
@@ -799,17 +1019,18 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     lg_buf_put(&w->pool, b);
+    if (nread == UV_ENOBUFS && w->sched.splice_flow == f) {
+        w->sched.splice_flow = NULL;
+        flow_spliced(r, f, w->sched.splice_rc);
+        return;
+    }
     if (nread == UV_ENOBUFS && f->refused) {
         f->refused = false; /* the turn's read budget is used: read again next turn */
         return;
     }
     if (nread == 0) return;
     if (nread == UV_EOF) {
-        lg_relay_read_stop(r, f);
-        light_del(&w->sched, f);
-        if (r->ops->eof != NULL && !r->ops->eof(r->arg, f)) return;
-        f->eof = true;
-        flow_maybe_shutdown(f);
+        flow_ended(r, f);
         return;
     }
     if (nread == UV_ENOBUFS) LG_COUNT(r->cnt, out_of_memory, 1);

@@ -32,6 +32,8 @@ struct lg_auth_cache_s;
 #define LG_TURN_READ_BYTES (1u << 20)   /* bytes all flows of a worker may read per loop turn */
 #define LG_PEEK_BYTES      (128u << 10) /* bulk bytes moved between two looks at interactive flows */
 #define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
+#define LG_SPLICE_MIN      16384        /* a read this large: the next read of the flow splices */
+#define LG_SPLICE_MAX      65536        /* bytes per splice: the pipe's default capacity */
 #ifdef LG_FAULT_INJECTION
 #define LG_WREQ_CACHE_MAX 0 /* fault builds keep no spares: every request is a real allocation */
 #else
@@ -82,12 +84,19 @@ typedef struct lg_sched_s {
      * set holding only the sources of flows whose last read was small and found their queue
      * empty, looked at every LG_PEEK_BYTES of bulk work so that their bytes need not wait for
      * the rest of the loop turn. Created when the first such flow appears. */
-    int light_ep;          /* epoll descriptor (valid while light_open) */
-    bool light_open;       /* light_ep created */
-    bool peeking;          /* inside a look (no nested look) */
-    size_t n_light;        /* flows in the set */
-    size_t since_peek;     /* bulk bytes read or granted since the last look */
-    uint64_t peek_reads;   /* statistics: reads done by looks (workers[].interactiveReads) */
+    int light_ep;        /* epoll descriptor (valid while light_open) */
+    bool light_open;     /* light_ep created */
+    bool peeking;        /* inside a look (no nested look) */
+    size_t n_light;      /* flows in the set */
+    size_t since_peek;   /* bulk bytes read or granted since the last look */
+    uint64_t peek_reads; /* statistics: reads done by looks (workers[].interactiveReads) */
+    /* Zero-copy relay (lg_relay: "splice"): one pipe per worker, empty between calls. */
+    int pipe_r, pipe_w;            /* valid while pipe_open */
+    bool pipe_open;                /* created (lazily, by the first bulk read) */
+    bool pipe_failed;              /* could not be created: no splicing on this worker */
+    struct lg_flow_s *splice_flow; /* the flow whose alloc callback just spliced (relay_read) */
+    ssize_t splice_rc;             /* what that splice returned: bytes, 0 = end of stream, -errno */
+    uint64_t spliced;      /* statistics: bytes relayed by splice (workers[].splicedBytes) */
     bool active;           /* check and idle started */
     bool closed;           /* handles closed: the worker is ending */
     lg_wreq_t *wreq_cache; /* spare write requests */
@@ -146,6 +155,7 @@ typedef struct lg_wctx_s {
     atomic_size_t pub_quantum;
     atomic_uint_fast64_t pub_grants;
     atomic_uint_fast64_t pub_interactive_reads; /* lg_relay: reads done by a mid-turn look */
+    atomic_uint_fast64_t pub_spliced;           /* lg_relay: bytes relayed by splice */
     atomic_uint_fast64_t pub_granted_bytes;
     atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
     atomic_int pub_phase;                   /* LG_WPHASE_* */

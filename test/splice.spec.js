@@ -1,0 +1,209 @@
+'use strict';
+// Zero-copy bulk relay (src/lg_relay.c, "zero-copy relay (splice)"): bulk flows between TCP
+// sockets move through the worker's pipe (workers[].splicedBytes), byte-exact both ways with
+// either scheduler kind; what a slow receiver does not take goes back into the flow's queue
+// without losing a byte; small reads, Unix-socket upstreams and paced flows keep read/write; end
+// of stream and resets found by a splice are passed on as usual.
+
+const assert = require('assert');
+const crypto = require('crypto');
+const { startTcpServer, startEchoServer, tempSocketPath } = require('./helpers/servers');
+const { startProxy, route, uds, portOf, connect, collect, cleanup } = require('./helpers/proxy');
+const { waitFor } = require('./helpers/wait');
+
+const MiB = 1024 * 1024;
+const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
+const spliced = (proxy) => proxy.metrics().workers.reduce((a, w) => a + w.splicedBytes, 0);
+
+/** Write `buf` in 1 MiB pieces honouring backpressure. */
+async function writeAll(socket, buf) {
+  for (let off = 0; off < buf.length; off += MiB) {
+    if (!socket.write(buf.subarray(off, off + MiB))) await new Promise((resolve) => socket.once('drain', resolve));
+  }
+}
+
+/** { hash, length } of everything `socket` sends until its FIN. */
+function hashUntilEnd(socket) {
+  return new Promise((resolve, reject) => {
+    const h = crypto.createHash('sha256');
+    let length = 0;
+    socket.on('data', (d) => { length += d.length; h.update(d); });
+    socket.once('end', () => resolve({ hash: h.digest('hex'), length }));
+    socket.once('error', reject);
+  });
+}
+
+/**
+ * An upstream that hashes what it receives after the first byte and answers with `down` once
+ * the client's first byte came; it ends its side after sending.
+ */
+async function startBulkUpstream(down, opts = {}) {
+  const results = [];
+  const srv = await startTcpServer((socket) => {
+    const h = crypto.createHash('sha256');
+    let length = -1;
+    results.push(new Promise((resolve) => {
+      socket.on('data', (d) => {
+        if (length < 0) {
+          length = 0;
+          d = d.subarray(1);
+          writeAll(socket, down).then(() => socket.end(), () => {});
+        }
+        length += d.length;
+        h.update(d);
+      });
+      socket.once('end', () => resolve({ hash: h.digest('hex'), length }));
+    }));
+  }, { ...opts, record: false });
+  srv.results = results;
+  return srv;
+}
+
+describe('zero-copy bulk relay (splice)', function () {
+  this.timeout(60000);
+  afterEach(cleanup);
+
+  for (const kind of ['drr', 'fifo']) {
+    it(`splices bulk bytes both ways, byte-exact (scheduler ${kind}); small echoes are not spliced`, async function () {
+      const up = crypto.randomBytes(24 * MiB);
+      const down = crypto.randomBytes(24 * MiB);
+      const bulk = await startBulkUpstream(down);
+      const echo = await startEchoServer();
+      const proxy = await startProxy({ workerThreads: 1, scheduler: { kind }, routes: [route('', bulk.port)] });
+      const echoProxy = await startProxy({ workerThreads: 1, scheduler: { kind }, routes: [route('', echo.port)] });
+
+      // Small exchanges stay on read/write.
+      const small = await connect(portOf(echoProxy));
+      for (let i = 0; i < 20; i++) {
+        const msg = crypto.randomBytes(1000);
+        const back = new Promise((resolve) => { let got = Buffer.alloc(0); small.on('data', function on(d) { got = Buffer.concat([got, d]); if (got.length >= msg.length) { small.off('data', on); resolve(got); } }); });
+        small.write(msg);
+        assert.ok((await back).equals(msg));
+      }
+      assert.strictEqual(spliced(echoProxy), 0, 'small reads were spliced');
+      small.destroy();
+
+      const c = await connect(portOf(proxy), { allowHalfOpen: true });
+      const mine = hashUntilEnd(c);
+      c.write(Buffer.from('g'));
+      await writeAll(c, up);
+      c.end();
+      const got = await mine;
+      const theirs = await bulk.results[0];
+      assert.strictEqual(got.length, down.length);
+      assert.strictEqual(got.hash, sha256(down), 'upstream → client bytes differ');
+      assert.strictEqual(theirs.length, up.length);
+      assert.strictEqual(theirs.hash, sha256(up), 'client → upstream bytes differ');
+      const n = spliced(proxy);
+      assert.ok(n > (up.length + down.length) / 4, `only ${n} of ${up.length + down.length} bytes were spliced`);
+      const m = await waitFor(() => { const x = proxy.metrics(); return x.activeConnections === 0 && x; });
+      assert.strictEqual(m.bytesToClients, down.length);
+      assert.strictEqual(m.bytesFromClients, up.length + 1);
+    });
+  }
+
+  it('a slow reader: what the client socket does not take goes back to the queue, no byte lost, bounded buffers', async function () {
+    const down = crypto.randomBytes(8 * MiB);
+    const bulk = await startBulkUpstream(down);
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { kind: 'drr', maxQueuedBytesPerFlow: 65536 }, routes: [route('', bulk.port)] });
+    const c = await connect(portOf(proxy));
+    const chunks = [];
+    let n = 0;
+    let peak = 0;
+    c.on('data', (d) => {
+      chunks.push(d);
+      if (++n % 4 === 0) { c.pause(); setTimeout(() => c.resume(), 10); }
+      peak = Math.max(peak, proxy.metrics().workers[0].readBuffersInUse);
+    });
+    c.write('g');
+    await new Promise((resolve) => c.once('end', resolve));
+    const got = Buffer.concat(chunks);
+    assert.strictEqual(got.length, down.length);
+    assert.ok(got.equals(down), 'bytes differ');
+    assert.ok(spliced(proxy) > 0, 'nothing was spliced');
+    // Bytes did wait in the proxy (the client socket was full), within the watermark (64 KiB)
+    // plus one read: a few 64 KiB buffers at most.
+    assert.ok(peak >= 1, 'no byte ever waited in the proxy: the client was not slow');
+    assert.ok(peak <= 4, `${peak} read buffers held at once`);
+  });
+
+  it('a CONNECT tunnel splices its bulk bytes', async function () {
+    const down = crypto.randomBytes(16 * MiB);
+    const bulk = await startBulkUpstream(down);
+    const proxy = await startProxy({
+      workerThreads: 1,
+      listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0, connect: { allowPorts: [bulk.port], denyCidrs: [] } }],
+    });
+    const c = await connect(portOf(proxy));
+    c.write(`CONNECT 127.0.0.1:${bulk.port} HTTP/1.1\r\nHost: 127.0.0.1:${bulk.port}\r\n\r\n`);
+    const all = collect(c);
+    // The answer's head, then the tunnel's bytes.
+    await new Promise((resolve) => c.once('data', resolve));
+    c.write('g');
+    c.end();
+    const r = await all; // every byte, the answer's head included
+    const headEnd = r.data.indexOf('\r\n\r\n');
+    assert.ok(/^HTTP\/1\.1 200/.test(r.data.toString('latin1', 0, 12)), r.data.toString('latin1', 0, 40));
+    const body = r.data.subarray(headEnd + 4);
+    assert.ok(r.ended, 'no FIN from the tunnel');
+    assert.strictEqual(body.length, down.length);
+    assert.ok(body.equals(down), 'tunnel bytes differ');
+    assert.ok(spliced(proxy) > 0, 'nothing was spliced');
+  });
+
+  it('a Unix-socket upstream and a paced worker keep read/write (nothing spliced), byte-exact', async function () {
+    const down = crypto.randomBytes(4 * MiB);
+    const path = tempSocketPath();
+    const bulkUds = await startBulkUpstream(down, { path });
+    const p1 = await startProxy({ workerThreads: 1, routes: [route('', uds(path))] });
+    const bulkTcp = await startBulkUpstream(down);
+    const p2 = await startProxy({ workerThreads: 1, scheduler: { kind: 'drr', rate: 64 * MiB }, routes: [route('', bulkTcp.port)] });
+    for (const p of [p1, p2]) {
+      const c = await connect(portOf(p));
+      const mine = hashUntilEnd(c);
+      c.write('g');
+      const got = await mine;
+      assert.strictEqual(got.hash, sha256(down));
+      c.destroy();
+      assert.strictEqual(spliced(p), 0);
+    }
+  });
+
+  it('an upstream reset in the middle of a spliced download closes the client; the other tunnel is unharmed', async function () {
+    const down = crypto.randomBytes(32 * MiB);
+    let victim = null;
+    const srv = await startTcpServer((socket) => {
+      socket.once('data', (d) => {
+        if (d[0] === 0x78 /* x */) {
+          victim = socket;
+          const pump = () => { while (!socket.destroyed && socket.write(down.subarray(0, MiB))); };
+          socket.on('drain', pump);
+          pump();
+        } else {
+          writeAll(socket, down).then(() => socket.end(), () => {});
+        }
+      });
+    }, { record: false });
+    const proxy = await startProxy({ workerThreads: 1, routes: [route('', srv.port)] });
+    const a = await connect(portOf(proxy));
+    const aDone = collect(a);
+    a.write('x');
+    const b = await connect(portOf(proxy), { allowHalfOpen: true });
+    const bHash = hashUntilEnd(b);
+    b.write('y');
+    await waitFor(() => victim !== null && spliced(proxy) > 4 * MiB, 20000);
+    victim.resetAndDestroy();
+    const ra = await aDone; // the proxy closed client a
+    // What a received is the first MiB of `down` over and over, up to where the reset cut it.
+    assert.ok(ra.data.length > MiB, `a got ${ra.data.length} bytes`);
+    for (let off = 0; off < ra.data.length; off += MiB) {
+      const part = ra.data.subarray(off, Math.min(off + MiB, ra.data.length));
+      assert.ok(part.equals(down.subarray(0, part.length)), `a's bytes differ at ${off}`);
+    }
+    const rb = await bHash;
+    assert.strictEqual(rb.hash, sha256(down), 'the other tunnel lost bytes');
+    assert.strictEqual(rb.length, down.length);
+    b.destroy();
+    await waitFor(() => proxy.metrics().activeConnections === 0);
+  });
+});
