@@ -216,7 +216,9 @@ describe('lifecycle', function () {
         if (saved === undefined) delete process.env.LEGATO_DEBUG; else process.env.LEGATO_DEBUG = saved;
       }
       await stopping;
-      assert.match(text, /^legato: stop\(\{ graceMs: 300 \}\) began: worker 0 \w+: /);
+      // A worker holding nothing may have exited already when the report is taken (the stop
+      // was posted to the workers first).
+      assert.match(text, /^legato: stop\(\{ graceMs: 300 \}\) began: worker 0 (exited;|\w+: )/);
       const relays = [...text.matchAll(/relay (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
       const conns = [...text.matchAll(/(\d+) connections?/g)].reduce((n, m) => n + Number(m[1]), 0);
       assert.strictEqual(relays, 3, text);
