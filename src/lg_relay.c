@@ -17,13 +17,11 @@
 
 #include <stddef.h>
 #include <string.h>
-#ifdef __linux__
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#endif
 
 #define LG_RELAY_MAX_IOV  4     /* buffers per write: uv_write copies up to 4 without allocating */
 #define LG_FLOW_BURST_MIN 16384 /* bytes: smallest per-flow bucket (scheduler.flowRate) */
@@ -319,13 +317,11 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     if (s->closed) return;
     s->closed = true;
     s->active = false;
-#ifdef __linux__
     if (s->light_open) close(s->light_ep);
     if (s->pipe_open) {
         close(s->pipe_r);
         close(s->pipe_w);
     }
-#endif
     s->pipe_open = false;
     s->light_open = false;
     uv_close((uv_handle_t *)&s->check, cb);
@@ -658,7 +654,6 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
 /* Bytes f may splice now (0: read the ordinary way). */
 static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
 {
-#ifdef __linux__
     const lg_sched_t *s = &r->w->sched;
     if (!f->bulk || f->light || r->filtered || f->dst == NULL || f->held != 0 || f->q.bytes != 0 ||
         f->n_writes != 0 || f->shut || pacing(s) || f->cap != NULL) {
@@ -672,18 +667,12 @@ static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
     size_t grant =
         LG_MAX(lg_drr_flow_quantum(&s->drr, &f->drr), (size_t)r->w->conf->read_buffer_size);
     return LG_MIN((size_t)LG_SPLICE_MAX, LG_MIN(left, grant));
-#else
-    (void)r;
-    (void)f;
-    return 0;
-#endif
 }
 
 /* Splice up to `want` bytes of f's source into the worker's pipe: bytes, 0 (end of stream),
  * -errno (-EAGAIN: nothing there after all), or -ENOSYS when there is no pipe. */
 static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
 {
-#ifdef __linux__
     lg_sched_t *s = &w->sched;
     if (!s->pipe_open) {
         int fds[2];
@@ -696,12 +685,6 @@ static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
     if (uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return -ENOSYS;
     ssize_t n = splice(fd, NULL, s->pipe_w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     return n >= 0 ? n : -errno;
-#else
-    (void)w;
-    (void)f;
-    (void)want;
-    return -ENOSYS;
-#endif
 }
 
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -764,7 +747,6 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void light_add(lg_sched_t *s, lg_flow_t *f)
 {
-#ifdef __linux__
     int fd;
     if (s->closed || f->src == NULL || uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return;
     if (!s->light_open) {
@@ -776,10 +758,6 @@ static void light_add(lg_sched_t *s, lg_flow_t *f)
     if (epoll_ctl(s->light_ep, EPOLL_CTL_ADD, fd, &ev) != 0) return;
     f->light = true;
     s->n_light++;
-#else
-    (void)s;
-    (void)f;
-#endif
 }
 
 static void light_del(lg_sched_t *s, lg_flow_t *f)
@@ -787,13 +765,11 @@ static void light_del(lg_sched_t *s, lg_flow_t *f)
     if (!f->light) return;
     f->light = false;
     s->n_light--;
-#ifdef __linux__
     /* A closed descriptor has left the set already (uv_fileno then fails). */
     int fd;
     if (s->light_open && uv_fileno((const uv_handle_t *)f->src, &fd) == 0) {
         epoll_ctl(s->light_ep, EPOLL_CTL_DEL, fd, NULL);
     }
-#endif
 }
 
 static void sched_peek(lg_wctx_t *w);
@@ -846,7 +822,6 @@ static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
  */
 static void flow_read_now(lg_flow_t *f)
 {
-#ifdef __linux__
     lg_relay_t *r = relay_of(f);
     if (r->dead || !f->light || !f->reading || f->paused || f->q.bytes != 0 || f->n_writes != 0) {
         return;
@@ -865,16 +840,12 @@ static void flow_read_now(lg_flow_t *f)
     r->w->sched.peek_reads++;
     LG_PUBLISH(r->w->pub_interactive_reads, r->w->sched.peek_reads);
     flow_got(r, f, b, (size_t)n);
-#else
-    (void)f;
-#endif
 }
 
 static void sched_peek(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
     s->since_peek = 0;
-#ifdef __linux__
     if (!s->light_open) return;
     struct epoll_event ev[LG_PEEK_EVENTS];
     int n = epoll_wait(s->light_ep, ev, LG_PEEK_EVENTS, 0);
@@ -885,7 +856,6 @@ static void sched_peek(lg_wctx_t *w)
     for (int i = 0; i < n; i++)
         flow_read_now(ev[i].data.ptr);
     s->peeking = false;
-#endif
 }
 
 /* f's source ended (libuv's EOF, or a splice that returned 0). */
@@ -901,7 +871,6 @@ static void flow_ended(lg_relay_t *r, lg_flow_t *f)
 /* Empty the worker's pipe, throwing its bytes away (their connection is failing). */
 static void pipe_discard(lg_wctx_t *w)
 {
-#ifdef __linux__
     lg_sched_t *s = &w->sched;
     for (;;) {
         ssize_t k = read(s->pipe_r, w->discard, sizeof(w->discard));
@@ -913,9 +882,6 @@ static void pipe_discard(lg_wctx_t *w)
     close(s->pipe_r);
     close(s->pipe_w);
     s->pipe_open = false;
-#else
-    (void)w;
-#endif
 }
 
 /*
@@ -925,7 +891,6 @@ static void pipe_discard(lg_wctx_t *w)
  */
 static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
 {
-#ifdef __linux__
     lg_wctx_t *w = r->w;
     lg_sched_t *s = &w->sched;
     flow_count_read(r, f, n);
@@ -970,12 +935,6 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     }
     lg_relay_queued(r, f, rest);
     return false;
-#else
-    (void)r;
-    (void)f;
-    (void)n;
-    return false;
-#endif
 }
 
 /* relay_alloc spliced (rc: splice_in's result): move the bytes on, and splice again while the
