@@ -145,7 +145,7 @@ describe('upstreams', function () {
       }
     });
 
-    it('hash keeps a client on one upstream and spreads clients; removing one upstream moves only its clients', async function () {
+    it('hash keeps a client on one upstream and spreads clients; removing one upstream moves its clients and hardly any other (Maglev)', async function () {
       const ups = servers.map((s) => tcp(s.port));
       const proxy = await startProxy({ routes: [routeTo(ups, { balance: 'hash' })] });
       const port = portOf(proxy);
@@ -160,13 +160,22 @@ describe('upstreams', function () {
       const spread = {};
       for (const v of Object.values(where)) spread[v] = (spread[v] || 0) + 1;
       assert.strictEqual(Object.keys(spread).length, 3, `60 clients on ${JSON.stringify(spread)}`);
-      // Drop upstream 'c': the clients of 'a' and 'b' stay where they were.
+      // Drop upstream 'c': the clients of 'a' and 'b' stay where they were. Maglev's tables keep
+      // that for all but a small share (its disruption is near-minimal, not zero: the paper
+      // measures a few per cent), and the table depends on the upstreams' ports, new each run.
       proxy.updateConfig({ routes: [routeTo(ups.slice(0, 2), { balance: 'hash' })] });
+      const moved = [];
+      let kept = 0;
       for (const [localAddress, was] of Object.entries(where)) {
         const now = await ask(port, { localAddress });
-        if (was !== 'c') assert.strictEqual(now, was, `${localAddress} moved from ${was} to ${now}`);
-        else assert.ok(now === 'a' || now === 'b');
+        if (was !== 'c') {
+          if (now === was) kept++; else moved.push(`${localAddress} ${was}→${now}`);
+        } else {
+          assert.ok(now === 'a' || now === 'b');
+        }
       }
+      assert.ok(moved.length <= Math.max(2, Math.ceil(0.1 * (kept + moved.length))),
+        `clients of a and b that moved: ${moved.join(', ')} (${kept} stayed)`);
     });
 
     it('ipAffinity pins a client to its upstream, across a swap that reorders the list', async function () {
