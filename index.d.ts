@@ -539,6 +539,10 @@ export interface WorkerMetrics {
   interactiveReads: number;
   /** Bytes relayed with splice(2), never copied through user space (bulk flows between TCP sockets, not TLS-terminated; see the README). */
   splicedBytes: number;
+  /** Pipes the worker holds for splicing right now (its own, spares, and lent ones; two descriptors each, counted against the descriptor budget). */
+  splicePipes: number;
+  /** Pipes lent right now to flows whose destination is full (their bytes wait there, not in read buffers). */
+  lentPipes: number;
 }
 
 /** Why admission refused a connection ('blocked' events, blockedByReason). */

@@ -99,6 +99,8 @@ const HELP = {
   grantedBytes: 'Bytes granted by the worker\'s DRR scheduler.',
   interactiveReads: 'Reads of interactive flows the worker did mid-turn, between bulk reads.',
   splicedBytes: 'Bytes the worker relayed with splice(2), without copying them through user space.',
+  splicePipes: 'Pipes the worker holds for splicing now (its own, spares and lent ones).',
+  lentPipes: 'Pipes lent now to flows whose destination is full.',
 };
 
 const STATUS_RE = /^status([1-5][0-9]{2})$/;

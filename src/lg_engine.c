@@ -25,6 +25,7 @@ struct lg_engine_s {
     bool cpu;               /* holds a use of the CPU sampler (a route named a pid/tid) */
     bool limit_ready, blocklog_ready;
     lg_lis_state_t lis[LG_MAX_LISTENERS];
+    atomic_uint pipes; /* the workers' splice pipes (lg_wctx_t.pipes) */
     lg_bound_t bound[LG_MAX_LISTENERS];
     lg_lsocks_t socks[LG_MAX_LISTENERS]; /* listen sockets while running (JS thread only) */
     lg_worker_t *workers;                /* conf.worker_threads of them */
@@ -72,8 +73,8 @@ int lg_engine_create(lg_config_t *conf, lg_snapshot_t *snap, lg_tls_cache_t *cac
         lg_engine_destroy(e);
         return rc;
     }
-    lg_worker_env_t env = {&e->conf,  &e->events,   e->lis,      &e->slot,
-                           &e->limit, &e->blocklog, &e->affinity};
+    lg_worker_env_t env = {&e->conf,  &e->events,   e->lis,       &e->slot,
+                           &e->limit, &e->blocklog, &e->affinity, &e->pipes};
     for (unsigned i = 0; i < e->n_workers; i++) {
         rc = lg_worker_init(&e->workers[i], &env, i);
         if (rc != 0) {
@@ -490,6 +491,8 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
         f->interactive_reads =
             atomic_load_explicit(&x->pub_interactive_reads, memory_order_relaxed);
         f->spliced = atomic_load_explicit(&x->pub_spliced, memory_order_relaxed);
+        f->pipes = atomic_load_explicit(&x->pub_pipes, memory_order_relaxed);
+        f->lent_pipes = atomic_load_explicit(&x->pub_lent, memory_order_relaxed);
         m->buffers_in_use += f->read_buffers + f->hello_buffers;
     }
     for (size_t i = 0; i < m->n_listeners; i++)

@@ -500,14 +500,11 @@ static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
     lg_conn_accept(w, lis, fd, &peer, &adm);
 }
 
-/* Connections open on every listener of the engine (each holds up to LG_FDS_PER_CONN). */
+/* Connections open on every listener of the engine (each holds up to LG_FDS_PER_CONN), and the
+ * workers' splice pipes (as many; lg_relay takes one only below 90 % of the budget). */
 static bool over_fd_budget(const lg_wctx_t *w)
 {
-    if (w->fd_budget == 0) return false;
-    uint64_t total = 0;
-    for (size_t i = 0; i < w->conf->n_listeners; i++)
-        total += atomic_load_explicit(&w->lis[i].active, memory_order_relaxed);
-    return total >= w->fd_budget;
+    return w->fd_budget != 0 && lg_wctx_fd_units(w) >= w->fd_budget;
 }
 
 /*

@@ -96,6 +96,8 @@ static void flow_write(lg_flow_t *f, size_t grant);
 
 static void sched_kick(lg_wctx_t *w);
 static void peek_tick(lg_wctx_t *w, size_t n);
+static void pipe_close(lg_wctx_t *w, int rd, int wr);
+static void pipes_publish(lg_wctx_t *w);
 
 static bool pacing(const lg_sched_t *s)
 {
@@ -293,6 +295,8 @@ void lg_relay_sched_init(lg_wctx_t *w)
     s->light_open = false;
     s->n_light = 0;
     s->pipe_open = false;
+    s->out_open = false;
+    s->n_lent = s->n_spare = s->n_pipes = 0;
     s->splice_flow = NULL;
     s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
@@ -318,12 +322,24 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     s->closed = true;
     s->active = false;
     if (s->light_open) close(s->light_ep);
-    if (s->pipe_open) {
-        close(s->pipe_r);
-        close(s->pipe_w);
-    }
-    s->pipe_open = false;
     s->light_open = false;
+    if (s->pipe_open) pipe_close(w, s->pipe_r, s->pipe_w);
+    s->pipe_open = false;
+    for (; s->n_spare > 0; s->n_spare--)
+        pipe_close(w, s->spare_r[s->n_spare - 1], s->spare_w[s->n_spare - 1]);
+    for (size_t i = 0; i < LG_LENT_PIPES_MAX; i++) { /* none: the relays stopped first */
+        if (s->lent[i].flow == NULL) continue;
+        s->lent[i].flow->pipe = 0;
+        s->lent[i].flow = NULL;
+        pipe_close(w, s->lent[i].r, s->lent[i].w);
+    }
+    s->n_lent = 0;
+    if (s->out_open) {
+        uv_close((uv_handle_t *)&s->out_poll, cb); /* stops polling out_ep, then it is closed */
+        close(s->out_ep);
+    }
+    s->out_open = false;
+    pipes_publish(w);
     uv_close((uv_handle_t *)&s->check, cb);
     uv_close((uv_handle_t *)&s->idle, cb);
     uv_close((uv_handle_t *)&s->turn_prep, cb);
@@ -643,13 +659,74 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * max(quantum, readBufferSize)). Whatever the destination does not take at once is read back
  * from the pipe into the flow's queue (a copy, as before) and goes through the scheduler like
  * any queued bytes, so a slow receiver, the watermark and the DRR round work unchanged, and the
- * pipe is empty again. End of stream and errors are reported as libuv's read would.
+ * pipe is empty again — unless the flow can borrow the pipe with those bytes (below, "lent
+ * pipes"), which saves both copies. End of stream and errors are reported as libuv's read would.
  *
  * Only for flows whose last read was bulk (>= LG_SPLICE_MIN): small reads cost less with
  * read/write. Not for TLS termination (the bytes must be decrypted) nor Unix sockets.
- * The pipe costs two descriptors per worker, created with the first bulk read; when it cannot be
- * created (no descriptor), the flow reads as before and the next bulk read tries again.
+ * The pipe costs two descriptors per worker, created with the first bulk read (pipe_get); when it
+ * cannot be created (no descriptor, or the budget below), the flow reads as before and the next
+ * bulk read tries again.
  */
+
+/* ---- the worker's pipes ---- */
+
+static void pipes_publish(lg_wctx_t *w)
+{
+    LG_PUBLISH(w->pub_pipes, w->sched.n_pipes);
+    LG_PUBLISH(w->pub_lent, w->sched.n_lent);
+}
+
+static void pipe_close(lg_wctx_t *w, int rd, int wr)
+{
+    close(rd);
+    close(wr);
+    w->sched.n_pipes--;
+    atomic_fetch_sub_explicit(w->pipes, 1, memory_order_relaxed);
+}
+
+/*
+ * An empty pipe for the worker's next splice: a spare, or a new one. A new pipe takes two
+ * descriptors, as a connection does; it is made only while the engine's connections and pipes
+ * stay below 90 % of the descriptor budget (lg_wctx_fd_units), so pipes never hold the
+ * descriptors the last connections need (accepting counts them too, lg_listener).
+ */
+static bool pipe_get(lg_wctx_t *w, int *rd, int *wr)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->n_spare > 0) {
+        s->n_spare--;
+        *rd = s->spare_r[s->n_spare];
+        *wr = s->spare_w[s->n_spare];
+        return true;
+    }
+    if (s->closed) return false;
+    if (w->fd_budget != 0 && lg_wctx_fd_units(w) + 1 > (uint64_t)w->fd_budget * 9 / 10) {
+        return false;
+    }
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    *rd = fds[0];
+    *wr = fds[1];
+    s->n_pipes++;
+    atomic_fetch_add_explicit(w->pipes, 1, memory_order_relaxed);
+    pipes_publish(w);
+    return true;
+}
+
+/* An empty pipe the worker no longer uses: kept as a spare (up to LG_SPARE_PIPES), or closed. */
+static void pipe_put(lg_wctx_t *w, int rd, int wr)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->n_spare < LG_SPARE_PIPES && !s->closed) {
+        s->spare_r[s->n_spare] = rd;
+        s->spare_w[s->n_spare] = wr;
+        s->n_spare++;
+        return;
+    }
+    pipe_close(w, rd, wr);
+    pipes_publish(w);
+}
 
 /* Bytes f may splice now (0: read the ordinary way). */
 static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
@@ -675,10 +752,7 @@ static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
 {
     lg_sched_t *s = &w->sched;
     if (!s->pipe_open) {
-        int fds[2];
-        if (s->closed || pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -ENOSYS;
-        s->pipe_r = fds[0];
-        s->pipe_w = fds[1];
+        if (!pipe_get(w, &s->pipe_r, &s->pipe_w)) return -ENOSYS;
         s->pipe_open = true;
     }
     int fd;
@@ -879,9 +953,153 @@ static void pipe_discard(lg_wctx_t *w)
         break;
     }
     /* Cannot happen with a pipe we own; never leave bytes for the next flow. */
-    close(s->pipe_r);
-    close(s->pipe_w);
+    pipe_close(w, s->pipe_r, s->pipe_w);
     s->pipe_open = false;
+    pipes_publish(w);
+}
+
+/* ---- lent pipes ------------------------------------------------------------------------ *
+ *
+ * When a flow's destination does not take all the bytes of a splice (its socket is full: a slow
+ * client, or a receiver short of CPU), reading the rest back into user space costs the two copies
+ * splicing saves. Instead the flow keeps the worker's pipe with those bytes — a lent pipe — and
+ * the worker takes another one (a spare, or a new one) for its next splice. The flow counts as
+ * having a write in flight (n_writes), as with a uv_write that waits for POLLOUT, so nothing else
+ * of it is written, read into its queue or shut down meanwhile; and its source is not read: the
+ * bytes wait in the pipe (at most LG_SPLICE_MAX, less than the watermark lets a queue hold) and
+ * behind it in the kernel's socket buffers. The destination joins the worker's out-set (epoll,
+ * EPOLLOUT, level-triggered), which the loop polls through one uv_poll handle; when the
+ * destination can take bytes the pipe is spliced to it, and once empty the pipe goes back to the
+ * spares and the flow reads again. The bytes belong to a grant already made (a splice takes at
+ * most the flow's grant), so the DRR round is unchanged.
+ *
+ * Bounds: LG_LENT_PIPES_MAX lent and LG_SPARE_PIPES spare pipes per worker, and new pipes only
+ * within the descriptor budget (pipe_get). Without a free slot the bytes are read back into the
+ * queue as before. A relay that stops closes its flows' lent pipes (the bytes go with the
+ * connection).
+ */
+
+static void out_ready(uv_poll_t *h, int status, int events);
+
+/* Create the worker's out-set and its poll handle (once). */
+static bool out_set_open(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->out_open) return true;
+    if (s->closed) return false;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return false;
+    if (uv_poll_init(w->loop, &s->out_poll, ep) != 0) {
+        close(ep);
+        return false;
+    }
+    s->out_ep = ep;
+    s->out_open = true; /* closed with the scheduler's handles from now on */
+    s->out_poll.data = w;
+    /* An empty set is never readable: the handle costs no wakeup, and it does not keep the
+     * loop alive. */
+    uv_unref((uv_handle_t *)&s->out_poll);
+    return uv_poll_start(&s->out_poll, UV_READABLE, out_ready) == 0;
+}
+
+/* f's destination did not take the last `rest` bytes of a splice, which are in the worker's
+ * pipe: lend f that pipe. False: no slot or no out-set (read the bytes back instead). */
+static bool pipe_lend(lg_relay_t *r, lg_flow_t *f, size_t rest)
+{
+    lg_wctx_t *w = r->w;
+    lg_sched_t *s = &w->sched;
+    int fd;
+    if (s->n_lent == LG_LENT_PIPES_MAX || !out_set_open(w) ||
+        uv_fileno((const uv_handle_t *)f->dst, &fd) != 0) {
+        return false;
+    }
+    size_t i = 0;
+    while (s->lent[i].flow != NULL)
+        i++;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+    if (epoll_ctl(s->out_ep, EPOLL_CTL_ADD, fd, &ev) != 0) return false;
+    s->lent[i].flow = f;
+    s->lent[i].r = s->pipe_r;
+    s->lent[i].w = s->pipe_w;
+    s->lent[i].bytes = (uint32_t)rest;
+    s->pipe_open = false;
+    s->n_lent++;
+    f->pipe = (uint16_t)(i + 1);
+    f->n_writes++;
+    lg_relay_read_stop(r, f);
+    pipes_publish(w);
+    return true;
+}
+
+/* Take f's lent pipe back: a spare when empty, closed when it still holds bytes (the relay
+ * stopped). */
+static void pipe_unlend(lg_wctx_t *w, lg_flow_t *f)
+{
+    lg_sched_t *s = &w->sched;
+    struct lg_lent_pipe_s *p = &s->lent[f->pipe - 1];
+    int fd;
+    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
+        epoll_ctl(s->out_ep, EPOLL_CTL_DEL, fd, NULL);
+    }
+    p->flow = NULL;
+    s->n_lent--;
+    f->pipe = 0;
+    f->n_writes--;
+    if (p->bytes == 0) {
+        pipe_put(w, p->r, p->w);
+    } else {
+        pipe_close(w, p->r, p->w);
+    }
+    pipes_publish(w);
+}
+
+/* f's destination is writable: splice its lent pipe to it; once empty, f reads again. */
+static void pipe_drain(lg_wctx_t *w, struct lg_lent_pipe_s *p)
+{
+    lg_flow_t *f = p->flow;
+    lg_relay_t *r = relay_of(f);
+    lg_sched_t *s = &w->sched;
+    int fd;
+    ssize_t k = -EBADF;
+    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
+        k = splice(p->r, NULL, fd, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (k < 0) k = -errno;
+    }
+    if (k > 0) {
+        p->bytes -= (uint32_t)k;
+        flow_count_written(r, f, (size_t)k);
+        s->spliced += (uint64_t)k;
+        LG_PUBLISH(w->pub_spliced, s->spliced);
+    }
+    if (k == -EAGAIN || k == -EINTR || (k > 0 && p->bytes > 0)) return; /* the next POLLOUT */
+    if (k <= 0) {
+        relay_fail(r, k < 0 ? (int)k : UV_EPIPE); /* stopping the relay closes the pipe */
+        return;
+    }
+    pipe_unlend(w, f);
+    /* As after a completed write: read again, pass a FIN on. */
+    int rc = lg_relay_read_start(r, f);
+    if (rc != 0) {
+        relay_fail(r, rc);
+        return;
+    }
+    flow_maybe_shutdown(f);
+}
+
+static void out_ready(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    lg_wctx_t *w = h->data;
+    lg_sched_t *s = &w->sched;
+    struct epoll_event ev[LG_PIPE_EVENTS];
+    int n = epoll_wait(s->out_ep, ev, LG_PIPE_EVENTS, 0);
+    /* A drain that fails stops its relay, which may free other slots listed here: a free slot
+     * is skipped (nothing lends a pipe during this pass). */
+    for (int i = 0; i < n; i++) {
+        struct lg_lent_pipe_s *p = &s->lent[ev[i].data.u32];
+        if (p->flow != NULL) pipe_drain(w, p);
+    }
 }
 
 /*
@@ -912,8 +1130,10 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
         relay_fail(r, (int)k);
         return false;
     }
-    /* The destination is full: the rest comes back to user space and waits in the queue. */
+    /* The destination is full: the flow keeps the pipe with the rest, or the rest comes back to
+     * user space and waits in the queue. */
     size_t rest = n - out, moved = 0;
+    if (pipe_lend(r, f, rest)) return false;
     while (moved < rest) {
         lg_buf_t *b = lg_buf_get(&w->pool);
         if (b == NULL) break;
@@ -1079,6 +1299,8 @@ void lg_relay_stop(lg_relay_t *r)
     if (r->u2c.cap != NULL && r->u2c.cap->parked) flow_unpark(&r->w->sched, &r->u2c);
     lg_drr_remove(&r->w->sched.drr, &r->c2u.drr);
     lg_drr_remove(&r->w->sched.drr, &r->u2c.drr);
+    if (r->c2u.pipe != 0) pipe_unlend(r->w, &r->c2u);
+    if (r->u2c.pipe != 0) pipe_unlend(r->w, &r->u2c);
 }
 
 void lg_relay_release(lg_relay_t *r)

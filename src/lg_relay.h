@@ -94,6 +94,7 @@ typedef struct lg_flow_s {
     bool to_client;     /* direction: upstream → client */
     bool light;         /* src is in the worker's set of interactive sources (lg_sched_t) */
     bool bulk;          /* the last read was >= LG_SPLICE_MIN: the next one may splice */
+    uint16_t pipe;      /* a lent pipe holds bytes for dst: lg_sched_t.lent index + 1 (0: none) */
     /* scheduler.flowRate: the flow's own bucket and its place among the worker's parked flows;
      * NULL when the cap is off (allocated with the relay only then: idle connections of a
      * proxy without flowRate carry one pointer per flow, not the bucket). */

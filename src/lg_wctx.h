@@ -34,6 +34,9 @@ struct lg_auth_cache_s;
 #define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
 #define LG_SPLICE_MIN      16384        /* a read this large: the next read of the flow splices */
 #define LG_SPLICE_MAX      65536        /* bytes per splice: the pipe's default capacity */
+#define LG_LENT_PIPES_MAX  64 /* pipes a worker lends to flows whose destination is full */
+#define LG_SPARE_PIPES     8  /* empty pipes a worker keeps for its next splices */
+#define LG_PIPE_EVENTS     64 /* lent pipes handled per wakeup of the worker's out-set */
 #ifdef LG_FAULT_INJECTION
 #define LG_WREQ_CACHE_MAX 0 /* fault builds keep no spares: every request is a real allocation */
 #else
@@ -93,12 +96,28 @@ typedef struct lg_sched_s {
     /* Zero-copy relay (lg_relay: "splice"): one pipe per worker, empty between calls. */
     int pipe_r, pipe_w;            /* valid while pipe_open */
     bool pipe_open;                /* created (lazily, by the first bulk read) */
-    bool pipe_failed;              /* could not be created: no splicing on this worker */
     struct lg_flow_s *splice_flow; /* the flow whose alloc callback just spliced (relay_read) */
     ssize_t splice_rc;             /* what that splice returned: bytes, 0 = end of stream, -errno */
-    uint64_t spliced;      /* statistics: bytes relayed by splice (workers[].splicedBytes) */
-    bool active;           /* check and idle started */
-    bool closed;           /* handles closed: the worker is ending */
+    /* Lent pipes (lg_relay: "lent pipes"): a flow whose destination did not take all of a
+     * splice keeps the pipe with the rest until the destination is writable, watched by a
+     * third epoll set (out_ep) that the loop polls through out_poll. lent[i] is free when its
+     * flow is NULL; a flow names its pipe by index + 1 (lg_flow_t.pipe). */
+    struct lg_lent_pipe_s {
+        struct lg_flow_s *flow;
+        int r, w;
+        uint32_t bytes; /* in the pipe, not yet spliced to the flow's destination */
+    } lent[LG_LENT_PIPES_MAX];
+    size_t n_lent;
+    int spare_r[LG_SPARE_PIPES], spare_w[LG_SPARE_PIPES]; /* empty pipes */
+    size_t n_spare;
+    int out_ep;         /* epoll descriptor of the destinations of lent pipes (valid: out_open) */
+    bool out_open;      /* out_ep created and out_poll initialised */
+    uv_poll_t out_poll; /* out_ep's readiness in the worker's loop */
+    size_t n_pipes;     /* pipes this worker holds: its own, spares, lent (w->pipes counts them
+                           engine-wide, for the descriptor budget) */
+    uint64_t spliced;   /* statistics: bytes relayed by splice (workers[].splicedBytes) */
+    bool active;        /* check and idle started */
+    bool closed;        /* handles closed: the worker is ending */
     lg_wreq_t *wreq_cache; /* spare write requests */
     size_t n_wreq_cache;
     size_t wreq_cache_max; /* LG_WREQ_CACHE_MAX */
@@ -116,6 +135,8 @@ typedef struct lg_wctx_s {
     lg_pending_t *pending;    /* held connections (lg_suspend; lock shared with JS) */
     lg_limit_t *limit;        /* shared: per-IP protection state (lg_protect) */
     uint32_t fd_budget;       /* connections on all listeners at once; 0 = none (lg_listener) */
+    atomic_uint *pipes;       /* shared: the workers' splice pipes (2 descriptors each, as a
+                                 connection; counted against fd_budget) */
     lg_blocklog_t *blocklog;  /* shared: coalescing of 'blocked' events (lg_protect) */
     lg_affinity_t *affinity;  /* shared: client IP affinity (lg_conn; ready once a route uses it) */
     uint32_t admits_to_sweep; /* lg_protect: admissions left before the next sweep */
@@ -156,6 +177,8 @@ typedef struct lg_wctx_s {
     atomic_uint_fast64_t pub_grants;
     atomic_uint_fast64_t pub_interactive_reads; /* lg_relay: reads done by a mid-turn look */
     atomic_uint_fast64_t pub_spliced;           /* lg_relay: bytes relayed by splice */
+    atomic_size_t pub_pipes;                    /* lg_relay: pipes held (sched.n_pipes) */
+    atomic_size_t pub_lent;                     /* lg_relay: pipes lent to flows (sched.n_lent) */
     atomic_uint_fast64_t pub_granted_bytes;
     atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
     atomic_int pub_phase;                   /* LG_WPHASE_* */
@@ -163,5 +186,15 @@ typedef struct lg_wctx_s {
 } lg_wctx_t;
 
 #define LG_PUBLISH(field, value) atomic_store_explicit(&(field), (value), memory_order_relaxed)
+
+/* Connections open on every listener of the engine (each holds up to two descriptors) plus the
+ * workers' pipes (two each): what the descriptor budget (fd_budget) is measured against. */
+static inline uint64_t lg_wctx_fd_units(const lg_wctx_t *w)
+{
+    uint64_t total = atomic_load_explicit(w->pipes, memory_order_relaxed);
+    for (size_t i = 0; i < w->conf->n_listeners; i++)
+        total += atomic_load_explicit(&w->lis[i].active, memory_order_relaxed);
+    return total;
+}
 
 #endif /* LG_WCTX_H */

@@ -30,6 +30,7 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index)
     x->limit = env->limit;
     x->blocklog = env->blocklog;
     x->affinity = env->affinity;
+    x->pipes = env->pipes;
     x->admits_to_sweep = LG_PROTECT_SWEEP_EVERY;
     uint64_t ja_key[2] = {(uint64_t)(uintptr_t)w, index};
     (void)uv_random(NULL, NULL, ja_key, sizeof(ja_key), 0, NULL); /* else the fallback above */

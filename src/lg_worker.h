@@ -45,6 +45,7 @@ typedef struct lg_worker_env_s {
     lg_limit_t *limit;
     lg_blocklog_t *blocklog;
     lg_affinity_t *affinity;
+    atomic_uint *pipes;
 } lg_worker_env_t;
 
 typedef struct lg_worker_s {

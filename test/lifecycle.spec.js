@@ -635,6 +635,43 @@ describe('lifecycle', function () {
       assert.strictEqual(m.upstreamConnectFailures - before.upstreamConnectFailures, 0, 'closed as gone, not as failed dials');
     });
 
+    it('splice pipes count against the descriptor budget and are not made near it: the last connections keep their descriptors (issue 16)', async function () {
+      const child = await startChildProxy({ routes: routes(), workerThreads: 1 }, { ulimitN: 64 });
+      const bulk = 'x'.repeat(4 * 1024 * 1024);
+      const pipes = async () => (await child.call('metrics')).workers[0];
+      // Far from the budget: a bulk echo is spliced, and the worker keeps its pipe (counted).
+      const first = await connect(child.port);
+      assert.strictEqual(await echoWithin(first, bulk, 15000), 'ok');
+      const w0 = await pipes();
+      assert.ok(w0.splicedBytes > 0 && w0.splicePipes >= 1, JSON.stringify(w0));
+      first.destroy();
+      await waitFor(async () => (await child.call('metrics')).activeConnections === 0, 5000);
+      // Fill up to the budget (the pipe takes one connection's place), then free one place.
+      const { served, firstFailure } = await fillUp(child);
+      firstFailure.socket.destroy();
+      served.shift().end();
+      await waitFor(async () => (await child.call('metrics')).activeConnections === served.length, 5000);
+      // Past 90 % of the budget no pipe is made: one client stops reading its bulk echo, so its
+      // flow borrows the worker's pipe (lentPipes 1); another bulk echo then needs a pipe of its
+      // own, is not given one, and is relayed with read/write, byte-exact.
+      const before = await pipes();
+      const stalled = served[0];
+      const big = 'y'.repeat(12 * 1024 * 1024);
+      stalled.pause();
+      let stalledGot = 0;
+      stalled.on('data', (d) => { stalledGot += d.length; });
+      stalled.write(big);
+      await waitFor(async () => (await pipes()).lentPipes === 1, 15000);
+      assert.strictEqual(await echoWithin(served[1], bulk, 15000), 'ok');
+      const after = await pipes();
+      assert.strictEqual(after.splicePipes, before.splicePipes, `a pipe was made at the budget: ${JSON.stringify(after)}`);
+      stalled.resume();
+      await waitFor(() => stalledGot === big.length, 15000);
+      const s = await connect(child.port);
+      assert.strictEqual(await echoWithin(s, 'still room', 5000), 'ok', 'the last place went to a pipe');
+      await child.call('stop');
+    });
+
     it('lets connections that arrive at the fd limit wait in the backlog instead of accepting and dropping them', async function () {
       // DESIGN/lg_listener.c: on EMFILE "pending connections wait in the kernel's backlog meanwhile
       // instead of being accepted and dropped". Connections made while the proxy has no descriptor

@@ -1,8 +1,8 @@
 'use strict';
 // Zero-copy bulk relay (src/lg_relay.c, "zero-copy relay (splice)"): bulk flows between TCP
 // sockets move through the worker's pipe (workers[].splicedBytes), byte-exact both ways with
-// either scheduler kind; what a slow receiver does not take goes back into the flow's queue
-// without losing a byte; small reads, Unix-socket upstreams and paced flows keep read/write; end
+// either scheduler kind; what a slow receiver does not take waits in a pipe lent to the flow (or,
+// past LG_LENT_PIPES_MAX, in the flow's queue) without losing a byte; small reads, Unix-socket upstreams and paced flows keep read/write; end
 // of stream and resets found by a splice are passed on as usual.
 
 const assert = require('assert');
@@ -102,18 +102,21 @@ describe('zero-copy bulk relay (splice)', function () {
     });
   }
 
-  it('a slow reader: what the client socket does not take goes back to the queue, no byte lost, bounded buffers', async function () {
+  it('a slow reader: what the client socket does not take waits in a lent pipe, no byte lost, bounded buffers', async function () {
     const down = crypto.randomBytes(8 * MiB);
     const bulk = await startBulkUpstream(down);
     const proxy = await startProxy({ workerThreads: 1, scheduler: { kind: 'drr', maxQueuedBytesPerFlow: 65536 }, routes: [route('', bulk.port)] });
     const c = await connect(portOf(proxy));
     const chunks = [];
     let n = 0;
-    let peak = 0;
+    let peakLent = 0;
+    let peakBuffers = 0;
     c.on('data', (d) => {
       chunks.push(d);
       if (++n % 4 === 0) { c.pause(); setTimeout(() => c.resume(), 10); }
-      peak = Math.max(peak, proxy.metrics().workers[0].readBuffersInUse);
+      const w = proxy.metrics().workers[0];
+      peakLent = Math.max(peakLent, w.lentPipes);
+      peakBuffers = Math.max(peakBuffers, w.readBuffersInUse);
     });
     c.write('g');
     await new Promise((resolve) => c.once('end', resolve));
@@ -121,10 +124,65 @@ describe('zero-copy bulk relay (splice)', function () {
     assert.strictEqual(got.length, down.length);
     assert.ok(got.equals(down), 'bytes differ');
     assert.ok(spliced(proxy) > 0, 'nothing was spliced');
-    // Bytes did wait in the proxy (the client socket was full), within the watermark (64 KiB)
-    // plus one read: a few 64 KiB buffers at most.
-    assert.ok(peak >= 1, 'no byte ever waited in the proxy: the client was not slow');
-    assert.ok(peak <= 4, `${peak} read buffers held at once`);
+    // Bytes did wait in the proxy (the client socket was full): in a lent pipe, not in read
+    // buffers (at most the watermark, 64 KiB, plus one read, if a read-back happened at all).
+    assert.strictEqual(peakLent, 1, 'no byte ever waited in a lent pipe: the client was not slow');
+    assert.ok(peakBuffers <= 4, `${peakBuffers} read buffers held at once`);
+    const w = await waitFor(() => { const x = proxy.metrics().workers[0]; return x.lentPipes === 0 && x; });
+    assert.ok(w.splicePipes >= 1 && w.splicePipes <= 9, `${w.splicePipes} pipes kept (own + 8 spares at most)`);
+  });
+
+  it('more stalled readers than lent pipes: 64 wait in pipes, the rest in their queues, every byte exact', async function () {
+    this.timeout(120000);
+    const N = 72; // LG_LENT_PIPES_MAX (64) + 8
+    // 6 MiB each: more than the proxy's send buffer (autotuned up to tcp_wmem's 4 MiB) and the
+    // client's receive buffer (not grown while the client reads nothing) take.
+    const down = Buffer.concat(Array(6).fill(crypto.randomBytes(MiB)));
+    const bulk = await startBulkUpstream(down);
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { kind: 'drr', maxQueuedBytesPerFlow: 65536 }, routes: [route('', bulk.port)] });
+    const clients = [];
+    for (let i = 0; i < N; i++) {
+      const c = await connect(portOf(proxy));
+      c.pause(); // read nothing: the client's receive buffer and the proxy's send buffer fill
+      c.write('g');
+      clients.push(c);
+    }
+    // Every flow stalls: 64 with a lent pipe, the others with bytes read back into their queues.
+    const w = await waitFor(() => {
+      const x = proxy.metrics().workers[0];
+      return x.lentPipes === 64 && x.readBuffersInUse >= N - 64 && x;
+    }, 30000);
+    assert.ok(w.splicePipes <= 64 + 8 + 1, `${w.splicePipes} pipes held`);
+    const results = clients.map((c) => hashUntilEnd(c));
+    for (const c of clients) c.resume();
+    const got = await Promise.all(results);
+    for (let i = 0; i < N; i++) {
+      assert.strictEqual(got[i].length, down.length, `client ${i}`);
+      assert.strictEqual(got[i].hash, sha256(down), `client ${i}'s bytes differ`);
+    }
+    const end = await waitFor(() => { const x = proxy.metrics().workers[0]; return x.lentPipes === 0 && x; });
+    assert.ok(end.splicePipes <= 9, `${end.splicePipes} pipes kept after the downloads (own + 8 spares at most)`);
+  });
+
+  it('a client that goes away while its bytes wait in a lent pipe: the pipe is closed, other flows go on', async function () {
+    const down = crypto.randomBytes(4 * MiB);
+    const bulk = await startBulkUpstream(down);
+    const proxy = await startProxy({ workerThreads: 1, routes: [route('', bulk.port)] });
+    const stalled = await connect(portOf(proxy));
+    stalled.pause();
+    stalled.write('g');
+    await waitFor(() => proxy.metrics().workers[0].lentPipes === 1, 20000);
+    const before = proxy.metrics().workers[0].splicePipes;
+    stalled.resetAndDestroy();
+    const w = await waitFor(() => { const x = proxy.metrics(); return x.activeConnections === 0 && x.workers[0].lentPipes === 0 && x.workers[0]; });
+    // The lent pipe held bytes: it was closed, not kept as a spare.
+    assert.strictEqual(w.splicePipes, before - 1);
+    const c = await connect(portOf(proxy));
+    const mine = hashUntilEnd(c);
+    c.write('g');
+    const got = await mine;
+    assert.strictEqual(got.hash, sha256(down));
+    c.destroy();
   });
 
   it('a CONNECT tunnel splices its bulk bytes', async function () {
