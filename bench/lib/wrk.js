@@ -123,6 +123,12 @@ async function measureWrk(ctx, h, info, opts) {
     const conns = st1.totalConnections !== undefined ? st1.totalConnections - st0.totalConnections : st1.accepted - st0.accepted;
     m.proxyBytesToClients = sent;
     m.proxyConnections = conns;
+    if (Array.isArray(st1.workers) && st0.workers) {
+      // legato: the share of all relayed bytes (both ways) that went through splice(2).
+      const sum = (st, k) => st.workers.reduce((a, x) => a + (x[k] || 0), 0);
+      const relayed = sent + (st1.bytesFromClients - st0.bytesFromClients);
+      m.splicedPct = relayed > 0 ? (100 * (sum(st1, 'splicedBytes') - sum(st0, 'splicedBytes'))) / relayed : 0;
+    }
     const ratio = sent / w.bytes;
     // TLS records add ~22 bytes per record (plus handshakes) to the plaintext wrk counts.
     if (!(ratio >= 1.0 && ratio < (opts.newConnectionPerRequest ? 3 : 1.1))) {
@@ -140,7 +146,7 @@ async function measureWrk(ctx, h, info, opts) {
 }
 
 function briefWrk(m) {
-  return `${m.rps.toFixed(0)} req/s, ${m.mbps.toFixed(1)} MB/s, proxy CPU ${m.cpuPct === null ? '–' : `${m.cpuPct.toFixed(0)} %, ${m.usPerReq.toFixed(1)} µs/req, ${m.sPerGiB.toFixed(2)} s/GiB`}, load CPU ${m.loadBusy.toFixed(0)} %`;
+  return `${m.rps.toFixed(0)} req/s, ${m.mbps.toFixed(1)} MB/s, proxy CPU ${m.cpuPct === null ? '–' : `${m.cpuPct.toFixed(0)} %, ${m.usPerReq.toFixed(1)} µs/req, ${m.sPerGiB.toFixed(2)} s/GiB`}, load CPU ${m.loadBusy.toFixed(0)} %${m.splicedPct === undefined ? '' : `, spliced ${m.splicedPct.toFixed(0)} %`}`;
 }
 
 module.exports = { runWrk, measureWrk, briefWrk, WRK_COLUMNS };

@@ -32,7 +32,7 @@ module.exports = {
   title: 'idle memory: RSS growth per idle connection',
   mode: 'sni',
   peers: ['legato', 'node', 'haproxy', 'nginx'],
-  threadVariants: false,
+  threadVariants: true, // BENCH_THREADS=1,4: the same idle connections over 4 workers (issue 16's scale point)
   columns: [
     { key: 'kibPerConn', title: 'KiB/conn', ratio: true, fmt: (x) => x.toFixed(2) },
     { key: 'rssBeforeMiB', title: 'RSS before MiB' },
