@@ -15,13 +15,10 @@
 // The per-accept admission cost in ns and the bytes per tracked IP come from the C
 // micro-benchmarks: `node bench/c/run.js admit` and `node bench/c/run.js limit`.
 
-const path = require('path');
 const { startRawOrigin } = require('../lib/origin');
 const { WRK_COLUMNS } = require('../lib/wrk');
-const { spawnTracked, waitForOutput, stopChild, cpuTimes, cpuBusy } = require('../lib/procs');
-const { sleep } = require('../lib/util');
+const { measureLoopClient } = require('../lib/loop-client');
 
-const TOOLS = path.join(__dirname, '..', 'tools');
 const SNI = 'a.bench.test';
 const CONC = 32;
 
@@ -47,46 +44,10 @@ function protection() {
 
 /** One timed run of churn-client.js against the proxy: connections, and the proxy's CPU. */
 async function measure(ctx, env, kase, h, info) {
-  const load = info.plan.load;
-  const child = spawnTracked(process.execPath, [path.join(TOOLS, 'churn-client.js'), String(h.port), SNI, String(ctx.opt.seconds), String(CONC)], { cpus: load, name: 'churn-client' });
-  let r;
-  let c0;
-  let c1;
-  let t0;
-  let t1;
-  let wall;
-  let st0 = null;
-  let st1 = null;
-  try {
-    await sleep(500); // the client's own warm-up
-    st0 = await h.stats();
-    c0 = h.cpu();
-    t0 = cpuTimes();
-    const w0 = process.hrtime.bigint();
-    r = JSON.parse((await waitForOutput(child, /result (\{.*\})\n/, (ctx.opt.seconds + 20) * 1000))[1]);
-    wall = Number(process.hrtime.bigint() - w0) / 1e9;
-    c1 = h.cpu();
-    t1 = cpuTimes();
-    st1 = await h.stats();
-  } finally {
-    await stopChild(child, 1000);
-  }
-  if (!r.handshakes) throw new Error(`no connection completed (${r.errors} errors, first: ${r.firstError})`);
-  const cpu = c0 === null ? null : c1 - c0;
-  const m = {
-    requests: r.handshakes,
-    bytes: r.bytes,
-    rps: r.rate,
-    mbps: r.bytes / (r.ms / 1000) / 1e6,
-    p50ms: r.p50_us / 1000,
-    p99ms: r.p99_us / 1000,
-    cpuSeconds: cpu,
-    cpuPct: cpu === null ? null : (100 * cpu) / wall,
-    usPerReq: cpu === null ? null : (cpu / r.handshakes) * 1e6,
-    sPerGiB: null,
-    loadBusy: 100 * cpuBusy(t0, t1, Number(String(load).split('-')[0])),
-    warnings: [],
-  };
+  const { m, r, st0, st1 } = await measureLoopClient(ctx, h, info, {
+    tool: 'churn-client.js', args: [String(h.port), SNI, String(ctx.opt.seconds), String(CONC)], what: 'connection',
+  });
+  m.sPerGiB = null;
   if (r.errors) m.warnings.push(`${r.errors} failed connections (first: ${r.firstError})`);
   if (st0 && st1 && st1.blockedConnections !== undefined && st1.blockedConnections !== st0.blockedConnections) {
     m.warnings.push(`legato refused ${st1.blockedConnections - st0.blockedConnections} connections: the load must pass every check`);

@@ -10,60 +10,20 @@
 // Pending until legato implements terminateTls: run.js detects it through lib/config.js's
 // "not supported yet" and prints the scenario as pending (`--include-pending` runs the peers).
 
-const path = require('path');
 const { measureWrk, briefWrk, WRK_COLUMNS } = require('../lib/wrk');
+const { measureLoopClient } = require('../lib/loop-client');
 const { startHttpsOrigin } = require('../lib/origin');
-const { safeExec, spawnTracked, waitForOutput, stopChild, cpuTimes, cpuBusy } = require('../lib/procs');
-const { sleep } = require('../lib/util');
+const { safeExec } = require('../lib/procs');
 const s1 = require('./s1');
 
 const CONNS = 64;
 const HS_CONC = 32;
-const TOOLS = path.join(__dirname, '..', 'tools');
-const GiB = 2 ** 30;
 
 /** Full-handshake load with handshake-client.js; fills the same columns as measureWrk. */
 async function measureHandshakes(ctx, h, info, kase) {
-  const load = info.plan.load;
-  const child = spawnTracked(process.execPath, [path.join(TOOLS, 'handshake-client.js'), String(h.port), s1.SNI, kase.path, String(ctx.opt.seconds), String(HS_CONC)], { cpus: load, name: 'handshake-client' });
-  let r;
-  let c0;
-  let c1;
-  let t0;
-  let t1;
-  let wall;
-  let st0 = null;
-  let st1 = null;
-  try {
-    await sleep(500); // the client's own warm-up
-    st0 = await h.stats();
-    c0 = h.cpu();
-    t0 = cpuTimes();
-    const w0 = process.hrtime.bigint();
-    r = JSON.parse((await waitForOutput(child, /result (\{.*\})\n/, (ctx.opt.seconds + 20) * 1000))[1]);
-    wall = Number(process.hrtime.bigint() - w0) / 1e9;
-    c1 = h.cpu();
-    t1 = cpuTimes();
-    st1 = await h.stats();
-  } finally {
-    await stopChild(child, 1000);
-  }
-  if (!r.handshakes) throw new Error(`no handshake completed (${r.errors} errors, first: ${r.firstError})`);
-  const cpu = c0 === null ? null : c1 - c0;
-  const m = {
-    requests: r.handshakes,
-    bytes: r.bytes,
-    rps: r.rate,
-    mbps: r.bytes / (r.ms / 1000) / 1e6,
-    p50ms: r.p50_us / 1000,
-    p99ms: r.p99_us / 1000,
-    cpuSeconds: cpu,
-    cpuPct: cpu === null ? null : (100 * cpu) / wall,
-    usPerReq: cpu === null ? null : (cpu / r.handshakes) * 1e6,
-    sPerGiB: cpu === null ? null : cpu / (r.bytes / GiB),
-    loadBusy: 100 * cpuBusy(t0, t1, Number(String(load).split('-')[0])),
-    warnings: [],
-  };
+  const { m, r, st0, st1 } = await measureLoopClient(ctx, h, info, {
+    tool: 'handshake-client.js', args: [String(h.port), s1.SNI, kase.path, String(ctx.opt.seconds), String(HS_CONC)], what: 'handshake',
+  });
   if (r.reused) m.warnings.push(`${r.reused} handshakes were resumptions, not full handshakes`);
   if (st0 && st1 && st1.tlsHandshakes !== undefined) {
     // legato counts its handshakes: the measured window must hold about as many as the client saw.
