@@ -465,20 +465,21 @@ void lg_config_free(lg_config_t *c)
 /* ---- routes ------------------------------------------------------------------------------------
  */
 
-/* ---- the upstream registry ---------------------------------------------------------------------
+/* ---- the registry -----------------------------------------------------------------------------
  *
  * One lg_upshared_t per upstream identity in the process, so that every route, decision and
  * snapshot that lists an upstream counts its connections and health in one place, across swaps
- * (and across proxies in one process: they share the upstream). The lock is taken when a config
- * is built or freed and by the CPU sampler, never per connection.
+ * (and across proxies in one process: they share the upstream); likewise one lg_routestat_t per
+ * route identity. Both kinds are lg_regent_t entries of a table of their own, under one lock,
+ * taken when a config is built or freed and by the CPU sampler, never per connection.
  */
 
 #define UPREG_BUCKETS 1024
 
 static pthread_mutex_t upreg_lock = PTHREAD_MUTEX_INITIALIZER;
-static lg_upshared_t *upreg[UPREG_BUCKETS];
-static lg_routestat_t *statreg[UPREG_BUCKETS]; /* route figures, under the same lock */
-static uint64_t upreg_gen;                     /* under upreg_lock */
+static lg_regent_t *upreg[UPREG_BUCKETS];   /* lg_upshared_t */
+static lg_regent_t *statreg[UPREG_BUCKETS]; /* lg_routestat_t */
+static uint64_t upreg_gen;                  /* under upreg_lock */
 
 /* FNV-1a, 64 bits: stable across processes, so the hash policy's keys are too. */
 static uint64_t fnv1a(const char *s)
@@ -491,59 +492,82 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* The shared state of `identity` (one reference), created on first use; NULL: out of memory. */
-static lg_upshared_t *upshared_get(const char *identity, uint32_t pid, uint32_t tid)
+/*
+ * The entry of `identity` in `table` (one more reference), or a new one: `size` zeroed bytes of
+ * which the entry is at offset `at`, set up by init(obj, arg) under the lock. NULL: out of memory.
+ */
+static void *reg_get(lg_regent_t **table, const char *identity, size_t size, size_t at,
+                     void (*init)(void *obj, const void *arg), const void *arg)
 {
     uint64_t key = fnv1a(identity);
     size_t b = key % UPREG_BUCKETS;
+    void *obj = NULL;
     pthread_mutex_lock(&upreg_lock);
-    lg_upshared_t *u = upreg[b];
-    while (u != NULL && (u->key != key || strcmp(u->identity, identity) != 0))
-        u = u->next;
-    if (u != NULL) {
-        atomic_fetch_add_explicit(&u->refs, 1, memory_order_relaxed);
-    } else if ((u = lg_calloc(1, sizeof(*u))) != NULL) {
-        size_t n = strlen(identity);
-        u->identity = lg_malloc(n + 1);
-        if (u->identity == NULL) {
-            lg_free(u);
-            u = NULL;
+    lg_regent_t *e = table[b];
+    while (e != NULL && (e->key != key || strcmp(e->identity, identity) != 0))
+        e = e->next;
+    if (e != NULL) {
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        obj = (char *)e - at;
+    } else if ((obj = lg_calloc(1, size)) != NULL) {
+        e = (lg_regent_t *)((char *)obj + at);
+        e->identity = dup_str(identity);
+        if (e->identity == NULL) {
+            lg_free(obj);
+            obj = NULL;
         } else {
-            memcpy(u->identity, identity, n + 1);
-            lg_upstate_init(&u->st, ++upreg_gen);
-            pthread_mutex_init(&u->addr_lock, NULL);
-            atomic_init(&u->refs, 1);
-            u->key = key;
-            u->pid = pid;
-            u->tid = tid;
-            u->next = upreg[b];
-            upreg[b] = u;
+            atomic_init(&e->refs, 1);
+            e->key = key;
+            e->next = table[b];
+            table[b] = e;
+            if (init != NULL) init(obj, arg);
         }
     }
     pthread_mutex_unlock(&upreg_lock);
-    return u;
+    return obj;
+}
+
+/* Drop a reference; true when it was the last (the entry is out of the table: free it). */
+static bool reg_unref(lg_regent_t **table, lg_regent_t *e)
+{
+    pthread_mutex_lock(&upreg_lock);
+    bool last = atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed) == 1;
+    if (last) {
+        lg_regent_t **pp = &table[e->key % UPREG_BUCKETS];
+        while (*pp != e)
+            pp = &(*pp)->next;
+        *pp = e->next;
+    }
+    pthread_mutex_unlock(&upreg_lock);
+    return last;
+}
+
+static void upshared_init(void *obj, const void *arg)
+{
+    lg_upshared_t *u = obj;
+    const uint32_t *pid_tid = arg;
+    u->pid = pid_tid[0];
+    u->tid = pid_tid[1];
+    lg_upstate_init(&u->st, ++upreg_gen);
+    pthread_mutex_init(&u->addr_lock, NULL);
+}
+
+/* The shared state of `identity` (one reference), created on first use; NULL: out of memory. */
+static lg_upshared_t *upshared_get(const char *identity, uint32_t pid, uint32_t tid)
+{
+    const uint32_t pid_tid[2] = {pid, tid};
+    return reg_get(upreg, identity, sizeof(lg_upshared_t), offsetof(lg_upshared_t, reg),
+                   upshared_init, pid_tid);
 }
 
 static void upshared_unref(lg_upshared_t *u)
 {
-    if (u == NULL) return;
-    pthread_mutex_lock(&upreg_lock);
-    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_relaxed) == 1) {
-        lg_upshared_t **pp = &upreg[u->key % UPREG_BUCKETS];
-        while (*pp != u)
-            pp = &(*pp)->next;
-        *pp = u->next;
-    } else {
-        u = NULL;
-    }
-    pthread_mutex_unlock(&upreg_lock);
-    if (u != NULL) {
-        for (size_t i = 0; i < u->n_sessions; i++)
-            SSL_SESSION_free(u->tls_sessions[i]);
-        pthread_mutex_destroy(&u->addr_lock);
-        lg_free(u->identity);
-        lg_free(u);
-    }
+    if (u == NULL || !reg_unref(upreg, &u->reg)) return;
+    for (size_t i = 0; i < u->n_sessions; i++)
+        SSL_SESSION_free(u->tls_sessions[i]);
+    pthread_mutex_destroy(&u->addr_lock);
+    lg_free(u->reg.identity);
+    lg_free(u);
 }
 
 size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint64_t now_ms,
@@ -615,55 +639,23 @@ void lg_upshared_stale_all(void)
 /* The figures of a route identity (one reference), created on first use; NULL: no memory. */
 static lg_routestat_t *routestat_get(const char *identity)
 {
-    uint64_t key = fnv1a(identity);
-    size_t b = key % UPREG_BUCKETS;
-    pthread_mutex_lock(&upreg_lock);
-    lg_routestat_t *r = statreg[b];
-    while (r != NULL && (r->key != key || strcmp(r->identity, identity) != 0))
-        r = r->next;
-    if (r != NULL) {
-        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-    } else if ((r = lg_calloc(1, sizeof(*r))) != NULL) {
-        r->identity = dup_str(identity);
-        if (r->identity == NULL) {
-            lg_free(r);
-            r = NULL;
-        } else {
-            atomic_init(&r->refs, 1);
-            r->key = key;
-            r->next = statreg[b];
-            statreg[b] = r;
-        }
-    }
-    pthread_mutex_unlock(&upreg_lock);
-    return r;
+    return reg_get(statreg, identity, sizeof(lg_routestat_t), offsetof(lg_routestat_t, reg), NULL,
+                   NULL);
 }
 
 static void routestat_unref(lg_routestat_t *r)
 {
-    if (r == NULL) return;
-    pthread_mutex_lock(&upreg_lock);
-    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed) == 1) {
-        lg_routestat_t **pp = &statreg[r->key % UPREG_BUCKETS];
-        while (*pp != r)
-            pp = &(*pp)->next;
-        *pp = r->next;
-    } else {
-        r = NULL;
-    }
-    pthread_mutex_unlock(&upreg_lock);
-    if (r != NULL) {
-        lg_free(r->identity);
-        lg_free(r);
-    }
+    if (r == NULL || !reg_unref(statreg, &r->reg)) return;
+    lg_free(r->reg.identity);
+    lg_free(r);
 }
 
 void lg_upshared_each(void (*fn)(void *arg, lg_upshared_t *u), void *arg)
 {
     pthread_mutex_lock(&upreg_lock);
     for (size_t b = 0; b < UPREG_BUCKETS; b++) {
-        for (lg_upshared_t *u = upreg[b]; u != NULL; u = u->next)
-            fn(arg, u);
+        for (lg_regent_t *e = upreg[b]; e != NULL; e = e->next)
+            fn(arg, LG_CONTAINER_OF(e, lg_upshared_t, reg));
     }
     pthread_mutex_unlock(&upreg_lock);
 }
@@ -891,7 +883,7 @@ static int build_balancing(const lg_src_route_t *s, lg_route_t *route, const lg_
         }
         route->st[j] = &u->st;
         weights[j] = route->upstreams[j].weight;
-        keys[j] = u->key;
+        keys[j] = u->reg.key;
     }
     int brc = lg_balancer_build(&route->balancer, s->balance, weights, keys, n);
     if (brc != 0) {

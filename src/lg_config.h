@@ -195,6 +195,15 @@ typedef struct lg_cfgerr_s {
 /* ---- compiled ---------------------------------------------------------------------------------
  */
 
+/* An entry of the process-wide registry of shared, reference-counted state found again by
+ * identity (lg_config.c: "the registry"), embedded in lg_upshared_t and lg_routestat_t. */
+typedef struct lg_regent_s {
+    atomic_long refs;
+    struct lg_regent_s *next; /* chain of its bucket */
+    uint64_t key;             /* FNV-1a of the identity */
+    char *identity;
+} lg_regent_t;
+
 /*
  * The state of one upstream shared by every route, decision and snapshot that lists it (the same
  * identity: kind, host and port or path, pid and tid), in this process: active connections,
@@ -204,11 +213,9 @@ typedef struct lg_cfgerr_s {
  */
 typedef struct lg_upshared_s {
     lg_upstate_t st;
-    atomic_long refs;
-    struct lg_upshared_s *next; /* registry chain */
-    uint64_t key;               /* hash of the identity (also the hash policy's upstream key) */
-    char *identity;             /* "tcp host:port" / "uds path" (+ " pid/tid") */
-    uint32_t pid, tid;          /* uds: CPU sampled from /proc/<pid>/task/<tid>/stat (0: none) */
+    lg_regent_t reg;   /* key: also the hash policy's upstream key; identity: "tcp host:port" /
+                          "uds path" (+ " pid/tid") */
+    uint32_t pid, tid; /* uds: CPU sampled from /proc/<pid>/task/<tid>/stat (0: none) */
     /* Totals for metrics (relaxed atomics). */
     atomic_uint_fast64_t connected;  /* dials that connected */
     atomic_uint_fast64_t bytes_to;   /* bytes relayed to the upstream, counted at close */
@@ -245,10 +252,7 @@ typedef struct lg_upstream_s {
  * process-wide registry as lg_upshared_t.
  */
 typedef struct lg_routestat_s {
-    atomic_long refs;
-    struct lg_routestat_s *next; /* registry chain */
-    uint64_t key;
-    char *identity;
+    lg_regent_t reg;
     atomic_uint_fast64_t connections; /* connections routed here */
     atomic_uint_fast64_t active;      /* of which open now */
     atomic_uint_fast64_t failures;    /* whose every upstream attempt failed */

@@ -462,7 +462,7 @@ static void post_access(lg_conn_t *c)
     if (c->route >= 0)
         snprintf(e->route_sni, sizeof(e->route_sni), "%s", c->snap->routes[c->route].sni);
     if (c->upstream != NULL) {
-        snprintf(e->upstream, sizeof(e->upstream), "%s", c->upstream->identity);
+        snprintf(e->upstream, sizeof(e->upstream), "%s", c->upstream->reg.identity);
     } else if (c->tunnel != NULL) {
         bool v6 = strchr(c->tunnel->target, ':') != NULL;
         snprintf(e->upstream, sizeof(e->upstream), "%s%s%s:%u", v6 ? "[" : "", c->tunnel->target,

@@ -767,12 +767,12 @@ LG_TEST(test_upstreams)
     CHECK(ra->st[0] == &ra->upstreams[0].shared->st);
     lg_snapshot_build(&s, &conf, NULL, NULL, &b, &err);
     CHECK(b != NULL && b->routes[0].st[1] == ra->st[1]);
-    CHECK_EQ_INT(atomic_load(&ra->upstreams[1].shared->refs), 2);
+    CHECK_EQ_INT(atomic_load(&ra->upstreams[1].shared->reg.refs), 2);
     lg_upstate_acquire(ra->st[1]);
     CHECK_EQ_INT(atomic_load(&b->routes[0].st[1]->active), 1);
     lg_upstate_release(ra->st[1]);
     lg_snapshot_destroy(a);
-    CHECK_EQ_INT(atomic_load(&b->routes[0].upstreams[1].shared->refs), 1);
+    CHECK_EQ_INT(atomic_load(&b->routes[0].upstreams[1].shared->reg.refs), 1);
     lg_snapshot_destroy(b); /* the last reference: freed (ASan would report a leak otherwise) */
     CHECK_EQ_INT(conf.keepalive_idle_s, 300);
     CHECK_EQ_INT(conf.keepalive_interval_s, 30);
