@@ -672,7 +672,7 @@ export type CloseReason =
   | 'handshake_failed' | 'handshake_timeout' | 'tls_error' | 'no_route'
   | 'upstream_failed' | 'upstream_timeout'
   | 'suspend_rejected' | 'suspend_timeout' | 'suspend_dropped'
-  | 'bad_request' | 'head_timeout' | 'stopped' | 'reset' | 'out_of_memory' | 'error'
+  | 'bad_request' | 'head_timeout' | 'stopped' | 'client_reset' | 'upstream_reset' | 'out_of_memory' | 'error'
   | 'refused:port' | 'refused:domain' | 'refused:address' | 'refused:auth' | 'refused:busy'
   | `refused:${BlockReason}`;
 

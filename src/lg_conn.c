@@ -997,7 +997,6 @@ static bool relay_eof(void *arg, lg_flow_t *f)
 
 static void relay_event(void *arg, int what, int err)
 {
-    (void)err;
     lg_conn_t *c = arg;
     /* A FIN delivered to the client ends a lingering close, unless it waits for the client's
      * EOF (a CONNECT error response: see linger_read). */
@@ -1011,7 +1010,11 @@ static void relay_event(void *arg, int what, int err)
         return;
     }
     if (what == LG_RELAY_CLIENT_FIN && (c->state != LG_CONN_LINGER || c->linger_discard)) return;
-    if (what == LG_RELAY_ERROR) note_why(c, LG_CLOSE_RESET);
+    if (what == LG_RELAY_ERROR) {
+        note_why(c, err == UV_ENOMEM || err == UV_ENOBUFS ? LG_CLOSE_OUT_OF_MEMORY
+                    : c->relay.failed_client              ? LG_CLOSE_CLIENT_RESET
+                                                          : LG_CLOSE_UPSTREAM_RESET);
+    }
     lg_conn_close(c);
 }
 

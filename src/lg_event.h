@@ -37,7 +37,7 @@ typedef enum {
  * REFUSED_BLOCK is protection's refusal: its name is "refused:" + the LG_BLOCK_* reason.
  */
 #define LG_CLOSE_REASONS(X)                                                                        \
-    X(CLIENT_CLOSED, "client_closed")           /* the client's FIN or reset came first */         \
+    X(CLIENT_CLOSED, "client_closed")           /* the client's FIN came first */                  \
     X(UPSTREAM_CLOSED, "upstream_closed")       /* the upstream's FIN came first */                \
     X(IDLE_TIMEOUT, "idle_timeout")             /* idleTimeoutMs without a byte */                 \
     X(HALF_CLOSE_TIMEOUT, "half_close_timeout") /* halfCloseTimeoutMs after one side's FIN */      \
@@ -59,7 +59,8 @@ typedef enum {
     X(REFUSED_BUSY, "refused:busy")       /* CONNECT: lookups or verifications full (503) */       \
     X(REFUSED_BLOCK, "refused:")          /* protection: "refused:" + the block reason */          \
     X(STOPPED, "stopped")                 /* stop() closed it after its grace period */            \
-    X(RESET, "reset")                     /* a read or write failed on either side */              \
+    X(CLIENT_RESET, "client_reset")       /* a read, write or shutdown on the client failed */     \
+    X(UPSTREAM_RESET, "upstream_reset")   /* ... on the upstream (a reset, a broken pipe) */       \
     X(OUT_OF_MEMORY, "out_of_memory")     /* an allocation failed */                               \
     X(ERROR, "error")                     /* anything else (an internal error) */
 

@@ -350,8 +350,10 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
 /* ---- reporting ------------------------------------------------------------------------- */
 
 /* The relay failed: stop its I/O, then tell the owner (the last thing the caller does). */
-static void relay_fail(lg_relay_t *r, int err)
+/* I/O on stream `s` (NULL: none, e.g. no memory) failed with err: stop and report. */
+static void relay_fail(lg_relay_t *r, const uv_stream_t *s, int err)
 {
+    r->failed_client = s != NULL && s == r->c2u.src;
     lg_relay_stop(r);
     r->ops->event(r->arg, LG_RELAY_ERROR, err);
 }
@@ -386,7 +388,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (r->dead) return;
     f->shut_done = true;
     if (status < 0) {
-        relay_fail(r, status);
+        relay_fail(r, f->dst, status);
     } else if (r->c2u.shut_done && r->u2c.shut_done) {
         r->ops->event(r->arg, LG_RELAY_DONE, 0);
     } else if (f->to_client) {
@@ -406,14 +408,14 @@ static void flow_maybe_shutdown(lg_flow_t *f)
     f->shut = true;
     uv_shutdown_t *req = lg_malloc(sizeof(*req));
     if (req == NULL) {
-        relay_fail(r, UV_ENOMEM);
+        relay_fail(r, NULL, UV_ENOMEM);
         return;
     }
     req->data = f;
     int rc = uv_shutdown(req, f->dst, on_shutdown);
     if (rc != 0) {
         lg_free(req);
-        relay_fail(r, rc);
+        relay_fail(r, f->dst, rc);
     }
 }
 
@@ -434,7 +436,7 @@ static bool flow_maybe_resume(lg_flow_t *f)
         f->paused = false;
         int rc = lg_relay_read_start(r, f);
         if (rc != 0) {
-            relay_fail(r, rc);
+            relay_fail(r, f->src, rc);
             return false;
         }
     }
@@ -514,7 +516,7 @@ static void flow_write(lg_flow_t *f, size_t grant)
         }
         int done = uv_try_write(f->dst, bufs, (unsigned)n);
         if (done < 0 && done != UV_EAGAIN) {
-            relay_fail(r, done);
+            relay_fail(r, f->dst, done);
             return;
         }
         if (done <= 0) break;
@@ -536,7 +538,7 @@ static void flow_write(lg_flow_t *f, size_t grant)
     lg_wreq_t *req = wreq_get(s);
     if (req == NULL) {
         LG_COUNT(r->cnt, out_of_memory, 1);
-        relay_fail(r, UV_ENOMEM);
+        relay_fail(r, NULL, UV_ENOMEM);
         return;
     }
     req->flow = f;
@@ -546,7 +548,7 @@ static void flow_write(lg_flow_t *f, size_t grant)
     if (rc != 0) {
         f->n_writes--;
         wreq_put(s, req);
-        relay_fail(r, rc);
+        relay_fail(r, f->dst, rc);
     }
 }
 
@@ -560,7 +562,7 @@ static void on_write(uv_write_t *req, int status)
     f->n_writes--;
     if (r->dead) return; /* cancelled by uv_close, or completed after the relay stopped */
     if (status < 0) {
-        relay_fail(r, status);
+        relay_fail(r, f->dst, status);
         return;
     }
     flow_wrote(f, len);
@@ -1073,14 +1075,14 @@ static void pipe_drain(lg_wctx_t *w, struct lg_lent_pipe_s *p)
     }
     if (k == -EAGAIN || k == -EINTR || (k > 0 && p->bytes > 0)) return; /* the next POLLOUT */
     if (k <= 0) {
-        relay_fail(r, k < 0 ? (int)k : UV_EPIPE); /* stopping the relay closes the pipe */
+        relay_fail(r, f->dst, k < 0 ? (int)k : UV_EPIPE); /* stopping the relay closes the pipe */
         return;
     }
     pipe_unlend(w, f);
     /* As after a completed write: read again, pass a FIN on. */
     int rc = lg_relay_read_start(r, f);
     if (rc != 0) {
-        relay_fail(r, rc);
+        relay_fail(r, f->src, rc);
         return;
     }
     flow_maybe_shutdown(f);
@@ -1127,7 +1129,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     if (out == n) return true;
     if (k < 0 && k != -EAGAIN) {
         pipe_discard(w);
-        relay_fail(r, (int)k);
+        relay_fail(r, f->dst, (int)k);
         return false;
     }
     /* The destination is full: the flow keeps the pipe with the rest, or the rest comes back to
@@ -1150,7 +1152,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     if (moved < rest) {
         pipe_discard(w);
         LG_COUNT(r->cnt, out_of_memory, 1);
-        relay_fail(r, UV_ENOBUFS);
+        relay_fail(r, NULL, UV_ENOBUFS);
         return false;
     }
     lg_relay_queued(r, f, rest);
@@ -1170,7 +1172,7 @@ static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
             return;
         }
         if (rc < 0) {
-            relay_fail(r, (int)rc);
+            relay_fail(r, f->src, (int)rc);
             return;
         }
         moved += (size_t)rc;
@@ -1213,7 +1215,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == UV_ENOBUFS) LG_COUNT(r->cnt, out_of_memory, 1);
-    relay_fail(r, (int)nread);
+    relay_fail(r, f->src, (int)nread);
 }
 
 void lg_relay_end(lg_relay_t *r, lg_flow_t *f)

@@ -103,7 +103,8 @@ typedef struct lg_flow_s {
 
 /* What a relay reports (lg_relay_ops_t.event). */
 enum {
-    LG_RELAY_ERROR = 1, /* a read, write or shutdown failed, or no memory: the relay stopped */
+    LG_RELAY_ERROR = 1, /* a read, write or shutdown failed (failed_client says on which side), or
+                           no memory (err UV_ENOMEM / UV_ENOBUFS): the relay stopped */
     LG_RELAY_DONE,      /* both directions ended and were shut down cleanly */
     LG_RELAY_CLIENT_FIN /* the FIN toward the client has been delivered (u2c shut down) */
 };
@@ -127,6 +128,7 @@ struct lg_relay_s {
     uint64_t last_activity; /* loop time (ms) of the last byte read or written */
     bool filtered;          /* reads go to ops->filter (TLS termination) */
     bool dead;              /* stopped: no I/O is started any more */
+    bool failed_client;     /* LG_RELAY_ERROR: it was the client's socket that failed */
 };
 
 /* Prepare a relay (no streams yet). Allocates only the flows' caps when scheduler.flowRate is

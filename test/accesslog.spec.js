@@ -13,7 +13,7 @@ const net = require('net');
 const tls = require('tls');
 const { Worker } = require('worker_threads');
 const { getCerts } = require('./helpers/certs');
-const { startTlsOrigin, startEchoServer } = require('./helpers/servers');
+const { startTlsOrigin, startEchoServer, startTcpServer } = require('./helpers/servers');
 const { startProxy, portOf, cleanup, track } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
 const { waitFor } = require('./helpers/wait');
@@ -367,6 +367,30 @@ describe('access log', function () {
       assert.strictEqual(seen[0].closeReason, 'stopped');
       assert.strictEqual(seen[0].decision, 'passthrough');
       assert.strictEqual(seen[0].bytesFromClient, 5);
+    });
+
+    it('a reset on either side while relaying names the side: client_reset, upstream_reset', async () => {
+      const up = await startTcpServer((socket) => socket.on('data', (d) => socket.write(d)));
+      const proxy = await startProxy({ routes: [{ sni: '', terminateTls: false, upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: up.port }] }] });
+      const seen = [];
+      proxy.on('access', (a) => seen.push(a));
+      const echoed = (s) => new Promise((resolve) => s.once('data', resolve));
+      // The client resets.
+      const a = net.connect(portOf(proxy), '127.0.0.1');
+      a.on('error', () => {});
+      a.write('a');
+      await echoed(a);
+      a.resetAndDestroy();
+      await waitFor(() => seen.length === 1);
+      // The upstream resets.
+      const b = net.connect(portOf(proxy), '127.0.0.1');
+      b.on('error', () => {});
+      b.write('b');
+      await echoed(b);
+      up.connections[1].socket.resetAndDestroy();
+      await waitFor(() => seen.length === 2);
+      assert.deepStrictEqual(seen.map((x) => x.closeReason), ['client_reset', 'upstream_reset']);
+      assert.deepStrictEqual(seen.map((x) => x.bytesFromClient), [1, 1]);
     });
 
     it('refusals at accept (protection) get a record each: refused:<reason>; a CONNECT refusal by protection too', async () => {
