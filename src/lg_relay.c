@@ -147,6 +147,18 @@ static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t ava
     return grant;
 }
 
+/*
+ * Are `avail` tokens worth writing `want` bytes now? Yes when they cover it, or a quantum (a
+ * whole bucket when that is smaller). Fewer, and the flow waits for the timer: handing out
+ * whatever trickled in since the last pass meant one write of about 1 KB per loop turn (a paced
+ * worker at 150 MB/s over 100 flows made ~150,000 writes a second, at 60 % of a CPU); waiting
+ * for a quantum keeps writes quantum-sized at the same rate.
+ */
+static bool pace_enough(uint64_t avail, size_t want, size_t quantum, uint64_t burst)
+{
+    return avail >= LG_MIN((uint64_t)want, LG_MIN((uint64_t)quantum, burst));
+}
+
 /* ---- per-flow caps (scheduler.flowRate) ---------------------------------------------------- */
 
 static void flow_timer_cb(uv_timer_t *t);
@@ -242,8 +254,17 @@ static void sched_run(uv_check_t *h)
         lg_drr_flow_t *df = lg_drr_next(&s->drr, &grant);
         if (df == NULL) break;
         lg_flow_t *f = LG_CONTAINER_OF(df, lg_flow_t, drr);
+        size_t fq = lg_drr_flow_quantum(&s->drr, df);
+        if (pacing(s) && !pace_enough(avail, grant, fq, s->pace.burst)) {
+            /* The visit waits, first in the round, for a quantum's worth of tokens. */
+            lg_drr_return(&s->drr, df, grant);
+            lg_drr_done(&s->drr, df);
+            pace_sleep(w);
+            break;
+        }
         uint64_t favail = flow_avail(f, &now);
-        if (favail == 0) {
+        if (favail == 0 ||
+            (f->cap != NULL && !pace_enough(favail, grant, fq, f->cap->pace.burst))) {
             lg_drr_return(&s->drr, df, grant);
             flow_park(s, f, now);
             continue;
@@ -594,8 +615,11 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
         uint64_t now = pacing(s) ? uv_hrtime() : 0;
         uint64_t avail =
             LG_MIN(pacing(s) ? lg_pace_avail(&s->pace, now) : UINT64_MAX, flow_avail(f, &now));
-        /* Without tokens of its own the flow waits in the round, where the pass parks it. */
-        size_t g = avail > 0 ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
+        uint64_t burst = LG_MIN(pacing(s) ? s->pace.burst : UINT64_MAX,
+                                f->cap != NULL ? f->cap->pace.burst : UINT64_MAX);
+        /* Without enough tokens the flow waits in the round, where the pass parks it or sleeps. */
+        bool enough = pace_enough(avail, n, lg_drr_flow_quantum(&s->drr, &f->drr), burst);
+        size_t g = enough ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
         if (g > 0) {
             flow_write(f, pace_grant(s, f, g, avail));
             return;
