@@ -170,7 +170,7 @@ function legatoConfig(spec, kind) {
   if (spec.mode === 'connect') {
     return {
       workerThreads: spec.threads || 1,
-      scheduler: { kind },
+      scheduler: { kind, ...(spec.scheduler || {}) },
       listeners: [{
         kind: 'connect', host: '127.0.0.1', port: 0, idleTimeoutMs: IDLE_TIMEOUT_MS, maxConnections: 0,
         connect: { allowPorts: spec.allowPorts || [443], denyCidrs: [], connectTimeoutMs: 10000 },
