@@ -1096,6 +1096,10 @@ static void pipe_drain(lg_wctx_t *w, struct lg_lent_pipe_s *p)
         flow_count_written(r, f, (size_t)k);
         s->spliced += (uint64_t)k;
         LG_PUBLISH(w->pub_spliced, s->spliced);
+        /* Bulk work like a read or a grant: it counts toward the next look at interactive flows
+         * (a look touches only other flows, and this relay is still running). */
+        if (!is_fifo(r)) peek_tick(w, (size_t)k);
+        if (r->dead) return;
     }
     if (k == -EAGAIN || k == -EINTR || (k > 0 && p->bytes > 0)) return; /* the next POLLOUT */
     if (k <= 0) {
