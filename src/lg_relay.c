@@ -984,6 +984,21 @@ static void pipe_discard(lg_wctx_t *w)
     pipes_publish(w);
 }
 
+/* Splice up to n bytes from pipe `rd` to f's destination and count what went: bytes (>= 0) or
+ * -errno (-EAGAIN: the destination is full). */
+static ssize_t splice_out(lg_relay_t *r, lg_flow_t *f, int rd, size_t n)
+{
+    lg_wctx_t *w = r->w;
+    int fd;
+    if (uv_fileno((const uv_handle_t *)f->dst, &fd) != 0) return -EBADF;
+    ssize_t k = splice(rd, NULL, fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (k < 0) return -errno;
+    flow_count_written(r, f, (size_t)k);
+    w->sched.spliced += (uint64_t)k;
+    LG_PUBLISH(w->pub_spliced, w->sched.spliced);
+    return k;
+}
+
 /* ---- lent pipes ------------------------------------------------------------------------ *
  *
  * When a flow's destination does not take all the bytes of a splice (its socket is full: a slow
@@ -1011,7 +1026,10 @@ static void out_ready(uv_poll_t *h, int status, int events);
 static bool out_set_open(lg_wctx_t *w)
 {
     lg_sched_t *s = &w->sched;
-    if (s->out_open) return true;
+    if (s->out_open) {
+        return uv_is_active((const uv_handle_t *)&s->out_poll) ||
+               uv_poll_start(&s->out_poll, UV_READABLE, out_ready) == 0;
+    }
     if (s->closed) return false;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) return false;
@@ -1084,18 +1102,9 @@ static void pipe_drain(lg_wctx_t *w, struct lg_lent_pipe_s *p)
 {
     lg_flow_t *f = p->flow;
     lg_relay_t *r = relay_of(f);
-    lg_sched_t *s = &w->sched;
-    int fd;
-    ssize_t k = -EBADF;
-    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
-        k = splice(p->r, NULL, fd, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (k < 0) k = -errno;
-    }
+    ssize_t k = splice_out(r, f, p->r, p->bytes);
     if (k > 0) {
         p->bytes -= (uint32_t)k;
-        flow_count_written(r, f, (size_t)k);
-        s->spliced += (uint64_t)k;
-        LG_PUBLISH(w->pub_spliced, s->spliced);
         /* Bulk work like a read or a grant: it counts toward the next look at interactive flows
          * (a look touches only other flows, and this relay is still running). */
         if (!is_fifo(r)) peek_tick(w, (size_t)k);
@@ -1142,18 +1151,8 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     lg_wctx_t *w = r->w;
     lg_sched_t *s = &w->sched;
     flow_count_read(r, f, n);
-    int fd;
-    ssize_t k = -EBADF;
-    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
-        k = splice(s->pipe_r, NULL, fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (k < 0) k = -errno;
-    }
+    ssize_t k = splice_out(r, f, s->pipe_r, n);
     size_t out = k > 0 ? (size_t)k : 0;
-    if (out > 0) {
-        flow_count_written(r, f, out);
-        s->spliced += out;
-        LG_PUBLISH(w->pub_spliced, s->spliced);
-    }
     if (out == n) return true;
     if (k < 0 && k != -EAGAIN) {
         pipe_discard(w);
