@@ -148,7 +148,7 @@ interface ListenerCommon {
   acceptProxyProtocol?: 'none' | 'v1' | 'v2' | 'any';
   /** CIDRs allowed to send that header (required with acceptProxyProtocol). @default [] */
   trustedProxies?: string[];
-  /** The scheduler weight of this listener's connections (a route's own weight wins). @default { weight: 1 } */
+  /** The scheduler weight and per-flow cap of this listener's connections (a route's own win). @default { weight: 1 } */
   scheduler?: FlowSchedulerOptions | null;
   /**
    * 'exclusive': start() fails with EADDRINUSE when another process or proxy listens on this address.
@@ -297,8 +297,9 @@ export interface RouteOptions extends DialOptions {
   /** Routes with the same group (1-64 characters of A-Z a-z 0-9 _ . : -) share one set of figures in metrics().routes. @default null */
   metricsGroup?: string | null;
   /**
-   * The scheduler weight of this route's connections, overriding the listener's. updateConfig
-   * gives a new weight to connections accepted after it; open ones keep theirs. @default {}
+   * The scheduler weight and per-flow cap of this route's connections, overriding the
+   * listener's. updateConfig gives them to connections routed after it; open ones keep theirs.
+   * @default {}
    */
   scheduler?: FlowSchedulerOptions | null;
 }
@@ -312,6 +313,12 @@ export interface FlowSchedulerOptions {
    * 1 needs scheduler.kind 'drr'. @default 1 (a route: its listener's)
    */
   weight?: number;
+  /**
+   * Bytes/s each flow (each direction of each connection) may write, as the top-level
+   * scheduler.flowRate but for this listener's or route's connections; 0 lifts an inherited cap.
+   * A cap needs scheduler.kind 'drr'. @default null (a listener: the top level's; a route: its listener's)
+   */
+  flowRate?: number | null;
 }
 
 /** The byte scheduler of every worker. */

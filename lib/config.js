@@ -117,7 +117,7 @@ const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst', 'flowRate'];
 const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnections', 'idleTimeoutMs', 'protection', 'connect', 'acceptProxyProtocol', 'trustedProxies', 'scheduler', 'reusePort'];
 /** A route's or listener's own `scheduler` (normalizeFlowScheduler). */
-const FLOW_SCHEDULER_KEYS = ['weight'];
+const FLOW_SCHEDULER_KEYS = ['weight', 'flowRate'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
 const AUTH_KEYS = ['realm', 'users'];
 const AUTH_USER_KEYS = ['name', 'hash'];
@@ -158,7 +158,7 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  * @typedef {{ kind: 'tls' | 'connect', host: string, port: number, maxConnections: number,
  *   idleTimeoutMs: number, defaultCert: NormalizedCert | null, mtls: NormalizedMtls | null,
  *   protection: NormalizedProtection, connect: NormalizedConnect | null,
- *   scheduler: { weight: number } }} NormalizedListener
+ *   scheduler: { weight: number, flowRate: number | null } }} NormalizedListener
  *   A listener. It also carries a non-enumerable `_ownProtection`: the protection fields given
  *   on the listener itself (normalised, without defaults), which normalizeUpdate re-merges over
  *   a new top-level protection. Non-enumerable so that it is invisible to deepStrictEqual,
@@ -170,7 +170,7 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  * @typedef {{ sni: string, upstreams: NormalizedUpstream[], terminateTls: boolean,
  *   cert: NormalizedCert | null, mtls: NormalizedMtls | null, alpn: string[],
  *   suspended: boolean, suspendTimeoutMs: number, maxConnectionsPerSecond: number,
- *   burst: number, proxyProtocol: 'none' | 'v1' | 'v2', scheduler: { weight: number } }} NormalizedRoute
+ *   burst: number, proxyProtocol: 'none' | 'v1' | 'v2', scheduler: { weight: number, flowRate: number | null } }} NormalizedRoute
  *   A route's `scheduler.weight` 0 means "not given: the listener's".
  * @typedef {{ kind: 'drr' | 'fifo', quantum: number, maxQueuedBytesPerFlow: number,
  *   rate: number, burst: number, flowRate: number }} NormalizedScheduler
@@ -631,15 +631,23 @@ function normalizeListener(value, path, topProtection) {
  *    weight 3 move 3 times the bytes of flows of weight 1 on the same worker. A connection takes
  *    its route's weight when the route sets one, else its listener's. Weights other than 1
  *    need scheduler.kind 'drr' (checkWeights).
+ *  - `flowRate` [null: listener: the top level's scheduler.flowRate; route: the listener's]: a
+ *    safe integer >= 0, bytes/s each flow (each direction of each connection) may write; 0 lifts
+ *    an inherited cap. A connection takes its route's when the route sets one, else its
+ *    listener's. A cap (> 0) needs scheduler.kind 'drr' (checkWeights).
  *
  * @param {unknown} value The `scheduler` option of a route or listener (undefined or null: {}).
  * @param {string} path Its path.
  * @param {number} dflt The weight when not given (0 on a route: the listener's).
- * @returns {{ weight: number }} A new object.
+ * @returns {{ weight: number, flowRate: number | null }} A new object.
  */
 function normalizeFlowScheduler(value, path, dflt) {
   const obj = optObject(value, path, FLOW_SCHEDULER_KEYS);
-  return { weight: optInteger(get(obj, 'weight'), `${path}.weight`, 1, LIMITS.maxSchedulerWeight, dflt) };
+  const rawRate = get(obj, 'flowRate');
+  return {
+    weight: optInteger(get(obj, 'weight'), `${path}.weight`, 1, LIMITS.maxSchedulerWeight, dflt),
+    flowRate: rawRate == null ? null : optInteger(rawRate, `${path}.flowRate`, 0, Number.MAX_SAFE_INTEGER, 0),
+  };
 }
 
 /**
@@ -655,6 +663,9 @@ function checkWeights(scheduler, listeners, routes) {
   const heavy = (x) => x.scheduler.weight > 1;
   const path = inListeners({ listeners }, 'scheduler.weight', heavy) || inRoutes({ routes }, 'scheduler.weight', heavy);
   if (path !== null) throw configRangeError(`${path} needs scheduler.kind 'drr' (fifo has no rounds to weigh)`);
+  const capped = (x) => x.scheduler.flowRate > 0;
+  const rpath = inListeners({ listeners }, 'scheduler.flowRate', capped) || inRoutes({ routes }, 'scheduler.flowRate', capped);
+  if (rpath !== null) throw configRangeError(`${rpath} needs scheduler.kind 'drr' (fifo writes without grants to cut)`);
 }
 
 /**

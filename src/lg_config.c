@@ -55,6 +55,20 @@ static int build_weight(uint64_t weight, int sched_kind, const char *path, lg_cf
     return 0;
 }
 
+/* scheduler.flowRate of a route or listener (when given): bytes/s per flow; a cap needs DRR. */
+static int build_flow_rate(uint64_t rate, bool set, int sched_kind, const char *path,
+                           lg_cfgerr_t *err)
+{
+    char fpath[PATH_MAX_LEN + 16];
+    snprintf(fpath, sizeof(fpath), "%s.scheduler", path);
+    if (!set) return 0;
+    if (check_range(err, fpath, "flowRate", rate, 0, (1ull << 53) - 1) != 0) return -1;
+    if (rate > 0 && sched_kind != LG_SCHED_DRR) {
+        return RANGE(err, "%s.flowRate needs scheduler.kind 'drr'", fpath);
+    }
+    return 0;
+}
+
 /* ---- freeing the source ---------------------------------------------------------------------- */
 
 static void strings_free(lg_src_strings_t *s)
@@ -409,8 +423,12 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         if (build_cidr_set(&l->trusted_proxies, &lc->trusted, path, "trustedProxies", err) != 0) {
             goto fail;
         }
-        if (build_weight(l->weight, conf->sched_kind, path, err) != 0) goto fail;
+        if (build_weight(l->weight, conf->sched_kind, path, err) != 0 ||
+            build_flow_rate(l->flow_rate, l->flow_rate_set, conf->sched_kind, path, err) != 0) {
+            goto fail;
+        }
         lc->weight = (uint16_t)(l->weight ? l->weight : 1);
+        lc->flow_rate = l->flow_rate_set ? l->flow_rate : conf->sched_flow_rate;
     }
     if (check_range(err, "protection", "maxTrackedIps", src->max_tracked_ips, 1,
                     LG_LIMIT_MAX_TRACKED) != 0) {
@@ -1223,8 +1241,13 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         }
         route->suspended = r->suspended;
         route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
-        if (build_weight(r->weight, conf->sched_kind, path, err) != 0) goto fail;
+        if (build_weight(r->weight, conf->sched_kind, path, err) != 0 ||
+            build_flow_rate(r->flow_rate, r->flow_rate_set, conf->sched_kind, path, err) != 0) {
+            goto fail;
+        }
         route->weight = (uint16_t)r->weight;
+        route->flow_rate_set = r->flow_rate_set;
+        route->flow_rate = r->flow_rate;
         if (r->metrics_group != NULL &&
             (strlen(r->metrics_group) == 0 || strlen(r->metrics_group) > LG_METRICS_GROUP_MAX)) {
             RANGE(err, "%s.metricsGroup must be 1-%d bytes", path, LG_METRICS_GROUP_MAX);

@@ -118,6 +118,8 @@ typedef struct lg_src_route_s {
     bool forward_fingerprint;
     char *metrics_group; /* routes only; NULL: none */
     uint64_t weight;     /* routes only: scheduler.weight; 0 = the listener's */
+    uint64_t flow_rate;  /* routes only: scheduler.flowRate (bytes/s per flow, 0 = no cap) */
+    bool flow_rate_set;  /* ... given (else the listener's) */
 } lg_src_route_t;
 
 /* A token bucket as configured: `count` per period, `burst`; absent when !present. */
@@ -159,8 +161,10 @@ typedef struct lg_src_listener_s {
     lg_src_connect_t connect; /* connect listeners */
     int accept_proxy;         /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_src_strings_t trusted_proxies;
-    uint64_t weight; /* scheduler.weight of its connections (0 counts as 1) */
-    int reuse_port;  /* 0 = 'exclusive', 1 = 'share' */
+    uint64_t weight;    /* scheduler.weight of its connections (0 counts as 1) */
+    uint64_t flow_rate; /* scheduler.flowRate of its connections (0 = no cap) */
+    bool flow_rate_set; /* ... given (else the top level's) */
+    int reuse_port;     /* 0 = 'exclusive', 1 = 'share' */
 } lg_src_listener_t;
 
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
@@ -298,6 +302,8 @@ typedef struct lg_route_s {
     _Atomic uint64_t rate_tat; /* the bucket's state: the one mutable field of a published route,
                                   shared by every worker (lg_limit_bucket_take_shared) */
     uint16_t weight;           /* scheduler.weight of its connections; 0 = the listener's */
+    bool flow_rate_set;        /* scheduler.flowRate given: its connections' flows use flow_rate */
+    uint64_t flow_rate;        /* bytes/s per flow (0 = no cap); else the listener's */
 } lg_route_t;
 
 /* A listener's effective protection in a snapshot (owned by the snapshot). */
@@ -343,6 +349,8 @@ typedef struct lg_listener_conf_s {
     int accept_proxy;      /* 0 = none, else LG_PP_ACCEPT_V1 / _V2 / _ANY */
     lg_cidr_set_t trusted; /* sources allowed to send a header (others are refused) */
     uint16_t weight;       /* scheduler.weight of its connections (1..LG_DRR_WEIGHT_MAX) */
+    uint64_t flow_rate;    /* scheduler.flowRate of its connections: its own, else the top level's
+                              (bytes/s per flow, 0 = no cap; a route's own wins) */
     bool reuse_share;      /* reusePort 'share': skip the exclusivity probe (lg_listener) */
 } lg_listener_conf_t;
 

@@ -1716,6 +1716,11 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     c->route = r;
     lg_route_t *rt = &c->snap->routes[r];
     if (rt->weight != 0) lg_relay_set_weight(&c->relay, rt->weight);
+    if (rt->flow_rate_set && lg_relay_set_flow_rate(&c->relay, rt->flow_rate) != 0) {
+        LG_COUNT(counters(c), out_of_memory, 1);
+        close_why(c, LG_CLOSE_OUT_OF_MEMORY);
+        return;
+    }
     if (!lg_limit_bucket_take_shared(&rt->rate_tat, &rt->rate, now_ms(c))) {
         refused(c, LG_BLOCK_ROUTE_RATE_LIMITED, ja3, ja4);
         return;
@@ -2231,7 +2236,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     /* Room for its deadline first: arming one can then never fail. */
     lg_conn_t *c =
         lg_theap_reserve(&w->deadlines, w->n_conns + 1) == 0 ? lg_calloc(1, sizeof(*c)) : NULL;
-    if (c != NULL && lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c) != 0) {
+    if (c != NULL && lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c, lc->flow_rate) != 0) {
         lg_free(c);
         c = NULL;
     }

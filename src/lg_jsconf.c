@@ -328,23 +328,31 @@ static int get_number(napi_env env, napi_value obj, const char *key, double *out
     return 0;
 }
 
-/* A route's or listener's `scheduler: { weight }` (normalised: always an object). */
-static int read_weight(napi_env env, napi_value obj, uint64_t *out, const char *path)
+/* A route's or listener's `scheduler: { weight, flowRate }` (normalised: always an object;
+ * flowRate null when not given). */
+static int read_flow_sched(napi_env env, napi_value obj, uint64_t *weight, uint64_t *flow_rate,
+                           bool *flow_rate_set, const char *path)
 {
-    napi_value sc;
+    napi_value sc, fr;
     char spath[PATH_MAX_LEN + 16];
     snprintf(spath, sizeof(spath), "%s.scheduler", path);
-    return get_object(env, obj, "scheduler", &sc, path) != 0 ||
-                   get_u64(env, sc, "weight", out, spath) != 0
-               ? -1
-               : 0;
+    if (get_object(env, obj, "scheduler", &sc, path) != 0 ||
+        get_u64(env, sc, "weight", weight, spath) != 0 ||
+        get(env, sc, "flowRate", &fr, spath) != 0) {
+        return -1;
+    }
+    *flow_rate_set = !is_type(env, fr, napi_null);
+    *flow_rate = 0;
+    return *flow_rate_set ? get_u64(env, sc, "flowRate", flow_rate, spath) : 0;
 }
 
 static int read_route(napi_env env, napi_value r, lg_src_route_t *out, const char *path)
 {
     napi_value g;
     if (get(env, r, "metricsGroup", &g, path) != 0) return -1;
-    if (read_weight(env, r, &out->weight, path) != 0) return -1;
+    if (read_flow_sched(env, r, &out->weight, &out->flow_rate, &out->flow_rate_set, path) != 0) {
+        return -1;
+    }
     if (!is_type(env, g, napi_null) &&
         get_string(env, r, "metricsGroup", &out->metrics_group, path) != 0) {
         return -1;
@@ -495,7 +503,7 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
         read_protection(env, p, &out->protection, ppath) != 0 ||
         get_enum(env, l, "acceptProxyProtocol", proxy_modes, 4, &out->accept_proxy, path) != 0 ||
         get_strings(env, l, "trustedProxies", &out->trusted_proxies, path) != 0 ||
-        read_weight(env, l, &out->weight, path) != 0 ||
+        read_flow_sched(env, l, &out->weight, &out->flow_rate, &out->flow_rate_set, path) != 0 ||
         get_enum(env, l, "reusePort", reuse_modes, 2, &out->reuse_port, path) != 0) {
         return -1;
     }

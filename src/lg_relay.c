@@ -1262,7 +1262,7 @@ static void release_held(lg_relay_t *r, lg_flow_t *f)
 }
 
 int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                  void *arg)
+                  void *arg, uint64_t flow_rate)
 {
     memset(r, 0, sizeof(*r));
     r->w = w;
@@ -1271,16 +1271,28 @@ int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_rela
     r->arg = arg;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
-    uint64_t rate = w->conf->sched_flow_rate;
-    if (rate > 0) {
-        uint64_t burst = LG_MAX(rate / LG_FLOW_BURST_DIV, (uint64_t)LG_FLOW_BURST_MIN);
-        lg_flowcap_t *caps = lg_calloc(2, sizeof(*caps));
+    return lg_relay_set_flow_rate(r, flow_rate);
+}
+
+int lg_relay_set_flow_rate(lg_relay_t *r, uint64_t rate)
+{
+    lg_flowcap_t *caps = r->c2u.cap; /* both caps, one allocation */
+    if (caps != NULL && (caps[0].parked || caps[1].parked))
+        return 0; /* in use: not before routing */
+    if (rate == 0) {
+        lg_free(caps);
+        r->c2u.cap = r->u2c.cap = NULL;
+        return 0;
+    }
+    if (caps == NULL) {
+        caps = lg_calloc(2, sizeof(*caps));
         if (caps == NULL) return -ENOMEM;
         r->c2u.cap = &caps[0];
         r->u2c.cap = &caps[1];
-        lg_pace_init(&caps[0].pace, rate, burst, uv_hrtime());
-        lg_pace_init(&caps[1].pace, rate, burst, uv_hrtime());
     }
+    uint64_t burst = LG_MAX(rate / LG_FLOW_BURST_DIV, (uint64_t)LG_FLOW_BURST_MIN);
+    lg_pace_init(&caps[0].pace, rate, burst, uv_hrtime());
+    lg_pace_init(&caps[1].pace, rate, burst, uv_hrtime());
     return 0;
 }
 

@@ -131,10 +131,16 @@ struct lg_relay_s {
     bool failed_client;     /* LG_RELAY_ERROR: it was the client's socket that failed */
 };
 
-/* Prepare a relay (no streams yet). Allocates only the flows' caps when scheduler.flowRate is
- * set; -ENOMEM then if that fails (nothing to release). */
+/* Prepare a relay (no streams yet) whose flows are capped at flow_rate bytes/s each (0: no cap;
+ * the listener's scheduler.flowRate). Allocates only the flows' caps, when capped; -ENOMEM then if
+ * that fails (nothing to release). */
 int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                  void *arg);
+                  void *arg, uint64_t flow_rate);
+
+/* Cap both flows at `rate` bytes/s each, or lift the cap (0): a route's own scheduler.flowRate,
+ * set when the connection is routed (before its relay moves a byte). 0 or -ENOMEM (the relay
+ * keeps what it had). */
+int lg_relay_set_flow_rate(lg_relay_t *r, uint64_t rate);
 
 /* Set both flows' scheduler weight (scheduler.weight of the connection's route or listener;
  * clamped to 1..LG_DRR_WEIGHT_MAX). Takes effect at each flow's next DRR visit and read turn. */

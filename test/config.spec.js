@@ -129,7 +129,7 @@ describe('config', () => {
           connect: null,
           acceptProxyProtocol: 'none',
           trustedProxies: [],
-          scheduler: { weight: 1 },
+          scheduler: { weight: 1, flowRate: null },
           reusePort: 'exclusive',
         }],
         routes: [{
@@ -151,7 +151,7 @@ describe('config', () => {
           failTimeoutMs: 10000,
           proxyProtocol: 'none',
           forwardFingerprint: false,
-          scheduler: { weight: 0 },
+          scheduler: { weight: 0, flowRate: null },
         }],
       });
     });
@@ -191,7 +191,7 @@ describe('config', () => {
           },
           acceptProxyProtocol: 'none',
           trustedProxies: [],
-          scheduler: { weight: 1 },
+          scheduler: { weight: 1, flowRate: null },
           reusePort: 'exclusive',
         }],
         routes: [],

@@ -6,7 +6,7 @@
 
 const assert = require('assert');
 const { startTcpServer } = require('./helpers/servers');
-const { startProxy, route, portOf, connect, cleanup } = require('./helpers/proxy');
+const { startProxy, createProxy, route, portOf, connect, cleanup } = require('./helpers/proxy');
 
 const KiB = 1024;
 const chunk = Buffer.alloc(64 * KiB, 0x61);
@@ -101,6 +101,54 @@ describe('scheduler pacing and fairness from real sockets', function () {
     for (const r of per) {
       assert.ok(r > flowRate * 0.9 && r < flowRate * 1.1, `flows moved ${per.map((x) => (x / 1e6).toFixed(2)).join(', ')} MB/s; cap ${flowRate / 1e6} MB/s each`);
     }
+  });
+
+  it('scheduler.flowRate per listener and per route: the route\'s own wins, 0 lifts an inherited cap, updateConfig applies to new connections', async function () {
+    this.timeout(60000);
+    const origin = await startBulkOrigin();
+    const capped = 2 * 1000 * 1000;
+    const proxy = await startProxy({
+      workerThreads: 1,
+      listeners: [{ scheduler: { flowRate: capped } }, {}],
+      routes: [route('', origin.port)],
+    });
+    /** Bytes/s of one new flow through listener i, over 2 s after the first bucket. */
+    const rateVia = async (i) => {
+      const { counts, socks } = await flows(portOf(proxy, i), 1);
+      await sleep(400);
+      const c0 = counts[0];
+      const t0 = process.hrtime.bigint();
+      await sleep(2000);
+      const r = (counts[0] - c0) / (Number(process.hrtime.bigint() - t0) / 1e9);
+      socks[0].destroy();
+      return r;
+    };
+    const near = (r, want) => r > want * 0.85 && r < want * 1.15;
+    const l0 = await rateVia(0);
+    const l1 = await rateVia(1);
+    assert.ok(near(l0, capped), `listener 0 (flowRate ${capped}): ${(l0 / 1e6).toFixed(2)} MB/s`);
+    assert.ok(l1 > 4 * capped, `listener 1 (no cap): ${(l1 / 1e6).toFixed(2)} MB/s`);
+    // A route's own flowRate wins over either listener's, for connections routed after the swap.
+    const routeRate = 3 * 1000 * 1000;
+    proxy.updateConfig({ routes: [{ ...route('', origin.port), scheduler: { flowRate: routeRate } }] });
+    const r0 = await rateVia(0);
+    const r1 = await rateVia(1);
+    assert.ok(near(r0, routeRate) && near(r1, routeRate), `route flowRate ${routeRate}: ${(r0 / 1e6).toFixed(2)}, ${(r1 / 1e6).toFixed(2)} MB/s`);
+    // flowRate 0 on the route lifts listener 0's cap.
+    proxy.updateConfig({ routes: [{ ...route('', origin.port), scheduler: { flowRate: 0 } }] });
+    const u0 = await rateVia(0);
+    assert.ok(u0 > 4 * capped, `route flowRate 0 on listener 0: ${(u0 / 1e6).toFixed(2)} MB/s`);
+  });
+
+  it('a flowRate on a route or listener needs kind drr; errors name the path', () => {
+    assert.throws(() => createProxy({ scheduler: { kind: 'fifo' }, listener: { scheduler: { flowRate: 1000 } }, routes: [route('', 9)] }),
+      /listeners\[0\]\.scheduler\.flowRate needs scheduler\.kind 'drr'/);
+    assert.throws(() => createProxy({ scheduler: { kind: 'fifo' }, routes: [{ ...route('', 9), scheduler: { flowRate: 1000 } }] }),
+      /routes\[0\]\.scheduler\.flowRate needs scheduler\.kind 'drr'/);
+    assert.throws(() => createProxy({ routes: [{ ...route('', 9), scheduler: { flowRate: -1 } }] }), /routes\[0\]\.scheduler\.flowRate/);
+    assert.throws(() => createProxy({ routes: [{ ...route('', 9), scheduler: { flowRate: '1M' } }] }), /routes\[0\]\.scheduler\.flowRate/);
+    // fifo with a 0 (no cap) is fine.
+    createProxy({ scheduler: { kind: 'fifo' }, routes: [{ ...route('', 9), scheduler: { flowRate: 0 } }] });
   });
 
   it('10 flows share a paced worker fairly (Jain ≥ 0.95, none below half the best)', async () => {
