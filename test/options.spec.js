@@ -143,6 +143,7 @@ const EFFECT = {
   'SchedulerOptions.flowRate': ['pacing.spec.js', 'scheduler.flowRate caps each flow'],
   'SchedulerOptions.maxQueuedBytesPerFlow': ['relay.spec.js', 'keeps relaying a slow-reading client without losing bytes (DRR, small watermark)'],
   'FlowSchedulerOptions.weight': ['weights.spec.js', 'routes of weights 1 and 3 on one worker get 1:3 of the bytes'],
+  'FlowSchedulerOptions.flowRate': ['pacing.spec.js', 'scheduler.flowRate per listener and per route'],
   'RouteOptions.scheduler': ['weights.spec.js', 'routes of weights 1 and 3 on one worker get 1:3 of the bytes'],
   'ListenerCommon.scheduler': ['weights.spec.js', 'listeners of weights 1 and 3 on one worker get 1:3 of the bytes'],
   'KeepaliveOptions.idleMs': ['upstreams.spec.js', 'tcpKeepalive applies to client and upstream sockets'],
