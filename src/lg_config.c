@@ -43,28 +43,23 @@ static int check_range(lg_cfgerr_t *err, const char *path, const char *key, uint
     return 0;
 }
 
-/* scheduler.weight: 0 (not given) or 1..LG_DRR_WEIGHT_MAX; a weight other than 1 needs DRR. */
-static int build_weight(uint64_t weight, int sched_kind, const char *path, lg_cfgerr_t *err)
+/*
+ * A route's or listener's own `scheduler`: weight 0 (not given) or 1..LG_DRR_WEIGHT_MAX, and
+ * flowRate (when given) bytes/s per flow; a weight other than 1 or a cap needs DRR.
+ */
+static int build_flow_sched(uint64_t weight, uint64_t rate, bool rate_set, int sched_kind,
+                            const char *path, lg_cfgerr_t *err)
 {
-    char wpath[PATH_MAX_LEN + 16];
-    snprintf(wpath, sizeof(wpath), "%s.scheduler", path);
-    if (check_range(err, wpath, "weight", weight, 0, LG_DRR_WEIGHT_MAX) != 0) return -1;
+    char spath[PATH_MAX_LEN + 16];
+    snprintf(spath, sizeof(spath), "%s.scheduler", path);
+    if (check_range(err, spath, "weight", weight, 0, LG_DRR_WEIGHT_MAX) != 0) return -1;
     if (weight > 1 && sched_kind != LG_SCHED_DRR) {
-        return RANGE(err, "%s.weight needs scheduler.kind 'drr'", wpath);
+        return RANGE(err, "%s.weight needs scheduler.kind 'drr'", spath);
     }
-    return 0;
-}
-
-/* scheduler.flowRate of a route or listener (when given): bytes/s per flow; a cap needs DRR. */
-static int build_flow_rate(uint64_t rate, bool set, int sched_kind, const char *path,
-                           lg_cfgerr_t *err)
-{
-    char fpath[PATH_MAX_LEN + 16];
-    snprintf(fpath, sizeof(fpath), "%s.scheduler", path);
-    if (!set) return 0;
-    if (check_range(err, fpath, "flowRate", rate, 0, (1ull << 53) - 1) != 0) return -1;
+    if (!rate_set) return 0;
+    if (check_range(err, spath, "flowRate", rate, 0, (1ull << 53) - 1) != 0) return -1;
     if (rate > 0 && sched_kind != LG_SCHED_DRR) {
-        return RANGE(err, "%s.flowRate needs scheduler.kind 'drr'", fpath);
+        return RANGE(err, "%s.flowRate needs scheduler.kind 'drr'", spath);
     }
     return 0;
 }
@@ -423,8 +418,8 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         if (build_cidr_set(&l->trusted_proxies, &lc->trusted, path, "trustedProxies", err) != 0) {
             goto fail;
         }
-        if (build_weight(l->weight, conf->sched_kind, path, err) != 0 ||
-            build_flow_rate(l->flow_rate, l->flow_rate_set, conf->sched_kind, path, err) != 0) {
+        if (build_flow_sched(l->weight, l->flow_rate, l->flow_rate_set, conf->sched_kind, path,
+                             err) != 0) {
             goto fail;
         }
         lc->weight = (uint16_t)(l->weight ? l->weight : 1);
@@ -1241,8 +1236,8 @@ int lg_snapshot_build(const lg_src_t *src, const lg_config_t *conf, lg_tls_cache
         }
         route->suspended = r->suspended;
         route->suspend_timeout_ms = (uint32_t)r->suspend_timeout_ms;
-        if (build_weight(r->weight, conf->sched_kind, path, err) != 0 ||
-            build_flow_rate(r->flow_rate, r->flow_rate_set, conf->sched_kind, path, err) != 0) {
+        if (build_flow_sched(r->weight, r->flow_rate, r->flow_rate_set, conf->sched_kind, path,
+                             err) != 0) {
             goto fail;
         }
         route->weight = (uint16_t)r->weight;

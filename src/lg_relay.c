@@ -617,8 +617,10 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
             LG_MIN(pacing(s) ? lg_pace_avail(&s->pace, now) : UINT64_MAX, flow_avail(f, &now));
         uint64_t burst = LG_MIN(pacing(s) ? s->pace.burst : UINT64_MAX,
                                 f->cap != NULL ? f->cap->pace.burst : UINT64_MAX);
-        /* Without enough tokens the flow waits in the round, where the pass parks it or sleeps. */
-        bool enough = pace_enough(avail, n, lg_drr_flow_quantum(&s->drr, &f->drr), burst);
+        /* Without enough tokens the flow waits in the round, where the pass parks it or sleeps
+         * (unpaced and uncapped, avail is unbounded: no quantum to look up per write). */
+        bool enough = avail == UINT64_MAX ||
+                      pace_enough(avail, n, lg_drr_flow_quantum(&s->drr, &f->drr), burst);
         size_t g = enough ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
         if (g > 0) {
             flow_write(f, pace_grant(s, f, g, avail));
