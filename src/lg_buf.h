@@ -61,8 +61,10 @@ void lg_buf_put(lg_bufpool_t *p, lg_buf_t *b);
 /* Zero-initialise to get an empty queue. Owner: the flow; lg_bufq_clear() before freeing it. */
 typedef struct lg_bufq_s {
     lg_buf_t *head, *tail;
-    size_t bytes; /* unconsumed bytes queued */
-    size_t mem;   /* capacity of the buffers held */
+    /* 32 bits (every idle connection carries two queues): every queue is bounded well below
+     * (a flow's by LG_FLOW_QUEUE_MAX plus a read, the others by the limits of their owners). */
+    uint32_t bytes; /* unconsumed bytes queued */
+    uint32_t mem;   /* capacity of the buffers held */
 } lg_bufq_t;
 
 /*

@@ -114,9 +114,6 @@ struct lg_conn_s {
     lg_conn_t *prev, *next; /* worker's list */
     lg_conn_t *reap_next;   /* worker's list of connections marked closing */
     lg_snapshot_t *snap;    /* reference held for the connection's life */
-    unsigned lis;           /* listener index */
-    lg_conn_state_t state;
-    int route; /* route index once routed, else -1 */
 
     uv_tcp_t client;
     lg_theap_node_t timer;    /* the state's deadline, in w->deadlines (no libuv handle) */
@@ -144,6 +141,9 @@ struct lg_conn_s {
 
     uint64_t accepted_at;    /* loop time (ms) of accept */
     uint64_t deadline;       /* loop time by which resolve + dial must be done */
+    int route;               /* route index once routed, else -1 */
+    uint8_t lis;             /* listener index (< LG_MAX_LISTENERS) */
+    uint8_t state;           /* lg_conn_state_t (a byte: see the note below the struct) */
     uint16_t status;         /* connect: HTTP status sent (0: none yet) */
     uint16_t resp_len;       /* connect: bytes of that response (not counted as the target's) */
     uint16_t pending_closes; /* handles (and dialers) whose close has not completed */
@@ -157,6 +157,9 @@ struct lg_conn_s {
     uint8_t why_block;       /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
     uint8_t eof_first;       /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */
 };
+/* Every idle connection is one of these: its small fields share the last 8-byte words (808
+ * bytes, a 816-byte heap chunk, instead of 824 and 832). */
+_Static_assert(LG_MAX_LISTENERS <= 256 && LG_CONN_N_STATES <= 256, "lg_conn_t.lis and .state");
 
 /*
  * Take an accepted client fd on listener `lis` from `peer` (admission already passed: counted in

@@ -222,7 +222,10 @@ static void start_next(lg_dialer_t *d)
     while (d->next < d->n) {
         d->next++;
         attempt_t *a = lg_calloc(1, sizeof(*a));
-        lg_upsock_t *u = a != NULL ? lg_calloc(1, sizeof(*u)) : NULL;
+        /* Sized to the handle the socket uses (see lg_upsock_t). */
+        size_t size =
+            d->uds_path != NULL ? sizeof(lg_upsock_t) : offsetof(lg_upsock_t, h) + sizeof(uv_tcp_t);
+        lg_upsock_t *u = a != NULL ? lg_calloc(1, size) : NULL;
         if (u == NULL) {
             lg_free(a);
             d->last_err = UV_ENOMEM;

@@ -34,14 +34,16 @@ typedef void (*lg_closed_cb)(void *arg);
  * it holds only the handle: the connect request and the attempt's links are the dialer's, freed
  * when the attempt ends (an idle connection does not carry them). */
 typedef struct lg_upsock_s {
+    lg_closed_cb closed; /* after handover: told when the close completes */
+    void *arg;
+    /* Last, so that a TCP socket is allocated only up to its uv_tcp_t (lg_upsock_size): a
+     * uv_pipe_t is 16 bytes larger, and every idle connection carries one of these. */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    lg_closed_cb closed; /* after handover: told when the close completes */
-    void *arg;
 } lg_upsock_t;
 
 typedef void (*lg_dial_cb)(void *arg, int status, lg_upsock_t *up);

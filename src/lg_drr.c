@@ -114,10 +114,16 @@ static void list_unlink(lg_drr_t *d, lg_drr_flow_t *f)
     d->n_ready--;
 }
 
+_Static_assert((uint64_t)LG_DRR_DEFICIT_CAP_QUANTA *LG_DRR_WEIGHT_MAX *LG_DRR_QUANTUM_FIXED_MAX <=
+                   UINT32_MAX,
+               "lg_drr_flow_t.deficit is 32 bits");
+
 void lg_drr_add(lg_drr_t *d, lg_drr_flow_t *f, size_t n)
 {
     if (n == 0) return;
-    f->backlog += n;
+    /* A backlog past 32 bits is a caller bug (lg_drr_flow_t.backlog): the count saturates. */
+    if (n > UINT32_MAX - f->backlog) n = UINT32_MAX - f->backlog;
+    f->backlog += (uint32_t)n;
     if (f->state == LG_DRR_IDLE) list_append(d, f);
 }
 
@@ -144,7 +150,7 @@ lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant)
     size_t g = LG_MIN(deficit, f->backlog);
     if (solo) g = LG_MAX(g, LG_MIN(f->backlog, (size_t)LG_DRR_SOLO_GRANT));
 
-    f->backlog -= g;
+    f->backlog -= (uint32_t)g;
     /* The visit ends with this grant (lg_drr_return reopens it); an emptied flow keeps no
      * credit either (DRR resets the deficit when the queue empties). */
     f->deficit = 0;
@@ -163,7 +169,7 @@ size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max)
     d->n_busy++;
     d->visits++;
     size_t g = LG_MIN(f->backlog, LG_MAX(lg_drr_flow_quantum(d, f), sparse_max));
-    f->backlog -= g;
+    f->backlog -= (uint32_t)g;
     f->deficit = 0; /* a sparse flow brings no credit and keeps none */
     d->grants++;
     d->granted_bytes += g;
@@ -174,8 +180,8 @@ void lg_drr_return(lg_drr_t *d, lg_drr_flow_t *f, size_t n)
 {
     if (f->state != LG_DRR_BUSY || n == 0) return;
     size_t cap = LG_DRR_DEFICIT_CAP_QUANTA * lg_drr_flow_quantum(d, f);
-    f->backlog += n;
-    f->deficit = n >= cap - LG_MIN(f->deficit, cap) ? cap : f->deficit + n;
+    f->backlog += (uint32_t)n; /* n <= the grant, taken from the backlog */
+    f->deficit = (uint32_t)(n >= cap - LG_MIN(f->deficit, cap) ? cap : f->deficit + n);
     d->granted_bytes -= n;
 }
 

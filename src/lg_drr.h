@@ -59,10 +59,13 @@ enum { LG_DRR_IDLE = 0, LG_DRR_READY, LG_DRR_BUSY };
 typedef struct lg_drr_flow_s {
     struct lg_drr_flow_s *next; /* ready-list link, valid while READY */
     struct lg_drr_flow_s *prev; /* ready-list back link, valid while READY (O(1) remove) */
-    size_t backlog;             /* bytes queued and not yet granted */
-    size_t deficit;             /* bytes of credit left of an unfinished visit; <= cap */
-    uint16_t weight;            /* 1..LG_DRR_WEIGHT_MAX (0 counts as 1): quantum multiplier */
-    uint8_t state;              /* LG_DRR_IDLE / READY / BUSY */
+    uint32_t backlog;           /* bytes queued and not yet granted (a flow queues at most
+                                   LG_FLOW_QUEUE_MAX plus a read: lg_drr_add refuses more) */
+    uint32_t
+        deficit;     /* bytes of credit left of an unfinished visit; <= cap (at most
+                        LG_DRR_DEFICIT_CAP_QUANTA x LG_DRR_WEIGHT_MAX x LG_DRR_QUANTUM_FIXED_MAX) */
+    uint16_t weight; /* 1..LG_DRR_WEIGHT_MAX (0 counts as 1): quantum multiplier */
+    uint8_t state;   /* LG_DRR_IDLE / READY / BUSY */
 } lg_drr_flow_t;
 
 typedef struct lg_drr_s {

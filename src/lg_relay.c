@@ -39,7 +39,7 @@ struct lg_wreq_s {
 };
 
 _Static_assert(LG_FLOW_QUEUE_MAX + 2ull * LG_BUF_SIZE_MAX + LG_TURN_READ_BYTES < UINT32_MAX,
-               "lg_flow_t.held and .turn_read are 32 bits");
+               "a flow's counts are 32 bits: held, turn_read, drr.backlog, q.bytes, q.mem");
 
 /* The relay a flow is embedded in (a flow holds no pointer back: 16 bytes less per connection). */
 static lg_relay_t *relay_of(lg_flow_t *f)
@@ -666,8 +666,8 @@ static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
 {
     lg_sched_t *s = &r->w->sched;
-    if (f->read_turn != s->turn) {
-        f->read_turn = s->turn;
+    if (f->read_turn != (uint32_t)s->turn) {
+        f->read_turn = (uint32_t)s->turn;
         f->turn_read = 0;
         s->readers_now += flow_weight(f);
         return true;

@@ -78,27 +78,31 @@ typedef struct lg_flow_s {
     lg_drr_flow_t drr;      /* scheduler state */
     lg_bufq_t q;            /* read, not yet written (includes bytes being written) */
     uv_stream_t *src, *dst; /* NULL until attached */
-    uint64_t read_turn;     /* the loop turn of the flow's last read (lg_sched_t.turn) */
     uint64_t bytes;         /* bytes written to dst */
-    /* 32 bits where the bound allows (every idle connection carries two flows): */
-    uint32_t held;      /* bytes queued before the flow had a destination (not scheduled; below
-                           the high watermark, LG_FLOW_QUEUE_MAX, plus one read) */
-    uint32_t turn_read; /* bytes read in that turn (the read budget plus one read at most) */
-    unsigned n_writes;  /* write requests in flight (DRR: one grant at a time) */
-    bool refused;       /* the last alloc refused a read: the turn's budget was used */
-    bool reading;       /* uv_read_start active on src */
-    bool paused;        /* reads stopped by the high watermark */
-    bool eof;           /* src sent FIN (or the owner ended the flow) */
-    bool shut;          /* shutdown(dst) requested */
-    bool shut_done;     /* shutdown(dst) completed */
-    bool to_client;     /* direction: upstream → client */
-    bool light;         /* src is in the worker's set of interactive sources (lg_sched_t) */
-    bool bulk;          /* the last read was >= LG_SPLICE_MIN: the next one may splice */
-    uint16_t pipe;      /* a lent pipe holds bytes for dst: lg_sched_t.lent index + 1 (0: none) */
     /* scheduler.flowRate: the flow's own bucket and its place among the worker's parked flows;
      * NULL when the cap is off (allocated with the relay only then: idle connections of a
      * proxy without flowRate carry one pointer per flow, not the bucket). */
     struct lg_flowcap_s *cap;
+    /* Every idle connection carries two flows: 32 bits where the bound allows, flags in bits
+     * (112 bytes a flow instead of 136). */
+    uint32_t read_turn; /* the loop turn of the flow's last read (low 32 bits of
+                           lg_sched_t.turn: a flow idle for exactly 2^32 turns may be refused
+                           one read, which it retries in the next turn) */
+    uint32_t held;      /* bytes queued before the flow had a destination (not scheduled; below
+                           the high watermark, LG_FLOW_QUEUE_MAX, plus one read) */
+    uint32_t turn_read; /* bytes read in that turn (the read budget plus one read at most) */
+    uint32_t n_writes;  /* write requests in flight (DRR: one grant at a time; FIFO: one per
+                           read, so at most LG_FLOW_QUEUE_MAX / LG_BUF_SIZE_MIN + 1) */
+    uint16_t pipe;      /* a lent pipe holds bytes for dst: lg_sched_t.lent index + 1 (0: none) */
+    bool refused : 1;   /* the last alloc refused a read: the turn's budget was used */
+    bool reading : 1;   /* uv_read_start active on src */
+    bool paused : 1;    /* reads stopped by the high watermark */
+    bool eof : 1;       /* src sent FIN (or the owner ended the flow) */
+    bool shut : 1;      /* shutdown(dst) requested */
+    bool shut_done : 1; /* shutdown(dst) completed */
+    bool to_client : 1; /* direction: upstream → client */
+    bool light : 1;     /* src is in the worker's set of interactive sources (lg_sched_t) */
+    bool bulk : 1;      /* the last read was >= LG_SPLICE_MIN: the next one may splice */
 } lg_flow_t;
 
 /* What a relay reports (lg_relay_ops_t.event). */

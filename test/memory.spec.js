@@ -20,6 +20,9 @@
 // object alone is 7,624). Each budget sits above its figure by less than what the branch saved
 // (so going back fails), and far below what an idle connection must never hold: a read buffer
 // (64 KiB by default), the ClientHello context (39 KiB), OpenSSL's record buffers (17 KiB each).
+// Then (2026-12-03) 32-bit flow counts and flag bits, the record's small fields packed and the TCP
+// upstream handle sized to its uv_tcp_t: passthrough 1,092 (1,172 the commit before), terminated
+// 16,056–16,071 (16,135); the budgets moved down with them, again by less than the saving.
 // Issue 16's goals (1 KiB and 12 KiB of RSS) are not reached yet: lower the budgets as they are.
 //
 // The sanitizer build's allocator is not glibc's: the figures would be meaningless there, so
@@ -33,7 +36,7 @@ const { sleep } = require('./helpers/wait');
 
 const N = 500; // idle connections measured
 const CONCURRENCY = 50; // handshakes in flight at once while opening them
-const BUDGET = { passthrough: 1248, terminated: 16896 }; // heap bytes per idle connection
+const BUDGET = { passthrough: 1136, terminated: 16128 }; // heap bytes per idle connection
 
 describe('memory per idle connection (issue 16)', function () {
   this.timeout(120000);

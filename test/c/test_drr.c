@@ -82,6 +82,12 @@ LG_TEST(test_add)
     CHECK(d.head == &f[0] && d.tail == &f[1]);
     CHECK(lg_drr_pending(&d));
     CHECK(invariants_ok(&d, f, 2));
+    /* The backlog is 32 bits: a caller that queues past it saturates the count, never wraps. */
+    lg_drr_add(&d, &f[1], (size_t)UINT32_MAX - 10);
+    CHECK(f[1].backlog == UINT32_MAX - 5);
+    lg_drr_add(&d, &f[1], 100);
+    CHECK(f[1].backlog == UINT32_MAX);
+    CHECK(d.n_ready == 2);
 }
 
 LG_TEST(test_round_robin_order)
@@ -295,8 +301,8 @@ LG_TEST(test_deficit_cap)
     f[1].deficit = LG_DRR_DEFICIT_CAP_QUANTA * 1000 + 1;
     EXPECT_GRANT(&d, &f[1], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
 
-    /* Credit near SIZE_MAX must not wrap around. */
-    f[0].deficit = SIZE_MAX - 10;
+    /* Credit near the field's maximum must not wrap around. */
+    f[0].deficit = UINT32_MAX - 10;
     EXPECT_GRANT(&d, &f[0], LG_DRR_DEFICIT_CAP_QUANTA * 1000);
 
     /* Credit larger than the backlog: the backlog is granted, the credit reset. */
