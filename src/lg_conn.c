@@ -8,11 +8,11 @@
  *   HELLO       accept + tlsHandshakeTimeoutMs (absolute: trickled bytes do not extend it)
  *   HEAD        accept + connect.headTimeoutMs (absolute)
  *   AUTH        head complete + LG_VERIFY_TIMEOUT_MS (→ 503, refusedAuthBusy)
- *   RESOLVING   c->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
+ *   RESOLVING   c->su->deadline (CONNECT head complete + connectTimeoutMs), shared with CONNECTING
  *   SUSPENDED   the suspend context's timeout (once extended for a claimed decision)
  *   HANDSHAKE   the earlier of accept + tlsHandshakeTimeoutMs and, while the upstream is being
- *               dialled, c->deadline
- *   CONNECTING  c->deadline: for routes, the end of the current attempt's share of the route's
+ *               dialled, c->su->deadline
+ *   CONNECTING  c->su->deadline: for routes, the end of the current attempt's share of the route's
  *               connectTimeoutMs (dial_attempt); CONNECT head complete + connectTimeoutMs for
  *               connect listeners
  *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
@@ -232,14 +232,14 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         break;
     case LG_CONN_RESOLVING:
     case LG_CONN_CONNECTING:
-        arm_at(c, c->deadline);
+        arm_at(c, c->su->deadline);
         break;
     case LG_CONN_SUSPENDED:
-        arm(c, c->held->timeout_ms);
+        arm(c, c->su->held->timeout_ms);
         break;
     case LG_CONN_HANDSHAKE: {
         uint64_t hs = handshake_deadline(c);
-        arm_at(c, c->dial != NULL && c->deadline < hs ? c->deadline : hs);
+        arm_at(c, c->su->dial != NULL && c->su->deadline < hs ? c->su->deadline : hs);
         break;
     }
     case LG_CONN_LINGER:
@@ -345,19 +345,36 @@ static void upstream_failed(lg_conn_t *c)
 
 /* ---- phase contexts ---------------------------------------------------------------------- */
 
+/* What a relaying connection's `su` points at once its own is freed (lg_setup_t): zeroed, one per
+ * worker thread (a connection is only touched by its worker), never given a non-zero value: the
+ * phases that set these fields all come before relaying. */
+static _Thread_local lg_setup_t no_setup;
+
+/* Starting to relay: free the setup contexts unless one is still in use (then at the end). */
+static void setup_release(lg_conn_t *c)
+{
+    const lg_setup_t *s = c->su;
+    if (c->setup_gone || s->dialer || s->resolve || s->verify || s->hello || s->head || s->held ||
+        s->proxyin || s->dial || s->pp)
+        return;
+    lg_free(c->su);
+    c->su = &no_setup;
+    c->setup_gone = true;
+}
+
 static void hello_free(lg_conn_t *c)
 {
-    if (c->hello == NULL) return;
-    lg_free(c->hello);
-    c->hello = NULL;
+    if (c->su->hello == NULL) return;
+    lg_free(c->su->hello);
+    c->su->hello = NULL;
     c->w->n_hello--;
     LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
 }
 
 static void head_free(lg_conn_t *c)
 {
-    lg_connect_head_free(c->head);
-    c->head = NULL;
+    lg_connect_head_free(c->su->head);
+    c->su->head = NULL;
 }
 
 /* Give back an admission's count in its source's share of the head slots. */
@@ -381,20 +398,20 @@ static void leave_head(lg_conn_t *c)
 /* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
 static void received(const lg_conn_t *c, const uint8_t **raw, size_t *len)
 {
-    if (c->held != NULL) {
-        *raw = c->held->held;
-        *len = c->held->len;
+    if (c->su->held != NULL) {
+        *raw = c->su->held->held;
+        *len = c->su->held->len;
     } else {
-        *raw = c->hello->raw;
-        *len = c->hello->raw_len;
+        *raw = c->su->hello->raw;
+        *len = c->su->hello->raw_len;
     }
 }
 
 static void release_received(lg_conn_t *c)
 {
     hello_free(c);
-    lg_suspend_release(c->w->pending, c->held);
-    c->held = NULL;
+    lg_suspend_release(c->w->pending, c->su->held);
+    c->su->held = NULL;
 }
 
 /* ---- the access record ------------------------------------------------------------------- */
@@ -507,9 +524,9 @@ static void conn_free(lg_conn_t *c)
     }
     head_free(c);
     lg_connect_tunnel_free(c->tunnel);
-    lg_free(c->proxyin);
-    lg_free(c->dial);
-    lg_free(c->pp);
+    lg_free(c->su->proxyin);
+    lg_free(c->su->dial);
+    lg_free(c->su->pp);
     lg_tls_free(c->uptls);
     if (c->upside != NULL) {
         lg_bufq_clear(&c->upside->hs, &w->pool);
@@ -534,6 +551,7 @@ static void conn_free(lg_conn_t *c)
     if (c->decision != NULL) lg_route_destroy(c->decision);
     lg_relay_release(&c->relay);
     release_received(c);
+    if (!c->setup_gone) lg_free(c->su);
     lg_snapshot_unref(c->snap);
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -579,15 +597,15 @@ void lg_conn_close(lg_conn_t *c)
     uv_read_stop((uv_stream_t *)&c->client);
     disarm(c);
     lg_relay_stop(&c->relay);
-    lg_resolve_cancel(c->resolve);
-    c->resolve = NULL;
-    lg_verify_cancel(c->verify);
-    c->verify = NULL;
-    lg_dial_cancel(c->dialer);
-    c->dialer = NULL;
-    if (c->uptls != NULL && c->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
-    lg_suspend_release(c->w->pending, c->held);
-    c->held = NULL;
+    lg_resolve_cancel(c->su->resolve);
+    c->su->resolve = NULL;
+    lg_verify_cancel(c->su->verify);
+    c->su->verify = NULL;
+    lg_dial_cancel(c->su->dialer);
+    c->su->dialer = NULL;
+    if (c->uptls != NULL && c->su->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
+    lg_suspend_release(c->w->pending, c->su->held);
+    c->su->held = NULL;
     lg_wctx_t *w = c->w;
     c->reap_next = w->reap;
     w->reap = c;
@@ -653,6 +671,7 @@ static void relay_up(lg_conn_t *c)
         return;
     }
     set_state(c, LG_CONN_RELAY);
+    setup_release(c);
     lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
     lg_relay_attach_upstream(&c->relay, &c->up->h.stream);
     if (lg_relay_start(&c->relay) != 0) out_of_memory(c);
@@ -699,7 +718,7 @@ static int uptls_forward(lg_conn_t *c)
 {
     lg_upside_t *u = c->upside;
     if (u->clear.bytes == 0) return 0;
-    if (c->uptls == NULL || c->dial != NULL) {
+    if (c->uptls == NULL || c->su->dial != NULL) {
         lg_bufq_move(&u->staged, &u->clear, &c->w->pool);
         return 0;
     }
@@ -709,7 +728,7 @@ static int uptls_forward(lg_conn_t *c)
 /* close_notify toward a TLS upstream (the client's data has ended). */
 static void uptls_close_notify(lg_conn_t *c)
 {
-    if (c->uptls == NULL || c->dial != NULL) return;
+    if (c->uptls == NULL || c->su->dial != NULL) return;
     lg_tls_io_t io = {&c->w->pool, &c->relay.c2u.q, NULL, 0, 0};
     lg_tls_close_notify(c->uptls, &io);
     lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
@@ -855,7 +874,7 @@ static void keep_session(void *arg, SSL_SESSION *s)
 /* The TCP connect to a TLS upstream succeeded: start its handshake. */
 static void uptls_begin(lg_conn_t *c)
 {
-    const lg_upstream_t *up = &c->dial->rt->upstreams[c->dial->idx];
+    const lg_upstream_t *up = &c->su->dial->rt->upstreams[c->su->dial->idx];
     if (c->upside == NULL && (c->upside = lg_calloc(1, sizeof(*c->upside))) == NULL) {
         out_of_memory(c);
         return;
@@ -900,8 +919,8 @@ static void tls_ready(lg_conn_t *c)
     lg_counters_t *cnt = counters(c);
     LG_COUNT(cnt, tls_handshakes, 1);
     if (lg_tls_resumed(c->tls)) LG_COUNT(cnt, tls_resumed, 1);
-    if (c->up == NULL || c->dial != NULL) { /* not connected, or its TLS handshake runs */
-        set_state(c, LG_CONN_CONNECTING);   /* decrypted bytes wait for the upstream */
+    if (c->up == NULL || c->su->dial != NULL) { /* not connected, or its TLS handshake runs */
+        set_state(c, LG_CONN_CONNECTING);       /* decrypted bytes wait for the upstream */
         return;
     }
     relay_up(c);
@@ -917,12 +936,12 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
         io.plain_new = 0;
         if (uptls_forward(c) != 0) rc = LG_TLS_E_NOMEM;
     }
-    if (rc == LG_TLS_READY && c->pp != NULL) {
+    if (rc == LG_TLS_READY && c->su->pp != NULL) {
         /* The PROXY header goes before the first decrypted byte (the queue held none before the
          * handshake completed, so nothing of it is being written). */
-        lg_buf_t *b = pp_header(c, route_of(c), c->pp->sni, c->pp->ja3, c->pp->ja4);
-        lg_free(c->pp);
-        c->pp = NULL;
+        lg_buf_t *b = pp_header(c, route_of(c), c->su->pp->sni, c->su->pp->ja3, c->su->pp->ja4);
+        lg_free(c->su->pp);
+        c->su->pp = NULL;
         if (b == NULL) {
             lg_relay_queued(&c->relay, &c->relay.c2u, io.plain_new);
             out_of_memory(c);
@@ -1054,10 +1073,10 @@ static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  */
 static void linger_start(lg_conn_t *c)
 {
-    lg_resolve_cancel(c->resolve);
-    c->resolve = NULL;
-    lg_dial_cancel(c->dialer);
-    c->dialer = NULL;
+    lg_resolve_cancel(c->su->resolve);
+    c->su->resolve = NULL;
+    lg_dial_cancel(c->su->dialer);
+    c->su->dialer = NULL;
     lg_relay_read_stop(&c->relay, &c->relay.c2u);
     uv_read_stop((uv_stream_t *)&c->client);
     c->relay.c2u.eof = true;
@@ -1139,13 +1158,13 @@ static bool dial_wanted(void *arg)
 /* Dial 1..n addresses or a Unix path; the outcome comes to dialed(). */
 static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const char *uds_path)
 {
-    int rc = lg_dial_start(&c->dialer, c->w, addrs, n, uds_path, dialed, closed_one, c);
+    int rc = lg_dial_start(&c->su->dialer, c->w, addrs, n, uds_path, dialed, closed_one, c);
     if (rc != 0) {
         out_of_memory(c);
         return;
     }
     c->pending_closes++; /* the dialer calls closed_one when it is gone */
-    lg_dial_set_wanted(c->dialer, dial_wanted);
+    lg_dial_set_wanted(c->su->dialer, dial_wanted);
 }
 
 static void attempt_failed(lg_conn_t *c);
@@ -1155,7 +1174,7 @@ static void attempt_failed(lg_conn_t *c);
 static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_conn_t *c = arg;
-    c->resolve = NULL;
+    c->su->resolve = NULL;
     if (status >= 0 && n > 0) {
         lg_upshared_store(c->upstream, addrs, n, now_ms(c));
         dial_start(c, addrs, n, NULL);
@@ -1183,7 +1202,7 @@ static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, i
  */
 static void dial_attempt(lg_conn_t *c)
 {
-    lg_dialctx_t *d = c->dial;
+    lg_dialctx_t *d = c->su->dial;
     const lg_route_t *rt = d->rt;
     lg_wctx_t *w = c->w;
     uint64_t now = now_ms(c);
@@ -1211,7 +1230,7 @@ static void dial_attempt(lg_conn_t *c)
     /* Attempts this connection can make: retries + 1, but never the same upstream twice. */
     uint32_t n_attempts = LG_MIN(rt->retries + 1, (uint32_t)rt->n_upstreams);
     uint64_t share = LG_MAX(rt->connect_timeout_ms / n_attempts, 1u);
-    c->deadline = d->attempts >= n_attempts || now + share > d->end ? d->end : now + share;
+    c->su->deadline = d->attempts >= n_attempts || now + share > d->end ? d->end : now + share;
     set_state(c, c->state == LG_CONN_HANDSHAKE ? LG_CONN_HANDSHAKE : LG_CONN_CONNECTING);
     if (c->state == LG_CONN_CLOSING) return;
     const lg_upstream_t *up = &rt->upstreams[i];
@@ -1228,8 +1247,8 @@ static void dial_attempt(lg_conn_t *c)
                                      w->conf->resolve_interval_ms, &fresh);
         if (fresh) {
             dial_start(c, addrs, n, NULL);
-        } else if (lg_resolve_start(&c->resolve, c->w, up->host, up->port, NULL, upstream_resolved,
-                                    c) != 0) {
+        } else if (lg_resolve_start(&c->su->resolve, c->w, up->host, up->port, NULL,
+                                    upstream_resolved, c) != 0) {
             /* No memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued. */
             if (n > 0) {
                 dial_start(c, addrs, n, NULL);
@@ -1244,15 +1263,15 @@ static void dial_attempt(lg_conn_t *c)
  * the upstream hears of it, and the next one is tried while retries and time are left. */
 static void attempt_failed(lg_conn_t *c)
 {
-    lg_dialctx_t *d = c->dial;
+    lg_dialctx_t *d = c->su->dial;
     lg_upshared_t *u = c->upstream;
     uint64_t now = now_ms(c);
     c->upstream = NULL;
-    uptls_abandon(c);          /* an attempt that connected but failed its TLS handshake */
-    lg_dial_cancel(c->dialer); /* a timed-out attempt's sockets close; closed_one follows */
-    c->dialer = NULL;
-    lg_resolve_cancel(c->resolve);
-    c->resolve = NULL;
+    uptls_abandon(c);              /* an attempt that connected but failed its TLS handshake */
+    lg_dial_cancel(c->su->dialer); /* a timed-out attempt's sockets close; closed_one follows */
+    c->su->dialer = NULL;
+    lg_resolve_cancel(c->su->resolve);
+    c->su->resolve = NULL;
     if (u != NULL) {
         lg_upstate_report(&u->st, false, &d->rt->health, now);
         lg_upstate_release(&u->st);
@@ -1268,7 +1287,7 @@ static void attempt_failed(lg_conn_t *c)
 /* The dial connected: the upstream hears of it, an affinity pin is set or refreshed. */
 static void attempt_succeeded(lg_conn_t *c)
 {
-    lg_dialctx_t *d = c->dial;
+    lg_dialctx_t *d = c->su->dial;
     lg_upshared_t *u = c->upstream;
     uint64_t now = now_ms(c);
     lg_upstate_report(&u->st, true, &d->rt->health, now);
@@ -1278,7 +1297,7 @@ static void attempt_succeeded(lg_conn_t *c)
                         d->rt->affinity_ttl_ms);
     }
     lg_free(d);
-    c->dial = NULL;
+    c->su->dial = NULL;
 }
 
 /* Dial a route's upstreams (see dial_attempt). */
@@ -1289,7 +1308,7 @@ static void dial_route(lg_conn_t *c, const lg_route_t *rt)
         out_of_memory(c);
         return;
     }
-    c->dial = d;
+    c->su->dial = d;
     d->rt = rt;
     d->end = now_ms(c) + rt->connect_timeout_ms;
     uint64_t hash = 0;
@@ -1390,7 +1409,7 @@ static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, 
 /* The ClientHello of the connection: its parsed form, or parsed again from a held copy. */
 static const lg_hello_t *hello_of(lg_conn_t *c, lg_hello_t *spare)
 {
-    if (c->hello != NULL) return &c->hello->hello;
+    if (c->su->hello != NULL) return &c->su->hello->hello;
     const uint8_t *raw;
     size_t len;
     received(c, &raw, &len);
@@ -1428,7 +1447,7 @@ static void tunnel_dialed(lg_conn_t *c, int status)
     const char *ok = lg_connect_established(&len);
     const uint8_t *extra = NULL;
     size_t n_extra = 0;
-    lg_connect_head_extra(c->head, &extra, &n_extra);
+    lg_connect_head_extra(c->su->head, &extra, &n_extra);
     int rc = lg_relay_copy(&c->relay, &c->relay.u2c, (const uint8_t *)ok, len);
     if (rc == 0 && n_extra > 0) rc = lg_relay_copy(&c->relay, &c->relay.c2u, extra, n_extra);
     head_free(c);
@@ -1445,7 +1464,7 @@ static void tunnel_dialed(lg_conn_t *c, int status)
 static void dialed(void *arg, int status, lg_upsock_t *up)
 {
     lg_conn_t *c = arg;
-    c->dialer = NULL; /* it reported; its closed_one follows */
+    c->su->dialer = NULL; /* it reported; its closed_one follows */
     c->up = up;
     if (up != NULL && up->h.handle.type == UV_TCP) {
         uv_tcp_nodelay(&up->h.tcp, 1);
@@ -1459,7 +1478,7 @@ static void dialed(void *arg, int status, lg_upsock_t *up)
         attempt_failed(c);
         return;
     }
-    if (c->dial->rt->upstreams[c->dial->idx].tls_ctx != NULL) {
+    if (c->su->dial->rt->upstreams[c->su->dial->idx].tls_ctx != NULL) {
         uptls_begin(c); /* the dial succeeds with the upstream's handshake */
         return;
     }
@@ -1497,18 +1516,18 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
         return;
     }
     if (rt->proxy_protocol != 0) {
-        c->pp = lg_malloc(sizeof(*c->pp));
-        if (c->pp == NULL) {
+        c->su->pp = lg_malloc(sizeof(*c->su->pp));
+        if (c->su->pp == NULL) {
             out_of_memory(c);
             return;
         }
-        pp_collect(c, rt, c->pp);
+        pp_collect(c, rt, c->su->pp);
     }
     if (rt->tls_upstreams && (c->upside = lg_calloc(1, sizeof(*c->upside))) == NULL) {
         out_of_memory(c);
         return;
     }
-    c->deadline = now_ms(c) + rt->connect_timeout_ms; /* the dial below starts now */
+    c->su->deadline = now_ms(c) + rt->connect_timeout_ms; /* the dial below starts now */
     set_state(c, LG_CONN_HANDSHAKE);
     c->relay.filtered = true;
     lg_relay_attach_client(&c->relay, (uv_stream_t *)&c->client);
@@ -1540,10 +1559,10 @@ static void route_to(lg_conn_t *c, const lg_route_t *rt)
     }
     if (rt->terminate_tls) {
         const char *sni = NULL;
-        if (c->held != NULL) {
-            sni = c->held->sni;
-        } else if (c->hello != NULL && c->hello->hello.has_sni) {
-            sni = c->hello->hello.sni;
+        if (c->su->held != NULL) {
+            sni = c->su->held->sni;
+        } else if (c->su->hello != NULL && c->su->hello->hello.has_sni) {
+            sni = c->su->hello->hello.sni;
         }
         terminate(c, rt, sni, sni ? strlen(sni) : 0);
         return;
@@ -1578,7 +1597,7 @@ static void held_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
-    lg_suspend_ctx_t *s = c->held;
+    lg_suspend_ctx_t *s = c->su->held;
     buf->base = (char *)s->held + s->len;
     buf->len = s->cap - s->len;
 }
@@ -1595,7 +1614,7 @@ static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
-    lg_suspend_ctx_t *h = c->held;
+    lg_suspend_ctx_t *h = c->su->held;
     if (nread == 0) return;
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
@@ -1636,11 +1655,11 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
     in.sni = sni;
     in.sni_len = sni_len;
     in.hello = hello;
-    in.raw = c->hello->raw;
-    in.raw_len = c->hello->raw_len;
+    in.raw = c->su->hello->raw;
+    in.raw_len = c->su->hello->raw_len;
     in.timeout_ms = rt->suspend_timeout_ms;
     in.route_tls = c->lis < rt->n_ctx && rt->ctx[c->lis] != NULL;
-    int rc = lg_suspend_hold(w->pending, w->events, &in, &c->held);
+    int rc = lg_suspend_hold(w->pending, w->events, &in, &c->su->held);
     hello_free(c);
     if (rc == -ENOMEM) {
         out_of_memory(c);
@@ -1657,7 +1676,7 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
 
 static void suspend_timeout(lg_conn_t *c)
 {
-    lg_suspend_ctx_t *s = c->held;
+    lg_suspend_ctx_t *s = c->su->held;
     if (!s->claim_grace && lg_pending_claimed(c->w->pending, s->serial)) {
         /* JS was told it resolved this one; its decision is in the inbox. */
         s->claim_grace = true;
@@ -1677,7 +1696,7 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
         if (decision != NULL) lg_route_destroy(decision);
         return;
     }
-    c->held->pending = false; /* lg_pending_take removed the entry */
+    c->su->held->pending = false; /* lg_pending_take removed the entry */
     lg_counters_t *cnt = counters(c);
     if (decision == NULL) {
         LG_COUNT(cnt, suspended_rejected, 1);
@@ -1741,9 +1760,9 @@ static void hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
     buf->base = NULL;
     buf->len = 0;
-    if (c->hello == NULL && !hello_ctx_new(c)) return; /* the read callback sees UV_ENOBUFS */
-    buf->base = (char *)c->hello->raw + c->hello->raw_len;
-    buf->len = sizeof(c->hello->raw) - c->hello->raw_len;
+    if (c->su->hello == NULL && !hello_ctx_new(c)) return; /* the read callback sees UV_ENOBUFS */
+    buf->base = (char *)c->su->hello->raw + c->su->hello->raw_len;
+    buf->len = sizeof(c->su->hello->raw) - c->su->hello->raw_len;
 }
 
 /* A ClientHello that cannot complete; with a fingerprint list set that is a refusal too. */
@@ -1759,7 +1778,7 @@ static void hello_failed(lg_conn_t *c, int kind)
 /* n more bytes are in the hello buffer: parse, and route once the hello is complete. */
 static void hello_more(lg_conn_t *c, size_t n)
 {
-    lg_hello_ctx_t *h = c->hello;
+    lg_hello_ctx_t *h = c->su->hello;
     h->raw_len += n;
     size_t end = 0;
     int r = lg_hello_parse(&h->parser, h->raw, h->raw_len, &h->hello, &end);
@@ -1789,7 +1808,7 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
     if (nread == 0) return;
     if (nread < 0) {
-        if (nread == UV_ENOBUFS && c->hello == NULL) {
+        if (nread == UV_ENOBUFS && c->su->hello == NULL) {
             out_of_memory(c);
         } else if (nread == UV_ENOBUFS) {
             hello_failed(c, HS_PROTOCOL); /* the hello outgrew its buffer */
@@ -1804,13 +1823,13 @@ static void hello_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static bool hello_ctx_new(lg_conn_t *c)
 {
-    c->hello = lg_malloc(sizeof(*c->hello));
-    if (c->hello == NULL) return false;
+    c->su->hello = lg_malloc(sizeof(*c->su->hello));
+    if (c->su->hello == NULL) return false;
     c->w->n_hello++;
     LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
-    lg_hello_parser_init(&c->hello->parser);
-    c->hello->raw_len = 0;
-    c->hello->hello.has_sni = false; /* filled only when a hello is parsed */
+    lg_hello_parser_init(&c->su->hello->parser);
+    c->su->hello->raw_len = 0;
+    c->su->hello->hello.has_sni = false; /* filled only when a hello is parsed */
     return true;
 }
 
@@ -1876,7 +1895,7 @@ static void forbidden(lg_conn_t *c, int reason)
                 : reason == LG_POLICY_DOMAIN ? LG_CLOSE_REFUSED_DOMAIN
                                              : LG_CLOSE_REFUSED_ADDRESS);
     size_t len = lg_connect_forbidden(c->tunnel, &c->w->conf->listeners[c->lis].policy,
-                                      &c->head->req, reason, text);
+                                      &c->su->head->req, reason, text);
     respond_text(c, 403, text, len);
 }
 
@@ -1900,7 +1919,7 @@ static bool resolved_keep(void *arg, const lg_sockaddr_t *addr)
 static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_conn_t *c = arg;
-    c->resolve = NULL;
+    c->su->resolve = NULL;
     if (status < 0) {
         LG_COUNT(counters(c), upstream_connect_failures, 1);
         respond(c, 502);
@@ -1921,10 +1940,10 @@ static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status
  * or dial it. */
 static void to_policy(lg_conn_t *c)
 {
-    const lg_http_req_t *req = &c->head->req;
+    const lg_http_req_t *req = &c->su->head->req;
     const lg_listener_conf_t *lc = &c->w->conf->listeners[c->lis];
     lg_counters_t *cnt = counters(c);
-    c->deadline = now_ms(c) + lc->connect_timeout_ms;
+    c->su->deadline = now_ms(c) + lc->connect_timeout_ms;
     lg_sockaddr_t addr;
     int reason = 0;
     switch (lg_connect_judge(&lc->policy, req, &addr, &reason)) {
@@ -1938,8 +1957,8 @@ static void to_policy(lg_conn_t *c)
         break;
     }
     set_state(c, LG_CONN_RESOLVING);
-    int rc = lg_resolve_start(&c->resolve, c->w, c->tunnel->target, c->tunnel->port, resolved_keep,
-                              resolved, c);
+    int rc = lg_resolve_start(&c->su->resolve, c->w, c->tunnel->target, c->tunnel->port,
+                              resolved_keep, resolved, c);
     if (rc == -EBUSY) {
         LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
         respond(c, 503);
@@ -1953,7 +1972,7 @@ static void to_policy(lg_conn_t *c)
 static void auth_done(void *arg, bool ok)
 {
     lg_conn_t *c = arg;
-    c->verify = NULL;
+    c->su->verify = NULL;
     if (ok) {
         to_policy(c);
         return;
@@ -1971,14 +1990,14 @@ static void auth_done(void *arg, bool ok)
 static void auth_check(lg_conn_t *c)
 {
     const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
-    lg_http_req_t *req = &c->head->req;
+    lg_http_req_t *req = &c->su->head->req;
     lg_counters_t *cnt = counters(c);
     if (!req->has_auth) {
         respond(c, 407);
         return;
     }
     lg_auth_cred_t cred;
-    uint8_t *value = c->head->buf + req->auth_off;
+    uint8_t *value = c->su->head->buf + req->auth_off;
     int why =
         req->auth_too_long ? LG_AUTH_E_TOO_LONG : lg_auth_parse_basic(value, req->auth_len, &cred);
     lg_auth_wipe(value, req->auth_len); /* the encoded password is not needed any more */
@@ -1987,7 +2006,7 @@ static void auth_check(lg_conn_t *c)
         respond(c, 407);
         return;
     }
-    int rc = lg_verify_start(c->w, c->lis, auth, &cred, auth_done, c, &c->verify);
+    int rc = lg_verify_start(c->w, c->lis, auth, &cred, auth_done, c, &c->su->verify);
     if (rc == LG_VERIFY_CACHED) {
         to_policy(c);
     } else if (rc == -EBUSY) {
@@ -2005,7 +2024,7 @@ static void on_head(lg_conn_t *c)
 {
     uv_read_stop((uv_stream_t *)&c->client);
     leave_head(c);
-    c->tunnel = lg_connect_tunnel_new(&c->head->req);
+    c->tunnel = lg_connect_tunnel_new(&c->su->head->req);
     if (c->tunnel == NULL) {
         out_of_memory(c);
         return;
@@ -2023,10 +2042,11 @@ static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
     buf->base = NULL;
     buf->len = 0;
-    if (c->head == NULL && (c->head = lg_connect_head_new()) == NULL) return; /* UV_ENOBUFS */
+    if (c->su->head == NULL && (c->su->head = lg_connect_head_new()) == NULL)
+        return; /* UV_ENOBUFS */
     uint8_t *base = NULL;
     size_t len = 0;
-    if (lg_connect_head_room(c->head, &base, &len) != 0) return;
+    if (lg_connect_head_room(c->su->head, &base, &len) != 0) return;
     buf->base = (char *)base;
     buf->len = len;
 }
@@ -2035,7 +2055,7 @@ static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void head_more(lg_conn_t *c, size_t n)
 {
     int status = 0;
-    int r = lg_connect_head_feed(c->head, n, &status);
+    int r = lg_connect_head_feed(c->su->head, n, &status);
     if (r == LG_OK) {
         on_head(c);
     } else if (r == LG_ERROR) {
@@ -2070,13 +2090,13 @@ static void first_phase(lg_conn_t *c, const uint8_t *extra, size_t n)
             return;
         }
         if (n == 0) return;
-        if ((c->head = lg_connect_head_new()) == NULL) {
+        if ((c->su->head = lg_connect_head_new()) == NULL) {
             out_of_memory(c);
             return;
         }
         /* The bytes after a PROXY header may outgrow the first head buffer (up to
          * LG_PP_MAX_HEADER of them in one read): put them grows it. */
-        if (lg_connect_head_put(c->head, extra, n) != 0) {
+        if (lg_connect_head_put(c->su->head, extra, n) != 0) {
             out_of_memory(c);
             return;
         }
@@ -2093,7 +2113,7 @@ static void first_phase(lg_conn_t *c, const uint8_t *extra, size_t n)
         out_of_memory(c);
         return;
     }
-    memcpy(c->hello->raw, extra, n);
+    memcpy(c->su->hello->raw, extra, n);
     hello_more(c, n);
 }
 
@@ -2111,8 +2131,8 @@ static void proxy_done(lg_conn_t *c, const lg_pp_header_t *hdr)
         refused(c, reason, NULL, NULL);
         return;
     }
-    lg_proxyin_t *p = c->proxyin;
-    c->proxyin = NULL;
+    lg_proxyin_t *p = c->su->proxyin;
+    c->su->proxyin = NULL;
     uv_read_stop((uv_stream_t *)&c->client);
     first_phase(c, p->buf + hdr->header_len, p->len - hdr->header_len);
     lg_free(p);
@@ -2124,14 +2144,14 @@ static void proxy_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
     buf->base = NULL;
     buf->len = 0;
-    if (c->proxyin == NULL) {
-        c->proxyin = lg_malloc(sizeof(*c->proxyin));
-        if (c->proxyin == NULL) return; /* UV_ENOBUFS */
-        lg_pp_parser_init(&c->proxyin->parser, c->w->conf->listeners[c->lis].accept_proxy);
-        c->proxyin->len = 0;
+    if (c->su->proxyin == NULL) {
+        c->su->proxyin = lg_malloc(sizeof(*c->su->proxyin));
+        if (c->su->proxyin == NULL) return; /* UV_ENOBUFS */
+        lg_pp_parser_init(&c->su->proxyin->parser, c->w->conf->listeners[c->lis].accept_proxy);
+        c->su->proxyin->len = 0;
     }
-    buf->base = (char *)c->proxyin->buf + c->proxyin->len;
-    buf->len = sizeof(c->proxyin->buf) - c->proxyin->len;
+    buf->base = (char *)c->su->proxyin->buf + c->su->proxyin->len;
+    buf->len = sizeof(c->su->proxyin->buf) - c->su->proxyin->len;
 }
 
 static void proxy_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -2140,7 +2160,7 @@ static void proxy_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     lg_conn_t *c = LG_CONTAINER_OF(s, lg_conn_t, client);
     if (nread == 0) return;
     if (nread < 0) {
-        if (nread == UV_ENOBUFS && c->proxyin == NULL) {
+        if (nread == UV_ENOBUFS && c->su->proxyin == NULL) {
             out_of_memory(c);
         } else {
             refused(c, LG_BLOCK_PROXY_HEADER, NULL, NULL); /* gone (or no room) before a header */
@@ -2148,7 +2168,7 @@ static void proxy_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     LG_COUNT(counters(c), bytes_from_clients, (uint64_t)nread);
-    lg_proxyin_t *p = c->proxyin;
+    lg_proxyin_t *p = c->su->proxyin;
     p->len += (size_t)nread;
     lg_pp_header_t hdr;
     int r = lg_pp_parse(&p->parser, p->buf, p->len, &hdr);
@@ -2176,7 +2196,7 @@ static void on_timer(lg_conn_t *c)
     case LG_CONN_HANDSHAKE:
         if (now_ms(c) >= handshake_deadline(c)) {
             handshake_failed(c, HS_TIMEOUT);
-        } else if (c->dial != NULL) {
+        } else if (c->su->dial != NULL) {
             attempt_failed(c); /* this attempt's share of connectTimeoutMs ran out */
         } else {
             upstream_failed(c);
@@ -2186,8 +2206,8 @@ static void on_timer(lg_conn_t *c)
         respond(c, 408);
         break;
     case LG_CONN_AUTH:
-        lg_verify_cancel(c->verify);
-        c->verify = NULL;
+        lg_verify_cancel(c->su->verify);
+        c->su->verify = NULL;
         LG_COUNT(counters(c), refused_auth_busy, 1); /* no verdict within LG_VERIFY_TIMEOUT_MS */
         respond(c, 503);
         break;
@@ -2199,7 +2219,7 @@ static void on_timer(lg_conn_t *c)
         if (c->is_connect) {
             LG_COUNT(counters(c), upstream_connect_failures, 1);
             respond(c, 504);
-        } else if (c->dial != NULL) {
+        } else if (c->su->dial != NULL) {
             attempt_failed(c); /* this attempt's share of connectTimeoutMs ran out */
         } else {
             upstream_failed(c);
@@ -2236,9 +2256,13 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     /* Room for its deadline first: arming one can then never fail. */
     lg_conn_t *c =
         lg_theap_reserve(&w->deadlines, w->n_conns + 1) == 0 ? lg_calloc(1, sizeof(*c)) : NULL;
-    if (c != NULL && lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c, lc->flow_rate) != 0) {
+    lg_setup_t *su = c != NULL ? lg_calloc(1, sizeof(*su)) : NULL;
+    if (su == NULL || lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c, lc->flow_rate) != 0) {
+        lg_free(su);
         lg_free(c);
         c = NULL;
+    } else {
+        c->su = su;
     }
     if (c == NULL) {
         close(fd);

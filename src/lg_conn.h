@@ -109,6 +109,26 @@ typedef struct lg_accessctx_s {
     char sni[]; /* NUL-terminated, "" when the client sent none */
 } lg_accessctx_t;
 
+/*
+ * What a connection needs only until it relays: the phase contexts and the dial's deadline.
+ * Allocated with the connection and freed when it starts relaying with none of them left (the
+ * usual case), so that an idle connection does not carry them (80 bytes); the record's `su` then
+ * points at its worker thread's zeroed copy, which reads as "none" everywhere (the code that
+ * runs after relaying only reads these fields, or sets them to NULL).
+ */
+typedef struct lg_setup_s {
+    lg_dialer_t *dialer;      /* CONNECTING (and HANDSHAKE): until it reports */
+    lg_resolve_t *resolve;    /* RESOLVING */
+    lg_verify_wait_t *verify; /* AUTH: until the verdict */
+    lg_hello_ctx_t *hello;    /* HELLO */
+    lg_connect_head_t *head;  /* HEAD (and until the tunnel is up: pipelined bytes) */
+    lg_suspend_ctx_t *held;   /* SUSPENDED */
+    lg_proxyin_t *proxyin;    /* PROXY */
+    lg_dialctx_t *dial;       /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
+    lg_ppctx_t *pp;           /* HANDSHAKE on a terminated route that sends a PROXY header */
+    uint64_t deadline;        /* loop time by which resolve + dial must be done */
+} lg_setup_t;
+
 struct lg_conn_s {
     lg_wctx_t *w;
     lg_conn_t *prev, *next; /* worker's list */
@@ -116,49 +136,41 @@ struct lg_conn_s {
     lg_snapshot_t *snap;    /* reference held for the connection's life */
 
     uv_tcp_t client;
-    lg_theap_node_t timer;    /* the state's deadline, in w->deadlines (no libuv handle) */
-    lg_upsock_t *up;          /* the connected upstream socket */
-    lg_dialer_t *dialer;      /* CONNECTING (and HANDSHAKE): until it reports */
-    lg_resolve_t *resolve;    /* RESOLVING */
-    lg_verify_wait_t *verify; /* AUTH: until the verdict */
-    lg_hello_ctx_t *hello;    /* HELLO */
-    lg_connect_head_t *head;  /* HEAD (and until the tunnel is up: pipelined bytes) */
-    lg_suspend_ctx_t *held;   /* SUSPENDED */
-    lg_tls_t *tls;            /* terminating routes, from HANDSHAKE on */
-    lg_route_t *decision;     /* a resolved suspended connection's route (owned) */
-    lg_tunnel_t *tunnel;      /* connect: the target, from the end of the head */
-    lg_proxyin_t *proxyin;    /* PROXY */
-    lg_dialctx_t *dial;       /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
-    lg_ppctx_t *pp;           /* HANDSHAKE on a terminated route that sends a PROXY header */
-    lg_upshared_t *upstream;  /* the upstream chosen: one active reference, released at free */
-    lg_tls_t *uptls;          /* TLS toward the upstream (client side), from its connect on */
-    lg_upside_t *upside;      /* terminated connection on a route with TLS upstreams */
-    lg_routestat_t *rstat;    /* the configured route's figures, once routed */
-    lg_accessctx_t *acc;      /* routed while access events were on: SNI and JA4 (owned) */
+    lg_theap_node_t timer;   /* the state's deadline, in w->deadlines (no libuv handle) */
+    lg_upsock_t *up;         /* the connected upstream socket */
+    lg_setup_t *su;          /* until it relays; then the worker's empty one (setup_gone) */
+    lg_tls_t *tls;           /* terminating routes, from HANDSHAKE on */
+    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
+    lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
+    lg_upshared_t *upstream; /* the upstream chosen: one active reference, released at free */
+    lg_tls_t *uptls;         /* TLS toward the upstream (client side), from its connect on */
+    lg_upside_t *upside;     /* terminated connection on a route with TLS upstreams */
+    lg_routestat_t *rstat;   /* the configured route's figures, once routed */
+    lg_accessctx_t *acc;     /* routed while access events were on: SNI and JA4 (owned) */
     lg_relay_t relay;
     lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
     lg_admission_t adm; /* what protection counted for it (released at free) */
 
-    uint64_t accepted_at;    /* loop time (ms) of accept */
-    uint64_t deadline;       /* loop time by which resolve + dial must be done */
-    int route;               /* route index once routed, else -1 */
-    uint8_t lis;             /* listener index (< LG_MAX_LISTENERS) */
-    uint8_t state;           /* lg_conn_state_t (a byte: see the note below the struct) */
-    uint16_t status;         /* connect: HTTP status sent (0: none yet) */
-    uint16_t resp_len;       /* connect: bytes of that response (not counted as the target's) */
-    uint16_t pending_closes; /* handles (and dialers) whose close has not completed */
-    bool is_connect;         /* accepted on a connect listener */
-    bool in_head;            /* holds a slot in the listener's in-head count */
-    bool linger_discard;     /* LINGER: after the FIN, discard input until EOF (CONNECT) */
-    bool torn_down;          /* the reaper closed its handles */
-    bool counts_released;    /* route and upstream active counts given back (at close) */
-    bool half_closed;        /* RELAY: the upstream's FIN reached a client that is still open */
-    uint8_t why;             /* LG_CLOSE_*: why it ends, the first reason noted (access record) */
-    uint8_t why_block;       /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
-    uint8_t eof_first;       /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */
+    uint64_t accepted_at;     /* loop time (ms) of accept */
+    int route;                /* route index once routed, else -1 */
+    uint8_t lis;              /* listener index (< LG_MAX_LISTENERS) */
+    uint8_t state;            /* lg_conn_state_t (a byte: see the note below the struct) */
+    uint16_t status;          /* connect: HTTP status sent (0: none yet) */
+    uint16_t resp_len;        /* connect: bytes of that response (not counted as the target's) */
+    uint16_t pending_closes;  /* handles (and dialers) whose close has not completed */
+    bool is_connect : 1;      /* accepted on a connect listener */
+    bool in_head : 1;         /* holds a slot in the listener's in-head count */
+    bool linger_discard : 1;  /* LINGER: after the FIN, discard input until EOF (CONNECT) */
+    bool torn_down : 1;       /* the reaper closed its handles */
+    bool counts_released : 1; /* route and upstream active counts given back (at close) */
+    bool half_closed : 1;     /* RELAY: the upstream's FIN reached a client that is still open */
+    bool setup_gone : 1;      /* su was freed: it points at the worker thread's empty one */
+    uint8_t why;              /* LG_CLOSE_*: why it ends, the first reason noted (access record) */
+    uint8_t why_block;        /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
+    uint8_t eof_first;        /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */
 };
-/* Every idle connection is one of these: its small fields share the last 8-byte words (808
- * bytes, a 816-byte heap chunk, instead of 824 and 832). */
+/* Every idle connection is one of these: its small fields share the last 8-byte words and the
+ * setup-only ones are in lg_setup_t (728 bytes, a 736-byte heap chunk; 864 and 880 before). */
 _Static_assert(LG_MAX_LISTENERS <= 256 && LG_CONN_N_STATES <= 256, "lg_conn_t.lis and .state");
 
 /*
