@@ -70,12 +70,12 @@ static void close_why(lg_conn_t *c, int why);
 
 static lg_counters_t *counters(lg_conn_t *c)
 {
-    return &c->w->counters[c->lis];
+    return &c->relay.w->counters[c->lis];
 }
 
 static uint64_t now_ms(const lg_conn_t *c)
 {
-    return uv_now(c->w->loop);
+    return uv_now(c->relay.w->loop);
 }
 
 /*
@@ -118,14 +118,14 @@ static void on_deadlines(uv_timer_t *t)
 
 static void arm(lg_conn_t *c, uint64_t ms)
 {
-    lg_theap_set(&c->w->deadlines, &c->timer, now_ms(c) + ms);
-    deadlines_update(c->w);
+    lg_theap_set(&c->relay.w->deadlines, &c->timer, now_ms(c) + ms);
+    deadlines_update(c->relay.w);
 }
 
 static void disarm(lg_conn_t *c)
 {
-    lg_theap_remove(&c->w->deadlines, &c->timer);
-    deadlines_update(c->w);
+    lg_theap_remove(&c->relay.w->deadlines, &c->timer);
+    deadlines_update(c->relay.w);
 }
 
 /* Arm the timer for an absolute loop time (at least 1 ms from now). */
@@ -137,13 +137,13 @@ static void arm_at(lg_conn_t *c, uint64_t when)
 
 static uint32_t idle_ms(const lg_conn_t *c)
 {
-    return c->w->conf->listeners[c->lis].idle_timeout_ms;
+    return c->relay.w->conf->listeners[c->lis].idle_timeout_ms;
 }
 
 /* TCP keepalive on a socket, as configured (tcpKeepalive; off when idle is 0). */
 static void keepalive(const lg_conn_t *c, uv_tcp_t *t)
 {
-    const lg_config_t *conf = c->w->conf;
+    const lg_config_t *conf = c->relay.w->conf;
     if (conf->keepalive_idle_s == 0) return;
     uv_tcp_keepalive(t, 1, conf->keepalive_idle_s);
     uv_os_fd_t fd;
@@ -161,7 +161,7 @@ static void keepalive(const lg_conn_t *c, uv_tcp_t *t)
 static void relay_arm(lg_conn_t *c)
 {
     uint64_t next = UINT64_MAX;
-    uint32_t idle = idle_ms(c), half = c->w->conf->half_close_ms;
+    uint32_t idle = idle_ms(c), half = c->relay.w->conf->half_close_ms;
     if (idle > 0) next = c->relay.last_activity + idle;
     if (c->half_closed && half > 0) next = LG_MIN(next, c->relay.last_activity + half);
     if (next == UINT64_MAX) {
@@ -218,14 +218,14 @@ static void set_state(lg_conn_t *c, lg_conn_state_t s)
         close_why(c, LG_CLOSE_ERROR);
         return;
     }
-    count_state(c->w, c->state, s);
+    count_state(c->relay.w, c->state, s);
     c->state = s;
     switch (s) {
     case LG_CONN_HELLO:
         arm_at(c, handshake_deadline(c));
         break;
     case LG_CONN_HEAD:
-        arm_at(c, c->accepted_at + c->w->conf->listeners[c->lis].head_timeout_ms);
+        arm_at(c, c->accepted_at + c->relay.w->conf->listeners[c->lis].head_timeout_ms);
         break;
     case LG_CONN_AUTH:
         arm(c, LG_VERIFY_TIMEOUT_MS);
@@ -314,7 +314,7 @@ static void respond(lg_conn_t *c, int status);
 
 static void refused(lg_conn_t *c, int reason, const char *ja3, const char *ja4)
 {
-    lg_protect_refused(c->w, c->lis, protection(c), reason, &c->peer, ja3, ja4);
+    lg_protect_refused(c->relay.w, c->lis, protection(c), reason, &c->peer, ja3, ja4);
     if (c->why == LG_CLOSE_NONE) c->why_block = (uint8_t)reason;
     note_why(c, LG_CLOSE_REFUSED_BLOCK);
     if (c->is_connect && c->state == LG_CONN_PROXY && reason != LG_BLOCK_PROXY_HEADER) {
@@ -324,10 +324,16 @@ static void refused(lg_conn_t *c, int reason, const char *ja3, const char *ja4)
     lg_conn_close(c);
 }
 
+/* The TLS toward the upstream, if the route's upstreams speak TLS and its connect began. */
+static lg_tls_t *uptls(const lg_conn_t *c)
+{
+    return c->upside != NULL ? c->upside->tls : NULL;
+}
+
 /* The route a routed connection follows: its decision, or its snapshot's route. */
 static const lg_route_t *route_of(const lg_conn_t *c)
 {
-    return c->decision != NULL ? c->decision : &c->snap->routes[c->route];
+    return !c->is_connect && c->decision != NULL ? c->decision : &c->snap->routes[c->route];
 }
 
 static void out_of_memory(lg_conn_t *c)
@@ -367,8 +373,8 @@ static void hello_free(lg_conn_t *c)
     if (c->su->hello == NULL) return;
     lg_free(c->su->hello);
     c->su->hello = NULL;
-    c->w->n_hello--;
-    LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
+    c->relay.w->n_hello--;
+    LG_PUBLISH(c->relay.w->pub_hello_buffers, c->relay.w->n_hello);
 }
 
 static void head_free(lg_conn_t *c)
@@ -391,8 +397,8 @@ static void leave_head(lg_conn_t *c)
 {
     if (!c->in_head) return;
     c->in_head = false;
-    atomic_fetch_sub_explicit(&c->w->lis[c->lis].in_head, 1, memory_order_relaxed);
-    head_src_release(&c->w->lis[c->lis], &c->adm);
+    atomic_fetch_sub_explicit(&c->relay.w->lis[c->lis].in_head, 1, memory_order_relaxed);
+    head_src_release(&c->relay.w->lis[c->lis], &c->adm);
 }
 
 /* The bytes the client has sent so far: a held connection's copy, or the hello buffer. */
@@ -410,7 +416,7 @@ static void received(const lg_conn_t *c, const uint8_t **raw, size_t *len)
 static void release_received(lg_conn_t *c)
 {
     hello_free(c);
-    lg_suspend_release(c->w->pending, c->su->held);
+    lg_suspend_release(c->relay.w->pending, c->su->held);
     c->su->held = NULL;
 }
 
@@ -423,7 +429,7 @@ static void release_received(lg_conn_t *c)
  */
 static void keep_access(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_t *hello)
 {
-    if (c->acc != NULL || !lg_events_access_on(c->w->events)) return;
+    if (c->acc != NULL || !lg_events_access_on(c->relay.w->events)) return;
     c->acc = lg_malloc(sizeof(*c->acc) + sni_len + 1);
     if (c->acc == NULL) return; /* the record goes without them */
     if (sni_len > 0) memcpy(c->acc->sni, sni, sni_len);
@@ -431,7 +437,7 @@ static void keep_access(lg_conn_t *c, const char *sni, size_t sni_len, const lg_
     c->acc->ja4[0] = '\0';
     if (hello != NULL) {
         char ja3[LG_JA3_HEX + 1];
-        lg_ja_fingerprints_cached(&c->w->ja_cache, hello, LG_JA_WANT_JA4, ja3, c->acc->ja4);
+        lg_ja_fingerprints_cached(&c->relay.w->ja_cache, hello, LG_JA_WANT_JA4, ja3, c->acc->ja4);
     }
 }
 
@@ -451,7 +457,7 @@ static uint8_t decision_of(const lg_conn_t *c)
  * counted in eventsDropped and accessEventsDropped; the worker never waits). */
 static void post_access(lg_conn_t *c)
 {
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     lg_event_t *ev = lg_event_alloc(w->events, LG_EV_ACCESS, w->index);
     if (ev == NULL) return;
     lg_ev_access_t *e = &ev->u.access;
@@ -480,7 +486,7 @@ static void post_access(lg_conn_t *c)
         snprintf(e->route_sni, sizeof(e->route_sni), "%s", c->snap->routes[c->route].sni);
     if (c->upstream != NULL) {
         snprintf(e->upstream, sizeof(e->upstream), "%s", c->upstream->reg.identity);
-    } else if (c->tunnel != NULL) {
+    } else if (c->is_connect && c->tunnel != NULL) {
         bool v6 = strchr(c->tunnel->target, ':') != NULL;
         snprintf(e->upstream, sizeof(e->upstream), "%s%s%s:%u", v6 ? "[" : "", c->tunnel->target,
                  v6 ? "]" : "", c->tunnel->port);
@@ -512,7 +518,7 @@ static void release_counts(lg_conn_t *c)
 
 static void conn_free(lg_conn_t *c)
 {
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     if (lg_events_access_on(w->events)) post_access(c);
     lg_free(c->acc);
     if (c->is_connect) {
@@ -523,12 +529,12 @@ static void conn_free(lg_conn_t *c)
                                now_ms(c) - c->accepted_at);
     }
     head_free(c);
-    lg_connect_tunnel_free(c->tunnel);
+    if (c->is_connect) lg_connect_tunnel_free(c->tunnel);
     lg_free(c->su->proxyin);
     lg_free(c->su->dial);
     lg_free(c->su->pp);
-    lg_tls_free(c->uptls);
     if (c->upside != NULL) {
+        lg_tls_free(c->upside->tls);
         lg_bufq_clear(&c->upside->hs, &w->pool);
         lg_bufq_clear(&c->upside->clear, &w->pool);
         lg_bufq_clear(&c->upside->staged, &w->pool);
@@ -548,7 +554,7 @@ static void conn_free(lg_conn_t *c)
     }
     lg_protect_release(w, &c->adm);
     lg_tls_free(c->tls);
-    if (c->decision != NULL) lg_route_destroy(c->decision);
+    if (!c->is_connect && c->decision != NULL) lg_route_destroy(c->decision);
     lg_relay_release(&c->relay);
     release_received(c);
     if (!c->setup_gone) lg_free(c->su);
@@ -579,12 +585,17 @@ static void on_client_closed(uv_handle_t *h)
     closed_one(LG_CONTAINER_OF(h, lg_conn_t, client));
 }
 
+static void on_up_closed(uv_handle_t *h)
+{
+    closed_one(lg_upsock_free(h));
+}
+
 static void reap(uv_idle_t *h);
 
 void lg_conn_close(lg_conn_t *c)
 {
     if (c->state == LG_CONN_CLOSING) return;
-    count_state(c->w, c->state, LG_CONN_CLOSING);
+    count_state(c->relay.w, c->state, LG_CONN_CLOSING);
     c->state = LG_CONN_CLOSING;
     /* Closed as far as metrics go from the decision on (activeConnections drops before the
      * client sees the FIN; the route's and upstream's active counts first); the listener's slot
@@ -603,10 +614,10 @@ void lg_conn_close(lg_conn_t *c)
     c->su->verify = NULL;
     lg_dial_cancel(c->su->dialer);
     c->su->dialer = NULL;
-    if (c->uptls != NULL && c->su->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
-    lg_suspend_release(c->w->pending, c->su->held);
+    if (uptls(c) != NULL && c->su->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
+    lg_suspend_release(c->relay.w->pending, c->su->held);
     c->su->held = NULL;
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     c->reap_next = w->reap;
     w->reap = c;
     if (!w->reap_active) {
@@ -626,7 +637,7 @@ static void reap(uv_idle_t *h)
         uv_close((uv_handle_t *)&c->client, on_client_closed);
         if (c->up != NULL) {
             c->pending_closes++;
-            lg_upsock_close(c->up, closed_one, c);
+            lg_upsock_close(c->up, c, on_up_closed);
             c->up = NULL;
         }
         c->torn_down = true;
@@ -683,7 +694,7 @@ static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, 
 
 static lg_tls_io_t tls_io(lg_conn_t *c)
 {
-    lg_tls_io_t io = {&c->w->pool, &c->relay.u2c.q, &c->relay.c2u.q, 0, 0};
+    lg_tls_io_t io = {&c->relay.w->pool, &c->relay.u2c.q, &c->relay.c2u.q, 0, 0};
     return io;
 }
 
@@ -699,15 +710,15 @@ static lg_tls_io_t tls_io(lg_conn_t *c)
 /* Encrypt (and consume) the plaintext in q with t, onto flow `to`. Returns 0 or -ENOMEM. */
 static int encrypt_queue(lg_conn_t *c, lg_tls_t *t, lg_bufq_t *q, lg_flow_t *to)
 {
-    lg_tls_io_t io = {&c->w->pool, &to->q, NULL, 0, 0};
+    lg_tls_io_t io = {&c->relay.w->pool, &to->q, NULL, 0, 0};
     int rc = 0;
     while (q->bytes > 0 && rc == 0) {
         lg_buf_t *b = q->head;
         size_t n = b->len;
         if (lg_tls_encrypt(t, &io, b->data + b->off, n) != LG_TLS_OK) rc = -ENOMEM;
-        lg_bufq_consume(q, &c->w->pool, n);
+        lg_bufq_consume(q, &c->relay.w->pool, n);
     }
-    lg_bufq_clear(q, &c->w->pool);
+    lg_bufq_clear(q, &c->relay.w->pool);
     lg_relay_queued(&c->relay, to, io.cipher_new);
     return rc;
 }
@@ -718,28 +729,28 @@ static int uptls_forward(lg_conn_t *c)
 {
     lg_upside_t *u = c->upside;
     if (u->clear.bytes == 0) return 0;
-    if (c->uptls == NULL || c->su->dial != NULL) {
-        lg_bufq_move(&u->staged, &u->clear, &c->w->pool);
+    if (uptls(c) == NULL || c->su->dial != NULL) {
+        lg_bufq_move(&u->staged, &u->clear, &c->relay.w->pool);
         return 0;
     }
-    return encrypt_queue(c, c->uptls, &u->clear, &c->relay.c2u);
+    return encrypt_queue(c, uptls(c), &u->clear, &c->relay.c2u);
 }
 
 /* close_notify toward a TLS upstream (the client's data has ended). */
 static void uptls_close_notify(lg_conn_t *c)
 {
-    if (c->uptls == NULL || c->su->dial != NULL) return;
-    lg_tls_io_t io = {&c->w->pool, &c->relay.c2u.q, NULL, 0, 0};
-    lg_tls_close_notify(c->uptls, &io);
+    if (uptls(c) == NULL || c->su->dial != NULL) return;
+    lg_tls_io_t io = {&c->relay.w->pool, &c->relay.c2u.q, NULL, 0, 0};
+    lg_tls_close_notify(uptls(c), &io);
     lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
 }
 
 /* A read from a TLS upstream while relaying: decrypt, then encrypt for the client. */
 static void uptls_from_upstream(lg_conn_t *c, lg_buf_t *b, size_t n)
 {
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     lg_tls_io_t io = {&w->pool, &c->relay.c2u.q, &c->upside->clear, 0, 0};
-    int rc = lg_tls_feed(c->uptls, &io, b->data, n);
+    int rc = lg_tls_feed(uptls(c), &io, b->data, n);
     lg_buf_put(&w->pool, b);
     lg_relay_queued(&c->relay, &c->relay.c2u, io.cipher_new);
     if (rc != LG_TLS_OK) {
@@ -752,7 +763,7 @@ static void uptls_from_upstream(lg_conn_t *c, lg_buf_t *b, size_t n)
         out_of_memory(c);
         return;
     }
-    if (lg_tls_peer_closed(c->uptls) && !c->relay.u2c.eof) {
+    if (lg_tls_peer_closed(uptls(c)) && !c->relay.u2c.eof) {
         /* The upstream's close_notify: close_notify to the client, then FIN. */
         if (c->eof_first == LG_CLOSE_NONE) c->eof_first = LG_CLOSE_UPSTREAM_CLOSED;
         lg_tls_io_t cio = tls_io(c);
@@ -788,7 +799,7 @@ static int uptls_flush(lg_conn_t *c)
             bufs[i] = uv_buf_init((char *)bases[i], (unsigned)lens[i]);
         int n = uv_try_write(st, bufs, (unsigned)k);
         if (n > 0) {
-            lg_bufq_consume(q, &c->w->pool, (size_t)n);
+            lg_bufq_consume(q, &c->relay.w->pool, (size_t)n);
             continue;
         }
         if (n != UV_EAGAIN) return n;
@@ -805,7 +816,7 @@ static int uptls_flush(lg_conn_t *c)
             lg_free(hw);
             return rc;
         }
-        lg_bufq_consume(q, &c->w->pool, total);
+        lg_bufq_consume(q, &c->relay.w->pool, total);
     }
     return 0;
 }
@@ -814,7 +825,7 @@ static void uptls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_conn_t *c = h->data;
-    lg_buf_t *b = lg_buf_get(&c->w->pool);
+    lg_buf_t *b = lg_buf_get(&c->relay.w->pool);
     buf->base = b != NULL ? (char *)b->data : NULL; /* NULL: the read callback sees UV_ENOBUFS */
     buf->len = b != NULL ? b->cap : 0;
 }
@@ -827,9 +838,9 @@ static void relay_up(lg_conn_t *c);
 static void uptls_ready(lg_conn_t *c)
 {
     uv_read_stop(&c->up->h.stream);
-    if (lg_tls_resumed(c->uptls)) LG_COUNT(counters(c), upstream_tls_resumed, 1);
+    if (lg_tls_resumed(uptls(c))) LG_COUNT(counters(c), upstream_tls_resumed, 1);
     attempt_succeeded(c);
-    if (encrypt_queue(c, c->uptls, &c->upside->staged, &c->relay.c2u) != 0) {
+    if (encrypt_queue(c, uptls(c), &c->upside->staged, &c->relay.c2u) != 0) {
         out_of_memory(c);
         return;
     }
@@ -846,16 +857,16 @@ static void uptls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     lg_buf_t *b =
         buf->base != NULL ? (lg_buf_t *)(void *)(buf->base - offsetof(lg_buf_t, data)) : NULL;
     if (nread == 0) {
-        lg_buf_put(&c->w->pool, b);
+        lg_buf_put(&c->relay.w->pool, b);
         return;
     }
     int rc = LG_TLS_E_PROTOCOL;
     if (nread > 0) {
-        lg_tls_io_t io = {&c->w->pool, &c->upside->hs, &c->upside->early, 0, 0};
-        rc = lg_tls_feed(c->uptls, &io, b->data, (size_t)nread);
+        lg_tls_io_t io = {&c->relay.w->pool, &c->upside->hs, &c->upside->early, 0, 0};
+        rc = lg_tls_feed(uptls(c), &io, b->data, (size_t)nread);
         if (uptls_flush(c) != 0 && rc == LG_TLS_OK) rc = LG_TLS_E_PROTOCOL;
     }
-    lg_buf_put(&c->w->pool, b); /* NULL is ignored */
+    lg_buf_put(&c->relay.w->pool, b); /* NULL is ignored */
     if (rc == LG_TLS_OK) return;
     if (rc == LG_TLS_READY) {
         uptls_ready(c);
@@ -881,16 +892,16 @@ static void uptls_begin(lg_conn_t *c)
     }
     /* New sessions (TLS 1.3 tickets come after the handshake) are kept for the upstream. */
     SSL_SESSION *sess = lg_upshared_session(c->upstream);
-    int rc = lg_tls_new_client(&c->uptls, up->tls_ctx, up->tls_name, up->tls_verify, sess,
+    int rc = lg_tls_new_client(&c->upside->tls, up->tls_ctx, up->tls_name, up->tls_verify, sess,
                                keep_session, c->upstream);
     SSL_SESSION_free(sess); /* the SSL holds its own reference while it lives */
     if (rc != 0) {
         out_of_memory(c);
         return;
     }
-    lg_tls_io_t io = {&c->w->pool, &c->upside->hs, &c->upside->early, 0, 0};
+    lg_tls_io_t io = {&c->relay.w->pool, &c->upside->hs, &c->upside->early, 0, 0};
     c->up->h.handle.data = c;
-    if (lg_tls_start(c->uptls, &io) != LG_TLS_OK || uptls_flush(c) != 0 ||
+    if (lg_tls_start(uptls(c), &io) != LG_TLS_OK || uptls_flush(c) != 0 ||
         uv_read_start(&c->up->h.stream, uptls_alloc, uptls_read) != 0) {
         LG_COUNT(counters(c), upstream_tls_failures, 1);
         attempt_failed(c);
@@ -900,16 +911,16 @@ static void uptls_begin(lg_conn_t *c)
 /* Undo an attempt's TLS handshake (and its socket): the next attempt starts clean. */
 static void uptls_abandon(lg_conn_t *c)
 {
-    lg_tls_free(c->uptls);
-    c->uptls = NULL;
     if (c->upside != NULL) {
-        lg_bufq_clear(&c->upside->hs, &c->w->pool);
-        lg_bufq_clear(&c->upside->early, &c->w->pool);
+        lg_tls_free(c->upside->tls);
+        c->upside->tls = NULL;
+        lg_bufq_clear(&c->upside->hs, &c->relay.w->pool);
+        lg_bufq_clear(&c->upside->early, &c->relay.w->pool);
     }
     if (c->up != NULL) {
         uv_read_stop(&c->up->h.stream);
         c->pending_closes++;
-        lg_upsock_close(c->up, closed_one, c);
+        lg_upsock_close(c->up, c, on_up_closed);
         c->up = NULL;
     }
 }
@@ -966,17 +977,17 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
 }
 
 /* lg_relay_ops_t.filter: every read of a terminated connection. */
-static void relay_filter(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n)
+static void relay_filter(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t n)
 {
-    lg_conn_t *c = arg;
-    lg_wctx_t *w = c->w;
+    lg_conn_t *c = LG_CONTAINER_OF(r, lg_conn_t, relay);
+    lg_wctx_t *w = c->relay.w;
     if (!f->to_client) {
         tls_from_client(c, b->data, n);
         lg_buf_put(&w->pool, b);
         return;
     }
     lg_drr_observe_read(&w->sched.drr, n);
-    if (c->uptls != NULL) {
+    if (uptls(c) != NULL) {
         uptls_from_upstream(c, b, n);
         return;
     }
@@ -992,9 +1003,9 @@ static void relay_filter(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n)
  * truncation (RFC 8446 §6.1), counted, and the upstream is closed rather than shut down
  * gracefully; from the upstream, close_notify goes out before the FIN.
  */
-static bool relay_eof(void *arg, lg_flow_t *f)
+static bool relay_eof(lg_relay_t *r, lg_flow_t *f)
 {
-    lg_conn_t *c = arg;
+    lg_conn_t *c = LG_CONTAINER_OF(r, lg_conn_t, relay);
     if (c->eof_first == LG_CLOSE_NONE) {
         c->eof_first = f->to_client ? LG_CLOSE_UPSTREAM_CLOSED : LG_CLOSE_CLIENT_CLOSED;
     }
@@ -1014,9 +1025,9 @@ static bool relay_eof(void *arg, lg_flow_t *f)
     return true;
 }
 
-static void relay_event(void *arg, int what, int err)
+static void relay_event(lg_relay_t *r, int what, int err)
 {
-    lg_conn_t *c = arg;
+    lg_conn_t *c = LG_CONTAINER_OF(r, lg_conn_t, relay);
     /* A FIN delivered to the client ends a lingering close, unless it waits for the client's
      * EOF (a CONNECT error response: see linger_read). */
     if (what == LG_RELAY_CLIENT_FIN && c->state == LG_CONN_RELAY) {
@@ -1045,8 +1056,8 @@ static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     lg_conn_t *c = LG_CONTAINER_OF(h, lg_conn_t, client);
-    buf->base = (char *)c->w->discard;
-    buf->len = sizeof(c->w->discard);
+    buf->base = (char *)c->relay.w->discard;
+    buf->len = sizeof(c->relay.w->discard);
 }
 
 static void linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1158,7 +1169,7 @@ static bool dial_wanted(void *arg)
 /* Dial 1..n addresses or a Unix path; the outcome comes to dialed(). */
 static void dial_start(lg_conn_t *c, const lg_sockaddr_t *addrs, size_t n, const char *uds_path)
 {
-    int rc = lg_dial_start(&c->su->dialer, c->w, addrs, n, uds_path, dialed, closed_one, c);
+    int rc = lg_dial_start(&c->su->dialer, c->relay.w, addrs, n, uds_path, dialed, closed_one, c);
     if (rc != 0) {
         out_of_memory(c);
         return;
@@ -1183,7 +1194,7 @@ static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, i
     lg_sockaddr_t last[LG_UPSTREAM_ADDRS_MAX];
     bool fresh;
     size_t m = lg_upshared_addrs(c->upstream, last, LG_UPSTREAM_ADDRS_MAX, now_ms(c),
-                                 c->w->conf->resolve_interval_ms, &fresh);
+                                 c->relay.w->conf->resolve_interval_ms, &fresh);
     if (m == 0) {
         attempt_failed(c);
         return;
@@ -1204,7 +1215,7 @@ static void dial_attempt(lg_conn_t *c)
 {
     lg_dialctx_t *d = c->su->dial;
     const lg_route_t *rt = d->rt;
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     uint64_t now = now_ms(c);
     int i = -1;
     if (d->attempts == 0 && rt->affinity && w->affinity->ready) {
@@ -1247,7 +1258,7 @@ static void dial_attempt(lg_conn_t *c)
                                      w->conf->resolve_interval_ms, &fresh);
         if (fresh) {
             dial_start(c, addrs, n, NULL);
-        } else if (lg_resolve_start(&c->su->resolve, c->w, up->host, up->port, NULL,
+        } else if (lg_resolve_start(&c->su->resolve, c->relay.w, up->host, up->port, NULL,
                                     upstream_resolved, c) != 0) {
             /* No memory, or LG_RESOLVE_MAX_INFLIGHT lookups already queued. */
             if (n > 0) {
@@ -1292,8 +1303,8 @@ static void attempt_succeeded(lg_conn_t *c)
     uint64_t now = now_ms(c);
     lg_upstate_report(&u->st, true, &d->rt->health, now);
     atomic_fetch_add_explicit(&u->connected, 1, memory_order_relaxed);
-    if (d->rt->affinity && c->w->affinity->ready) {
-        lg_affinity_pin(c->w->affinity, &d->key, d->rt->affinity_scope, &u->st, now,
+    if (d->rt->affinity && c->relay.w->affinity->ready) {
+        lg_affinity_pin(c->relay.w->affinity, &d->key, d->rt->affinity_scope, &u->st, now,
                         d->rt->affinity_ttl_ms);
     }
     lg_free(d);
@@ -1375,8 +1386,8 @@ static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, 
     lg_tls_info_t ti;
     if (rt->proxy_protocol == 2) {
         if (sni != NULL && sni[0] != '\0') in.authority = (lg_pp_bytes_t){sni, strlen(sni)};
-        int n = snprintf(id, sizeof(id), "%u-%llu", c->w->index,
-                         (unsigned long long)++c->w->next_serial);
+        int n = snprintf(id, sizeof(id), "%u-%llu", c->relay.w->index,
+                         (unsigned long long)++c->relay.w->next_serial);
         in.unique_id = (lg_pp_bytes_t){id, (size_t)n};
         if (c->tls != NULL) {
             lg_tls_info(c->tls, &ti);
@@ -1392,12 +1403,12 @@ static lg_buf_t *pp_header(lg_conn_t *c, const lg_route_t *rt, const char *sni, 
             if (ja4 != NULL && ja4[0] != '\0') in.ja4 = (lg_pp_bytes_t){ja4, strlen(ja4)};
         }
     }
-    lg_buf_t *b = lg_buf_get(&c->w->pool);
+    lg_buf_t *b = lg_buf_get(&c->relay.w->pool);
     if (b == NULL) return NULL;
     int n = rt->proxy_protocol == 1 ? lg_pp_write_v1(&in, b->data, b->cap)
                                     : lg_pp_write_v2(&in, b->data, b->cap);
     if (n <= 0) {
-        lg_buf_put(&c->w->pool, b);
+        lg_buf_put(&c->relay.w->pool, b);
         return NULL;
     }
     b->off = 0;
@@ -1576,7 +1587,7 @@ static void route_to(lg_conn_t *c, const lg_route_t *rt)
             return;
         }
         size_t n = b->len;
-        lg_bufq_push(&c->relay.c2u.q, &c->w->pool, b);
+        lg_bufq_push(&c->relay.c2u.q, &c->relay.w->pool, b);
         lg_relay_queued(&c->relay, &c->relay.c2u, n);
     }
     const uint8_t *raw;
@@ -1639,7 +1650,7 @@ static void held_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t sni_len,
                     const lg_hello_t *hello)
 {
-    lg_wctx_t *w = c->w;
+    lg_wctx_t *w = c->relay.w;
     lg_counters_t *cnt = counters(c);
     LG_COUNT(cnt, suspended_total, 1);
     char ip[48];
@@ -1677,7 +1688,7 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
 static void suspend_timeout(lg_conn_t *c)
 {
     lg_suspend_ctx_t *s = c->su->held;
-    if (!s->claim_grace && lg_pending_claimed(c->w->pending, s->serial)) {
+    if (!s->claim_grace && lg_pending_claimed(c->relay.w->pending, s->serial)) {
         /* JS was told it resolved this one; its decision is in the inbox. */
         s->claim_grace = true;
         s->timeout_ms = LG_SUSPEND_CLAIM_GRACE_MS;
@@ -1720,7 +1731,7 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
     char ja3[33] = "", ja4[40] = "";
     keep_access(c, sni, sni_len, hello);
     if (lg_protect_judges_hello(protection(c))) {
-        int reason = lg_protect_hello(protection(c), &c->w->ja_cache, hello, ja3, ja4);
+        int reason = lg_protect_hello(protection(c), &c->relay.w->ja_cache, hello, ja3, ja4);
         if (reason != LG_BLOCK_NONE) {
             refused(c, reason, ja3, ja4);
             return;
@@ -1769,8 +1780,8 @@ static void hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void hello_failed(lg_conn_t *c, int kind)
 {
     if (lg_protect_fails_closed(protection(c))) {
-        lg_protect_refused(c->w, c->lis, protection(c), LG_BLOCK_INCOMPLETE_HANDSHAKE, &c->peer,
-                           NULL, NULL);
+        lg_protect_refused(c->relay.w, c->lis, protection(c), LG_BLOCK_INCOMPLETE_HANDSHAKE,
+                           &c->peer, NULL, NULL);
     }
     handshake_failed(c, kind);
 }
@@ -1825,8 +1836,8 @@ static bool hello_ctx_new(lg_conn_t *c)
 {
     c->su->hello = lg_malloc(sizeof(*c->su->hello));
     if (c->su->hello == NULL) return false;
-    c->w->n_hello++;
-    LG_PUBLISH(c->w->pub_hello_buffers, c->w->n_hello);
+    c->relay.w->n_hello++;
+    LG_PUBLISH(c->relay.w->pub_hello_buffers, c->relay.w->n_hello);
     lg_hello_parser_init(&c->su->hello->parser);
     c->su->hello->raw_len = 0;
     c->su->hello->hello.has_sni = false; /* filled only when a hello is parsed */
@@ -1878,7 +1889,7 @@ static void respond(lg_conn_t *c, int status)
 {
     size_t len = 0;
     const char *text = lg_connect_response(status, &len);
-    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
+    const lg_auth_t *auth = c->relay.w->conf->listeners[c->lis].auth;
     if (status == 407 && auth != NULL) {
         text = auth->response; /* fixed per listener: it names the realm */
         len = auth->response_len;
@@ -1894,7 +1905,7 @@ static void forbidden(lg_conn_t *c, int reason)
     note_why(c, reason == LG_POLICY_PORT     ? LG_CLOSE_REFUSED_PORT
                 : reason == LG_POLICY_DOMAIN ? LG_CLOSE_REFUSED_DOMAIN
                                              : LG_CLOSE_REFUSED_ADDRESS);
-    size_t len = lg_connect_forbidden(c->tunnel, &c->w->conf->listeners[c->lis].policy,
+    size_t len = lg_connect_forbidden(c->tunnel, &c->relay.w->conf->listeners[c->lis].policy,
                                       &c->su->head->req, reason, text);
     respond_text(c, 403, text, len);
 }
@@ -1910,7 +1921,7 @@ static bool resolved_keep(void *arg, const lg_sockaddr_t *addr)
 {
     lg_conn_t *c = arg;
     lg_sockaddr_t a = *addr;
-    const lg_policy_t *pol = &c->w->conf->listeners[c->lis].policy;
+    const lg_policy_t *pol = &c->relay.w->conf->listeners[c->lis].policy;
     if (lg_connect_filter(pol, &a, 1) == 1) return true;
     if (c->tunnel->denied.family == 0) lg_connect_denial(pol, addr, &c->tunnel->denied);
     return false;
@@ -1928,7 +1939,7 @@ static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status
     lg_sockaddr_t ok[LG_RESOLVE_MAX_ADDRS];
     size_t n_ok = LG_MIN(n, (size_t)LG_RESOLVE_MAX_ADDRS);
     memcpy(ok, addrs, n_ok * sizeof(ok[0]));
-    n_ok = lg_connect_filter(&c->w->conf->listeners[c->lis].policy, ok, n_ok);
+    n_ok = lg_connect_filter(&c->relay.w->conf->listeners[c->lis].policy, ok, n_ok);
     if (n_ok == 0) {
         forbidden(c, LG_POLICY_ADDRESS);
         return;
@@ -1941,7 +1952,7 @@ static void resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, int status
 static void to_policy(lg_conn_t *c)
 {
     const lg_http_req_t *req = &c->su->head->req;
-    const lg_listener_conf_t *lc = &c->w->conf->listeners[c->lis];
+    const lg_listener_conf_t *lc = &c->relay.w->conf->listeners[c->lis];
     lg_counters_t *cnt = counters(c);
     c->su->deadline = now_ms(c) + lc->connect_timeout_ms;
     lg_sockaddr_t addr;
@@ -1957,7 +1968,7 @@ static void to_policy(lg_conn_t *c)
         break;
     }
     set_state(c, LG_CONN_RESOLVING);
-    int rc = lg_resolve_start(&c->su->resolve, c->w, c->tunnel->target, c->tunnel->port,
+    int rc = lg_resolve_start(&c->su->resolve, c->relay.w, c->tunnel->target, c->tunnel->port,
                               resolved_keep, resolved, c);
     if (rc == -EBUSY) {
         LG_COUNT(cnt, refused_lookups_busy, 1); /* LG_RESOLVE_MAX_INFLIGHT lookups queued */
@@ -1989,7 +2000,7 @@ static void auth_done(void *arg, bool ok)
  */
 static void auth_check(lg_conn_t *c)
 {
-    const lg_auth_t *auth = c->w->conf->listeners[c->lis].auth;
+    const lg_auth_t *auth = c->relay.w->conf->listeners[c->lis].auth;
     lg_http_req_t *req = &c->su->head->req;
     lg_counters_t *cnt = counters(c);
     if (!req->has_auth) {
@@ -2006,7 +2017,7 @@ static void auth_check(lg_conn_t *c)
         respond(c, 407);
         return;
     }
-    int rc = lg_verify_start(c->w, c->lis, auth, &cred, auth_done, c, &c->su->verify);
+    int rc = lg_verify_start(c->relay.w, c->lis, auth, &cred, auth_done, c, &c->su->verify);
     if (rc == LG_VERIFY_CACHED) {
         to_policy(c);
     } else if (rc == -EBUSY) {
@@ -2029,7 +2040,7 @@ static void on_head(lg_conn_t *c)
         out_of_memory(c);
         return;
     }
-    if (c->w->conf->listeners[c->lis].auth != NULL) {
+    if (c->relay.w->conf->listeners[c->lis].auth != NULL) {
         auth_check(c);
     } else {
         to_policy(c);
@@ -2126,7 +2137,7 @@ static void proxy_done(lg_conn_t *c, const lg_pp_header_t *hdr)
         memcpy(c->peer.addr, hdr->src_addr, 16);
         c->peer.port = hdr->src_port;
     }
-    int reason = lg_protect_admit(c->w, c->lis, protection(c), &c->peer, &c->adm);
+    int reason = lg_protect_admit(c->relay.w, c->lis, protection(c), &c->peer, &c->adm);
     if (reason != LG_BLOCK_NONE) {
         refused(c, reason, NULL, NULL);
         return;
@@ -2147,7 +2158,8 @@ static void proxy_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (c->su->proxyin == NULL) {
         c->su->proxyin = lg_malloc(sizeof(*c->su->proxyin));
         if (c->su->proxyin == NULL) return; /* UV_ENOBUFS */
-        lg_pp_parser_init(&c->su->proxyin->parser, c->w->conf->listeners[c->lis].accept_proxy);
+        lg_pp_parser_init(&c->su->proxyin->parser,
+                          c->relay.w->conf->listeners[c->lis].accept_proxy);
         c->su->proxyin->len = 0;
     }
     buf->base = (char *)c->su->proxyin->buf + c->su->proxyin->len;
@@ -2227,7 +2239,7 @@ static void on_timer(lg_conn_t *c)
         break;
     case LG_CONN_RELAY: {
         uint64_t since = now_ms(c) - c->relay.last_activity;
-        uint32_t idle = idle_ms(c), half = c->w->conf->half_close_ms;
+        uint32_t idle = idle_ms(c), half = c->relay.w->conf->half_close_ms;
         if (idle > 0 && since >= idle) {
             LG_COUNT(counters(c), idle_timeouts, 1);
             close_why(c, LG_CLOSE_IDLE_TIMEOUT);
@@ -2257,7 +2269,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     lg_conn_t *c =
         lg_theap_reserve(&w->deadlines, w->n_conns + 1) == 0 ? lg_calloc(1, sizeof(*c)) : NULL;
     lg_setup_t *su = c != NULL ? lg_calloc(1, sizeof(*su)) : NULL;
-    if (su == NULL || lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, c, lc->flow_rate) != 0) {
+    if (su == NULL || lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, lc->flow_rate) != 0) {
         lg_free(su);
         lg_free(c);
         c = NULL;
@@ -2274,7 +2286,6 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
         LG_COUNT(cnt, out_of_memory, 1);
         return;
     }
-    c->w = w;
     c->lis = lis;
     c->route = -1;
     c->peer = *peer;

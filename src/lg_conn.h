@@ -88,6 +88,7 @@ typedef struct lg_dialctx_s {
 
 /* A terminated connection on a route with TLS upstreams: the queues of the second TLS. */
 typedef struct lg_upside_s {
+    lg_tls_t *tls;    /* TLS toward the upstream (client side), from its connect on */
     lg_bufq_t hs;     /* ciphertext toward the upstream during its handshake (written directly) */
     lg_bufq_t clear;  /* scratch: plaintext just decrypted, either side */
     lg_bufq_t staged; /* plaintext from the client waiting for the upstream's handshake */
@@ -130,26 +131,26 @@ typedef struct lg_setup_s {
 } lg_setup_t;
 
 struct lg_conn_s {
-    lg_wctx_t *w;
     lg_conn_t *prev, *next; /* worker's list */
     lg_conn_t *reap_next;   /* worker's list of connections marked closing */
     lg_snapshot_t *snap;    /* reference held for the connection's life */
 
     uv_tcp_t client;
-    lg_theap_node_t timer;   /* the state's deadline, in w->deadlines (no libuv handle) */
-    lg_upsock_t *up;         /* the connected upstream socket */
-    lg_setup_t *su;          /* until it relays; then the worker's empty one (setup_gone) */
-    lg_tls_t *tls;           /* terminating routes, from HANDSHAKE on */
-    lg_route_t *decision;    /* a resolved suspended connection's route (owned) */
-    lg_tunnel_t *tunnel;     /* connect: the target, from the end of the head */
+    lg_theap_node_t timer; /* the state's deadline, in w->deadlines (no libuv handle) */
+    lg_upsock_t *up;       /* the connected upstream socket */
+    lg_setup_t *su;        /* until it relays; then the worker's empty one (setup_gone) */
+    lg_tls_t *tls;         /* terminating routes, from HANDSHAKE on */
+    union {                /* one or the other by is_connect (read them only after checking it) */
+        lg_route_t *decision; /* tls: a resolved suspended connection's route (owned) */
+        lg_tunnel_t *tunnel;  /* connect: the target, from the end of the head */
+    };
     lg_upshared_t *upstream; /* the upstream chosen: one active reference, released at free */
-    lg_tls_t *uptls;         /* TLS toward the upstream (client side), from its connect on */
     lg_upside_t *upside;     /* terminated connection on a route with TLS upstreams */
     lg_routestat_t *rstat;   /* the configured route's figures, once routed */
     lg_accessctx_t *acc;     /* routed while access events were on: SNI and JA4 (owned) */
-    lg_relay_t relay;
-    lg_peer_t peer;     /* the client: the socket's peer, or what a PROXY header said */
-    lg_admission_t adm; /* what protection counted for it (released at free) */
+    lg_relay_t relay;        /* its `w` is the connection's worker */
+    lg_peer_t peer;          /* the client: the socket's peer, or what a PROXY header said */
+    lg_admission_t adm;      /* what protection counted for it (released at free) */
 
     uint64_t accepted_at;     /* loop time (ms) of accept */
     int route;                /* route index once routed, else -1 */

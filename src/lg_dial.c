@@ -222,9 +222,8 @@ static void start_next(lg_dialer_t *d)
     while (d->next < d->n) {
         d->next++;
         attempt_t *a = lg_calloc(1, sizeof(*a));
-        /* Sized to the handle the socket uses (see lg_upsock_t). */
-        size_t size =
-            d->uds_path != NULL ? sizeof(lg_upsock_t) : offsetof(lg_upsock_t, h) + sizeof(uv_tcp_t);
+        /* Sized to the handle the socket uses (lg_upsock_t: the handle is all it holds). */
+        size_t size = d->uds_path != NULL ? sizeof(lg_upsock_t) : sizeof(uv_tcp_t);
         lg_upsock_t *u = a != NULL ? lg_calloc(1, size) : NULL;
         if (u == NULL) {
             lg_free(a);
@@ -282,18 +281,15 @@ void lg_dial_cancel(lg_dialer_t *d)
     if (d != NULL) finish(d);
 }
 
-static void on_upsock_closed(uv_handle_t *h)
+void lg_upsock_close(lg_upsock_t *u, void *data, uv_close_cb cb)
 {
-    lg_upsock_t *u = LG_CONTAINER_OF(h, lg_upsock_t, h.handle);
-    lg_closed_cb closed = u->closed;
-    void *arg = u->arg;
-    lg_free(u);
-    closed(arg);
+    u->h.handle.data = data;
+    uv_close(&u->h.handle, cb);
 }
 
-void lg_upsock_close(lg_upsock_t *u, lg_closed_cb closed, void *arg)
+void *lg_upsock_free(uv_handle_t *h)
 {
-    u->closed = closed;
-    u->arg = arg;
-    uv_close(&u->h.handle, on_upsock_closed);
+    void *data = h->data;
+    lg_free(LG_CONTAINER_OF(h, lg_upsock_t, h.handle));
+    return data;
 }

@@ -34,10 +34,8 @@ typedef void (*lg_closed_cb)(void *arg);
  * it holds only the handle: the connect request and the attempt's links are the dialer's, freed
  * when the attempt ends (an idle connection does not carry them). */
 typedef struct lg_upsock_s {
-    lg_closed_cb closed; /* after handover: told when the close completes */
-    void *arg;
-    /* Last, so that a TCP socket is allocated only up to its uv_tcp_t (lg_upsock_size): a
-     * uv_pipe_t is 16 bytes larger, and every idle connection carries one of these. */
+    /* Nothing but the handle, allocated to its size (see start_next): every idle connection
+     * carries one, and a uv_pipe_t is 16 bytes larger than a uv_tcp_t. */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -70,7 +68,11 @@ void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted);
  * dial that already reported is left alone. */
 void lg_dial_cancel(lg_dialer_t *d);
 
-/* Close a socket handed over by a dial; `closed(arg)` is called when it is closed. */
-void lg_upsock_close(lg_upsock_t *u, lg_closed_cb closed, void *arg);
+/* Close a socket handed over by a dial: `cb` runs when libuv is done with it, with the handle's
+ * `data` set to `data` (a relay no longer uses it then); cb calls lg_upsock_free() first. */
+void lg_upsock_close(lg_upsock_t *u, void *data, uv_close_cb cb);
+
+/* In that close callback: free the socket; returns the `data` given to lg_upsock_close. */
+void *lg_upsock_free(uv_handle_t *h);
 
 #endif /* LG_DIAL_H */

@@ -376,7 +376,7 @@ static void relay_fail(lg_relay_t *r, const uv_stream_t *s, int err)
 {
     r->failed_client = s != NULL && s == r->c2u.src;
     lg_relay_stop(r);
-    r->ops->event(r->arg, LG_RELAY_ERROR, err);
+    r->ops->event(r, LG_RELAY_ERROR, err);
 }
 
 /* ---- reading --------------------------------------------------------------------------- */
@@ -411,9 +411,9 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (status < 0) {
         relay_fail(r, f->dst, status);
     } else if (r->c2u.shut_done && r->u2c.shut_done) {
-        r->ops->event(r->arg, LG_RELAY_DONE, 0);
+        r->ops->event(r, LG_RELAY_DONE, 0);
     } else if (f->to_client) {
-        r->ops->event(r->arg, LG_RELAY_CLIENT_FIN, 0);
+        r->ops->event(r, LG_RELAY_CLIENT_FIN, 0);
     }
 }
 
@@ -908,7 +908,7 @@ static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
         }
     }
     if (r->filtered) {
-        r->ops->filter(r->arg, f, b, nread);
+        r->ops->filter(r, f, b, nread);
         return;
     }
     b->off = 0;
@@ -965,7 +965,7 @@ static void flow_ended(lg_relay_t *r, lg_flow_t *f)
 {
     lg_relay_read_stop(r, f);
     light_del(&r->w->sched, f);
-    if (r->ops->eof != NULL && !r->ops->eof(r->arg, f)) return;
+    if (r->ops->eof != NULL && !r->ops->eof(r, f)) return;
     f->eof = true;
     flow_maybe_shutdown(f);
 }
@@ -1264,13 +1264,12 @@ static void release_held(lg_relay_t *r, lg_flow_t *f)
 }
 
 int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                  void *arg, uint64_t flow_rate)
+                  uint64_t flow_rate)
 {
     memset(r, 0, sizeof(*r));
     r->w = w;
     r->cnt = cnt;
     r->ops = ops;
-    r->arg = arg;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
     return lg_relay_set_flow_rate(r, flow_rate);

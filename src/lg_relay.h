@@ -114,12 +114,14 @@ enum {
 };
 
 typedef struct lg_relay_ops_s {
-    void (*event)(void *arg, int what, int err); /* err: a libuv error for LG_RELAY_ERROR */
+    /* The owner finds itself from r (the relay is embedded in it: no pointer back, 8 bytes less
+     * per connection). */
+    void (*event)(lg_relay_t *r, int what, int err); /* err: a libuv error for LG_RELAY_ERROR */
     /* Filtered relays only: n bytes read from f->src in b (ownership of b passes). */
-    void (*filter)(void *arg, lg_flow_t *f, lg_buf_t *b, size_t n);
+    void (*filter)(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t n);
     /* f->src ended. Return true to end the flow normally (FIN passed on after its queue). May be
      * NULL: always true. */
-    bool (*eof)(void *arg, lg_flow_t *f);
+    bool (*eof)(lg_relay_t *r, lg_flow_t *f);
 } lg_relay_ops_t;
 
 /* Owner: embedded in the connection. */
@@ -127,7 +129,6 @@ struct lg_relay_s {
     lg_wctx_t *w;
     lg_counters_t *cnt; /* the connection's listener counters (bytes from/to clients) */
     const lg_relay_ops_t *ops;
-    void *arg;
     lg_flow_t c2u, u2c;
     uint64_t last_activity; /* loop time (ms) of the last byte read or written */
     bool filtered;          /* reads go to ops->filter (TLS termination) */
@@ -139,7 +140,7 @@ struct lg_relay_s {
  * the listener's scheduler.flowRate). Allocates only the flows' caps, when capped; -ENOMEM then if
  * that fails (nothing to release). */
 int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
-                  void *arg, uint64_t flow_rate);
+                  uint64_t flow_rate);
 
 /* Cap both flows at `rate` bytes/s each, or lift the cap (0): a route's own scheduler.flowRate,
  * set when the connection is routed (before its relay moves a byte). 0 or -ENOMEM (the relay
