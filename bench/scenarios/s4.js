@@ -4,8 +4,8 @@
 //    200 → 16 bytes echoed through the tunnel → close (bench/tools/connect-client.js rate).
 //  - bulk: one tunnel carrying 1 GiB to the raw origin's sink (count checked).
 // Peers: legato (kind 'connect' listener, destination policy allowing the origin's port and
-// loopback), the Node http CONNECT handler, tinyproxy. HAProxy and nginx have no forward-proxy
-// mode. The direct row connects to the origin without a proxy.
+// loopback), the Node http CONNECT handler, tinyproxy, squid. HAProxy and nginx have no
+// forward-proxy mode. The direct row connects to the origin without a proxy.
 //
 // Pending until legato implements kind 'connect' listeners (detected as for S2).
 
@@ -21,7 +21,7 @@ module.exports = {
   id: 'S4',
   title: 'CONNECT tunnels: setup rate and throughput',
   mode: 'connect',
-  peers: ['direct', 'legato', 'node', 'tinyproxy'],
+  peers: ['direct', 'legato', 'node', 'tinyproxy', 'squid'],
   threadVariants: false,
   columns: [
     { key: 'rate', title: 'tunnels/s' },
