@@ -17,27 +17,41 @@ const ROOT = path.join(__dirname, '..');
 const T1_BYTES = 128 * 1024 * 1024;
 const IDLE = 200;
 
-describe('bench/run.js (short run: T1, S3, S5)', function () {
-  this.timeout(240000);
-  let doc;
+/**
+ * Run bench/run.js with `args` (results into a temp dir); resolves with the results JSON, what it
+ * printed and the dir (the caller removes it). Fails (and removes the dir) unless it exits 0 and
+ * wrote .json and .md.
+ */
+async function runBench(prefix, args) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   let stdout = '';
   let stderr = '';
-  let dir;
-
-  before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-bench-test-'));
-    const args = [path.join(ROOT, 'bench', 'run.js'), 't1', 's3', 's5', '--runs', '1', '--seconds', '1',
-      '--warmup', '0', '--quiet-wait', '0', '--peers', 'direct,legato,legato-fifo,node',
-      '--t1-bytes', String(T1_BYTES), '--idle-conns', String(IDLE)];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const code = await new Promise((resolve) => child.on('close', resolve));
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  try {
     assert.strictEqual(code, 0, `bench/run.js exited ${code}:\n${stderr.slice(-4000)}`);
     const files = fs.readdirSync(dir);
     const json = files.find((f) => f.endsWith('.json'));
     assert.ok(json && files.includes(json.replace(/\.json$/, '.md')), `results files: ${files}`);
-    doc = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8'));
+    return { dir, doc: JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8')), stdout, stderr };
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+describe('bench/run.js (short run: T1, S3, S5)', function () {
+  this.timeout(240000);
+  let doc;
+  let stdout;
+  let dir;
+
+  before(async function () {
+    ({ dir, doc, stdout } = await runBench('legato-bench-test-', ['t1', 's3', 's5', '--runs', '1', '--seconds', '1',
+      '--warmup', '0', '--quiet-wait', '0', '--peers', 'direct,legato,legato-fifo,node',
+      '--t1-bytes', String(T1_BYTES), '--idle-conns', String(IDLE)]));
   });
 
   after(function () {
@@ -101,21 +115,12 @@ describe('bench/run.js (short run: T1, S3, S5)', function () {
 describe('bench/run.js p1 (short run: the cost of protection)', function () {
   this.timeout(120000);
   let doc;
-  let stdout = '';
-  let stderr = '';
+  let stdout;
   let dir;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-bench-p1-'));
-    const args = [path.join(ROOT, 'bench', 'run.js'), 'p1', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
-      '--peers', 'legato,legato-protected'];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    assert.strictEqual(code, 0, `bench/run.js exited ${code}:\n${stderr.slice(-4000)}`);
-    const json = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
-    doc = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8'));
+    ({ dir, doc, stdout } = await runBench('legato-bench-p1-', ['p1', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
+      '--peers', 'legato,legato-protected']));
   });
 
   after(function () {
@@ -135,5 +140,62 @@ describe('bench/run.js p1 (short run: the cost of protection)', function () {
     }
     assert.ok(kase.p1 && kase.p1.ratio > 0 && kase.p1.goal === 1.05, JSON.stringify(kase.p1));
     assert.match(stdout, /P1 churn: CPU per connection .* µs protected vs .* µs unprotected = [0-9.]+× \(goal ≤ 1\.05/);
+  });
+});
+
+// S4 (CONNECT tunnels) with its TLS case (issue 16: a new tunnel carrying a full TLS 1.3
+// handshake with an HTTPS origin): every case completes for legato, the Node proxy and the direct
+// row; tinyproxy and squid run where installed and are otherwise skipped with the reason; every
+// TLS tunnel was a full TLS 1.3 handshake (none resumed). Tunnel rates and CPU are not asserted.
+describe('bench/run.js s4 (short run: CONNECT tunnels, raw and carrying a TLS handshake)', function () {
+  this.timeout(180000);
+  const PEERS = ['direct', 'legato', 'node', 'tinyproxy', 'squid'];
+  const BYTES = 64 * 1024 * 1024;
+  let doc;
+  let stdout;
+  let stderr;
+  let dir;
+
+  before(async function () {
+    ({ dir, doc, stdout, stderr } = await runBench('legato-bench-s4-', ['s4', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
+      '--peers', PEERS.join(','), '--t1-bytes', String(BYTES)]));
+  });
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ran every available peer once in every case without errors; a missing peer is skipped with its reason', function () {
+    const s = doc.scenarios.find((x) => x.id === 'S4');
+    assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
+    assert.deepStrictEqual(s.cases.map((c) => c.id), ['setup', 'tls', 'bulk']);
+    for (const kase of s.cases) {
+      const peers = kase.rows.map((r) => r.peer);
+      for (const p of PEERS) {
+        if (p === 'direct' || p === 'legato' || p === 'node') assert.ok(peers.includes(p), `${kase.id}: no ${p} row (${peers})`);
+        else assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: ${p} neither ran nor was skipped`);
+      }
+      for (const r of kase.rows) {
+        assert.deepStrictEqual(r.errors, [], `${kase.id} ${r.peer}`);
+        assert.strictEqual(r.runs.length, 1, `${kase.id} ${r.peer}: runs`);
+      }
+    }
+    for (const p of ['tinyproxy', 'squid']) {
+      if (doc.skippedPeers[p]) assert.match(stderr, new RegExp(`skipping ${p}: ${p} not installed`));
+    }
+  });
+
+  it('TLS case: every tunnel carried a full TLS 1.3 handshake (none resumed); legato CPU was measured', function () {
+    const kase = doc.scenarios.find((x) => x.id === 'S4').cases.find((c) => c.id === 'tls');
+    for (const r of kase.rows) {
+      const m = r.runs[0];
+      assert.ok(m.tunnels > 0, r.peer);
+      assert.strictEqual(m.reused, 0, r.peer);
+      assert.strictEqual(m.protocol, 'TLSv1.3', r.peer);
+    }
+    const legato = kase.rows.find((r) => r.peer === 'legato').runs[0];
+    assert.ok(legato.cpuSeconds > 0 && legato.perCpuSec > 0, `cpuSeconds ${legato.cpuSeconds}`);
+    assert.match(stdout, /### S4 new tunnel \+ TLS 1\.3 handshake through it/);
+    assert.match(stdout, /tunnels\/CPU-s/);
   });
 });

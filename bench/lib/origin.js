@@ -30,6 +30,9 @@ http {
     server_name _;
     ssl_certificate ${cert.cert};
     ssl_certificate_key ${cert.key};
+    # nginx before 1.23.4 (Debian 12 has 1.22) defaults to TLSv1 TLSv1.1 TLSv1.2: without this
+    # line every TLS connection to the origin is TLS 1.2, not the TLS 1.3 the scenarios state.
+    ssl_protocols TLSv1.2 TLSv1.3;
     root ${prefix}/www;
     location / { }
   }

@@ -11,8 +11,8 @@ function summarizeRuns(runs, columns) {
 }
 
 /** Peers legato is compared with in the ratio table, in column order. */
-const RATIO_PEERS = ['haproxy', 'nginx', 'node', 'tinyproxy'];
-const PEER_TITLES = { haproxy: 'HAProxy', nginx: 'nginx', node: 'Node', tinyproxy: 'tinyproxy' };
+const RATIO_PEERS = ['haproxy', 'nginx', 'node', 'tinyproxy', 'squid'];
+const PEER_TITLES = { haproxy: 'HAProxy', nginx: 'nginx', node: 'Node', tinyproxy: 'tinyproxy', squid: 'squid' };
 
 function table(rows, columns) {
   const head = ['peer', 'thr', ...columns.map((c) => c.title)];
@@ -57,7 +57,7 @@ function markdown(doc) {
   const L = [];
   L.push(`# legato benchmarks — ${doc.date.replace('T', ' ').replace(/\..*$/, ' UTC')}`);
   L.push('');
-  L.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel}, ${m.memTotalGiB} GiB, Linux ${m.kernel}; Node ${m.node}, HAProxy ${m.haproxy || 'absent'}, nginx ${m.nginx || 'absent'}, wrk ${m.wrk || 'absent'}.`);
+  L.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel}, ${m.memTotalGiB} GiB, Linux ${m.kernel}; Node ${m.node}, HAProxy ${m.haproxy || 'absent'}, nginx ${m.nginx || 'absent'}, wrk ${m.wrk || 'absent'}${['tinyproxy', 'squid'].filter((k) => k in m).map((k) => `, ${k} ${m[k] || 'absent'}`).join('')}.`);
   const a = m.legato.addon;
   L.push(`legato: commit ${m.legato.commit || '?'}${m.legato.dirtyFiles ? ` + ${m.legato.dirtyFiles} uncommitted file(s) in src/ lib/` : ''}, addon ${a ? `${a.file} built ${a.mtime}` : 'missing'}.`);
   const s = doc.settings;

@@ -6,6 +6,11 @@
 //     closed loop per slot: TCP connect → CONNECT 127.0.0.1:<originPort> → 200 → 'E' + 16 bytes
 //     echoed back through the tunnel → close. Prints `result {"tunnels":N,"rate":..,
 //     "p50_us":..,"p99_us":..,"errors":N}` (latency = connect to echo received).
+//   node connect-client.js tls <proxyPort> <tlsOriginPort> <seconds> [concurrency=32] [direct]
+//     as `rate`, but each tunnel is proven by a full TLS 1.3 handshake with the HTTPS origin
+//     through it (tls.connect on the tunnel socket, SNI a.bench.test, no session offered, so
+//     never resumed), then close_notify + FIN and the origin's close. Prints the `rate` fields
+//     plus "reused":N (must be 0) and "protocol" (the first tunnel's TLS version).
 //   node connect-client.js bulk <proxyPort> <originPort> <bytes> [direct]
 //     one tunnel to the counted sink ('N', no half-close needed), `bytes` pushed, count checked.
 //     Prints `result {"bytes":N,"received":N,"ms":T}`.
@@ -13,6 +18,7 @@
 
 const crypto = require('crypto');
 const net = require('net');
+const tls = require('tls');
 const { reportSinkReply } = require('./sink-reply');
 
 const [mode, proxyPortS, originPortS, amountS, concS, directFlag] = process.argv.slice(2);
@@ -42,7 +48,35 @@ function tunnel(cb) {
   sock.on('data', onData);
 }
 
-if (mode === 'rate') {
+/** 'E' + 16 bytes written, 16 echoed back: the raw tunnel works both ways. */
+const PROBE = Buffer.concat([Buffer.from('E'), Buffer.alloc(16, 0x71)]);
+function proveEcho(sock, rest, cb) {
+  let got = rest ? rest.length : 0;
+  sock.on('data', (d) => { got += d.length; if (got >= 16) cb(null); });
+  sock.resume();
+  sock.write(PROBE);
+}
+
+let reused = 0;
+let protocol = null;
+/** A full TLS handshake with the origin through the tunnel, then a clean close by both ends. */
+function proveTls(sock, rest, cb) {
+  if (rest) { cb(new Error('bytes before the TLS handshake')); return; }
+  const t = tls.connect({ socket: sock, servername: 'a.bench.test', rejectUnauthorized: false });
+  let secure = false;
+  t.once('secureConnect', () => {
+    secure = true;
+    if (t.isSessionReused()) reused++;
+    if (!protocol) protocol = t.getProtocol();
+    t.end(); // close_notify + FIN; the origin answers with its own close
+  });
+  t.on('data', () => {}); // session tickets
+  t.once('close', () => cb(secure ? null : new Error('closed before the handshake finished')));
+  t.once('error', (err) => cb(err));
+}
+
+if (mode === 'rate' || mode === 'tls') {
+  const prove = mode === 'tls' ? proveTls : proveEcho;
   const seconds = Number(amountS);
   const conc = Number(concS || 32);
   const lat = [];
@@ -50,25 +84,24 @@ if (mode === 'rate') {
   let firstError = null;
   let running = true;
   const t0 = process.hrtime.bigint();
-  const probe = Buffer.concat([Buffer.from('E'), Buffer.alloc(16, 0x71)]);
   const loop = () => {
     if (!running) return;
     const s0 = process.hrtime.bigint();
     let done = false;
-    tunnel((err, sock) => {
+    let sock = null;
+    const finish = (err) => {
       if (done) return;
-      if (err) { done = true; errors++; if (!firstError) firstError = err.message; setImmediate(loop); return; }
-      let got = 0;
-      sock.on('data', (d) => {
-        got += d.length;
-        if (got < 16 || done) return;
-        done = true;
-        lat.push(Number(process.hrtime.bigint() - s0) / 1000);
-        sock.destroy();
-        loop();
-      });
-      sock.resume();
-      sock.write(probe);
+      done = true;
+      if (sock) sock.destroy();
+      if (err) { errors++; if (!firstError) firstError = err.message; setImmediate(loop); return; }
+      lat.push(Number(process.hrtime.bigint() - s0) / 1000);
+      loop();
+    };
+    tunnel((err, s, rest) => {
+      if (err) { finish(err); return; }
+      if (done) return;
+      sock = s;
+      prove(s, rest, finish);
     });
   };
   for (let i = 0; i < conc; i++) loop();
@@ -77,7 +110,8 @@ if (mode === 'rate') {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const s = Float64Array.from(lat).sort();
     const pct = (p) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : null);
-    process.stdout.write(`result ${JSON.stringify({ tunnels: s.length, ms, rate: s.length / (ms / 1000), p50_us: pct(50), p99_us: pct(99), errors, firstError })}\n`);
+    const tlsFields = mode === 'tls' ? { reused, protocol } : {};
+    process.stdout.write(`result ${JSON.stringify({ tunnels: s.length, ms, rate: s.length / (ms / 1000), p50_us: pct(50), p99_us: pct(99), errors, firstError, ...tlsFields })}\n`);
     setTimeout(() => process.exit(0), 100);
   }, seconds * 1000);
 } else if (mode === 'bulk') {
@@ -101,7 +135,7 @@ if (mode === 'rate') {
     pump();
   });
 } else {
-  process.stderr.write('usage: connect-client.js rate|bulk ...\n');
+  process.stderr.write('usage: connect-client.js rate|tls|bulk ...\n');
   process.exit(2);
 }
 void directFlag;
