@@ -351,20 +351,24 @@ static void upstream_failed(lg_conn_t *c)
 
 /* ---- phase contexts ---------------------------------------------------------------------- */
 
-/* What a relaying connection's `su` points at once its own is freed (lg_setup_t): zeroed, one per
- * worker thread (a connection is only touched by its worker), never given a non-zero value: the
- * phases that set these fields all come before relaying. */
-static _Thread_local lg_setup_t no_setup;
-
-/* Starting to relay: free the setup contexts unless one is still in use (then at the end). */
+/* Starting to relay: free the setup contexts unless one is still in use (then at the end). The
+ * connection's `su` then points at its worker's zeroed one (w->no_setup: the first connection's,
+ * kept, so that this needs no allocation that could fail), which reads as "none" everywhere and
+ * is never given a non-zero value: the phases that set these fields all come before relaying. */
 static void setup_release(lg_conn_t *c)
 {
-    const lg_setup_t *s = c->su;
+    lg_setup_t *s = c->su;
     if (c->setup_gone || s->dialer || s->resolve || s->verify || s->hello || s->head || s->held ||
         s->proxyin || s->dial || s->pp)
         return;
-    lg_free(c->su);
-    c->su = &no_setup;
+    lg_wctx_t *w = c->relay.w;
+    if (w->no_setup == NULL) {
+        memset(s, 0, sizeof(*s));
+        w->no_setup = s;
+    } else {
+        lg_free(s);
+    }
+    c->su = w->no_setup;
     c->setup_gone = true;
 }
 
@@ -659,6 +663,8 @@ void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
     uv_close((uv_handle_t *)&w->reap_idle, cb);
     uv_close((uv_handle_t *)&w->deadline_t, cb);
     lg_theap_free(&w->deadlines); /* no connection is left */
+    lg_free(w->no_setup);
+    w->no_setup = NULL;
 }
 
 void lg_conn_close_all(lg_wctx_t *w)

@@ -114,7 +114,7 @@ typedef struct lg_accessctx_s {
  * What a connection needs only until it relays: the phase contexts and the dial's deadline.
  * Allocated with the connection and freed when it starts relaying with none of them left (the
  * usual case), so that an idle connection does not carry them (80 bytes); the record's `su` then
- * points at its worker thread's zeroed copy, which reads as "none" everywhere (the code that
+ * points at its worker's zeroed copy (w->no_setup), which reads as "none" everywhere (the code that
  * runs after relaying only reads these fields, or sets them to NULL).
  */
 typedef struct lg_setup_s {
@@ -165,7 +165,7 @@ struct lg_conn_s {
     bool torn_down : 1;       /* the reaper closed its handles */
     bool counts_released : 1; /* route and upstream active counts given back (at close) */
     bool half_closed : 1;     /* RELAY: the upstream's FIN reached a client that is still open */
-    bool setup_gone : 1;      /* su was freed: it points at the worker thread's empty one */
+    bool setup_gone : 1;      /* su was freed: it points at the worker's empty one */
     uint8_t why;              /* LG_CLOSE_*: why it ends, the first reason noted (access record) */
     uint8_t why_block;        /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
     uint8_t eof_first;        /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */

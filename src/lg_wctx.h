@@ -150,6 +150,7 @@ typedef struct lg_wctx_s {
     lg_conn_t *conns; /* lg_conn: every live connection (doubly linked) */
     size_t n_conns;
     size_t n_hello;               /* lg_conn: connections holding a ClientHello context */
+    struct lg_setup_s *no_setup;  /* lg_conn: the zeroed setup relaying connections point at */
     size_t n_lookups;             /* lg_resolve: lookups queued or running */
     lg_verify_job_t *verify_jobs; /* lg_verify: joinable verifications in flight */
     size_t n_verify;              /* lg_verify: verifications queued or running */
