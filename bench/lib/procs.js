@@ -44,6 +44,17 @@ function removeTempDir(dir) {
  * execs the command, so the pid is the command's). stdout/stderr are kept (last 64 KiB) for
  * diagnostics and line waiting.
  */
+/**
+ * The environment for a program that is not Node: without the sanitizer preload that
+ * `npm run test:asan` puts into node for legato's addon (libasan would run, and judge, the peer
+ * itself: squid 5.7 aborts under it on its own new/delete mismatch).
+ */
+function foreignEnv() {
+  const env = { ...process.env };
+  for (const k of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) delete env[k];
+  return env;
+}
+
 function spawnTracked(cmd, args, opts = {}) {
   let file = cmd;
   let argv = args;
@@ -54,7 +65,7 @@ function spawnTracked(cmd, args, opts = {}) {
   const child = spawn(file, argv, {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: opts.env || process.env,
+    env: opts.env || (cmd === process.execPath ? process.env : foreignEnv()),
     cwd: opts.cwd,
   });
   child.label = opts.name || path.basename(cmd);
