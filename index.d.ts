@@ -534,6 +534,8 @@ export interface WorkerMetrics {
   connections: number;
   /** Read buffers held right now (0 when every connection is idle). */
   readBuffersInUse: number;
+  /** Bytes of spare read buffers kept for reuse (at most 4 MiB a worker; held by no connection). */
+  spareBufferBytes: number;
   /** ClientHello buffers held right now. */
   helloBuffersInUse: number;
   /** CONNECT name lookups queued or running on libuv's thread pool right now. */

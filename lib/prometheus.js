@@ -31,7 +31,7 @@
 /** Keys whose value is a level, not a running count. */
 const GAUGE_KEYS = new Set([
   'activeConnections', 'pendingSuspended', 'buffersInUse', 'configGenerationsLive', 'quantum',
-  'connections', 'readBuffersInUse', 'helloBuffersInUse', 'nameLookups',
+  'connections', 'readBuffersInUse', 'spareBufferBytes', 'helloBuffersInUse', 'nameLookups',
 ]);
 
 /** HELP text of the fields we know (the others get a generic one naming their path). */
@@ -92,6 +92,7 @@ const HELP = {
   buffersInUse: 'Read and ClientHello buffers held now.',
   connections: 'Connections owned by the worker now.',
   readBuffersInUse: 'Read buffers held by the worker now.',
+  spareBufferBytes: 'Bytes of spare read buffers the worker keeps for reuse (at most 4 MiB).',
   helloBuffersInUse: 'ClientHello buffers held by the worker now.',
   nameLookups: 'CONNECT name lookups queued or running on the worker now.',
   quantum: 'Current DRR quantum of the worker, in bytes.',

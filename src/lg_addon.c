@@ -864,6 +864,7 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
         if (napi_create_object(env, &wo) != napi_ok) goto fail;
         set_u64(env, wo, "connections", f->connections);
         set_u64(env, wo, "readBuffersInUse", f->read_buffers);
+        set_u64(env, wo, "spareBufferBytes", f->spare_buffer_bytes);
         set_u64(env, wo, "helloBuffersInUse", f->hello_buffers);
         set_u64(env, wo, "nameLookups", f->lookups);
         set_u64(env, wo, "quantum", f->quantum);

@@ -556,19 +556,13 @@ static void conn_free(lg_conn_t *c)
         atomic_fetch_add_explicit(&u->bytes_to, c->relay.c2u.bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&u->bytes_from, c->relay.u2c.bytes, memory_order_relaxed);
     }
-    lg_protect_release(w, &c->adm);
+    lg_protect_release(w, &c->adm, &c->peer);
     lg_tls_free(c->tls);
     if (!c->is_connect && c->decision != NULL) lg_route_destroy(c->decision);
     lg_relay_release(&c->relay);
     release_received(c);
     if (!c->setup_gone) lg_free(c->su);
-    lg_snapshot_unref(c->snap);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        w->conns = c->next;
-    }
-    if (c->next != NULL) c->next->prev = c->prev;
+    lg_snapshot_unref(c->snap); /* it is in no list: the reaper took it off w->reap */
     w->n_conns--;
     LG_PUBLISH(w->pub_conns, w->n_conns);
     count_state(w, c->state, LG_CONN_N_STATES);
@@ -621,8 +615,17 @@ void lg_conn_close(lg_conn_t *c)
     if (uptls(c) != NULL && c->su->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
     lg_suspend_release(c->relay.w->pending, c->su->held);
     c->su->held = NULL;
+    /* From the worker's live connections to its reap list (the same links: a connection is in
+     * one list at a time, so it needs no third pointer). */
     lg_wctx_t *w = c->relay.w;
-    c->reap_next = w->reap;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next != NULL) c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = w->reap;
     w->reap = c;
     if (!w->reap_active) {
         w->reap_active = true;
@@ -636,7 +639,8 @@ static void reap(uv_idle_t *h)
     lg_wctx_t *w = h->data;
     while (w->reap != NULL) {
         lg_conn_t *c = w->reap;
-        w->reap = c->reap_next;
+        w->reap = c->next;
+        c->next = NULL;
         c->pending_closes += 1;
         uv_close((uv_handle_t *)&c->client, on_client_closed);
         if (c->up != NULL) {
@@ -669,8 +673,9 @@ void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
 
 void lg_conn_close_all(lg_wctx_t *w)
 {
-    for (lg_conn_t *c = w->conns; c != NULL; c = c->next)
-        close_why(c, LG_CLOSE_STOPPED);
+    /* Each close moves the first live connection to the reap list (none in w->conns is closing). */
+    while (w->conns != NULL)
+        close_why(w->conns, LG_CLOSE_STOPPED);
 }
 
 /* ---- relaying ---------------------------------------------------------------------------- */
@@ -2275,7 +2280,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     lg_conn_t *c =
         lg_theap_reserve(&w->deadlines, w->n_conns + 1) == 0 ? lg_calloc(1, sizeof(*c)) : NULL;
     lg_setup_t *su = c != NULL ? lg_calloc(1, sizeof(*su)) : NULL;
-    if (su == NULL || lg_relay_init(&c->relay, w, cnt, &RELAY_OPS, lc->flow_rate) != 0) {
+    if (su == NULL || lg_relay_init(&c->relay, w, lis, &RELAY_OPS, lc->flow_rate) != 0) {
         lg_free(su);
         lg_free(c);
         c = NULL;
@@ -2285,7 +2290,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
     if (c == NULL) {
         close(fd);
         lg_admission_t a = *adm;
-        lg_protect_release(w, &a);
+        lg_protect_release(w, &a, peer);
         head_src_release(&w->lis[lis], &a);
         atomic_fetch_sub_explicit(&w->lis[lis].active, 1, memory_order_relaxed);
         if (is_connect) atomic_fetch_sub_explicit(&w->lis[lis].in_head, 1, memory_order_relaxed);

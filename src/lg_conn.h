@@ -131,8 +131,7 @@ typedef struct lg_setup_s {
 } lg_setup_t;
 
 struct lg_conn_s {
-    lg_conn_t *prev, *next; /* worker's list */
-    lg_conn_t *reap_next;   /* worker's list of connections marked closing */
+    lg_conn_t *prev, *next; /* worker's live list (w->conns); once closing, next links w->reap */
     lg_snapshot_t *snap;    /* reference held for the connection's life */
 
     uv_tcp_t client;
@@ -170,8 +169,11 @@ struct lg_conn_s {
     uint8_t why_block;        /* LG_BLOCK_* when why is LG_CLOSE_REFUSED_BLOCK */
     uint8_t eof_first;        /* RELAY: the side whose FIN came first (a LG_CLOSE_*_CLOSED) */
 };
-/* Every idle connection is one of these: its small fields share the last 8-byte words and the
- * setup-only ones are in lg_setup_t (728 bytes, a 736-byte heap chunk; 864 and 880 before). */
+/* Every idle connection is one of these: its small fields share the last 8-byte words, the
+ * setup-only ones are in lg_setup_t, and nothing is kept that can be derived (the reap list reuses
+ * the live list's links, the admission rebuilds its key from the peer, a flow's destination is the
+ * other flow's source, the relay names its listener's counters by index): 648 bytes, a 656-byte
+ * heap chunk (864 and 880 before). */
 _Static_assert(LG_MAX_LISTENERS <= 256 && LG_CONN_N_STATES <= 256, "lg_conn_t.lis and .state");
 
 /*

@@ -39,7 +39,11 @@ struct lg_dialer_s {
     unsigned live; /* handles not yet closed: the timer and every attempt */
     bool finished; /* reported, or cancelled: no more attempts, no report */
     bool starting; /* inside lg_dial_start: a failure is reported from the timer */
-    lg_sockaddr_t addrs[LG_DIAL_MAX_ADDRS];
+    /* Only the addresses given (a route's dial has one): a dialer lives only until it reports,
+     * and a short-lived block the size of an idle connection's record would be split by the
+     * records allocated while it lives, leaving holes no later allocation fits (the worker's
+     * heap grew 72 bytes a connection over what it held when each dialer carried room for 32). */
+    lg_sockaddr_t addrs[];
 };
 
 static void dialer_release(lg_dialer_t *d)
@@ -253,7 +257,8 @@ int lg_dial_start(lg_dialer_t **out, lg_wctx_t *w, const lg_sockaddr_t *addrs, s
 {
     *out = NULL;
     if (uds_path == NULL && n == 0) return -EINVAL;
-    lg_dialer_t *d = lg_calloc(1, sizeof(*d));
+    size_t n_addrs = uds_path != NULL ? 0 : LG_MIN(n, (size_t)LG_DIAL_MAX_ADDRS);
+    lg_dialer_t *d = lg_calloc(1, sizeof(*d) + n_addrs * sizeof(d->addrs[0]));
     if (d == NULL) return -ENOMEM;
     d->w = w;
     d->done = done;
@@ -266,8 +271,8 @@ int lg_dial_start(lg_dialer_t **out, lg_wctx_t *w, const lg_sockaddr_t *addrs, s
         d->uds_path = uds_path;
         d->n = 1;
     } else {
-        d->n = LG_MIN(n, (size_t)LG_DIAL_MAX_ADDRS);
-        memcpy(d->addrs, addrs, d->n * sizeof(addrs[0]));
+        d->n = n_addrs;
+        memcpy(d->addrs, addrs, n_addrs * sizeof(addrs[0]));
     }
     *out = d;
     d->starting = true;

@@ -483,6 +483,8 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
         lg_worker_figures_t *f = &m->workers[k];
         f->connections = atomic_load_explicit(&x->pub_conns, memory_order_relaxed);
         f->read_buffers = atomic_load_explicit(&x->pool.n_out_shared, memory_order_relaxed);
+        f->spare_buffer_bytes = atomic_load_explicit(&x->pool.n_free_shared, memory_order_relaxed) *
+                                (sizeof(lg_buf_t) + x->pool.size);
         f->hello_buffers = atomic_load_explicit(&x->pub_hello_buffers, memory_order_relaxed);
         f->lookups = atomic_load_explicit(&x->pub_lookups, memory_order_relaxed);
         f->quantum = atomic_load_explicit(&x->pub_quantum, memory_order_relaxed);

@@ -492,7 +492,7 @@ static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
         return;
     }
     if (!head_share_take(w, lis, p, &peer, &adm)) {
-        lg_protect_release(w, &adm);
+        lg_protect_release(w, &adm, &peer);
         unadmit(w, lis);
         refuse(w, lis, fd, LG_BLOCK_MAX_CONNECTIONS, p, &peer);
         return;

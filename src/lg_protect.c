@@ -57,15 +57,18 @@ int lg_protect_admit(lg_wctx_t *w, unsigned lis, const lg_protection_t *p, const
     if (cidr_has(&p->allow, peer)) return LG_BLOCK_NONE; /* bypasses the rest, not counted */
     if (cidr_has(&p->block, peer)) return LG_BLOCK_CIDR_BLOCKED;
     if (!p->track) return LG_BLOCK_NONE;
-    if (lg_ipkey_make(&adm->key, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
+    lg_ipkey_t key;
+    if (lg_ipkey_make(&key, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
         return LG_BLOCK_NONE; /* not an IP address (cannot happen for TCP) */
     }
+    adm->lis = (uint8_t)lis;
+    adm->ipv6_prefix = (uint8_t)p->ipv6_prefix;
     uint64_t now = uv_now(w->loop);
     if (w->admits_to_sweep-- == 0) {
         w->admits_to_sweep = LG_PROTECT_SWEEP_EVERY;
         lg_limit_sweep(w->limit, now, LG_PROTECT_SWEEP_BUDGET);
     }
-    switch (lg_limit_admit(w->limit, &adm->key, &p->rules, now, &adm->ticket)) {
+    switch (lg_limit_admit(w->limit, &key, &p->rules, now, &adm->ticket)) {
     case LG_LIMIT_BOXED:
         return LG_BLOCK_PENALTY_BOXED;
     case LG_LIMIT_RATE:
@@ -77,10 +80,13 @@ int lg_protect_admit(lg_wctx_t *w, unsigned lis, const lg_protection_t *p, const
     }
 }
 
-void lg_protect_release(lg_wctx_t *w, lg_admission_t *adm)
+void lg_protect_release(lg_wctx_t *w, lg_admission_t *adm, const lg_peer_t *peer)
 {
     if (!adm->ticket.tracked) return;
-    lg_limit_release(w->limit, &adm->key, &adm->ticket);
+    lg_ipkey_t key;
+    /* The same inputs as at admission: it succeeded then, so it does now. */
+    (void)lg_ipkey_make(&key, adm->lis, peer->family, peer->addr, adm->ipv6_prefix);
+    lg_limit_release(w->limit, &key, &adm->ticket);
     adm->ticket.tracked = false;
 }
 

@@ -40,10 +40,14 @@ typedef struct lg_peer_s {
     uint16_t port;
 } lg_peer_t;
 
-/* What admission counted for a connection, to undo at its close. */
+/* What admission counted for a connection, to undo at its close. The source's key is not kept
+ * (every idle connection carries one of these): release rebuilds it from the peer, which does not
+ * change after admission, with the listener and the IPv6 prefix admission used (8 bytes, not 26).
+ */
 typedef struct lg_admission_s {
-    lg_ipkey_t key;
     lg_limit_ticket_t ticket; /* tracked: release it */
+    uint8_t lis;              /* the key's listener */
+    uint8_t ipv6_prefix;      /* the key's IPv6 prefix (protection.ipv6Prefix at admission) */
     bool head_src_held;       /* connect: holds head_src counters (released with the head slot) */
     uint16_t head_src[2];     /* their columns in lg_lis_state_t.head_src */
 } lg_admission_t;
@@ -82,8 +86,9 @@ void lg_peer_format(const lg_peer_t *p, char *out, size_t cap);
 int lg_protect_admit(lg_wctx_t *w, unsigned lis, const lg_protection_t *p, const lg_peer_t *peer,
                      lg_admission_t *adm);
 
-/* Undo what lg_protect_admit counted (a zeroed admission is nothing to undo). */
-void lg_protect_release(lg_wctx_t *w, lg_admission_t *adm);
+/* Undo what lg_protect_admit counted for `peer` (the same peer; a zeroed admission is nothing to
+ * undo). */
+void lg_protect_release(lg_wctx_t *w, lg_admission_t *adm, const lg_peer_t *peer);
 
 /* Does the listener judge ClientHellos (requireSni or a fingerprint list)? */
 bool lg_protect_judges_hello(const lg_protection_t *p);

@@ -47,6 +47,14 @@ static lg_relay_t *relay_of(lg_flow_t *f)
     return f->to_client ? LG_CONTAINER_OF(f, lg_relay_t, u2c) : LG_CONTAINER_OF(f, lg_relay_t, c2u);
 }
 
+/* A flow's destination is its sibling's source (c2u writes to where u2c reads, and back): the
+ * flows keep one stream pointer each, not two (every idle connection carries both). */
+static uv_stream_t *flow_dst(lg_flow_t *f)
+{
+    lg_relay_t *r = relay_of(f);
+    return f->to_client ? r->c2u.src : r->u2c.src;
+}
+
 static lg_wreq_t *wreq_get(lg_sched_t *s)
 {
     lg_wreq_t *r = s->wreq_cache;
@@ -409,7 +417,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (r->dead) return;
     f->shut_done = true;
     if (status < 0) {
-        relay_fail(r, f->dst, status);
+        relay_fail(r, flow_dst(f), status);
     } else if (r->c2u.shut_done && r->u2c.shut_done) {
         r->ops->event(r, LG_RELAY_DONE, 0);
     } else if (f->to_client) {
@@ -423,7 +431,8 @@ static void flow_maybe_shutdown(lg_flow_t *f)
     lg_relay_t *r = relay_of(f);
     /* No destination yet (a TLS client done before the upstream connected): attaching the
      * upstream comes back here. */
-    if (r->dead || !f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 || f->dst == NULL) {
+    if (r->dead || !f->eof || f->shut || f->q.bytes != 0 || f->n_writes != 0 ||
+        flow_dst(f) == NULL) {
         return;
     }
     f->shut = true;
@@ -433,10 +442,10 @@ static void flow_maybe_shutdown(lg_flow_t *f)
         return;
     }
     req->data = f;
-    int rc = uv_shutdown(req, f->dst, on_shutdown);
+    int rc = uv_shutdown(req, flow_dst(f), on_shutdown);
     if (rc != 0) {
         lg_free(req);
-        relay_fail(r, f->dst, rc);
+        relay_fail(r, flow_dst(f), rc);
     }
 }
 
@@ -472,7 +481,7 @@ static void on_write(uv_write_t *req, int status);
 static void flow_count_written(lg_relay_t *r, lg_flow_t *f, size_t len)
 {
     f->bytes += len;
-    if (f->to_client) LG_COUNT(r->cnt, bytes_to_clients, len);
+    if (f->to_client) LG_COUNT(&r->w->counters[r->lis], bytes_to_clients, len);
     r->last_activity = uv_now(r->w->loop);
 }
 
@@ -535,9 +544,9 @@ static void flow_write(lg_flow_t *f, size_t grant)
              * flow's visit goes on with it next). */
             lg_drr_return(&s->drr, &f->drr, grant - covered);
         }
-        int done = uv_try_write(f->dst, bufs, (unsigned)n);
+        int done = uv_try_write(flow_dst(f), bufs, (unsigned)n);
         if (done < 0 && done != UV_EAGAIN) {
-            relay_fail(r, f->dst, done);
+            relay_fail(r, flow_dst(f), done);
             return;
         }
         if (done <= 0) break;
@@ -558,18 +567,18 @@ static void flow_write(lg_flow_t *f, size_t grant)
     }
     lg_wreq_t *req = wreq_get(s);
     if (req == NULL) {
-        LG_COUNT(r->cnt, out_of_memory, 1);
+        LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
         relay_fail(r, NULL, UV_ENOMEM);
         return;
     }
     req->flow = f;
     req->len = covered;
     f->n_writes++;
-    int rc = uv_write(&req->req, f->dst, bufs, (unsigned)n, on_write);
+    int rc = uv_write(&req->req, flow_dst(f), bufs, (unsigned)n, on_write);
     if (rc != 0) {
         f->n_writes--;
         wreq_put(s, req);
-        relay_fail(r, f->dst, rc);
+        relay_fail(r, flow_dst(f), rc);
     }
 }
 
@@ -583,7 +592,7 @@ static void on_write(uv_write_t *req, int status)
     f->n_writes--;
     if (r->dead) return; /* cancelled by uv_close, or completed after the relay stopped */
     if (status < 0) {
-        relay_fail(r, f->dst, status);
+        relay_fail(r, flow_dst(f), status);
         return;
     }
     flow_wrote(f, len);
@@ -598,7 +607,7 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
 {
     if (n == 0 || r->dead) return;
     check_watermark(r, f);
-    if (f->dst == NULL) {
+    if (flow_dst(f) == NULL) {
         f->held += (uint32_t)n; /* no destination yet: scheduled when it is attached */
         return;
     }
@@ -760,11 +769,11 @@ static void pipe_put(lg_wctx_t *w, int rd, int wr)
 static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
 {
     const lg_sched_t *s = &r->w->sched;
-    if (!f->bulk || f->light || r->filtered || f->dst == NULL || f->held != 0 || f->q.bytes != 0 ||
-        f->n_writes != 0 || f->shut || pacing(s) || f->cap != NULL) {
+    if (!f->bulk || f->light || r->filtered || flow_dst(f) == NULL || f->held != 0 ||
+        f->q.bytes != 0 || f->n_writes != 0 || f->shut || pacing(s) || f->cap != NULL) {
         return 0;
     }
-    if (f->src->type != UV_TCP || f->dst->type != UV_TCP) return 0;
+    if (f->src->type != UV_TCP || flow_dst(f)->type != UV_TCP) return 0;
     if (is_fifo(r)) return LG_SPLICE_MAX;
     if (f->drr.state != LG_DRR_IDLE) return 0;
     size_t budget = read_budget(r, f);
@@ -887,7 +896,7 @@ static void peek_tick(lg_wctx_t *w, size_t n)
 /* nread (> 0) bytes came from f's source (read, or spliced into the worker's pipe). */
 static void flow_count_read(lg_relay_t *r, lg_flow_t *f, size_t nread)
 {
-    if (!f->to_client) LG_COUNT(r->cnt, bytes_from_clients, (uint64_t)nread);
+    if (!f->to_client) LG_COUNT(&r->w->counters[r->lis], bytes_from_clients, (uint64_t)nread);
     r->last_activity = uv_now(r->w->loop);
     f->turn_read += (uint32_t)nread;
     f->bulk = nread >= LG_SPLICE_MIN;
@@ -992,7 +1001,7 @@ static ssize_t splice_out(lg_relay_t *r, lg_flow_t *f, int rd, size_t n)
 {
     lg_wctx_t *w = r->w;
     int fd;
-    if (uv_fileno((const uv_handle_t *)f->dst, &fd) != 0) return -EBADF;
+    if (uv_fileno((const uv_handle_t *)flow_dst(f), &fd) != 0) return -EBADF;
     ssize_t k = splice(rd, NULL, fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (k < 0) return -errno;
     flow_count_written(r, f, (size_t)k);
@@ -1056,7 +1065,7 @@ static bool pipe_lend(lg_relay_t *r, lg_flow_t *f, size_t rest)
     lg_sched_t *s = &w->sched;
     int fd;
     if (s->n_lent == LG_LENT_PIPES_MAX || !out_set_open(w) ||
-        uv_fileno((const uv_handle_t *)f->dst, &fd) != 0) {
+        uv_fileno((const uv_handle_t *)flow_dst(f), &fd) != 0) {
         return false;
     }
     size_t i = 0;
@@ -1084,7 +1093,7 @@ static void pipe_unlend(lg_wctx_t *w, lg_flow_t *f)
     lg_sched_t *s = &w->sched;
     struct lg_lent_pipe_s *p = &s->lent[f->pipe - 1];
     int fd;
-    if (uv_fileno((const uv_handle_t *)f->dst, &fd) == 0) {
+    if (uv_fileno((const uv_handle_t *)flow_dst(f), &fd) == 0) {
         epoll_ctl(s->out_ep, EPOLL_CTL_DEL, fd, NULL);
     }
     p->flow = NULL;
@@ -1114,7 +1123,8 @@ static void pipe_drain(lg_wctx_t *w, struct lg_lent_pipe_s *p)
     }
     if (k == -EAGAIN || k == -EINTR || (k > 0 && p->bytes > 0)) return; /* the next POLLOUT */
     if (k <= 0) {
-        relay_fail(r, f->dst, k < 0 ? (int)k : UV_EPIPE); /* stopping the relay closes the pipe */
+        relay_fail(r, flow_dst(f),
+                   k < 0 ? (int)k : UV_EPIPE); /* stopping the relay closes the pipe */
         return;
     }
     pipe_unlend(w, f);
@@ -1158,7 +1168,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     if (out == n) return true;
     if (k < 0 && k != -EAGAIN) {
         pipe_discard(w);
-        relay_fail(r, f->dst, (int)k);
+        relay_fail(r, flow_dst(f), (int)k);
         return false;
     }
     /* The destination is full: the flow keeps the pipe with the rest, or the rest comes back to
@@ -1180,7 +1190,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     }
     if (moved < rest) {
         pipe_discard(w);
-        LG_COUNT(r->cnt, out_of_memory, 1);
+        LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
         relay_fail(r, NULL, UV_ENOBUFS);
         return false;
     }
@@ -1243,7 +1253,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         flow_ended(r, f);
         return;
     }
-    if (nread == UV_ENOBUFS) LG_COUNT(r->cnt, out_of_memory, 1);
+    if (nread == UV_ENOBUFS) LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
     relay_fail(r, f->src, (int)nread);
 }
 
@@ -1263,12 +1273,12 @@ static void release_held(lg_relay_t *r, lg_flow_t *f)
     lg_relay_queued(r, f, n);
 }
 
-int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
+int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, unsigned lis, const lg_relay_ops_t *ops,
                   uint64_t flow_rate)
 {
     memset(r, 0, sizeof(*r));
     r->w = w;
-    r->cnt = cnt;
+    r->lis = (uint8_t)lis;
     r->ops = ops;
     r->u2c.to_client = true;
     r->last_activity = uv_now(w->loop);
@@ -1308,13 +1318,11 @@ void lg_relay_set_weight(lg_relay_t *r, unsigned weight)
 void lg_relay_attach_client(lg_relay_t *r, uv_stream_t *client)
 {
     r->c2u.src = client;
-    r->u2c.dst = client;
     release_held(r, &r->u2c);
 }
 
 void lg_relay_attach_upstream(lg_relay_t *r, uv_stream_t *up)
 {
-    r->c2u.dst = up;
     r->u2c.src = up;
     /* Bytes queued before (a ClientHello, pipelined CONNECT bytes, plaintext decrypted while
      * dialling) go out first. */

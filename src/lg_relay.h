@@ -75,10 +75,10 @@ typedef struct lg_flowcap_s {
 
 /* One direction: bytes read from src, queued, written to dst. */
 typedef struct lg_flow_s {
-    lg_drr_flow_t drr;      /* scheduler state */
-    lg_bufq_t q;            /* read, not yet written (includes bytes being written) */
-    uv_stream_t *src, *dst; /* NULL until attached */
-    uint64_t bytes;         /* bytes written to dst */
+    lg_drr_flow_t drr; /* scheduler state */
+    lg_bufq_t q;       /* read, not yet written (includes bytes being written) */
+    uv_stream_t *src;  /* NULL until attached; the destination is the other flow's src */
+    uint64_t bytes;    /* bytes written to dst */
     /* scheduler.flowRate: the flow's own bucket and its place among the worker's parked flows;
      * NULL when the cap is off (allocated with the relay only then: idle connections of a
      * proxy without flowRate carry one pointer per flow, not the bucket). */
@@ -127,19 +127,20 @@ typedef struct lg_relay_ops_s {
 /* Owner: embedded in the connection. */
 struct lg_relay_s {
     lg_wctx_t *w;
-    lg_counters_t *cnt; /* the connection's listener counters (bytes from/to clients) */
     const lg_relay_ops_t *ops;
     lg_flow_t c2u, u2c;
     uint64_t last_activity; /* loop time (ms) of the last byte read or written */
+    uint8_t lis;            /* the connection's listener: its counters are w->counters[lis] */
     bool filtered;          /* reads go to ops->filter (TLS termination) */
     bool dead;              /* stopped: no I/O is started any more */
     bool failed_client;     /* LG_RELAY_ERROR: it was the client's socket that failed */
 };
 
-/* Prepare a relay (no streams yet) whose flows are capped at flow_rate bytes/s each (0: no cap;
- * the listener's scheduler.flowRate). Allocates only the flows' caps, when capped; -ENOMEM then if
+/* Prepare a relay (no streams yet) of a connection on listener `lis` (its bytes and failures are
+ * counted in w->counters[lis]) whose flows are capped at flow_rate bytes/s each (0: no cap; the
+ * listener's scheduler.flowRate). Allocates only the flows' caps, when capped; -ENOMEM then if
  * that fails (nothing to release). */
-int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, lg_counters_t *cnt, const lg_relay_ops_t *ops,
+int lg_relay_init(lg_relay_t *r, lg_wctx_t *w, unsigned lis, const lg_relay_ops_t *ops,
                   uint64_t flow_rate);
 
 /* Cap both flows at `rate` bytes/s each, or lift the cap (0): a route's own scheduler.flowRate,
