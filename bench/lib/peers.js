@@ -325,7 +325,7 @@ worker_rlimit_nofile 20000;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
 ${asRoot ? 'user root root;' : ''}
-events { worker_connections 16000; }`;
+events { worker_connections 19500; }`; // nginx counts both sides of a proxied connection: 9,000 idle ones are 18,000
 }
 
 function nginxStreamConf(spec, port, prefix, info) {
