@@ -147,7 +147,7 @@ describe('bench/run.js p1 (short run: the cost of protection)', function () {
 // handshake with an HTTPS origin): every case completes for legato, the Node proxy and the direct
 // row; tinyproxy and squid run where installed and are otherwise skipped with the reason; every
 // TLS tunnel was a full TLS 1.3 handshake (none resumed). Tunnel rates and CPU are not asserted.
-describe('bench/run.js s4 (short run: CONNECT tunnels, raw and carrying a TLS handshake)', function () {
+describe('bench/run.js s4 (short run: CONNECT tunnels, raw, carrying a TLS handshake, keep-alive requests)', function () {
   this.timeout(180000);
   const PEERS = ['direct', 'legato', 'node', 'tinyproxy', 'squid'];
   const BYTES = 64 * 1024 * 1024;
@@ -168,7 +168,7 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw and carrying a TLS ha
   it('ran every available peer once in every case without errors; a missing peer is skipped with its reason', function () {
     const s = doc.scenarios.find((x) => x.id === 'S4');
     assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
-    assert.deepStrictEqual(s.cases.map((c) => c.id), ['setup', 'tls', 'bulk']);
+    assert.deepStrictEqual(s.cases.map((c) => c.id), ['setup', 'tls', 'keepalive', 'bulk']);
     for (const kase of s.cases) {
       const peers = kase.rows.map((r) => r.peer);
       for (const p of PEERS) {
@@ -197,5 +197,19 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw and carrying a TLS ha
     assert.ok(legato.cpuSeconds > 0 && legato.perCpuSec > 0, `cpuSeconds ${legato.cpuSeconds}`);
     assert.match(stdout, /### S4 new tunnel \+ TLS 1\.3 handshake through it/);
     assert.match(stdout, /tunnels\/CPU-s/);
+  });
+
+  it('keep-alive case: 1 KiB requests completed through every peer\'s tunnels, each response whole; legato CPU per request was measured', function () {
+    const kase = doc.scenarios.find((x) => x.id === 'S4').cases.find((c) => c.id === 'keepalive');
+    for (const r of kase.rows) {
+      const m = r.runs[0];
+      assert.ok(m.requests > 32, `${r.peer}: ${m.requests} requests`);
+      assert.deepStrictEqual(m.warnings, [], r.peer); // no malformed response, no tunnel lost
+    }
+    const legato = kase.rows.find((r) => r.peer === 'legato').runs[0];
+    assert.ok(legato.usPerReq > 0, `usPerReq ${legato.usPerReq}`);
+    assert.match(stdout, /### S4 1 KiB keep-alive requests through 32 tunnels/);
+    // Issue 16's goals are printed under the tables with legato's median and the peers' beside them.
+    assert.match(stdout, /### S4 goals \(issue 16\), medians[\s\S]*\| CONNECT tunnel, 1 KiB keep-alive: CPU µs\/request \| [\d.]+ \| Node [\d.]+/);
   });
 });

@@ -4,6 +4,7 @@
 // The proxy routes by SNI (exact a.bench.test, *.bench.test, '' default; all to the origin) and
 // never decrypts. Measured: rps, MB/s, and the proxy's CPU per request and per GiB.
 
+const { goalLines } = require('../lib/goals');
 const { measureWrk, briefWrk, WRK_COLUMNS } = require('../lib/wrk');
 const { startHttpsOrigin } = require('../lib/origin');
 const { safeExec } = require('../lib/procs');
@@ -55,6 +56,11 @@ module.exports = {
     ],
   }),
   measure: (ctx, env, kase, h, info) => measureWrk(ctx, h, info, { url: `https://${SNI}:${h.port}${kase.path}`, conns: CONNS, size: kase.size }),
+  /** Issue 16's goals for passthrough beside the medians of this run. */
+  goals: (sc) => goalLines(sc, 'S1 goals (issue 16), medians', [
+    { what: 'passthrough, 1 KiB keep-alive requests: CPU µs/request', caseId: '1k', key: 'usPerReq', digits: 1, goal: 18, atMost: true },
+    { what: 'passthrough, 1 MiB responses: CPU s/GiB', caseId: '1m', key: 'sPerGiB', digits: 2, goal: 0.6, atMost: true },
+  ]),
   brief: briefWrk,
   async teardown(ctx, env) {
     if (env && env.origin) await env.origin.stop();

@@ -10,6 +10,7 @@
 // Pending until legato implements terminateTls: run.js detects it through lib/config.js's
 // "not supported yet" and prints the scenario as pending (`--include-pending` runs the peers).
 
+const { goalLines } = require('../lib/goals');
 const { measureWrk, briefWrk, WRK_COLUMNS } = require('../lib/wrk');
 const { measureLoopClient } = require('../lib/loop-client');
 const { startHttpsOrigin } = require('../lib/origin');
@@ -78,6 +79,13 @@ module.exports = {
   measure: (ctx, env, kase, h, info) => (kase.handshakes
     ? measureHandshakes(ctx, h, info, kase)
     : measureWrk(ctx, h, info, { url: `https://${s1.SNI}:${h.port}${kase.path}`, conns: CONNS, size: kase.size })),
+  /** Issue 16's goals for termination beside the medians of this run. */
+  goals: (sc) => goalLines(sc, 'S2 goals (issue 16), medians', [
+    { what: 'terminated, 1 KiB keep-alive: CPU µs/request', caseId: '1k', key: 'usPerReq', digits: 1, goal: 20, atMost: true },
+    { what: 'terminated, 1 MiB responses: CPU s/GiB', caseId: '1m', key: 'sPerGiB', digits: 2, goal: 1.1, atMost: true },
+    { what: 'full handshake, ECDSA P-256: CPU ms', caseId: 'hs-ecdsa', key: 'usPerReq', scale: 1e-3, digits: 2, goal: 0.45, atMost: true },
+    { what: 'full handshake, RSA-2048: CPU ms', caseId: 'hs-rsa', key: 'usPerReq', scale: 1e-3, digits: 2, goal: 0.75, atMost: true },
+  ]),
   brief: briefWrk,
   async teardown(ctx, env) {
     if (env && env.origin) await env.origin.stop();

@@ -10,6 +10,7 @@
 // a plaintext connection to the origin's HTTP port. Per connection = (RSS after − RSS before) / N,
 // where "before" is measured after a warm-up of 64 connections opened and closed.
 
+const { goalLines } = require('../lib/goals');
 const path = require('path');
 const { startHttpsOrigin } = require('../lib/origin');
 const { spawnTracked, waitForOutput, stopChild } = require('../lib/procs');
@@ -115,6 +116,11 @@ module.exports = {
       if (client) await stopChild(client, 3000);
     }
   },
+  /** Issue 16's goals for idle memory beside the medians of this run. */
+  goals: (sc) => goalLines(sc, 'S3 goals (issue 16), medians', [
+    { what: 'idle passthrough connection: bytes of RSS', caseId: 'passthrough', key: 'kibPerConn', scale: KiB, digits: 0, goal: 1024, atMost: true },
+    { what: 'idle terminated connection: bytes of RSS', caseId: 'terminated', key: 'kibPerConn', scale: KiB, digits: 0, goal: 12288, atMost: true },
+  ]),
   brief: (m) => `${m.open} open in ${m.openSeconds.toFixed(1)} s, RSS ${m.rssBeforeMiB.toFixed(1)} → ${m.rssAfterMiB.toFixed(1)} MiB = ${m.kibPerConn.toFixed(2)} KiB/conn, ${m.fdsPerConn.toFixed(2)} fds/conn${m.legato ? `, legato buffers read ${m.legato.readBuffersInUse} hello ${m.legato.helloBuffersInUse}` : ''}`,
   async teardown(ctx, env) {
     if (env && env.origin) await env.origin.stop();

@@ -11,6 +11,10 @@
 //     through it (tls.connect on the tunnel socket, SNI a.bench.test, no session offered, so
 //     never resumed), then close_notify + FIN and the origin's close. Prints the `rate` fields
 //     plus "reused":N (must be 0) and "protocol" (the first tunnel's TLS version).
+//   node connect-client.js keepalive <proxyPort> <httpOriginPort> <seconds> [concurrency=32] [direct]
+//     `concurrency` tunnels to the plain-HTTP origin, each a closed loop of keep-alive
+//     `GET /1k` requests (the next one written when the whole response, by its content-length,
+//     has arrived). Prints `result {"requests":N,"rate":..,"p50_us":..,"p99_us":..,"errors":N}`.
 //   node connect-client.js bulk <proxyPort> <originPort> <bytes> [direct]
 //     one tunnel to the counted sink ('N', no half-close needed), `bytes` pushed, count checked.
 //     Prints `result {"bytes":N,"received":N,"ms":T}`.
@@ -75,6 +79,21 @@ function proveTls(sock, rest, cb) {
   t.once('error', (err) => cb(err));
 }
 
+/**
+ * After `seconds`: stop (`stop()` returns the extra fields) and print `result {...}` with the
+ * count of latencies (named `countKey`), the rate and p50/p99 of `lat` (µs), then exit.
+ */
+function reportAfter(seconds, t0, lat, countKey, stop) {
+  setTimeout(() => {
+    const extra = stop();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const s = Float64Array.from(lat).sort();
+    const pct = (p) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : null);
+    process.stdout.write(`result ${JSON.stringify({ [countKey]: s.length, ms, rate: s.length / (ms / 1000), p50_us: pct(50), p99_us: pct(99), ...extra })}\n`);
+    setTimeout(() => process.exit(0), 100);
+  }, seconds * 1000);
+}
+
 if (mode === 'rate' || mode === 'tls') {
   const prove = mode === 'tls' ? proveTls : proveEcho;
   const seconds = Number(amountS);
@@ -105,15 +124,53 @@ if (mode === 'rate' || mode === 'tls') {
     });
   };
   for (let i = 0; i < conc; i++) loop();
-  setTimeout(() => {
+  reportAfter(seconds, t0, lat, 'tunnels', () => {
     running = false;
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const s = Float64Array.from(lat).sort();
-    const pct = (p) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : null);
-    const tlsFields = mode === 'tls' ? { reused, protocol } : {};
-    process.stdout.write(`result ${JSON.stringify({ tunnels: s.length, ms, rate: s.length / (ms / 1000), p50_us: pct(50), p99_us: pct(99), errors, firstError, ...tlsFields })}\n`);
-    setTimeout(() => process.exit(0), 100);
-  }, seconds * 1000);
+    return { errors, firstError, ...(mode === 'tls' ? { reused, protocol } : {}) };
+  });
+} else if (mode === 'keepalive') {
+  const seconds = Number(amountS);
+  const conc = Number(concS || 32);
+  const REQ = Buffer.from('GET /1k HTTP/1.1\r\nHost: a.bench.test\r\n\r\n');
+  const lat = [];
+  let errors = 0;
+  let firstError = null;
+  let running = true;
+  const fail = (err) => { errors++; if (!firstError) firstError = err.message; };
+  const open = () => tunnel((err, sock, rest) => {
+    if (err) { fail(err); if (running) setTimeout(open, 10); return; }
+    let buf = rest || Buffer.alloc(0);
+    let s0 = 0n;
+    const send = () => {
+      if (!running) { sock.destroy(); return; }
+      s0 = process.hrtime.bigint();
+      sock.write(REQ);
+    };
+    sock.on('data', (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      for (;;) {
+        const i = buf.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const head = buf.toString('latin1', 0, i);
+        const len = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+        if (!/^HTTP\/1\.1 200 /.test(head) || !len) { fail(new Error(`unexpected response ${head.split('\r\n')[0]}`)); sock.destroy(); return; }
+        const end = i + 4 + Number(len[1]);
+        if (buf.length < end) return;
+        buf = buf.subarray(end);
+        lat.push(Number(process.hrtime.bigint() - s0) / 1000);
+        send();
+      }
+    });
+    sock.on('close', () => { if (running) { fail(new Error('tunnel closed')); open(); } });
+    sock.resume();
+    send();
+  });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < conc; i++) open();
+  reportAfter(seconds, t0, lat, 'requests', () => {
+    running = false;
+    return { errors, firstError };
+  });
 } else if (mode === 'bulk') {
   const total = Number(amountS);
   const CHUNK = 1024 * 1024;
@@ -135,7 +192,7 @@ if (mode === 'rate' || mode === 'tls') {
     pump();
   });
 } else {
-  process.stderr.write('usage: connect-client.js rate|tls|bulk ...\n');
+  process.stderr.write('usage: connect-client.js rate|tls|keepalive|bulk ...\n');
   process.exit(2);
 }
 void directFlag;
