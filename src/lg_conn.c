@@ -141,14 +141,18 @@ static uint32_t idle_ms(const lg_conn_t *c)
 }
 
 /* TCP keepalive on a socket, as configured (tcpKeepalive; off when idle is 0). */
+/* tcpKeepalive on a connected socket: the four options, each set once (uv_tcp_keepalive sets
+ * its own interval and count first, two more syscalls per socket, four per connection). */
 static void keepalive(const lg_conn_t *c, uv_tcp_t *t)
 {
     const lg_config_t *conf = c->relay.w->conf;
     if (conf->keepalive_idle_s == 0) return;
-    uv_tcp_keepalive(t, 1, conf->keepalive_idle_s);
     uv_os_fd_t fd;
     if (uv_fileno((const uv_handle_t *)t, &fd) != 0) return;
-    int intvl = (int)conf->keepalive_interval_s, cnt = (int)conf->keepalive_count;
+    int on = 1, idle = (int)conf->keepalive_idle_s, intvl = (int)conf->keepalive_interval_s,
+        cnt = (int)conf->keepalive_count;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
