@@ -47,6 +47,12 @@ static lg_relay_t *relay_of(lg_flow_t *f)
     return f->to_client ? LG_CONTAINER_OF(f, lg_relay_t, u2c) : LG_CONTAINER_OF(f, lg_relay_t, c2u);
 }
 
+/* The counters of the relay's listener (bytes from and to clients, out of memory). */
+static lg_counters_t *relay_counters(lg_relay_t *r)
+{
+    return &r->w->counters[r->lis];
+}
+
 /* A flow's destination is its sibling's source (c2u writes to where u2c reads, and back): the
  * flows keep one stream pointer each, not two (every idle connection carries both). */
 static uv_stream_t *flow_dst(lg_flow_t *f)
@@ -481,7 +487,7 @@ static void on_write(uv_write_t *req, int status);
 static void flow_count_written(lg_relay_t *r, lg_flow_t *f, size_t len)
 {
     f->bytes += len;
-    if (f->to_client) LG_COUNT(&r->w->counters[r->lis], bytes_to_clients, len);
+    if (f->to_client) LG_COUNT(relay_counters(r), bytes_to_clients, len);
     r->last_activity = uv_now(r->w->loop);
 }
 
@@ -567,7 +573,7 @@ static void flow_write(lg_flow_t *f, size_t grant)
     }
     lg_wreq_t *req = wreq_get(s);
     if (req == NULL) {
-        LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
+        LG_COUNT(relay_counters(r), out_of_memory, 1);
         relay_fail(r, NULL, UV_ENOMEM);
         return;
     }
@@ -896,7 +902,7 @@ static void peek_tick(lg_wctx_t *w, size_t n)
 /* nread (> 0) bytes came from f's source (read, or spliced into the worker's pipe). */
 static void flow_count_read(lg_relay_t *r, lg_flow_t *f, size_t nread)
 {
-    if (!f->to_client) LG_COUNT(&r->w->counters[r->lis], bytes_from_clients, (uint64_t)nread);
+    if (!f->to_client) LG_COUNT(relay_counters(r), bytes_from_clients, (uint64_t)nread);
     r->last_activity = uv_now(r->w->loop);
     f->turn_read += (uint32_t)nread;
     f->bulk = nread >= LG_SPLICE_MIN;
@@ -1190,7 +1196,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
     }
     if (moved < rest) {
         pipe_discard(w);
-        LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
+        LG_COUNT(relay_counters(r), out_of_memory, 1);
         relay_fail(r, NULL, UV_ENOBUFS);
         return false;
     }
@@ -1253,7 +1259,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         flow_ended(r, f);
         return;
     }
-    if (nread == UV_ENOBUFS) LG_COUNT(&r->w->counters[r->lis], out_of_memory, 1);
+    if (nread == UV_ENOBUFS) LG_COUNT(relay_counters(r), out_of_memory, 1);
     relay_fail(r, f->src, (int)nread);
 }
 

@@ -15,6 +15,7 @@
 //   slow     one download read at 100 KiB/s: the proxy's read buffers held (peak), in KiB
 // The goals of issue 17 are printed under the tables (scenario.goals).
 
+const { caseMedian } = require('../lib/goals');
 const path = require('path');
 const fs = require('fs');
 const { spawnTracked, waitForOutput, stopChild } = require('../lib/procs');
@@ -163,11 +164,7 @@ module.exports = {
   brief: (m) => Object.entries(m).filter(([k, v]) => typeof v === 'number' && k !== 'attempt').map(([k, v]) => `${k} ${v.toFixed(k === 'jain' ? 3 : 2)}`).join(', '),
   /** Issue 17's goals beside the medians of this run. */
   goals(sc) {
-    const med = (caseId, peer, key) => {
-      const k = sc.cases.find((c) => c.id === caseId);
-      const r = k && k.rows.find((x) => x.peer === peer);
-      return r && r.summary && r.summary[key] ? r.summary[key].median : null;
-    };
+    const med = (caseId, peer, key) => caseMedian(sc, caseId, peer, key);
     const f = (x, d = 2) => (x === null || x === undefined ? '–' : x.toFixed(d));
     const rows = [];
     const row = (what, drr, fifo, goal, ok) => rows.push(`| ${what} | ${drr} | ${fifo} | ${goal} | ${ok === null ? '–' : ok ? 'yes' : '**no**'} |`);
