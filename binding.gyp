@@ -30,6 +30,7 @@
         "src/lg_auth.c",
         "src/lg_protect.c",
         "src/lg_tls.c",
+        "src/lg_rec.c",
         "src/lg_suspend.c",
         "src/lg_tls_ctx.c",
         "src/lg_http.c",

@@ -72,8 +72,11 @@ function targets(only) {
 function build(name) {
   fs.mkdirSync(binDir, { recursive: true });
   const exe = path.join(binDir, `fuzz_${name}`);
+  // A target that needs libraries says so in a comment: LG_FUZZ_LIBS: -lcrypto
+  const libs = (/LG_FUZZ_LIBS:([^\n*]*)/.exec(fs.readFileSync(path.join(__dirname, `fuzz_${name}.c`), 'utf8')) || ['', ''])[1]
+    .trim().split(/\s+/).filter(Boolean);
   execFileSync(cc, [...cflags, '-o', exe, path.join(__dirname, `fuzz_${name}.c`),
-    path.join(root, 'src', 'lg_common.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    path.join(root, 'src', 'lg_common.c'), ...libs], { stdio: ['ignore', 'inherit', 'inherit'] });
   return exe;
 }
 

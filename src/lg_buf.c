@@ -162,6 +162,25 @@ size_t lg_bufq_append(lg_bufq_t *q, lg_bufpool_t *p, const uint8_t *data, size_t
     return done;
 }
 
+uint8_t *lg_bufq_room(const lg_bufq_t *q, size_t *room)
+{
+    lg_buf_t *t = q->tail;
+    if (t == NULL) {
+        *room = 0;
+        return NULL;
+    }
+    *room = t->cap - (t->off + t->len);
+    return t->data + t->off + t->len;
+}
+
+void lg_bufq_commit(lg_bufq_t *q, size_t n)
+{
+    lg_buf_t *t = q->tail;
+    if (t == NULL || n > t->cap - (t->off + t->len)) return; /* caller bug: nothing to commit */
+    t->len += (uint32_t)n;
+    q->bytes += (uint32_t)n;
+}
+
 size_t lg_bufq_peek(const lg_bufq_t *q, size_t n, uint8_t **bases, size_t *lens, size_t max_iov,
                     size_t *covered)
 {
@@ -209,4 +228,17 @@ void lg_bufq_clear(lg_bufq_t *q, lg_bufpool_t *p)
     q->head = q->tail = NULL;
     q->bytes = 0;
     q->mem = 0;
+}
+
+bool lg_bufq_consistent(const lg_bufq_t *q)
+{
+    size_t bytes = 0, mem = 0;
+    const lg_buf_t *last = NULL;
+    for (const lg_buf_t *b = q->head; b != NULL; b = b->next) {
+        if (b->len == 0 || b->off + b->len > b->cap) return false;
+        bytes += b->len;
+        mem += b->cap;
+        last = b;
+    }
+    return last == q->tail && bytes == q->bytes && mem == q->mem;
 }

@@ -94,6 +94,14 @@ void lg_bufq_move(lg_bufq_t *to, lg_bufq_t *from, lg_bufpool_t *p);
 size_t lg_bufq_append(lg_bufq_t *q, lg_bufpool_t *p, const uint8_t *data, size_t len);
 
 /*
+ * The tail buffer's free space after its last byte, for writing bytes in place: returns where it
+ * starts and its size in *room (NULL and 0 for an empty queue). lg_bufq_commit(q, n) then adds
+ * the first n bytes written there (n <= *room).
+ */
+uint8_t *lg_bufq_room(const lg_bufq_t *q, size_t *room);
+void lg_bufq_commit(lg_bufq_t *q, size_t n);
+
+/*
  * Fill up to `max_iov` (base, len) pairs describing the first min(n, bytes) queued bytes, without
  * consuming them. Returns the number of pairs; *covered receives the bytes they cover (`covered`
  * may be NULL). The pointers stay valid until the bytes are consumed or the queue cleared.
@@ -106,5 +114,8 @@ void lg_bufq_consume(lg_bufq_t *q, lg_bufpool_t *p, size_t n);
 
 /* Return every buffer to the pool; the queue is empty afterwards. */
 void lg_bufq_clear(lg_bufq_t *q, lg_bufpool_t *p);
+
+/* The queue invariants of lg_buf.c's header hold (for tests and fuzz targets). */
+bool lg_bufq_consistent(const lg_bufq_t *q);
 
 #endif /* LG_BUF_H */

@@ -1,12 +1,22 @@
 /*
  * lg_tls.c — per-connection TLS termination (see lg_tls.h).
  *
+ * A TLS 1.3 server connection leaves OpenSSL once the handshake is done ("the switch"): the
+ * keylog callback gave both application traffic secrets, the message callback counted the
+ * records OpenSSL sealed with the server's (its session tickets), and OpenSSL holds no input
+ * (it reads one record at a time, and the record that completed the handshake was the client's
+ * Finished, so none was opened with the client's key yet). lg_rec takes both keys from there, the
+ * few facts lg_tls_info reports are kept, and the SSL object is freed. A connection where any of
+ * that does not hold (TLS 1.2, a CCM suite, bytes pending inside OpenSSL) stays on OpenSSL.
+ *
  * The custom BIO: read returns the bytes of the ciphertext currently being fed (t->in) and
  * signals "retry" when they are used up (or once the KeyUpdate rate is passed, so that OpenSSL
  * stops answering the rest of a flood at once); write appends to io->cipher. t->io is set only
  * for the duration of a call, so the BIO never touches a queue outside one.
  */
 #include "lg_tls.h"
+
+#include "lg_rec.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -15,10 +25,19 @@
 #include <string.h>
 #include <time.h>
 
+/* A TLS 1.3 server connection's application traffic secrets, while its handshake runs. */
+typedef struct lg_tls_secrets_s {
+    uint8_t client[LG_REC_MAX_SECRET], server[LG_REC_MAX_SECRET];
+    uint8_t client_len, server_len;
+    uint32_t tx_records; /* records OpenSSL sealed with the server's application key */
+} lg_tls_secrets_t;
+
 struct lg_tls_s {
-    SSL *ssl;
-    lg_tls_io_t *io;   /* output queues of the call in progress; NULL between calls */
-    const uint8_t *in; /* ciphertext not yet consumed by OpenSSL (during a feed only) */
+    SSL *ssl;              /* NULL after the switch */
+    lg_rec_t *rec;         /* after the switch: the record layer */
+    lg_tls_secrets_t *sec; /* until the switch: what the keylog callback gave */
+    lg_tls_io_t *io;       /* output queues of the call in progress; NULL between calls */
+    const uint8_t *in;     /* ciphertext not yet consumed by OpenSSL (during a feed only) */
     size_t in_len;
     const uint8_t *alpn; /* the route's ALPN list, wire format (owned by the snapshot) */
     size_t alpn_len;
@@ -35,6 +54,11 @@ struct lg_tls_s {
     void *sink_arg;
     uint8_t sni_len;
     char *sni; /* the SNI the router used (NULL for none); only until the handshake is done */
+    /* After the switch, what lg_tls_info and lg_tls_resumed report. */
+    const char *cipher_name; /* static in OpenSSL */
+    const uint8_t *alpn_sel; /* inside alpn */
+    uint8_t alpn_sel_len;
+    bool resumed, cert_seen, cert_ok;
 };
 
 static BIO_METHOD *bio_method;
@@ -191,6 +215,14 @@ void lg_tls_free(lg_tls_t *t)
 {
     if (t == NULL) return;
     SSL_free(t->ssl);
+    if (t->rec != NULL) {
+        lg_rec_free(t->rec);
+        lg_free(t->rec);
+    }
+    if (t->sec != NULL) {
+        OPENSSL_cleanse(t->sec, sizeof(*t->sec));
+        lg_free(t->sec);
+    }
     lg_free(t->ku_times);
     lg_free(t->sni);
     lg_free(t);
@@ -208,7 +240,133 @@ bool lg_tls_peer_closed(const lg_tls_t *t)
 
 bool lg_tls_resumed(const lg_tls_t *t)
 {
-    return SSL_session_reused(t->ssl) == 1;
+    return t->ssl == NULL ? t->resumed : SSL_session_reused(t->ssl) == 1;
+}
+
+bool lg_tls_own_records(const lg_tls_t *t)
+{
+    return t->rec != NULL;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+void lg_tls_keylog_cb(const SSL *ssl, const char *line)
+{
+    static const char client_label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+    static const char server_label[] = "SERVER_TRAFFIC_SECRET_0 ";
+    lg_tls_t *t = SSL_get_app_data(ssl);
+    if (t == NULL || t->client || t->handshake_done) return;
+    bool is_client = strncmp(line, client_label, sizeof(client_label) - 1) == 0;
+    if (!is_client && strncmp(line, server_label, sizeof(server_label) - 1) != 0) return;
+    const char *p = strchr(line + sizeof(client_label) - 1, ' '); /* after the client random */
+    if (p == NULL) return;
+    p++;
+    size_t hex = strlen(p);
+    if (hex % 2 != 0 || hex / 2 > LG_REC_MAX_SECRET || hex == 0) return;
+    if (t->sec == NULL && (t->sec = lg_calloc(1, sizeof(*t->sec))) == NULL) return;
+    uint8_t *dst = is_client ? t->sec->client : t->sec->server;
+    for (size_t i = 0; i < hex / 2; i++) {
+        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        if (hi < 0 || lo < 0) return;
+        dst[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (is_client) {
+        t->sec->client_len = (uint8_t)(hex / 2);
+    } else {
+        t->sec->server_len = (uint8_t)(hex / 2);
+        t->sec->tx_records = 0; /* from here on OpenSSL seals with this key */
+    }
+}
+
+/* The switch (see the top of this file); the connection stays on OpenSSL when it cannot be. */
+static void own_records(lg_tls_t *t)
+{
+    lg_tls_secrets_t *sec = t->sec;
+    SSL *ssl = t->ssl;
+    if (sec == NULL || t->client || SSL_version(ssl) != TLS1_3_VERSION || SSL_has_pending(ssl) ||
+        t->out_failed || t->violation != 0 || SSL_get_shutdown(ssl) != 0 || sec->client_len == 0 ||
+        sec->client_len != sec->server_len) {
+        return;
+    }
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    int suite = 0;
+    switch (c != NULL ? SSL_CIPHER_get_id(c) : 0) {
+    case TLS1_3_CK_AES_128_GCM_SHA256:
+        suite = LG_REC_AES_128_GCM;
+        break;
+    case TLS1_3_CK_AES_256_GCM_SHA384:
+        suite = LG_REC_AES_256_GCM;
+        break;
+    case TLS1_3_CK_CHACHA20_POLY1305_SHA256:
+        suite = LG_REC_CHACHA20_POLY1305;
+        break;
+    default:
+        return;
+    }
+    /* The selected protocol, found in the route's list (which outlives the state). */
+    const unsigned char *sel = NULL;
+    unsigned sel_len = 0;
+    SSL_get0_alpn_selected(ssl, &sel, &sel_len);
+    const uint8_t *alpn_sel = NULL;
+    for (size_t i = 0; sel_len > 0 && i < t->alpn_len; i += 1 + (size_t)t->alpn[i]) {
+        if (t->alpn[i] == sel_len && i + 1 + sel_len <= t->alpn_len &&
+            memcmp(t->alpn + i + 1, sel, sel_len) == 0) {
+            alpn_sel = t->alpn + i + 1;
+            break;
+        }
+    }
+    if (sel_len > 0 && alpn_sel == NULL) return;
+    lg_rec_t *rec = lg_calloc(1, sizeof(*rec));
+    if (rec == NULL) return;
+    if (lg_rec_init(rec, suite, sec->client, sec->server, sec->client_len, sec->tx_records) !=
+        LG_REC_OK) {
+        lg_rec_free(rec);
+        lg_free(rec);
+        ERR_clear_error();
+        return;
+    }
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    t->cert_seen = peer != NULL;
+    t->cert_ok = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+    t->resumed = SSL_session_reused(ssl) == 1;
+    t->cipher_name = SSL_CIPHER_get_name(c);
+    t->alpn_sel = alpn_sel;
+    t->alpn_sel_len = (uint8_t)sel_len;
+    t->rec = rec;
+    OPENSSL_cleanse(sec, sizeof(*sec));
+    lg_free(sec);
+    t->sec = NULL;
+    SSL_free(ssl);
+    t->ssl = NULL;
+}
+
+static int rec_keyupdate(void *arg);
+
+/* Map an lg_rec result. */
+static int rec_result(int rc)
+{
+    switch (rc) {
+    case LG_REC_OK:
+        return LG_TLS_OK;
+    case LG_REC_E_NOMEM:
+        return LG_TLS_E_NOMEM;
+    case LG_REC_E_REFUSED:
+        return LG_TLS_E_KEYUPDATE;
+    default:
+        return LG_TLS_E_PROTOCOL;
+    }
+}
+
+/* Run an lg_rec call with io's queues; its counts are added to io's. */
+static lg_rec_io_t rec_io(lg_tls_t *t, const lg_tls_io_t *io)
+{
+    return (lg_rec_io_t){io->pool, io->cipher, io->plain, 0, 0, rec_keyupdate, t};
 }
 
 /* Classify a failed handshake. */
@@ -297,8 +455,16 @@ int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
             goto out;
         }
         rc = LG_TLS_READY;
+        own_records(t);
     }
-    if (!t->peer_closed) {
+    if (t->rec != NULL) {
+        lg_rec_io_t rio = rec_io(t, io);
+        int r = lg_rec_read(t->rec, &rio, t->in, t->in_len);
+        io->cipher_new += rio.cipher_new;
+        io->plain_new += rio.plain_new;
+        t->peer_closed = t->rec->closed;
+        if (r != LG_REC_OK) rc = rec_result(r);
+    } else if (!t->peer_closed) {
         int d = drain_plaintext(t, io);
         if (d != LG_TLS_OK) rc = d;
     }
@@ -311,6 +477,12 @@ out:
 
 int lg_tls_encrypt(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
 {
+    if (t->rec != NULL) {
+        lg_rec_io_t rio = rec_io(t, io);
+        int r = lg_rec_write(t->rec, &rio, data, len);
+        io->cipher_new += rio.cipher_new;
+        return rec_result(r);
+    }
     int rc = LG_TLS_OK;
     t->io = io;
     while (len > 0) {
@@ -333,6 +505,12 @@ void lg_tls_close_notify(lg_tls_t *t, lg_tls_io_t *io)
 {
     if (t->close_sent || !t->handshake_done) return;
     t->close_sent = true;
+    if (t->rec != NULL) {
+        lg_rec_io_t rio = rec_io(t, io);
+        if (lg_rec_close_notify(t->rec, &rio) != LG_REC_OK) t->out_failed = true;
+        io->cipher_new += rio.cipher_new;
+        return;
+    }
     t->io = io;
     ERR_clear_error();
     SSL_shutdown(t->ssl); /* queues close_notify through the BIO; we do not wait for the peer's */
@@ -371,6 +549,14 @@ static uint32_t now_ms(void)
  * update n is refused when update n - LG_TLS_MAX_KEYUPDATES arrived less than
  * LG_TLS_KEYUPDATE_WINDOW_MS earlier, i.e. more than LG_TLS_MAX_KEYUPDATES in one window. A
  * long-lived connection that rekeys now and then is never cut. */
+static int keyupdate_seen(lg_tls_t *t);
+
+/* lg_rec_io_t.keyupdate: the same rate as on OpenSSL's path. */
+static int rec_keyupdate(void *arg)
+{
+    return keyupdate_seen(arg);
+}
+
 static int keyupdate_seen(lg_tls_t *t)
 {
     if (t->ku_times == NULL) {
@@ -391,9 +577,15 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
 {
     (void)version;
     (void)arg;
-    if (write_p || len < 1) return;
     lg_tls_t *t = SSL_get_app_data(ssl);
-    if (t == NULL || !t->handshake_done) return;
+    if (write_p) {
+        /* Count the records sealed with the server's application key (lg_tls_keylog_cb). */
+        if (t != NULL && content_type == SSL3_RT_HEADER && t->sec != NULL && t->sec->server_len) {
+            t->sec->tx_records++;
+        }
+        return;
+    }
+    if (len < 1 || t == NULL || !t->handshake_done) return;
     uint8_t first = ((const uint8_t *)buf)[0];
     if (content_type == SSL3_RT_HEADER && first == SSL3_RT_HANDSHAKE &&
         SSL_version(ssl) < TLS1_3_VERSION) {
@@ -411,6 +603,15 @@ void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, 
 void lg_tls_info(const lg_tls_t *t, lg_tls_info_t *out)
 {
     memset(out, 0, sizeof(*out));
+    if (t->ssl == NULL) {
+        out->version = t->rec != NULL ? "TLSv1.3" : NULL;
+        out->cipher = t->cipher_name;
+        out->alpn = t->alpn_sel;
+        out->alpn_len = t->alpn_sel_len;
+        out->client_cert = t->cert_seen;
+        out->client_verified = t->cert_ok;
+        return;
+    }
     out->version = SSL_get_version(t->ssl);
     const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
     out->cipher = c != NULL ? SSL_CIPHER_get_name(c) : NULL;

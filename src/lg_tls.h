@@ -101,6 +101,8 @@ void lg_tls_close_notify(lg_tls_t *t, lg_tls_io_t *io);
 bool lg_tls_handshake_done(const lg_tls_t *t);
 bool lg_tls_peer_closed(const lg_tls_t *t); /* close_notify received */
 bool lg_tls_resumed(const lg_tls_t *t);
+/* True once a TLS 1.3 connection's records are lg_rec's and its SSL object is freed. */
+bool lg_tls_own_records(const lg_tls_t *t);
 
 /* What a completed handshake negotiated (for a PROXY protocol v2 header). */
 typedef struct lg_tls_info_s {
@@ -117,6 +119,9 @@ void lg_tls_info(const lg_tls_t *t, lg_tls_info_t *out);
 /* Callbacks installed on every context (lg_tls_ctx.c). */
 int lg_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg);
+/* Installed on server contexts: keeps a TLS 1.3 connection's application traffic secrets for
+ * the switch to lg_rec (lg_tls.c). */
+void lg_tls_keylog_cb(const SSL *ssl, const char *line);
 void lg_tls_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                    SSL *ssl, void *arg);
 

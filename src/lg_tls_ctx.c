@@ -302,6 +302,7 @@ static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DI
     SSL_CTX_set_alpn_select_cb(ctx, lg_tls_alpn_select, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_ok);
     SSL_CTX_set_msg_callback(ctx, lg_tls_msg_cb);
+    SSL_CTX_set_keylog_callback(ctx, lg_tls_keylog_cb);
     ERR_clear_error();
     return ctx;
 }

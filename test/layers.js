@@ -26,7 +26,7 @@ const SHELL = [
 // The pure core: no libuv, no N-API, no I/O (STYLE.md). It may include only itself.
 const PURE = new Set(['lg_common', 'lg_buf', 'lg_cidr', 'lg_drr', 'lg_hello', 'lg_http', 'lg_ja',
   'lg_name', 'lg_policy', 'lg_router', 'lg_proxyproto', 'lg_limit', 'lg_balancer', 'lg_affinity',
-  'lg_digest', 'lg_auth', 'lg_theap']);
+  'lg_digest', 'lg_auth', 'lg_theap', 'lg_rec']);
 
 const rank = new Map();
 SHELL.forEach((mods, i) => mods.forEach((m) => rank.set(m, SHELL.length - i)));

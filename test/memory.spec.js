@@ -29,8 +29,12 @@
 // nothing kept that can be derived (the reap list on the live list's links, the admission's key
 // rebuilt from the peer, a flow's destination from the other flow, the relay's counters by
 // listener index): passthrough 916, terminated 15,825. The budgets moved down with them, again by
-// less than the saving.
-// Issue 16's goals (1 KiB and 12 KiB of RSS) are not reached yet: lower the budgets as they are.
+// less than the saving. Then a TLS 1.3 connection's records left OpenSSL after the handshake
+// (src/lg_rec.c; the SSL object, its session, cipher list and certificate table are freed, two
+// AEAD contexts and the secrets kept): terminated 3,711 (15,825 the commit before). Its budget
+// is 4,500, so the connections kept on OpenSSL (TLS 1.2 here would be ~16 KB) cannot come back
+// unseen. Issue 16's passthrough goal (1 KiB of RSS) is reached (bench S3); lower the budgets as
+// they are.
 //
 // The sanitizer build's allocator is not glibc's: the figures would be meaningless there, so
 // the suite is skipped in it (the binding has `_faults` only in that build).
@@ -43,7 +47,7 @@ const { sleep } = require('./helpers/wait');
 
 const N = 500; // idle connections measured
 const CONCURRENCY = 50; // handshakes in flight at once while opening them
-const BUDGET = { passthrough: 945, terminated: 15900 }; // heap bytes per idle connection
+const BUDGET = { passthrough: 945, terminated: 4500 }; // heap bytes per idle connection
 
 describe('memory per idle connection (issue 16)', function () {
   this.timeout(120000);

@@ -16,7 +16,10 @@ const { startProxy, portOf } = require('./helpers/proxy');
 const { waitFor, waitForMetric } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 const { handshakeWithRetry } = require('./fixtures/tls-hrr');
+const crypto = require('crypto');
 const net = require('net');
+const tls = require('tls');
+const { once } = require('events');
 const { captureClientHello } = require('./helpers/hello');
 const { trackSocket } = require('./helpers/resources');
 
@@ -169,6 +172,40 @@ describe('TLS termination hygiene', function () {
       assert.deepStrictEqual(env.up.requests, [], 'the upstream got no request');
     });
   });
+  describe('TLS 1.3 records after the handshake (legato\'s own record layer, src/lg_rec.c)', function () {
+    // After a TLS 1.3 handshake the connection's records are no longer OpenSSL's: a forged
+    // record must still be caught by its tag, answered with a fatal bad_record_mac alert the
+    // client reports, counted, and nothing of it may reach the upstream.
+    it('answers a forged record with bad_record_mac, counts tlsErrors, forwards nothing of it; other connections are served', async function () {
+      const proxy = await startA();
+      const port = portOf(proxy);
+      const raw = trackSocket(net.connect(port, '127.0.0.1'));
+      const t = tls.connect({ socket: raw, servername: 'a.test', ca: env.pki.ca });
+      await once(t, 'secureConnect');
+      assert.strictEqual(t.getProtocol(), 'TLSv1.3');
+      let got = '';
+      t.on('data', (d) => { got += d; });
+      t.write('GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n');
+      await waitFor(() => /url=\/first /.test(got));
+      const failed = new Promise((resolve) => {
+        t.once('error', resolve);
+        t.once('close', () => resolve(null));
+      });
+      // A record of the right shape whose tag cannot verify, written under the TLS socket.
+      raw.write(Buffer.concat([Buffer.from([23, 3, 3, 0, 40]), crypto.randomBytes(40)]));
+      const err = await failed;
+      assert.ok(err, 'the client saw an error');
+      assert.match(`${err.code} ${err.message}`, /BAD_RECORD_MAC|bad record mac/i);
+      const m = await waitForMetric(proxy, 'tlsErrors', 1);
+      assert.strictEqual(m.listeners[0].tlsErrors, 1);
+      assert.deepStrictEqual(env.up.requests.map((r) => r.url), ['/first']);
+      const r = await T.httpsRequest(port, 'a.test', { ca: env.pki.ca, path: '/after' });
+      assert.match(r.body, /url=\/after /);
+      await settled(proxy, 2);
+      await proxy.stop({ graceMs: 0 });
+    });
+  });
+
   describe('clients that reset right after their ClientHello', function () {
     // The server's first flight is written while OpenSSL still holds the ClientHello; with
     // `fifo` that write is synchronous, and when it fails (the client is gone) the connection

@@ -14,20 +14,6 @@
 
 #include "lg_test.h"
 
-/* Queue structure agrees with its counters (lg_buf.c file header invariants). */
-static bool queue_ok(const lg_bufq_t *q)
-{
-    size_t bytes = 0, mem = 0;
-    const lg_buf_t *last = NULL;
-    for (const lg_buf_t *b = q->head; b; b = b->next) {
-        if (b->len == 0 || b->off + b->len > b->cap) return false;
-        bytes += b->len;
-        mem += b->cap;
-        last = b;
-    }
-    return last == q->tail && bytes == q->bytes && mem == q->mem;
-}
-
 /* A buffer from the pool holding `len` bytes at `off`, byte k being (seed + k) & 0xff. */
 static lg_buf_t *filled(lg_bufpool_t *p, size_t off, size_t len, unsigned seed)
 {
@@ -198,7 +184,7 @@ LG_TEST(test_queue_push_peek_consume)
     CHECK_EQ_INT(q.bytes, 3000);
     CHECK_EQ_INT(q.mem, 3 * 1024);
     CHECK_EQ_INT(p.n_out, 3);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
 
     /* Peek does not consume. */
     CHECK_EQ_INT(flatten(&q, 3000, out), 3000);
@@ -210,7 +196,7 @@ LG_TEST(test_queue_push_peek_consume)
     CHECK_EQ_INT(q.bytes, 1500);
     CHECK_EQ_INT(q.mem, 2 * 1024);
     CHECK_EQ_INT(p.n_out, 2);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
     CHECK_EQ_INT(flatten(&q, 3000, out), 1500);
     CHECK(memcmp(out, want + 1500, 1500) == 0);
 
@@ -219,7 +205,7 @@ LG_TEST(test_queue_push_peek_consume)
     CHECK_EQ_INT(q.bytes, 1000);
     CHECK_EQ_INT(p.n_out, 1);
     CHECK(q.head == q.tail);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
 
     /* Zero is a no-op; more than queued is clamped; the queue ends empty. */
     lg_bufq_consume(&q, &p, 0);
@@ -230,7 +216,7 @@ LG_TEST(test_queue_push_peek_consume)
     lg_bufq_consume(&q, &p, 5);
     CHECK(q.head == NULL && q.tail == NULL && q.bytes == 0 && q.mem == 0);
     CHECK_EQ_INT(p.n_out, 0);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
 
     /* Consume exactly two whole buffers at once. */
     for (unsigned i = 0; i < 3; i++)
@@ -258,7 +244,7 @@ LG_TEST(test_push_empty_and_null)
     lg_bufq_push(&q, &p, lg_buf_get(&p)); /* len 0 behind data: also straight back */
     CHECK_EQ_INT(q.bytes, 10);
     CHECK_EQ_INT(p.n_out, 1);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
     lg_bufq_clear(&q, &p);
     lg_bufpool_destroy(&p);
 }
@@ -271,7 +257,7 @@ LG_TEST(test_coalescing_trickle)
     lg_bufpool_init(&p, 1024);
     for (unsigned i = 0; i < 5000; i++) {
         lg_bufq_push(&q, &p, filled(&p, 0, 1, i));
-        CHECK(queue_ok(&q));
+        CHECK(lg_bufq_consistent(&q));
     }
     CHECK_EQ_INT(q.bytes, 5000);
     CHECK_EQ_INT(q.mem, 5 * 1024);
@@ -317,7 +303,7 @@ LG_TEST(test_coalescing_limits)
     lg_bufq_push(&q, &p, filled(&p, 0, 200, 0));
     CHECK_EQ_INT(p.n_out, 2);
     CHECK_EQ_INT(q.bytes, 1025);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
     lg_bufq_clear(&q, &p);
 
     /* Room is counted after off + len: a tail read into at an offset has less. */
@@ -329,7 +315,7 @@ LG_TEST(test_coalescing_limits)
     CHECK_EQ_INT(flatten(&q, 2048, out), 225);
     for (unsigned i = 0; i < 225; i++)
         CHECK_EQ_INT(out[i], (uint8_t)i);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
 
     /* A consumed head that is also the tail still receives copies after its bytes. */
     lg_bufq_clear(&q, &p);
@@ -411,7 +397,7 @@ LG_TEST(test_clear_returns_everything)
     CHECK_EQ_INT(p.n_out, 0);
     lg_bufq_clear(&q2, &p); /* clearing an empty queue is harmless */
     CHECK_EQ_INT(p.n_out, 0);
-    CHECK(queue_ok(&q2));
+    CHECK(lg_bufq_consistent(&q2));
     /* The queue is usable again. */
     lg_bufq_push(&q1, &p, filled(&p, 0, 5, 0));
     CHECK_EQ_INT(q1.bytes, 5);
@@ -455,7 +441,7 @@ LG_TEST(test_random_against_flat_model)
             lg_bufq_consume(&q, &p, n);
             mhead += LG_MIN(n, mtail - mhead);
         }
-        CHECK(queue_ok(&q));
+        CHECK(lg_bufq_consistent(&q));
         CHECK_EQ_INT(q.bytes, mtail - mhead);
         /* Coalescing bound: never more buffers than bytes, and mem stays proportionate. */
         CHECK(q.mem <= 1024 * (q.bytes + 1));
@@ -496,7 +482,7 @@ LG_TEST(test_append)
     CHECK_EQ_INT(got, 1023); /* the tail's room only */
     CHECK_EQ_INT(lg_bufq_append(&q, &p, data + 1025 + got, 1975 - got), 1975 - got);
     CHECK_EQ_INT(q.bytes, 3000);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
     CHECK_EQ_INT(flatten(&q, 3000, out), 3000);
     CHECK(memcmp(out, data, 3000) == 0);
     lg_bufq_clear(&q, &p);
@@ -517,17 +503,38 @@ LG_TEST(test_push_front)
     CHECK(q.head == NULL && q.bytes == 0 && q.mem == 0);
     lg_buf_put(&p, empty);
     lg_bufq_push_front(&q, filled(&p, 0, 5, 10));
-    CHECK(queue_ok(&q) && q.bytes == 5);
+    CHECK(lg_bufq_consistent(&q) && q.bytes == 5);
     lg_bufq_clear(&q, &p);
     lg_bufq_push(&q, &p, filled(&p, 0, 20, 5));  /* bytes 5..24 */
     lg_bufq_push_front(&q, filled(&p, 3, 5, 0)); /* bytes 0..4 */
     CHECK_EQ_INT(q.bytes, 25);
-    CHECK(queue_ok(&q));
+    CHECK(lg_bufq_consistent(&q));
     CHECK_EQ_INT(flatten(&q, 25, out), 25);
     for (size_t i = 0; i < 25; i++)
         CHECK_EQ_INT(out[i], i);
     lg_bufq_clear(&q, &p);
     CHECK_EQ_INT(p.n_out, 0);
+    lg_bufpool_destroy(&p);
+}
+
+LG_TEST(room_and_commit)
+{
+    lg_bufpool_t p;
+    lg_bufpool_init(&p, 1024);
+    lg_bufq_t q = {0};
+    size_t room = 99;
+    CHECK(lg_bufq_room(&q, &room) == NULL && room == 0);
+    CHECK(lg_bufq_append(&q, &p, (const uint8_t *)"abc", 3) == 3);
+    uint8_t *at = lg_bufq_room(&q, &room);
+    CHECK(at == q.tail->data + 3 && room == 1021);
+    memcpy(at, "defg", 4);
+    lg_bufq_commit(&q, 4);
+    CHECK(q.bytes == 7 && q.tail->len == 7 && lg_bufq_consistent(&q));
+    lg_bufq_commit(&q, 1018); /* more than the room: nothing */
+    CHECK(q.bytes == 7 && lg_bufq_consistent(&q));
+    lg_bufq_commit(&q, 1017); /* exactly the room */
+    CHECK(q.bytes == 1024 && lg_bufq_room(&q, &room) != NULL && room == 0);
+    lg_bufq_clear(&q, &p);
     lg_bufpool_destroy(&p);
 }
 
@@ -546,5 +553,6 @@ int main(void)
     LG_RUN(test_random_against_flat_model);
     LG_RUN(test_append);
     LG_RUN(test_push_front);
+    LG_RUN(room_and_commit);
     LG_TEST_END();
 }

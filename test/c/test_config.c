@@ -19,6 +19,7 @@
 #include "../../src/lg_http.c"
 #include "../../src/lg_policy.c"
 #include "../../src/lg_router.c"
+#include "../../src/lg_rec.c"
 #include "../../src/lg_tls.c"
 #include "../../src/lg_tls_ctx.c"
 #include "../../src/lg_auth.c"
