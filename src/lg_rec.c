@@ -8,8 +8,10 @@
  */
 #include "lg_rec.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <string.h>
 
 #define REC_CT_ALERT       21
@@ -25,23 +27,78 @@
 #define ALERT_ILLEGAL        47
 #define ALERT_DECODE         50
 
+/*
+ * The implementations, fetched once per process: OpenSSL 3 looks a name up (string compares, a
+ * lock) each time a legacy EVP_aes_*() or a digest name is used, which cost more than the key
+ * schedule itself on every connection's hand-over. Never freed, like the providers they come from.
+ */
+static struct {
+    EVP_CIPHER *cipher[4]; /* by suite */
+    EVP_MD *md[2];         /* SHA-256, SHA-384 */
+    EVP_MAC_CTX *hmac[2];  /* HMAC with that digest, no key: duplicated per use */
+} impl;
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static void impl_fetch(void)
+{
+    impl.cipher[LG_REC_AES_128_GCM] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    impl.cipher[LG_REC_AES_256_GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    impl.cipher[LG_REC_CHACHA20_POLY1305] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    static const char *const names[2] = {"SHA256", "SHA384"};
+    for (int i = 0; i < 2; i++) {
+        impl.md[i] = EVP_MD_fetch(NULL, names[i], NULL);
+        EVP_MAC_CTX *c = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)names[i], 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (c != NULL && EVP_MAC_CTX_set_params(c, params) != 1) {
+            EVP_MAC_CTX_free(c);
+            c = NULL;
+        }
+        impl.hmac[i] = c;
+    }
+    EVP_MAC_free(mac); /* the contexts hold their own reference */
+}
+
 static const EVP_MD *suite_md(int suite)
 {
+    pthread_once(&impl_once, impl_fetch);
+    const EVP_MD *md = impl.md[suite == LG_REC_AES_256_GCM ? 1 : 0];
+    if (md != NULL) return md;
     return suite == LG_REC_AES_256_GCM ? EVP_sha384() : EVP_sha256();
 }
 
 static const EVP_CIPHER *suite_cipher(int suite)
 {
-    switch (suite) {
-    case LG_REC_AES_128_GCM:
-        return EVP_aes_128_gcm();
-    case LG_REC_AES_256_GCM:
-        return EVP_aes_256_gcm();
-    case LG_REC_CHACHA20_POLY1305:
-        return EVP_chacha20_poly1305();
-    default:
-        return NULL;
+    if (suite < LG_REC_AES_128_GCM || suite > LG_REC_CHACHA20_POLY1305) return NULL;
+    pthread_once(&impl_once, impl_fetch);
+    if (impl.cipher[suite] != NULL) return impl.cipher[suite];
+    return suite == LG_REC_AES_128_GCM   ? EVP_aes_128_gcm()
+           : suite == LG_REC_AES_256_GCM ? EVP_aes_256_gcm()
+                                         : EVP_chacha20_poly1305();
+}
+
+/* HMAC(key, data) into out (the digest's size), through the fetched template when there is one. */
+static bool rec_hmac(const EVP_MD *md, const uint8_t *key, size_t key_len, const uint8_t *data,
+                     size_t n, uint8_t *out, size_t *out_len)
+{
+    pthread_once(&impl_once, impl_fetch);
+    int hl = EVP_MD_get_size(md);
+    EVP_MAC_CTX *tmpl = hl == 32 ? impl.hmac[0] : hl == 48 ? impl.hmac[1] : NULL;
+    if (tmpl == NULL) {
+        unsigned int got = 0;
+        bool ok = HMAC(md, key, (int)key_len, data, n, out, &got) != NULL;
+        *out_len = got;
+        return ok;
     }
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(tmpl);
+    bool ok = c != NULL && EVP_MAC_init(c, key, key_len, NULL) == 1 &&
+              EVP_MAC_update(c, data, n) == 1 &&
+              EVP_MAC_final(c, out, out_len, EVP_MAX_MD_SIZE) == 1;
+    EVP_MAC_CTX_free(c);
+    return ok;
 }
 
 int lg_rec_expand_label(const EVP_MD *md, const uint8_t *secret, size_t secret_len,
@@ -64,8 +121,8 @@ int lg_rec_expand_label(const EVP_MD *md, const uint8_t *secret, size_t secret_l
     n += ll;
     info[n++] = 0; /* empty context */
     info[n++] = 1; /* T(1) */
-    unsigned int got = 0;
-    if (HMAC(md, secret, (int)secret_len, info, n, block, &got) == NULL || got < out_len) {
+    size_t got = 0;
+    if (!rec_hmac(md, secret, secret_len, info, n, block, &got) || got < out_len) {
         return LG_REC_E_NOMEM;
     }
     memcpy(out, block, out_len);
@@ -220,7 +277,7 @@ int lg_rec_close_notify(lg_rec_t *r, lg_rec_io_t *io)
 }
 
 /* A fatal alert to the peer (best effort: the connection closes either way), and the failure. */
-static int fail(lg_rec_t *r, lg_rec_io_t *io, uint8_t alert)
+static int rec_fail(lg_rec_t *r, lg_rec_io_t *io, uint8_t alert)
 {
     if (!r->close_sent && io->cipher != NULL) {
         r->close_sent = true;
@@ -276,9 +333,9 @@ static int open_one(lg_rec_key_t *k, const uint8_t *rec, size_t body, uint8_t *o
 static int handshake_msg(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *m, size_t n)
 {
     if (n != 5 || m[0] != REC_KEY_UPDATE || m[1] != 0 || m[2] != 0 || m[3] != 1) {
-        return fail(r, io, ALERT_UNEXPECTED);
+        return rec_fail(r, io, ALERT_UNEXPECTED);
     }
-    if (m[4] > 1) return fail(r, io, ALERT_ILLEGAL);
+    if (m[4] > 1) return rec_fail(r, io, ALERT_ILLEGAL);
     if (io->keyupdate != NULL && io->keyupdate(io->arg) != 0) return LG_REC_E_REFUSED;
     int rc = key_update(&r->rx, r->suite, false);
     if (rc != LG_REC_OK || m[4] == 0) return rc;
@@ -314,7 +371,10 @@ static int record(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *rec, size_t body)
         i--; /* padding (§5.4) */
     if (n < 0 || i == 0 || (size_t)n > LG_REC_MAX_PLAIN + 1) {
         /* a bad tag, no content type, or over 2^14 + 1 bytes (§5.4) */
-        rc = fail(r, io, n < 0 ? ALERT_BAD_RECORD_MAC : i == 0 ? ALERT_UNEXPECTED : ALERT_OVERFLOW);
+        rc = rec_fail(r, io,
+                      n < 0    ? ALERT_BAD_RECORD_MAC
+                      : i == 0 ? ALERT_UNEXPECTED
+                               : ALERT_OVERFLOW);
         goto out;
     }
     uint8_t type = dst[i - 1];
@@ -337,7 +397,7 @@ static int record(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *rec, size_t body)
         }
     } else if (type == REC_CT_ALERT) {
         if (plen != 2) {
-            rc = fail(r, io, ALERT_DECODE);
+            rc = rec_fail(r, io, ALERT_DECODE);
         } else if (dst[1] == REC_ALERT_CLOSE) {
             r->closed = true;
         } else if (dst[1] != REC_ALERT_CANCELED) {
@@ -346,7 +406,7 @@ static int record(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *rec, size_t body)
     } else if (type == REC_CT_HANDSHAKE) {
         rc = handshake_msg(r, io, dst, plen);
     } else {
-        rc = fail(r, io, ALERT_UNEXPECTED);
+        rc = rec_fail(r, io, ALERT_UNEXPECTED);
     }
 out:
     if (b != NULL) lg_buf_put(io->pool, b);
@@ -364,7 +424,7 @@ int lg_rec_read(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *data, size_t len)
             /* The header: from the state (earlier bytes) and the input. */
             if (r->hdr_len == 0 && len >= LG_REC_HEADER) {
                 int body = header_body(data);
-                if (body < 0) return fail(r, io, header_alert(data));
+                if (body < 0) return rec_fail(r, io, header_alert(data));
                 size_t whole = LG_REC_HEADER + (size_t)body;
                 if (len >= whole) {
                     int rc = record(r, io, data, (size_t)body);
@@ -381,7 +441,7 @@ int lg_rec_read(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *data, size_t len)
             len -= take;
             if (r->hdr_len < LG_REC_HEADER) return LG_REC_OK;
             int body = header_body(r->hdr);
-            if (body < 0) return fail(r, io, header_alert(r->hdr));
+            if (body < 0) return rec_fail(r, io, header_alert(r->hdr));
             if ((r->part = lg_malloc(LG_REC_HEADER + (size_t)body)) == NULL) return LG_REC_E_NOMEM;
             memcpy(r->part, r->hdr, LG_REC_HEADER);
             r->part_len = LG_REC_HEADER;

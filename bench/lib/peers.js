@@ -343,6 +343,7 @@ ${entries}
   }
   server {
     listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_protocols TLSv1.2 TLSv1.3; # nginx 1.22's default stops at TLSv1.2
     ssl_certificate ${spec.cert.cert};
     ssl_certificate_key ${spec.cert.key};
     proxy_pass $backend;

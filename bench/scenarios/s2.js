@@ -26,6 +26,8 @@ async function measureHandshakes(ctx, h, info, kase) {
     tool: 'handshake-client.js', args: [String(h.port), s1.SNI, kase.path, String(ctx.opt.seconds), String(HS_CONC)], what: 'handshake',
   });
   if (r.reused) m.warnings.push(`${r.reused} handshakes were resumptions, not full handshakes`);
+  const other = Object.entries(r.protocols || {}).filter(([p]) => p !== 'TLSv1.3');
+  if (other.length) m.warnings.push(`negotiated ${other.map(([p, n]) => `${p} ${n} times`).join(', ')}, not TLSv1.3`);
   if (st0 && st1 && st1.tlsHandshakes !== undefined) {
     // legato counts its handshakes: the measured window must hold about as many as the client saw.
     const hs = st1.tlsHandshakes - st0.tlsHandshakes;

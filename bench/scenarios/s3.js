@@ -109,6 +109,8 @@ module.exports = {
         m.node = { active: st.active };
         if (st.active !== n) m.warnings.push(`Node proxy reports ${st.active} active connections, expected ${n}`);
       }
+      const other = Object.entries(opened.result.protocols || {}).filter(([p]) => p !== 'TLSv1.3');
+      if (other.length) m.warnings.push(`negotiated ${other.map(([p, k]) => `${p} ${k} times`).join(', ')}, not TLSv1.3`);
       if (opened.result.open !== n) m.warnings.push(`only ${opened.result.open} of ${n} connections open (${opened.result.failed} failed: ${opened.result.firstError})`);
       if (Math.abs(m.fdsPerConn - 2) > 0.05) m.warnings.push(`proxy holds ${m.fdsPerConn.toFixed(2)} fds per connection, expected 2`);
       return m;

@@ -13,6 +13,7 @@ const tls = require('tls');
 
 const opts = JSON.parse(process.argv[2]);
 const sockets = [];
+const protocols = {}; // what the handshakes negotiated (S3 warns when not all TLSv1.3)
 let failed = 0;
 let next = 0;
 let inflight = 0;
@@ -41,7 +42,7 @@ function openOne() {
     session: undefined,
   });
   s.setTimeout(30000, () => { s.destroy(new Error('handshake timeout')); });
-  s.once('secureConnect', () => { s.setTimeout(0); sockets.push(s); finish(true); });
+  s.once('secureConnect', () => { s.setTimeout(0); sockets.push(s); protocols[s.getProtocol()] = (protocols[s.getProtocol()] || 0) + 1; finish(true); });
   s.on('error', (err) => finish(false, err));
   s.on('close', () => finish(false, new Error('closed before handshake')));
 }
@@ -51,7 +52,7 @@ function pump() {
   if (settled === opts.count && !pump.reported) {
     pump.reported = true;
     const open = sockets.filter((s) => !s.destroyed).length;
-    process.stdout.write(`open ${JSON.stringify({ open, failed, ms: Date.now() - t0, firstError })}\n`);
+    process.stdout.write(`open ${JSON.stringify({ open, failed, ms: Date.now() - t0, firstError, protocols })}\n`);
     if (!opts.hold) {
       for (const s of sockets) s.destroy();
       process.stdout.write('closed\n');
