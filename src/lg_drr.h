@@ -115,10 +115,11 @@ lg_drr_flow_t *lg_drr_next(lg_drr_t *d, size_t *grant);
  * nothing) when f is not READY.
  *
  * Why this keeps the fairness bound: a flow is sparse only while its queue is empty, so what
- * it gets this way is what its source gave in one read, and the relay lets a source read at most
- * one read budget per loop turn (lg_relay.c; weighted like the quantum). Every flow therefore
- * moves at most max(weighted quantum, sparse_max) + one read budget per turn, whether it is served
- * here or from the ready list.
+ * it gets this way is what its source gave in one read (the relay passes max(read buffer, what
+ * the read queued): a terminated connection's read becomes slightly more bytes of TLS records), and
+ * the relay lets a source read at most one read budget per loop turn (lg_relay.c; weighted like the
+ * quantum). Every flow therefore moves at most max(weighted quantum, sparse_max) + one read budget
+ * per turn, whether it is served here or from the ready list.
  */
 size_t lg_drr_take(lg_drr_t *d, lg_drr_flow_t *f, size_t sparse_max);
 

@@ -636,7 +636,11 @@ void lg_relay_queued(lg_relay_t *r, lg_flow_t *f, size_t n)
          * (unpaced and uncapped, avail is unbounded: no quantum to look up per write). */
         bool enough = avail == UINT64_MAX ||
                       pace_enough(avail, n, lg_drr_flow_quantum(&s->drr, &f->drr), burst);
-        size_t g = enough ? lg_drr_take(&s->drr, &f->drr, r->w->conf->read_buffer_size) : 0;
+        /* A sparse grant is what this read queued (at least a read buffer): for a terminated
+         * connection one read's TLS records, a little more than the read, go out in one write
+         * instead of a full write and a ~1 KiB one through the round. */
+        size_t one_read = LG_MAX((size_t)r->w->conf->read_buffer_size, n);
+        size_t g = enough ? lg_drr_take(&s->drr, &f->drr, one_read) : 0;
         if (g > 0) {
             flow_write(f, pace_grant(s, f, g, avail));
             return;
