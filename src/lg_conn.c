@@ -140,21 +140,45 @@ static uint32_t idle_ms(const lg_conn_t *c)
     return c->relay.w->conf->listeners[c->lis].idle_timeout_ms;
 }
 
-/* TCP keepalive on a socket, as configured (tcpKeepalive; off when idle is 0). */
-/* tcpKeepalive on a connected socket: the four options, each set once (uv_tcp_keepalive sets
- * its own interval and count first, two more syscalls per socket, four per connection). */
-static void keepalive(const lg_conn_t *c, uv_tcp_t *t)
+/* The TCP options of every client and TCP upstream socket: TCP_NODELAY, and tcpKeepalive's four
+ * (none when its idle is 0, but SO_KEEPALIVE cleared on a socket that may have inherited it),
+ * each set once (uv_tcp_keepalive would set its own interval and count first: two more syscalls
+ * per socket). */
+int lg_conn_sockopts(int fd, const lg_config_t *conf, bool fresh)
 {
-    const lg_config_t *conf = c->relay.w->conf;
-    if (conf->keepalive_idle_s == 0) return;
-    uv_os_fd_t fd;
-    if (uv_fileno((const uv_handle_t *)t, &fd) != 0) return;
-    int on = 1, idle = (int)conf->keepalive_idle_s, intvl = (int)conf->keepalive_interval_s,
-        cnt = (int)conf->keepalive_count;
-    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    int on = 1, off = 0, idle = (int)conf->keepalive_idle_s,
+        intvl = (int)conf->keepalive_interval_s, cnt = (int)conf->keepalive_count;
+    int rc = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (idle == 0) {
+        if (!fresh) rc |= setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &off, sizeof(off));
+        return rc;
+    }
+    rc |= setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    rc |= setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    rc |= setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    rc |= setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    return rc;
+}
+
+static bool sockopt_is(int fd, int level, int name, int want)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    return getsockopt(fd, level, name, &v, &len) == 0 && len == sizeof(v) &&
+           (name == SO_KEEPALIVE || name == TCP_NODELAY ? v != 0 : v) == want;
+}
+
+bool lg_conn_sockopts_match(int fd, const lg_config_t *conf)
+{
+    int idle = (int)conf->keepalive_idle_s;
+    if (!sockopt_is(fd, IPPROTO_TCP, TCP_NODELAY, 1) ||
+        !sockopt_is(fd, SOL_SOCKET, SO_KEEPALIVE, idle != 0)) {
+        return false;
+    }
+    return idle == 0 ||
+           (sockopt_is(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle) &&
+            sockopt_is(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)conf->keepalive_interval_s) &&
+            sockopt_is(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)conf->keepalive_count));
 }
 
 /*
@@ -1492,9 +1516,10 @@ static void dialed(void *arg, int status, lg_upsock_t *up)
     lg_conn_t *c = arg;
     c->su->dialer = NULL; /* it reported; its closed_one follows */
     c->up = up;
-    if (up != NULL && up->h.handle.type == UV_TCP) {
-        uv_tcp_nodelay(&up->h.tcp, 1);
-        keepalive(c, &up->h.tcp);
+    uv_os_fd_t upfd;
+    if (up != NULL && up->h.handle.type == UV_TCP &&
+        uv_fileno((const uv_handle_t *)&up->h.tcp, &upfd) == 0) {
+        (void)lg_conn_sockopts(upfd, c->relay.w->conf, true);
     }
     if (c->is_connect) {
         tunnel_dialed(c, status);
@@ -2274,7 +2299,7 @@ static void on_timer(lg_conn_t *c)
 
 /* ---- accept ------------------------------------------------------------------------------ */
 
-void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, bool opts_inherited, const lg_peer_t *peer,
                     const lg_admission_t *adm)
 {
     lg_counters_t *cnt = &w->counters[lis];
@@ -2327,8 +2352,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
         lg_conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->client, 1);
-    keepalive(c, &c->client);
+    if (!opts_inherited) (void)lg_conn_sockopts(fd, w->conf, false);
     /* The first state's deadline (not a transition: set_state is for those). A PROXY header
      * counts against the deadline of the phase it precedes. */
     arm_at(c, is_connect ? c->accepted_at + lc->head_timeout_ms : handshake_deadline(c));

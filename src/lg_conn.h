@@ -180,9 +180,22 @@ _Static_assert(LG_MAX_LISTENERS <= 256 && LG_CONN_N_STATES <= 256, "lg_conn_t.li
  * Take an accepted client fd on listener `lis` from `peer` (admission already passed: counted in
  * w->lis[lis], and in *adm by protection unless the listener reads a PROXY header first). Always
  * consumes fd and adm: on failure the fd is closed, adm released and the failure counted.
+ * opts_inherited: the fd already has lg_conn_sockopts' options (from its listen socket).
  */
-void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, const lg_peer_t *peer,
+void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, bool opts_inherited, const lg_peer_t *peer,
                     const lg_admission_t *adm);
+
+/*
+ * Set the TCP options of a client or TCP upstream socket: TCP_NODELAY and the config's
+ * tcpKeepalive (fresh: a new socket, so "off" needs no call; an accepted one may have inherited
+ * SO_KEEPALIVE). Returns 0, or -1 if one failed (best effort: the connection works without).
+ * Linux copies all of them from a listen socket into the sockets it accepts (and arms their
+ * keepalive timers), so listen sockets get them once and their connections skip the five calls.
+ */
+int lg_conn_sockopts(int fd, const lg_config_t *conf, bool fresh);
+
+/* Does fd carry exactly these options (read back with getsockopt)? */
+bool lg_conn_sockopts_match(int fd, const lg_config_t *conf);
 
 /* Mark a connection closing (idempotent); see the file comment. */
 void lg_conn_close(lg_conn_t *c);

@@ -138,7 +138,7 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, const lg_en
     int rc = 0;
     size_t total = 0;
     for (size_t i = 0; rc == 0 && i < nl; i++) {
-        rc = lg_listener_bind(e, &e->conf.listeners[i], e->n_workers, from ? &ho : NULL,
+        rc = lg_listener_bind(e, &e->conf, &e->conf.listeners[i], e->n_workers, from ? &ho : NULL,
                               &e->socks[i], &e->bound[i]);
         if (rc != 0) *bad_listener = (int)i;
         total += e->socks[i].n;

@@ -168,10 +168,13 @@ static int probe_exclusive(const struct sockaddr_storage *ss)
     return rc;
 }
 
-static int open_listen_fd(const struct sockaddr_storage *ss, int *fd_out)
+/* A new listen socket, with the options its connections inherit (lg_conn_sockopts): a failure
+ * there only costs the connections their own calls (lg_lsock_open reads them back). */
+static int open_listen_fd(const struct sockaddr_storage *ss, const lg_config_t *conf, int *fd_out)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
+    (void)lg_conn_sockopts(fd, conf, true);
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
@@ -207,8 +210,9 @@ static int handover_match(const lg_handover_t *from, const struct sockaddr_stora
     return -1;
 }
 
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
-                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out)
+int lg_listener_bind(const void *owner, const lg_config_t *conf, const lg_listener_conf_t *lc,
+                     unsigned n_workers, const lg_handover_t *from, lg_lsocks_t *socks,
+                     lg_bound_t *out)
 {
     struct sockaddr_storage ss;
     socks->fds = NULL;
@@ -235,7 +239,7 @@ int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n
             rc = socks->fds[m] < 0 ? -errno : 0;
             continue;
         }
-        rc = open_listen_fd(&ss, &socks->fds[m]);
+        rc = open_listen_fd(&ss, conf, &socks->fds[m]);
         if (rc == 0 && m == 0 && lc->port == 0) {
             struct sockaddr_storage got;
             socklen_t len = sizeof(got);
@@ -497,7 +501,7 @@ static void accepted(lg_lsock_t *ls, int fd, const struct sockaddr *sa)
         refuse(w, lis, fd, LG_BLOCK_MAX_CONNECTIONS, p, &peer);
         return;
     }
-    lg_conn_accept(w, lis, fd, &peer, &adm);
+    lg_conn_accept(w, lis, fd, ls->opts_inherited, &peer, &adm);
 }
 
 /* Connections open on every listener of the engine (each holds up to LG_FDS_PER_CONN), and the
@@ -586,6 +590,9 @@ int lg_lsock_open(lg_lsock_t *ls, lg_wctx_t *w, unsigned index, int fd)
     int rc = uv_poll_init(w->loop, &ls->poll, fd);
     if (rc != 0) return rc;
     ls->fd = fd;
+    /* A socket taken over from another engine keeps that engine's options (changing them would
+     * change its connections too): its connections then set their own. */
+    ls->opts_inherited = lg_conn_sockopts_match(fd, w->conf);
     uv_timer_init(w->loop, &ls->backoff);
     ls->poll.data = ls;
     ls->backoff.data = ls;

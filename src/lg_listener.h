@@ -84,11 +84,13 @@ typedef struct lg_handover_s {
  * and port (not port 0), duplicates of all its sockets (the same sockets: both engines accept
  * from them until the old one stops, and connections waiting in their queues are not lost),
  * plus new sockets up to n_workers. Taking over skips the exclusivity probe and may overlap
- * `from`'s registry entry. Returns 0, or a negative errno (nothing left open; the caller
- * unregisters the owner).
+ * `from`'s registry entry. New sockets get conf's connection options (lg_conn_sockopts), which
+ * their connections inherit; taken-over sockets keep theirs. Returns 0, or a negative errno
+ * (nothing left open; the caller unregisters the owner).
  */
-int lg_listener_bind(const void *owner, const lg_listener_conf_t *lc, unsigned n_workers,
-                     const lg_handover_t *from, lg_lsocks_t *socks, lg_bound_t *out);
+int lg_listener_bind(const void *owner, const lg_config_t *conf, const lg_listener_conf_t *lc,
+                     unsigned n_workers, const lg_handover_t *from, lg_lsocks_t *socks,
+                     lg_bound_t *out);
 
 /* Close a listener's sockets (the workers' duplicates stay open until they close them). */
 void lg_lsocks_close(lg_lsocks_t *s);
@@ -120,6 +122,7 @@ typedef struct lg_lsock_s {
     bool open;           /* poll handle initialised and not closed */
     bool budget_paused;  /* paused at the descriptor budget (counted once per pause) */
     bool budget_warned;  /* the budget warning was sent (once per socket) */
+    bool opts_inherited; /* fd has lg_conn_sockopts' options: its connections inherit them */
 } lg_lsock_t;
 
 /* Worker loop set up (JS thread, before the thread runs): watch `fd` for listener `index`.

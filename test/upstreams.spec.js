@@ -526,6 +526,35 @@ describe('upstreams', function () {
       assert.doesNotMatch(lines[0], /keepalive/, lines[0]);
     });
 
+    it('connections inherit the listen socket\'s options; a proxy taking sockets over with other options sets its own per connection', async function () {
+      const { closedPort } = require('./helpers/connect');
+      const echo = await startRecorder();
+      const port = await closedPort();
+      const timerOf = async (proxy) => {
+        const s = await connect(port);
+        s.write('hold');
+        await waitFor(() => upstreamMetrics(proxy)[0].active === 1);
+        const lines = ssLines(`( src 127.0.0.1:${port} and dst 127.0.0.1:${s.localPort} )`);
+        s.destroy();
+        assert.strictEqual(lines.length, 1, lines.join('\n'));
+        return lines[0];
+      };
+      const opts = (tcpKeepalive) => ({ listener: { port }, workerThreads: 1, routes: [routeTo([tcp(echo.port)])], tcpKeepalive });
+      // The listen socket carries 7 s: its connections get it without a call of their own.
+      const a = await startProxy(opts({ idleMs: 7000, intervalMs: 3000, count: 4 }));
+      assert.match(await timerOf(a), /timer:\(keepalive,[67](\.\d+)?(sec|ms),0\)/);
+      // Keepalive off, over the very same (7 s) socket: each connection clears it.
+      const b = createProxy(opts(null));
+      await b.start({ takeOver: a });
+      await a.stop({ graceMs: 0 });
+      assert.doesNotMatch(await timerOf(b), /keepalive/);
+      // 9 s over the same socket (still 7 s): each connection sets its own.
+      const c = createProxy(opts({ idleMs: 9000, intervalMs: 3000, count: 4 }));
+      await c.start({ takeOver: b });
+      await b.stop({ graceMs: 0 });
+      assert.match(await timerOf(c), /timer:\(keepalive,[89](\.\d+)?(sec|ms),0\)/);
+    });
+
     it('refuses keepalive times that are not whole seconds, and counts out of range', function () {
       assert.throws(() => createProxy({ routes: [routeTo([tcp(1)])], tcpKeepalive: { idleMs: 1500 } }), /tcpKeepalive\.idleMs must be a whole number of seconds/);
       assert.throws(() => createProxy({ routes: [routeTo([tcp(1)])], tcpKeepalive: { count: 0 } }), /tcpKeepalive\.count/);
