@@ -12,11 +12,12 @@
  *
  * Reference model: the script's effect on the server computed from RFC 8446's rules (padding,
  * content types, alerts, KeyUpdate alone in its record, 2^14 + 1 bytes of inner plaintext at
- * most). Checks, aborting on any failure: the server's result is the model's (success, protocol
- * error) and its plaintext is exactly the model's bytes up to the first failure or close_notify;
- * the queues' counters match their buffers; when the server did not fail, the client opens every
- * record the server wrote (its data, and its KeyUpdate answers, which roll the client's read key)
- * and gets exactly the bytes the server wrote.
+ * most, 32 empty records and 5 user_canceled alerts in a row at most). Checks, aborting on any
+ * failure: the server's result is the model's (success, protocol error) and its plaintext is
+ * exactly the model's bytes up to the first failure or close_notify; the queues' counters match
+ * their buffers; when the server did not fail, the client opens every record the server wrote (its
+ * data, and its KeyUpdate answers, which roll the client's read key) and gets exactly the bytes the
+ * server wrote.
  */
 #include "../src/lg_buf.c"
 #include "../src/lg_rec.c"
@@ -76,8 +77,13 @@ static void bytes_add(bytes_t *b, const uint8_t *data, size_t n)
     b->n += n;
 }
 
+/* Records in a row that carried nothing, as the server counts them. */
+typedef struct runs_s {
+    int empty, canceled;
+} runs_t;
+
 /* The model: what an inner plaintext does to the server (0 ok / data, 1 close, -1 failure). */
-static int model_inner(const uint8_t *inner, size_t n, bytes_t *expect)
+static int model_inner(const uint8_t *inner, size_t n, bytes_t *expect, runs_t *runs)
 {
     size_t i = n;
     while (i > 0 && inner[i - 1] == 0)
@@ -85,14 +91,17 @@ static int model_inner(const uint8_t *inner, size_t n, bytes_t *expect)
     if (i == 0 || n > LG_REC_MAX_PLAIN + 1) return -1;
     uint8_t type = inner[i - 1];
     size_t plen = i - 1;
+    if (type == 23 && plen == 0) return ++runs->empty > LG_REC_MAX_EMPTY_RUN ? -1 : 0;
     if (type == 23) {
+        runs->empty = runs->canceled = 0;
         bytes_add(expect, inner, plen);
         return 0;
     }
     if (type == 21) {
         if (plen != 2) return -1;
         if (inner[1] == 0) return 1;
-        return inner[1] == 90 ? 0 : -1;
+        if (inner[1] != 90) return -1;
+        return ++runs->canceled > LG_REC_MAX_CANCELED_RUN ? -1 : 0;
     }
     return -1; /* handshake content comes only from the script's KeyUpdate step */
 }
@@ -125,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bytes_t expect = {0}, server_wrote = {0};
     static uint8_t buf[70000];
     int model = 0; /* 0 running, 1 closed, -1 failed */
+    runs_t runs = {0, 0};
 
     if (raw) {
         /* Arbitrary bytes: only framing and tags are exercised; nothing may be accepted as data
@@ -148,8 +158,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 size_t n = take16(&in) % 40000;
                 for (size_t i = 0; i < n; i++)
                     buf[i] = (uint8_t)(i ^ op);
+                c.close_sent = false; /* this client goes on after its close_notify */
                 FUZZ_CHECK(lg_rec_write(&c, &cio, buf, n) == LG_REC_OK);
                 if (model == 0) bytes_add(&expect, buf, n);
+                if (n > 0) runs.empty = runs.canceled = 0;
                 break;
             }
             case 1: { /* KeyUpdate, then the client's write key rolls */
@@ -180,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(seal_one(&c.tx, 0, buf, n, rec) == LG_REC_OK);
                 FUZZ_CHECK(lg_bufq_append(&c_out, &pool, rec, n + LG_REC_OVERHEAD) ==
                            n + LG_REC_OVERHEAD);
-                if (model == 0) model = model_inner(buf, n + 1, &expect);
+                if (model == 0) model = model_inner(buf, n + 1, &expect, &runs);
                 break;
             }
             case 4: { /* the server writes */

@@ -85,8 +85,9 @@ static bool rec_hmac(const EVP_MD *md, const uint8_t *key, size_t key_len, const
                      size_t n, uint8_t *out, size_t *out_len)
 {
     pthread_once(&impl_once, impl_fetch);
-    int hl = EVP_MD_get_size(md);
-    EVP_MAC_CTX *tmpl = hl == 32 ? impl.hmac[0] : hl == 48 ? impl.hmac[1] : NULL;
+    EVP_MAC_CTX *tmpl = EVP_MD_is_a(md, "SHA256")   ? impl.hmac[0]
+                        : EVP_MD_is_a(md, "SHA384") ? impl.hmac[1]
+                                                    : NULL;
     if (tmpl == NULL) {
         unsigned int got = 0;
         bool ok = HMAC(md, key, (int)key_len, data, n, out, &got) != NULL;
@@ -265,6 +266,7 @@ static int seal(lg_rec_t *r, lg_rec_io_t *io, uint8_t type, const uint8_t *data,
 
 int lg_rec_write(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *data, size_t len)
 {
+    if (r->close_sent) return LG_REC_E_PROTOCOL; /* nothing after close_notify (§6.1) */
     return len == 0 ? LG_REC_OK : seal(r, io, REC_CT_APPDATA, data, len);
 }
 
@@ -336,9 +338,10 @@ static int handshake_msg(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *m, size_t 
         return rec_fail(r, io, ALERT_UNEXPECTED);
     }
     if (m[4] > 1) return rec_fail(r, io, ALERT_ILLEGAL);
-    if (io->keyupdate != NULL && io->keyupdate(io->arg) != 0) return LG_REC_E_REFUSED;
+    int k = io->keyupdate != NULL ? io->keyupdate(io->arg) : 0;
+    if (k != 0) return k < 0 ? LG_REC_E_NOMEM : LG_REC_E_REFUSED;
     int rc = key_update(&r->rx, r->suite, false);
-    if (rc != LG_REC_OK || m[4] == 0) return rc;
+    if (rc != LG_REC_OK || m[4] == 0 || r->close_sent) return rc; /* nothing after close_notify */
     /* update_requested: answer with our own KeyUpdate (not requesting one), then roll. */
     static const uint8_t answer[5] = {REC_KEY_UPDATE, 0, 0, 1, 0};
     rc = seal(r, io, REC_CT_HANDSHAKE, answer, sizeof(answer));
@@ -366,22 +369,27 @@ static int record(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *rec, size_t body)
     }
     int rc = LG_REC_OK;
     int n = open_one(&r->rx, rec, body, dst);
-    size_t i = n < 0 ? 0 : (size_t)n;
+    bool big = n > LG_REC_MAX_PLAIN + 1;
+    size_t i = n < 0 || big ? 0 : (size_t)n;
     while (i > 0 && dst[i - 1] == 0)
         i--; /* padding (§5.4) */
-    if (n < 0 || i == 0 || (size_t)n > LG_REC_MAX_PLAIN + 1) {
-        /* a bad tag, no content type, or over 2^14 + 1 bytes (§5.4) */
+    if (n < 0 || big || i == 0) {
+        /* a bad tag, over 2^14 + 1 bytes, or no content type (§5.4) */
         rc = rec_fail(r, io,
-                      n < 0    ? ALERT_BAD_RECORD_MAC
-                      : i == 0 ? ALERT_UNEXPECTED
-                               : ALERT_OVERFLOW);
+                      n < 0 ? ALERT_BAD_RECORD_MAC
+                      : big ? ALERT_OVERFLOW
+                            : ALERT_UNEXPECTED);
         goto out;
     }
     uint8_t type = dst[i - 1];
     size_t plen = i - 1;
-    if (type == REC_CT_APPDATA) {
-        if (plen == 0 || io->plain == NULL) {
-            rc = plen == 0 ? LG_REC_OK : LG_REC_E_PROTOCOL;
+    if (type == REC_CT_APPDATA && plen == 0) {
+        rc = ++r->empty_run > LG_REC_MAX_EMPTY_RUN ? rec_fail(r, io, ALERT_UNEXPECTED) : LG_REC_OK;
+    } else if (type == REC_CT_APPDATA) {
+        r->empty_run = 0;
+        r->canceled_run = 0;
+        if (io->plain == NULL) {
+            rc = LG_REC_E_PROTOCOL;
         } else if (b != NULL) {
             b->len = (uint32_t)plen;
             lg_bufq_push(io->plain, io->pool, b);
@@ -402,6 +410,8 @@ static int record(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *rec, size_t body)
             r->closed = true;
         } else if (dst[1] != REC_ALERT_CANCELED) {
             rc = LG_REC_E_PROTOCOL; /* any other alert ends the connection */
+        } else if (++r->canceled_run > LG_REC_MAX_CANCELED_RUN) {
+            rc = rec_fail(r, io, ALERT_UNEXPECTED);
         }
     } else if (type == REC_CT_HANDSHAKE) {
         rc = handshake_msg(r, io, dst, plen);

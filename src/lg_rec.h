@@ -36,6 +36,11 @@
 #define LG_REC_MAX_BODY   (LG_REC_MAX_PLAIN + 256) /* largest protected body (§5.2) */
 #define LG_REC_OVERHEAD   (LG_REC_HEADER + 1 + LG_REC_TAG) /* a sealed record beyond its data */
 #define LG_REC_MAX_SECRET 48                               /* SHA-384 */
+/* Records in a row that carry nothing, as OpenSSL counts them (MAX_EMPTY_RECORDS,
+ * MAX_WARN_ALERT_COUNT): one more ends the connection with unexpected_message. Without a bound,
+ * a 22-byte empty record per idle period would hold a connection and its upstream open. */
+#define LG_REC_MAX_EMPTY_RUN    32
+#define LG_REC_MAX_CANCELED_RUN 5
 
 enum { LG_REC_AES_128_GCM = 1, LG_REC_AES_256_GCM, LG_REC_CHACHA20_POLY1305 };
 
@@ -63,8 +68,10 @@ typedef struct lg_rec_s {
     uint8_t hdr[LG_REC_HEADER]; /* a partial header (before part is allocated) */
     uint8_t hdr_len;
     uint8_t suite;
-    bool closed;     /* close_notify received */
-    bool close_sent; /* close_notify sealed */
+    bool closed;          /* close_notify received */
+    bool close_sent;      /* close_notify sealed */
+    uint8_t empty_run;    /* records in a row that carried nothing (empty application data) */
+    uint8_t canceled_run; /* user_canceled alerts in a row */
 } lg_rec_t;
 
 /* Where a call's output goes; the counters say how many bytes the call appended. */
@@ -73,7 +80,9 @@ typedef struct lg_rec_io_s {
     lg_bufq_t *cipher; /* to the peer */
     lg_bufq_t *plain;  /* from the peer, decrypted (NULL for calls that only write) */
     size_t cipher_new, plain_new;
-    int (*keyupdate)(void *arg); /* a KeyUpdate arrived: 0 accepts it (NULL: always) */
+    /* A KeyUpdate arrived: 0 accepts it, > 0 refuses it (LG_REC_E_REFUSED), < 0 could not judge
+     * it for lack of memory (LG_REC_E_NOMEM). NULL: always accepted. */
+    int (*keyupdate)(void *arg);
     void *arg;
 } lg_rec_io_t;
 

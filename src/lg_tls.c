@@ -456,6 +456,11 @@ int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
         }
         rc = LG_TLS_READY;
         own_records(t);
+        if (t->sec != NULL) { /* stayed on OpenSSL: the secrets are not needed any more */
+            OPENSSL_cleanse(t->sec, sizeof(*t->sec));
+            lg_free(t->sec);
+            t->sec = NULL;
+        }
     }
     if (t->rec != NULL) {
         lg_rec_io_t rio = rec_io(t, io);
@@ -554,7 +559,8 @@ static int keyupdate_seen(lg_tls_t *t);
 /* lg_rec_io_t.keyupdate: the same rate as on OpenSSL's path. */
 static int rec_keyupdate(void *arg)
 {
-    return keyupdate_seen(arg);
+    int rc = keyupdate_seen(arg);
+    return rc == LG_TLS_E_NOMEM ? -1 : rc;
 }
 
 static int keyupdate_seen(lg_tls_t *t)

@@ -8,7 +8,8 @@
  * and one past it (body 17 and 16,640 bytes accepted, 16 and 16,641 refused; inner plaintext
  * 2^14 + 1 bytes accepted, 2^14 + 2 refused); a flipped bit anywhere; wrong outer types and
  * versions; alerts (close_notify ends the stream and later bytes are ignored; user_canceled is
- * ignored; any other alert fails); KeyUpdate with and without a request (the answer rolls the
+ * ignored, five in a row; any other alert fails); at most 32 empty records in a row; nothing
+ * sealed after our close_notify; KeyUpdate with and without a request (the answer rolls the
  * other side's read key), refused by the callback, malformed; the write sequence starting where
  * OpenSSL left it. ASan reports any leak or overflow.
  *
@@ -112,9 +113,12 @@ LG_TEST(expand_label_matches_openssl)
     uint8_t secret[48];
     for (int i = 0; i < 48; i++)
         secret[i] = (uint8_t)(0xa0 ^ i);
-    for (int sha = 0; sha < 2; sha++) {
-        const EVP_MD *md = sha ? EVP_sha384() : EVP_sha256();
-        size_t hl = sha ? 48 : 32;
+    /* SHA3-256 has SHA-256's size: its HMAC is chosen by the digest, not by the size */
+    const EVP_MD *mds[] = {EVP_sha256(), EVP_sha384(), EVP_sha3_256()};
+    const char *md_names[] = {"SHA256", "SHA384", "SHA3-256"};
+    for (int sha = 0; sha < 3; sha++) {
+        const EVP_MD *md = mds[sha];
+        size_t hl = sha == 1 ? 48 : 32;
         for (int i = 0; i < 3; i++) {
             size_t out_len = i == 2 ? hl : lens[i];
             uint8_t ours[48], theirs[48];
@@ -124,8 +128,7 @@ LG_TEST(expand_label_matches_openssl)
             int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
             OSSL_PARAM params[] = {
                 OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, sha ? "SHA384" : "SHA256",
-                                                 0),
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)md_names[sha], 0),
                 OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, secret, hl),
                 OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PREFIX, (void *)"tls13 ", 6),
                 OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_LABEL, (void *)labels[i],
@@ -239,6 +242,17 @@ static int feed(pair_t *p, const uint8_t *rec, size_t len)
     return lg_rec_read(&p->s, &sio, rec, len);
 }
 
+/* The description of the alert s sent (opened with c's key); -1 if s sent no alert. */
+static int alert_sent(pair_t *p)
+{
+    size_t n;
+    uint8_t *out = drain(&p->s_out, &p->pool, &n);
+    uint8_t plain[64];
+    int got = n == 2 + LG_REC_OVERHEAD ? open_one(&p->c.rx, out, n - LG_REC_HEADER, plain) : -1;
+    free(out);
+    return got == 3 && plain[2] == REC_CT_ALERT && plain[0] == 2 ? plain[1] : -1;
+}
+
 LG_TEST(padding_and_plaintext_limits)
 {
     static uint8_t inner[LG_REC_MAX_PLAIN + 300];
@@ -273,10 +287,32 @@ LG_TEST(padding_and_plaintext_limits)
         pair_free(&p);
         CHECK(rc == LG_REC_E_PROTOCOL);
     }
-    /* an empty application data record is fine */
+    /* an empty application data record is fine; 32 in a row are, the 33rd is not (OpenSSL's
+     * MAX_EMPTY_RECORDS), and data in between starts the count again */
     CHECK(pair_init(&p, LG_REC_AES_128_GCM, 65536));
     n = raw_record(&p, 23, NULL, 0, rec);
     CHECK(feed(&p, rec, n) == LG_REC_OK && p.s_in.bytes == 0);
+    for (int k = 2; k <= LG_REC_MAX_EMPTY_RUN; k++) {
+        n = raw_record(&p, 23, NULL, 0, rec);
+        CHECK(feed(&p, rec, n) == LG_REC_OK);
+    }
+    n = raw_record(&p, 23, (const uint8_t *)"x", 1, rec);
+    CHECK(feed(&p, rec, n) == LG_REC_OK && p.s_in.bytes == 1);
+    for (int k = 1; k <= LG_REC_MAX_EMPTY_RUN; k++) {
+        n = raw_record(&p, 23, NULL, 0, rec);
+        CHECK(feed(&p, rec, n) == LG_REC_OK);
+    }
+    n = raw_record(&p, 23, NULL, 0, rec);
+    CHECK(feed(&p, rec, n) == LG_REC_E_PROTOCOL);
+    CHECK_EQ_INT(alert_sent(&p), ALERT_UNEXPECTED);
+    pair_free(&p);
+    /* 2^14 + 2 bytes of inner plaintext that are all zeros: record_overflow (the size is judged
+     * before the padding is looked for) */
+    CHECK(pair_init(&p, LG_REC_AES_128_GCM, 65536));
+    memset(inner, 0, LG_REC_MAX_PLAIN + 1);
+    n = raw_record(&p, 0, inner, LG_REC_MAX_PLAIN + 1, rec);
+    CHECK(feed(&p, rec, n) == LG_REC_E_PROTOCOL);
+    CHECK_EQ_INT(alert_sent(&p), ALERT_OVERFLOW);
     pair_free(&p);
 }
 
@@ -351,10 +387,27 @@ LG_TEST(alerts)
     CHECK(feed(&p, rec, n) == LG_REC_OK && p.s.closed && p.s_in.bytes == 3);
     CHECK(feed(&p, (const uint8_t *)"garbage", 7) == LG_REC_OK && p.s_in.bytes == 3);
     pair_free(&p);
-    /* user_canceled is ignored; a fatal alert fails; an alert of 3 bytes fails */
+    /* user_canceled is ignored, five in a row (OpenSSL's MAX_WARN_ALERT_COUNT) but not six;
+     * data in between starts the count again */
     CHECK(pair_init(&p, LG_REC_AES_128_GCM, 65536));
+    for (int round = 0; round < 2; round++) {
+        for (int k = 1; k <= LG_REC_MAX_CANCELED_RUN; k++) {
+            n = raw_record(&p, 21, (const uint8_t *)"\x01\x5a", 2, rec);
+            CHECK(feed(&p, rec, n) == LG_REC_OK && !p.s.closed);
+        }
+        n = raw_record(&p, 23, (const uint8_t *)"d", 1, rec);
+        CHECK(feed(&p, rec, n) == LG_REC_OK);
+    }
+    for (int k = 1; k <= LG_REC_MAX_CANCELED_RUN; k++) {
+        n = raw_record(&p, 21, (const uint8_t *)"\x01\x5a", 2, rec);
+        CHECK(feed(&p, rec, n) == LG_REC_OK);
+    }
     n = raw_record(&p, 21, (const uint8_t *)"\x01\x5a", 2, rec);
-    CHECK(feed(&p, rec, n) == LG_REC_OK && !p.s.closed);
+    CHECK(feed(&p, rec, n) == LG_REC_E_PROTOCOL);
+    CHECK_EQ_INT(alert_sent(&p), ALERT_UNEXPECTED);
+    pair_free(&p);
+    /* a fatal alert fails; an alert of 3 bytes fails */
+    CHECK(pair_init(&p, LG_REC_AES_128_GCM, 65536));
     n = raw_record(&p, 21, (const uint8_t *)"\x02\x28", 2, rec);
     CHECK(feed(&p, rec, n) == LG_REC_E_PROTOCOL);
     pair_free(&p);
@@ -373,7 +426,20 @@ LG_TEST(alerts)
     int rc = lg_rec_read(&p.c, &cio, c, clen);
     free(c);
     CHECK(rc == LG_REC_OK && p.c.closed);
+    /* after our close_notify nothing more is sealed (§6.1): no data, no KeyUpdate answer */
+    sio.cipher_new = 0;
+    CHECK(lg_rec_write(&p.s, &sio, (const uint8_t *)"late", 4) == LG_REC_E_PROTOCOL);
+    n = raw_record(&p, 22, (const uint8_t *)"\x18\x00\x00\x01\x01", 5, rec);
+    CHECK(feed(&p, rec, n) == LG_REC_OK);
+    CHECK_EQ_INT(sio.cipher_new, 0);
+    CHECK_EQ_INT(p.s_out.bytes, 0);
     pair_free(&p);
+}
+
+static int nomem_keyupdate(void *arg)
+{
+    (void)arg;
+    return -1;
 }
 
 static int refusals;
@@ -425,6 +491,12 @@ LG_TEST(key_update_both_ways)
     lg_rec_io_t sio = {&p.pool, &p.s_out, &p.s_in, 0, 0, refuse_keyupdate, NULL};
     refusals = 0;
     CHECK(lg_rec_read(&p.s, &sio, rec, n) == LG_REC_E_REFUSED && refusals == 1);
+    pair_free(&p);
+    /* the callback could not judge it (out of memory): that, not a refusal */
+    CHECK(pair_init(&p, LG_REC_AES_128_GCM, 65536));
+    n = raw_record(&p, 22, (const uint8_t *)"\x18\x00\x00\x01\x00", 5, rec);
+    lg_rec_io_t nio = {&p.pool, &p.s_out, &p.s_in, 0, 0, nomem_keyupdate, NULL};
+    CHECK(lg_rec_read(&p.s, &nio, rec, n) == LG_REC_E_NOMEM);
     pair_free(&p);
     /* malformed: a bad request value, a trailing byte, another handshake message, split */
     const char *bad[] = {"\x18\x00\x00\x01\x02", "\x18\x00\x00\x01\x00\x00", "\x04\x00\x00\x01\x00",

@@ -245,10 +245,31 @@ LG_TEST(resumed_session_switches_too)
     CHECK(ok && resumed && data_ok);
 }
 
+/* A TLS 1.3 connection that stays on OpenSSL (here a CCM suite, which lg_rec does not do)
+ * drops both application traffic secrets (wiped) once the handshake is done. */
+LG_TEST(staying_on_openssl_drops_the_secrets)
+{
+    SSL_CTX *sctx = server_ctx(2);
+    SSL_CTX_set_ciphersuites(sctx, "TLS_AES_128_CCM_SHA256:TLS_AES_128_GCM_SHA256");
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_ciphersuites(cctx, "TLS_AES_128_CCM_SHA256");
+    side_t s;
+    bool ok = side_init(&s, sctx, cctx, NULL);
+    bool own = ok && lg_tls_own_records(s.t);
+    bool dropped = ok && s.t->sec == NULL;
+    bool data_ok = ok && exchange(&s, 1000);
+    side_free(&s);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    CHECK(ok && !own && data_ok);
+    CHECK(dropped);
+}
+
 int main(void)
 {
     LG_RUN(tls13_every_suite_and_ticket_count);
     LG_RUN(tls12_stays_on_openssl);
     LG_RUN(resumed_session_switches_too);
+    LG_RUN(staying_on_openssl_drops_the_secrets);
     LG_TEST_END();
 }
