@@ -110,6 +110,7 @@ static void flow_write(lg_flow_t *f, size_t grant);
 
 static void sched_kick(lg_wctx_t *w);
 static void peek_tick(lg_wctx_t *w, size_t n);
+static void light_del(lg_sched_t *s, lg_flow_t *f);
 static void pipe_close(lg_wctx_t *w, int rd, int wr);
 static void pipes_publish(lg_wctx_t *w);
 
@@ -126,10 +127,10 @@ static void pace_timer_cb(uv_timer_t *t)
 }
 
 /*
- * The bucket is empty: stop the pass handles and sleep until a quantum's worth of tokens (at
- * least 1 ms, the loop's timer resolution). The timer is armed only while flows wait.
+ * The bucket is short: stop the pass handles and sleep until `want` tokens (at least 1 ms, the
+ * loop's timer resolution). The timer is armed only while flows wait.
  */
-static void pace_sleep(lg_wctx_t *w)
+static void pace_sleep(lg_wctx_t *w, size_t want)
 {
     lg_sched_t *s = &w->sched;
     if (s->active) {
@@ -138,7 +139,7 @@ static void pace_sleep(lg_wctx_t *w)
         s->active = false;
     }
     if (s->pace_waiting || s->closed) return;
-    uint64_t ns = lg_pace_wait(&s->pace, s->drr.quantum);
+    uint64_t ns = lg_pace_wait(&s->pace, want);
     uint64_t ms = (ns + 999999) / 1000000;
     s->pace_waiting = true;
     uv_timer_start(&s->pace_timer, pace_timer_cb, ms ? ms : 1, 0);
@@ -152,6 +153,18 @@ static void pace_sleep(lg_wctx_t *w)
  */
 static size_t pace_grant(lg_sched_t *s, lg_flow_t *f, size_t grant, uint64_t avail)
 {
+    if (!pacing(s) && f->cap == NULL) return grant;
+    /* Charge only what one write carries (flow_write cuts a grant at LG_RELAY_MAX_IOV buffers
+     * and hands the rest back as credit): charged for the whole grant, the rest was charged
+     * again at each later piece of the visit, and with small buffers a paced flow ran at a
+     * fraction of its rate (4 KiB buffers, 64 KiB grants: a quarter). */
+    uint8_t *bases[LG_RELAY_MAX_IOV];
+    size_t lens[LG_RELAY_MAX_IOV], covered = 0;
+    lg_bufq_peek(&f->q, grant, bases, lens, LG_RELAY_MAX_IOV, &covered);
+    if (covered > 0 && covered < grant) {
+        lg_drr_return(&s->drr, &f->drr, grant - covered);
+        grant = covered;
+    }
     if (grant > avail) {
         lg_drr_return(&s->drr, &f->drr, grant - (size_t)avail);
         grant = (size_t)avail;
@@ -260,7 +273,7 @@ static void sched_run(uv_check_t *h)
             now = uv_hrtime();
             avail = lg_pace_avail(&s->pace, now);
             if (avail == 0) {
-                pace_sleep(w);
+                pace_sleep(w, s->drr.quantum); /* the next visit is not known yet */
                 break;
             }
         }
@@ -273,7 +286,8 @@ static void sched_run(uv_check_t *h)
             /* The visit waits, first in the round, for a quantum's worth of tokens. */
             lg_drr_return(&s->drr, df, grant);
             lg_drr_done(&s->drr, df);
-            pace_sleep(w);
+            /* what pace_enough asks for this visit (a small grant need not wait a quantum) */
+            pace_sleep(w, LG_MIN(grant, LG_MIN(fq, (size_t)s->pace.burst)));
             break;
         }
         uint64_t favail = flow_avail(f, &now);
@@ -409,10 +423,12 @@ int lg_relay_read_start(lg_relay_t *r, lg_flow_t *f)
 
 void lg_relay_read_stop(lg_relay_t *r, lg_flow_t *f)
 {
-    (void)r;
     if (!f->reading) return;
     uv_read_stop(f->src);
     f->reading = false;
+    /* Out of the interactive set too: a level-triggered source that is not read (a client still
+     * sending to a lingering connection) would come back from every look for nothing. */
+    light_del(&r->w->sched, f);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -829,7 +845,14 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (want > 0) {
         /* Refusing the buffer after splicing hands the result to relay_read (UV_ENOBUFS). */
         ssize_t rc = splice_in(r->w, f, want);
-        if (rc != -ENOSYS) {
+        if (rc == -EAGAIN) {
+            /* Readable, yet nothing to splice: urgent data (the kernel's splice stops at the
+             * urgent mark and says EAGAIN for as long as it is there, while epoll says readable:
+             * a busy loop, and no byte behind the mark relayed) or a spurious wakeup. An
+             * ordinary read gets past the mark (the urgent byte itself is dropped, as read()
+             * drops it without SO_OOBINLINE); the next large read makes the flow bulk again. */
+            f->bulk = false;
+        } else if (rc != -ENOSYS) {
             r->w->sched.splice_flow = f;
             r->w->sched.splice_rc = rc;
             buf->base = NULL;
@@ -1213,7 +1236,7 @@ static bool flow_splice_out(lg_relay_t *r, lg_flow_t *f, size_t n)
 static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
 {
     lg_wctx_t *w = r->w;
-    size_t moved = 0;
+    size_t moved = 0; /* not yet counted toward a look */
     for (int i = 0;; i++) {
         if (rc == -EAGAIN || rc == -EINTR) break; /* nothing more to read now */
         if (rc == 0) {
@@ -1226,7 +1249,14 @@ static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
         }
         moved += (size_t)rc;
         if (!flow_splice_out(r, f, (size_t)rc) || r->dead || i + 1 == LG_SPLICE_LOOPS) break;
-        if (!is_fifo(r) && !read_allowed(r, f)) break;
+        if (!is_fifo(r)) {
+            /* Between two splices, not after the burst: one flow's LG_SPLICE_LOOPS splices are
+             * up to a MiB of copying (~0.3 ms here), which interactive flows waited for. */
+            peek_tick(w, moved);
+            moved = 0;
+            if (r->dead) return;
+            if (!read_allowed(r, f)) break;
+        }
         size_t want = splice_want(r, f);
         if (want == 0 || (size_t)rc < want) break; /* the socket had no more */
         rc = splice_in(w, f, want);
