@@ -103,6 +103,21 @@ describe('scheduler pacing and fairness from real sockets', function () {
     }
   });
 
+  it('small read buffers (a grant spans more than 4 of them): scheduler.rate and flowRate still hold (±25 %), tokens are charged for what is written', async () => {
+    for (const scheduler of [{ rate: 2e6, burst: 64 * KiB, quantum: 64 * KiB }, { flowRate: 2e6, quantum: 64 * KiB }]) {
+      const origin = await startBulkOrigin();
+      const proxy = await startProxy({ workerThreads: 1, readBufferSize: 4096, scheduler, routes: [route('', origin.port)] });
+      const { counts, socks } = await flows(portOf(proxy), 1);
+      await sleep(500);
+      const c0 = counts[0];
+      const t0 = process.hrtime.bigint();
+      await sleep(2000);
+      const got = (counts[0] - c0) / (Number(process.hrtime.bigint() - t0) / 1e9);
+      for (const x of socks) x.destroy();
+      assert.ok(got > 2e6 * 0.75 && got < 2e6 * 1.25, `${JSON.stringify(scheduler)}: ${(got / 1e6).toFixed(2)} MB/s, configured 2 MB/s`);
+    }
+  });
+
   it('scheduler.flowRate per listener and per route: the route\'s own wins, 0 lifts an inherited cap, updateConfig applies to new connections', async function () {
     this.timeout(60000);
     const origin = await startBulkOrigin();

@@ -227,6 +227,37 @@ describe('zero-copy bulk relay (splice)', function () {
     }
   });
 
+  it('urgent (MSG_OOB) data in a spliced flow: every in-band byte after it is relayed (splice stops at the urgent mark)', async function () {
+    const { spawn } = require('child_process');
+    const srv = await startTcpServer(null);
+    const proxy = await startProxy({ workerThreads: 1, routes: [route('', srv.port)] });
+    // Bulk pieces (the flow splices), one urgent byte, then more bulk; the client's own socket
+    // sends the urgent byte as TCP urgent data (Node cannot).
+    const script = [
+      'import socket, sys, time',
+      's = socket.create_connection(("127.0.0.1", int(sys.argv[1])))',
+      's.sendall(b"x" * 2048); time.sleep(0.3)',
+      'for _ in range(3):',
+      '    s.sendall(b"a" * 32768); time.sleep(0.1)',
+      's.send(b"!", socket.MSG_OOB)',
+      's.sendall(b"b" * 32768); time.sleep(0.5)',
+      's.close()',
+    ].join('\n');
+    const py = spawn('python3', ['-c', script, String(portOf(proxy))], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    py.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((resolve) => py.on('exit', resolve));
+    assert.strictEqual(code, 0, err);
+    const conn = srv.connections[0];
+    await Promise.race([conn.ended, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    const got = conn.data();
+    // read() drops the urgent byte (no SO_OOBINLINE); every in-band byte arrives in order.
+    const want = Buffer.concat([Buffer.alloc(2048, 'x'), Buffer.alloc(3 * 32768, 'a'), Buffer.alloc(32768, 'b')]);
+    assert.strictEqual(got.length, want.length, `the upstream got ${got.length} of ${want.length} bytes`);
+    assert.ok(got.equals(want), 'bytes differ');
+    assert.ok(spliced(proxy) > 0, 'the bulk bytes before the mark were spliced');
+  });
+
   it('an upstream reset in the middle of a spliced download closes the client; the other tunnel is unharmed', async function () {
     const down = crypto.randomBytes(32 * MiB);
     let victim = null;
