@@ -17,8 +17,13 @@ function stateError(message) {
   return err;
 }
 
+/** Distinct errors printed once each (no 'error' listener) before the memory of them restarts. */
+const PRINTED_MAX = 256;
+
 /** ms after the grace period at which a stop that has not finished is reported. */
 const STOP_SLOW_MS = 5000;
+
+const TOGGLES = { tunnel: 'setTunnelEvents', blocked: 'setBlockedEvents', access: 'setAccessEvents' };
 
 /** One line per stop report: "worker 0 draining: 3 connections (relay 2, closing 1), 1 lookup in flight; worker 1 exited". */
 function describeStopReport(workers) {
@@ -42,7 +47,7 @@ class Proxy extends EventEmitter {
    * @throws {TypeError|RangeError} code 'ERR_LEGATO_CONFIG', message naming the option path
    */
   constructor(userConfig) {
-    super();
+    super({ captureRejections: true });
     const normalized = config.normalizeConfig(userConfig);
     config.assertSupported(normalized);
     this._config = normalized;
@@ -63,13 +68,27 @@ class Proxy extends EventEmitter {
     // 'tunnel' events (one per CONNECT connection), 'blocked' events and 'access' events (one
     // per connection, the access log) are produced only while someone listens: with no
     // 'access' listener the workers build no record and keep no SNI or JA4 per connection.
-    const toggles = { tunnel: 'setTunnelEvents', blocked: 'setBlockedEvents', access: 'setAccessEvents' };
-    this.on('newListener', (name) => {
-      if (toggles[name]) this._engine[toggles[name]](true);
-    });
-    this.on('removeListener', (name) => {
-      if (toggles[name] && this.listenerCount(name) === 0) this._engine[toggles[name]](false);
-    });
+    this._onNewListener = (name) => {
+      if (TOGGLES[name]) this._engine[TOGGLES[name]](true);
+    };
+    this._onRemoveListener = (name) => {
+      if (TOGGLES[name] && this.listenerCount(name) === 0) this._engine[TOGGLES[name]](false);
+    };
+    this._hookToggles();
+  }
+
+  // The engine produces 'tunnel', 'blocked' and 'access' events only while they have listeners;
+  // removeAllListeners() must not unhook that bookkeeping.
+  _hookToggles() {
+    if (!this.listeners('newListener').includes(this._onNewListener)) this.on('newListener', this._onNewListener);
+    if (!this.listeners('removeListener').includes(this._onRemoveListener)) this.on('removeListener', this._onRemoveListener);
+    for (const name of Object.keys(TOGGLES)) this._engine[TOGGLES[name]](this.listenerCount(name) > 0);
+  }
+
+  removeAllListeners(...args) {
+    super.removeAllListeners(...args);
+    this._hookToggles();
+    return this;
   }
 
   /**
@@ -223,6 +242,11 @@ class Proxy extends EventEmitter {
 
   async [Symbol.asyncDispose]() {
     await this.stop();
+  }
+
+  // A listener's returned promise that rejects (an async listener) is reported like a throw.
+  [EventEmitter.captureRejectionSymbol](err) {
+    this._report(err);
   }
 
   _onEngineEvent(type, payload) {
@@ -409,6 +433,8 @@ class Proxy extends EventEmitter {
   _print(err) {
     const key = `${err && err.code}:${err && err.message}`;
     if (this._printed.has(key)) return;
+    // Bounded: a message may carry what a client chose (an SNI), so distinct ones are unbounded.
+    if (this._printed.size >= PRINTED_MAX) this._printed.clear();
     this._printed.add(key);
     process.stderr.write(`legato: ${err && err.stack ? err.stack : String(err)}\n`);
   }

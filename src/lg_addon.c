@@ -930,11 +930,16 @@ static napi_value name_norm(napi_env env, napi_callback_info info)
         return NULL;
     }
     int n = -LG_NAME_E_LONG;
-    if (napi_get_value_string_utf8(env, argv[0], text, sizeof(text), &len) != napi_ok) {
+    size_t need = 0; /* the whole text's UTF-8 length: a copy stops before a character that
+                        does not fit, so its length alone cannot tell a long text */
+    if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &need) != napi_ok) {
         n = -LG_NAME_E_CHAR;
-    } else if (strlen(text) != len) {
+    } else if (need >= sizeof(text) - 1) {
+        n = -LG_NAME_E_LONG;
+    } else if (napi_get_value_string_utf8(env, argv[0], text, sizeof(text), &len) != napi_ok ||
+               strlen(text) != len) {
         n = -LG_NAME_E_CHAR; /* a NUL inside */
-    } else if (len < sizeof(text) - 1) {
+    } else {
         n = lg_name_norm(text, len, strcmp(kind, "sni") == 0 ? LG_NAME_SNI : LG_NAME_HOST, out,
                          sizeof(out));
     }

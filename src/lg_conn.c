@@ -1701,7 +1701,7 @@ static void suspend(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_t 
     in.peer_port = c->peer.port;
     in.worker = w->index;
     in.listener = c->lis;
-    in.serial = ++w->next_serial;
+    in.serial = lg_suspend_next_serial();
     in.owner = c;
     in.sni = sni;
     in.sni_len = sni_len;

@@ -314,11 +314,45 @@ void lg_engine_access_events(lg_engine_t *e, bool on)
     atomic_store_explicit(&e->events.access_events, on, memory_order_relaxed);
 }
 
-/* Append a text to a list unless it is there already (lists are small: blockedIps() caps them). */
-static int list_add(lg_engine_list_t *l, const char *text)
+/* Texts already in a list: open addressing over indexes into l->v + 1 (0 = empty), grown at
+ * half full, so blockedIps() stays linear (a blocklist has up to 2^20 entries per listener). */
+typedef struct seen_s {
+    size_t *slot;
+    size_t cap; /* power of two, or 0 */
+} seen_t;
+
+static size_t text_hash(const char *s)
 {
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int seen_grow(seen_t *t, const lg_engine_list_t *l)
+{
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    size_t *slot = lg_calloc(cap, sizeof(size_t));
+    if (slot == NULL) return -ENOMEM;
     for (size_t i = 0; i < l->n; i++) {
-        if (strcmp(l->v[i], text) == 0) return 0;
+        size_t j = text_hash(l->v[i]) & (cap - 1);
+        while (slot[j] != 0)
+            j = (j + 1) & (cap - 1);
+        slot[j] = i + 1;
+    }
+    lg_free(t->slot);
+    t->slot = slot;
+    t->cap = cap;
+    return 0;
+}
+
+/* Append a text to a list unless it is there already. */
+static int list_add(lg_engine_list_t *l, seen_t *t, const char *text)
+{
+    if ((l->n + 1) * 2 > t->cap && seen_grow(t, l) != 0) return -ENOMEM;
+    size_t j = text_hash(text) & (t->cap - 1);
+    for (; t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+        if (strcmp(l->v[t->slot[j] - 1], text) == 0) return 0;
     }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -331,6 +365,7 @@ static int list_add(lg_engine_list_t *l, const char *text)
     l->v[l->n] = lg_malloc(n + 1);
     if (l->v[l->n] == NULL) return -ENOMEM;
     memcpy(l->v[l->n++], text, n + 1);
+    t->slot[j] = l->n;
     return 0;
 }
 
@@ -362,6 +397,7 @@ static bool still_ruled(const lg_snapshot_t *s, const lg_ipkey_t *k, int which)
 int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list_t *out)
 {
     memset(out, 0, sizeof(*out));
+    seen_t seen = {NULL, 0};
     if (which == LG_ENGINE_BLOCKED_CIDRS) {
         lg_snapshot_t *held = NULL;
         uint64_t gen = 0;
@@ -370,9 +406,10 @@ int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list
         for (size_t i = 0; i < s->n_protection && rc == 0; i++) {
             const lg_src_strings_t *t = &s->protection[i].block_text;
             for (size_t j = 0; j < t->n && rc == 0; j++)
-                rc = list_add(out, t->v[j]);
+                rc = list_add(out, &seen, t->v[j]);
         }
         lg_snapshot_unref(held);
+        lg_free(seen.slot);
         return rc;
     }
     lg_ipkey_t *keys = lg_malloc(LG_ENGINE_BLOCKED_MAX * sizeof(lg_ipkey_t));
@@ -390,8 +427,9 @@ int lg_engine_blocked(lg_engine_t *e, int which, uint64_t now_ms, lg_engine_list
          * listing it at once. */
         if (!still_ruled(s, &keys[i], which)) continue;
         char text[LG_IPKEY_TEXT_MAX];
-        if (lg_ipkey_format(&keys[i], text, sizeof(text)) > 0) rc = list_add(out, text);
+        if (lg_ipkey_format(&keys[i], text, sizeof(text)) > 0) rc = list_add(out, &seen, text);
     }
+    lg_free(seen.slot);
     lg_snapshot_unref(held);
     lg_free(keys);
     return rc;

@@ -4,6 +4,7 @@
 #include "lg_suspend.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,13 @@ static void erase(lg_pending_t *t, lg_pending_entry_t *e)
 }
 
 /* ---- worker side ----------------------------------------------------------------------- */
+
+static _Atomic uint64_t serials;
+
+uint64_t lg_suspend_next_serial(void)
+{
+    return atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
+}
 
 static void format_id(char *out, size_t size, unsigned worker, uint64_t serial)
 {

@@ -16,7 +16,10 @@
  * the decision, so a suspend timeout that fires between claim and delivery does not close a
  * connection JS was already told it resolved.
  *
- * Ids are "<worker>.<serial>" (serials count up per worker and are never reused).
+ * Ids are "<worker>.<serial>"; serials come from one counter for the whole process
+ * (lg_suspend_next_serial) and are never reused, so an id of one engine is unknown to every
+ * other (two proxies of a process, or a takeOver hand-over, cannot decide each other's
+ * connections; with a serial per worker both engines' first ids were "0.1").
  */
 #ifndef LG_SUSPEND_H
 #define LG_SUSPEND_H
@@ -58,6 +61,9 @@ typedef struct lg_suspend_ctx_s {
     bool claim_grace;    /* deadline extended once for a claimed decision */
     bool tls;            /* the held bytes start with a TLS ClientHello */
 } lg_suspend_ctx_t;
+
+/* The next serial for a held connection's id (any thread; never 0, never the same twice). */
+uint64_t lg_suspend_next_serial(void);
 
 int lg_pending_init(lg_pending_t *t);
 void lg_pending_destroy(lg_pending_t *t);

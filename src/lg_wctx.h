@@ -141,7 +141,7 @@ typedef struct lg_wctx_s {
     lg_affinity_t *affinity;  /* shared: client IP affinity (lg_conn; ready once a route uses it) */
     uint32_t admits_to_sweep; /* lg_protect: admissions left before the next sweep */
     lg_ja_cache_t ja_cache;   /* this worker's JA3/JA4 cache (lg_protect, lg_suspend) */
-    uint64_t next_serial;     /* lg_suspend: ids of held connections */
+    uint64_t next_serial;     /* PROXY v2 unique ids */
 
     lg_bufpool_t pool;       /* read buffers (lg_relay, lg_tls) */
     lg_sched_t sched;        /* lg_relay */

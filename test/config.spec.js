@@ -441,6 +441,9 @@ describe('config', () => {
       ['CIDR with host bits', () => withConnect((c) => { c.listeners[0].connect = { allowCidrs: ['10.1.0.0/8'] }; }), RangeError, 'listeners[0].connect.allowCidrs[0]'],
       ['allowDomains an IP', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: ['1.2.3.4'] }; }), RangeError, 'listeners[0].connect.allowDomains[0]', 'allowCidrs'],
       ['allowDomains bad name', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: ['exa mple.com'] }; }), RangeError, 'listeners[0].connect.allowDomains[0]'],
+      // 253 valid bytes then a character that does not fit the name buffer: refused, not cut to the 253.
+      ['allowDomains 253 bytes + an emoji', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: [`${Array(4).fill('a'.repeat(62)).join('.')}.${'b'}\u{1F600}`] }; }), RangeError, 'listeners[0].connect.allowDomains[0]'],
+      ['upstream host 253 bytes + a multibyte character', () => withBase((c) => { c.routes[0].upstreams = [{ kind: 'tcp', host: `${Array(4).fill('a'.repeat(62)).join('.')}.b\u20ac`, port: 1 }]; }), RangeError, 'routes[0].upstreams[0].host'],
       ['connectTimeoutMs 0', () => withConnect((c) => { c.listeners[0].connect = { connectTimeoutMs: 0 }; }), RangeError, 'listeners[0].connect.connectTimeoutMs'],
       ['connectTimeoutMs too large', () => withConnect((c) => { c.listeners[0].connect = { connectTimeoutMs: 600001 }; }), RangeError, 'listeners[0].connect.connectTimeoutMs'],
       ['routes missing for a tls listener', () => ({ listeners: [{ port: 0 }] }), TypeError, 'routes is required'],

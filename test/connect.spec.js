@@ -960,6 +960,17 @@ describe('connect listener', function () {
   });
 
   describe('tunnels', () => {
+    it("removeAllListeners() keeps the event switches: a 'tunnel' listener added afterwards gets its events", async () => {
+      const proxy = await startConnectProxy();
+      proxy.removeAllListeners();
+      const events = [];
+      proxy.on('tunnel', (t) => events.push(t));
+      const socket = await connect(portOf(proxy));
+      socket.end('GET / HTTP/1.1\r\n\r\n');
+      await waitFor(() => events.length === 1, 5000, { message: 'no tunnel event after removeAllListeners()' });
+      assert.strictEqual(events[0].status, 405); // GET to a forward proxy: only CONNECT
+    });
+
     it('bytes pipelined after the head (a real TLS ClientHello in the same write) reach the target intact', async () => {
       const hello = await captureClientHello('pipelined.test');
       const recorder = await startRecorder();

@@ -324,6 +324,21 @@ describe('protection', function () {
     });
   });
 
+  describe('blockedIps() of large blocklists', () => {
+    it('lists 200,000 blocklist entries of two listeners once each, in order (deduplicated by a hash set, not by comparing every pair)', async () => {
+      const list = [];
+      for (let i = 0; i < 200000; i++) list.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
+      const protection = { blocklist: list };
+      const { proxy } = await startProtected({ listeners: [{ protection }, { protection: { blocklist: ['192.0.2.0/24', ...list.slice(0, 1000)] } }] });
+      const got = proxy.blockedIps().cidrBlocklist;
+      assert.strictEqual(got.length, 200001);
+      assert.strictEqual(got[0], '10.0.0.0/32');
+      assert.strictEqual(got[199999], '10.3.13.63/32');
+      assert.strictEqual(got[200000], '192.0.2.0/24');
+      assert.strictEqual(new Set(got).size, got.length);
+    });
+  });
+
   describe('hot swap (updateConfig)', () => {
     it('adds and removes a blocklist and a rate limit', async () => {
       const { proxy, port } = await startProtected({});

@@ -396,6 +396,27 @@ describe('suspended routes', function () {
       assert.deepStrictEqual(suspendCounters(proxy.metrics()), { ...ZERO, suspendedTotal: 1, suspendedResolved: 1 });
       assert.strictEqual(proxy.metrics().activeConnections, 1, 'the late null did not close it');
     });
+
+    it("one proxy's id is unknown to another proxy of the process (each resolves only its own)", async function () {
+      const up = await startTaggedEcho('A');
+      const a = await suspendProxy({ proxy: { workerThreads: 1 } });
+      const b = await suspendProxy({ proxy: { workerThreads: 1 } });
+      const sa = await connect(a.port);
+      sa.write('for a');
+      const sb = await connect(b.port);
+      sb.write('for b');
+      const ca = await a.events.next();
+      const cb = await b.events.next();
+      assert.notStrictEqual(ca.id, cb.id, 'ids of two engines differ');
+      assert.strictEqual(b.proxy.resolveConnection(ca.id, null), false, "b does not know a's id");
+      assert.strictEqual(a.proxy.resolveConnection(cb.id, null), false, "a does not know b's id");
+      assert.strictEqual(a.proxy.metrics().pendingSuspended, 1);
+      assert.strictEqual(b.proxy.metrics().pendingSuspended, 1);
+      assert.strictEqual(a.proxy.resolveConnection(ca.id, { upstreams: [tcp(up.port)] }), true);
+      assert.strictEqual(b.proxy.resolveConnection(cb.id, { upstreams: [tcp(up.port)] }), true);
+      assert.strictEqual((await echoRound(sa, Buffer.from('!'), 10000, 5)).toString(), 'for a!');
+      assert.strictEqual((await echoRound(sb, Buffer.from('?'), 10000, 5)).toString(), 'for b?');
+    });
   });
 
   describe('connections that are never resolved', function () {
@@ -637,6 +658,36 @@ describe('suspended routes', function () {
       const m = proxy.metrics();
       assert.deepStrictEqual(suspendCounters(m), { ...ZERO, suspendedTotal: 2, suspendedResolved: 2 });
       assert.strictEqual(proxy.errors.length, 2);
+    });
+
+    it("an async handler whose promise rejects is re-emitted as 'error' too (not an unhandled rejection)", async function () {
+      const up = await startTaggedEcho('A');
+      const { proxy, port, events } = await suspendProxy();
+      const boom = new Error('async handler failed');
+      proxy.on('suspended', async () => { await null; throw boom; });
+      const s = await connect(port);
+      s.write('first');
+      const e = await events.next();
+      await waitFor(() => proxy.errors.length === 1, 5000);
+      assert.strictEqual(proxy.errors[0], boom);
+      assert.strictEqual(proxy.resolveConnection(e.id, { upstreams: [tcp(up.port)] }), true);
+      assert.strictEqual((await echoRound(s, Buffer.from('!'), 10000, 5)).toString(), 'first!');
+    });
+
+    it('with no error listener, the memory of errors printed once is bounded (messages may hold a client-chosen SNI)', function () {
+      const { Proxy } = require('..');
+      const p = new Proxy({ routes: [suspendedRoute('')], listeners: [{ host: '127.0.0.1', port: 0 }] });
+      const write = process.stderr.write;
+      let printed = 0;
+      process.stderr.write = () => { printed++; return true; };
+      try {
+        for (let i = 0; i < 1000; i++) p._report(new Error(`no route for sni x${i}.test`));
+        p._report(new Error('no route for sni x999.test')); // still remembered: not printed again
+      } finally {
+        process.stderr.write = write;
+      }
+      assert.strictEqual(printed, 1000);
+      assert.ok(p._printed.size <= 256, `${p._printed.size} kept`);
     });
 
     it('with no error listener: printed once to stderr, nothing crashes (child process)', async function () {

@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+'use strict';
+// Where S6's ping round trip goes: the `ping` case (32 bulk downloads and a 64-byte ping per ms
+// through one legato worker on CPU 0; origins and clients on CPU 1), with every ping numbered and
+// timed on the wire by tcpdump at four points: pinger → proxy, proxy → echo, echo → proxy,
+// proxy → pinger. The proxy's own delay is the two forwarding gaps; the rest is the load CPU.
+//
+//   node bench/tools/ping-legs.js [seconds=10] [drr|fifo]      (root: needs tcpdump)
+//   LEGATO_ROOT=<checkout> runs another checkout's build; DIRECT=1 runs without a proxy.
+// Prints percentiles (µs) of the round trip and of each part.
+
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const ROOT = path.resolve(process.env.LEGATO_ROOT || path.join(__dirname, '..', '..'));
+const LOAD = path.join(__dirname, 'sched-load.js');
+const SECS = Number(process.argv[2] || 10);
+const KIND = process.argv[3] || 'drr';
+const DIRECT = !!process.env.DIRECT;
+
+function waitLine(child, re) {
+  return new Promise((resolve, reject) => {
+    let acc = '';
+    child.stdout.on('data', (d) => { acc += d; const m = acc.match(re); if (m) resolve(m); });
+    child.on('exit', (c) => reject(new Error(`exit ${c}: ${acc}`)));
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pinned = (cpu, args, opts) => spawn('taskset', ['-c', String(cpu), ...args], opts);
+
+// The pinger: CONNECT (unless direct), the echo's mode byte, then 'P' + 7-digit id padded to 64
+// bytes every ms; prints the round trips as [[id, µs], ...].
+const PINGER = `
+const net = require('net');
+const [pp, ep, secs] = process.argv.slice(1).map(Number);
+const s = net.connect({ host: '127.0.0.1', port: pp || ep });
+s.setNoDelay(true);
+const rtt = [], sent = new Map();
+let acc = '', ready = !pp;
+function go() {
+  s.write('E');
+  let id = 0;
+  const iv = setInterval(() => { sent.set(id, process.hrtime.bigint()); s.write(('P' + String(id++).padStart(7, '0')).padEnd(64, '.')); }, 1);
+  setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log('result ' + JSON.stringify(rtt)); process.exit(0); }, 200); }, secs * 1000);
+}
+s.on('data', (d) => {
+  acc += d.toString('latin1');
+  if (!ready) { const i = acc.indexOf('\\r\\n\\r\\n'); if (i < 0) return; acc = acc.slice(i + 4); ready = true; go(); }
+  while (acc.length >= 64) {
+    const id = Number(acc.slice(1, 8)); acc = acc.slice(64);
+    const t = sent.get(id);
+    if (t !== undefined) { rtt.push([id, Number(process.hrtime.bigint() - t) / 1000]); sent.delete(id); }
+  }
+});
+s.on('connect', () => { if (pp) s.write('CONNECT 127.0.0.1:' + ep + ' HTTP/1.1\\r\\n\\r\\n'); else go(); });`;
+
+/** For each leg, the first time each ping id was seen on the wire (seconds). */
+function legsFromPcap(pcap, eport, pport) {
+  const out = execFileSync('tcpdump', ['-r', pcap, '-tt', '-n', '-A'], { encoding: 'latin1', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const legs = { c2p: new Map(), p2e: new Map(), e2p: new Map(), p2c: new Map() };
+  let leg = null;
+  let t = 0;
+  for (const line of out.split('\n')) {
+    const m = /^(\d+\.\d+) IP 127\.0\.0\.1\.(\d+) > 127\.0\.0\.1\.(\d+):/.exec(line);
+    if (m) {
+      t = Number(m[1]);
+      const src = Number(m[2]);
+      const dst = Number(m[3]);
+      if (pport) leg = dst === pport ? 'c2p' : src === pport ? 'p2c' : dst === eport ? 'p2e' : src === eport ? 'e2p' : null;
+      else leg = dst === eport ? 'c2p' : src === eport ? 'p2c' : null;
+      continue;
+    }
+    if (!leg) continue;
+    for (const p of line.matchAll(/P(\d{7})/g)) {
+      const id = Number(p[1]);
+      if (!legs[leg].has(id)) legs[leg].set(id, t);
+    }
+  }
+  return legs;
+}
+
+const pct = (xs, p) => { const a = [...xs].sort((x, y) => x - y); return a.length ? a[Math.min(a.length - 1, Math.floor(p * a.length))] : NaN; };
+
+async function main() {
+  const kids = [];
+  const start = (cpu, args, opts) => { const c = pinned(cpu, args, opts); kids.push(c); return c; };
+  try {
+    const bo = start(1, [process.execPath, LOAD, 'origin'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bport = JSON.parse((await waitLine(bo, /ready (\{.*\})\n/))[1]).port;
+    const eo = start(1, [process.execPath, LOAD, 'origin'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const eport = JSON.parse((await waitLine(eo, /ready (\{.*\})\n/))[1]).port;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ping-legs-'));
+    let pport = 0;
+    if (!DIRECT) {
+      const cfg = { workerThreads: 1, scheduler: { kind: KIND }, listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0, idleTimeoutMs: 600000, maxConnections: 0, connect: { allowPorts: [bport, eport], denyCidrs: [], connectTimeoutMs: 10000 } }] };
+      fs.writeFileSync(path.join(dir, 'legato.json'), JSON.stringify(cfg));
+      const p = start(0, [process.execPath, path.join(ROOT, 'bench', 'peers', 'legato-proxy.js'), path.join(dir, 'legato.json')], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LEGATO_ROOT: ROOT } });
+      pport = JSON.parse((await waitLine(p, /ready (\{.*\})\n/))[1]).ports[0];
+    }
+    const bulk = start(1, [process.execPath, LOAD, 'fair', String(pport), String(bport), String(SECS + 4), '32'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await waitLine(bulk, /ready\n/);
+    const pcap = path.join(dir, 'ping.pcap');
+    const filter = DIRECT ? `tcp port ${eport} and less 400` : `(tcp port ${eport} or tcp port ${pport}) and less 400`;
+    const td = start(1, ['tcpdump', '-i', 'lo', '-n', '-B', '16384', '-w', pcap, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await sleep(1000);
+    bulk.stdin.write('go\n');
+    await sleep(1000);
+    const pinger = start(1, [process.execPath, '-e', PINGER, String(pport), String(eport), String(SECS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const rtt = new Map(JSON.parse((await waitLine(pinger, /result (\[.*\])\n/))[1]));
+    const br = JSON.parse((await waitLine(bulk, /result (\{.*\})\n/))[1]);
+    td.kill('SIGINT');
+    await sleep(500);
+    const legs = legsFromPcap(pcap, eport, pport);
+    fs.rmSync(dir, { recursive: true, force: true });
+    const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10)); // skip the first 10 %
+    const need = pport ? ['c2p', 'p2e', 'e2p', 'p2c'] : ['c2p', 'p2c'];
+    const both = ids.filter((i) => need.every((l) => legs[l].has(i)));
+    const us = (a, b, i) => (legs[b].get(i) - legs[a].get(i)) * 1e6;
+    const rows = [['round trip (pinger)', ids.map((i) => rtt.get(i))]];
+    if (pport) {
+      rows.push(['proxy pinger→echo', both.map((i) => us('c2p', 'p2e', i))]);
+      rows.push(['echo side', both.map((i) => us('p2e', 'e2p', i))]);
+      rows.push(['proxy echo→pinger', both.map((i) => us('e2p', 'p2c', i))]);
+      rows.push(['proxy, both ways', both.map((i) => us('c2p', 'p2e', i) + us('e2p', 'p2c', i))]);
+    } else {
+      rows.push(['echo side', both.map((i) => us('c2p', 'p2c', i))]);
+    }
+    rows.push(['pinger side', both.map((i) => rtt.get(i) - us('c2p', 'p2c', i))]);
+    console.log(`${DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`}: ${ids.length} pings, ${both.length} seen on every leg; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s, Jain ${br.jain.toFixed(3)}`);
+    for (const [name, xs] of rows) {
+      console.log(`${name.padEnd(20)} p50 ${pct(xs, 0.5).toFixed(0).padStart(7)}  p90 ${pct(xs, 0.9).toFixed(0).padStart(7)}  p99 ${pct(xs, 0.99).toFixed(0).padStart(7)}  p99.9 ${pct(xs, 0.999).toFixed(0).padStart(7)} µs`);
+    }
+  } finally {
+    for (const k of kids) { try { k.kill(); } catch (_) { /* gone */ } }
+  }
+}
+
+main().then(() => setTimeout(() => process.exit(0), 300), (err) => { console.error(err.message); process.exit(1); });
