@@ -201,7 +201,7 @@ static void relay_arm(lg_conn_t *c)
 
 static uint64_t handshake_deadline(const lg_conn_t *c)
 {
-    return c->accepted_at + c->snap->protection[c->lis].tls_handshake_timeout_ms;
+    return c->su->hs_start + c->snap->protection[c->lis].tls_handshake_timeout_ms;
 }
 
 _Static_assert(LG_CONN_N_STATES <= LG_WCTX_STATES, "lg_wctx_t.n_states is too small");
@@ -770,6 +770,12 @@ static int uptls_forward(lg_conn_t *c)
     if (u->clear.bytes == 0) return 0;
     if (uptls(c) == NULL || c->su->dial != NULL) {
         lg_bufq_move(&u->staged, &u->clear, &c->relay.w->pool);
+        /* Bounded like a queue: c2u's own watermark never sees these bytes (its queue is
+         * empty until the handshake is done), so without this a client streaming while the
+         * upstream's dial or handshake takes its time grew the worker without limit. */
+        if (u->staged.mem >= c->relay.w->conf->max_queued_per_flow) {
+            lg_relay_pause(&c->relay, &c->relay.c2u);
+        }
         return 0;
     }
     return encrypt_queue(c, uptls(c), &u->clear, &c->relay.c2u);
@@ -883,6 +889,9 @@ static void uptls_ready(lg_conn_t *c)
         out_of_memory(c);
         return;
     }
+    /* The client's close_notify came while this handshake ran (uptls_close_notify could not
+     * send it then): it follows the staged bytes, so the upstream sees an end, not a cut. */
+    if (c->relay.c2u.eof) uptls_close_notify(c);
     if (c->state == LG_CONN_HANDSHAKE) {
         set_state(c, LG_CONN_HANDSHAKE); /* only the client's handshake deadline is left */
         return;
@@ -1127,6 +1136,9 @@ static void linger_start(lg_conn_t *c)
     c->su->resolve = NULL;
     lg_dial_cancel(c->su->dialer);
     c->su->dialer = NULL;
+    /* An upstream TLS handshake still running must not finish (or fail) during the linger: its
+     * callbacks would move a lingering connection on. */
+    if (uptls(c) != NULL && c->su->dial != NULL && c->up != NULL) uv_read_stop(&c->up->h.stream);
     lg_relay_read_stop(&c->relay, &c->relay.c2u);
     uv_read_stop((uv_stream_t *)&c->client);
     c->relay.c2u.eof = true;
@@ -1756,6 +1768,7 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
     }
     LG_COUNT(cnt, suspended_resolved, 1);
     uv_read_stop((uv_stream_t *)&c->client);
+    c->su->hs_start = now_ms(c); /* a terminating decision's handshake starts now */
     c->decision = decision;
     route_to(c, decision);
 }
@@ -2332,6 +2345,7 @@ void lg_conn_accept(lg_wctx_t *w, unsigned lis, int fd, bool opts_inherited, con
     c->adm = *adm;
     c->snap = lg_snapshot_ref(lg_snapslot_get(w->slot, &w->snap, &w->snap_gen));
     c->accepted_at = uv_now(w->loop);
+    c->su->hs_start = c->accepted_at;
     c->is_connect = is_connect;
     c->in_head = is_connect;                    /* admission reserved an in-head slot */
     lg_relay_set_weight(&c->relay, lc->weight); /* the route's, if it has one, once routed */

@@ -128,6 +128,8 @@ typedef struct lg_setup_s {
     lg_dialctx_t *dial;       /* CONNECTING (and HANDSHAKE) on a route: until the dial is done */
     lg_ppctx_t *pp;           /* HANDSHAKE on a terminated route that sends a PROXY header */
     uint64_t deadline;        /* loop time by which resolve + dial must be done */
+    uint64_t hs_start;        /* loop time tlsHandshakeTimeoutMs counts from: the accept, or the
+                                 decision of a held connection (time held does not count) */
 } lg_setup_t;
 
 struct lg_conn_s {

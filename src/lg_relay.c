@@ -480,6 +480,13 @@ static void check_watermark(lg_relay_t *r, lg_flow_t *f)
     }
 }
 
+void lg_relay_pause(lg_relay_t *r, lg_flow_t *f)
+{
+    if (f->paused || f->src == NULL) return;
+    lg_relay_read_stop(r, f);
+    f->paused = true;
+}
+
 /* Resume a paused source once its queue is below half the watermark. False: the relay failed. */
 static bool flow_maybe_resume(lg_flow_t *f)
 {

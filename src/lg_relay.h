@@ -160,6 +160,11 @@ void lg_relay_attach_client(lg_relay_t *r, uv_stream_t *client);
  * before are scheduled, and a client that already finished has its FIN passed on. */
 void lg_relay_attach_upstream(lg_relay_t *r, uv_stream_t *up);
 
+/* Stop reading f's source as its high watermark would, for bytes its owner holds outside f's
+ * queue (a TLS upstream's handshake); reading resumes when f's queue drains below half the
+ * watermark, as after any pause. */
+void lg_relay_pause(lg_relay_t *r, lg_flow_t *f);
+
 /* Start reading a flow's source (no-op when reading, ended or paused). Returns 0 or a libuv
  * error. */
 int lg_relay_read_start(lg_relay_t *r, lg_flow_t *f);

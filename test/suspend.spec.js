@@ -214,6 +214,24 @@ describe('suspended routes', function () {
       assert.strictEqual(m.tlsHandshakes, 1);
     });
 
+    it('a terminating decision made after tlsHandshakeTimeoutMs: the handshake gets its own full timeout from the decision', async function () {
+      const up = await startHttpUpstream('late');
+      const { proxy, port, events } = await suspendProxy({
+        route: { cert: pair(pki.leaves.a), suspendTimeoutMs: 30000 },
+        proxy: { listener: { protection: { tlsHandshakeTimeoutMs: 1000 } } },
+      });
+      const client = tlsOutcome(port, 'a.test', { ca: pki.ca, write: GET('a.test') });
+      const conn = await events.next();
+      await sleep(1500); // held longer than the handshake timeout
+      assert.strictEqual(proxy.resolveConnection(conn.id, { upstreams: [tcp(up.port)], terminateTls: true }), true);
+      const r = await client;
+      assert.ifError(r.error);
+      assert.strictEqual(bodyOf(r.data), 'upstream=late\n');
+      const m = await metricIs(proxy, 'activeConnections', 0);
+      assert.strictEqual(m.tlsHandshakes, 1);
+      assert.strictEqual(m.handshakeFailures, 0);
+    });
+
     it("terminates TLS with the listener's defaultCert when the decision gives none", async function () {
       const up = await startHttpUpstream('plain-2');
       const { proxy, port, events } = await suspendProxy({ proxy: { listener: { defaultCert: pair(pki.leaves.def) } } });

@@ -8,6 +8,7 @@
 
 const assert = require('assert');
 const net = require('net');
+const crypto = require('crypto');
 const tls = require('tls');
 const fs = require('fs');
 const os = require('os');
@@ -415,6 +416,88 @@ describe('upstreams', function () {
     function tlsRoute(ups, extra = {}) {
       return { sni: 'a.test', terminateTls: true, cert: leafCert('a.test'), upstreams: ups, ...extra };
     }
+
+    /** A TLS client of the proxy on SNI a.test; resolves once its handshake is done. */
+    async function tlsClient(port) {
+      const sock = track(tls.connect({ port, host: '127.0.0.1', servername: 'a.test', rejectUnauthorized: false }), (x) => x.destroy());
+      sock.on('error', () => {});
+      await new Promise((resolve) => sock.once('secureConnect', resolve));
+      return sock;
+    }
+
+    it('a client streaming while the upstream handshake has not finished is read no further than the flow watermark', async function () {
+      // An upstream that accepts and never answers its ClientHello.
+      const stall = await startTcpServer(null, { record: false });
+      const proxy = await startProxy({ routes: [tlsRoute([{ ...tcp(stall.port), tls: { verify: false } }], { connectTimeoutMs: 20000, retries: 0 })], workerThreads: 1 });
+      const sock = await tlsClient(portOf(proxy));
+      const chunk = Buffer.alloc(1 << 20, 0x61);
+      let written = 0;
+      const t0 = Date.now();
+      await new Promise((resolve) => {
+        const pump = () => {
+          while (written < 200 * chunk.length && Date.now() - t0 < 3000) {
+            written += chunk.length;
+            if (!sock.write(chunk)) { sock.once('drain', pump); return; }
+          }
+          resolve();
+        };
+        pump();
+        setTimeout(resolve, 3000);
+      });
+      const held = proxy.metrics().workers[0].readBuffersInUse;
+      sock.destroy();
+      // Before the bound the client wrote its 200 MiB in about a second, all held by the proxy.
+      assert.ok(written <= 32 * chunk.length, `the client wrote ${written >> 20} MiB past a stalled upstream handshake`);
+      assert.ok(held <= 16, `${held} read buffers held`);
+    });
+
+    it('a client paused behind an upstream handshake resumes when it completes: 20 MiB echoed exactly', async function () {
+      const origin = tls.createServer({ cert: certs.leaves['a.test'].chain, key: certs.leaves['a.test'].key }, (s) => { s.on('error', () => {}); s.pipe(s); });
+      await new Promise((resolve) => origin.listen(0, '127.0.0.1', resolve));
+      track(origin, (o) => new Promise((resolve) => o.close(resolve)));
+      // The upstream answers its ClientHello 1 s late.
+      const slow = await startTcpServer((s) => {
+        s.pause();
+        setTimeout(() => { const o = net.connect(origin.address().port, '127.0.0.1'); o.on('error', () => {}); s.pipe(o).pipe(s); s.resume(); }, 1000);
+      }, { record: false });
+      const proxy = await startProxy({ routes: [tlsRoute([{ ...tcp(slow.port), tls: { verify: false } }])], workerThreads: 1 });
+      const sock = await tlsClient(portOf(proxy));
+      const sent = crypto.randomBytes(20 << 20);
+      const chunks = [];
+      let got = 0;
+      const done = new Promise((resolve) => sock.on('data', (d) => { chunks.push(d); got += d.length; if (got >= sent.length) resolve(); }));
+      sock.write(sent);
+      await done;
+      assert.ok(Buffer.concat(chunks).equals(sent), 'the echo differs');
+      sock.destroy();
+    });
+
+    it("the client's close_notify that arrives during the upstream handshake reaches the upstream (openssl s_server: DONE, not an unexpected EOF)", async function () {
+      const { spawn } = require('child_process');
+      const { closedPort } = require('./helpers/connect');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-cn-'));
+      fs.writeFileSync(path.join(dir, 'a.crt'), certs.leaves['a.test'].chain);
+      fs.writeFileSync(path.join(dir, 'a.key'), certs.leaves['a.test'].key);
+      const port = await closedPort();
+      const srv = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', path.join(dir, 'a.crt'), '-key', path.join(dir, 'a.key'), '-naccept', '1', '-tls1_3'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      track(srv, (x) => { x.kill(); fs.rmSync(dir, { recursive: true, force: true }); });
+      let out = '';
+      srv.stdout.on('data', (d) => { out += d; });
+      srv.stderr.on('data', (d) => { out += d; });
+      await waitFor(() => /ACCEPT/.test(out), 10000, { message: 's_server did not start' });
+      // The upstream answers its ClientHello 1 s late: the client's data and close_notify wait.
+      const slow = await startTcpServer((s) => {
+        s.pause();
+        setTimeout(() => { const o = net.connect(port, '127.0.0.1'); o.on('error', () => {}); s.pipe(o).pipe(s); s.resume(); }, 1000);
+      }, { record: false });
+      const proxy = await startProxy({ routes: [tlsRoute([{ ...tcp(slow.port), tls: { verify: false } }])], workerThreads: 1 });
+      const sock = await tlsClient(portOf(proxy));
+      sock.on('data', () => {});
+      sock.end('hello before the upstream is ready\n');
+      await waitFor(() => /DONE|ERROR/.test(out), 10000, { message: `s_server said: ${out}` });
+      assert.match(out, /hello before the upstream is ready\nDONE/);
+      assert.doesNotMatch(out, /unexpected eof/);
+    });
 
     it('verifies the upstream against a local CA, sends the servername, and resumes its sessions', async function () {
       const origin = await startTlsOrigin('A', certs.leaves['a.test']);
