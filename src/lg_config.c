@@ -7,6 +7,7 @@
  * name the option path like lib/config.js's (lib/config.js words the ones users normally see).
  */
 #include "lg_config.h"
+#include "lg_digest.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -604,14 +605,24 @@ void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, u
     pthread_mutex_unlock(&u->addr_lock);
 }
 
-SSL_SESSION *lg_upshared_session(lg_upshared_t *u)
+SSL_SESSION *lg_upshared_session(lg_upshared_t *u, const uint8_t tag[LG_UPSTREAM_TLS_TAG])
 {
+    SSL_SESSION *s = NULL;
     pthread_mutex_lock(&u->addr_lock);
-    SSL_SESSION *s = u->n_sessions > 0 ? u->tls_sessions[u->n_sessions - 1] : NULL;
-    if (s != NULL && SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
-        u->tls_sessions[--u->n_sessions] = NULL; /* RFC 8446 §C.4: a ticket is used once */
-    } else if (s != NULL) {
-        SSL_SESSION_up_ref(s);
+    for (size_t i = u->n_sessions; i-- > 0;) {
+        unsigned int len = 0;
+        const unsigned char *ctx = SSL_SESSION_get0_id_context(u->tls_sessions[i], &len);
+        if (len != LG_UPSTREAM_TLS_TAG || memcmp(ctx, tag, LG_UPSTREAM_TLS_TAG) != 0) continue;
+        s = u->tls_sessions[i];
+        if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
+            /* RFC 8446 §C.4: a ticket is used once */
+            memmove(u->tls_sessions + i, u->tls_sessions + i + 1,
+                    (u->n_sessions - i - 1) * sizeof(s));
+            u->tls_sessions[--u->n_sessions] = NULL;
+        } else {
+            SSL_SESSION_up_ref(s);
+        }
+        break;
     }
     pthread_mutex_unlock(&u->addr_lock);
     return s;
@@ -728,6 +739,33 @@ static void upstream_addr(lg_upstream_t *up)
 }
 
 /* A TLS upstream's client context and name. */
+/* lg_upstream_t.tls_tag: SHA-256 over length-prefixed fields (no two settings hash alike). */
+static int uptls_tag(const lg_src_uptls_t *t, const char *name, uint8_t out[LG_UPSTREAM_TLS_TAG])
+{
+    const void *parts[] = {name, t->ca.p, t->cert.present ? t->cert.chain.p : NULL,
+                           t->cert.present ? t->cert.key.p : NULL};
+    size_t lens[] = {strlen(name), t->ca.len, t->cert.present ? t->cert.chain.len : 0,
+                     t->cert.present ? t->cert.key.len : 0};
+    size_t total = 1;
+    for (size_t i = 0; i < 4; i++)
+        total += 8 + lens[i];
+    uint8_t *buf = lg_malloc(total);
+    if (buf == NULL) return -ENOMEM;
+    size_t off = 0;
+    buf[off++] = t->verify ? 1 : 0;
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t n = lens[i];
+        memcpy(buf + off, &n, 8);
+        off += 8;
+        if (n > 0) memcpy(buf + off, parts[i], n);
+        off += n;
+    }
+    lg_sha256(buf, off, out);
+    OPENSSL_cleanse(buf, total); /* it held the private key */
+    lg_free(buf);
+    return 0;
+}
+
 static int build_uptls(const lg_src_uptls_t *t, lg_upstream_t *up, const char *path,
                        lg_cfgerr_t *err)
 {
@@ -745,6 +783,7 @@ static int build_uptls(const lg_src_uptls_t *t, lg_upstream_t *up, const char *p
     up->tls_name = dup_str(name);
     if (up->tls_name == NULL) return RANGE(err, "%s.tls: out of memory", path);
     up->tls_verify = t->verify;
+    if (uptls_tag(t, name, up->tls_tag) != 0) return RANGE(err, "%s.tls: out of memory", path);
     lg_tls_material_t m;
     memset(&m, 0, sizeof(m));
     if (t->ca.len > 0) {

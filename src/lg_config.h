@@ -45,6 +45,7 @@
 #define LG_CFGERR_MAX         512  /* bytes of a config error message */
 #define LG_UPSTREAM_ADDRS_MAX 16   /* addresses of an upstream host name kept between lookups */
 #define LG_UPSTREAM_SESSIONS  8    /* TLS sessions (tickets) kept per TLS upstream */
+#define LG_UPSTREAM_TLS_TAG   32   /* bytes: SHA-256, and SSL_MAX_SID_CTX_LENGTH */
 
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
@@ -248,6 +249,12 @@ typedef struct lg_upstream_s {
     SSL_CTX *tls_ctx;      /* TLS upstream: the client context (one reference), else NULL */
     char *tls_name;        /* the name sent and verified (NULL: none) */
     bool tls_verify;
+    /* TLS upstream: SHA-256 of everything that decides how a session was authenticated (name,
+     * verify, CA, client certificate and key). Sessions are shared per host:port (shared), so
+     * each carries this tag (its session id context) and is offered only to the same settings:
+     * a session resumed skips the chain and name checks and carries the client certificate of
+     * the handshake that made it. */
+    uint8_t tls_tag[LG_UPSTREAM_TLS_TAG];
 } lg_upstream_t;
 
 /*
@@ -420,7 +427,9 @@ void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, u
  * a TLS 1.3 one is handed out once (its ticket is for one use), a TLS 1.2 one stays. And keep
  * a new one (the reference is taken over; the oldest goes when LG_UPSTREAM_SESSIONS are kept;
  * NULL, or a session that cannot resume, is dropped). */
-SSL_SESSION *lg_upshared_session(lg_upshared_t *u);
+/* The newest kept session made with these TLS settings (tag: lg_upstream_t.tls_tag), or NULL;
+ * a TLS 1.3 one is taken out (a ticket is used once), a TLS 1.2 one is shared (a reference). */
+SSL_SESSION *lg_upshared_session(lg_upshared_t *u, const uint8_t tag[LG_UPSTREAM_TLS_TAG]);
 void lg_upshared_keep_session(lg_upshared_t *u, SSL_SESSION *s);
 
 /* Mark every cached answer stale (a config swap: the next dial looks the name up again). */

@@ -939,9 +939,9 @@ static void uptls_begin(lg_conn_t *c)
         return;
     }
     /* New sessions (TLS 1.3 tickets come after the handshake) are kept for the upstream. */
-    SSL_SESSION *sess = lg_upshared_session(c->upstream);
-    int rc = lg_tls_new_client(&c->upside->tls, up->tls_ctx, up->tls_name, up->tls_verify, sess,
-                               keep_session, c->upstream);
+    SSL_SESSION *sess = lg_upshared_session(c->upstream, up->tls_tag);
+    int rc = lg_tls_new_client(&c->upside->tls, up->tls_ctx, up->tls_name, up->tls_verify,
+                               up->tls_tag, sess, keep_session, c->upstream);
     SSL_SESSION_free(sess); /* the SSL holds its own reference while it lives */
     if (rc != 0) {
         out_of_memory(c);

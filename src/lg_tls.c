@@ -168,7 +168,8 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
 }
 
 int lg_tls_new_client(lg_tls_t **out, SSL_CTX *ctx, const char *servername, bool check_name,
-                      SSL_SESSION *session, void (*sink)(void *arg, SSL_SESSION *s), void *sink_arg)
+                      const uint8_t *tag, SSL_SESSION *session,
+                      void (*sink)(void *arg, SSL_SESSION *s), void *sink_arg)
 {
     int rc = lg_tls_new(out, ctx, NULL, 0, NULL, 0);
     if (rc != 0) return rc;
@@ -188,6 +189,7 @@ int lg_tls_new_client(lg_tls_t **out, SSL_CTX *ctx, const char *servername, bool
                          : SSL_set1_host(t->ssl, servername) == 1;
         }
     }
+    if (ok && tag != NULL) ok = SSL_set_session_id_context(t->ssl, tag, 32) == 1;
     if (ok && session != NULL) ok = SSL_set_session(t->ssl, session) == 1;
     if (!ok) {
         ERR_clear_error();
@@ -447,7 +449,10 @@ int lg_tls_feed(lg_tls_t *t, lg_tls_io_t *io, const uint8_t *data, size_t len)
             goto out;
         }
         t->handshake_done = true;
-        bool sni_ok = t->client || sni_matches(t);
+        /* Only TLS 1.3 can bring a second ClientHello (after a HelloRetryRequest) whose SNI the
+         * router never saw. A TLS 1.2 handshake has one, the one routed; and for a resumed TLS
+         * 1.2 session OpenSSL reports the session's own SNI, not this hello's. */
+        bool sni_ok = t->client || SSL_version(t->ssl) < TLS1_3_VERSION || sni_matches(t);
         lg_free(t->sni); /* the check is done: an idle connection does not keep the name */
         t->sni = NULL;
         if (!sni_ok) {

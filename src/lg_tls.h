@@ -74,11 +74,13 @@ void lg_tls_free(lg_tls_t *t); /* NULL is ignored */
  * NULL) is offered for resumption. The context decides whether the chain is verified.
  * lg_tls_start() then queues the ClientHello; lg_tls_feed() runs the rest (LG_TLS_READY once,
  * LG_TLS_E_CERTIFICATE when verification failed). New sessions go to sink(sink_arg, session)
- * (see lg_tls_new_session_cb; sink may be NULL). Returns 0 or -ENOMEM.
+ * (see lg_tls_new_session_cb; sink may be NULL). `tag` (32 bytes, may be NULL) becomes the
+ * session id context of the sessions this state makes: its owner offers a session only to the
+ * same tag. Returns 0 or -ENOMEM.
  */
 int lg_tls_new_client(lg_tls_t **out, SSL_CTX *ctx, const char *servername, bool check_name,
-                      SSL_SESSION *session, void (*sink)(void *arg, SSL_SESSION *s),
-                      void *sink_arg);
+                      const uint8_t *tag, SSL_SESSION *session,
+                      void (*sink)(void *arg, SSL_SESSION *s), void *sink_arg);
 int lg_tls_start(lg_tls_t *t, lg_tls_io_t *io);
 
 /* Installed on client contexts: each new session (a TLS 1.2 session, or each TLS 1.3 ticket,

@@ -121,6 +121,19 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       assert.strictEqual(m.tlsSessionsResumed, 3);
     });
 
+    it('a TLS 1.2 session offered under another SNI of a route with the same certificate is resumed, not refused as an SNI mismatch', async function () {
+      // OpenSSL reports a resumed TLS 1.2 session's own SNI (the first handshake's), not this
+      // hello's; TLS 1.2 has one ClientHello, the one the router read, so nothing is checked.
+      const proxy = await startProxy({ routes: [term('x.w.test', env.pki.leaves.wild), term('y.w.test', env.pki.leaves.wild)] });
+      const port = portOf(proxy);
+      const first = await nodeGet(port, 'x.w.test', { version: 'TLSv1.2' });
+      const second = await T.httpsRequest(port, 'y.w.test', { ca: env.pki.ca, maxVersion: 'TLSv1.2', session: first.session }).catch((e) => e);
+      const m = proxy.metrics();
+      assert.ok(!(second instanceof Error) && second.status === 200, `not served (tlsSniMismatches=${m.tlsSniMismatches}): ${second instanceof Error ? second.message : second.status}`);
+      assert.strictEqual(second.tls.reused, true);
+      assert.strictEqual(m.tlsSniMismatches, 0);
+    });
+
     it('resumes with openssl s_client -reconnect (TLS 1.2; proxy in a child process)', async function () {
       // -reconnect closes each connection right after its handshake; the proxy runs in a child
       // so that an engine crash on that path (see tls.spec.js, 'closing') fails only this test.

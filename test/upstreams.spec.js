@@ -539,6 +539,37 @@ describe('upstreams', function () {
       assert.strictEqual(a.requests.length + b.requests.length, 0, 'no request went to an unverified upstream');
     });
 
+    it('a session made with one route\'s upstream TLS settings is never resumed by a route with others (client certificate, verification)', async function () {
+      const { getTlsPki, pair } = require('./helpers/tlsca');
+      const https = require('https');
+      const pki = getTlsPki();
+      // One upstream host:port; it asks for a client certificate but does not require one.
+      const origin = https.createServer({ key: pki.leaves.a.key, cert: pki.leaves.a.chain, requestCert: true, rejectUnauthorized: false, ca: pki.clientCa }, (req, res) => {
+        const cn = req.socket.getPeerCertificate().subject;
+        res.end(`client=${cn && cn.CN ? cn.CN : 'none'} resumed=${req.socket.isSessionReused()}`);
+      });
+      await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+      track(origin, (o) => new Promise((r) => { o.closeAllConnections(); o.close(r); }));
+      const to = (tlsOpts) => [{ ...tcp(origin.address().port), tls: { servername: 'a.test', ...tlsOpts } }];
+      const proxy = await startProxy({
+        workerThreads: 1,
+        routes: [
+          { sni: 'a.test', terminateTls: true, cert: pair(pki.leaves.a), upstreams: to({ verify: false, cert: { certChain: pki.client.cert, privateKey: pki.client.key } }) },
+          { sni: 'b.test', terminateTls: true, cert: pair(pki.leaves.b), upstreams: to({ ca: pki.ca }) },
+          { sni: '*.w.test', terminateTls: true, cert: pair(pki.leaves.wild), upstreams: to({ ca: certs.ca }) }, // a CA that did not issue the origin's certificate
+        ],
+      });
+      const get = (sni) => nodeTlsGet(portOf(proxy), sni, { ca: pki.ca }).then((r) => r.body, (e) => `failed: ${e.message}`);
+      assert.match(await get('a.test'), /^client=client-1 resumed=false$/);
+      assert.match(await get('a.test'), /^client=client-1 resumed=true$/, 'the same settings resume');
+      // b verifies the origin and has no client certificate: a full handshake of its own.
+      assert.match(await get('b.test'), /^client=none resumed=false$/);
+      assert.match(await get('b.test'), /^client=none resumed=true$/);
+      // c cannot verify the origin: it must fail, not resume a's or b's session.
+      assert.doesNotMatch(await get('c.w.test'), /^client=/);
+      assert.match(await get('a.test'), /^client=client-1 resumed=true$/);
+    });
+
     it('presents a client certificate to a TLS upstream that requires one', async function () {
       const { getTlsPki, pair } = require('./helpers/tlsca');
       const https = require('https');
