@@ -90,7 +90,7 @@ export type ConnectProtectionOptions = Pick<ProtectionOptions, 'rateLimit' | 'su
 
 /** Destination policy of a connect listener. */
 export interface ConnectOptions {
-  /** Destination ports allowed (1-65535). @default [443] */
+  /** Destination ports allowed (1-65535); 443 is added while defaultAllowPort is true. @default [443] */
   allowPorts?: number[];
   /** Allow port 443 in addition to allowPorts. @default true */
   defaultAllowPort?: boolean;
@@ -168,8 +168,8 @@ export interface TlsListenerOptions extends ListenerCommon {
   defaultCert?: CertOptions | null;
   /** Client-certificate authentication for terminating routes. @default null */
   mtls?: MtlsOptions | null;
-  /** Overrides of the top-level protection, field by field. */
-  protection?: ProtectionOptions | null;
+  /** Overrides of the top-level protection, field by field (maxTrackedIps is top-level only). */
+  protection?: Omit<ProtectionOptions, 'maxTrackedIps'> | null;
   /** Not allowed on a tls listener (null is accepted). */
   connect?: null;
 }
@@ -325,7 +325,7 @@ export interface FlowSchedulerOptions {
 export interface SchedulerOptions {
   /** 'drr': Deficit Round-Robin across flows; 'fifo': write straight through. @default 'drr' */
   kind?: 'drr' | 'fifo';
-  /** Bytes per flow per round (1-16777216), or 'auto' (adapts in [1500, 16384]). @default 'auto' */
+  /** Bytes per flow per round (1-16777216), or 'auto' (adapts in [1500, 16384]); a number needs kind 'drr'. @default 'auto' */
   quantum?: 'auto' | number;
   /** High watermark of one flow's queue, bytes (16384-1073741824); reads resume below half. @default 262144 */
   maxQueuedBytesPerFlow?: number;
@@ -355,7 +355,7 @@ export interface KeepaliveOptions {
 export interface ProxyConfig {
   /** 1-64 listeners. Required. */
   listeners: ListenerOptions[];
-  /** Routes (at most 65536); required and non-empty when any listener is kind 'tls'. */
+  /** Routes (at most 65536); required and non-empty when any listener is kind 'tls'; absent or empty with only connect listeners. */
   routes?: RouteOptions[];
   /** Worker threads, 1-256. @default os.availableParallelism() */
   workerThreads?: number;

@@ -42,7 +42,9 @@ class AdminServer {
   constructor(source) {
     this.source = source;
     this.spec = null;
-    this.server = http.createServer((req, res) => this._handle(req, res));
+    // Node enforces requestTimeout only when it checks its connections (every 30 s by
+    // default): 64 slow clients held every admin connection for up to 40 s, /ready included.
+    this.server = http.createServer({ connectionsCheckingInterval: 1000 }, (req, res) => this._handle(req, res));
     this.server.maxConnections = MAX_ADMIN_CONNECTIONS;
     this.server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
     this.server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;

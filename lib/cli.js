@@ -319,12 +319,18 @@ function parseArgs(argv, env = {}) {
     for (const [name, why] of Object.entries(FYNTR_IGNORED)) if (isSet(name)) warnings.push(why);
     return { command: 'proxy', values, warnings };
   }
-  if (!serving) throw new UsageError(`unexpected argument '${clip(positional[0])}' (options start with --; the only command is 'serve')`);
+  if (!serving) throw new UsageError(`unexpected argument '${clip(positional[0])}' (options start with --; the commands are 'serve' and 'hash-password')`);
   if (positional.length < 2) throw new UsageError('serve needs a config file: legato serve <config.json>');
   if (positional.length > 2) throw new UsageError(`serve takes one config file, got also '${clip(positional[2])}'`);
   for (const opt of OPTIONS) {
     const v = fromFlags[opt.key];
     if (v && !SERVE_KEYS.includes(opt.key)) throw new UsageError(`${opt.flag} cannot be used with serve (set it in the config file)`);
+  }
+  // Their environment twins too: dropped without a word, LEGATO_AUTH_FILE would leave the
+  // proxy open to anyone who expected it to ask for credentials.
+  for (const opt of OPTIONS) {
+    const v = values[opt.key];
+    if (v && !SERVE_KEYS.includes(opt.key)) throw new UsageError(`${v.via} cannot be used with serve (set it in the config file, or unset it)`, { showUsage: false });
   }
   const serveValues = {};
   for (const key of SERVE_KEYS) if (values[key]) serveValues[key] = values[key];

@@ -195,7 +195,7 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  * Options (defaults in brackets; index.d.ts has the full documentation):
  *  - `listeners` (required): 1-64 listener objects (see normalizeListener).
  *  - `routes`: up to 65536 routes; required and non-empty when any listener is kind 'tls'. With
- *    only connect listeners, routes are validated and then ignored by the engine.
+ *    only connect listeners, routes must be absent or empty (nothing would use them).
  *  - `workerThreads` [os.availableParallelism(), at most 256]: integer 1-256.
  *  - `readBufferSize` [65536]: integer 1024-16777216 bytes.
  *  - `resolveIntervalMs` [30000]: integer 1-2147483647 ms: how long an upstream host name's
@@ -238,6 +238,11 @@ function normalizeConfig(config) {
   checkDuplicateListeners(listeners);
 
   const rawRoutes = get(config, 'routes');
+  if (!listeners.some(isTlsListener) && Array.isArray(rawRoutes) && rawRoutes.length > 0) {
+    // Routes are what tls listeners route by SNI; connect listeners take their target from the
+    // CONNECT head, so routes given without a tls listener would be checked and never used.
+    throw configRangeError('routes apply to tls listeners only: this config has none (connect listeners take their target from the CONNECT request)');
+  }
   const routes = rawRoutes === undefined && !listeners.some(isTlsListener) ? [] : normalizeRoutes(rawRoutes, 'routes');
   checkRoutesAgainstListeners(routes, listeners);
   checkWeights(scheduler, listeners, routes);
@@ -304,6 +309,11 @@ function normalizeUpdate(update, current) {
 
   const rawProtection = get(update, 'protection');
   const protection = rawProtection === undefined ? copyProtection(current.protection) : normalizeProtection(rawProtection, 'protection');
+  // An update that does not name maxTrackedIps keeps the running one (the table is sized once);
+  // one that names another value is refused.
+  if (!(isObject(rawProtection) && Object.prototype.hasOwnProperty.call(rawProtection, 'maxTrackedIps'))) {
+    protection.maxTrackedIps = current.protection.maxTrackedIps;
+  }
   if (protection.maxTrackedIps !== current.protection.maxTrackedIps) {
     throw configRangeError('protection.maxTrackedIps cannot be changed by updateConfig (the table is sized when the proxy is created)');
   }
@@ -414,6 +424,8 @@ function normalizeScheduler(value, path) {
     // Pacing is a token bucket in front of the DRR grants; 'fifo' writes without grants.
     if (kind !== 'drr') throw configRangeError(`${path}.rate needs ${path}.kind 'drr'`);
   }
+  // 'fifo' writes what each read brought: no rounds, so no quantum to set.
+  if (quantum > 0 && kind !== 'drr') throw configRangeError(`${path}.quantum needs ${path}.kind 'drr'`);
   const flowRate = optInteger(get(obj, 'flowRate'), `${path}.flowRate`, 0, Number.MAX_SAFE_INTEGER, 0);
   // A flow's bucket cuts its DRR grants, as rate's does the worker's; 'fifo' has no grants.
   if (flowRate > 0 && kind !== 'drr') throw configRangeError(`${path}.flowRate needs ${path}.kind 'drr'`);

@@ -91,6 +91,7 @@ function loadServeConfig(file) {
   const fail = (message) => { throw new ConfigFileError(describe(message), files); };
 
   const raw = doc.value;
+  checkDepth(raw, abs, files);
   if (!isObject(raw)) throw new ConfigFileError(`${abs}: the config must be an object (a mapping of options), got ${kindOf(raw)}`, files);
   const dir = path.dirname(abs);
   const hash = crypto.createHash('sha256');
@@ -239,7 +240,12 @@ function parseJsonc(file, text, files) {
   const lines = lineStarts(text);
   const at = (offset) => position(lines, offset);
   const errors = [];
-  const root = jsonc.parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
+  let root;
+  try {
+    root = jsonc.parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
+  } catch (err) {
+    throw new ConfigFileError(`${file}: not valid JSON: ${err.message} (nested too deeply?)`, files);
+  }
   if (errors.length > 0 || root === undefined) {
     const e = errors[0] || { error: jsonc.ParseErrorCode.ValueExpected, offset: 0 };
     const pos = at(e.offset);
@@ -268,7 +274,13 @@ function parseJsonc(file, text, files) {
         return node.value;
     }
   };
-  const value = toValue(root);
+  let value;
+  try {
+    value = toValue(root);
+  } catch (err) {
+    if (err instanceof ConfigFileError) throw err;
+    throw new ConfigFileError(`${file}: not valid JSON: ${err.message} (nested too deeply?)`, files);
+  }
   return {
     value,
     locate(p) {
@@ -343,6 +355,20 @@ function parseYaml(file, text, files) {
       return null;
     },
   };
+}
+
+/** Objects and arrays nested at most this deep (a legato config needs about 8). */
+const MAX_NESTING = 64;
+
+/** Refuse a document nested deeper than MAX_NESTING (the walks below recurse). Iterative. */
+function checkDepth(value, file, files) {
+  const stack = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop();
+    if (typeof v !== 'object' || v === null || Buffer.isBuffer(v) || ArrayBuffer.isView(v)) continue;
+    if (d > MAX_NESTING) throw new ConfigFileError(`${file}: objects and arrays are nested more than ${MAX_NESTING} deep`, files);
+    for (const k of Object.keys(v)) stack.push([v[k], d + 1]);
+  }
 }
 
 /** @returns {number[]} The offset at which each line starts. */

@@ -31,8 +31,14 @@
 /** Keys whose value is a level, not a running count. */
 const GAUGE_KEYS = new Set([
   'activeConnections', 'pendingSuspended', 'buffersInUse', 'configGenerationsLive', 'quantum',
-  'connections', 'readBuffersInUse', 'spareBufferBytes', 'helloBuffersInUse', 'nameLookups',
+  'readBuffersInUse', 'spareBufferBytes', 'helloBuffersInUse', 'nameLookups',
+  'splicePipes', 'lentPipes', 'trackedIps', 'capacity', 'bytes', 'entries', 'weight',
+  'consecutiveFailures', 'cpuPermille',
 ]);
+/** A key that is a level only under one path (routes[].connections is a running count). */
+const GAUGE_PATHS = new Set(['workers[].connections']);
+/** String fields that change during an element's life: a value, not part of its identity. */
+const STATE_KEYS = new Set(['state']);
 
 /** HELP text of the fields we know (the others get a generic one naming their path). */
 const HELP = {
@@ -120,7 +126,8 @@ function snake(key) {
 }
 
 /** @param {string} key @returns {boolean} Whether the field is a level rather than a count. */
-function isGaugeKey(key) {
+function isGaugeKey(key, where) {
+  if (GAUGE_PATHS.has(where ? `${where}.${key}` : key)) return true;
   return GAUGE_KEYS.has(key) || /^(active|pending|current)([A-Z]|$)|InUse$|Live$/.test(key);
 }
 
@@ -228,7 +235,7 @@ function walk(fam, obj, names, labels, where) {
           [...labels, ['status', status[1]]], value);
         continue;
       }
-      const gauge = isGaugeKey(key) || typeof value === 'boolean';
+      const gauge = isGaugeKey(key, where) || typeof value === 'boolean';
       fam.add([...names, snake(key)].join('_'), gauge ? 'gauge' : 'counter', helpFor(key, where), labels, value);
     } else if (Array.isArray(value)) {
       walkArray(fam, value, key, names, labels, path);
@@ -278,6 +285,9 @@ function walkArray(fam, arr, key, names, labels, where) {
     if (isSampleValue(el)) {
       fam.add(childNames.join('_'), isGaugeKey(key) ? 'gauge' : 'counter', helpFor(key, where.slice(0, -key.length).replace(/\.$/, '')), l, el);
     } else if (isPlainObject(el)) {
+      for (const k of Object.keys(el)) {
+        if (STATE_KEYS.has(k) && typeof el[k] === 'string') fam.add([...childNames, snake(k)].join('_'), 'gauge', `proxy.metrics() ${where}.${k}: 1 for the current one.`, [...l, [snake(k), el[k]]], 1);
+      }
       const rest = {};
       for (const k of Object.keys(el)) if (!sets[i].skip.has(k)) rest[k] = el[k];
       walk(fam, rest, childNames, l, `${where}[]`);
@@ -298,7 +308,7 @@ function elementLabels(el, labelName, index) {
     skip.add('port');
   }
   for (const k of Object.keys(el)) {
-    if (skip.has(k) || typeof el[k] !== 'string') continue;
+    if (skip.has(k) || typeof el[k] !== 'string' || STATE_KEYS.has(k)) continue;
     labels.push([snake(k), el[k]]);
     skip.add(k);
   }

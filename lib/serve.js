@@ -41,7 +41,7 @@ const { Service, Log, attachLog, EXIT, STOP_GRACE_MS, announce } = require('./se
 const RELOAD_DEBOUNCE_MS = 200;
 
 /** Top-level options that a running engine cannot change. */
-const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
+const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs', 'protection.maxTrackedIps'];
 
 /**
  * Run `legato serve`.
@@ -145,7 +145,10 @@ async function serve(o) {
       if (restart.length) keepPorts(next.proxyConfig, startedFixed, proxy);
       candidate = validate(next, Proxy);
     } catch (err) {
-      if (!(err instanceof ConfigFileError)) throw err;
+      if (!(err instanceof ConfigFileError)) {
+        failed(`${running.file}: ${err && err.message}`, running.files);
+        return;
+      }
       failed(err.message, [...new Set([...running.files, ...err.files])]);
       return;
     }
@@ -245,7 +248,9 @@ async function serve(o) {
   }
 
   function onFileEvent() {
-    if (timer) clearTimeout(timer);
+    // Armed by the first event and not pushed back by later ones: a file in a watched
+    // directory written more often than the debounce (a log) must not postpone a reload.
+    if (timer) return;
     timer = setTimeout(() => {
       timer = null;
       if (service.state !== 'running') return;
@@ -290,6 +295,8 @@ function keepPorts(nextConfig, startedFixedPart, proxy) {
 function fixedPart(config) {
   const out = {};
   for (const k of FIXED_KEYS) if (Object.prototype.hasOwnProperty.call(config, k)) out[k] = config[k];
+  const p = config.protection;
+  if (isObj(p) && Object.prototype.hasOwnProperty.call(p, 'maxTrackedIps')) out['protection.maxTrackedIps'] = p.maxTrackedIps;
   return out;
 }
 

@@ -113,6 +113,8 @@ class Log {
     this.fd = null;
     this.format = o.format || 'text';
     this.level = o.level || 'info';
+    // A log reader that went away (a closed pipe: EPIPE) must not end the proxy.
+    if (typeof stderr.on === 'function' && stderr.listenerCount('error') === 0) stderr.on('error', () => {});
     if (file) this.fd = fs.openSync(file, 'a', 0o640);
   }
 
@@ -349,13 +351,14 @@ class Service {
         this.say(`cannot listen on admin ${adminUrl(this.adminSpec)}: ${err.message}`);
         return this._finish(EXIT.FAILURE, false);
       }
+      // A signal while the endpoint bound: _finish has run (without this endpoint).
+      if (this.state !== 'starting') { await this.admin.close(); return this._done; }
     }
     try {
       await this.proxy.start();
     } catch (err) {
-      const addrs = this.proxy.addresses();
-      const l = err.listenerIndex !== undefined ? addrs[err.listenerIndex] : addrs[0];
-      this.say(`cannot listen on ${hostPort(l.host, l.port)}: ${err.message}`);
+      const l = err.listenerIndex >= 0 ? this.proxy.addresses()[err.listenerIndex] : null;
+      this.say(l ? `cannot listen on ${hostPort(l.host, l.port)}: ${err.message}` : `cannot start: ${err.message}`);
       await this.proxy.stop().catch(() => {});
       return this._finish(EXIT.FAILURE, false);
     }

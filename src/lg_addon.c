@@ -404,8 +404,12 @@ static napi_value system_error(napi_env env, int rc, const char *syscall, const 
                                int port, int listener)
 {
     char msg[384];
-    snprintf(msg, sizeof(msg), "%s %s: %s %s:%d (listeners[%d])", syscall, uv_err_name(rc),
-             uv_strerror(rc), host, port, listener);
+    if (listener >= 0) {
+        snprintf(msg, sizeof(msg), "%s %s: %s %s:%d (listeners[%d])", syscall, uv_err_name(rc),
+                 uv_strerror(rc), host, port, listener);
+    } else { /* not about a listener: a worker's loop or thread could not be made */
+        snprintf(msg, sizeof(msg), "%s %s: %s", syscall, uv_err_name(rc), uv_strerror(rc));
+    }
     napi_value code, message, err;
     napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);

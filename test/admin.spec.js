@@ -252,6 +252,27 @@ describe('admin endpoint', function () {
       assert.strictEqual(metricsText({}), '');
     });
 
+    it('levels are gauges, running counts counters; an upstream\'s state is a one-hot series, not a label of its counters', async function () {
+      const { Proxy } = require('..');
+      const proxy = new Proxy({ workerThreads: 1, listeners: [{ host: '127.0.0.1', port: 0 }], routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: 9 }] }] });
+      await proxy.start();
+      try {
+        const text = metricsText(proxy.metrics());
+        const type = (name) => (new RegExp(`^# TYPE ${name} (\\w+)$`, 'm').exec(text) || [])[1];
+        for (const g of ['legato_protection_tracked_ips', 'legato_protection_capacity', 'legato_worker_connections', 'legato_worker_splice_pipes', 'legato_worker_lent_pipes',
+          'legato_route_upstream_weight', 'legato_route_upstream_consecutive_failures', 'legato_route_upstream_state']) {
+          assert.strictEqual(type(g), 'gauge', g);
+        }
+        assert.strictEqual(type('legato_route_connections_total'), 'counter');
+        assert.match(text, /^legato_route_upstream_state\{[^}]*state="up"\} 1$/m);
+        for (const line of text.split('\n').filter((l) => /^legato_route_upstream_(?!state)\w+\{/.test(l))) {
+          assert.doesNotMatch(line, /state=/, line);
+        }
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('a real proxy\'s metrics (before start, running) pass promtool', async function () {
       requirePromtool(this);
       const { Proxy } = require('..');

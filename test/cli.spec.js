@@ -171,11 +171,17 @@ describe('legato CLI', function () {
       assert.strictEqual(cli.parseArgs(['-h']).command, 'help');
       assert.strictEqual(cli.parseArgs(['--bogus', '--version']).command, 'version');
       assert.strictEqual(cli.parseArgs(['-v']).command, 'version');
-      const s = cli.parseArgs(['serve', 'x.json', '--quiet'], { LEGATO_PORT: '1' });
+      const s = cli.parseArgs(['serve', 'x.json', '--quiet']);
       assert.strictEqual(s.command, 'serve');
       assert.strictEqual(s.file, 'x.json');
       assert.deepStrictEqual(Object.keys(s.values), ['quiet']);
       assert.throws(() => cli.parseArgs(['serve', 'x.json', '--port', '1']), /--port cannot be used with serve/);
+      // Their environment twins are refused too, not dropped (LEGATO_AUTH_FILE dropped would
+      // leave the proxy open).
+      for (const name of ['LEGATO_PORT', 'LEGATO_AUTH_FILE', 'LEGATO_ADMIN']) {
+        assert.throws(() => cli.parseArgs(['serve', 'x.json'], { [name]: name === 'LEGATO_PORT' ? '1' : name === 'LEGATO_ADMIN' ? '127.0.0.1:9100' : '/x' }),
+          new RegExp(`^UsageError: ${name} cannot be used with serve`));
+      }
     });
 
     it('every option of the usage has an environment twin named after it', () => {
@@ -190,6 +196,33 @@ describe('legato CLI', function () {
   describe('bin/legato as a process', () => {
     let certs;
     before(() => { certs = getCerts(); });
+
+    it('a start failure that is not about a listener (EMFILE creating workers) is one line naming it, exit 1', async function () {
+      const { execFile } = require('child_process');
+      const BIN = require('path').join(__dirname, '..', 'bin', 'legato');
+      const r = await new Promise((resolve) => execFile('sh', ['-c', `ulimit -n 100; ulimit -Hn 100; exec "${process.execPath}" "${BIN}" --port 0 --workers 50`],
+        { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
+      assert.strictEqual(r.code, 1, r.stderr);
+      const lines = r.stderr.trim().split('\n');
+      assert.strictEqual(lines.length, 1, r.stderr);
+      assert.match(lines[0], /legato: cannot start: start EMFILE: too many open files$/);
+    });
+
+    it('a log reader that goes away (its pipe closed) does not end the proxy', async function () {
+      const { spawn } = require('child_process');
+      const BIN = require('path').join(__dirname, '..', 'bin', 'legato');
+      const c = spawn(process.execPath, [BIN, '--port', '0', '--workers', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      track(c, (x) => x.kill('SIGKILL'));
+      await new Promise((resolve) => c.stderr.once('data', resolve));
+      c.stderr.destroy(); // the reader goes away
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      c.kill('SIGUSR1'); // logs a line into the closed pipe
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.strictEqual(c.exitCode, null, `exited with ${c.exitCode}`);
+      const exited = new Promise((resolve) => c.once('exit', (code) => resolve(code)));
+      c.kill('SIGTERM');
+      assert.strictEqual(await exited, 0);
+    });
 
     it('--help prints the usage on stdout and exits 0 (run through its shebang)', async () => {
       for (const flag of ['--help', '-h']) {
@@ -230,7 +263,7 @@ describe('legato CLI', function () {
         [['--workers', '0'], {}, "--workers '0' must be an integer 1-256"],
         [['--quiet=yes'], {}, '--quiet does not take a value'],
         [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
-        [['start'], {}, "unexpected argument 'start' (options start with --; the only command is 'serve')"],
+        [['start'], {}, "unexpected argument 'start' (options start with --; the commands are 'serve' and 'hash-password')"],
         [['serve'], {}, 'serve needs a config file: legato serve <config.json>'],
       ];
       await Promise.all(cases.map(([args, env, expected]) => assertUsageError(args, env, expected)));

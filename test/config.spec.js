@@ -365,10 +365,9 @@ describe('config', () => {
       assert.deepStrictEqual(n.routes[2].upstreams, []);
     });
 
-    it('allows (and validates) routes with only connect listeners', () => {
-      const n = normalizeConfig({ ...connectBase(), routes: [{ sni: 'a.test', upstreams: [TCP()] }] });
-      assert.equal(n.routes.length, 1);
-      assertConfigError(() => normalizeConfig({ ...connectBase(), routes: [{ sni: 5 }] }), TypeError, 'routes[0].sni');
+    it('refuses routes with only connect listeners (they would never be used); an empty list is fine', () => {
+      assertConfigError(() => normalizeConfig({ ...connectBase(), routes: [{ sni: 'a.test', upstreams: [TCP()] }] }), RangeError, 'routes apply to tls listeners only');
+      assert.deepStrictEqual(normalizeConfig({ ...connectBase(), routes: [] }).routes, []);
     });
 
     it('treats undefined like a missing option, normalizes -0 to 0', () => {
@@ -441,6 +440,8 @@ describe('config', () => {
       ['CIDR with host bits', () => withConnect((c) => { c.listeners[0].connect = { allowCidrs: ['10.1.0.0/8'] }; }), RangeError, 'listeners[0].connect.allowCidrs[0]'],
       ['allowDomains an IP', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: ['1.2.3.4'] }; }), RangeError, 'listeners[0].connect.allowDomains[0]', 'allowCidrs'],
       ['allowDomains bad name', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: ['exa mple.com'] }; }), RangeError, 'listeners[0].connect.allowDomains[0]'],
+      ['routes with only connect listeners', () => withConnect((c) => { c.routes = [{ sni: 'a.test', upstreams: [TCP()] }]; }), RangeError, 'routes apply to tls listeners only'],
+      ['quantum with fifo', () => withBase((c) => { c.scheduler = { kind: 'fifo', quantum: 4096 }; }), RangeError, "scheduler.quantum needs scheduler.kind 'drr'"],
       // 253 valid bytes then a character that does not fit the name buffer: refused, not cut to the 253.
       ['allowDomains 253 bytes + an emoji', () => withConnect((c) => { c.listeners[0].connect = { allowDomains: [`${Array(4).fill('a'.repeat(62)).join('.')}.${'b'}\u{1F600}`] }; }), RangeError, 'listeners[0].connect.allowDomains[0]'],
       ['upstream host 253 bytes + a multibyte character', () => withBase((c) => { c.routes[0].upstreams = [{ kind: 'tcp', host: `${Array(4).fill('a'.repeat(62)).join('.')}.b\u20ac`, port: 1 }]; }), RangeError, 'routes[0].upstreams[0].host'],
@@ -621,6 +622,16 @@ describe('config', () => {
       const again = normalizeUpdate({ protection: null }, next);
       assert.deepStrictEqual(again.listeners[0].protection, { ...DEFAULT_PROTECTION, requireSni: true });
       assert.deepStrictEqual(again.protection, DEFAULT_PROTECTION);
+    });
+
+    it('a protection update that does not name maxTrackedIps keeps the running one; another value is refused', () => {
+      const cur = normalizeConfig({ listeners: [{ port: 0 }], routes: [{ sni: '', upstreams: [TCP()] }], protection: { maxTrackedIps: 5000 } });
+      const next = normalizeUpdate({ protection: { maxConcurrentPerIp: 5 } }, cur);
+      assert.strictEqual(next.protection.maxTrackedIps, 5000);
+      assert.strictEqual(next.protection.maxConcurrentPerIp, 5);
+      assert.strictEqual(normalizeUpdate({ protection: null }, cur).protection.maxTrackedIps, 5000);
+      assert.strictEqual(normalizeUpdate({ protection: { maxTrackedIps: 5000 } }, cur).protection.maxTrackedIps, 5000);
+      assertConfigError(() => normalizeUpdate({ protection: { maxTrackedIps: 6000 } }, cur), RangeError, 'protection.maxTrackedIps cannot be changed by updateConfig');
     });
 
     it('an empty update returns an equal config', () => {

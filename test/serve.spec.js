@@ -173,6 +173,10 @@ describe('legato serve', function () {
         ['notpem.json', { listeners: [{ port: 0 }], routes: [route({ terminateTls: true, cert: { certChainFile: files.a.key, privateKeyFile: files.a.key } })] },
           /notpem\.json:\d+:\d+: routes\[0\]\.cert\.certChainFile \('certs\/a\.key'\) must be a PEM-encoded certificate/],
         ['admin.json', { admin: { port: 1, socket: 'x' }, listeners: [{ kind: 'connect', port: 0 }] }, /admin\.json:2:\d+: admin: unknown option 'socket'/],
+        // Nested far deeper than any config (the parser and the walks would overflow the stack).
+        ['deep.jsonc', `{ "x": ${'['.repeat(3000)}${']'.repeat(3000)} }`, /deep\.jsonc: (objects and arrays are nested more than 64 deep|not valid JSON: .*nested too deeply)/],
+        ['deep2.jsonc', `{ "x": ${'['.repeat(2000)}${']'.repeat(2000)} }`, /deep2\.jsonc: (objects and arrays are nested more than 64 deep|not valid JSON: .*nested too deeply)/],
+        ['deep.yaml', `x: ${'['.repeat(100)}${']'.repeat(100)}\n`, /deep\.yaml: objects and arrays are nested more than 64 deep/],
       ];
       for (const [name, content, re] of cases) {
         const file = writeFile(dir, name, content);
@@ -309,6 +313,27 @@ describe('legato serve', function () {
       assert.strictEqual((await h.exited).code, 0);
     });
 
+    it('a file beside the config written every 50 ms does not postpone the reload of a changed config', async () => {
+      const dir = tempDir();
+      const config = (maxConnections) => ({ workerThreads: 1, listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0, maxConnections }] });
+      const file = writeFile(dir, 'legato.json', config(10));
+      const h = await startServe([file]);
+      const noise = path.join(dir, 'busy.log');
+      const writer = setInterval(() => fs.appendFileSync(noise, 'x\n'), 50);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const t0 = Date.now();
+        replaceFile(file, config(20));
+        // The writer goes on for the whole wait: the reload must not wait for it to stop.
+        await h.waitLine(/^(?:\S+ )?legato: (reloaded|listeners handed over)/m, 5000);
+        assert.ok(Date.now() - t0 < 5000);
+      } finally {
+        clearInterval(writer);
+      }
+      h.child.kill('SIGTERM');
+      assert.strictEqual((await h.exited).code, 0);
+    });
+
     it('listener changes are handed over to a new engine on the same ports (port 0 kept); routes in the same file are live', async () => {
       const dir = tempDir();
       const echo = await startEchoServer();
@@ -342,6 +367,19 @@ describe('legato serve', function () {
       assert.strictEqual(t.head, ESTABLISHED);
       t.socket.destroy();
       assert.strictEqual((await nodeTlsGet(h.ports[0], 'b.test', { ca: certs.ca, checkServerIdentity: () => undefined })).body, 'origin=A\nsni=b.test\n');
+      h.child.kill('SIGTERM');
+      assert.strictEqual((await h.exited).code, 0);
+    });
+
+    it('a changed protection.maxTrackedIps is handed over to a new engine (the table is sized once per engine)', async () => {
+      const dir = tempDir();
+      const config = (maxTrackedIps) => ({ workerThreads: 1, listeners: [{ kind: 'connect', host: '127.0.0.1', port: 0 }], protection: { maxTrackedIps, maxConcurrentPerIp: 50 } });
+      const file = writeFile(dir, 'legato.json', config(5000));
+      const h = await startServe([file]);
+      writeFile(dir, 'legato.json', config(6000));
+      h.child.kill('SIGHUP');
+      await h.waitLine(/^(?:\S+ )?legato: listeners handed over to a new engine \(protection\.maxTrackedIps\)/m);
+      assert.doesNotMatch(h.stderr(), /failed/);
       h.child.kill('SIGTERM');
       assert.strictEqual((await h.exited).code, 0);
     });
