@@ -307,28 +307,62 @@ static SSL_CTX *build(const lg_tls_material_t *m, const uint8_t digest[LG_TLS_DI
     return ctx;
 }
 
+/* A SHA-256 digest is uniform: its first bytes are the hash. */
+static size_t digest_slot(const uint8_t digest[LG_TLS_DIGEST_LEN], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, digest, sizeof(h));
+    return (size_t)h & mask;
+}
+
 static SSL_CTX *cache_find(const lg_tls_cache_t *c, const uint8_t digest[LG_TLS_DIGEST_LEN])
 {
-    for (size_t i = 0; i < c->n; i++) {
-        if (memcmp(c->v[i].digest, digest, LG_TLS_DIGEST_LEN) == 0) return c->v[i].ctx;
+    if (c->idx_cap == 0) return NULL;
+    size_t mask = c->idx_cap - 1;
+    for (size_t j = digest_slot(digest, mask); c->idx[j] != 0; j = (j + 1) & mask) {
+        const lg_tls_cache_entry_t *e = &c->v[c->idx[j] - 1];
+        if (memcmp(e->digest, digest, LG_TLS_DIGEST_LEN) == 0) return e->ctx;
     }
     return NULL;
+}
+
+/* Index entries 0..n-1 into a new table of `cap` slots. */
+static int cache_reindex(lg_tls_cache_t *c, size_t cap)
+{
+    uint32_t *idx = lg_calloc(cap, sizeof(*idx));
+    if (idx == NULL) return -ENOMEM;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t j = digest_slot(c->v[i].digest, cap - 1);
+        while (idx[j] != 0)
+            j = (j + 1) & (cap - 1);
+        idx[j] = (uint32_t)(i + 1);
+    }
+    lg_free(c->idx);
+    c->idx = idx;
+    c->idx_cap = cap;
+    return 0;
 }
 
 static int cache_add(lg_tls_cache_t *c, const uint8_t digest[LG_TLS_DIGEST_LEN], SSL_CTX *ctx)
 {
     if (c->n == c->cap) {
-        if (c->cap >= LG_TLS_CACHE_MAX) return 0; /* full: the context is used, not cached */
         size_t cap = c->cap ? c->cap * 2 : 8;
         lg_tls_cache_entry_t *v = lg_realloc(c->v, cap * sizeof(*v));
         if (v == NULL) return -ENOMEM;
         c->v = v;
         c->cap = cap;
     }
+    if ((c->n + 1) * 2 > c->idx_cap && cache_reindex(c, c->idx_cap ? c->idx_cap * 2 : 16) != 0) {
+        return -ENOMEM;
+    }
     memcpy(c->v[c->n].digest, digest, LG_TLS_DIGEST_LEN);
     SSL_CTX_up_ref(ctx);
     c->v[c->n].ctx = ctx;
     c->n++;
+    size_t j = digest_slot(digest, c->idx_cap - 1);
+    while (c->idx[j] != 0)
+        j = (j + 1) & (c->idx_cap - 1);
+    c->idx[j] = (uint32_t)c->n;
     return 0;
 }
 
@@ -368,5 +402,6 @@ void lg_tls_cache_free(lg_tls_cache_t *c)
     for (size_t i = 0; i < c->n; i++)
         SSL_CTX_free(c->v[i].ctx);
     lg_free(c->v);
+    lg_free(c->idx);
     memset(c, 0, sizeof(*c));
 }

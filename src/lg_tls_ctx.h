@@ -27,7 +27,6 @@
 #define LG_TLS_SESSION_CACHE_SIZE 20480 /* TLS 1.2 sessions remembered per context */
 #define LG_TLS_VERIFY_DEPTH       10    /* client certificate chain depth (mTLS) */
 #define LG_TLS_DIGEST_LEN         32    /* SHA-256 */
-#define LG_TLS_CACHE_MAX          4096  /* distinct contexts kept for reuse across swaps */
 
 typedef struct lg_tls_material_s {
     const uint8_t *cert; /* PEM chain: leaf first, then intermediates */
@@ -44,10 +43,15 @@ typedef struct lg_tls_cache_entry_s {
     SSL_CTX *ctx; /* one reference owned by the cache */
 } lg_tls_cache_entry_t;
 
-/* Owner: the engine (JS thread only). */
+/* Owner: the engine (JS thread only). Every distinct material of a snapshot is kept, so an
+ * unchanged certificate keeps its context (and its tickets) across swaps however many routes
+ * there are; the index makes each lookup O(1) (a swap of 65,536 routes was quadratic). Its
+ * size is the config's: every entry is referenced by a route or listener of the snapshot. */
 typedef struct lg_tls_cache_s {
     lg_tls_cache_entry_t *v;
     size_t n, cap;
+    uint32_t *idx;  /* open addressing over v: entry index + 1, 0 = empty */
+    size_t idx_cap; /* a power of two, at least 2n; 0 before the first entry */
 } lg_tls_cache_t;
 
 /* Which part of the material a failure is about (lg_tls_ctx_get). */

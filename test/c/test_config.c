@@ -502,6 +502,63 @@ LG_TEST(test_tls_contexts_and_cache)
     lg_src_free(&s);
 }
 
+/* The context cache keeps every distinct material (no cap) behind a hash index: 600 materials
+ * (A's certificate followed by 0..599 newlines: distinct digests, the same PEM), each found
+ * again by the next swap without building anything, and the same material twice in one
+ * snapshot is one context. */
+LG_TEST(test_tls_cache_keeps_every_material)
+{
+    enum { N = 600 };
+    size_t clen = strlen(A.cert);
+    char *text = malloc(clen + N);
+    memcpy(text, A.cert, clen);
+    memset(text + clen, '\n', N);
+    lg_tls_cache_t one, two;
+    memset(&one, 0, sizeof(one));
+    memset(&two, 0, sizeof(two));
+    static SSL_CTX *got[N];
+    char why[256];
+    int fault = 0;
+    bool ok = true;
+    for (int i = 0; i < N && ok; i++) {
+        lg_tls_material_t m = {(const uint8_t *)text,
+                               clen + (size_t)i,
+                               (const uint8_t *)A.key,
+                               strlen(A.key),
+                               NULL,
+                               0,
+                               false};
+        got[i] = lg_tls_ctx_get(NULL, &one, &m, why, sizeof(why), &fault);
+        ok = got[i] != NULL;
+        /* the same material again in the same snapshot: the same context */
+        SSL_CTX *again = ok ? lg_tls_ctx_get(NULL, &one, &m, why, sizeof(why), &fault) : NULL;
+        ok = ok && again == got[i];
+        SSL_CTX_free(again);
+    }
+    CHECK(ok);
+    CHECK_EQ_INT(one.n, N);
+    /* A swap: every material is found in the current cache, none is built again. */
+    for (int i = 0; i < N && ok; i++) {
+        lg_tls_material_t m = {(const uint8_t *)text,
+                               clen + (size_t)i,
+                               (const uint8_t *)A.key,
+                               strlen(A.key),
+                               NULL,
+                               0,
+                               false};
+        SSL_CTX *c = lg_tls_ctx_get(&one, &two, &m, why, sizeof(why), &fault);
+        ok = c == got[i];
+        SSL_CTX_free(c);
+    }
+    CHECK(ok);
+    CHECK_EQ_INT(two.n, N);
+    for (int i = 0; i < N; i++)
+        SSL_CTX_free(got[i]);
+    lg_tls_cache_free(&one);
+    lg_tls_cache_free(&two);
+    free(text);
+}
+
 LG_TEST(test_tls_refusals_name_the_option)
 {
     lg_src_t s;
@@ -805,6 +862,7 @@ int main(void)
     LG_RUN(test_range_refusals);
     LG_RUN(test_route_table_refusals);
     LG_RUN(test_tls_contexts_and_cache);
+    LG_RUN(test_tls_cache_keeps_every_material);
     LG_RUN(test_tls_refusals_name_the_option);
     LG_RUN(test_decisions);
     LG_RUN(test_protection);
