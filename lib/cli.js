@@ -326,11 +326,12 @@ function parseArgs(argv, env = {}) {
     const v = fromFlags[opt.key];
     if (v && !SERVE_KEYS.includes(opt.key)) throw new UsageError(`${opt.flag} cannot be used with serve (set it in the config file)`);
   }
-  // Their environment twins too: dropped without a word, LEGATO_AUTH_FILE would leave the
-  // proxy open to anyone who expected it to ask for credentials.
+  // Their LEGATO_ twins too: dropped without a word, LEGATO_AUTH_FILE would leave the proxy
+  // open to anyone who expected it to ask for credentials. (Fyntr's FYNTR_ variables belong to
+  // the forward proxy it replaces and are not looked at by serve.)
   for (const opt of OPTIONS) {
     const v = values[opt.key];
-    if (v && !SERVE_KEYS.includes(opt.key)) throw new UsageError(`${v.via} cannot be used with serve (set it in the config file, or unset it)`, { showUsage: false });
+    if (v && v.via === opt.env && !SERVE_KEYS.includes(opt.key)) throw new UsageError(`${v.via} cannot be used with serve (set it in the config file, or unset it)`, { showUsage: false });
   }
   const serveValues = {};
   for (const key of SERVE_KEYS) if (values[key]) serveValues[key] = values[key];

@@ -109,6 +109,15 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
   'ff00::/8', // multicast
   '64:ff9b::/96', // NAT64: reaches IPv4 space, internal ranges included
   '2002::/16', // 6to4: likewise
+  // Other IPv6 forms that carry an IPv4 address, which a host with a tunnel or a translator
+  // would reach (they are not decoded, so they are refused whole):
+  '::/96', // IPv4-compatible (deprecated; the sit tunnel routes it), ::127.0.0.1
+  '::ffff:0:0:0/96', // SIIT IPv4-translated
+  '64:ff9b:1::/48', // local-use NAT64 (RFC 8215)
+  '2001::/32', // Teredo
+  'fec0::/10', // site-local (deprecated)
+  '192.0.0.0/24', // IETF protocol assignments
+  '198.18.0.0/15', // benchmarking networks
 ]);
 
 const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];

@@ -158,10 +158,11 @@ bool lg_upstate_ejected(const lg_upstate_t *s, uint64_t now_ms)
  * others see a future deadline and treat s as ejected. If the probe never reports, the lease
  * expires and another connection may probe.
  */
-static bool claim_probe(lg_upstate_t *s, uint64_t seen_until, uint64_t now_ms)
+static bool claim_probe(lg_upstate_t *s, uint64_t seen_until, uint64_t now_ms, uint64_t min_lease)
 {
     uint64_t lease = atomic_load_explicit(&s->eject_ms, RELAXED);
     if (lease == 0) lease = LG_HEALTH_FAIL_TIMEOUT_DEFAULT_MS;
+    if (lease < min_lease) lease = min_lease;
     uint_fast64_t expected = seen_until;
     if (!atomic_compare_exchange_strong_explicit(&s->ejected_until_ms, &expected, now_ms + lease,
                                                  RELAXED, RELAXED)) {
@@ -388,7 +389,8 @@ int lg_balancer_pick(const lg_balancer_t *b, lg_upstate_t *const *st, lg_pick_t 
             lg_upstate_acquire(st[i]);
             return i;
         }
-        if (state == UP_HALF_OPEN && claim_probe(st[i], until, now_ms)) {
+        if (state == UP_HALF_OPEN &&
+            claim_probe(st[i], until, now_ms, in != NULL ? in->probe_lease_ms : 0)) {
             out->probe = true;
             lg_upstate_acquire(st[i]);
             return i;
@@ -538,6 +540,18 @@ int lg_pick_init(lg_pick_t *c, const lg_balancer_t *b, uint64_t seed)
         c->cw = lg_calloc(b->n, sizeof(*c->cw));
         if (c->cw == NULL) return -ENOMEM;
         c->n = b->n;
+        /* A fresh cursor (every suspended connection's decision, every route after a swap)
+         * used to open on the first heaviest upstream: one pick per decision went there every
+         * time. Open on a weighted-random one instead: it wins the first pick, and the smooth
+         * round-robin's shares hold from there. */
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < b->n; i++)
+            total += b->weights[i];
+        uint64_t r = ((xorshift64(&c->rng) >> 32) * total) >> 32;
+        uint32_t j = 0;
+        while (j + 1 < b->n && r >= b->weights[j])
+            r -= b->weights[j++];
+        c->cw[j] = (int32_t)(total - b->weights[j]);
     }
     return 0;
 }

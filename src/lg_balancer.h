@@ -127,6 +127,9 @@ typedef struct lg_pick_s {
 typedef struct lg_pick_in_s {
     uint64_t client_hash;              /* HASH: lg_clientkey_hash() of the client address */
     uint64_t tried[LG_PICK_SET_WORDS]; /* bit i: upstream i was already tried */
+    uint64_t probe_lease_ms; /* a probe's claim lasts at least this: the attempt's time (with a
+                                shorter failTimeoutMs, a blackholed probe's lease ran out while
+                                it was still dialling and the next connection probed as well) */
 } lg_pick_in_t;
 
 /* What a pick did besides choosing, for the caller's counters. */

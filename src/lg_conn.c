@@ -1274,9 +1274,15 @@ static void dial_attempt(lg_conn_t *c)
                                now, rt->affinity_ttl_ms);
         if (i >= 0) lg_upstate_acquire(rt->st[i]);
     }
+    /* Attempts this connection can make: retries + 1, but never the same upstream twice. */
+    uint32_t n_attempts = LG_MIN(rt->retries + 1, (uint32_t)rt->n_upstreams);
+    uint64_t share = LG_MAX(rt->connect_timeout_ms / n_attempts, 1u);
+    uint64_t deadline =
+        d->attempts + 1 >= n_attempts || now + share > d->end ? d->end : now + share;
     if (i < 0) {
         lg_pick_out_t out = {0};
         lg_pick_t *cur = w->index < rt->n_cursors ? &rt->cursors[w->index].pick : NULL;
+        d->in.probe_lease_ms = deadline > now ? deadline - now : 1; /* a probe holds its attempt */
         lg_pick_t spare = {0};
         i = lg_balancer_pick(&rt->balancer, rt->st, cur != NULL ? cur : &spare, &d->in, &out, now);
         if (out.fail_open) LG_COUNT(counters(c), upstream_fail_opens, 1);
@@ -1289,10 +1295,7 @@ static void dial_attempt(lg_conn_t *c)
     d->attempts++;
     d->idx = i;
     c->upstream = (lg_upshared_t *)rt->st[i]; /* st is the first member */
-    /* Attempts this connection can make: retries + 1, but never the same upstream twice. */
-    uint32_t n_attempts = LG_MIN(rt->retries + 1, (uint32_t)rt->n_upstreams);
-    uint64_t share = LG_MAX(rt->connect_timeout_ms / n_attempts, 1u);
-    c->su->deadline = d->attempts >= n_attempts || now + share > d->end ? d->end : now + share;
+    c->su->deadline = deadline;
     set_state(c, c->state == LG_CONN_HANDSHAKE ? LG_CONN_HANDSHAKE : LG_CONN_CONNECTING);
     if (c->state == LG_CONN_CLOSING) return;
     const lg_upstream_t *up = &rt->upstreams[i];

@@ -135,8 +135,9 @@ static int take_sni(hello_cur_t name, lg_hello_t *out)
 
 /*
  * server_name (RFC 6066 §3): ServerNameList<1..2^16-1> filling the extension; each entry is
- * name_type(1) + a u16-length-prefixed name, and every entry must fit the list. The first
- * host_name entry is taken (OpenSSL does the same); other entries are only length-checked.
+ * name_type(1) + a u16-length-prefixed name, and every entry must fit the list. The host_name
+ * entry is taken, and a second one refused (one name per name_type; OpenSSL refuses any list but
+ * a single host_name, Go a second host_name); entries of other types are only length-checked.
  */
 static int ext_server_name(hello_cur_t ext, lg_hello_t *out)
 {
@@ -147,11 +148,11 @@ static int ext_server_name(hello_cur_t ext, lg_hello_t *out)
     while (cur_u8(&list, &type)) {
         hello_cur_t name;
         if (!cur_vec(&list, 2, &name)) return LG_HELLO_E_MALFORMED;
-        if (type == SNI_NAME_HOST && !taken) {
-            int r = take_sni(name, out);
-            if (r != LG_HELLO_E_NONE) return r;
-            taken = true;
-        }
+        if (type != SNI_NAME_HOST) continue;
+        if (taken) return LG_HELLO_E_SNI;
+        int r = take_sni(name, out);
+        if (r != LG_HELLO_E_NONE) return r;
+        taken = true;
     }
     return LG_HELLO_E_NONE;
 }

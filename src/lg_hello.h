@@ -31,13 +31,15 @@
  * the record overhead of a hello split into many tiny records). Lists longer than their array
  * are recorded up to the array size with a `truncated` flag set (fingerprints then fail closed).
  *
- * SNI (RFC 6066 §3): the first host_name entry is taken; it is lower-cased and a single trailing
- * dot dropped; it must then be 1..253 bytes of LDH labels (letters, digits, hyphen; each label
- * 1..63 bytes, not starting or ending with a hyphen), no NUL, and not an IPv4 literal
- * (every label all digits, e.g. "10.0.0.1", "127.1", "2130706433"; "a.1" passes) — otherwise
- * LG_ERROR with LG_HELLO_E_SNI. Underscores, '*' and non-ASCII bytes are refused (IDNs must be
- * sent as A-labels). Entries of other name types are only length-checked; a server_name whose
- * list holds no host_name gives has_sni == false, as does a hello without the extension.
+ * SNI (RFC 6066 §3): the host_name entry is taken (a second one is LG_HELLO_E_SNI: "MUST NOT
+ * contain more than one name of the same name_type", and OpenSSL refuses such a list, so the
+ * router would route on a name the TLS stack never accepts); it is lower-cased and a single
+ * trailing dot dropped; it must then be 1..253 bytes of LDH labels (letters, digits, hyphen; each
+ * label 1..63 bytes, not starting or ending with a hyphen), no NUL, and not an IPv4 literal (every
+ * label all digits, e.g. "10.0.0.1", "127.1", "2130706433"; "a.1" passes) — otherwise LG_ERROR with
+ * LG_HELLO_E_SNI. Underscores, '*' and non-ASCII bytes are refused (IDNs must be sent as A-labels).
+ * Entries of other name types are only length-checked; a server_name whose list holds no host_name
+ * gives has_sni == false, as does a hello without the extension.
  *
  * Wire-format rules beyond the RFC minimum: every length must fit its enclosing length, and the
  * extensions block and each known extension's inner list must fill their container exactly.

@@ -660,6 +660,12 @@ describe('connect listener', function () {
       '[64:ff9b::7f00:1]', '[64:ff9b::8.8.8.8]', // NAT64 64:ff9b::/96
       '[2002:7f00:1::1]', '[2002:808:808::1]', // 6to4 2002::/16
       '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '[0:0:0:0:0:ffff:10.0.0.1]', '[::ffff:192.168.1.1]', // IPv4-mapped
+      '[::127.0.0.1]', '[::7f00:1]', '[::a9fe:a9fe]', // IPv4-compatible ::/96
+      '[::ffff:0:127.0.0.1]', // SIIT
+      '[64:ff9b:1::7f00:1]', // local-use NAT64
+      '[2001::1]', // Teredo
+      '[fec0::1]', // site-local
+      '192.0.0.1', '198.18.0.1', '198.19.255.254',
     ];
 
     it('refuses every default deny range, in every spelling, with 403 and refusedAddress', async () => {

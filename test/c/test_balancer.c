@@ -312,6 +312,32 @@ LG_TEST(test_leastconn_distribution)
 
 /* ---- roundRobin ---- */
 
+/* A fresh cursor opens on a weighted-random upstream: the first picks of 3,000 fresh cursors
+ * (one per suspended connection's decision) follow the weights, not all on the first. */
+LG_TEST(test_roundrobin_fresh_cursors_spread)
+{
+    const uint32_t w3[2][3] = {{1, 1, 1}, {1, 2, 3}};
+    for (int k = 0; k < 2; k++) {
+        lg_balancer_t b;
+        CHECK_EQ_INT(lg_balancer_build(&b, LG_BALANCE_ROUNDROBIN, w3[k], NULL, 3), 0);
+        unsigned first[3] = {0};
+        for (uint64_t seed = 1; seed <= 3000; seed++) {
+            lg_pick_t c;
+            CHECK_EQ_INT(lg_pick_init(&c, &b, seed), 0);
+            ups_reset(3);
+            first[pick_release(&b, &c, NULL, NULL, 0)]++;
+            lg_pick_free(&c);
+        }
+        /* expected 1000 each, or 500 / 1000 / 1500; 5 sigma is about ±140 */
+        unsigned total = w3[k][0] + w3[k][1] + w3[k][2];
+        for (int i = 0; i < 3; i++) {
+            unsigned want = 3000 * w3[k][i] / total;
+            CHECK(first[i] + 150 > want && first[i] < want + 150);
+        }
+        lg_balancer_free(&b);
+    }
+}
+
 LG_TEST(test_roundrobin_nginx_sequence)
 {
     /* nginx's smooth weighted round-robin with weights {5, 1, 1}: a a b a c a a, repeated. */
@@ -321,6 +347,7 @@ LG_TEST(test_roundrobin_nginx_sequence)
     lg_pick_t c;
     CHECK_EQ_INT(lg_balancer_build(&b, LG_BALANCE_ROUNDROBIN, w, NULL, 3), 0);
     CHECK_EQ_INT(lg_pick_init(&c, &b, 99), 0);
+    memset(c.cw, 0, 3 * sizeof(*c.cw)); /* nginx's start (a fresh cursor opens at random) */
     ups_reset(3);
     unsigned counts[3] = {0};
     for (int k = 0; k < 3003; k++) {
@@ -335,6 +362,7 @@ LG_TEST(test_roundrobin_nginx_sequence)
     /* Equal weights: plain rotation in list order. */
     CHECK_EQ_INT(lg_balancer_build(&b, LG_BALANCE_ROUNDROBIN, NULL, NULL, 3), 0);
     CHECK_EQ_INT(lg_pick_init(&c, &b, 0), 0);
+    memset(c.cw, 0, 3 * sizeof(*c.cw));
     for (int k = 0; k < 9; k++)
         CHECK_EQ_INT(pick_release(&b, &c, NULL, NULL, 0), k % 3);
     lg_pick_free(&c);
@@ -831,11 +859,29 @@ LG_TEST(test_probe_claim_interleaving)
     atomic_store(&ups[0].ejected_until_ms, 500);
     atomic_store(&ups[0].eject_ms, 10000);
     uint64_t seen_by_a = atomic_load(&ups[0].ejected_until_ms);
-    CHECK(claim_probe(&ups[0], seen_by_a, 1000));  /* B */
-    CHECK(!claim_probe(&ups[0], seen_by_a, 1000)); /* A */
+    CHECK(claim_probe(&ups[0], seen_by_a, 1000, 0));  /* B */
+    CHECK(!claim_probe(&ups[0], seen_by_a, 1000, 0)); /* A */
     CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 11000);
     CHECK_EQ_INT(atomic_load(&ups[0].probes), 1);
     CHECK(lg_upstate_ejected(&ups[0], 1000));
+}
+
+/* The probe's lease lasts at least its attempt: failTimeoutMs 200 with a 1,500 ms attempt
+ * leases until 1,000 + 1,500, so no second connection probes while the first still dials. */
+LG_TEST(test_probe_lease_covers_the_attempt)
+{
+    ups_reset(1);
+    atomic_store(&ups[0].ejected_until_ms, 500);
+    atomic_store(&ups[0].eject_ms, 200);
+    CHECK(claim_probe(&ups[0], 500, 1000, 1500));
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 2500);
+    CHECK(lg_upstate_ejected(&ups[0], 1300)); /* the old lease would have ended at 1200 */
+    /* without an attempt length, failTimeoutMs as before */
+    ups_reset(1);
+    atomic_store(&ups[0].ejected_until_ms, 500);
+    atomic_store(&ups[0].eject_ms, 200);
+    CHECK(claim_probe(&ups[0], 500, 1000, 0));
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 1200);
 }
 
 /*
@@ -1376,6 +1422,7 @@ int main(void)
     LG_RUN(test_leastconn_score);
     LG_RUN(test_leastconn_distribution);
     LG_RUN(test_roundrobin_nginx_sequence);
+    LG_RUN(test_roundrobin_fresh_cursors_spread);
     LG_RUN(test_roundrobin_skips_excluded);
     LG_RUN(test_leastconn_weighted_idle);
     LG_RUN(test_random2_distribution);
@@ -1390,6 +1437,7 @@ int main(void)
     LG_RUN(test_health_rules_edges);
     LG_RUN(test_probe_lease);
     LG_RUN(test_probe_claim_interleaving);
+    LG_RUN(test_probe_lease_covers_the_attempt);
     LG_RUN(test_probe_race);
     LG_RUN(test_fail_open);
     LG_RUN(test_concurrent_active_counts);

@@ -390,21 +390,29 @@ static const row_t ext_rows[] = {
            "\x00\x00\x06"
            "b.test",
            "b.test"),
-    OK_ROW("two host_names: the first is taken",
-           "\x00\x00\x00\x14"
-           "\x00\x12"
+    BAD_ROW("two host_names (RFC 6066: one per name_type; OpenSSL refuses it)",
+            "\x00\x00\x00\x14"
+            "\x00\x12"
+            "\x00\x00\x06"
+            "a.test"
+            "\x00\x00\x06"
+            "b.test",
+            LG_HELLO_E_SNI),
+    BAD_ROW("a second host_name, even one that is not a name",
+            "\x00\x00\x00\x0f"
+            "\x00\x0d"
+            "\x00\x00\x06"
+            "a.test"
+            "\x00\x00\x01"
+            "-",
+            LG_HELLO_E_SNI),
+    OK_ROW("host_name, then an unknown name_type (only length-checked)",
+           "\x00\x00\x00\x10"
+           "\x00\x0e"
            "\x00\x00\x06"
            "a.test"
-           "\x00\x00\x06"
-           "b.test",
-           "a.test"),
-    OK_ROW("second host_name only length-checked",
-           "\x00\x00\x00\x0f"
-           "\x00\x0d"
-           "\x00\x00\x06"
-           "a.test"
-           "\x00\x00\x01"
-           "-",
+           "\x01\x00\x02"
+           "xx",
            "a.test"),
     OK_ROW("only an unknown name_type: no SNI",
            "\x00\x00\x00\x07"

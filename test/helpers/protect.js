@@ -26,7 +26,9 @@ const REASONS = [
 async function startProtected({ protection, listener = {}, listeners, route = {}, top = {} } = {}) {
   const echo = await startEchoServer();
   const routes = [{ sni: '', terminateTls: false, upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: echo.port }], ...route }];
-  const opts = { ...top, routes };
+  // Routes only beside a tls listener (with connect listeners alone they are refused).
+  const all = listeners || [listener];
+  const opts = { ...top, ...(all.some((l) => !l.kind || l.kind === 'tls') ? { routes } : {}) };
   // Top level, so that updateConfig({ protection }) replaces it.
   if (protection || top.protection) opts.protection = { ...top.protection, ...protection };
   if (listeners) opts.listeners = listeners;
