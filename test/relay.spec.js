@@ -390,11 +390,8 @@ describe('relay', function () {
   });
 
   it('closes the client when the upstream refuses the connection (upstreamConnectFailures)', async function () {
-    // A port that was just free: nothing listens there.
-    const tmp = net.createServer();
-    await new Promise((resolve) => tmp.listen(0, '127.0.0.1', resolve));
-    const deadPort = tmp.address().port;
-    await new Promise((resolve) => tmp.close(resolve));
+    // A port that was just free, below the ephemeral range (no self-connect): nothing listens.
+    const deadPort = await require('./helpers/connect').closedPort();
     const proxy = await startProxy({ routes: [route('bulk.test', deadPort)] });
     const sock = await connect(portOf(proxy));
     const got = collect(sock);

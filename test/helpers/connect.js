@@ -137,11 +137,20 @@ function readReplyHead(socket, bytes) {
 
 /** A loopback TCP port nothing listens on (bound, then closed). */
 async function closedPort() {
-  const s = net.createServer();
-  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
-  return port;
+  // Below the ephemeral range (32768-60999 here): a connection to a port in that range can be
+  // given the same port as its source and connect to itself (TCP self-connect), so a "dead"
+  // upstream port from listen(0) now and then answered, with the client's own bytes.
+  for (;;) {
+    const want = 20000 + Math.floor(Math.random() * 12000);
+    const s = net.createServer();
+    const ok = await new Promise((resolve) => {
+      s.once('error', () => resolve(false));
+      s.listen(want, '127.0.0.1', () => resolve(true));
+    });
+    if (!ok) continue;
+    await new Promise((resolve) => s.close(resolve));
+    return want;
+  }
 }
 
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
