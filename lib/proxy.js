@@ -244,9 +244,11 @@ class Proxy extends EventEmitter {
     await this.stop();
   }
 
-  // A listener's returned promise that rejects (an async listener) is reported like a throw.
-  [EventEmitter.captureRejectionSymbol](err) {
-    this._report(err);
+  // A listener's returned promise that rejects (an async listener) is reported like a throw;
+  // an async 'error' listener's own rejection is printed (re-emitting it would loop).
+  [EventEmitter.captureRejectionSymbol](err, type) {
+    if (type === 'error') this._print(err);
+    else this._report(err);
   }
 
   _onEngineEvent(type, payload) {

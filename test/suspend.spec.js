@@ -692,6 +692,24 @@ describe('suspended routes', function () {
       assert.strictEqual((await echoRound(s, Buffer.from('!'), 10000, 5)).toString(), 'first!');
     });
 
+    it("an async 'error' listener that rejects is printed once, not re-emitted to itself", async function () {
+      const { Proxy } = require('..');
+      const p = new Proxy({ routes: [suspendedRoute('')], listeners: [{ host: '127.0.0.1', port: 0 }] });
+      let calls = 0;
+      p.on('error', async () => { calls++; throw new Error('the error listener failed too'); });
+      const write = process.stderr.write;
+      let printed = '';
+      process.stderr.write = (x) => { printed += x; return true; };
+      try {
+        p._report(new Error('first'));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } finally {
+        process.stderr.write = write;
+      }
+      assert.strictEqual(calls, 1);
+      assert.match(printed, /the error listener failed too/);
+    });
+
     it('with no error listener, the memory of errors printed once is bounded (messages may hold a client-chosen SNI)', function () {
       const { Proxy } = require('..');
       const p = new Proxy({ routes: [suspendedRoute('')], listeners: [{ host: '127.0.0.1', port: 0 }] });
