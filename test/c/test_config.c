@@ -506,6 +506,14 @@ LG_TEST(test_tls_contexts_and_cache)
  * (A's certificate followed by 0..599 newlines: distinct digests, the same PEM), each found
  * again by the next swap without building anything, and the same material twice in one
  * snapshot is one context. */
+/* A's certificate text cut at `len` (its trailing newlines vary the digest) with A's key. */
+static lg_tls_material_t variant(const char *text, size_t len)
+{
+    lg_tls_material_t m = {
+        (const uint8_t *)text, len, (const uint8_t *)A.key, strlen(A.key), NULL, 0, false};
+    return m;
+}
+
 LG_TEST(test_tls_cache_keeps_every_material)
 {
     enum { N = 600 };
@@ -521,13 +529,7 @@ LG_TEST(test_tls_cache_keeps_every_material)
     int fault = 0;
     bool ok = true;
     for (int i = 0; i < N && ok; i++) {
-        lg_tls_material_t m = {(const uint8_t *)text,
-                               clen + (size_t)i,
-                               (const uint8_t *)A.key,
-                               strlen(A.key),
-                               NULL,
-                               0,
-                               false};
+        lg_tls_material_t m = variant(text, clen + (size_t)i);
         got[i] = lg_tls_ctx_get(NULL, &one, &m, why, sizeof(why), &fault);
         ok = got[i] != NULL;
         /* the same material again in the same snapshot: the same context */
@@ -539,13 +541,7 @@ LG_TEST(test_tls_cache_keeps_every_material)
     CHECK_EQ_INT(one.n, N);
     /* A swap: every material is found in the current cache, none is built again. */
     for (int i = 0; i < N && ok; i++) {
-        lg_tls_material_t m = {(const uint8_t *)text,
-                               clen + (size_t)i,
-                               (const uint8_t *)A.key,
-                               strlen(A.key),
-                               NULL,
-                               0,
-                               false};
+        lg_tls_material_t m = variant(text, clen + (size_t)i);
         SSL_CTX *c = lg_tls_ctx_get(&one, &two, &m, why, sizeof(why), &fault);
         ok = c == got[i];
         SSL_CTX_free(c);
