@@ -369,7 +369,7 @@ export interface ProxyConfig {
   tcpKeepalive?: KeepaliveOptions | null;
   /** Inactivity allowed once the upstream's half is closed and the client keeps its own open, ms (0 = unbounded). @default 300000 */
   halfCloseTimeoutMs?: number;
-  /** How long an upstream host name's answer is used before the next dial looks it up again, ms (1-2147483647); a failed lookup keeps the last answer. @default 30000 */
+  /** How long an upstream host name's answer is fresh, ms (1-2147483647); after that dials keep using it while one background lookup refreshes it; a failed lookup keeps the last answer. @default 30000 */
   resolveIntervalMs?: number;
 }
 
@@ -538,7 +538,7 @@ export interface WorkerMetrics {
   spareBufferBytes: number;
   /** ClientHello buffers held right now. */
   helloBuffersInUse: number;
-  /** CONNECT name lookups queued or running on libuv's thread pool right now. */
+  /** Name lookups (CONNECT targets, upstream host names) queued or running on libuv's thread pool right now. */
   nameLookups: number;
   /** Current DRR quantum, bytes. */
   quantum: number;

@@ -208,8 +208,8 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *  - `workerThreads` [os.availableParallelism(), at most 256]: integer 1-256.
  *  - `readBufferSize` [65536]: integer 1024-16777216 bytes.
  *  - `resolveIntervalMs` [30000]: integer 1-2147483647 ms: how long an upstream host name's
- *    answer is used before the next dial looks it up again (a failed lookup keeps the last
- *    answer); updateConfig makes the next dial look names up again.
+ *    answer is fresh; after it dials keep using it while one background lookup refreshes it (a
+ *    failed lookup keeps the last answer); updateConfig makes the next dial look names up again.
  *  - `tcpKeepalive`: see normalizeKeepalive.
  *  - `halfCloseTimeoutMs` [300000]: integer 0-2147483647 ms (0 = unbounded): once the upstream
  *    has closed its half and the client knows, a client that keeps its own half open is closed

@@ -100,7 +100,7 @@ const HELP = {
   readBuffersInUse: 'Read buffers held by the worker now.',
   spareBufferBytes: 'Bytes of spare read buffers the worker keeps for reuse (at most 4 MiB).',
   helloBuffersInUse: 'ClientHello buffers held by the worker now.',
-  nameLookups: 'CONNECT name lookups queued or running on the worker now.',
+  nameLookups: 'Name lookups (CONNECT targets, upstream host names) queued or running on the worker now.',
   quantum: 'Current DRR quantum of the worker, in bytes.',
   grants: 'DRR write grants handed out by the worker.',
   grantedBytes: 'Bytes granted by the worker\'s DRR scheduler.',

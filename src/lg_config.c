@@ -574,7 +574,12 @@ static lg_upshared_t *upshared_get(const char *identity, uint32_t pid, uint32_t 
                    upshared_init, pid_tid);
 }
 
-static void upshared_unref(lg_upshared_t *u)
+void lg_upshared_ref(lg_upshared_t *u)
+{
+    atomic_fetch_add_explicit(&u->reg.refs, 1, memory_order_relaxed);
+}
+
+void lg_upshared_unref(lg_upshared_t *u)
 {
     if (u == NULL || !reg_unref(upreg, &u->reg)) return;
     for (size_t i = 0; i < u->n_sessions; i++)
@@ -585,14 +590,51 @@ static void upshared_unref(lg_upshared_t *u)
 }
 
 size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint64_t now_ms,
-                         uint32_t max_age_ms, bool *fresh)
+                         uint32_t max_age_ms, lg_addrs_age_t *age)
 {
     pthread_mutex_lock(&u->addr_lock);
     size_t n = LG_MIN((size_t)u->n_addrs, max);
     memcpy(out, u->addrs, n * sizeof(*out));
-    *fresh = n > 0 && u->resolved_ms != 0 && now_ms - u->resolved_ms < max_age_ms;
+    if (n == 0 || u->resolved_ms == 0) {
+        *age = LG_ADDRS_NONE;
+    } else {
+        /* Loop times of different workers: both from the monotonic clock, but one may be a
+         * little behind the answer's. */
+        *age = now_ms < u->resolved_ms || now_ms - u->resolved_ms < max_age_ms ? LG_ADDRS_FRESH
+                                                                               : LG_ADDRS_STALE;
+    }
     pthread_mutex_unlock(&u->addr_lock);
     return n;
+}
+
+bool lg_upshared_claim_refresh(lg_upshared_t *u, uint64_t now_ms, uint32_t *gen)
+{
+    pthread_mutex_lock(&u->addr_lock);
+    bool claimed = u->refresh_ms == 0 || (now_ms > u->refresh_ms &&
+                                          now_ms - u->refresh_ms >= LG_UPSTREAM_REFRESH_CLAIM_MS);
+    if (claimed) {
+        u->refresh_ms = now_ms != 0 ? now_ms : 1;
+        *gen = u->addr_gen;
+    }
+    pthread_mutex_unlock(&u->addr_lock);
+    return claimed;
+}
+
+void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *addrs, size_t n,
+                           uint64_t now_ms)
+{
+    n = LG_MIN(n, (size_t)LG_UPSTREAM_ADDRS_MAX);
+    pthread_mutex_lock(&u->addr_lock);
+    /* A lookup that lost its claim (taken over after LG_UPSTREAM_REFRESH_CLAIM_MS) still stores
+     * a good answer; only the claim's current holder clears it, and that is whichever ends
+     * first: a harmless second lookup at worst. */
+    u->refresh_ms = 0;
+    if (n > 0 && gen == u->addr_gen) {
+        memcpy(u->addrs, addrs, n * sizeof(*addrs));
+        u->n_addrs = (uint8_t)n;
+        u->resolved_ms = now_ms != 0 ? now_ms : 1;
+    }
+    pthread_mutex_unlock(&u->addr_lock);
 }
 
 void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms)
@@ -652,6 +694,7 @@ static void mark_stale(void *arg, lg_upshared_t *u)
     (void)arg;
     pthread_mutex_lock(&u->addr_lock);
     u->resolved_ms = 0;
+    u->addr_gen++;
     pthread_mutex_unlock(&u->addr_lock);
 }
 
@@ -691,7 +734,7 @@ void lg_route_free(lg_route_t *r)
         lg_free(r->upstreams[i].path);
         lg_free(r->upstreams[i].tls_name);
         SSL_CTX_free(r->upstreams[i].tls_ctx); /* NULL is a no-op */
-        upshared_unref(r->upstreams[i].shared);
+        lg_upshared_unref(r->upstreams[i].shared);
     }
     lg_free(r->upstreams);
     routestat_unref(r->stat);

@@ -233,6 +233,9 @@ typedef struct lg_upshared_s {
     lg_sockaddr_t addrs[LG_UPSTREAM_ADDRS_MAX];
     uint8_t n_addrs;
     uint64_t resolved_ms; /* loop time of the answer; 0 = none, or marked stale */
+    uint64_t refresh_ms;  /* loop time the background lookup was claimed; 0 = none running */
+    uint32_t addr_gen;    /* moves when the answer is marked stale (a refresh claimed before
+                             that is not stored) */
     SSL_SESSION *tls_sessions[LG_UPSTREAM_SESSIONS]; /* TLS upstream: to resume (addr_lock) */
     uint8_t n_sessions;
 } lg_upshared_t;
@@ -412,23 +415,50 @@ int lg_decision_build(const lg_src_route_t *d, const lg_src_listener_t *l, const
                       unsigned listener, bool route_tls, lg_tls_cache_t *cache, lg_route_t **out,
                       lg_cfgerr_t *err);
 
+/* How usable a cached answer is (lg_upshared_addrs). */
+typedef enum {
+    LG_ADDRS_NONE,  /* no answer, or marked stale by a config swap: look the name up and wait */
+    LG_ADDRS_STALE, /* older than resolveIntervalMs: dial it, and refresh it in the background */
+    LG_ADDRS_FRESH, /* younger than resolveIntervalMs: dial it */
+} lg_addrs_age_t;
+
 /*
  * The cached addresses of a TCP upstream's host name: copies up to `max` into out and returns
- * how many; *fresh tells whether the answer is younger than max_age_ms at now_ms (a stale or
- * marked-stale answer is still returned: it is the fallback when a new lookup fails).
+ * how many, with *age at now_ms against max_age_ms. Whatever the age, the answer is returned: it
+ * is the fallback when a new lookup fails.
+ *
+ * Stale-while-revalidate: a stale answer is dialled at once, and one lookup per upstream (in the
+ * process) refreshes it, claimed with lg_upshared_claim_refresh and ended with
+ * lg_upshared_refreshed. Connections never wait for a lookup once a name has an answer, so a
+ * slow resolver cannot make an upstream look dead (each connection's lookup used to eat its
+ * attempt's share of connectTimeoutMs, and the failed attempts ejected the upstream).
  */
 size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint64_t now_ms,
-                         uint32_t max_age_ms, bool *fresh);
+                         uint32_t max_age_ms, lg_addrs_age_t *age);
 
 /* Keep a successful lookup's answer (the first LG_UPSTREAM_ADDRS_MAX addresses). */
 void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms);
 
-/* A TLS upstream's session to offer (a reference the caller frees), or NULL: the newest kept;
- * a TLS 1.3 one is handed out once (its ticket is for one use), a TLS 1.2 one stays. And keep
- * a new one (the reference is taken over; the oldest goes when LG_UPSTREAM_SESSIONS are kept;
- * NULL, or a session that cannot resume, is dropped). */
+/* A claim older than this is taken over: its lookup is lost (a worker stopped; the pool stalls). */
+#define LG_UPSTREAM_REFRESH_CLAIM_MS 30000
+
+/* Claim the upstream's background lookup: true (and *gen set) when none runs; the claimant
+ * starts one and ends it with lg_upshared_refreshed (n == 0: it failed or was abandoned; the
+ * stale answer stays). An answer is stored only if no config swap marked the cache stale since
+ * the claim (gen). */
+bool lg_upshared_claim_refresh(lg_upshared_t *u, uint64_t now_ms, uint32_t *gen);
+void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *addrs, size_t n,
+                           uint64_t now_ms);
+
+/* One more reference to an upstream's shared state (the caller holds one already), and drop one
+ * (the last frees it). */
+void lg_upshared_ref(lg_upshared_t *u);
+void lg_upshared_unref(lg_upshared_t *u);
+
 /* The newest kept session made with these TLS settings (tag: lg_upstream_t.tls_tag), or NULL;
- * a TLS 1.3 one is taken out (a ticket is used once), a TLS 1.2 one is shared (a reference). */
+ * a TLS 1.3 one is taken out (a ticket is used once), a TLS 1.2 one is shared (a reference).
+ * And keep a new one (the reference is taken over; the oldest goes when LG_UPSTREAM_SESSIONS
+ * are kept; NULL, or a session that cannot resume, is dropped). */
 SSL_SESSION *lg_upshared_session(lg_upshared_t *u, const uint8_t tag[LG_UPSTREAM_TLS_TAG]);
 void lg_upshared_keep_session(lg_upshared_t *u, SSL_SESSION *s);
 

@@ -690,8 +690,11 @@ void lg_conn_reaper_init(lg_wctx_t *w)
     w->deadline_t.data = w;
 }
 
+static void refresh_abandon_all(lg_wctx_t *w);
+
 void lg_conn_reaper_close(lg_wctx_t *w, uv_close_cb cb)
 {
+    refresh_abandon_all(w);
     uv_close((uv_handle_t *)&w->reap_idle, cb);
     uv_close((uv_handle_t *)&w->deadline_t, cb);
     lg_theap_free(&w->deadlines); /* no connection is left */
@@ -1243,15 +1246,84 @@ static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, i
         return;
     }
     lg_sockaddr_t last[LG_UPSTREAM_ADDRS_MAX];
-    bool fresh;
+    lg_addrs_age_t age;
     size_t m = lg_upshared_addrs(c->upstream, last, LG_UPSTREAM_ADDRS_MAX, now_ms(c),
-                                 c->relay.w->conf->resolve_interval_ms, &fresh);
+                                 c->relay.w->conf->resolve_interval_ms, &age);
     if (m == 0) {
         attempt_failed(c);
         return;
     }
     LG_COUNT(counters(c), upstream_lookups_failed, 1);
     dial_start(c, last, m, NULL);
+}
+
+/*
+ * Background refreshes of upstream host names (stale-while-revalidate, lg_upshared_addrs): one
+ * per upstream in the process, owned by the worker that claimed it, not by a connection, so the
+ * answer is stored whatever becomes of the connection that noticed it was stale. Listed per
+ * worker so a stopping worker abandons them (lg_conn_reaper_close).
+ */
+typedef struct lg_refresh_s {
+    struct lg_refresh_s *next, **pprev;
+    lg_resolve_t *lookup;
+    lg_upshared_t *u; /* one reference */
+    uint32_t gen;     /* lg_upshared_claim_refresh */
+    unsigned lis;     /* the listener whose connection found the answer stale (its counters) */
+    lg_wctx_t *w;
+} lg_refresh_t;
+
+static void refresh_end(lg_refresh_t *r, const lg_sockaddr_t *addrs, size_t n)
+{
+    lg_upshared_refreshed(r->u, r->gen, addrs, n, uv_now(r->w->loop));
+    lg_upshared_unref(r->u);
+    *r->pprev = r->next;
+    if (r->next != NULL) r->next->pprev = r->pprev;
+    lg_free(r);
+}
+
+static void refresh_done(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
+{
+    lg_refresh_t *r = arg;
+    if (status < 0 || n == 0) {
+        LG_COUNT(&r->w->counters[r->lis], upstream_lookups_failed, 1); /* the stale answer stays */
+        n = 0;
+    }
+    refresh_end(r, addrs, n);
+}
+
+/* u's answer is stale: look it up again in the background unless a lookup already runs. */
+static void refresh_start(lg_wctx_t *w, const lg_upstream_t *up, unsigned lis, uint64_t now)
+{
+    uint32_t gen;
+    if (!lg_upshared_claim_refresh(up->shared, now, &gen)) return;
+    lg_refresh_t *r = lg_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        lg_upshared_refreshed(up->shared, gen, NULL, 0, now);
+        return;
+    }
+    r->u = up->shared;
+    r->gen = gen;
+    r->lis = lis;
+    r->w = w;
+    lg_upshared_ref(r->u);
+    r->next = w->refreshes;
+    if (r->next != NULL) r->next->pprev = &r->next;
+    r->pprev = &w->refreshes;
+    w->refreshes = r;
+    /* At the in-flight bound (or out of memory) the claim is given back: the next connection
+     * to see the stale answer tries again. */
+    if (lg_resolve_start(&r->lookup, w, up->host, up->port, NULL, refresh_done, r) != 0) {
+        refresh_end(r, NULL, 0);
+    }
+}
+
+static void refresh_abandon_all(lg_wctx_t *w)
+{
+    while (w->refreshes != NULL) {
+        lg_refresh_t *r = w->refreshes;
+        lg_resolve_cancel(r->lookup);
+        refresh_end(r, NULL, 0);
+    }
 }
 
 /*
@@ -1304,13 +1376,15 @@ static void dial_attempt(lg_conn_t *c)
     } else if (up->literal) {
         dial_start(c, &up->addr, 1, NULL);
     } else {
-        /* A name: the upstream's last answer while it is younger than resolveIntervalMs, else a
-         * new lookup (which falls back to the last answer if it fails). */
+        /* A name: the upstream's last answer (refreshed in the background once it is older than
+         * resolveIntervalMs); without one (first use, or after a config swap) a lookup of this
+         * connection's own, which falls back to the last answer if it fails. */
         lg_sockaddr_t addrs[LG_UPSTREAM_ADDRS_MAX];
-        bool fresh;
+        lg_addrs_age_t age;
         size_t n = lg_upshared_addrs(up->shared, addrs, LG_UPSTREAM_ADDRS_MAX, now,
-                                     w->conf->resolve_interval_ms, &fresh);
-        if (fresh) {
+                                     w->conf->resolve_interval_ms, &age);
+        if (age != LG_ADDRS_NONE) {
+            if (age == LG_ADDRS_STALE) refresh_start(w, up, c->lis, now);
             dial_start(c, addrs, n, NULL);
         } else if (lg_resolve_start(&c->su->resolve, c->relay.w, up->host, up->port, NULL,
                                     upstream_resolved, c) != 0) {

@@ -149,11 +149,12 @@ typedef struct lg_wctx_s {
 
     lg_conn_t *conns; /* lg_conn: every live connection (doubly linked) */
     size_t n_conns;
-    size_t n_hello;               /* lg_conn: connections holding a ClientHello context */
-    struct lg_setup_s *no_setup;  /* lg_conn: the zeroed setup relaying connections point at */
-    size_t n_lookups;             /* lg_resolve: lookups queued or running */
-    lg_verify_job_t *verify_jobs; /* lg_verify: joinable verifications in flight */
-    size_t n_verify;              /* lg_verify: verifications queued or running */
+    size_t n_hello;                 /* lg_conn: connections holding a ClientHello context */
+    struct lg_setup_s *no_setup;    /* lg_conn: the zeroed setup relaying connections point at */
+    size_t n_lookups;               /* lg_resolve: lookups queued or running */
+    struct lg_refresh_s *refreshes; /* lg_conn: background lookups of stale upstream names */
+    lg_verify_job_t *verify_jobs;   /* lg_verify: joinable verifications in flight */
+    size_t n_verify;                /* lg_verify: verifications queued or running */
     struct lg_auth_cache_s *auth_cache[LG_MAX_LISTENERS]; /* lg_verify: per listener, lazily */
     lg_theap_t deadlines;  /* lg_conn: every connection's deadline (its state's timer) */
     uv_timer_t deadline_t; /* lg_conn: armed for the earliest of them */

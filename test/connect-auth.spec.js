@@ -11,14 +11,12 @@
 
 const assert = require('assert');
 const crypto = require('crypto');
-const { execFileSync } = require('child_process');
 const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const { getCerts } = require('./helpers/certs');
 const { startTlsOrigin, startEchoServer } = require('./helpers/servers');
-const { portOf, track, trackDir, cleanup, startProxy } = require('./helpers/proxy');
+const { portOf, track, cleanup, startProxy } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
+const { holdPool } = require('./helpers/pool');
 const { waitFor, waitForMetric, sleep } = require('./helpers/wait');
 const {
   ESTABLISHED, REASONS, BIN, startConnectProxy, parseReply, request, openTunnel, closedPort, spawnCli, startCli, tempFile,
@@ -72,35 +70,6 @@ function assertErrorReply(r, status) {
   assert.strictEqual(r.statusLine, `HTTP/1.1 ${status} ${REASONS[status]}`, `reply was ${JSON.stringify(r.text)}`);
   assert.strictEqual(r.headers.connection, 'close');
   assert(r.ended);
-}
-
-/**
- * Hold every thread of libuv's pool (shared by Node and the engine): each is blocked in open(2)
- * of a FIFO nobody writes to. release() opens the write ends, which lets the opens return.
- * Registered for cleanup so a failing test never leaves the pool held.
- */
-function holdPool() {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth2-fifo-'));
-  trackDir(dir);
-  const fifos = [];
-  const opened = [];
-  for (let i = 0; i < threads; i++) {
-    const f = path.join(dir, `f${i}`);
-    execFileSync('mkfifo', [f]);
-    fifos.push(f);
-    opened.push(new Promise((resolve) => fs.open(f, 'r', (err, fd) => resolve(err ? -1 : fd))));
-  }
-  let released = false;
-  const release = async () => {
-    if (released) return;
-    released = true;
-    const writers = fifos.map((f) => fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
-    const fds = await Promise.all(opened);
-    for (const fd of [...writers, ...fds]) if (fd >= 0) fs.closeSync(fd);
-  };
-  track({ release }, (h) => h.release(), 0);
-  return { release };
 }
 
 describe('connect listener: Basic proxy authentication (connect.auth)', function () {

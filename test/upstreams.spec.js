@@ -726,13 +726,64 @@ describe('upstreams', function () {
       fs.writeFileSync(child.hostsFile, '127.0.0.3 up.test\n');
       assert.strictEqual(await ask(child.port), 'one', 'the answer is kept for resolveIntervalMs');
       await sleep(500);
-      assert.strictEqual(await ask(child.port), 'two', 'looked up again after resolveIntervalMs');
+      // Stale-while-revalidate: the first dial after resolveIntervalMs still uses the old answer
+      // and starts the lookup in the background; the next dials get the new one.
+      assert.strictEqual(await ask(child.port), 'one', 'a stale answer is dialled while it is looked up again');
+      await waitFor(async () => (await ask(child.port)) === 'two', 5000);
       fs.writeFileSync(child.hostsFile, '# up.test is gone\n');
       await sleep(500);
+      assert.strictEqual(await ask(child.port), 'two', 'a stale answer is dialled while it is looked up again');
+      await waitFor(async () => (await child.metrics()).upstreamLookupsFailed >= 1, 5000);
       assert.strictEqual(await ask(child.port), 'two', 'a failed lookup keeps the last answer');
       const m = await child.metrics();
-      assert.ok(m.upstreamLookupsFailed >= 1, `upstreamLookupsFailed ${m.upstreamLookupsFailed}`);
       assert.strictEqual(m.upstreamConnectFailures, 0);
+    });
+
+    it('a slow resolver does not fail dials once a name has an answer: one lookup in the background refreshes it', async function () {
+      const { holdPool } = require('./helpers/pool');
+      const a = await namedServer('a');
+      const proxy = await startProxy({
+        workerThreads: 1,
+        resolveIntervalMs: 100,
+        routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: 'localhost', port: a.port }], connectTimeoutMs: 400, retries: 0 }],
+      });
+      assert.strictEqual(await ask(portOf(proxy)), 'a'); // the first answer: looked up and waited for
+      await sleep(200); // stale now
+      // Every thread of libuv's pool is held: a lookup cannot run until release().
+      const pool = holdPool();
+      const answers = await Promise.all(Array.from({ length: 10 }, () => ask(portOf(proxy))));
+      assert.deepStrictEqual(answers, Array(10).fill('a'), 'dialled with the stale answer at once');
+      let m = proxy.metrics();
+      assert.strictEqual(m.workers[0].nameLookups, 1, 'one background lookup for the upstream, not one per connection');
+      assert.strictEqual(m.upstreamConnectFailures, 0);
+      assert.strictEqual(m.routes[0].upstreams[0].state, 'up');
+      await pool.release();
+      await waitFor(() => proxy.metrics().workers[0].nameLookups === 0, 5000);
+      await sleep(200); // stale again: the next dial starts the next refresh
+      assert.strictEqual(await ask(portOf(proxy)), 'a');
+      await waitFor(() => proxy.metrics().workers[0].nameLookups === 0, 5000);
+      m = proxy.metrics();
+      assert.strictEqual(m.upstreamConnectFailures, 0);
+      assert.strictEqual(m.upstreamLookupsFailed, 0);
+    });
+
+    it('stop() abandons a background lookup still waiting for the thread pool', async function () {
+      const { holdPool } = require('./helpers/pool');
+      const a = await namedServer('a');
+      const proxy = await startProxy({
+        workerThreads: 1,
+        resolveIntervalMs: 50,
+        routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: 'localhost', port: a.port }] }],
+      });
+      assert.strictEqual(await ask(portOf(proxy)), 'a');
+      await sleep(100);
+      const pool = holdPool();
+      assert.strictEqual(await ask(portOf(proxy)), 'a');
+      assert.strictEqual(proxy.metrics().workers[0].nameLookups, 1);
+      const t0 = Date.now();
+      await proxy.stop({ graceMs: 0 }); // the lookup is taken out of the pool's queue
+      assert.ok(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
+      await pool.release();
     });
   });
 

@@ -273,6 +273,53 @@ LG_TEST(test_upstream_hosts_and_alpn)
     CHECK(strcmp(rt->upstreams[3].path, "/tmp/x.sock") == 0);
     CHECK_EQ_INT(rt->alpn_len, 12);
     CHECK(memcmp(rt->alpn, "\x02h2\x08http/1.1", 12) == 0);
+
+    /* The name's cached answer: none, fresh, stale (one refresh claim at a time), marked stale
+     * by a swap (a refresh claimed before it is not stored). */
+    lg_upshared_t *u = rt->upstreams[2].shared;
+    lg_sockaddr_t a[2], out[LG_UPSTREAM_ADDRS_MAX];
+    memset(a, 0, sizeof(a));
+    a[0].in4.sin_family = AF_INET;
+    a[0].in4.sin_addr.s_addr = htonl(0x7f000001);
+    a[1] = a[0];
+    a[1].in4.sin_addr.s_addr = htonl(0x7f000002);
+    lg_addrs_age_t age;
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1000, 100, &age), 0);
+    CHECK_EQ_INT(age, LG_ADDRS_NONE);
+    lg_upshared_store(u, a, 1, 1000);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1099, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 990, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH); /* another worker's loop time, a little behind */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1100, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_STALE);
+    uint32_t gen, gen2;
+    CHECK(lg_upshared_claim_refresh(u, 1100, &gen));
+    CHECK(!lg_upshared_claim_refresh(u, 1200, &gen2)); /* one lookup at a time */
+    lg_upshared_refreshed(u, gen, NULL, 0, 1300);      /* it failed: the old answer stays */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1300, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_STALE);
+    CHECK(lg_upshared_claim_refresh(u, 1300, &gen)); /* free again */
+    lg_upshared_refreshed(u, gen, a, 2, 1400);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1450, 100, &age), 2);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH);
+    CHECK(memcmp(&out[1], &a[1], sizeof(a[1])) == 0);
+    /* A lost claim is taken over after LG_UPSTREAM_REFRESH_CLAIM_MS. */
+    CHECK(lg_upshared_claim_refresh(u, 2000, &gen));
+    CHECK(!lg_upshared_claim_refresh(u, 2000 + LG_UPSTREAM_REFRESH_CLAIM_MS - 1, &gen2));
+    CHECK(lg_upshared_claim_refresh(u, 2000 + LG_UPSTREAM_REFRESH_CLAIM_MS, &gen2));
+    lg_upshared_refreshed(u, gen2, a, 1, 40000);
+    /* A swap marks it stale: a refresh claimed before is not stored. */
+    CHECK(lg_upshared_claim_refresh(u, 50000, &gen));
+    lg_upshared_stale_all();
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 50001, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_NONE); /* kept, as the fallback of the lookup it must wait for */
+    lg_upshared_refreshed(u, gen, a, 2, 50002);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 50003, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_NONE);
+    CHECK(lg_upshared_claim_refresh(u, 50004, &gen)); /* the claim was given back */
+    lg_upshared_refreshed(u, gen, NULL, 0, 50005);
+
     done_all(&conf, snap, NULL);
     lg_src_free(&s);
 }

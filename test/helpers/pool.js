@@ -1,0 +1,40 @@
+'use strict';
+// Holding libuv's thread pool (shared by Node and the engine's lookups and verifications) so a
+// test can make name lookups or scrypt verifications wait deterministically.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { track, trackDir } = require('./resources');
+
+/**
+ * Hold every thread of libuv's pool (shared by Node and the engine): each is blocked in open(2)
+ * of a FIFO nobody writes to. release() opens the write ends, which lets the opens return.
+ * Registered for cleanup so a failing test never leaves the pool held.
+ */
+function holdPool() {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'legato-pool-fifo-'));
+  trackDir(dir);
+  const fifos = [];
+  const opened = [];
+  for (let i = 0; i < threads; i++) {
+    const f = path.join(dir, `f${i}`);
+    execFileSync('mkfifo', [f]);
+    fifos.push(f);
+    opened.push(new Promise((resolve) => fs.open(f, 'r', (err, fd) => resolve(err ? -1 : fd))));
+  }
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    const writers = fifos.map((f) => fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+    const fds = await Promise.all(opened);
+    for (const fd of [...writers, ...fds]) if (fd >= 0) fs.closeSync(fd);
+  };
+  track({ release }, (h) => h.release(), 0);
+  return { release };
+}
+
+module.exports = { holdPool };
