@@ -77,6 +77,22 @@ function upstreamMetrics(proxy, route = 0) {
   return proxy.metrics().routes[route].upstreams;
 }
 
+/**
+ * A route's per-upstream figures as grown since `before` (upstreamMetrics taken before the
+ * test's connections). They belong to the upstream's identity (host:port) in the process, not to
+ * the proxy: a listen(0) server can get the port of an earlier test's upstream, whose figures
+ * live on while that test's stopped proxy is not yet garbage-collected (seen once: the TLS
+ * failover test's origins had connected 999, likely a port of the 3,000-connection leastConn test).
+ */
+const COUNTED = ['connected', 'picks', 'failedDials', 'ejections', 'probes', 'failOpens'];
+function upstreamDeltas(proxy, before, route = 0) {
+  return upstreamMetrics(proxy, route).map((u, i) => {
+    const d = { ...u };
+    for (const k of COUNTED) if (typeof u[k] === 'number') d[k] = u[k] - before[i][k];
+    return d;
+  });
+}
+
 describe('upstreams', function () {
   this.timeout(60000);
   afterEach(cleanup);
@@ -89,11 +105,12 @@ describe('upstreams', function () {
 
     it('leastConn (the default) shares 3,000 connections over 3 upstreams within ±5 %', async function () {
       const proxy = await startProxy({ routes: [routeTo(servers.map((s) => tcp(s.port)))] });
+      const before = upstreamMetrics(proxy);
       const counts = await askMany(portOf(proxy), 3000, 60);
       for (const name of ['a', 'b', 'c']) {
         assert.ok(Math.abs(counts[name] - 1000) <= 50, `leastConn: ${JSON.stringify(counts)}`);
       }
-      const m = upstreamMetrics(proxy);
+      const m = upstreamDeltas(proxy, before);
       assert.deepStrictEqual(m.map((u) => u.connected).reduce((a, b) => a + b), 3000);
       await waitFor(() => upstreamMetrics(proxy).every((u) => u.active === 0));
       assert.strictEqual(proxy.metrics().routes[0].balance, 'leastConn');
@@ -264,9 +281,10 @@ describe('upstreams', function () {
       const dead = await refusingPort();
       const ups = [tcp(dead), tcp(good[0].port), tcp(good[1].port)];
       const proxy = await startProxy({ routes: [routeTo(ups, { maxFails: 2, failTimeoutMs: 60000 })] });
+      const before = upstreamMetrics(proxy);
       const counts = await askMany(portOf(proxy), 300, 20);
       assert.strictEqual((counts.a || 0) + (counts.b || 0), 300, JSON.stringify(counts));
-      const m = upstreamMetrics(proxy);
+      const m = upstreamDeltas(proxy, before);
       assert.strictEqual(m[0].state, 'ejected');
       assert.ok(m[0].ejections >= 1 && m[0].failedDials >= 2 && m[0].connected === 0, JSON.stringify(m[0]));
       const total = proxy.metrics();
@@ -526,6 +544,7 @@ describe('upstreams', function () {
         ], { balance: 'roundRobin', maxFails: 100 })],
         workerThreads: 1,
       });
+      const before = upstreamMetrics(proxy);
       for (let i = 0; i < 6; i++) {
         const r = await nodeTlsGet(portOf(proxy), 'a.test', { ca: certs.ca });
         assert.match(r.body, /^origin=C\n/, `request ${i} reached ${r.body.split('\n')[0]}`);
@@ -533,7 +552,7 @@ describe('upstreams', function () {
       const m = proxy.metrics();
       assert.ok(m.upstreamTlsFailures >= 4, `upstreamTlsFailures ${m.upstreamTlsFailures}`);
       assert.strictEqual(m.upstreamConnectFailures, 0);
-      const ups = upstreamMetrics(proxy);
+      const ups = upstreamDeltas(proxy, before);
       assert.strictEqual(ups[0].connected + ups[1].connected, 0);
       assert.ok(ups[0].failedDials >= 2 && ups[1].failedDials >= 2, JSON.stringify(ups.map((u) => u.failedDials)));
       assert.strictEqual(a.requests.length + b.requests.length, 0, 'no request went to an unverified upstream');
