@@ -953,7 +953,7 @@ static void uptls_begin(lg_conn_t *c)
     lg_tls_io_t io = {&c->relay.w->pool, &c->upside->hs, &c->upside->early, 0, 0};
     c->up->h.handle.data = c;
     if (lg_tls_start(uptls(c), &io) != LG_TLS_OK || uptls_flush(c) != 0 ||
-        uv_read_start(&c->up->h.stream, uptls_alloc, uptls_read) != 0) {
+        lg_read_start(&c->up->h.stream, uptls_alloc, uptls_read) != 0) {
         LG_COUNT(counters(c), upstream_tls_failures, 1);
         attempt_failed(c);
     }
@@ -1633,6 +1633,18 @@ static void dialed(void *arg, int status, lg_upsock_t *up)
 /* ---- routes ------------------------------------------------------------------------------ */
 
 /*
+ * Leaving the ClientHello (or the held bytes) for route rt: reading stops until the route's next
+ * phase starts it, except on a terminating route whose TLS reads start in this same turn
+ * (terminate: lg_relay_read_start switches the callbacks in place, sparing libuv's epoll_ctl
+ * ADD + MOD of a stop and start); every early exit before that point closes or lingers, and
+ * both stop the client's reads themselves.
+ */
+static void keep_reading_if_terminating(lg_conn_t *c, const lg_route_t *rt)
+{
+    if (!rt->terminate_tls || rt->n_upstreams == 0) uv_read_stop((uv_stream_t *)&c->client);
+}
+
+/*
  * A terminating route: start TLS on the bytes read so far (the ClientHello and anything after
  * it), make the client end live, and dial the upstream while the handshake runs.
  */
@@ -1675,6 +1687,8 @@ static void terminate(lg_conn_t *c, const lg_route_t *rt, const char *sni, size_
         lg_conn_close(c);
         return;
     }
+    /* Never left reading with the ClientHello's callbacks (keep_reading_if_terminating). */
+    if (!c->relay.c2u.reading) uv_read_stop((uv_stream_t *)&c->client);
     const uint8_t *raw;
     size_t raw_len;
     received(c, &raw, &raw_len);
@@ -1844,7 +1858,7 @@ void lg_conn_decide(void *owner, lg_route_t *decision)
         return;
     }
     LG_COUNT(cnt, suspended_resolved, 1);
-    uv_read_stop((uv_stream_t *)&c->client);
+    keep_reading_if_terminating(c, decision);
     c->su->hs_start = now_ms(c); /* a terminating decision's handshake starts now */
     c->decision = decision;
     route_to(c, decision);
@@ -1885,11 +1899,12 @@ static void route(lg_conn_t *c, const char *sni, size_t sni_len, const lg_hello_
         refused(c, LG_BLOCK_ROUTE_RATE_LIMITED, ja3, ja4);
         return;
     }
-    uv_read_stop((uv_stream_t *)&c->client);
     if (rt->suspended) {
+        uv_read_stop((uv_stream_t *)&c->client);
         suspend(c, rt, sni, sni_len, hello);
         return;
     }
+    keep_reading_if_terminating(c, rt);
     route_to(c, rt);
 }
 

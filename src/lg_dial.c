@@ -188,6 +188,29 @@ void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted)
 }
 
 /*
+ * A TCP attempt's reads are started, parked, with its connect: its epoll registration then
+ * carries POLLIN from the start, so the connect's end changes it with one MOD, and the caller's
+ * first read start (lg_read_start) switches the callbacks in place. Without this, libuv's end of
+ * the connect drops its record of the registration and the first read start costs an ADD that
+ * fails with EEXIST, then a MOD. A parked socket reads nothing: bytes or an end that arrive
+ * before the caller reads stop the parked reads and stay in the kernel.
+ */
+static void park_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    buf->base = NULL;
+    buf->len = 0; /* libuv calls park_read with UV_ENOBUFS and reads nothing */
+}
+
+static void park_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)nread;
+    (void)buf;
+    uv_read_stop(s);
+}
+
+/*
  * Start one attempt at d->addrs[d->next - 1] (or the Unix path). Returns 0 or a libuv error; on
  * error the attempt is freed, or closed through libuv when its handle was initialised.
  */
@@ -217,8 +240,12 @@ static int attempt_start(lg_dialer_t *d, attempt_t *a)
     u->h.handle.data = a;
     d->live++;
     rc = uv_tcp_connect(&a->req, &u->h.tcp, &d->addrs[d->next - 1].sa, on_attempt_connect);
-    if (rc != 0) attempt_close(a); /* refused synchronously: no descriptor, no route, ... */
-    return rc;
+    if (rc != 0) {
+        attempt_close(a); /* refused synchronously: no descriptor, no route, ... */
+        return rc;
+    }
+    (void)uv_read_start(&u->h.stream, park_alloc, park_read); /* a failure only costs the ADD */
+    return 0;
 }
 
 static void start_next(lg_dialer_t *d)

@@ -5,8 +5,11 @@
  * lg_dial_start() tries the addresses in the given order. The first attempt starts at once; each
  * further one starts LG_DIAL_STAGGER_MS after the previous one, or at once when the previous one
  * fails (RFC 8305 §5). The first attempt to connect wins: its socket (an lg_upsock_t) is handed to
- * the caller, the other attempts are closed. When every attempt has failed, the caller is told
- * the last error. The overall deadline belongs to the caller (it cancels the dial).
+ * the caller, the other attempts are closed. A TCP socket is handed over with its reads started
+ * but parked (they read nothing, and stop at the first byte or end): start the caller's reads with
+ * lg_read_start (lg_relay.h), which switches the callbacks in place; uv_read_start would answer
+ * UV_EALREADY. When every attempt has failed, the caller is told the last error. The overall
+ * deadline belongs to the caller (it cancels the dial).
  *
  * Callbacks: `done(arg, status, up)` is called exactly once, never from inside lg_dial_start (a
  * dial whose every address fails at once reports from the next loop turn), and never after

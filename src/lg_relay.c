@@ -412,11 +412,22 @@ static void relay_fail(lg_relay_t *r, const uv_stream_t *s, int err)
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+int lg_read_start(uv_stream_t *s, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
+{
+    int rc = uv_read_start(s, alloc_cb, read_cb);
+    if (rc == UV_EALREADY) {
+        s->alloc_cb = alloc_cb;
+        s->read_cb = read_cb;
+        rc = 0;
+    }
+    return rc;
+}
+
 int lg_relay_read_start(lg_relay_t *r, lg_flow_t *f)
 {
     if (r->dead || f->reading || f->eof || f->paused || f->src == NULL) return 0;
     f->src->data = r;
-    int rc = uv_read_start(f->src, relay_alloc, relay_read);
+    int rc = lg_read_start(f->src, relay_alloc, relay_read);
     if (rc == 0) f->reading = true;
     return rc;
 }
@@ -893,7 +904,8 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * priority), so such bytes wait for at most LG_PEEK_BYTES of other work, not for a turn. A flow
  * leaves the set with its first large read, at end of stream and when the relay stops. A look
  * costs one epoll_wait that finds nothing while no interactive flow is ready; a worker with no
- * interactive flow never looks. Only with kind 'drr' (FIFO keeps libuv's order).
+ * interactive flow never looks, and flows join the set only while bulk work is being done
+ * (bulk_recent). Only with kind 'drr' (FIFO keeps libuv's order).
  */
 
 static void light_add(lg_sched_t *s, lg_flow_t *f)
@@ -930,7 +942,17 @@ static void peek_tick(lg_wctx_t *w, size_t n)
 {
     lg_sched_t *s = &w->sched;
     s->since_peek += n;
+    if (n > LG_LIGHT_READ) s->bulk_ms = uv_now(w->loop); /* bulk_recent: a small grant is not */
     if (s->since_peek >= LG_PEEK_BYTES && s->n_light > 0 && !s->peeking) sched_peek(w);
+}
+
+/* Whether bulk work was done in the last LG_LIGHT_BULK_MS: only then are looks being made, and
+ * a small flow worth putting in the set. Without bulk work nothing would look at the set, and a
+ * short connection would pay an epoll_ctl ADD and DEL for nothing (two of a TLS handshake's ~44
+ * system calls). A flow that was small before bulk work started joins with its next small read. */
+static bool bulk_recent(const lg_sched_t *s, uv_loop_t *loop)
+{
+    return s->bulk_ms != 0 && uv_now(loop) - s->bulk_ms < LG_LIGHT_BULK_MS;
 }
 
 /* nread (> 0) bytes came from f's source (read, or spliced into the worker's pipe). */
@@ -950,7 +972,7 @@ static void flow_got(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t nread)
     flow_count_read(r, f, nread);
     if (!is_fifo(r)) {
         bool empty = f->q.bytes == 0 && f->n_writes == 0;
-        if (nread <= LG_LIGHT_READ && empty && !f->light) {
+        if (nread <= LG_LIGHT_READ && empty && !f->light && bulk_recent(&w->sched, w->loop)) {
             light_add(&w->sched, f);
         } else if (nread > LG_LIGHT_READ && f->light) {
             light_del(&w->sched, f);

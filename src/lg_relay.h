@@ -168,6 +168,15 @@ void lg_relay_pause(lg_relay_t *r, lg_flow_t *f);
 /* Start reading a flow's source (no-op when reading, ended or paused). Returns 0 or a libuv
  * error. */
 int lg_relay_read_start(lg_relay_t *r, lg_flow_t *f);
+
+/*
+ * uv_read_start, or, on a stream already reading (the ClientHello's callbacks before a
+ * terminating route's; a dialled socket's parked reads, lg_dial), a switch of its callbacks in
+ * place. libuv's uv_read_stop clears its record of the epoll registration but leaves the
+ * descriptor registered, so a stop and a start cost an epoll_ctl ADD that fails with EEXIST and
+ * a MOD; the callbacks are public fields, read afresh for every read. Returns 0 or a libuv error.
+ */
+int lg_read_start(uv_stream_t *s, uv_alloc_cb alloc_cb, uv_read_cb read_cb);
 void lg_relay_read_stop(lg_relay_t *r, lg_flow_t *f);
 
 /* Start reading both sources. Returns 0 or a libuv error. */

@@ -32,6 +32,7 @@ struct lg_auth_cache_s;
 #define LG_TURN_READ_BYTES (1u << 20)   /* bytes all flows of a worker may read per loop turn */
 #define LG_PEEK_BYTES      (128u << 10) /* bulk bytes moved between two looks at interactive flows */
 #define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
+#define LG_LIGHT_BULK_MS   1000         /* ... while bulk work was done this recently */
 #define LG_SPLICE_MIN      16384        /* a read this large: the next read of the flow splices */
 #define LG_SPLICE_MAX      65536        /* bytes per splice: the pipe's default capacity */
 #define LG_LENT_PIPES_MAX  64 /* pipes a worker lends to flows whose destination is full */
@@ -92,6 +93,7 @@ typedef struct lg_sched_s {
     bool peeking;        /* inside a look (no nested look) */
     size_t n_light;      /* flows in the set */
     size_t since_peek;   /* bulk bytes read or granted since the last look */
+    uint64_t bulk_ms;    /* loop time of the last bulk work over LG_LIGHT_READ (0: none yet) */
     uint64_t peek_reads; /* statistics: reads done by looks (workers[].interactiveReads) */
     /* Zero-copy relay (lg_relay: "splice"): one pipe per worker, empty between calls. */
     int pipe_r, pipe_w;            /* valid while pipe_open */
