@@ -1073,6 +1073,9 @@ static bool relay_eof(lg_relay_t *r, lg_flow_t *f)
             return true;
         }
         LG_COUNT(counters(c), tls_truncations, 1);
+        /* A FIN without close_notify is how curl and browsers end: a truncation for the data,
+         * but no fault of the session, which stays resumable (RFC 5246 §7.2.1). */
+        lg_tls_keep_session(c->tls);
         close_why(c, LG_CLOSE_CLIENT_CLOSED);
         return false;
     }
@@ -2376,11 +2379,15 @@ static void on_timer(lg_conn_t *c)
     case LG_CONN_RELAY: {
         uint64_t since = now_ms(c) - c->relay.last_activity;
         uint32_t idle = idle_ms(c), half = c->relay.w->conf->half_close_ms;
+        /* Our own timeouts are no fault of a terminated client's session: it stays resumable
+         * (a browser that comes back after an idle close resumes). */
         if (idle > 0 && since >= idle) {
             LG_COUNT(counters(c), idle_timeouts, 1);
+            lg_tls_keep_session(c->tls);
             close_why(c, LG_CLOSE_IDLE_TIMEOUT);
         } else if (c->half_closed && half > 0 && since >= half) {
             LG_COUNT(counters(c), half_close_timeouts, 1);
+            lg_tls_keep_session(c->tls);
             close_why(c, LG_CLOSE_HALF_CLOSE_TIMEOUT);
         } else {
             relay_arm(c);
