@@ -17,7 +17,8 @@
  * exactly the model's bytes up to the first failure or close_notify; the queues' counters match
  * their buffers; when the server did not fail, the client opens every record the server wrote (its
  * data, and its KeyUpdate answers, which roll the client's read key) and gets exactly the bytes the
- * server wrote.
+ * server wrote, and as many answers as the model says: the script's server writes all come before
+ * the feed, so every request shares one answer (§4.6.3: no application data between them).
  */
 #include "../src/lg_buf.c"
 #include "../src/lg_rec.c"
@@ -106,6 +107,13 @@ static int model_inner(const uint8_t *inner, size_t n, bytes_t *expect, runs_t *
     return -1; /* handshake content comes only from the script's KeyUpdate step */
 }
 
+/* The client's keyupdate callback: count the server's KeyUpdates (its answers). */
+static int count_keyupdate(void *arg)
+{
+    ++*(int *)arg;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input_t in = {data, size};
@@ -135,6 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t buf[70000];
     int model = 0; /* 0 running, 1 closed, -1 failed */
     runs_t runs = {0, 0};
+    bool asked = false; /* a KeyUpdate asking for one back reached the server while running */
+    int answers = 0;
 
     if (raw) {
         /* Arbitrary bytes: only framing and tags are exercised; nothing may be accepted as data
@@ -168,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 const uint8_t ku[5] = {24, 0, 0, 1, (uint8_t)((op >> 3) & 1)};
                 FUZZ_CHECK(seal(&c, &cio, 22, ku, 5) == LG_REC_OK);
                 FUZZ_CHECK(key_update(&c.tx, c.suite, true) == LG_REC_OK);
+                if (model == 0 && ku[4] == 1) asked = true;
                 break;
             }
             case 2: /* close_notify */
@@ -229,9 +240,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* The client opens all the server wrote (data and KeyUpdate answers). */
             uint8_t *sc = flatten(&s_out);
             size_t sl = s_out.bytes;
+            cio.keyupdate = count_keyupdate;
+            cio.arg = &answers;
             int crc = lg_rec_read(&c, &cio, sc, sl);
             free(sc);
             FUZZ_CHECK(crc == LG_REC_OK && lg_bufq_consistent(&c_in));
+            FUZZ_CHECK(answers == (asked ? 1 : 0));
             got = flatten(&c_in);
             FUZZ_CHECK(c_in.bytes == server_wrote.n &&
                        (server_wrote.n == 0 || memcmp(got, server_wrote.p, server_wrote.n) == 0));

@@ -88,7 +88,7 @@ const OPTIONS = [
   { flag: '--auth-file', key: 'authFile', type: 'string', arg: '<path>', path: 'listeners[0].connect.auth',
     help: 'require Basic proxy authentication for the users in this file (lines user:$scrypt$...)' },
   { flag: '--allow-client', key: 'allowClients', type: 'list', arg: '<cidrs>',
-    help: 'only clients in these ranges may connect (others get 403); repeatable' },
+    help: 'only clients in these ranges may connect (others get 403); repeatable; ::ffff:10.0.0.0/104 is 10.0.0.0/8' },
   { flag: '--rate-limit', key: 'rateLimit', type: 'string', arg: '<n[/burst]>',
     paths: { 'listeners[0].protection.rateLimit.connectionsPerSecond': 'the rate', 'listeners[0].protection.rateLimit.burst': 'the burst' },
     help: 'new connections per second per client IP, with a burst (default n); excess gets 429' },
@@ -570,12 +570,20 @@ function readHidden(stdin, stderr, prompt) {
   });
 }
 
+const MAPPED_BITS = 96n; // prefix length of ::ffff:0:0/96, the IPv4-mapped IPv6 block
+const MAPPED_START = 0xffffn << 32n; // ::ffff:0.0.0.0
+
 /**
  * --allow-client: the blocklist that refuses every client outside the given ranges. The
  * complement is computed (per family: an IPv4-only list refuses all of IPv6, and the other way
  * round) rather than using protection.allowlist, because an allowlisted client bypasses every
  * other check: --rate-limit and --max-per-ip must still apply to the clients that are let in.
  * At most 32 (IPv4) or 128 (IPv6) blocks per range given.
+ *
+ * IPv4-mapped IPv6 follows the engine (src/lg_cidr.h), which judges a mapped source
+ * (::ffff:a.b.c.d, an IPv4 client of a dual-stack listener) as the IPv4 address: a range inside
+ * ::ffff:0:0/96 with a prefix of at least 96 is the IPv4 range it denotes (::ffff:10.0.0.0/104
+ * is 10.0.0.0/8), and an IPv6 range with a shorter prefix (::/0) covers native IPv6 only.
  *
  * @param {{ value: string[], via: string }} given From parseArgs().
  * @returns {string[]} CIDRs to refuse.
@@ -590,11 +598,21 @@ function blocklistOutside(given) {
     } catch (err) {
       throw new UsageError(err.message);
     }
-    const [addr, len] = cidr.split('/');
-    const family = net.isIPv4(addr) ? 4 : 6;
+    const [addr, lenText] = cidr.split('/');
+    let family = net.isIPv4(addr) ? 4 : 6;
+    let len = BigInt(lenText);
+    let start = ipToBigInt(addr);
+    // The engine judges an IPv4-mapped source (::ffff:a.b.c.d, a client of a dual-stack
+    // listener) as the IPv4 address, and stores a blocklist entry inside ::ffff:0:0/96 as the
+    // IPv4 CIDR it denotes (src/lg_cidr.h). So a mapped range given here is its IPv4 range:
+    // left in the IPv6 family, its complement would block all of IPv4, this range included.
+    if (family === 6 && len >= MAPPED_BITS && start >> 32n === MAPPED_START >> 32n) {
+      family = 4;
+      start &= 0xffffffffn;
+      len -= MAPPED_BITS;
+    }
     const bits = BigInt(family === 4 ? 32 : 128);
-    const start = ipToBigInt(addr);
-    const size = 1n << (bits - BigInt(len));
+    const size = 1n << (bits - len);
     ranges[family].push([start, start + size - 1n]);
   }
   const out = [];
@@ -609,7 +627,12 @@ function blocklistOutside(given) {
         while (size <= max && a % (size * 2n) === 0n && a + size * 2n - 1n <= b) size *= 2n;
         let len = bits;
         for (let s = size; s > 1n; s >>= 1n) len--;
-        out.push(`${bigIntToIp(a, family)}/${len}`);
+        // An IPv6 block inside ::ffff:0:0/96 (prefix 96 or more) would be stored by the engine
+        // as an IPv4 block and refuse IPv4 clients the IPv4 family let in (::fffe:0:0/96
+        // allowed leaves ::ffff:0:0/96 = 0.0.0.0/0 in the gap after it). The IPv4 family
+        // alone decides those addresses. A block (aligned) either lies inside it or contains it.
+        const mapped = family === 6 && len >= MAPPED_BITS && a >> 32n === MAPPED_START >> 32n;
+        if (!mapped) out.push(`${bigIntToIp(a, family)}/${len}`);
         a += size;
       }
     };
@@ -622,8 +645,16 @@ function blocklistOutside(given) {
   return out;
 }
 
+/** @param {string} addr An IPv4 or IPv6 literal (lib/config.js's normal form). @returns {bigint} */
 function ipToBigInt(addr) {
   if (net.isIPv4(addr)) return addr.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  // A dotted-quad tail (normalizeCidr writes IPv4-mapped addresses as ::ffff:a.b.c.d) is two
+  // groups; read as hex it would be one wrong group (the range came out shifted by 16 bits).
+  const quad = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
+  if (quad) {
+    const v4 = ipToBigInt(quad[2]);
+    addr = `${quad[1]}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
   const [head, tail] = addr.split('::');
   const h = head ? head.split(':') : [];
   const t = tail !== undefined && tail !== '' ? tail.split(':') : [];

@@ -15,9 +15,10 @@
  *   CONNECTING  c->su->deadline: for routes, the end of the current attempt's share of the route's
  *               connectTimeoutMs (dial_attempt); CONNECT head complete + connectTimeoutMs for
  *               connect listeners
- *   RELAY       idleTimeoutMs after the last byte either way; the timer fires at the earliest
- *               possible expiry and re-arms itself for the remainder when bytes moved meanwhile,
- *               so the data path only stores a timestamp
+ *   RELAY       idleTimeoutMs after the last byte either way (from a terminated client: the
+ *               last record with application data, see tls_from_client); the timer fires at the
+ *               earliest possible expiry and re-arms itself for the remainder when bytes moved
+ *               meanwhile, so the data path only stores a timestamp
  *   LINGER      now + LG_LINGER_MS
  *   CLOSING     none
  *
@@ -994,6 +995,11 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
     lg_tls_io_t io = tls_io(c);
     if (c->upside != NULL) io.plain = &c->upside->clear; /* re-encrypted below */
     int rc = lg_tls_feed(c->tls, &io, data, len);
+    /* Only application data is activity for the idle timer (the relay leaves a terminated
+     * client's reads to us): an empty record, a KeyUpdate, a user_canceled alert or a partial
+     * record carries nothing, and one per idle period would otherwise hold the connection and
+     * its upstream forever (the empty-record run bound resets at every byte of data). */
+    if (io.plain_new > 0) c->relay.last_activity = now_ms(c);
     if (c->upside != NULL) {
         io.plain_new = 0;
         if (uptls_forward(c) != 0) rc = LG_TLS_E_NOMEM;
@@ -1067,6 +1073,9 @@ static bool relay_eof(lg_relay_t *r, lg_flow_t *f)
             return true;
         }
         LG_COUNT(counters(c), tls_truncations, 1);
+        /* A FIN without close_notify is how curl and browsers end: a truncation for the data,
+         * but no fault of the session, which stays resumable (RFC 5246 §7.2.1). */
+        lg_tls_keep_session(c->tls);
         close_why(c, LG_CLOSE_CLIENT_CLOSED);
         return false;
     }
@@ -2385,11 +2394,15 @@ static void on_timer(lg_conn_t *c)
     case LG_CONN_RELAY: {
         uint64_t since = now_ms(c) - c->relay.last_activity;
         uint32_t idle = idle_ms(c), half = c->relay.w->conf->half_close_ms;
+        /* Our own timeouts are no fault of a terminated client's session: it stays resumable
+         * (a browser that comes back after an idle close resumes). */
         if (idle > 0 && since >= idle) {
             LG_COUNT(counters(c), idle_timeouts, 1);
+            lg_tls_keep_session(c->tls);
             close_why(c, LG_CLOSE_IDLE_TIMEOUT);
         } else if (c->half_closed && half > 0 && since >= half) {
             LG_COUNT(counters(c), half_close_timeouts, 1);
+            lg_tls_keep_session(c->tls);
             close_why(c, LG_CLOSE_HALF_CLOSE_TIMEOUT);
         } else {
             relay_arm(c);

@@ -267,7 +267,9 @@ static int seal(lg_rec_t *r, lg_rec_io_t *io, uint8_t type, const uint8_t *data,
 int lg_rec_write(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *data, size_t len)
 {
     if (r->close_sent) return LG_REC_E_PROTOCOL; /* nothing after close_notify (§6.1) */
-    return len == 0 ? LG_REC_OK : seal(r, io, REC_CT_APPDATA, data, len);
+    if (len == 0) return LG_REC_OK;
+    r->ku_answered = false; /* data under the new key: the next request gets its own answer */
+    return seal(r, io, REC_CT_APPDATA, data, len);
 }
 
 int lg_rec_close_notify(lg_rec_t *r, lg_rec_io_t *io)
@@ -342,10 +344,15 @@ static int handshake_msg(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *m, size_t 
     if (k != 0) return k < 0 ? LG_REC_E_NOMEM : LG_REC_E_REFUSED;
     int rc = key_update(&r->rx, r->suite, false);
     if (rc != LG_REC_OK || m[4] == 0 || r->close_sent) return rc; /* nothing after close_notify */
-    /* update_requested: answer with our own KeyUpdate (not requesting one), then roll. */
+    /* update_requested, and we have sent nothing under our current key since our last answer:
+     * that answer already precedes our next application data, which is all §4.6.3 asks. */
+    if (r->ku_answered) return LG_REC_OK;
+    /* Otherwise answer with our own KeyUpdate (not requesting one), then roll. */
     static const uint8_t answer[5] = {REC_KEY_UPDATE, 0, 0, 1, 0};
     rc = seal(r, io, REC_CT_HANDSHAKE, answer, sizeof(answer));
-    return rc == LG_REC_OK ? key_update(&r->tx, r->suite, true) : rc;
+    if (rc != LG_REC_OK) return rc;
+    r->ku_answered = true;
+    return key_update(&r->tx, r->suite, true);
 }
 
 /* Open one whole record (header included) and act on what it carries. */

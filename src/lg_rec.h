@@ -11,7 +11,9 @@
  *     directly into the plaintext queue's free space or a pool buffer, strips the padding and
  *     appends the application data; close_notify ends the stream (later bytes are ignored);
  *     KeyUpdate rolls the read key and, when the peer asks, answers with its own KeyUpdate and
- *     rolls the write key; anything else is a protocol error (the caller closes);
+ *     rolls the write key (requests before our next application data share one answer, so the
+ *     answers queued toward a peer that does not read are bounded by the data we send it);
+ *     anything else is a protocol error (the caller closes);
  *   - writes: seals plaintext into records of at most 16 KiB, in place in the ciphertext queue's
  *     buffers (no intermediate copy), sized down to the room a buffer has.
  * Suites: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256.
@@ -72,6 +74,11 @@ typedef struct lg_rec_s {
     bool close_sent;      /* close_notify sealed */
     uint8_t empty_run;    /* records in a row that carried nothing (empty application data) */
     uint8_t canceled_run; /* user_canceled alerts in a row */
+    /* Our KeyUpdate answer is sealed and no application data since: a further update_requested
+     * is answered by it (§4.6.3: "an implementation which receives multiple KeyUpdates while it
+     * is silent to respond with a single update"). Without this, a peer that asks again and
+     * again but never reads grew its queue by one answer per request. */
+    bool ku_answered;
 } lg_rec_t;
 
 /* Where a call's output goes; the counters say how many bytes the call appended. */

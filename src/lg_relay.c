@@ -959,7 +959,10 @@ static bool bulk_recent(const lg_sched_t *s, uv_loop_t *loop)
 static void flow_count_read(lg_relay_t *r, lg_flow_t *f, size_t nread)
 {
     if (!f->to_client) LG_COUNT(relay_counters(r), bytes_from_clients, (uint64_t)nread);
-    r->last_activity = uv_now(r->w->loop);
+    /* A terminated client's ciphertext is not activity by itself: its filter says when a record
+     * carried application data (lg_relay_ops_t.filter), so a client sending empty records or
+     * KeyUpdates, which reach nobody, does not hold an idle connection and its upstream open. */
+    if (!r->filtered || f->to_client) r->last_activity = uv_now(r->w->loop);
     f->turn_read += (uint32_t)nread;
     f->bulk = nread >= LG_SPLICE_MIN;
     if (!r->filtered) lg_drr_observe_read(&r->w->sched.drr, nread);

@@ -117,7 +117,9 @@ typedef struct lg_relay_ops_s {
     /* The owner finds itself from r (the relay is embedded in it: no pointer back, 8 bytes less
      * per connection). */
     void (*event)(lg_relay_t *r, int what, int err); /* err: a libuv error for LG_RELAY_ERROR */
-    /* Filtered relays only: n bytes read from f->src in b (ownership of b passes). */
+    /* Filtered relays only: n bytes read from f->src in b (ownership of b passes). A read of the
+     * client (c2u) does not refresh last_activity: the filter sets it when the bytes carried
+     * something for the upstream (not a record that carries nothing). */
     void (*filter)(lg_relay_t *r, lg_flow_t *f, lg_buf_t *b, size_t n);
     /* f->src ended. Return true to end the flow normally (FIN passed on after its queue). May be
      * NULL: always true. */
@@ -129,7 +131,8 @@ struct lg_relay_s {
     lg_wctx_t *w;
     const lg_relay_ops_t *ops;
     lg_flow_t c2u, u2c;
-    uint64_t last_activity; /* loop time (ms) of the last byte read or written */
+    uint64_t last_activity; /* loop time (ms) of the last byte read or written (of a filtered
+                             * relay's client: of the last read that carried data; see filter) */
     uint8_t lis;            /* the connection's listener: its counters are w->counters[lis] */
     bool filtered;          /* reads go to ops->filter (TLS termination) */
     bool dead;              /* stopped: no I/O is started any more */

@@ -46,10 +46,11 @@ struct lg_tls_s {
                           * wrapping); allocated at the first KeyUpdate, freed with t */
     int violation;       /* LG_TLS_E_RENEGOTIATION / _KEYUPDATE seen by the message callback */
     bool handshake_done;
-    bool peer_closed; /* close_notify received */
-    bool close_sent;  /* close_notify queued */
-    bool out_failed;  /* the BIO could not queue ciphertext (out of memory) */
-    bool client;      /* client side (toward a TLS upstream): no SNI check */
+    bool peer_closed;  /* close_notify received */
+    bool close_sent;   /* close_notify queued */
+    bool out_failed;   /* the BIO could not queue ciphertext (out of memory) */
+    bool client;       /* client side (toward a TLS upstream): no SNI check */
+    bool keep_session; /* ended without a fault: lg_tls_free keeps the session (see there) */
     void (*sink)(void *arg, SSL_SESSION *s); /* client: where new sessions go */
     void *sink_arg;
     uint8_t sni_len;
@@ -213,9 +214,25 @@ int lg_tls_new_session_cb(SSL *ssl, SSL_SESSION *s)
     return 1;
 }
 
+void lg_tls_keep_session(lg_tls_t *t)
+{
+    if (t != NULL) t->keep_session = true;
+}
+
 void lg_tls_free(lg_tls_t *t)
 {
     if (t == NULL) return;
+    /* OpenSSL's SSL_free removes from the server's session cache the session of a connection
+     * that did not send close_notify (ssl_clear_bad_session): TLS 1.0's rule. Since TLS 1.1
+     * "failure to properly close a connection no longer requires that a session not be resumed"
+     * (RFC 4346 and RFC 5246, §7.2.1), and curl and browsers close without close_notify, so the
+     * TLS 1.2 session-ID cache lost nearly every session. A connection that ended without a
+     * fault is marked as if close_notify had gone out (nothing is written: SSL_free follows), as
+     * nginx does. One that failed is not marked and loses its session, as OpenSSL already ensures
+     * when a fatal alert is sent or received. */
+    if (t->ssl != NULL && t->keep_session && t->handshake_done && t->violation == 0) {
+        SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
+    }
     SSL_free(t->ssl);
     if (t->rec != NULL) {
         lg_rec_free(t->rec);

@@ -69,6 +69,14 @@ int lg_tls_new(lg_tls_t **out, SSL_CTX *ctx, const char *sni, size_t sni_len, co
 void lg_tls_free(lg_tls_t *t); /* NULL is ignored */
 
 /*
+ * The connection ends without a fault (the client's FIN without close_notify, an idle or
+ * half-close timeout): lg_tls_free keeps its session in the server's cache for resumption, once
+ * the handshake is done and no violation was seen. Not called for errors, resets, or alerts,
+ * whose sessions are removed. NULL is ignored.
+ */
+void lg_tls_keep_session(lg_tls_t *t);
+
+/*
  * A client-side TLS state toward a TLS upstream: `servername` (a host name: sent as SNI; an IP
  * literal: no SNI) is what the certificate must match when `check_name`; `session` (may be
  * NULL) is offered for resumption. The context decides whether the chain is verified.

@@ -23,7 +23,7 @@ const {
   ESTABLISHED, ROOT, request, openTunnel, spawnCli, startCli, tempFile, toolEnv,
 } = require('./helpers/connect');
 const cli = require('../lib/cli');
-const { normalizeConfig, DEFAULT_DENY_CIDRS } = require('../lib/config');
+const { normalizeConfig, normalizeCidr, DEFAULT_DENY_CIDRS } = require('../lib/config');
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 /** The access line of a connection (text format): groups by name. */
@@ -125,6 +125,10 @@ describe('legato CLI', function () {
         (c) => { c.listeners[0].protection = { blocklist: ['0:0:0:0:0:0:0:0/0'] }; }],
       [['--allow-client', '127.0.0.0/8,::/0'], { LEGATO_ALLOW_CLIENT: '127.0.0.0/8,::/0' },
         (c) => { c.listeners[0].protection = { blocklist: ['0.0.0.0/2', '64.0.0.0/3', '96.0.0.0/4', '112.0.0.0/5', '120.0.0.0/6', '124.0.0.0/7', '126.0.0.0/8', '128.0.0.0/1'] }; }],
+      // An IPv4-mapped range is its IPv4 range, as the engine judges a mapped source: it was read
+      // 16 bits off as an IPv6 range and 0.0.0.0/0 refused every IPv4 client, these included.
+      [['--allow-client', '::ffff:10.0.0.0/104'], { LEGATO_ALLOW_CLIENT: '::ffff:10.0.0.0/104' },
+        (c) => { c.listeners[0].protection = { blocklist: ['0.0.0.0/5', '8.0.0.0/7', '11.0.0.0/8', '12.0.0.0/6', '16.0.0.0/4', '32.0.0.0/3', '64.0.0.0/2', '128.0.0.0/1', '0:0:0:0:0:0:0:0/0'] }; }],
       [['--rate', '10M'], { LEGATO_RATE: '10M' }, (c) => { c.scheduler = { rate: 10485760 }; }],
       [['--rate', '500000', '--burst', '64K'], { LEGATO_RATE: '500000', LEGATO_BURST: '64K' }, (c) => { c.scheduler = { rate: 500000, burst: 65536 }; }],
     ];
@@ -143,6 +147,14 @@ describe('legato CLI', function () {
         assert.deepStrictEqual(configFor(joined), expected, '--flag=value');
       });
     }
+
+    it('--allow-client: no IPv6 block of the complement lies inside ::ffff:0:0/96 (the engine would store it as IPv4)', () => {
+      // ::fffe:0:0/96 allowed leaves ::ffff:0:0/96 (= 0.0.0.0/0 for the engine) in the IPv6 gap after it.
+      const { blocklist } = configFor(['--allow-client', '10.0.0.0/8,::fffe:0:0/96']).listeners[0].protection;
+      assert.deepStrictEqual(blocklist.filter((b) => !b.includes(':')), ['0.0.0.0/5', '8.0.0.0/7', '11.0.0.0/8', '12.0.0.0/6', '16.0.0.0/4', '32.0.0.0/3', '64.0.0.0/2', '128.0.0.0/1']);
+      const mapped = blocklist.map((b) => normalizeCidr(b, 'b')).filter((b) => b.startsWith('::ffff:'));
+      assert.deepStrictEqual(mapped, []);
+    });
 
     it('a flag beats its environment variable (lists are replaced, not merged)', () => {
       const env = {
@@ -377,7 +389,8 @@ describe('legato CLI', function () {
       const curlVia = (port, source) => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_connect}', '--max-time', '10', '--interface', source,
         '-p', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${p}/`], { timeoutMs: 15000 });
       // --allow-client: 127.0.0.2 may connect, 127.0.0.3 may not.
-      for (const [args, env] of [[['--allow-client', '127.0.0.2/32,::1'], {}], [[], { LEGATO_ALLOW_CLIENT: '127.0.0.2' }]]) {
+      // The IPv4-mapped spelling of 127.0.0.2 lets the IPv4 client in as well.
+      for (const [args, env] of [[['--allow-client', '127.0.0.2/32,::1'], {}], [[], { LEGATO_ALLOW_CLIENT: '127.0.0.2' }], [['--allow-client', '::ffff:127.0.0.2'], {}]]) {
         const h = await startCli(['--port', '0', '--allow-cidr', '127.0.0.1', '--allow-port', p, ...args], { env });
         assert.strictEqual((await curlVia(h.port, '127.0.0.3')).stdout, '403');
         assert.strictEqual(await statusOf(h.port, `127.0.0.1:${p}`), 403, '127.0.0.1 is not allowed either');

@@ -9,11 +9,13 @@
 //    2 s (more than 64 in the connection's life, never more than 64 per second) are honoured;
 //  - the SNI OpenSSL negotiated must equal the one the router used: a hand-made TLS 1.3 client
 //    (fixtures/tls-hrr.js) forces a HelloRetryRequest and names another tenant in its second
-//    ClientHello → closed, `tlsSniMismatches`, nothing reaches the upstream.
+//    ClientHello → closed, `tlsSniMismatches`, nothing reaches the upstream;
+//  - empty TLS 1.3 records (sealed by hand with the client's key) are not activity for the idle
+//    timer.
 
 const assert = require('assert');
 const { startProxy, portOf } = require('./helpers/proxy');
-const { waitFor, waitForMetric } = require('./helpers/wait');
+const { waitFor, waitForMetric, sleep } = require('./helpers/wait');
 const T = require('./fixtures/tls-tools');
 const { handshakeWithRetry } = require('./fixtures/tls-hrr');
 const crypto = require('crypto');
@@ -203,6 +205,47 @@ describe('TLS termination hygiene', function () {
       assert.match(r.body, /url=\/after /);
       await settled(proxy, 2);
       await proxy.stop({ graceMs: 0 });
+    });
+  });
+
+  describe('the idle timer of a terminated connection', function () {
+    // Pins: a record that carries nothing (empty application data) is not activity. It used to
+    // refresh the idle timer like any byte read, so one 22-byte record per idle period held the
+    // connection and its upstream open forever (the run bound of 32 empty records resets at every
+    // byte of data). The records are sealed by hand with the client's key (from 'keylog'): Node
+    // never sends an empty record.
+    it('closes a TLS 1.3 client that sends only empty records at the idle timeout (idleTimeouts, no tlsErrors)', async function () {
+      const proxy = await startProxy({ listener: { idleTimeoutMs: 600 }, routes: [term('a.test', env.pki.leaves.a)] });
+      const raw = trackSocket(net.connect(portOf(proxy), '127.0.0.1'));
+      let secret = null;
+      const t = tls.connect({ socket: raw, servername: 'a.test', ca: env.pki.ca, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' });
+      t.on('keylog', (line) => {
+        const m = /^CLIENT_TRAFFIC_SECRET_0 \S+ (\S+)/.exec(line.toString());
+        if (m) secret = Buffer.from(m[1], 'hex');
+      });
+      t.on('error', () => {});
+      await once(t, 'secureConnect');
+      let got = '';
+      t.on('data', (d) => { got += d; });
+      let open = true;
+      t.once('close', () => { open = false; });
+      t.write('GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n'); // record 0 under the client's key
+      await waitFor(() => /url=\/first /.test(got));
+      const seal = T.recordSealer(secret, 1);
+      // Control: a hand-sealed record with data is served, so the empty ones below are valid.
+      raw.write(seal(Buffer.from('GET /sealed HTTP/1.1\r\nHost: a.test\r\n\r\n')));
+      await waitFor(() => /url=\/sealed /.test(got));
+      // One empty record every 150 ms for up to 3 s (20 records, under the run bound of 32):
+      // the idle timer (600 ms) must still fire.
+      for (let i = 0; i < 20 && open; i++) {
+        raw.write(seal(Buffer.alloc(0)));
+        await sleep(150);
+      }
+      assert.strictEqual(open, false, 'the connection outlived the empty records: they held it open');
+      const m = await waitForMetric(proxy, 'idleTimeouts', 1, 5000, { listener: 0 });
+      assert.strictEqual(m.listeners[0].idleTimeouts, 1);
+      assert.strictEqual(m.listeners[0].tlsErrors, 0, 'the empty records were valid');
+      assert.deepStrictEqual(env.up.requests.map((r) => r.url), ['/first', '/sealed']);
     });
   });
 

@@ -6,6 +6,7 @@
 //  - `updateConfig({ routes })` with unchanged certificate material keeps the SSL_CTX, so
 //    sessions stay resumable; a rotated certificate gets a new context and sessions are lost;
 //  - a session of one tenant (context) never resumes on another;
+//  - a TLS 1.2 session survives a client FIN without close_notify and an idle timeout, not a reset;
 //  - bad PEM (garbage, empty, key mismatch, encrypted key, bad intermediate, bad client CA, a bad
 //    listener defaultCert): the constructor and updateConfig throw ERR_LEGATO_CONFIG naming the
 //    route (`routes[1].cert: private key does not match certificate`), and after a failed
@@ -19,6 +20,12 @@ const { pair } = require('./helpers/tlsca');
 const { Proxy, makeConfig, startProxy, portOf, tcp, trackDir } = require('./helpers/proxy');
 const { startChildProxy } = require('./helpers/child');
 const T = require('./fixtures/tls-tools');
+const crypto = require('crypto');
+const net = require('net');
+const tls = require('tls');
+const { once } = require('events');
+const { trackSocket } = require('./helpers/resources');
+const { waitFor } = require('./helpers/wait');
 
 describe('TLS termination: resumption, reloads and bad certificates', function () {
   this.timeout(30000);
@@ -119,6 +126,48 @@ describe('TLS termination: resumption, reloads and bad certificates', function (
       const m = await settled(proxy, 6);
       assert.strictEqual(m.tlsSniMismatches, 0);
       assert.strictEqual(m.tlsSessionsResumed, 3);
+    });
+
+    /**
+     * A TLS 1.2 connection by session ID (no ticket: a ticket carries its session and resumes
+     * whatever the cache holds) that makes one request, then ends by `end(raw, t)`; resolves
+     * the session once the proxy has closed the connection.
+     */
+    async function sessionThenEnd(proxy, session, end) {
+      const closedBefore = proxy.metrics().closedConnections;
+      const raw = trackSocket(net.connect(portOf(proxy), '127.0.0.1'));
+      const t = tls.connect({ socket: raw, servername: 'a.test', ca: env.pki.ca, session, maxVersion: 'TLSv1.2', secureOptions: crypto.constants.SSL_OP_NO_TICKET });
+      t.on('error', () => {});
+      await once(t, 'secureConnect');
+      const reused = t.isSessionReused();
+      let got = '';
+      t.on('data', (d) => { got += d; });
+      t.write('GET /k HTTP/1.1\r\nHost: a.test\r\n\r\n');
+      await waitFor(() => /url=\/k /.test(got));
+      const sess = t.getSession();
+      end(raw, t);
+      await waitFor(() => proxy.metrics().closedConnections > closedBefore);
+      return { reused, session: sess };
+    }
+
+    // Pins: OpenSSL's SSL_free drops the session of a connection that sent no close_notify
+    // (a TLS 1.0 rule); curl and browsers just close, so TLS 1.2 session IDs never resumed.
+    it('keeps a TLS 1.2 session whose client closed without close_notify (a FIN) or was closed idle; drops it after a reset', async function () {
+      const proxy = await startProxy({ listener: { idleTimeoutMs: 400 }, routes: [term('a.test', env.pki.leaves.a)] });
+      const fin = (raw) => raw.end(); // FIN under the TLS socket: no close_notify
+      const first = await sessionThenEnd(proxy, undefined, fin);
+      assert.strictEqual(first.reused, false);
+      const m0 = proxy.metrics();
+      assert.strictEqual(m0.listeners[0].tlsTruncations, 1, 'the client sent no close_notify');
+      const second = await sessionThenEnd(proxy, first.session, () => {}); // stays until the idle timeout
+      assert.strictEqual(second.reused, true, 'the session of a client that closed with a FIN resumed');
+      const third = await sessionThenEnd(proxy, second.session, (raw) => raw.resetAndDestroy());
+      assert.strictEqual(third.reused, true, 'the session of a connection closed idle resumed');
+      const fourth = await sessionThenEnd(proxy, third.session, fin);
+      assert.strictEqual(fourth.reused, false, 'the session of a connection that was reset is gone');
+      const m = await settled(proxy, 4);
+      assert.strictEqual(m.listeners[0].idleTimeouts, 1);
+      assert.strictEqual(m.tlsSessionsResumed, 2);
     });
 
     it('a TLS 1.2 session offered under another SNI of a route with the same certificate is resumed, not refused as an SNI mismatch', async function () {

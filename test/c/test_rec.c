@@ -10,7 +10,8 @@
  * versions; alerts (close_notify ends the stream and later bytes are ignored; user_canceled is
  * ignored, five in a row; any other alert fails); at most 32 empty records in a row; nothing
  * sealed after our close_notify; KeyUpdate with and without a request (the answer rolls the
- * other side's read key), refused by the callback, malformed; the write sequence starting where
+ * other side's read key), refused by the callback, malformed; requests before our next data
+ * sharing one answer; the write sequence starting where
  * OpenSSL left it. ASan reports any leak or overflow.
  *
  * LG_TEST_LIBS: -lssl -lcrypto
@@ -511,6 +512,58 @@ LG_TEST(key_update_both_ways)
     }
 }
 
+/* c asks for a KeyUpdate (rolling its write key after the request), sealed into c_out. */
+static bool ask_update(pair_t *p)
+{
+    static const uint8_t ku[5] = {24, 0, 0, 1, 1};
+    lg_rec_io_t cio = io_of(&p->pool, &p->c_out, &p->c_in);
+    return seal(&p->c, &cio, 22, ku, 5) == LG_REC_OK &&
+           key_update(&p->c.tx, p->c.suite, true) == LG_REC_OK;
+}
+
+/* Pins: requests for a KeyUpdate while we have sent no application data since our last answer
+ * share that answer (RFC 8446 §4.6.3). Each used to queue its own 27-byte answer, so a client
+ * that asked at the rate limit and never read grew its queue without bound. */
+LG_TEST(key_update_requests_share_one_answer)
+{
+    for (size_t s = 0; s < 3; s++) {
+        pair_t p;
+        CHECK(pair_init(&p, SUITES[s], 65536));
+        for (int i = 0; i < 100; i++)
+            CHECK(ask_update(&p));
+        size_t clen;
+        uint8_t *c = drain(&p.c_out, &p.pool, &clen);
+        lg_rec_io_t sio = io_of(&p.pool, &p.s_out, &p.s_in);
+        int rc = lg_rec_read(&p.s, &sio, c, clen);
+        free(c);
+        CHECK_EQ_INT(rc, LG_REC_OK);
+        CHECK_EQ_INT(p.s.rx.seq, 0); /* the read key rolled with each: the last one is fresh */
+        CHECK_EQ_INT(p.s_out.bytes, 5 + LG_REC_OVERHEAD); /* one answer, not 100 */
+        /* Data under the answered key, then a new request: that one is answered again. */
+        CHECK(lg_rec_write(&p.s, &sio, (const uint8_t *)"one", 3) == LG_REC_OK);
+        CHECK(ask_update(&p) && ask_update(&p));
+        c = drain(&p.c_out, &p.pool, &clen);
+        sio.cipher_new = 0;
+        rc = lg_rec_read(&p.s, &sio, c, clen);
+        free(c);
+        CHECK_EQ_INT(rc, LG_REC_OK);
+        CHECK_EQ_INT(sio.cipher_new, 5 + LG_REC_OVERHEAD);
+        CHECK(lg_rec_write(&p.s, &sio, (const uint8_t *)"two", 3) == LG_REC_OK);
+        /* The client opens it all: answer, "one", answer, "two" (each answer rolls its read key).
+         */
+        c = drain(&p.s_out, &p.pool, &clen);
+        lg_rec_io_t cio = io_of(&p.pool, &p.c_out, &p.c_in);
+        rc = lg_rec_read(&p.c, &cio, c, clen);
+        free(c);
+        size_t plen;
+        uint8_t *plain = drain(&p.c_in, &p.pool, &plen);
+        bool same = plen == 6 && memcmp(plain, "onetwo", 6) == 0;
+        free(plain);
+        pair_free(&p);
+        CHECK(rc == LG_REC_OK && same);
+    }
+}
+
 LG_TEST(write_sequence_starts_where_openssl_left_it)
 {
     uint8_t cs[32] = {1}, ss[32] = {2};
@@ -553,6 +606,7 @@ int main(void)
     LG_RUN(framing_limits_and_tampering);
     LG_RUN(alerts);
     LG_RUN(key_update_both_ways);
+    LG_RUN(key_update_requests_share_one_answer);
     LG_RUN(write_sequence_starts_where_openssl_left_it);
     LG_TEST_END();
 }
