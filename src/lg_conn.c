@@ -1401,19 +1401,27 @@ static void dial_attempt(lg_conn_t *c)
             if (n > 0) {
                 dial_start(c, addrs, n, NULL);
             } else {
+                d->local = true;
                 attempt_failed(c);
             }
         }
     }
 }
 
-/* The current attempt failed (refused, reset, lookup failed, or its share of the time ran out):
- * the upstream hears of it, and the next one is tried while retries and time are left. */
+/*
+ * The current attempt failed (refused, reset, lookup failed, or its share of the time ran out):
+ * the upstream hears of it, and the next one is tried while retries and time are left. A failure
+ * of this host's own (the lookup bound, or the attempt's time ran out while its lookup waited for
+ * libuv's thread pool or its socket for a descriptor) is not the upstream's: its health is not
+ * told, so a busy resolver or a descriptor shortage does not eject healthy upstreams.
+ */
 static void attempt_failed(lg_conn_t *c)
 {
     lg_dialctx_t *d = c->su->dial;
     lg_upshared_t *u = c->upstream;
     uint64_t now = now_ms(c);
+    bool local = d->local || c->su->resolve != NULL || lg_dial_short_of_fds(c->su->dialer);
+    d->local = false;
     c->upstream = NULL;
     uptls_abandon(c);              /* an attempt that connected but failed its TLS handshake */
     lg_dial_cancel(c->su->dialer); /* a timed-out attempt's sockets close; closed_one follows */
@@ -1421,7 +1429,7 @@ static void attempt_failed(lg_conn_t *c)
     lg_resolve_cancel(c->su->resolve);
     c->su->resolve = NULL;
     if (u != NULL) {
-        lg_upstate_report(&u->st, false, &d->rt->health, now);
+        if (!local) lg_upstate_report(&u->st, false, &d->rt->health, now);
         lg_upstate_release(&u->st);
     }
     if (d->attempts < LG_MIN(d->rt->retries + 1, (uint32_t)d->rt->n_upstreams) && now < d->end) {

@@ -84,6 +84,7 @@ typedef struct lg_dialctx_s {
     uint64_t end;         /* loop time (ms): the whole dial's deadline (connectTimeoutMs) */
     uint32_t attempts;    /* upstreams dialled so far */
     int idx;              /* the upstream of the current attempt */
+    bool local; /* the current attempt failed for a reason of this host's (attempt_failed) */
 } lg_dialctx_t;
 
 /* A terminated connection on a route with TLS upstreams: the queues of the second TLS. */

@@ -182,6 +182,11 @@ static void on_stagger(uv_timer_t *t)
     if (!d->finished && d->next < d->n) start_next(d);
 }
 
+bool lg_dial_short_of_fds(const lg_dialer_t *d)
+{
+    return d != NULL && d->fd_retry;
+}
+
 void lg_dial_set_wanted(lg_dialer_t *d, lg_dial_wanted_cb still_wanted)
 {
     d->still_wanted = still_wanted;

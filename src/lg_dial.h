@@ -78,4 +78,8 @@ void lg_upsock_close(lg_upsock_t *u, void *data, uv_close_cb cb);
 /* In that close callback: free the socket; returns the `data` given to lg_upsock_close. */
 void *lg_upsock_free(uv_handle_t *h);
 
+/* Whether d (NULL: no) is waiting for a descriptor to retry an attempt (a shortage of this
+ * host's, not a failure of the address dialled). */
+bool lg_dial_short_of_fds(const lg_dialer_t *d);
+
 #endif /* LG_DIAL_H */

@@ -786,6 +786,23 @@ describe('upstreams', function () {
       assert.strictEqual(m.upstreamLookupsFailed, 0);
     });
 
+    it('a dial whose time runs out while its lookup waits for the thread pool does not count against the upstream', async function () {
+      const { holdPool } = require('./helpers/pool');
+      const a = await namedServer('a');
+      const proxy = await startProxy({
+        workerThreads: 1,
+        routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: 'localhost', port: a.port }], connectTimeoutMs: 300, retries: 0, maxFails: 1 }],
+      });
+      const pool = holdPool(); // the first dial has no answer yet: it waits for a lookup that cannot run
+      assert.strictEqual(await ask(portOf(proxy)), '', 'the dial failed when its time ran out');
+      await waitFor(() => proxy.metrics().upstreamConnectFailures === 1);
+      const up = proxy.metrics().routes[0].upstreams[0];
+      assert.strictEqual(up.failedDials, 0, 'a failure of this host, not of the upstream');
+      assert.strictEqual(up.state, 'up');
+      await pool.release();
+      assert.strictEqual(await ask(portOf(proxy)), 'a');
+    });
+
     it('stop() abandons a background lookup still waiting for the thread pool', async function () {
       const { holdPool } = require('./helpers/pool');
       const a = await namedServer('a');
