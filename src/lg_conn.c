@@ -996,10 +996,14 @@ static void tls_from_client(lg_conn_t *c, const uint8_t *data, size_t len)
     if (c->upside != NULL) io.plain = &c->upside->clear; /* re-encrypted below */
     int rc = lg_tls_feed(c->tls, &io, data, len);
     /* Only application data is activity for the idle timer (the relay leaves a terminated
-     * client's reads to us): an empty record, a KeyUpdate, a user_canceled alert or a partial
-     * record carries nothing, and one per idle period would otherwise hold the connection and
-     * its upstream forever (the empty-record run bound resets at every byte of data). */
-    if (io.plain_new > 0) c->relay.last_activity = now_ms(c);
+     * client's reads to us): an empty record, a KeyUpdate or a user_canceled alert carries
+     * nothing, and one per idle period would otherwise hold the connection and its upstream
+     * forever (the empty-record run bound resets at every byte of data). Bytes of a record still
+     * arriving count: a large record sent slowly is an upload in progress, not idleness (a
+     * client trickling an empty record gains nothing over sending a 1-byte one). */
+    if (io.plain_new > 0 || (len > 0 && lg_tls_record_pending(c->tls))) {
+        c->relay.last_activity = now_ms(c);
+    }
     if (c->upside != NULL) {
         io.plain_new = 0;
         if (uptls_forward(c) != 0) rc = LG_TLS_E_NOMEM;

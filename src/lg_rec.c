@@ -264,6 +264,11 @@ static int seal(lg_rec_t *r, lg_rec_io_t *io, uint8_t type, const uint8_t *data,
     return LG_REC_OK;
 }
 
+bool lg_rec_partial(const lg_rec_t *r)
+{
+    return r->part != NULL || r->hdr_len > 0;
+}
+
 int lg_rec_write(lg_rec_t *r, lg_rec_io_t *io, const uint8_t *data, size_t len)
 {
     if (r->close_sent) return LG_REC_E_PROTOCOL; /* nothing after close_notify (§6.1) */

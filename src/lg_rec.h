@@ -101,6 +101,9 @@ typedef struct lg_rec_io_s {
  */
 int lg_rec_init(lg_rec_t *r, int suite, const uint8_t *rx_secret, const uint8_t *tx_secret,
                 size_t secret_len, uint64_t tx_seq);
+/* Whether part of a record from the peer is buffered (a record still arriving). */
+bool lg_rec_partial(const lg_rec_t *r);
+
 /* Release the keys (wiped) and a pending partial record. */
 void lg_rec_free(lg_rec_t *r);
 

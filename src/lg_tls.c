@@ -262,6 +262,12 @@ bool lg_tls_resumed(const lg_tls_t *t)
     return t->ssl == NULL ? t->resumed : SSL_session_reused(t->ssl) == 1;
 }
 
+bool lg_tls_record_pending(const lg_tls_t *t)
+{
+    if (t->rec != NULL) return lg_rec_partial(t->rec);
+    return t->ssl != NULL && SSL_has_pending(t->ssl) == 1;
+}
+
 bool lg_tls_own_records(const lg_tls_t *t)
 {
     return t->rec != NULL;

@@ -113,6 +113,8 @@ bool lg_tls_peer_closed(const lg_tls_t *t); /* close_notify received */
 bool lg_tls_resumed(const lg_tls_t *t);
 /* True once a TLS 1.3 connection's records are lg_rec's and its SSL object is freed. */
 bool lg_tls_own_records(const lg_tls_t *t);
+/* Part of a record from the peer is buffered: bytes of a record still arriving. */
+bool lg_tls_record_pending(const lg_tls_t *t);
 
 /* What a completed handshake negotiated (for a PROXY protocol v2 header). */
 typedef struct lg_tls_info_s {

@@ -249,6 +249,62 @@ describe('TLS termination hygiene', function () {
     });
   });
 
+  describe('a record that trickles in', function () {
+    // A record still arriving is activity: the bytes of a large record sent slowly (a poor
+    // link) must not be cut off at idleTimeoutMs while they keep coming. The client's TLS bytes
+    // go through a pipe that lets 16 bytes through every 50 ms once the handshake is done.
+    for (const version of ['TLSv1.2', 'TLSv1.3']) {
+      it(`${version}: a 300-byte request sent over ~1 s with idleTimeoutMs 600 is relayed, not closed as idle`, async function () {
+        const { Duplex } = require('stream');
+        const proxy = await startProxy({ listener: { idleTimeoutMs: 600 }, routes: [term('a.test', env.pki.leaves.a)] });
+        const raw = trackSocket(net.connect(portOf(proxy), '127.0.0.1'));
+        raw.setNoDelay(true);
+        let slow = false;
+        let pending = Buffer.alloc(0);
+        let timer = null;
+        const drip = () => {
+          timer = null;
+          if (pending.length === 0) return;
+          raw.write(pending.subarray(0, 16));
+          pending = pending.subarray(16);
+          timer = setTimeout(drip, 50);
+        };
+        const pipe = new Duplex({
+          read() {},
+          write(chunk, enc, cb) {
+            if (!slow) {
+              raw.write(chunk, cb);
+              return;
+            }
+            pending = Buffer.concat([pending, chunk]);
+            if (timer === null) drip();
+            cb();
+          },
+        });
+        raw.on('data', (d) => pipe.push(d));
+        raw.on('end', () => pipe.push(null));
+        raw.on('error', () => {});
+        const t = tls.connect({ socket: pipe, servername: 'a.test', ca: env.pki.ca, minVersion: version, maxVersion: version });
+        t.on('error', () => {});
+        await once(t, 'secureConnect');
+        let got = '';
+        t.on('data', (d) => { got += d; });
+        let open = true;
+        raw.once('close', () => { open = false; });
+        slow = true;
+        const t0 = Date.now();
+        t.write(`GET /slow HTTP/1.1\r\nHost: a.test\r\nX-Pad: ${'x'.repeat(240)}\r\n\r\n`);
+        await waitFor(() => /url=\/slow /.test(got) || !open, 10000);
+        const took = Date.now() - t0;
+        if (timer !== null) clearTimeout(timer);
+        assert.ok(open, `closed as idle ${took} ms into a record that was still arriving`);
+        assert.ok(took > 600, `the request took ${took} ms: not slower than idleTimeoutMs, the test proves nothing`);
+        assert.strictEqual(proxy.metrics().listeners[0].idleTimeouts, 0);
+        t.destroy();
+      });
+    }
+  });
+
   describe('clients that reset right after their ClientHello', function () {
     // The server's first flight is written while OpenSSL still holds the ClientHello; with
     // `fifo` that write is synchronous, and when it fails (the client is gone) the connection
