@@ -1263,6 +1263,9 @@ static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, i
     size_t m = lg_upshared_addrs(c->upstream, last, LG_UPSTREAM_ADDRS_MAX, now_ms(c),
                                  c->relay.w->conf->resolve_interval_ms, &age);
     if (m == 0) {
+        /* A resolver that could not answer now (EAI_AGAIN: busy or unreachable) says nothing
+         * about the upstream; a name that does not exist does. */
+        if (status == UV_EAI_AGAIN) c->su->dial->local = true;
         attempt_failed(c);
         return;
     }
