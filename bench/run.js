@@ -13,6 +13,7 @@
 //     BENCH_LEGATO_ALT=/path/legato.node  adds peer legato-alt: a candidate build beside the current
 //     BENCH_LEGATO_ALT_ROOT=/path/checkout  ... or a whole other checkout (its lib/ and build/)
 //     BENCH_LEGATO_ALT_SCHEDULER='{"quantum":16384}'  ... and/or candidate scheduler settings
+//     BENCH_CASES=hs-ecdsa,1k  only these cases (by id) of the scenarios run
 //     --threads list BENCH_THREADS   proxy worker counts to compare, e.g. 1,2 [1]
 //     --idle-conns N BENCH_IDLE_CONNS  S3 idle connections                  [5000]
 //     --t1-bytes N   BENCH_T1_BYTES  T1 transfer size in bytes             [1073741824]
@@ -173,7 +174,9 @@ async function runScenario(scenario, ctx) {
   const threadsList = scenario.threadVariants ? ctx.opt.threads : [1];
   const env = await scenario.setup(ctx);
   try {
-    for (const kase of scenario.cases(ctx, env)) {
+    // BENCH_CASES=hs-ecdsa,1k runs only those cases' ids (any scenario; S6 also has BENCH_S6_CASES).
+    const only = process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',') : null;
+    for (const kase of scenario.cases(ctx, env).filter((k) => !only || only.includes(k.id))) {
       const mode = kase.mode || scenario.mode;
       const caseLacks = mode !== scenario.mode ? lacksFor(mode) : null;
       if (caseLacks && !ctx.opt.includePending) {
