@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 'use strict';
 // S3 client: open N TLS connections through a proxy, complete each handshake (through the
-// proxy, with the origin), then keep them idle until stdin closes or SIGTERM.
+// proxy, with the origin), optionally make one HTTP/1.1 request on each ("request":"/1k": the
+// whole response is read before the connection counts as open), then keep them idle until stdin
+// closes or SIGTERM.
 //
 //   node idle-client.js '{"port":N,"sni":"a.bench.test","count":5000,"sources":["127.0.0.2",...],
-//                         "concurrency":100,"hold":true}'
+//                         "concurrency":100,"hold":true,"request":"/1k"}'
 // Prints `open {"open":N,"failed":F,"ms":T}` once every attempt has settled; with hold:false it
 // then closes them all and prints `closed`. Connections are spread round-robin over the source
 // addresses (localAddress) so one address's ephemeral ports are never the limit.
@@ -42,9 +44,34 @@ function openOne() {
     session: undefined,
   });
   s.setTimeout(30000, () => { s.destroy(new Error('handshake timeout')); });
-  s.once('secureConnect', () => { s.setTimeout(0); sockets.push(s); protocols[s.getProtocol()] = (protocols[s.getProtocol()] || 0) + 1; finish(true); });
+  const opened = () => { s.setTimeout(0); sockets.push(s); protocols[s.getProtocol()] = (protocols[s.getProtocol()] || 0) + 1; finish(true); };
+  s.once('secureConnect', () => (opts.request ? requestOnce(s, opened, finish) : opened()));
   s.on('error', (err) => finish(false, err));
   s.on('close', () => finish(false, new Error('closed before handshake')));
+}
+
+// One keep-alive request; `done` once the response's body (Content-Length) has arrived. The
+// socket then stays open with nothing more to say, like a browser's connection between pages.
+function requestOnce(s, done, finish) {
+  let got = Buffer.alloc(0);
+  let need = -1; // bytes of the whole response, once its head is in
+  const onData = (d) => {
+    got = Buffer.concat([got, d]);
+    if (need < 0) {
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const m = /\r\ncontent-length: *(\d+)/i.exec(got.subarray(0, end).toString('latin1'));
+      if (!m) { s.destroy(); finish(false, new Error('response without Content-Length')); return; }
+      need = end + 4 + Number(m[1]);
+    }
+    if (got.length >= need) {
+      s.removeListener('data', onData);
+      s.pause();
+      done();
+    }
+  };
+  s.on('data', onData);
+  s.write(`GET ${opts.request} HTTP/1.1\r\nHost: ${opts.sni}\r\n\r\n`);
 }
 
 function pump() {
