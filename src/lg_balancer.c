@@ -139,6 +139,19 @@ void lg_upstate_report(lg_upstate_t *s, bool ok, const lg_health_rules_t *r, uin
     if (fails >= r->max_fails) eject(s, 0, now_ms, fail_timeout(r));
 }
 
+void lg_upstate_unprobe(lg_upstate_t *s, uint64_t now_ms)
+{
+    if (!atomic_exchange_explicit(&s->probing, false, RELAXED)) return; /* reported meanwhile */
+    uint_fast64_t until = atomic_load_explicit(&s->ejected_until_ms, RELAXED);
+    /* The lease ends now (never 0, which would mean trusted). A report or another ejection that
+     * moved the deadline since the load wins the exchange's race and keeps its value. */
+    uint64_t end = now_ms > 0 ? now_ms : 1;
+    if (until > end) {
+        atomic_compare_exchange_strong_explicit(&s->ejected_until_ms, &until, end, RELAXED,
+                                                RELAXED);
+    }
+}
+
 enum { UP_TRUSTED, UP_HALF_OPEN, UP_EJECTED };
 
 static int up_state(uint64_t until, uint64_t now_ms)

@@ -176,6 +176,14 @@ void lg_health_rules_init(lg_health_rules_t *r);
  */
 void lg_upstate_report(lg_upstate_t *s, bool ok, const lg_health_rules_t *r, uint64_t now_ms);
 
+/*
+ * The half-open probe of s ended without a verdict (its attempt failed for a reason of this
+ * host's, which lg_upstate_report is not told): its claim is given back, so s is half-open again
+ * at now_ms and the next connection may probe it, rather than waiting out the probe's lease.
+ * Does nothing if s was reported on or ejected again meanwhile. Thread-safe.
+ */
+void lg_upstate_unprobe(lg_upstate_t *s, uint64_t now_ms);
+
 /* True while s is ejected at now_ms (a half-open upstream is not ejected: it may be probed). */
 bool lg_upstate_ejected(const lg_upstate_t *s, uint64_t now_ms);
 

@@ -1357,6 +1357,7 @@ static void dial_attempt(lg_conn_t *c)
     lg_wctx_t *w = c->relay.w;
     uint64_t now = now_ms(c);
     int i = -1;
+    d->probe = false;
     if (d->attempts == 0 && rt->affinity && w->affinity->ready) {
         i = lg_affinity_lookup(w->affinity, &d->key, rt->affinity_scope, rt->st, rt->n_upstreams,
                                now, rt->affinity_ttl_ms);
@@ -1373,6 +1374,7 @@ static void dial_attempt(lg_conn_t *c)
         d->in.probe_lease_ms = deadline > now ? deadline - now : 1; /* a probe holds its attempt */
         lg_pick_t spare = {0};
         i = lg_balancer_pick(&rt->balancer, rt->st, cur != NULL ? cur : &spare, &d->in, &out, now);
+        d->probe = out.probe;
         if (out.fail_open) LG_COUNT(counters(c), upstream_fail_opens, 1);
     }
     if (i < 0) { /* every upstream was tried */
@@ -1436,7 +1438,11 @@ static void attempt_failed(lg_conn_t *c)
     lg_resolve_cancel(c->su->resolve);
     c->su->resolve = NULL;
     if (u != NULL) {
-        if (!local) lg_upstate_report(&u->st, false, &d->rt->health, now);
+        if (!local) {
+            lg_upstate_report(&u->st, false, &d->rt->health, now);
+        } else if (d->probe) {
+            lg_upstate_unprobe(&u->st, now); /* the probe said nothing: the next one may go now */
+        }
         lg_upstate_release(&u->st);
     }
     if (d->attempts < LG_MIN(d->rt->retries + 1, (uint32_t)d->rt->n_upstreams) && now < d->end) {

@@ -85,6 +85,7 @@ typedef struct lg_dialctx_s {
     uint32_t attempts;    /* upstreams dialled so far */
     int idx;              /* the upstream of the current attempt */
     bool local; /* the current attempt failed for a reason of this host's (attempt_failed) */
+    bool probe; /* the current attempt is the half-open probe of an ejected upstream */
 } lg_dialctx_t;
 
 /* A terminated connection on a route with TLS upstreams: the queues of the second TLS. */

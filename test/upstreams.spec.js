@@ -803,6 +803,35 @@ describe('upstreams', function () {
       assert.strictEqual(await ask(portOf(proxy)), 'a');
     });
 
+    it('a half-open probe that fails for a reason of this host\'s gives its turn back: the next connection probes at once', async function () {
+      const { holdPool } = require('./helpers/pool');
+      const port = await refusingPort();
+      const route = { sni: '', upstreams: [{ kind: 'tcp', host: 'localhost', port }], connectTimeoutMs: 300, retries: 0, maxFails: 1, failTimeoutMs: 1500 };
+      const proxy = await startProxy({ workerThreads: 1, routes: [route] });
+      const up = () => proxy.metrics().routes[0].upstreams[0];
+      assert.strictEqual(await ask(portOf(proxy)), '');
+      await waitFor(() => up().state === 'ejected');
+      const base = { probes: up().probes, failedDials: up().failedDials, failOpens: up().failOpens };
+      await waitFor(() => up().state === 'halfOpen', 5000);
+      // A new config: the name is looked up again before the next dial, and that lookup cannot
+      // run while the pool is held, so the probe's time runs out locally.
+      proxy.updateConfig({ routes: [route] });
+      const pool = holdPool();
+      assert.strictEqual(await ask(portOf(proxy)), '');
+      let u = up();
+      assert.strictEqual(u.probes, base.probes + 1, JSON.stringify(u));
+      assert.strictEqual(u.failedDials, base.failedDials, 'the upstream was not dialled');
+      assert.strictEqual(u.state, 'halfOpen', 'the probe gave its lease (failTimeoutMs) back');
+      await pool.release();
+      // The next connection is the next probe (refused: ejected again), not a fail-open dial.
+      assert.strictEqual(await ask(portOf(proxy)), '');
+      u = up();
+      assert.strictEqual(u.probes, base.probes + 2, JSON.stringify(u));
+      assert.strictEqual(u.failOpens, base.failOpens, JSON.stringify(u));
+      assert.strictEqual(u.failedDials, base.failedDials + 1);
+      assert.strictEqual(u.state, 'ejected');
+    });
+
     it('stop() abandons a background lookup still waiting for the thread pool', async function () {
       const { holdPool } = require('./helpers/pool');
       const a = await namedServer('a');

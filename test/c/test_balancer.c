@@ -866,6 +866,36 @@ LG_TEST(test_probe_claim_interleaving)
     CHECK(lg_upstate_ejected(&ups[0], 1000));
 }
 
+LG_TEST(test_probe_given_back)
+{
+    /* A probe whose attempt failed for a reason of this host's gives its lease back: the next
+     * connection probes at once, not after the lease. A report that came first keeps its say. */
+    ups_reset(1);
+    atomic_store(&ups[0].ejected_until_ms, 500);
+    atomic_store(&ups[0].eject_ms, 10000);
+    CHECK(claim_probe(&ups[0], 500, 1000, 0));
+    CHECK(lg_upstate_ejected(&ups[0], 1001));
+    lg_upstate_unprobe(&ups[0], 1001);
+    CHECK(!atomic_load(&ups[0].probing));
+    CHECK(!lg_upstate_ejected(&ups[0], 1001)); /* half-open */
+    CHECK(atomic_load(&ups[0].ejected_until_ms) != 0);
+    CHECK(claim_probe(&ups[0], 1001, 1002, 0)); /* the next connection's probe */
+    CHECK_EQ_INT(atomic_load(&ups[0].probes), 2);
+
+    /* Reported first (the probe failed for real: ejected again), then given back: no change. */
+    lg_health_rules_t r = {.max_fails = 1, .fail_timeout_ms = 300};
+    lg_upstate_report(&ups[0], false, &r, 1003);
+    uint64_t until = atomic_load(&ups[0].ejected_until_ms);
+    CHECK_EQ_INT(until, 1303);
+    lg_upstate_unprobe(&ups[0], 1004);
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), until);
+
+    /* Trusted after a success: giving back a probe that is not one changes nothing. */
+    lg_upstate_report(&ups[0], true, &r, 1400);
+    lg_upstate_unprobe(&ups[0], 1401);
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 0);
+}
+
 /* The probe's lease lasts at least its attempt: failTimeoutMs 200 with a 1,500 ms attempt
  * leases until 1,000 + 1,500, so no second connection probes while the first still dials. */
 LG_TEST(test_probe_lease_covers_the_attempt)
@@ -1437,6 +1467,7 @@ int main(void)
     LG_RUN(test_health_rules_edges);
     LG_RUN(test_probe_lease);
     LG_RUN(test_probe_claim_interleaving);
+    LG_RUN(test_probe_given_back);
     LG_RUN(test_probe_lease_covers_the_attempt);
     LG_RUN(test_probe_race);
     LG_RUN(test_fail_open);
