@@ -369,7 +369,7 @@ export interface ProxyConfig {
   tcpKeepalive?: KeepaliveOptions | null;
   /** Inactivity allowed once the upstream's half is closed and the client keeps its own open, ms (0 = unbounded). @default 300000 */
   halfCloseTimeoutMs?: number;
-  /** How long an upstream host name's answer is fresh, ms (1-2147483647); after that dials keep using it while one background lookup refreshes it; a failed lookup keeps the last answer. @default 30000 */
+  /** How long an upstream host name's answer is fresh, ms (1-2147483647); after that dials keep using it while one background lookup refreshes it; a failed lookup keeps the last answer, and the next waits 1 s. @default 30000 */
   resolveIntervalMs?: number;
 }
 

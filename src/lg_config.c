@@ -610,8 +610,9 @@ size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint6
 bool lg_upshared_claim_refresh(lg_upshared_t *u, uint64_t now_ms, uint32_t *gen)
 {
     pthread_mutex_lock(&u->addr_lock);
-    bool claimed = u->refresh_ms == 0 || (now_ms > u->refresh_ms &&
-                                          now_ms - u->refresh_ms >= LG_UPSTREAM_REFRESH_CLAIM_MS);
+    bool claimed = u->refresh_ms == 0 ? now_ms >= u->retry_ms
+                                      : now_ms > u->refresh_ms &&
+                                            now_ms - u->refresh_ms >= LG_UPSTREAM_REFRESH_CLAIM_MS;
     if (claimed) {
         u->refresh_ms = now_ms != 0 ? now_ms : 1;
         *gen = u->addr_gen;
@@ -621,7 +622,7 @@ bool lg_upshared_claim_refresh(lg_upshared_t *u, uint64_t now_ms, uint32_t *gen)
 }
 
 void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *addrs, size_t n,
-                           uint64_t now_ms)
+                           bool failed, uint64_t now_ms)
 {
     n = LG_MIN(n, (size_t)LG_UPSTREAM_ADDRS_MAX);
     pthread_mutex_lock(&u->addr_lock);
@@ -634,6 +635,9 @@ void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *
         u->n_addrs = (uint8_t)n;
         u->resolved_ms = now_ms != 0 ? now_ms : 1;
     }
+    /* A swap since the claim: the first dials look the name up themselves, no wait applies. */
+    u->retry_ms =
+        n == 0 && failed && gen == u->addr_gen ? now_ms + LG_UPSTREAM_REFRESH_RETRY_MS : 0;
     pthread_mutex_unlock(&u->addr_lock);
 }
 
@@ -694,6 +698,7 @@ static void mark_stale(void *arg, lg_upshared_t *u)
     (void)arg;
     pthread_mutex_lock(&u->addr_lock);
     u->resolved_ms = 0;
+    u->retry_ms = 0;
     u->addr_gen++;
     pthread_mutex_unlock(&u->addr_lock);
 }

@@ -234,6 +234,7 @@ typedef struct lg_upshared_s {
     uint8_t n_addrs;
     uint64_t resolved_ms; /* loop time of the answer; 0 = none, or marked stale */
     uint64_t refresh_ms;  /* loop time the background lookup was claimed; 0 = none running */
+    uint64_t retry_ms;    /* after a failed refresh: no claim before this loop time */
     uint32_t addr_gen;    /* moves when the answer is marked stale (a refresh claimed before
                              that is not stored) */
     SSL_SESSION *tls_sessions[LG_UPSTREAM_SESSIONS]; /* TLS upstream: to resume (addr_lock) */
@@ -441,14 +442,20 @@ void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, u
 
 /* A claim older than this is taken over: its lookup is lost (a worker stopped; the pool stalls). */
 #define LG_UPSTREAM_REFRESH_CLAIM_MS 30000
+/* After a refresh whose lookup failed, the next one waits this long (the stale answer is dialled
+ * meanwhile): a resolver that fails fast is asked once a second per name, not once per
+ * connection. */
+#define LG_UPSTREAM_REFRESH_RETRY_MS 1000
 
-/* Claim the upstream's background lookup: true (and *gen set) when none runs; the claimant
- * starts one and ends it with lg_upshared_refreshed (n == 0: it failed or was abandoned; the
- * stale answer stays). An answer is stored only if no config swap marked the cache stale since
- * the claim (gen). */
+/* Claim the upstream's background lookup: true (and *gen set) when none runs and no failed one
+ * asks to wait (LG_UPSTREAM_REFRESH_RETRY_MS); the claimant starts one and ends it with
+ * lg_upshared_refreshed: an answer (n > 0), a failed lookup (n == 0, failed: the next claim
+ * waits), or none (n == 0, !failed: abandoned, or never started; the next connection to see the
+ * stale answer may claim at once). The stale answer stays unless one comes. An answer is stored
+ * only if no config swap marked the cache stale since the claim (gen). */
 bool lg_upshared_claim_refresh(lg_upshared_t *u, uint64_t now_ms, uint32_t *gen);
 void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *addrs, size_t n,
-                           uint64_t now_ms);
+                           bool failed, uint64_t now_ms);
 
 /* One more reference to an upstream's shared state (the caller holds one already), and drop one
  * (the last frees it). */

@@ -1288,9 +1288,9 @@ typedef struct lg_refresh_s {
     lg_wctx_t *w;
 } lg_refresh_t;
 
-static void refresh_end(lg_refresh_t *r, const lg_sockaddr_t *addrs, size_t n)
+static void refresh_end(lg_refresh_t *r, const lg_sockaddr_t *addrs, size_t n, bool failed)
 {
-    lg_upshared_refreshed(r->u, r->gen, addrs, n, uv_now(r->w->loop));
+    lg_upshared_refreshed(r->u, r->gen, addrs, n, failed, uv_now(r->w->loop));
     lg_upshared_unref(r->u);
     *r->pprev = r->next;
     if (r->next != NULL) r->next->pprev = r->pprev;
@@ -1300,11 +1300,13 @@ static void refresh_end(lg_refresh_t *r, const lg_sockaddr_t *addrs, size_t n)
 static void refresh_done(void *arg, const lg_sockaddr_t *addrs, size_t n, int status)
 {
     lg_refresh_t *r = arg;
-    if (status < 0 || n == 0) {
-        LG_COUNT(&r->w->counters[r->lis], upstream_lookups_failed, 1); /* the stale answer stays */
+    bool failed = status < 0 || n == 0;
+    if (failed) {
+        /* The stale answer stays, and the next refresh waits LG_UPSTREAM_REFRESH_RETRY_MS. */
+        LG_COUNT(&r->w->counters[r->lis], upstream_lookups_failed, 1);
         n = 0;
     }
-    refresh_end(r, addrs, n);
+    refresh_end(r, addrs, n, failed);
 }
 
 /* u's answer is stale: look it up again in the background unless a lookup already runs. */
@@ -1314,7 +1316,7 @@ static void refresh_start(lg_wctx_t *w, const lg_upstream_t *up, unsigned lis, u
     if (!lg_upshared_claim_refresh(up->shared, now, &gen)) return;
     lg_refresh_t *r = lg_calloc(1, sizeof(*r));
     if (r == NULL) {
-        lg_upshared_refreshed(up->shared, gen, NULL, 0, now);
+        lg_upshared_refreshed(up->shared, gen, NULL, 0, false, now);
         return;
     }
     r->u = up->shared;
@@ -1329,7 +1331,7 @@ static void refresh_start(lg_wctx_t *w, const lg_upstream_t *up, unsigned lis, u
     /* At the in-flight bound (or out of memory) the claim is given back: the next connection
      * to see the stale answer tries again. */
     if (lg_resolve_start(&r->lookup, w, up->host, up->port, NULL, refresh_done, r) != 0) {
-        refresh_end(r, NULL, 0);
+        refresh_end(r, NULL, 0, false);
     }
 }
 
@@ -1338,7 +1340,7 @@ static void refresh_abandon_all(lg_wctx_t *w)
     while (w->refreshes != NULL) {
         lg_refresh_t *r = w->refreshes;
         lg_resolve_cancel(r->lookup);
-        refresh_end(r, NULL, 0);
+        refresh_end(r, NULL, 0, false);
     }
 }
 

@@ -295,12 +295,17 @@ LG_TEST(test_upstream_hosts_and_alpn)
     CHECK_EQ_INT(age, LG_ADDRS_STALE);
     uint32_t gen, gen2;
     CHECK(lg_upshared_claim_refresh(u, 1100, &gen));
-    CHECK(!lg_upshared_claim_refresh(u, 1200, &gen2)); /* one lookup at a time */
-    lg_upshared_refreshed(u, gen, NULL, 0, 1300);      /* it failed: the old answer stays */
+    CHECK(!lg_upshared_claim_refresh(u, 1200, &gen2));   /* one lookup at a time */
+    lg_upshared_refreshed(u, gen, NULL, 0, false, 1300); /* abandoned: the old answer stays */
     CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1300, 100, &age), 1);
     CHECK_EQ_INT(age, LG_ADDRS_STALE);
-    CHECK(lg_upshared_claim_refresh(u, 1300, &gen)); /* free again */
-    lg_upshared_refreshed(u, gen, a, 2, 1400);
+    CHECK(lg_upshared_claim_refresh(u, 1300, &gen));    /* free again at once */
+    lg_upshared_refreshed(u, gen, NULL, 0, true, 1310); /* failed: the old answer stays, and */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1310, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_STALE);
+    CHECK(!lg_upshared_claim_refresh(u, 1310 + LG_UPSTREAM_REFRESH_RETRY_MS - 1, &gen2));
+    CHECK(lg_upshared_claim_refresh(u, 1310 + LG_UPSTREAM_REFRESH_RETRY_MS, &gen)); /* it waited */
+    lg_upshared_refreshed(u, gen, a, 2, false, 1400);
     CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 1450, 100, &age), 2);
     CHECK_EQ_INT(age, LG_ADDRS_FRESH);
     CHECK(memcmp(&out[1], &a[1], sizeof(a[1])) == 0);
@@ -308,17 +313,20 @@ LG_TEST(test_upstream_hosts_and_alpn)
     CHECK(lg_upshared_claim_refresh(u, 2000, &gen));
     CHECK(!lg_upshared_claim_refresh(u, 2000 + LG_UPSTREAM_REFRESH_CLAIM_MS - 1, &gen2));
     CHECK(lg_upshared_claim_refresh(u, 2000 + LG_UPSTREAM_REFRESH_CLAIM_MS, &gen2));
-    lg_upshared_refreshed(u, gen2, a, 1, 40000);
+    lg_upshared_refreshed(u, gen2, a, 1, false, 40000);
     /* A swap marks it stale: a refresh claimed before is not stored. */
     CHECK(lg_upshared_claim_refresh(u, 50000, &gen));
     lg_upshared_stale_all();
     CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 50001, 100, &age), 1);
     CHECK_EQ_INT(age, LG_ADDRS_NONE); /* kept, as the fallback of the lookup it must wait for */
-    lg_upshared_refreshed(u, gen, a, 2, 50002);
+    lg_upshared_refreshed(u, gen, a, 2, false, 50002);
     CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 50003, 100, &age), 1);
     CHECK_EQ_INT(age, LG_ADDRS_NONE);
     CHECK(lg_upshared_claim_refresh(u, 50004, &gen)); /* the claim was given back */
-    lg_upshared_refreshed(u, gen, NULL, 0, 50005);
+    lg_upshared_stale_all();
+    lg_upshared_refreshed(u, gen, NULL, 0, true, 50005); /* failed, but claimed before a swap: */
+    CHECK(lg_upshared_claim_refresh(u, 50006, &gen));    /* no wait */
+    lg_upshared_refreshed(u, gen, NULL, 0, false, 50007);
 
     done_all(&conf, snap, NULL);
     lg_src_free(&s);
