@@ -39,9 +39,11 @@ lg_event_t *lg_event_alloc(lg_events_t *ch, lg_event_type_t type, unsigned worke
     return ev;
 }
 
-static bool is_control(const lg_event_t *ev)
+/* The bounded count ev's class belongs to; NULL for the control events, which are not bounded. */
+static atomic_long *class_count(lg_events_t *ch, const lg_event_t *ev)
 {
-    return ev->type == LG_EV_READY || ev->type == LG_EV_WORKER_EXIT;
+    if (ev->type == LG_EV_READY || ev->type == LG_EV_WORKER_EXIT) return NULL;
+    return ev->type == LG_EV_SUSPENDED ? &ch->queued_suspended : &ch->queued;
 }
 
 static void count_drop(lg_events_t *ch, lg_event_type_t type)
@@ -53,17 +55,17 @@ static void count_drop(lg_events_t *ch, lg_event_type_t type)
 
 int lg_events_post(lg_events_t *ch, lg_event_t *ev)
 {
-    bool control = is_control(ev);
+    atomic_long *count = class_count(ch, ev);
     lg_event_type_t type = ev->type;
     if (ch->post == NULL) goto drop;
-    if (!control &&
-        atomic_fetch_add_explicit(&ch->queued, 1, memory_order_relaxed) >= LG_EVENT_QUEUE_MAX) {
-        atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+    if (count != NULL &&
+        atomic_fetch_add_explicit(count, 1, memory_order_relaxed) >= LG_EVENT_QUEUE_MAX) {
+        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
         goto drop;
     }
     if (ch->post(ch->post_ctx, ev) != 0) {
         /* The post function freed ev. */
-        if (!control) atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+        if (count != NULL) atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
         count_drop(ch, type);
         return -EAGAIN;
     }
@@ -76,7 +78,8 @@ drop:
 
 void lg_events_done(lg_events_t *ch, const lg_event_t *ev)
 {
-    if (!is_control(ev)) atomic_fetch_sub_explicit(&ch->queued, 1, memory_order_relaxed);
+    atomic_long *count = class_count(ch, ev);
+    if (count != NULL) atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
 }
 
 void lg_events_note(lg_events_t *ch, lg_event_type_t type, unsigned worker, int code,

@@ -5,9 +5,12 @@
  * An event is allocated at the size of its own kind (lg_event_alloc), so a tunnel event does not
  * carry a suspended connection's fields and the reverse. The channel has no N-API dependency: the
  * addon gives it a post function (backed by a napi_threadsafe_function with an unbounded queue,
- * called in non-blocking mode) and the channel bounds what waits in it (LG_EVENT_QUEUE_MAX),
- * except the control events lifecycle depends on (READY, WORKER_EXIT: two per worker), which are
- * never dropped for a full queue. Every event that cannot be queued is freed and counted.
+ * called in non-blocking mode) and the channel bounds what waits in it: LG_EVENT_QUEUE_MAX
+ * informational events (tunnel, blocked, access, warning, error) and, apart, LG_EVENT_QUEUE_MAX
+ * suspended connections' events, so a flood of access records or refusals while the JS thread is
+ * busy cannot cost a held connection its decision (and the reverse); the control events
+ * lifecycle depends on (READY, WORKER_EXIT: two per worker) are never dropped for a full queue.
+ * Every event that cannot be queued is freed and counted.
  *
  * Threads: lg_events_post is called from any thread; lg_events_done on the JS thread only.
  */
@@ -84,7 +87,7 @@ enum {
 };
 
 #define LG_EVENT_MESSAGE_MAX 256  /* bytes of a note's message, NUL included */
-#define LG_EVENT_QUEUE_MAX   4096 /* non-control events waiting for the JS thread */
+#define LG_EVENT_QUEUE_MAX   4096 /* events of one class waiting for the JS thread (see above) */
 #define LG_EVENT_ID_MAX      32   /* bytes of a suspended connection's id, NUL included */
 
 typedef struct lg_ev_note_s {
@@ -168,7 +171,8 @@ typedef struct lg_events_s {
     atomic_bool tunnel_events;           /* JS listens for 'tunnel' events */
     atomic_bool blocked_events;          /* JS listens for 'blocked' events */
     atomic_bool access_events;           /* JS listens for 'access' events (the access log) */
-    atomic_long queued;                  /* non-control events posted and not yet handled */
+    atomic_long queued;                  /* informational events posted and not yet handled */
+    atomic_long queued_suspended;        /* suspended events posted and not yet handled */
     atomic_uint_fast64_t dropped;        /* events lost: queue bound reached, no memory */
     atomic_uint_fast64_t access_dropped; /* of which access records */
 } lg_events_t;
@@ -179,7 +183,8 @@ lg_event_t *lg_event_alloc(lg_events_t *ch, lg_event_type_t type, unsigned worke
 
 /*
  * Post an event (any thread); takes ownership. Control events are always queued; others are
- * bounded by LG_EVENT_QUEUE_MAX. Returns 0 when queued, -EAGAIN when dropped (counted, freed).
+ * bounded by LG_EVENT_QUEUE_MAX per class (suspended, the rest). Returns 0 when queued, -EAGAIN
+ * when dropped (counted, freed).
  */
 int lg_events_post(lg_events_t *ch, lg_event_t *ev);
 

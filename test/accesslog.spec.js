@@ -443,7 +443,7 @@ describe('access log', function () {
       assert.strictEqual(proxy.metrics().accessEventsDropped, 0);
     });
 
-    it('a flood while the JS thread is stuck: records past the queue bound are dropped and counted, relaying goes on', async function () {
+    it('a flood while the JS thread is stuck: records past the queue bound are dropped and counted, relaying goes on, a held connection still gets its event', async function () {
       this.timeout(120000);
       const FLOOD = 6000; // refusals at accept, more than the 4096 events the queue holds
       // The clients and the echo upstream run on a worker thread, so they go on while this
@@ -471,6 +471,11 @@ describe('access log', function () {
             s.on('data', (d) => { got += d; if (got.length >= 5) { s.end(); resolve(got); } });
             s.write('hello');
           });
+          // A connection held for a decision while the queue is full of records: its event has
+          // a bound of its own, so it is not dropped. It stays open for the main thread.
+          const held = require('tls').connect({ port: relayPort, host: '127.0.0.1', servername: 'hold.test', rejectUnauthorized: false });
+          held.on('error', () => {});
+          await new Promise((resolve) => setTimeout(resolve, 500));
           Atomics.store(flag, 1, refused);
           Atomics.store(flag, 2, echoed === 'hello' ? 1 : 2);
           Atomics.store(flag, 0, 1);
@@ -482,10 +487,15 @@ describe('access log', function () {
       const { echoPort } = await new Promise((resolve) => worker.once('message', resolve));
       const proxy = await startProxy({
         listeners: [{ protection: { blocklist: ['127.0.0.0/8'] } }, {}],
-        routes: [{ sni: '', terminateTls: false, upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: echoPort }] }],
+        routes: [
+          { sni: 'hold.test', suspended: true, upstreams: [] },
+          { sni: '', terminateTls: false, upstreams: [{ kind: 'tcp', host: '127.0.0.1', port: echoPort }] },
+        ],
       });
       const seen = [];
       proxy.on('access', (a) => seen.push(a));
+      const held = [];
+      proxy.on('suspended', (e) => held.push(e));
       worker.postMessage({ refusedPort: portOf(proxy, 0), relayPort: portOf(proxy, 1) });
       // Block this thread until the worker is done (at most 60 s).
       const view = new Int32Array(sab);
@@ -494,6 +504,10 @@ describe('access log', function () {
       assert.strictEqual(Atomics.load(view, 2), 1, 'bytes were relayed while the event queue was full');
       const refused = Atomics.load(view, 1);
       assert.strictEqual(refused, FLOOD);
+      await waitFor(() => held.length === 1, 10000, { describe: () => JSON.stringify({ suspendedDropped: proxy.metrics().suspendedDropped }) });
+      assert.strictEqual(held[0].sni, 'hold.test');
+      assert.strictEqual(proxy.metrics().suspendedDropped, 0);
+      assert.strictEqual(proxy.resolveConnection(held[0].id, null), true, 'still held');
       // The queued records arrive now; the rest were dropped and counted.
       await waitFor(() => {
         const m = proxy.metrics();
@@ -504,9 +518,9 @@ describe('access log', function () {
       assert(m.eventsDropped >= m.accessEventsDropped);
       const refusedSeen = seen.filter((a) => a.closeReason === 'refused:cidr_blocked').length;
       assert(refusedSeen <= 4096, `at most the queue bound was delivered (${refusedSeen})`);
-      // Every refusal is either delivered or counted as dropped; the relayed connection's record
-      // is one of the two as well.
-      await waitFor(() => seen.length + proxy.metrics().accessEventsDropped === FLOOD + 1, 10000, { describe: () => `${seen.length} + ${proxy.metrics().accessEventsDropped}` });
+      // Every refusal is either delivered or counted as dropped; the relayed and the held
+      // connections' records are too.
+      await waitFor(() => seen.length + proxy.metrics().accessEventsDropped === FLOOD + 2, 10000, { describe: () => `${seen.length} + ${proxy.metrics().accessEventsDropped}` });
       assert.strictEqual(m.blockedConnections, FLOOD);
     });
   });
