@@ -68,7 +68,7 @@ describe('bench/run.js (short run: T1, S3, S5)', function () {
   };
 
   it('ran every peer once in every case, without errors', function () {
-    for (const [id, caseId] of [['T1', 'bulk'], ['S3', 'passthrough'], ['S3', 'terminated'], ['S5', 'alone'], ['S5', 'bulk']]) {
+    for (const [id, caseId] of [['T1', 'bulk'], ['S3', 'passthrough'], ['S3', 'terminated'], ['S3', 'passthrough-req'], ['S3', 'terminated-req'], ['S5', 'alone'], ['S5', 'bulk']]) {
       const rows = rowsOf(id, caseId);
       const peers = rows.map((r) => r.peer);
       for (const p of ['legato', 'node']) assert.ok(peers.includes(p), `${id} ${caseId}: no ${p} row (${peers})`);
@@ -87,8 +87,8 @@ describe('bench/run.js (short run: T1, S3, S5)', function () {
     assert.ok(legato.cpuSeconds > 0, `cpuSeconds ${legato.cpuSeconds}`);
   });
 
-  it('S3: every idle connection is held (2 fds each); legato holds no read or hello buffer for them', function () {
-    for (const caseId of ['passthrough', 'terminated']) {
+  it('S3: every idle connection is held (2 fds each); legato holds no read or hello buffer for them, also after a request', function () {
+    for (const caseId of ['passthrough', 'terminated', 'passthrough-req', 'terminated-req']) {
       for (const r of rowsOf('S3', caseId)) {
         const m = r.runs[0];
         assert.strictEqual(m.open, IDLE, `${caseId} ${r.peer}`);
