@@ -139,17 +139,21 @@ void lg_upstate_report(lg_upstate_t *s, bool ok, const lg_health_rules_t *r, uin
     if (fails >= r->max_fails) eject(s, 0, now_ms, fail_timeout(r));
 }
 
-void lg_upstate_unprobe(lg_upstate_t *s, uint64_t now_ms)
+void lg_upstate_unprobe(lg_upstate_t *s, uint64_t lease_until, uint64_t now_ms)
 {
-    if (!atomic_exchange_explicit(&s->probing, false, RELAXED)) return; /* reported meanwhile */
-    uint_fast64_t until = atomic_load_explicit(&s->ejected_until_ms, RELAXED);
-    /* The lease ends now (never 0, which would mean trusted). A report or another ejection that
-     * moved the deadline since the load wins the exchange's race and keeps its value. */
-    uint64_t end = now_ms > 0 ? now_ms : 1;
-    if (until > end) {
-        atomic_compare_exchange_strong_explicit(&s->ejected_until_ms, &until, end, RELAXED,
-                                                RELAXED);
+    /* Only this probe's own lease: a report, a new ejection or another connection's probe that
+     * moved the deadline since keeps its value. The lease is first held at UINT64_MAX (ejected
+     * to everyone) while the flag is cleared, so that a probe claimed in between cannot lose
+     * its flag; then it ends now (never 0, which would mean trusted), unless a report came. */
+    uint_fast64_t expected = lease_until;
+    if (lease_until == 0 || !atomic_compare_exchange_strong_explicit(
+                                &s->ejected_until_ms, &expected, UINT64_MAX, RELAXED, RELAXED)) {
+        return;
     }
+    atomic_store_explicit(&s->probing, false, RELAXED);
+    expected = UINT64_MAX;
+    atomic_compare_exchange_strong_explicit(&s->ejected_until_ms, &expected,
+                                            now_ms > 0 ? now_ms : 1, RELAXED, RELAXED);
 }
 
 enum { UP_TRUSTED, UP_HALF_OPEN, UP_EJECTED };
@@ -168,10 +172,12 @@ bool lg_upstate_ejected(const lg_upstate_t *s, uint64_t now_ms)
 /*
  * Take the half-open upstream s as this connection's probe: move ejected_until_ms from the
  * expired value we saw to now + the ejection length. Exactly one caller wins per expiry; the
- * others see a future deadline and treat s as ejected. If the probe never reports, the lease
+ * others see a future deadline and treat s as ejected; returns the lease's end (0: lost). If the
+ * probe never reports, the lease
  * expires and another connection may probe.
  */
-static bool claim_probe(lg_upstate_t *s, uint64_t seen_until, uint64_t now_ms, uint64_t min_lease)
+static uint64_t claim_probe(lg_upstate_t *s, uint64_t seen_until, uint64_t now_ms,
+                            uint64_t min_lease)
 {
     uint64_t lease = atomic_load_explicit(&s->eject_ms, RELAXED);
     if (lease == 0) lease = LG_HEALTH_FAIL_TIMEOUT_DEFAULT_MS;
@@ -179,11 +185,11 @@ static bool claim_probe(lg_upstate_t *s, uint64_t seen_until, uint64_t now_ms, u
     uint_fast64_t expected = seen_until;
     if (!atomic_compare_exchange_strong_explicit(&s->ejected_until_ms, &expected, now_ms + lease,
                                                  RELAXED, RELAXED)) {
-        return false;
+        return 0;
     }
     atomic_store_explicit(&s->probing, true, RELAXED);
     atomic_fetch_add_explicit(&s->probes, 1, RELAXED);
-    return true;
+    return now_ms + lease;
 }
 
 /* ---- candidates ---- */
@@ -387,6 +393,7 @@ int lg_balancer_pick(const lg_balancer_t *b, lg_upstate_t *const *st, lg_pick_t 
     if (out == NULL) out = &ignored;
     out->fail_open = false;
     out->probe = false;
+    out->probe_until = 0;
     if (b->n == 0) return -1; /* not built */
     uint64_t client_hash = in ? in->client_hash : 0;
     filter_t f = {.tried = in ? in->tried : NULL, .lost = NULL, .now_ms = now_ms};
@@ -403,7 +410,8 @@ int lg_balancer_pick(const lg_balancer_t *b, lg_upstate_t *const *st, lg_pick_t 
             return i;
         }
         if (state == UP_HALF_OPEN &&
-            claim_probe(st[i], until, now_ms, in != NULL ? in->probe_lease_ms : 0)) {
+            (out->probe_until =
+                 claim_probe(st[i], until, now_ms, in != NULL ? in->probe_lease_ms : 0)) != 0) {
             out->probe = true;
             lg_upstate_acquire(st[i]);
             return i;

@@ -134,8 +134,9 @@ typedef struct lg_pick_in_s {
 
 /* What a pick did besides choosing, for the caller's counters. */
 typedef struct lg_pick_out_s {
-    bool fail_open; /* every untried upstream was ejected; this one was taken anyway */
-    bool probe;     /* this connection is the half-open probe of an ejected upstream */
+    bool fail_open;       /* every untried upstream was ejected; this one was taken anyway */
+    bool probe;           /* this connection is the half-open probe of an ejected upstream */
+    uint64_t probe_until; /* then: the end of its lease, which lg_upstate_unprobe needs */
 } lg_pick_out_t;
 
 /* A client address as a table key: family (4 or 6) then 16 address bytes, IPv4 in b[1..4]. */
@@ -177,12 +178,14 @@ void lg_health_rules_init(lg_health_rules_t *r);
 void lg_upstate_report(lg_upstate_t *s, bool ok, const lg_health_rules_t *r, uint64_t now_ms);
 
 /*
- * The half-open probe of s ended without a verdict (its attempt failed for a reason of this
- * host's, which lg_upstate_report is not told): its claim is given back, so s is half-open again
- * at now_ms and the next connection may probe it, rather than waiting out the probe's lease.
- * Does nothing if s was reported on or ejected again meanwhile. Thread-safe.
+ * The half-open probe of s whose lease ends at lease_until (lg_pick_out_t.probe_until) ended
+ * without a verdict (its attempt failed for a reason of this host's, which lg_upstate_report is
+ * not told): its claim is given back, so s is half-open again at now_ms and the next connection
+ * may probe it, rather than waiting out the lease. Does nothing once the deadline is not that
+ * lease's any more (s was reported on, ejected again, or probed by another connection after the
+ * lease ran out). Thread-safe.
  */
-void lg_upstate_unprobe(lg_upstate_t *s, uint64_t now_ms);
+void lg_upstate_unprobe(lg_upstate_t *s, uint64_t lease_until, uint64_t now_ms);
 
 /* True while s is ejected at now_ms (a half-open upstream is not ejected: it may be probed). */
 bool lg_upstate_ejected(const lg_upstate_t *s, uint64_t now_ms);

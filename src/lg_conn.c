@@ -1359,7 +1359,7 @@ static void dial_attempt(lg_conn_t *c)
     lg_wctx_t *w = c->relay.w;
     uint64_t now = now_ms(c);
     int i = -1;
-    d->probe = false;
+    d->probe_until = 0;
     if (d->attempts == 0 && rt->affinity && w->affinity->ready) {
         i = lg_affinity_lookup(w->affinity, &d->key, rt->affinity_scope, rt->st, rt->n_upstreams,
                                now, rt->affinity_ttl_ms);
@@ -1376,7 +1376,7 @@ static void dial_attempt(lg_conn_t *c)
         d->in.probe_lease_ms = deadline > now ? deadline - now : 1; /* a probe holds its attempt */
         lg_pick_t spare = {0};
         i = lg_balancer_pick(&rt->balancer, rt->st, cur != NULL ? cur : &spare, &d->in, &out, now);
-        d->probe = out.probe;
+        d->probe_until = out.probe ? out.probe_until : 0;
         if (out.fail_open) LG_COUNT(counters(c), upstream_fail_opens, 1);
     }
     if (i < 0) { /* every upstream was tried */
@@ -1442,8 +1442,9 @@ static void attempt_failed(lg_conn_t *c)
     if (u != NULL) {
         if (!local) {
             lg_upstate_report(&u->st, false, &d->rt->health, now);
-        } else if (d->probe) {
-            lg_upstate_unprobe(&u->st, now); /* the probe said nothing: the next one may go now */
+        } else if (d->probe_until != 0) {
+            /* The probe said nothing: the next one may go now. */
+            lg_upstate_unprobe(&u->st, d->probe_until, now);
         }
         lg_upstate_release(&u->st);
     }

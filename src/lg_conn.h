@@ -82,10 +82,11 @@ typedef struct lg_dialctx_s {
     lg_pick_in_t in;      /* client hash, upstreams already tried */
     lg_clientkey_t key;   /* the client, for ipAffinity */
     uint64_t end;         /* loop time (ms): the whole dial's deadline (connectTimeoutMs) */
+    uint64_t probe_until; /* the current attempt is the half-open probe of an ejected upstream:
+                             its lease's end (lg_upstate_unprobe); 0 when not a probe */
     uint32_t attempts;    /* upstreams dialled so far */
     int idx;              /* the upstream of the current attempt */
     bool local; /* the current attempt failed for a reason of this host's (attempt_failed) */
-    bool probe; /* the current attempt is the half-open probe of an ejected upstream */
 } lg_dialctx_t;
 
 /* A terminated connection on a route with TLS upstreams: the queues of the second TLS. */

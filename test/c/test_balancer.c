@@ -873,13 +873,15 @@ LG_TEST(test_probe_given_back)
     ups_reset(1);
     atomic_store(&ups[0].ejected_until_ms, 500);
     atomic_store(&ups[0].eject_ms, 10000);
-    CHECK(claim_probe(&ups[0], 500, 1000, 0));
+    uint64_t lease = claim_probe(&ups[0], 500, 1000, 0);
+    CHECK_EQ_INT(lease, 11000);
     CHECK(lg_upstate_ejected(&ups[0], 1001));
-    lg_upstate_unprobe(&ups[0], 1001);
+    lg_upstate_unprobe(&ups[0], lease, 1001);
     CHECK(!atomic_load(&ups[0].probing));
     CHECK(!lg_upstate_ejected(&ups[0], 1001)); /* half-open */
     CHECK(atomic_load(&ups[0].ejected_until_ms) != 0);
-    CHECK(claim_probe(&ups[0], 1001, 1002, 0)); /* the next connection's probe */
+    lease = claim_probe(&ups[0], 1001, 1002, 0); /* the next connection's probe */
+    CHECK(lease != 0);
     CHECK_EQ_INT(atomic_load(&ups[0].probes), 2);
 
     /* Reported first (the probe failed for real: ejected again), then given back: no change. */
@@ -887,13 +889,39 @@ LG_TEST(test_probe_given_back)
     lg_upstate_report(&ups[0], false, &r, 1003);
     uint64_t until = atomic_load(&ups[0].ejected_until_ms);
     CHECK_EQ_INT(until, 1303);
-    lg_upstate_unprobe(&ups[0], 1004);
+    lg_upstate_unprobe(&ups[0], lease, 1004);
     CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), until);
 
     /* Trusted after a success: giving back a probe that is not one changes nothing. */
     lg_upstate_report(&ups[0], true, &r, 1400);
-    lg_upstate_unprobe(&ups[0], 1401);
+    lg_upstate_unprobe(&ups[0], lease, 1401);
     CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 0);
+    lg_upstate_unprobe(&ups[0], 0, 1402); /* not a probe */
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 0);
+}
+
+LG_TEST(test_probe_gives_back_only_its_own_lease)
+{
+    /* A's lease ends as its attempt times out locally; B claims the next probe on another
+     * worker at that moment; A's give-back then comes: B keeps its lease and its flag, and a
+     * third connection may not probe beside B. */
+    ups_reset(1);
+    atomic_store(&ups[0].ejected_until_ms, 500);
+    atomic_store(&ups[0].eject_ms, 300);
+    uint64_t a = claim_probe(&ups[0], 500, 1000, 0);
+    CHECK_EQ_INT(a, 1300);
+    uint64_t b = claim_probe(&ups[0], 1300, 1300, 0);
+    CHECK_EQ_INT(b, 1600);
+    lg_upstate_unprobe(&ups[0], a, 1301);
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 1600);
+    CHECK(atomic_load(&ups[0].probing));
+    CHECK(!claim_probe(&ups[0], 1301, 1302, 0));
+    CHECK(lg_upstate_ejected(&ups[0], 1302));
+    CHECK_EQ_INT(atomic_load(&ups[0].probes), 2);
+    /* B's own give-back works. */
+    lg_upstate_unprobe(&ups[0], b, 1310);
+    CHECK(!atomic_load(&ups[0].probing));
+    CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 1310);
 }
 
 /* The probe's lease lasts at least its attempt: failTimeoutMs 200 with a 1,500 ms attempt
@@ -1468,6 +1496,7 @@ int main(void)
     LG_RUN(test_probe_lease);
     LG_RUN(test_probe_claim_interleaving);
     LG_RUN(test_probe_given_back);
+    LG_RUN(test_probe_gives_back_only_its_own_lease);
     LG_RUN(test_probe_lease_covers_the_attempt);
     LG_RUN(test_probe_race);
     LG_RUN(test_fail_open);
