@@ -458,7 +458,8 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
         return NULL;
     }
     NAPI_CALL(env, napi_create_string_utf8(env, "legato", NAPI_AUTO_LENGTH, &name));
-    /* Unbounded queue: the engine bounds what it posts (LG_EVENT_QUEUE_MAX). The function holds
+    /* Unbounded queue: the engine bounds what it posts (LG_EVENT_QUEUE_MAX per class of event,
+     * lg_event.h). The function holds
      * its own strong reference to cb, so a running proxy stays alive, like a listening server. */
     NAPI_CALL(env, napi_create_threadsafe_function(env, cb, NULL, name, 0, 1, js, tsfn_finalized,
                                                    js, call_js, &js->tsfn));

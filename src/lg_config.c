@@ -597,6 +597,8 @@ size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint6
     memcpy(out, u->addrs, n * sizeof(*out));
     if (n == 0 || u->resolved_ms == 0) {
         *age = LG_ADDRS_NONE;
+    } else if (u->fallback) {
+        *age = LG_ADDRS_STALE;
     } else {
         /* Loop times of different workers: both from the monotonic clock, but one may be a
          * little behind the answer's. */
@@ -634,6 +636,7 @@ void lg_upshared_refreshed(lg_upshared_t *u, uint32_t gen, const lg_sockaddr_t *
         memcpy(u->addrs, addrs, n * sizeof(*addrs));
         u->n_addrs = (uint8_t)n;
         u->resolved_ms = now_ms != 0 ? now_ms : 1;
+        u->fallback = false;
     }
     /* A swap since the claim: the first dials look the name up themselves, no wait applies. */
     u->retry_ms =
@@ -648,6 +651,18 @@ void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, u
     memcpy(u->addrs, addrs, n * sizeof(*addrs));
     u->n_addrs = (uint8_t)n;
     u->resolved_ms = now_ms != 0 ? now_ms : 1;
+    u->fallback = false;
+    pthread_mutex_unlock(&u->addr_lock);
+}
+
+void lg_upshared_fallback(lg_upshared_t *u, uint64_t now_ms)
+{
+    pthread_mutex_lock(&u->addr_lock);
+    if (u->n_addrs > 0 && u->resolved_ms == 0) {
+        u->resolved_ms = now_ms != 0 ? now_ms : 1;
+        u->fallback = true;
+        if (u->refresh_ms == 0) u->retry_ms = now_ms + LG_UPSTREAM_REFRESH_RETRY_MS;
+    }
     pthread_mutex_unlock(&u->addr_lock);
 }
 
@@ -699,6 +714,7 @@ static void mark_stale(void *arg, lg_upshared_t *u)
     pthread_mutex_lock(&u->addr_lock);
     u->resolved_ms = 0;
     u->retry_ms = 0;
+    u->fallback = false;
     u->addr_gen++;
     pthread_mutex_unlock(&u->addr_lock);
 }

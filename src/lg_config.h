@@ -235,6 +235,7 @@ typedef struct lg_upshared_s {
     uint64_t resolved_ms; /* loop time of the answer; 0 = none, or marked stale */
     uint64_t refresh_ms;  /* loop time the background lookup was claimed; 0 = none running */
     uint64_t retry_ms;    /* after a failed refresh: no claim before this loop time */
+    bool fallback;        /* the answer is a failed lookup's fallback: stale at once */
     uint32_t addr_gen;    /* moves when the answer is marked stale (a refresh claimed before
                              that is not stored) */
     SSL_SESSION *tls_sessions[LG_UPSTREAM_SESSIONS]; /* TLS upstream: to resume (addr_lock) */
@@ -439,6 +440,12 @@ size_t lg_upshared_addrs(lg_upshared_t *u, lg_sockaddr_t *out, size_t max, uint6
 
 /* Keep a successful lookup's answer (the first LG_UPSTREAM_ADDRS_MAX addresses). */
 void lg_upshared_store(lg_upshared_t *u, const lg_sockaddr_t *addrs, size_t n, uint64_t now_ms);
+
+/* A connection's own lookup (no answer to dial: the first use, or after a swap) failed and it
+ * dials the last answer: that answer is kept as a stale one, so the next dials do not wait for
+ * lookups of their own but start the background refresh, which waits
+ * LG_UPSTREAM_REFRESH_RETRY_MS first. */
+void lg_upshared_fallback(lg_upshared_t *u, uint64_t now_ms);
 
 /* A claim older than this is taken over: its lookup is lost (a worker stopped; the pool stalls). */
 #define LG_UPSTREAM_REFRESH_CLAIM_MS 30000

@@ -1270,6 +1270,9 @@ static void upstream_resolved(void *arg, const lg_sockaddr_t *addrs, size_t n, i
         return;
     }
     LG_COUNT(counters(c), upstream_lookups_failed, 1);
+    /* The next dials take this answer at once and refresh it in the background (a second
+     * later): a failing resolver is not asked by every connection. */
+    lg_upshared_fallback(c->upstream, now_ms(c));
     dial_start(c, last, m, NULL);
 }
 

@@ -763,6 +763,18 @@ describe('upstreams', function () {
       const allowed = 1 + Math.floor((Date.now() - t0) / 1000);
       assert.ok(m.upstreamLookupsFailed - failed <= allowed, `${m.upstreamLookupsFailed - failed} more failed lookups in ${Date.now() - t0} ms`);
       assert.strictEqual(m.upstreamConnectFailures, 0);
+      // After updateConfig the next dial looks the name up itself; when that fails it dials the
+      // last answer, which the following dials then take at once (refreshed in the background,
+      // a second later), rather than each waiting for a failing lookup of its own.
+      await child.updateConfig({ routes: [{ sni: '', upstreams: [{ kind: 'tcp', host: 'up.test', port }] }] });
+      const before = (await child.metrics()).upstreamLookupsFailed;
+      const t1 = Date.now();
+      for (let i = 0; i < 10; i++) assert.strictEqual(await ask(child.port), 'two', 'the last answer after a swap whose lookup failed');
+      await sleep(300);
+      const after = await child.metrics();
+      const allowed2 = 1 + 1 + Math.floor((Date.now() - t1) / 1000); // the swap's own lookup, then one a second
+      assert.ok(after.upstreamLookupsFailed - before <= allowed2, `${after.upstreamLookupsFailed - before} failed lookups for 10 dials in ${Date.now() - t1} ms`);
+      assert.strictEqual(after.upstreamConnectFailures, 0);
     });
 
     it('a slow resolver does not fail dials once a name has an answer: one lookup in the background refreshes it', async function () {

@@ -327,6 +327,26 @@ LG_TEST(test_upstream_hosts_and_alpn)
     lg_upshared_refreshed(u, gen, NULL, 0, true, 50005); /* failed, but claimed before a swap: */
     CHECK(lg_upshared_claim_refresh(u, 50006, &gen));    /* no wait */
     lg_upshared_refreshed(u, gen, NULL, 0, false, 50007);
+    /* After a swap a connection's own lookup failed and it dialled the last answer: that answer
+     * is stale from then on (the next dials take it at once), and its refresh waits. */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 60000, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_NONE);
+    lg_upshared_fallback(u, 60000);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 60001, 100000, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_STALE); /* whatever resolveIntervalMs is */
+    CHECK(!lg_upshared_claim_refresh(u, 60001, &gen));
+    CHECK(lg_upshared_claim_refresh(u, 60000 + LG_UPSTREAM_REFRESH_RETRY_MS, &gen));
+    lg_upshared_refreshed(u, gen, a, 2, false, 61001);
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 61002, 100, &age), 2);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH);
+    lg_upshared_fallback(u, 61003); /* a fresh answer is there: nothing to fall back from */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 61004, 100, &age), 2);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH);
+    lg_upshared_stale_all();
+    lg_upshared_fallback(u, 62000);
+    lg_upshared_store(u, a, 1, 62001); /* another connection's lookup answered */
+    CHECK_EQ_INT(lg_upshared_addrs(u, out, LG_UPSTREAM_ADDRS_MAX, 62002, 100, &age), 1);
+    CHECK_EQ_INT(age, LG_ADDRS_FRESH);
 
     done_all(&conf, snap, NULL);
     lg_src_free(&s);

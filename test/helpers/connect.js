@@ -252,7 +252,7 @@ function canUseMountNamespace() {
  * Needs root. The sanitizer runtime the ASan run preloads
  * is kept away from unshare/mount/bash and given back to node only.
  * `resolv` replaces the resolv.conf text. Resolves once the proxy started, with { port,
- * metrics(), tunnels, nextTunnel(), stderr(), stop(), warning(code, ms) }.
+ * metrics(), updateConfig(config), tunnels, nextTunnel(), stderr(), stop(), warning(code, ms) }.
  */
 async function startNamespacedProxy(hosts, config, { resolv = 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' } = {}) {
   const hostsFile = tempFile('hosts', hosts);
@@ -316,6 +316,13 @@ async function startNamespacedProxy(hosts, config, { resolv = 'nameserver 127.0.
       const id = nextId++;
       child.send({ cmd: 'metrics', id });
       return (await waitMessage((m) => m.type === 'reply' && m.id === id)).value;
+    },
+    /** The proxy's updateConfig(config) over IPC; throws with its error's message. */
+    async updateConfig(config) {
+      const id = nextId++;
+      child.send({ cmd: 'updateConfig', id, config });
+      const err = (await waitMessage((m) => m.type === 'reply' && m.id === id)).value;
+      if (err !== null) throw new Error(err);
     },
     /** Ask the proxy to stop({ graceMs: 0 }) (it exits once stopped). */
     stop() {
