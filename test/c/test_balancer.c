@@ -851,13 +851,19 @@ LG_TEST(test_probe_lease)
     lg_balancer_free(&b);
 }
 
+/* One upstream whose ejection of eject_ms ended at 500: half-open, free to be probed. */
+static void half_open_since_500(uint64_t eject_ms)
+{
+    ups_reset(1);
+    atomic_store(&ups[0].ejected_until_ms, 500);
+    atomic_store(&ups[0].eject_ms, eject_ms);
+}
+
 LG_TEST(test_probe_claim_interleaving)
 {
     /* Connection A reads an expired ejection, B claims the probe, then A tries with what it
      * read: A must lose (the compare-and-swap sees B's lease), and the upstream stays leased. */
-    ups_reset(1);
-    atomic_store(&ups[0].ejected_until_ms, 500);
-    atomic_store(&ups[0].eject_ms, 10000);
+    half_open_since_500(10000);
     uint64_t seen_by_a = atomic_load(&ups[0].ejected_until_ms);
     CHECK(claim_probe(&ups[0], seen_by_a, 1000, 0));  /* B */
     CHECK(!claim_probe(&ups[0], seen_by_a, 1000, 0)); /* A */
@@ -870,9 +876,7 @@ LG_TEST(test_probe_given_back)
 {
     /* A probe whose attempt failed for a reason of this host's gives its lease back: the next
      * connection probes at once, not after the lease. A report that came first keeps its say. */
-    ups_reset(1);
-    atomic_store(&ups[0].ejected_until_ms, 500);
-    atomic_store(&ups[0].eject_ms, 10000);
+    half_open_since_500(10000);
     uint64_t lease = claim_probe(&ups[0], 500, 1000, 0);
     CHECK_EQ_INT(lease, 11000);
     CHECK(lg_upstate_ejected(&ups[0], 1001));
@@ -905,9 +909,7 @@ LG_TEST(test_probe_gives_back_only_its_own_lease)
     /* A's lease ends as its attempt times out locally; B claims the next probe on another
      * worker at that moment; A's give-back then comes: B keeps its lease and its flag, and a
      * third connection may not probe beside B. */
-    ups_reset(1);
-    atomic_store(&ups[0].ejected_until_ms, 500);
-    atomic_store(&ups[0].eject_ms, 300);
+    half_open_since_500(300);
     uint64_t a = claim_probe(&ups[0], 500, 1000, 0);
     CHECK_EQ_INT(a, 1300);
     uint64_t b = claim_probe(&ups[0], 1300, 1300, 0);
@@ -928,16 +930,12 @@ LG_TEST(test_probe_gives_back_only_its_own_lease)
  * leases until 1,000 + 1,500, so no second connection probes while the first still dials. */
 LG_TEST(test_probe_lease_covers_the_attempt)
 {
-    ups_reset(1);
-    atomic_store(&ups[0].ejected_until_ms, 500);
-    atomic_store(&ups[0].eject_ms, 200);
+    half_open_since_500(200);
     CHECK(claim_probe(&ups[0], 500, 1000, 1500));
     CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 2500);
     CHECK(lg_upstate_ejected(&ups[0], 1300)); /* the old lease would have ended at 1200 */
     /* without an attempt length, failTimeoutMs as before */
-    ups_reset(1);
-    atomic_store(&ups[0].ejected_until_ms, 500);
-    atomic_store(&ups[0].eject_ms, 200);
+    half_open_since_500(200);
     CHECK(claim_probe(&ups[0], 500, 1000, 0));
     CHECK_EQ_INT(atomic_load(&ups[0].ejected_until_ms), 1200);
 }
