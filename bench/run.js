@@ -126,7 +126,9 @@ function peerList(scenario, ctx, notes) {
       if (!ctx.skipped.has(name)) { ctx.skipped.set(name, a.why); ctx.log(`skipping ${name}: ${a.why}`); }
       continue;
     }
-    const sup = PEERS[name].supports(scenario.mode);
+    // A scenario may run a peer in another mode (S6: HAProxy as a plain TCP proxy beside the
+    // CONNECT proxies): scenario.peerMode(name).
+    const sup = PEERS[name].supports((scenario.peerMode && scenario.peerMode(name)) || scenario.mode);
     if (sup !== true) { notes.push(`${PEERS[name].label} left out: ${sup}.`); continue; }
     out.push(PEERS[name]);
   }
@@ -196,7 +198,7 @@ async function runScenario(scenario, ctx) {
         for (const row of rows) {
           const peer = PEERS[row.peer];
           const plan = cpuPlan(row.threads || 1);
-          const spec = { ...scenario.spec(ctx, env, kase), threads: row.threads || 1, cpus: plan.proxy };
+          const spec = { ...scenario.spec(ctx, env, kase, row.peer), threads: row.threads || 1, cpus: plan.proxy };
           ctx.log(`${scenario.id} ${kase.label} · ${row.label}${row.threads ? ` ×${row.threads}` : ''} · run ${run}/${ctx.opt.runs}`);
           // A run disturbed by other processes is repeated (at most NOISY_RETRIES times).
           for (let attempt = 0; ; attempt++) {

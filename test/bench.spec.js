@@ -22,11 +22,11 @@ const IDLE = 200;
  * printed and the dir (the caller removes it). Fails (and removes the dir) unless it exits 0 and
  * wrote .json and .md.
  */
-async function runBench(prefix, args) {
+async function runBench(prefix, args, env = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   let stdout = '';
   let stderr = '';
-  const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir } });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env, BENCH_RESULTS_DIR: dir } });
   child.stdout.on('data', (d) => { stdout += d; });
   child.stderr.on('data', (d) => { stderr += d; });
   const code = await new Promise((resolve) => child.on('close', resolve));
@@ -211,5 +211,53 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw, carrying a TLS hands
     assert.match(stdout, /### S4 1 KiB keep-alive requests through 32 tunnels/);
     // Issue 16's goals are printed under the tables with legato's median and the peers' beside them.
     assert.match(stdout, /### S4 goals \(issue 16\), medians[\s\S]*\| CONNECT tunnel, 1 KiB keep-alive: CPU µs\/request \| [\d.]+ \| Node [\d.]+/);
+  });
+});
+
+// S6 (the scheduler, issue 17), its fairness and latency cases: legato drr and fifo through CONNECT
+// tunnels, the direct row, and HAProxy as a plain TCP proxy in the same place (dialled as the
+// origin, the echo origin chosen by the first byte), skipped with its reason where not installed.
+// Checks that every row measured what its columns say; no figure is compared with a goal.
+describe('bench/run.js s6 (short run: 100 downloads and the ping beside bulk, with HAProxy as a TCP proxy)', function () {
+  this.timeout(180000);
+  const PEERS = ['direct', 'legato', 'legato-fifo', 'haproxy'];
+  let doc;
+  let stdout;
+  let stderr;
+  let dir;
+
+  before(async function () {
+    ({ dir, doc, stdout, stderr } = await runBench('legato-bench-s6-', ['s6', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
+      '--peers', PEERS.join(',')], { BENCH_S6_CASES: 'fair100,ping' }));
+  });
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every peer ran both cases: bytes per flow and their Jain index, the proxy\'s CPU share, pings answered', function () {
+    const s = doc.scenarios.find((x) => x.id === 'S6');
+    assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
+    assert.deepStrictEqual(s.cases.map((c) => c.id), ['fair100', 'ping']);
+    for (const kase of s.cases) {
+      const peers = kase.rows.map((r) => r.peer);
+      for (const p of PEERS) {
+        if (p === 'haproxy') assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: haproxy neither ran nor was skipped`);
+        else assert.ok(peers.includes(p), `${kase.id}: no ${p} row (${peers})`);
+      }
+      for (const r of kase.rows) {
+        assert.deepStrictEqual(r.errors, [], `${kase.id} ${r.peer}`);
+        assert.strictEqual(r.runs.length, 1, `${kase.id} ${r.peer}: runs`);
+        const m = r.runs[0];
+        if (kase.id === 'fair100') {
+          assert.ok(m.jain > 0 && m.jain <= 1 && m.mbps > 0, `${r.peer}: ${JSON.stringify(m)}`);
+        } else {
+          assert.ok(m.p50us > 0 && m.p99us >= m.p50us, `${r.peer}: ${JSON.stringify(m)}`);
+        }
+        if (r.peer !== 'direct') assert.ok(m.cpuPct > 0, `${kase.id} ${r.peer}: cpuPct ${m.cpuPct}`);
+      }
+    }
+    if (doc.skippedPeers.haproxy) assert.match(stderr, /skipping haproxy: HAProxy not installed/);
+    assert.match(stdout, /### S6 goals \(issue 17\), medians[\s\S]*\| 100 bulk downloads: Jain index \(direct, no proxy: [\d.]+; HAProxy: [\d.–]+/);
   });
 });

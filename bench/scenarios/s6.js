@@ -40,12 +40,12 @@ function contextSwitches(pid) {
 }
 
 const CASES = [
-  { id: 'fair100', label: '100 bulk downloads at once', load: ['fair', 100], peers: ['direct', 'legato', 'legato-fifo'] },
+  { id: 'fair100', label: '100 bulk downloads at once', load: ['fair', 100], peers: ['direct', 'legato', 'legato-fifo', 'haproxy'] },
   // The same load with the worker paced below what it and the load side can move: the bucket is
   // the bottleneck, so DRR's bound decides the shares (drr only: fifo has no grants to pace).
   { id: 'fair100paced', label: '100 bulk downloads at once, scheduler.rate 150 MB/s', load: ['fair', 100], scheduler: { rate: 150e6 }, peers: ['legato'] },
   { id: 'solo', label: 'one bulk flow alone (1 MiB chunks)', load: ['solo', 1], peers: ['legato', 'legato-fifo'] },
-  { id: 'ping', label: '64-byte ping-pong (1 per ms) beside 32 bulk flows', load: ['ping', 32], peers: ['direct', 'legato', 'legato-fifo'] },
+  { id: 'ping', label: '64-byte ping-pong (1 per ms) beside 32 bulk flows', load: ['ping', 32], peers: ['direct', 'legato', 'legato-fifo', 'haproxy'] },
   { id: 'idle', label: '1,000 idle tunnels', load: ['idle', 1000], peers: ['legato', 'legato-fifo'] },
   { id: 'slow', label: 'slow reader (100 KiB/s)', load: ['slow', 102400], peers: ['legato', 'legato-fifo'] },
 ];
@@ -54,13 +54,18 @@ module.exports = {
   id: 'S6',
   title: 'the scheduler: fairness, latency beside bulk, cost, idle wakeups, slow reader (drr vs fifo)',
   mode: 'connect',
-  peers: ['direct', 'legato', 'legato-fifo'],
+  peers: ['direct', 'legato', 'legato-fifo', 'haproxy'],
+  // HAProxy has no CONNECT mode: it runs as a plain TCP proxy (1 thread, splice-auto) in front of
+  // the origins, choosing the echo origin by the connection's first byte; the clients take it for
+  // the origin. A reference for fairness and latency of a proxy in the same place.
+  peerMode: (name) => (name === 'haproxy' ? 'raw' : null),
   threadVariants: false,
   columns: [
     { key: 'jain', title: 'Jain index', fmt: (x) => x.toFixed(3) },
     { key: 'belowHalf', title: 'flows < best/2' },
     { key: 'mbps', title: 'MB/s' },
     { key: 'sPerGiB', title: 'CPU s/GiB' },
+    { key: 'cpuPct', title: 'proxy CPU %' },
     { key: 'p50us', title: 'ping p50 µs' },
     { key: 'p99us', title: 'ping p99 µs' },
     { key: 'addedP50us', title: 'added p50 µs' },
@@ -72,6 +77,8 @@ module.exports = {
     'Issue 17\'s measurements: CONNECT listener, 1 worker pinned to the proxy CPU, origin and clients (`bench/tools/sched-load.js`) on the load CPU, raw TCP through tunnels. ' +
     'Origins write 64 KiB chunks as fast as the socket takes them (1 MiB for the single flow); clients read into 256 KiB buffers. ' +
     '*added* = the proxy row\'s ping percentile minus the direct row\'s median (same bulk load, no proxy). ' +
+    '*proxy CPU %*: the proxy process\'s CPU over the run (≈ 100: the proxy was the bottleneck; below: the load side was, and then the senders\' and receivers\' socket buffers set the shares). ' +
+    'HAProxy (fair100 and ping) runs as a plain TCP proxy, 1 thread, `option splice-auto`, dialled by the clients as if it were the origin (no tunnel), the echo origin chosen by the first byte. ' +
     '*wakeups/s*: context switches per second of the whole proxy process (every thread) while 1,000 tunnels are idle. ' +
     `*buffers held*: peak of \`workers[0].readBuffersInUse\` × ${READ_BUFFER / 1024} KiB while the flow is read at 100 KiB/s (cap ${CAP / 1024} KiB).`,
   ],
@@ -87,14 +94,20 @@ module.exports = {
   },
   // BENCH_S6_CASES=fair100,ping runs some cases only.
   cases: () => CASES.filter((c) => !process.env.BENCH_S6_CASES || process.env.BENCH_S6_CASES.split(',').includes(c.id)).map((c) => ({ ...c, peers: [...c.peers, 'legato-alt'] })),
-  spec: (ctx, env, kase) => ({ mode: 'connect', allowPorts: [env.origin.port, env.echo.port], directPort: env.origin.port, routes: [], scheduler: kase && kase.scheduler }),
+  spec: (ctx, env, kase, peer) => (peer === 'haproxy'
+    ? { mode: 'raw', splice: true, routes: [{ sni: '', host: '127.0.0.1', port: env.origin.port }, { sni: '', firstByte: 'E', host: '127.0.0.1', port: env.echo.port }] }
+    : { mode: 'connect', allowPorts: [env.origin.port, env.echo.port], directPort: env.origin.port, routes: [], scheduler: kase && kase.scheduler }),
   async measure(ctx, env, kase, h, info) {
     const secs = ctx.opt.seconds;
     const [what, arg] = kase.load;
-    const proxyPort = info.peer === 'direct' ? 0 : h.port;
+    // HAProxy (a TCP proxy) is dialled as if it were the origin: no tunnel.
+    const tcp = info.peer === 'haproxy';
+    const proxyPort = info.peer === 'direct' || tcp ? 0 : h.port;
+    const originPort = tcp ? h.port : env.origin.port;
+    const echoPort = tcp ? h.port : env.echo.port;
     // The ping runs in its own process beside a `fair` process holding the bulk flows.
-    const child = spawnTracked(process.execPath, [LOAD, what, String(proxyPort), String(what === 'ping' ? env.echo.port : env.origin.port), String(secs), String(what === 'ping' ? 0 : arg)], { cpus: info.plan.load, name: `sched-${what}` });
-    const bulk = what === 'ping' ? spawnTracked(process.execPath, [LOAD, 'fair', String(proxyPort), String(env.origin.port), String(secs + 2), String(arg)], { cpus: info.plan.load, name: 'sched-bulk' }) : null;
+    const child = spawnTracked(process.execPath, [LOAD, what, String(proxyPort), String(what === 'ping' ? echoPort : originPort), String(secs), String(what === 'ping' ? 0 : arg)], { cpus: info.plan.load, name: `sched-${what}` });
+    const bulk = what === 'ping' ? spawnTracked(process.execPath, [LOAD, 'fair', String(proxyPort), String(originPort), String(secs + 2), String(arg)], { cpus: info.plan.load, name: 'sched-bulk' }) : null;
     const m = { warnings: [] };
     try {
       await waitForOutput(child, /ready\n/, 60000);
@@ -132,6 +145,8 @@ module.exports = {
         // The bulk bytes of the measured window; the CPU includes the warm-up second, so it is
         // scaled to the window.
         m.sPerGiB = cpu === null || !r.bytes ? null : (cpu * (r.ms / 1000 / wall)) / (r.bytes / GiB);
+        // Whether the proxy was the bottleneck (≈ 100) or the load side was.
+        m.cpuPct = cpu === null ? null : (cpu / wall) * 100;
         if (what === 'fair') {
           m.jain = r.jain;
           m.belowHalf = r.belowHalf;
@@ -175,7 +190,11 @@ module.exports = {
     // proxy is not the bottleneck (the senders and receivers then set the shares).
     const dj = med('fair100', 'direct', 'jain');
     const db = med('fair100', 'direct', 'belowHalf');
-    row(`100 bulk downloads: Jain index (direct, no proxy: ${f(dj, 3)})`, f(d, 3), f(q, 3), '≥ 0.99', has(d) ? d >= 0.99 : null);
+    // HAProxy in the same place: fair when it is the bottleneck (its CPU % says whether it was).
+    const hj = med('fair100', 'haproxy', 'jain');
+    const hc = med('fair100', 'haproxy', 'cpuPct');
+    const dc = med('fair100', 'legato', 'cpuPct');
+    row(`100 bulk downloads: Jain index (direct, no proxy: ${f(dj, 3)}; HAProxy: ${f(hj, 3)} at ${f(hc, 0)} % CPU; legato drr at ${f(dc, 0)} % CPU)`, f(d, 3), f(q, 3), '≥ 0.99', has(d) ? d >= 0.99 : null);
     [d] = both('fair100paced', 'jain');
     const [dmb] = both('fair100paced', 'mbps');
     row(`same, paced (rate 150 MB/s; got ${f(dmb, 0)} MB/s): Jain index`, f(d, 3), '–', '≥ 0.99', has(d) ? d >= 0.99 : null);
