@@ -218,7 +218,7 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw, carrying a TLS hands
 // tunnels, the direct row, and HAProxy as a plain TCP proxy in the same place (dialled as the
 // origin, the echo origin chosen by the first byte), skipped with its reason where not installed.
 // Checks that every row measured what its columns say; no figure is compared with a goal.
-describe('bench/run.js s6 (short run: 100 downloads and the ping beside bulk, with HAProxy as a TCP proxy)', function () {
+describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop, the ping beside bulk, with HAProxy as a TCP proxy)', function () {
   this.timeout(180000);
   const PEERS = ['direct', 'legato', 'legato-fifo', 'haproxy'];
   let doc;
@@ -228,20 +228,21 @@ describe('bench/run.js s6 (short run: 100 downloads and the ping beside bulk, wi
 
   before(async function () {
     ({ dir, doc, stdout, stderr } = await runBench('legato-bench-s6-', ['s6', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
-      '--peers', PEERS.join(',')], { BENCH_S6_CASES: 'fair100,ping' }));
+      '--peers', PEERS.join(',')], { BENCH_S6_CASES: 'fair100,fair100shared,ping' }));
   });
 
   after(function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('every peer ran both cases: bytes per flow and their Jain index, the proxy\'s CPU share, pings answered', function () {
+  it('every peer ran its cases: bytes per flow and their Jain index, the proxy\'s and the busy loop\'s CPU shares, pings answered', function () {
     const s = doc.scenarios.find((x) => x.id === 'S6');
     assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
-    assert.deepStrictEqual(s.cases.map((c) => c.id), ['fair100', 'ping']);
+    assert.deepStrictEqual(s.cases.map((c) => c.id), ['fair100', 'fair100shared', 'ping']);
     for (const kase of s.cases) {
       const peers = kase.rows.map((r) => r.peer);
-      for (const p of PEERS) {
+      // fair100shared compares drr and fifo only (HAProxy is the bottleneck in fair100 already).
+      for (const p of kase.id === 'fair100shared' ? ['legato', 'legato-fifo'] : PEERS) {
         if (p === 'haproxy') assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: haproxy neither ran nor was skipped`);
         else assert.ok(peers.includes(p), `${kase.id}: no ${p} row (${peers})`);
       }
@@ -249,8 +250,11 @@ describe('bench/run.js s6 (short run: 100 downloads and the ping beside bulk, wi
         assert.deepStrictEqual(r.errors, [], `${kase.id} ${r.peer}`);
         assert.strictEqual(r.runs.length, 1, `${kase.id} ${r.peer}: runs`);
         const m = r.runs[0];
-        if (kase.id === 'fair100') {
+        if (kase.id === 'fair100' || kase.id === 'fair100shared') {
           assert.ok(m.jain > 0 && m.jain <= 1 && m.mbps > 0, `${r.peer}: ${JSON.stringify(m)}`);
+          // The busy loop ran on the proxy CPU for the whole window (it takes about half of it).
+          if (kase.id === 'fair100shared') assert.ok(m.busyLoopPct > 10, `${r.peer}: busyLoopPct ${m.busyLoopPct}`);
+          else assert.strictEqual(m.busyLoopPct, undefined, `${r.peer}: a busy loop in fair100`);
         } else {
           assert.ok(m.p50us > 0 && m.p99us >= m.p50us, `${r.peer}: ${JSON.stringify(m)}`);
         }
@@ -259,5 +263,6 @@ describe('bench/run.js s6 (short run: 100 downloads and the ping beside bulk, wi
     }
     if (doc.skippedPeers.haproxy) assert.match(stderr, /skipping haproxy: HAProxy not installed/);
     assert.match(stdout, /### S6 goals \(issue 17\), medians[\s\S]*\| 100 bulk downloads: Jain index \(direct, no proxy: [\d.]+; HAProxy: [\d.–]+/);
+    assert.match(stdout, /\| same, a busy loop sharing the proxy CPU \(legato drr at \d+ % CPU\): Jain index \| [\d.]+ \| [\d.]+ \|/);
   });
 });
