@@ -552,6 +552,8 @@ export interface WorkerMetrics {
   splicePipes: number;
   /** Pipes lent right now to flows whose destination is full (their bytes wait there, not in read buffers). */
   lentPipes: number;
+  /** Of splicePipes, those enlarged to 256 KiB (at most 4 per worker; 0 where the kernel refuses, see the README's "Pipes of 256 KiB"). */
+  largePipes: number;
 }
 
 /** Why admission refused a connection ('blocked' events, blockedByReason). */

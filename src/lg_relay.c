@@ -113,7 +113,7 @@ static void flow_write(lg_flow_t *f, size_t grant);
 static void sched_kick(lg_wctx_t *w);
 static void peek_tick(lg_wctx_t *w, size_t n);
 static void light_del(lg_sched_t *s, lg_flow_t *f);
-static void pipe_close(lg_wctx_t *w, int rd, int wr);
+static void pipe_close(lg_wctx_t *w, int rd, int wr, bool big);
 static void pipes_publish(lg_wctx_t *w);
 
 static bool pacing(const lg_sched_t *s)
@@ -347,7 +347,7 @@ void lg_relay_sched_init(lg_wctx_t *w)
     s->n_light = 0;
     s->pipe_open = false;
     s->out_open = false;
-    s->n_lent = s->n_spare = s->n_pipes = 0;
+    s->n_lent = s->n_spare = s->n_pipes = s->n_big = 0;
     s->splice_flow = NULL;
     s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
     uv_check_init(w->loop, &s->check);
@@ -374,15 +374,17 @@ void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
     s->active = false;
     if (s->light_open) close(s->light_ep);
     s->light_open = false;
-    if (s->pipe_open) pipe_close(w, s->pipe_r, s->pipe_w);
+    if (s->pipe_open) pipe_close(w, s->pipe_r, s->pipe_w, s->pipe_big);
     s->pipe_open = false;
-    for (; s->n_spare > 0; s->n_spare--)
-        pipe_close(w, s->spare_r[s->n_spare - 1], s->spare_w[s->n_spare - 1]);
+    for (; s->n_spare > 0; s->n_spare--) {
+        size_t k = s->n_spare - 1;
+        pipe_close(w, s->spare_r[k], s->spare_w[k], s->spare_big[k]);
+    }
     for (size_t i = 0; i < LG_LENT_PIPES_MAX; i++) { /* none: the relays stopped first */
         if (s->lent[i].flow == NULL) continue;
         s->lent[i].flow->pipe = 0;
         s->lent[i].flow = NULL;
-        pipe_close(w, s->lent[i].r, s->lent[i].w);
+        pipe_close(w, s->lent[i].r, s->lent[i].w, s->lent[i].big);
     }
     s->n_lent = 0;
     if (s->out_open) {
@@ -751,8 +753,9 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * proxy's CPU). The pipe is the worker's only one and is empty between calls: the bytes spliced
  * in are spliced out at once. A flow splices only when the ordinary path would write what it
  * reads at once: nothing queued, no write in flight, DRR idle (a sparse flow, lg_drr_take), no
- * pacing, and at most what that path would read and grant (the read budget left in this turn,
- * max(quantum, readBufferSize)). Whatever the destination does not take at once is read back
+ * pacing, and at most the read budget left in this turn and maxQueuedBytesPerFlow (what that
+ * path could read before stopping), and what the pipe holds. Whatever the destination does not
+ * take at once is read back
  * from the pipe into the flow's queue (a copy, as before) and goes through the scheduler like
  * any queued bytes, so a slow receiver, the watermark and the DRR round work unchanged, and the
  * pipe is empty again — unless the flow can borrow the pipe with those bytes (below, "lent
@@ -765,19 +768,36 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * bulk read tries again.
  */
 
-/* ---- the worker's pipes ---- */
+/* ---- the worker's pipes ---- *
+ *
+ * Pipes are enlarged to LG_PIPE_SIZE (256 KiB; the default is 64 KiB), at most LG_BIG_PIPES per
+ * worker. The reason is the kernel's receive-buffer autotuning: it grows a socket's buffer only
+ * when more than its current space (64 KiB at first) was consumed within one round trip, minus
+ * what is still queued. A 64 KiB pipe takes at most 64 KiB per splice, so a source whose window
+ * was full when it was read never showed more, and its buffer stayed at the initial 128 KiB (a
+ * 47-95 KiB window) for the whole connection while the buffers of flows read whole during their
+ * first second grew to megabytes. Whenever the worker is the bottleneck those flows then got
+ * their small window per turn: in bench S6 fair100shared, 59 of the 100 upstream sockets kept
+ * the initial buffer and the Jain index was 0.975; with 256 KiB pipes none did, 0.996-0.998
+ * (2026-12-05). The number is bounded because the kernel charges a pipe's whole capacity to its
+ * user (fs.pipe-user-pages-soft, 64 MiB by default for all of a user's pipes, past which new
+ * pipes get a few pages): 4 x 256 KiB per worker. A lent pipe holds up to its capacity, never more
+ * than maxQueuedBytesPerFlow (splice_want).
+ */
 
 static void pipes_publish(lg_wctx_t *w)
 {
     LG_PUBLISH(w->pub_pipes, w->sched.n_pipes);
     LG_PUBLISH(w->pub_lent, w->sched.n_lent);
+    LG_PUBLISH(w->pub_big, w->sched.n_big);
 }
 
-static void pipe_close(lg_wctx_t *w, int rd, int wr)
+static void pipe_close(lg_wctx_t *w, int rd, int wr, bool big)
 {
     close(rd);
     close(wr);
     w->sched.n_pipes--;
+    if (big) w->sched.n_big--;
     atomic_fetch_sub_explicit(w->pipes, 1, memory_order_relaxed);
 }
 
@@ -787,40 +807,51 @@ static void pipe_close(lg_wctx_t *w, int rd, int wr)
  * stay below 90 % of the descriptor budget (lg_wctx_fd_units), so pipes never hold the
  * descriptors the last connections need (accepting counts them too, lg_listener).
  */
-static bool pipe_get(lg_wctx_t *w, int *rd, int *wr)
+static bool pipe_get(lg_wctx_t *w, int *rd, int *wr, bool *big)
 {
     lg_sched_t *s = &w->sched;
     if (s->n_spare > 0) {
         s->n_spare--;
         *rd = s->spare_r[s->n_spare];
         *wr = s->spare_w[s->n_spare];
-        return true;
+        *big = s->spare_big[s->n_spare];
+    } else {
+        if (s->closed) return false;
+        if (w->fd_budget != 0 && lg_wctx_fd_units(w) + 1 > (uint64_t)w->fd_budget * 9 / 10) {
+            return false;
+        }
+        int fds[2];
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+        *rd = fds[0];
+        *wr = fds[1];
+        *big = false;
+        s->n_pipes++;
+        atomic_fetch_add_explicit(w->pipes, 1, memory_order_relaxed);
+        pipes_publish(w);
     }
-    if (s->closed) return false;
-    if (w->fd_budget != 0 && lg_wctx_fd_units(w) + 1 > (uint64_t)w->fd_budget * 9 / 10) {
-        return false;
+    /* Enlarged while the worker holds fewer than LG_BIG_PIPES large pipes; when the kernel
+     * refuses (fs.pipe-max-size, or the user over fs.pipe-user-pages-soft) the pipe keeps its
+     * 64 KiB and splices are that large. */
+    if (!*big && s->n_big < LG_BIG_PIPES && fcntl(*wr, F_SETPIPE_SZ, (int)LG_PIPE_SIZE) >= 0) {
+        *big = true;
+        s->n_big++;
+        pipes_publish(w);
     }
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-    *rd = fds[0];
-    *wr = fds[1];
-    s->n_pipes++;
-    atomic_fetch_add_explicit(w->pipes, 1, memory_order_relaxed);
-    pipes_publish(w);
     return true;
 }
 
 /* An empty pipe the worker no longer uses: kept as a spare (up to LG_SPARE_PIPES), or closed. */
-static void pipe_put(lg_wctx_t *w, int rd, int wr)
+static void pipe_put(lg_wctx_t *w, int rd, int wr, bool big)
 {
     lg_sched_t *s = &w->sched;
     if (s->n_spare < LG_SPARE_PIPES && !s->closed) {
         s->spare_r[s->n_spare] = rd;
         s->spare_w[s->n_spare] = wr;
+        s->spare_big[s->n_spare] = big;
         s->n_spare++;
         return;
     }
-    pipe_close(w, rd, wr);
+    pipe_close(w, rd, wr, big);
     pipes_publish(w);
 }
 
@@ -833,13 +864,12 @@ static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
         return 0;
     }
     if (f->src->type != UV_TCP || flow_dst(f)->type != UV_TCP) return 0;
-    if (is_fifo(r)) return LG_SPLICE_MAX;
+    /* The pipe's capacity bounds a splice too (the kernel moves at most what fits). */
+    if (is_fifo(r)) return high_watermark(r);
     if (f->drr.state != LG_DRR_IDLE) return 0;
     size_t budget = read_budget(r, f);
     size_t left = budget > f->turn_read ? budget - f->turn_read : 0;
-    size_t grant =
-        LG_MAX(lg_drr_flow_quantum(&s->drr, &f->drr), (size_t)r->w->conf->read_buffer_size);
-    return LG_MIN((size_t)LG_SPLICE_MAX, LG_MIN(left, grant));
+    return LG_MIN(high_watermark(r), left);
 }
 
 /* Splice up to `want` bytes of f's source into the worker's pipe: bytes, 0 (end of stream),
@@ -848,7 +878,7 @@ static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
 {
     lg_sched_t *s = &w->sched;
     if (!s->pipe_open) {
-        if (!pipe_get(w, &s->pipe_r, &s->pipe_w)) return -ENOSYS;
+        if (!pipe_get(w, &s->pipe_r, &s->pipe_w, &s->pipe_big)) return -ENOSYS;
         s->pipe_open = true;
     }
     int fd;
@@ -1070,7 +1100,7 @@ static void pipe_discard(lg_wctx_t *w)
         break;
     }
     /* Cannot happen with a pipe we own; never leave bytes for the next flow. */
-    pipe_close(w, s->pipe_r, s->pipe_w);
+    pipe_close(w, s->pipe_r, s->pipe_w, s->pipe_big);
     s->pipe_open = false;
     pipes_publish(w);
 }
@@ -1098,7 +1128,7 @@ static ssize_t splice_out(lg_relay_t *r, lg_flow_t *f, int rd, size_t n)
  * the worker takes another one (a spare, or a new one) for its next splice. The flow counts as
  * having a write in flight (n_writes), as with a uv_write that waits for POLLOUT, so nothing else
  * of it is written, read into its queue or shut down meanwhile; and its source is not read: the
- * bytes wait in the pipe (at most LG_SPLICE_MAX, less than the watermark lets a queue hold) and
+ * bytes wait in the pipe (at most its capacity and the watermark a queue may hold) and
  * behind it in the kernel's socket buffers. The destination joins the worker's out-set (epoll,
  * EPOLLOUT, level-triggered), which the loop polls through one uv_poll handle; when the
  * destination can take bytes the pipe is spliced to it, and once empty the pipe goes back to the
@@ -1157,6 +1187,7 @@ static bool pipe_lend(lg_relay_t *r, lg_flow_t *f, size_t rest)
     s->lent[i].r = s->pipe_r;
     s->lent[i].w = s->pipe_w;
     s->lent[i].bytes = (uint32_t)rest;
+    s->lent[i].big = s->pipe_big;
     s->pipe_open = false;
     s->n_lent++;
     f->pipe = (uint16_t)(i + 1);
@@ -1181,9 +1212,9 @@ static void pipe_unlend(lg_wctx_t *w, lg_flow_t *f)
     f->pipe = 0;
     f->n_writes--;
     if (p->bytes == 0) {
-        pipe_put(w, p->r, p->w);
+        pipe_put(w, p->r, p->w, p->big);
     } else {
-        pipe_close(w, p->r, p->w);
+        pipe_close(w, p->r, p->w, p->big);
     }
     pipes_publish(w);
 }

@@ -35,7 +35,8 @@ struct lg_auth_cache_s;
 #define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
 #define LG_LIGHT_BULK_MS   1000         /* ... while bulk work was done this recently */
 #define LG_SPLICE_MIN      16384        /* a read this large: the next read of the flow splices */
-#define LG_SPLICE_MAX      65536        /* bytes per splice: the pipe's default capacity */
+#define LG_PIPE_SIZE       (256u << 10) /* capacity asked for a worker's large pipes (F_SETPIPE_SZ) */
+#define LG_BIG_PIPES       4 /* large pipes a worker holds at most; others keep the default 64 KiB */
 #define LG_LENT_PIPES_MAX  64 /* pipes a worker lends to flows whose destination is full */
 #define LG_SPARE_PIPES     8  /* empty pipes a worker keeps for its next splices */
 #define LG_PIPE_EVENTS     64 /* lent pipes handled per wakeup of the worker's out-set */
@@ -99,6 +100,8 @@ typedef struct lg_sched_s {
     /* Zero-copy relay (lg_relay: "splice"): one pipe per worker, empty between calls. */
     int pipe_r, pipe_w;            /* valid while pipe_open */
     bool pipe_open;                /* created (lazily, by the first bulk read) */
+    bool pipe_big;                 /* enlarged to LG_PIPE_SIZE (lg_relay: "the worker's pipes") */
+    size_t n_big;                  /* enlarged pipes held: its own, spares, lent */
     struct lg_flow_s *splice_flow; /* the flow whose alloc callback just spliced (relay_read) */
     ssize_t splice_rc;             /* what that splice returned: bytes, 0 = end of stream, -errno */
     /* Lent pipes (lg_relay: "lent pipes"): a flow whose destination did not take all of a
@@ -109,9 +112,11 @@ typedef struct lg_sched_s {
         struct lg_flow_s *flow;
         int r, w;
         uint32_t bytes; /* in the pipe, not yet spliced to the flow's destination */
+        bool big;       /* enlarged (pipe_big) */
     } lent[LG_LENT_PIPES_MAX];
     size_t n_lent;
     int spare_r[LG_SPARE_PIPES], spare_w[LG_SPARE_PIPES]; /* empty pipes */
+    bool spare_big[LG_SPARE_PIPES];                       /* ... enlarged */
     size_t n_spare;
     int out_ep;         /* epoll descriptor of the destinations of lent pipes (valid: out_open) */
     bool out_open;      /* out_ep created and out_poll initialised */
@@ -184,6 +189,7 @@ typedef struct lg_wctx_s {
     atomic_uint_fast64_t pub_spliced;           /* lg_relay: bytes relayed by splice */
     atomic_size_t pub_pipes;                    /* lg_relay: pipes held (sched.n_pipes) */
     atomic_size_t pub_lent;                     /* lg_relay: pipes lent to flows (sched.n_lent) */
+    atomic_size_t pub_big;                      /* lg_relay: pipes enlarged (sched.n_big) */
     atomic_uint_fast64_t pub_granted_bytes;
     atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
     atomic_int pub_phase;                   /* LG_WPHASE_* */

@@ -14,6 +14,9 @@ const { waitFor } = require('./helpers/wait');
 const MiB = 1024 * 1024;
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
 const spliced = (proxy) => proxy.metrics().workers.reduce((a, w) => a + w.splicedBytes, 0);
+// Whether this kernel lets the process enlarge a pipe to 256 KiB (fs.pipe-max-size, 1 MiB by
+// default; a user over fs.pipe-user-pages-soft without CAP_SYS_RESOURCE would be refused too).
+const LARGE_PIPES = Number(require('fs').readFileSync('/proc/sys/fs/pipe-max-size', 'utf8')) >= 256 * 1024;
 
 /** Write `buf` in 1 MiB pieces honouring backpressure. */
 async function writeAll(socket, buf) {
@@ -130,6 +133,8 @@ describe('zero-copy bulk relay (splice)', function () {
     assert.ok(peakBuffers <= 4, `${peakBuffers} read buffers held at once`);
     const w = await waitFor(() => { const x = proxy.metrics().workers[0]; return x.lentPipes === 0 && x; });
     assert.ok(w.splicePipes >= 1 && w.splicePipes <= 9, `${w.splicePipes} pipes kept (own + 8 spares at most)`);
+    // The worker's pipes were enlarged to 256 KiB (at most 4 of them).
+    if (LARGE_PIPES) assert.ok(w.largePipes >= 1 && w.largePipes <= Math.min(4, w.splicePipes), `largePipes ${w.largePipes} of ${w.splicePipes}`);
   });
 
   it('more stalled readers than lent pipes: 64 wait in pipes, the rest in their queues, every byte exact', async function () {
@@ -153,6 +158,8 @@ describe('zero-copy bulk relay (splice)', function () {
       return x.lentPipes === 64 && x.readBuffersInUse >= N - 64 && x;
     }, 30000);
     assert.ok(w.splicePipes <= 64 + 8 + 1, `${w.splicePipes} pipes held`);
+    // 65 pipes held, at most 4 of them enlarged (the kernel charges a pipe's whole capacity).
+    if (LARGE_PIPES) assert.strictEqual(w.largePipes, 4, `largePipes ${w.largePipes} of ${w.splicePipes}`);
     const results = clients.map((c) => hashUntilEnd(c));
     for (const c of clients) c.resume();
     const got = await Promise.all(results);
