@@ -755,11 +755,11 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * reads at once: nothing queued, no write in flight, DRR idle (a sparse flow, lg_drr_take), no
  * pacing, and at most the read budget left in this turn and maxQueuedBytesPerFlow (what that
  * path could read before stopping), and what the pipe holds. Whatever the destination does not
- * take at once is read back
- * from the pipe into the flow's queue (a copy, as before) and goes through the scheduler like
- * any queued bytes, so a slow receiver, the watermark and the DRR round work unchanged, and the
- * pipe is empty again — unless the flow can borrow the pipe with those bytes (below, "lent
- * pipes"), which saves both copies. End of stream and errors are reported as libuv's read would.
+ * take at once is read back from the pipe into the flow's queue (a copy, as before) and goes
+ * through the scheduler like any queued bytes, so a slow receiver, the watermark and the DRR
+ * round work unchanged, and the pipe is empty again — unless the flow can borrow the pipe with
+ * those bytes (below, "lent pipes"), which saves both copies. End of stream and errors are reported
+ * as libuv's read would.
  *
  * Only for flows whose last read was bulk (>= LG_SPLICE_MIN): small reads cost less with
  * read/write. Not for TLS termination (the bytes must be decrypted) nor Unix sockets.
