@@ -26,10 +26,24 @@ function holdPool() {
     opened.push(new Promise((resolve) => fs.open(f, 'r', (err, fd) => resolve(err ? -1 : fd))));
   }
   let released = false;
+  // A FIFO's write end opens without blocking only once its reader is there: a pool thread may
+  // not have reached its open yet (another job held it, such as a slow lookup the test started),
+  // and it does once the writers of the other FIFOs let their threads go. So each writer retries
+  // on ENXIO ("no reader yet") for up to 10 s.
+  const openWriter = async (f) => {
+    for (let tries = 0; ; tries++) {
+      try {
+        return fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      } catch (err) {
+        if (err.code !== 'ENXIO' || tries >= 2000) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+  };
   const release = async () => {
     if (released) return;
     released = true;
-    const writers = fifos.map((f) => fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+    const writers = await Promise.all(fifos.map(openWriter));
     const fds = await Promise.all(opened);
     for (const fd of [...writers, ...fds]) if (fd >= 0) fs.closeSync(fd);
   };
