@@ -554,6 +554,8 @@ export interface WorkerMetrics {
   lentPipes: number;
   /** Of splicePipes, those enlarged to 256 KiB (at most 4 per worker; 0 where the kernel refuses, see the README's "Pipes of 256 KiB"). */
   largePipes: number;
+  /** 1 if the worker's next splice goes through one of its large pipes, else 0 (all four lent, or the kernel refused; see the README's "Pipes of 256 KiB"). */
+  splicePipeLarge: number;
 }
 
 /** Why admission refused a connection ('blocked' events, blockedByReason). */

@@ -32,7 +32,7 @@
 const GAUGE_KEYS = new Set([
   'activeConnections', 'pendingSuspended', 'buffersInUse', 'configGenerationsLive', 'quantum',
   'readBuffersInUse', 'spareBufferBytes', 'helloBuffersInUse', 'nameLookups',
-  'splicePipes', 'lentPipes', 'largePipes', 'trackedIps', 'capacity', 'bytes', 'entries', 'weight',
+  'splicePipes', 'lentPipes', 'largePipes', 'splicePipeLarge', 'trackedIps', 'capacity', 'bytes', 'entries', 'weight',
   'consecutiveFailures', 'cpuPermille',
 ]);
 /** A key that is a level only under one path (routes[].connections is a running count). */
@@ -109,6 +109,7 @@ const HELP = {
   splicePipes: 'Pipes the worker holds for splicing now (its own, spares and lent ones).',
   lentPipes: 'Pipes lent now to flows whose destination is full.',
   largePipes: 'Pipes the worker holds enlarged to 256 KiB now (at most 4; the others hold the kernel\'s 64 KiB).',
+  splicePipeLarge: '1 if the worker\'s next splice goes through one of its 256 KiB pipes, else 0.',
 };
 
 const STATUS_RE = /^status([1-5][0-9]{2})$/;

@@ -880,6 +880,7 @@ static napi_value engine_metrics(napi_env env, napi_callback_info info)
         set_u64(env, wo, "splicePipes", f->pipes);
         set_u64(env, wo, "lentPipes", f->lent_pipes);
         set_u64(env, wo, "largePipes", f->large_pipes);
+        set_u64(env, wo, "splicePipeLarge", f->own_pipe_large);
         if (napi_set_element(env, workers, (uint32_t)k, wo) != napi_ok) goto fail;
     }
     if (napi_set_named_property(env, result, "listeners", listeners) != napi_ok ||

@@ -27,6 +27,14 @@
 #define LG_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define LG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* Exchange two lvalues of type T. */
+#define LG_SWAP(T, a, b)                                                                           \
+    do {                                                                                           \
+        T lg_swap_ = (a);                                                                          \
+        (a) = (b);                                                                                 \
+        (b) = lg_swap_;                                                                            \
+    } while (0)
+
 #if defined(__GNUC__)
 #define LG_UNUSED      __attribute__((unused))
 #define LG_LIKELY(x)   __builtin_expect(!!(x), 1)

@@ -534,6 +534,7 @@ void lg_engine_metrics(lg_engine_t *e, lg_engine_metrics_t *m)
         f->pipes = atomic_load_explicit(&x->pub_pipes, memory_order_relaxed);
         f->lent_pipes = atomic_load_explicit(&x->pub_lent, memory_order_relaxed);
         f->large_pipes = atomic_load_explicit(&x->pub_big, memory_order_relaxed);
+        f->own_pipe_large = atomic_load_explicit(&x->pub_own_big, memory_order_relaxed);
         m->buffers_in_use += f->read_buffers + f->hello_buffers;
     }
     for (size_t i = 0; i < m->n_listeners; i++)

@@ -125,7 +125,7 @@ void lg_engine_list_free(lg_engine_list_t *l);
 typedef struct lg_worker_figures_s {
     uint64_t connections, read_buffers, hello_buffers, lookups, quantum, grants, granted_bytes;
     uint64_t spare_buffer_bytes; /* the read-buffer pool's spare buffers (kept for reuse) */
-    uint64_t interactive_reads, spliced, pipes, lent_pipes, large_pipes;
+    uint64_t interactive_reads, spliced, pipes, lent_pipes, large_pipes, own_pipe_large;
 } lg_worker_figures_t;
 
 /* A metrics snapshot (relaxed reads of per-worker counters, summed). */

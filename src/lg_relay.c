@@ -364,6 +364,7 @@ void lg_relay_sched_init(lg_wctx_t *w)
     /* A prepare handle runs only when the loop turns anyway: it never wakes an idle worker. */
     uv_prepare_start(&s->turn_prep, sched_turn);
     uv_unref((uv_handle_t *)&s->turn_prep);
+    pipes_publish(w);
 }
 
 void lg_relay_sched_close(lg_wctx_t *w, uv_close_cb cb)
@@ -785,11 +786,26 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * than maxQueuedBytesPerFlow (splice_want).
  */
 
+/* Will the worker's next splice go through a large pipe: its own if it has one, else a spare (a
+ * large one first, pipe_get), and any pipe is enlarged while the worker may (pipe_enlarge). */
+static bool next_pipe_large(const lg_sched_t *s)
+{
+    if (s->closed) return false;
+    if (s->pipe_open && s->pipe_big) return true;
+    if (!s->pipe_open) {
+        for (size_t k = 0; k < s->n_spare; k++) {
+            if (s->spare_big[k]) return true;
+        }
+    }
+    return s->n_big < LG_BIG_PIPES && !s->big_refused;
+}
+
 static void pipes_publish(lg_wctx_t *w)
 {
     LG_PUBLISH(w->pub_pipes, w->sched.n_pipes);
     LG_PUBLISH(w->pub_lent, w->sched.n_lent);
     LG_PUBLISH(w->pub_big, w->sched.n_big);
+    LG_PUBLISH(w->pub_own_big, (size_t)next_pipe_large(&w->sched));
 }
 
 static void pipe_close(lg_wctx_t *w, int rd, int wr, bool big)
@@ -797,61 +813,105 @@ static void pipe_close(lg_wctx_t *w, int rd, int wr, bool big)
     close(rd);
     close(wr);
     w->sched.n_pipes--;
-    if (big) w->sched.n_big--;
+    if (big) {
+        w->sched.n_big--;
+        w->sched.big_refused = false; /* the kernel may take a large pipe again */
+    }
     atomic_fetch_sub_explicit(w->pipes, 1, memory_order_relaxed);
 }
 
 /*
- * An empty pipe for the worker's next splice: a spare, or a new one. A new pipe takes two
- * descriptors, as a connection does; it is made only while the engine's connections and pipes
- * stay below 90 % of the descriptor budget (lg_wctx_fd_units), so pipes never hold the
- * descriptors the last connections need (accepting counts them too, lg_listener).
+ * Enlarge the worker's own pipe (empty between calls) while the worker holds fewer than
+ * LG_BIG_PIPES large pipes. Done where the pipe is used, not only where it is made, and with
+ * pipe_get taking a large spare first and pipe_put putting a large pipe given back in place of a
+ * 64 KiB own pipe: the pipe the worker splices through is the one that matters (a lent pipe only
+ * holds what its destination did not take). Before, a worker that took a 64 KiB spare while its
+ * large pipes were lent kept it for as long as nothing was lent again, and those were the unfair
+ * runs (S6 fair100shared's load, 2026-12-05: 41-70 of 100 upstream sockets at the initial
+ * receive buffer and Jain 0.976-0.981 in 3 of 10 runs; after, none below 0.995 in 10). When the
+ * kernel refuses (fs.pipe-max-size, or the user over fs.pipe-user-pages-soft) the pipe keeps its
+ * 64 KiB and big_refused stops the retries until one of the worker's large pipes is closed.
+ */
+static void pipe_enlarge(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    if (s->pipe_big || s->n_big >= LG_BIG_PIPES || s->big_refused) return;
+    if (fcntl(s->pipe_w, F_SETPIPE_SZ, (int)LG_PIPE_SIZE) < 0) {
+        s->big_refused = true;
+        pipes_publish(w);
+        return;
+    }
+    s->pipe_big = true;
+    s->n_big++;
+    pipes_publish(w);
+}
+
+/*
+ * An empty pipe for the worker's next splice: a spare (a large one first), or a new one. A new
+ * pipe takes two descriptors, as a connection does; it is made only while the engine's
+ * connections and pipes stay below 90 % of the descriptor budget (lg_wctx_fd_units), so pipes
+ * never hold the descriptors the last connections need (accepting counts them too, lg_listener).
  */
 static bool pipe_get(lg_wctx_t *w, int *rd, int *wr, bool *big)
 {
     lg_sched_t *s = &w->sched;
     if (s->n_spare > 0) {
-        s->n_spare--;
-        *rd = s->spare_r[s->n_spare];
-        *wr = s->spare_w[s->n_spare];
-        *big = s->spare_big[s->n_spare];
-    } else {
-        if (s->closed) return false;
-        if (w->fd_budget != 0 && lg_wctx_fd_units(w) + 1 > (uint64_t)w->fd_budget * 9 / 10) {
-            return false;
+        size_t top = s->n_spare - 1;
+        for (size_t k = 0; k < top; k++) {
+            if (!s->spare_big[k] || s->spare_big[top]) continue;
+            LG_SWAP(int, s->spare_r[k], s->spare_r[top]);
+            LG_SWAP(int, s->spare_w[k], s->spare_w[top]);
+            LG_SWAP(bool, s->spare_big[k], s->spare_big[top]);
+            break;
         }
-        int fds[2];
-        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-        *rd = fds[0];
-        *wr = fds[1];
-        *big = false;
-        s->n_pipes++;
-        atomic_fetch_add_explicit(w->pipes, 1, memory_order_relaxed);
-        pipes_publish(w);
+        s->n_spare = top;
+        *rd = s->spare_r[top];
+        *wr = s->spare_w[top];
+        *big = s->spare_big[top];
+        return true;
     }
-    /* Enlarged while the worker holds fewer than LG_BIG_PIPES large pipes; when the kernel
-     * refuses (fs.pipe-max-size, or the user over fs.pipe-user-pages-soft) the pipe keeps its
-     * 64 KiB and splices are that large. */
-    if (!*big && s->n_big < LG_BIG_PIPES && fcntl(*wr, F_SETPIPE_SZ, (int)LG_PIPE_SIZE) >= 0) {
-        *big = true;
-        s->n_big++;
-        pipes_publish(w);
+    if (s->closed) return false;
+    if (w->fd_budget != 0 && lg_wctx_fd_units(w) + 1 > (uint64_t)w->fd_budget * 9 / 10) {
+        return false;
     }
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    *rd = fds[0];
+    *wr = fds[1];
+    *big = false;
+    s->n_pipes++;
+    atomic_fetch_add_explicit(w->pipes, 1, memory_order_relaxed);
+    pipes_publish(w);
     return true;
 }
 
-/* An empty pipe the worker no longer uses: kept as a spare (up to LG_SPARE_PIPES), or closed. */
+/* True when pipe `rd` holds no bytes. */
+static bool pipe_empty(int rd)
+{
+    int n = 0;
+    return ioctl(rd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/* An empty pipe the worker no longer uses: kept as a spare (up to LG_SPARE_PIPES), or closed. A
+ * large one replaces the worker's own pipe if that is a 64 KiB one (see pipe_enlarge); the check
+ * that the worker's pipe is empty costs a system call, made only then. */
 static void pipe_put(lg_wctx_t *w, int rd, int wr, bool big)
 {
     lg_sched_t *s = &w->sched;
+    if (big && s->pipe_open && !s->pipe_big && !s->closed && pipe_empty(s->pipe_r)) {
+        LG_SWAP(int, rd, s->pipe_r);
+        LG_SWAP(int, wr, s->pipe_w);
+        s->pipe_big = true;
+        big = false;
+    }
     if (s->n_spare < LG_SPARE_PIPES && !s->closed) {
         s->spare_r[s->n_spare] = rd;
         s->spare_w[s->n_spare] = wr;
         s->spare_big[s->n_spare] = big;
         s->n_spare++;
-        return;
+    } else {
+        pipe_close(w, rd, wr, big);
     }
-    pipe_close(w, rd, wr, big);
     pipes_publish(w);
 }
 
@@ -880,7 +940,9 @@ static ssize_t splice_in(lg_wctx_t *w, lg_flow_t *f, size_t want)
     if (!s->pipe_open) {
         if (!pipe_get(w, &s->pipe_r, &s->pipe_w, &s->pipe_big)) return -ENOSYS;
         s->pipe_open = true;
+        pipes_publish(w);
     }
+    pipe_enlarge(w);
     int fd;
     if (uv_fileno((const uv_handle_t *)f->src, &fd) != 0) return -ENOSYS;
     ssize_t n = splice(fd, NULL, s->pipe_w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

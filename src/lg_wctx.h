@@ -102,6 +102,7 @@ typedef struct lg_sched_s {
     bool pipe_open;                /* created (lazily, by the first bulk read) */
     bool pipe_big;                 /* enlarged to LG_PIPE_SIZE (lg_relay: "the worker's pipes") */
     size_t n_big;                  /* enlarged pipes held: its own, spares, lent */
+    bool big_refused;              /* the kernel refused to enlarge one (until one is closed) */
     struct lg_flow_s *splice_flow; /* the flow whose alloc callback just spliced (relay_read) */
     ssize_t splice_rc;             /* what that splice returned: bytes, 0 = end of stream, -errno */
     /* Lent pipes (lg_relay: "lent pipes"): a flow whose destination did not take all of a
@@ -190,6 +191,7 @@ typedef struct lg_wctx_s {
     atomic_size_t pub_pipes;                    /* lg_relay: pipes held (sched.n_pipes) */
     atomic_size_t pub_lent;                     /* lg_relay: pipes lent to flows (sched.n_lent) */
     atomic_size_t pub_big;                      /* lg_relay: pipes enlarged (sched.n_big) */
+    atomic_size_t pub_own_big;                  /* lg_relay: 1 if the worker's own pipe is large */
     atomic_uint_fast64_t pub_granted_bytes;
     atomic_uint pub_states[LG_WCTX_STATES]; /* connections per lg_conn_state_t */
     atomic_int pub_phase;                   /* LG_WPHASE_* */

@@ -160,6 +160,8 @@ describe('zero-copy bulk relay (splice)', function () {
     assert.ok(w.splicePipes <= 64 + 8 + 1, `${w.splicePipes} pipes held`);
     // 65 pipes held, at most 4 of them enlarged (the kernel charges a pipe's whole capacity).
     if (LARGE_PIPES) assert.strictEqual(w.largePipes, 4, `largePipes ${w.largePipes} of ${w.splicePipes}`);
+    // The four large pipes are lent, so the worker splices through a 64 KiB one meanwhile.
+    if (LARGE_PIPES) assert.strictEqual(w.splicePipeLarge, 0, 'the worker\'s own pipe is large while 4 large pipes are lent');
     const results = clients.map((c) => hashUntilEnd(c));
     for (const c of clients) c.resume();
     const got = await Promise.all(results);
@@ -169,6 +171,45 @@ describe('zero-copy bulk relay (splice)', function () {
     }
     const end = await waitFor(() => { const x = proxy.metrics().workers[0]; return x.lentPipes === 0 && x; });
     assert.ok(end.splicePipes <= 9, `${end.splicePipes} pipes kept after the downloads (own + 8 spares at most)`);
+    // A large pipe given back took the place of that 64 KiB one (a worker left on a 64 KiB pipe
+    // never lets the kernel grow a source's receive buffer past its initial size).
+    if (LARGE_PIPES) assert.strictEqual(end.splicePipeLarge, 1, `the worker still splices through a 64 KiB pipe (largePipes ${end.largePipes})`);
+  });
+
+  it('large pipes given back replace the 64 KiB pipe the worker took while they were lent', async function () {
+    if (!LARGE_PIPES) this.skip();
+    this.timeout(60000);
+    // Five stalled flows take the four large pipes and a 64 KiB one; a sixth flow, read at once,
+    // then splices through another 64 KiB pipe. Once the five drain and give their pipes back, the
+    // worker's next splices go through a large one again: a worker left on a 64 KiB pipe never
+    // lets the kernel grow a busy source's receive buffer past its initial size (lg_relay.c,
+    // pipe_enlarge).
+    const down = Buffer.concat(Array(6).fill(crypto.randomBytes(MiB)));
+    const bulk = await startBulkUpstream(down);
+    const proxy = await startProxy({ workerThreads: 1, scheduler: { kind: 'drr', maxQueuedBytesPerFlow: 65536 }, routes: [route('', bulk.port)] });
+    const stalled = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await connect(portOf(proxy));
+      c.pause();
+      c.write('g');
+      stalled.push(c);
+      await waitFor(() => proxy.metrics().workers[0].lentPipes === i + 1, 20000);
+    }
+    let w = proxy.metrics().workers[0];
+    assert.strictEqual(w.largePipes, 4, `largePipes ${w.largePipes} of ${w.splicePipes}`);
+    const fast = await connect(portOf(proxy));
+    const fastDone = hashUntilEnd(fast);
+    fast.write('g');
+    assert.strictEqual((await fastDone).hash, sha256(down));
+    w = proxy.metrics().workers[0];
+    assert.strictEqual(w.lentPipes, 5);
+    assert.strictEqual(w.splicePipeLarge, 0, 'the worker had a large pipe while all four were lent');
+    const results = stalled.map((c) => hashUntilEnd(c));
+    for (const c of stalled) c.resume();
+    for (const r of await Promise.all(results)) assert.strictEqual(r.hash, sha256(down));
+    w = await waitFor(() => { const x = proxy.metrics().workers[0]; return x.lentPipes === 0 && x; });
+    assert.strictEqual(w.largePipes, 4, `largePipes ${w.largePipes} of ${w.splicePipes}`);
+    assert.strictEqual(w.splicePipeLarge, 1, 'the worker still splices through a 64 KiB pipe');
   });
 
   it('a client that goes away while its bytes wait in a lent pipe: the pipe is closed, other flows go on', async function () {
