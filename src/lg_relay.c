@@ -40,7 +40,8 @@ struct lg_wreq_s {
 
 _Static_assert(LG_FLOW_QUEUE_MAX + 2ull * LG_BUF_SIZE_MAX + LG_TURN_READ_BYTES < UINT32_MAX,
                "a flow's counts are 32 bits: held, turn_read, drr.backlog, q.bytes, q.mem");
-_Static_assert((LG_TURN_READ_BUFS * LG_DRR_WEIGHT_MAX + 1ull) * LG_BUF_SIZE_MAX < UINT32_MAX,
+_Static_assert((LG_TURN_READ_BUFS * LG_DRR_WEIGHT_MAX + 1ull) * LG_BUF_SIZE_MAX < UINT32_MAX &&
+                   LG_TURN_READ_FLOOR <= LG_TURN_READ_BUFS * LG_BUF_SIZE_MAX,
                "turn_read (the largest read budget plus one read) is 32 bits");
 
 /* The relay a flow is embedded in (a flow holds no pointer back: 16 bytes less per connection). */
@@ -707,29 +708,29 @@ static unsigned flow_weight(const lg_flow_t *f)
 
 /*
  * What a flow may read in one loop turn: its weight's share of LG_TURN_READ_BYTES among the flows
- * that read in the last turn (readers_last sums their weights), and at least LG_TURN_READ_BUFS
- * read buffers per unit of weight. One flow alone reads up to 1 MiB per wakeup (as FIFO reads
- * until the socket is empty); with many flows each reads its weight in buffers per turn, so each
- * moves bytes per turn in proportion to its weight whatever its receive window beyond that (a
- * budget equal for all would cap a weighted flow at the others' rate whenever reading is the
- * bottleneck).
+ * that read in the last turn (readers_last sums their weights), and at least the floor per unit of
+ * weight: LG_TURN_READ_BUFS read buffers or LG_TURN_READ_FLOOR bytes, whichever is more. One flow
+ * alone reads up to 1 MiB per wakeup (as FIFO reads until the socket is empty); with many flows
+ * each reads its weight in floors per turn, so each moves bytes per turn in proportion to its
+ * weight whatever its receive window beyond that (a budget equal for all would cap a weighted
+ * flow at the others' rate whenever reading is the bottleneck).
  *
- * Why two buffers and not one (bench S6 fair100shared: 100 downloads with the worker the
- * bottleneck; two runs of 3 x 10 s on 2026-12-05, one buffer against two): with one 64 KiB buffer
- * every backlogged flow was read once per turn and the loop turned twice as often for the same
- * bytes: 792 and 851 MB/s at 0.68 and 0.63 s/GiB, against 1,009 and 1,163 MB/s at 0.53 and 0.46
- * with two (FIFO: 964 and 1,036 at 0.55 and 0.52). The price is the bound: a flow whose receive
- * window is below the floor (a receive buffer the kernel never grew, 47-95 KiB here) gets its
- * window per turn while the others get the floor, so the Jain index went from 0.988 and 0.989
- * to 0.981 and 0.986, with no flow below half of the best in either. A larger floor reads like
- * FIFO and starves those flows as FIFO does (1 MiB, or FIFO, with the worker at a third of its
- * CPU: one or two flows at 0.09 of the others).
+ * The floor's history (bench S6 fair100shared: 100 downloads with the worker the bottleneck;
+ * bench/README.md). One 64 KiB buffer turned the loop twice as often for the same bytes as two
+ * (0.63-0.68 against 0.46-0.53 s/GiB); a floor above a flow's receive window gives it its window
+ * per turn and the others the floor, and with 64 KiB pipes the kernel never grew some windows
+ * past 47-95 KiB, so larger floors starved those flows (two buffers: Jain 0.981-0.986). Since the
+ * worker splices through 256 KiB pipes (pipe_enlarge) those windows grow, and a floor of one
+ * large pipe, one splice per flow per turn, is fairer and cheaper than two buffers (2026-12-05
+ * evening, 3 runs each: Jain 1.000 at 0.58 s/GiB and 913 MB/s against 0.997 at 0.83 and 643;
+ * larger floors, 512 KiB and 1 MiB, cost the same as 256 KiB in a probe).
  */
 static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 {
     const lg_sched_t *s = &r->w->sched;
     size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
-    size_t least = (size_t)LG_TURN_READ_BUFS * r->w->conf->read_buffer_size;
+    size_t least = LG_MAX((size_t)LG_TURN_READ_BUFS * r->w->conf->read_buffer_size,
+                          (size_t)LG_TURN_READ_FLOOR);
     return LG_MAX(share, least) * flow_weight(f);
 }
 
