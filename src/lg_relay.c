@@ -858,12 +858,11 @@ static bool pipe_get(lg_wctx_t *w, int *rd, int *wr, bool *big)
     lg_sched_t *s = &w->sched;
     if (s->n_spare > 0) {
         size_t top = s->n_spare - 1;
-        for (size_t k = 0; k < top; k++) {
-            if (!s->spare_big[k] || s->spare_big[top]) continue;
+        for (size_t k = 0; k < top && !s->spare_big[top]; k++) {
+            if (!s->spare_big[k]) continue;
             LG_SWAP(int, s->spare_r[k], s->spare_r[top]);
             LG_SWAP(int, s->spare_w[k], s->spare_w[top]);
             LG_SWAP(bool, s->spare_big[k], s->spare_big[top]);
-            break;
         }
         s->n_spare = top;
         *rd = s->spare_r[top];
