@@ -130,14 +130,15 @@ describe('suspended routes', function () {
       await client;
     });
 
-    it('resolves 10 ms before the timeout (suspendTimeoutMs 300, decision at 290 ms)', async function () {
+    // 50 ms of margin: under ASan a 290 ms JS timer once fired at 300.5 ms, past a 300 ms deadline.
+    it('resolves 50 ms before the timeout (suspendTimeoutMs 1000, decision at 950 ms)', async function () {
       const up = await startTaggedEcho('A');
-      const { proxy, port, events } = await suspendProxy({ route: { suspendTimeoutMs: 300 } });
+      const { proxy, port, events } = await suspendProxy({ route: { suspendTimeoutMs: 1000 } });
       const s = await connect(port);
       s.write('early bytes\n');
       const conn = await events.next();
       const t0 = process.hrtime.bigint();
-      await new Promise((resolve) => setTimeout(resolve, 290));
+      await new Promise((resolve) => setTimeout(resolve, 950));
       const late = Number(process.hrtime.bigint() - t0) / 1e6;
       const ok = proxy.resolveConnection(conn.id, { upstreams: [tcp(up.port)] });
       assert.strictEqual(ok, true, `resolveConnection at ${late.toFixed(1)} ms after the event returned false`);
