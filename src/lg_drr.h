@@ -154,6 +154,33 @@ static inline bool lg_drr_pending(const lg_drr_t *d)
 }
 
 /*
+ * Read debt (the relay's read scheduling, lg_relay.c read_allowed). In each loop turn a flow may
+ * start reading while what it read in the turn is below its read budget b; once it reads, a
+ * splicing flow empties its socket, up to a drain limit past b (reading a socket empty costs the
+ * worker about half what a partial read does per byte, bench/README.md). What it read past b is
+ * debt, carried into the next turns, each of which pays one budget; a flow starts a turn "having
+ * read" its debt, so it skips turns until the debt is below b. A flow that read in the last turn
+ * without any other reader owes nobody (no turns to skip for).
+ *
+ * Returns what a flow that read `used` bytes in its last turn (its debt included) carries into a
+ * turn `turns` turns later: used - turns x budget, at least 0, or 0 when `alone`.
+ *
+ * Fairness bound (test/c/test_drr.c, test_read_debt_bound): a flow whose socket holds at least b
+ * whenever it may read ends every turn having read (since the first turn it read in) between
+ * T x b and T x b + drain + one read in T turns: every turn it either reads until it passed b or
+ * skips with a debt of b or more. So two such flows differ by at most the drain plus one read
+ * however long they run, whatever their windows; a flow whose socket holds less gets all it has
+ * every turn (a flow that read less than b in a turn carries nothing: credit is not kept, as DRR
+ * resets the deficit of a flow whose queue empties).
+ */
+static inline uint64_t lg_drr_read_debt(uint64_t used, uint64_t budget, uint64_t turns, bool alone)
+{
+    if (alone || turns >= UINT64_MAX / (budget ? budget : 1)) return 0;
+    uint64_t paid = budget * turns;
+    return used > paid ? used - paid : 0;
+}
+
+/*
  * Aggregate pacing (scheduler.rate / scheduler.burst): a token bucket in front of the DRR grants.
  * The bucket holds at most `burst` bytes and fills at `rate` bytes per second; a grant is cut to
  * the tokens available and spends them. When it is empty no flow is granted anything, so the

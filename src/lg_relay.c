@@ -40,9 +40,10 @@ struct lg_wreq_s {
 
 _Static_assert(LG_FLOW_QUEUE_MAX + 2ull * LG_BUF_SIZE_MAX + LG_TURN_READ_BYTES < UINT32_MAX,
                "a flow's counts are 32 bits: held, turn_read, drr.backlog, q.bytes, q.mem");
-_Static_assert((LG_TURN_READ_BUFS * LG_DRR_WEIGHT_MAX + 1ull) * LG_BUF_SIZE_MAX < UINT32_MAX &&
+_Static_assert((LG_TURN_READ_BUFS * LG_DRR_WEIGHT_MAX + 1ull) * LG_BUF_SIZE_MAX + LG_TURN_DRAIN <
+                       UINT32_MAX &&
                    LG_TURN_READ_FLOOR <= LG_TURN_READ_BUFS * LG_BUF_SIZE_MAX,
-               "turn_read (the largest read budget plus one read) is 32 bits");
+               "turn_read (the largest read budget, the drain and one read) is 32 bits");
 
 /* The relay a flow is embedded in (a flow holds no pointer back: 16 bytes less per connection). */
 static lg_relay_t *relay_of(lg_flow_t *f)
@@ -724,6 +725,13 @@ static unsigned flow_weight(const lg_flow_t *f)
  * large pipe, one splice per flow per turn, is fairer and cheaper than two buffers (2026-12-05
  * evening, 3 runs each: Jain 1.000 at 0.58 s/GiB and 913 MB/s against 0.997 at 0.83 and 643;
  * larger floors, 512 KiB and 1 MiB, cost the same as 256 KiB in a probe).
+ *
+ * The budget says when a flow may start reading, not how much it reads: a splicing flow empties
+ * its socket (splice_want) and pays what it read past the budget in the next turns (read_allowed,
+ * lg_drr_read_debt). A budget that left bytes in the sockets of flows with large windows cost
+ * the worker up to twice per byte what fifo pays, which empties every socket it reads; with the
+ * debt, S6 fair100shared (2026-12-06, 3 runs): Jain 1.000 at 0.30 s/GiB and 1,714 MB/s, against
+ * 1.000 at 0.44 and 1,201 before, and fifo 0.952 at 0.37 and 1,427 (bench/README.md).
  */
 static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 {
@@ -734,17 +742,22 @@ static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
     return LG_MAX(share, least) * flow_weight(f);
 }
 
-/* May f's source read now? False once it read its budget in this loop turn (DRR only). */
+/* May f's source read now? False once it read its budget in this loop turn, counting the debt
+ * it carries from earlier turns (DRR only). */
 static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
 {
     lg_sched_t *s = &r->w->sched;
+    size_t budget = read_budget(r, f);
     if (f->read_turn != (uint32_t)s->turn) {
+        /* A new turn: it starts with its debt read (lg_drr_read_debt), nothing if no other flow
+         * read in the last turn. */
+        uint32_t turns = (uint32_t)s->turn - f->read_turn;
+        bool alone = s->readers_last <= flow_weight(f);
+        f->turn_read = (uint32_t)lg_drr_read_debt(f->turn_read, budget, turns, alone);
         f->read_turn = (uint32_t)s->turn;
-        f->turn_read = 0;
         s->readers_now += flow_weight(f);
-        return true;
     }
-    return f->turn_read < read_budget(r, f);
+    return f->turn_read < budget;
 }
 
 /* ---- zero-copy relay (splice) ------------------------------------------------------------ *
@@ -755,8 +768,9 @@ static bool read_allowed(lg_relay_t *r, lg_flow_t *f)
  * proxy's CPU). The pipe is the worker's only one and is empty between calls: the bytes spliced
  * in are spliced out at once. A flow splices only when the ordinary path would write what it
  * reads at once: nothing queued, no write in flight, DRR idle (a sparse flow, lg_drr_take), no
- * pacing, and at most the read budget left in this turn and maxQueuedBytesPerFlow (what that
- * path could read before stopping), and what the pipe holds. Whatever the destination does not
+ * pacing; each splice moves at most maxQueuedBytesPerFlow (what that path could read before
+ * stopping) and what the pipe holds, and a flow's splices in one turn stop LG_TURN_DRAIN past its
+ * read budget (the excess is debt, read_allowed). Whatever the destination does not
  * take at once is read back from the pipe into the flow's queue (a copy, as before) and goes
  * through the scheduler like any queued bytes, so a slow receiver, the watermark and the DRR
  * round work unchanged, and the pipe is empty again — unless the flow can borrow the pipe with
@@ -927,8 +941,10 @@ static size_t splice_want(lg_relay_t *r, lg_flow_t *f)
     /* The pipe's capacity bounds a splice too (the kernel moves at most what fits). */
     if (is_fifo(r)) return high_watermark(r);
     if (f->drr.state != LG_DRR_IDLE) return 0;
-    size_t budget = read_budget(r, f);
-    size_t left = budget > f->turn_read ? budget - f->turn_read : 0;
+    /* A flow that may read in this turn (read_allowed) empties its socket, up to LG_TURN_DRAIN
+     * past its budget: what it takes beyond the budget is debt, paid in the next turns. */
+    size_t limit = read_budget(r, f) + LG_TURN_DRAIN;
+    size_t left = limit > f->turn_read ? limit - f->turn_read : 0;
     return LG_MIN(high_watermark(r), left);
 }
 
@@ -1395,7 +1411,6 @@ static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
             peek_tick(w, moved);
             moved = 0;
             if (r->dead) return;
-            if (!read_allowed(r, f)) break;
         }
         size_t want = splice_want(r, f);
         if (want == 0 || (size_t)rc < want) break; /* the socket had no more */

@@ -15,23 +15,27 @@
  * (lg_relay_flow_q) and reports them with lg_relay_queued().
  *
  * Scheduling (kind 'drr'), measured in bench S6 (issue 17):
- *  - Reading is scheduled: per loop turn (counted by a prepare handle) a source reads at most
- *    max(2 x readBufferSize, LG_TURN_READ_BYTES / flows that read in the last turn); why two
- *    buffers and not one: read_budget in lg_relay.c. Past that, the alloc callback refuses the
- *    buffer: libuv ends the read pass with UV_ENOBUFS but keeps the stream reading, so there is
- *    no epoll_ctl, and the still-readable descriptor comes back on the next poll. Before this,
- *    every readable flow read up to maxQueuedBytesPerFlow per turn: a flow limited by its TCP
- *    window got a fixed fraction of the others (0.36 with 100 flows), and one flow alone
- *    stopped and restarted reading every turn.
+ *  - Reading is scheduled: per loop turn (counted by a prepare handle) a source may start
+ *    reading while it read less than its budget, max(2 x readBufferSize, LG_TURN_READ_FLOOR,
+ *    LG_TURN_READ_BYTES / flows that read in the last turn) (read_budget in lg_relay.c says why).
+ *    A splicing flow that starts empties its socket, up to LG_TURN_DRAIN past the budget, and
+ *    carries what it read past the budget as debt into the next turns, which it skips until the
+ *    debt is paid at one budget a turn (lg_drr_read_debt). A refused read: the alloc callback
+ *    refuses the buffer, libuv ends the read pass with UV_ENOBUFS but keeps the stream reading,
+ *    so there is no epoll_ctl, and the still-readable descriptor comes back on the next poll.
+ *    Before this, every readable flow read up to maxQueuedBytesPerFlow per turn: a flow limited
+ *    by its TCP window got a fixed fraction of the others (0.36 with 100 flows), and one flow
+ *    alone stopped and restarted reading every turn.
  *  - Sparse flows first: a flow with nothing queued and no write in flight is written in the same
  *    turn that read its bytes (lg_drr_take), ahead of the backlogged flows, instead of waiting
  *    for the check-phase pass behind them.
  *  - Only bytes a destination does not take at once stay queued; those flows are served by the
  *    check-phase DRR pass (lg_drr_next), one grant at a time.
- *  - Fairness bound: in every turn each flow moves at most one read share plus one grant, and
- *    every flow whose sender keeps up reads once per turn; so flows that stay backlogged receive
- *    equal bytes per turn (per unit of weight) within one read buffer, whatever their windows
- *    beyond the budget; a flow whose window is below it gets its window per turn.
+ *  - Fairness bound: a flow whose socket holds a budget whenever it may read has read between
+ *    T budgets and T budgets + LG_TURN_DRAIN + one read after T turns (lg_drr.h), so flows that
+ *    stay backlogged receive equal bytes per turn (per unit of weight) within the drain, however
+ *    long they run and whatever their windows; a flow whose window is below the budget gets its
+ *    window every turn.
  *  - Pacing (scheduler.rate): every grant, sparse or not, is cut to the worker's token bucket
  *    (lg_pace); an empty bucket stops the passes and arms one timer until a quantum of tokens is
  *    back, so the flows wait in DRR order and share the rate fairly. The cut part goes back as

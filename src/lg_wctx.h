@@ -32,6 +32,7 @@ struct lg_auth_cache_s;
 #define LG_TURN_READ_BYTES (1u << 20)   /* bytes all flows of a worker may read per loop turn */
 #define LG_TURN_READ_BUFS  2            /* read buffers a flow may read per turn at least ... */
 #define LG_TURN_READ_FLOOR (256u << 10) /* ... and at least this many bytes (a large pipe's) */
+#define LG_TURN_DRAIN      (4u << 20) /* a splicing flow may read this far past its budget: debt */
 #define LG_PEEK_BYTES      (128u << 10) /* bulk bytes moved between two looks at interactive flows */
 #define LG_LIGHT_READ      4096         /* a read this small into an empty queue: interactive */
 #define LG_LIGHT_BULK_MS   1000         /* ... while bulk work was done this recently */

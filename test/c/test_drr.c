@@ -947,6 +947,84 @@ LG_TEST(test_flow_rate_cap)
     CHECK(ra + rb + rc > link * 0.99);
 }
 
+/*
+ * The read debt (lg_drr_read_debt) as the relay uses it, on a simulated worker: 40 flows, each
+ * with a socket that the sender refills every turn (by `rate`, up to its window) and that the
+ * flow reads, when it may, in splices of up to `chunk` bytes until it is empty or the flow read
+ * budget + drain in the turn. 30 flows keep at least a budget in their sockets, with windows
+ * from 256 KiB to 8 MiB; 10 have windows below the budget. After every turn:
+ *  - each backlogged flow has read between T x b and T x b + drain (the bound in lg_drr.h), so
+ *    any two differ by at most the drain, whatever their windows;
+ *  - each small-window flow read all its sender gave (it never skips a turn);
+ *  - without the debt (every flow forgiven each turn) the backlogged flows' totals spread
+ *    without bound: past 10 x (budget + drain) after the run, so the check above can fail.
+ */
+static void debt_run(bool keep_debt, uint64_t *spread_out, bool *bound_ok, bool *small_ok)
+{
+    enum { N = 40, BACKLOGGED = 30, TURNS = 2000 };
+    const uint64_t b = 256u << 10, drain = 4u << 20, chunk = 256u << 10;
+    uint64_t seed = 0xdeb7deb7ULL;
+    uint64_t window[N], rate[N], sock[N], used[N], got[N], given[N];
+    for (size_t i = 0; i < N; i++) {
+        if (i < BACKLOGGED) {
+            window[i] = b + rng_next(&seed) % ((8u << 20) - b);
+            rate[i] = b + rng_next(&seed) % (2u << 20); /* refills a budget or more per turn */
+        } else {
+            window[i] = 16384 + rng_next(&seed) % (b - 16384); /* below the budget */
+            rate[i] = window[i];
+        }
+        sock[i] = window[i];
+        used[i] = got[i] = given[i] = 0;
+    }
+    *bound_ok = *small_ok = true;
+    for (uint64_t t = 1; t <= TURNS; t++) {
+        for (size_t i = 0; i < N; i++) {
+            used[i] = keep_debt ? lg_drr_read_debt(used[i], b, 1, false) : 0;
+            if (used[i] >= b) continue; /* in debt: skips this turn */
+            while (sock[i] > 0 && used[i] < b + drain) {
+                uint64_t n = LG_MIN(LG_MIN(chunk, sock[i]), b + drain - used[i]);
+                sock[i] -= n;
+                used[i] += n;
+                got[i] += n;
+            }
+        }
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t i = 0; i < N; i++) {
+            if (i < BACKLOGGED) {
+                if (keep_debt && (got[i] < t * b || got[i] > t * b + drain)) *bound_ok = false;
+                lo = LG_MIN(lo, got[i]);
+                hi = LG_MAX(hi, got[i]);
+            } else if (got[i] != given[i] + window[i]) {
+                *small_ok = false; /* it read less than its sender gave */
+            }
+            uint64_t add = LG_MIN(rate[i], window[i] - sock[i]);
+            sock[i] += add;
+            given[i] += add;
+        }
+        *spread_out = hi - lo;
+    }
+}
+
+LG_TEST(test_read_debt_bound)
+{
+    uint64_t spread = 0;
+    bool bound_ok = false, small_ok = false;
+    debt_run(true, &spread, &bound_ok, &small_ok);
+    CHECK(bound_ok);
+    CHECK(small_ok);
+    CHECK(spread <= (4u << 20));
+    debt_run(false, &spread, &bound_ok, &small_ok);
+    CHECK(spread > 10ull * ((256u << 10) + (4u << 20)));
+    /* The helper's edges: alone owes nothing; paid per turn; never below 0; no overflow. */
+    CHECK(lg_drr_read_debt(5000, 1000, 1, true) == 0);
+    CHECK(lg_drr_read_debt(5000, 1000, 1, false) == 4000);
+    CHECK(lg_drr_read_debt(5000, 1000, 4, false) == 1000);
+    CHECK(lg_drr_read_debt(5000, 1000, 5, false) == 0);
+    CHECK(lg_drr_read_debt(5000, 1000, 9, false) == 0);
+    CHECK(lg_drr_read_debt(UINT32_MAX, 1u << 26, UINT32_MAX, false) == 0);
+    CHECK(lg_drr_read_debt(UINT32_MAX, 0, 3, false) == UINT32_MAX);
+}
+
 int main(void)
 {
     LG_RUN(test_init);
@@ -971,5 +1049,6 @@ int main(void)
     LG_RUN(test_weighted_shares);
     LG_RUN(test_weighted_pacing);
     LG_RUN(test_flow_rate_cap);
+    LG_RUN(test_read_debt_bound);
     LG_TEST_END();
 }
