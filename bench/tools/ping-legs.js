@@ -7,6 +7,9 @@
 //
 //   node bench/tools/ping-legs.js [seconds=10] [drr|fifo]      (root: needs tcpdump)
 //   LEGATO_ROOT=<checkout> runs another checkout's build; DIRECT=1 runs without a proxy.
+//   SCHED=1 also records every context switch of the machine (perf, sched:sched_switch) and says
+//   what CPU 0, the worker's, was doing during the forwarding gaps over 1 ms: the worker
+//   running, idle (the bytes were late reaching it), or which other task held it.
 // Prints percentiles (µs) of the round trip and of each part.
 
 const { spawn, execFileSync } = require('child_process');
@@ -81,6 +84,47 @@ function legsFromPcap(pcap, eport, pport) {
   return legs;
 }
 
+/** From `perf script` of sched_switch events: per CPU, [start, end, "comm:pid"] run intervals. */
+function runIntervals(data) {
+  const out = execFileSync('perf', ['script', '-i', data, '-F', 'cpu,time,trace'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const re = /\[(\d+)\]\s+([\d.]+):\s+prev_comm=(.*?) prev_pid=(\d+).*next_comm=(.*?) next_pid=(\d+)/;
+  const cur = new Map();
+  const iv = new Map();
+  for (const line of out.split('\n')) {
+    const m = re.exec(line);
+    if (!m) continue;
+    const cpu = Number(m[1]);
+    const t = Number(m[2]);
+    if (!iv.has(cpu)) iv.set(cpu, []);
+    if (cur.has(cpu)) iv.get(cpu).push([cur.get(cpu)[0], t, `${m[3]}:${m[4]}`]);
+    cur.set(cpu, [t, `${m[5]}:${m[6]}`]);
+  }
+  return iv;
+}
+
+/** What CPU 0 did during each forwarding gap over 1 ms: ms per task, summed over the gaps. */
+function gapCulprits(iv, gaps) {
+  const cpu0 = iv.get(0) || [];
+  const total = new Map();
+  for (const [a, b, who] of cpu0) total.set(who, (total.get(who) || 0) + (b - a));
+  const worker = [...total].filter(([w]) => !w.startsWith('swapper')).sort((x, y) => y[1] - x[1])[0][0];
+  const t0 = cpu0.length ? cpu0[0][0] : 0;
+  const t1 = cpu0.length ? cpu0[cpu0.length - 1][1] : 0;
+  const inside = gaps.filter(([a, b]) => a >= t0 && b <= t1);
+  const slow = inside.filter(([a, b]) => b - a > 0.001);
+  const by = new Map();
+  for (const [a, b] of slow) {
+    for (const [s, e, who] of cpu0) {
+      if (e <= a || s >= b) continue;
+      const k = who === worker ? 'the worker running' : who.startsWith('swapper') ? 'idle' : who.replace(/:\d+$/, '');
+      by.set(k, (by.get(k) || 0) + Math.min(e, b) - Math.max(s, a));
+    }
+  }
+  const ms = slow.reduce((x, [a, b]) => x + b - a, 0) * 1e3;
+  const parts = [...by].sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => `${k} ${(v * 1e3).toFixed(1)}`);
+  return `${slow.length} of ${inside.length} gaps over 1 ms, ${ms.toFixed(1)} ms in all; CPU 0 meanwhile (ms): ${parts.join(', ')}`;
+}
+
 const pct = (xs, p) => { const a = [...xs].sort((x, y) => x - y); return a.length ? a[Math.min(a.length - 1, Math.floor(p * a.length))] : NaN; };
 
 async function main() {
@@ -107,12 +151,18 @@ async function main() {
     await sleep(1000);
     bulk.stdin.write('go\n');
     await sleep(1000);
+    // SCHED: perf's timestamps are CLOCK_MONOTONIC, tcpdump's the wall clock.
+    const sched = process.env.SCHED && !DIRECT ? path.join(dir, 'sched.data') : null;
+    const { performance } = require('perf_hooks'); // timeOrigin + now(): the wall clock in µs
+    const wallLessMono = (performance.timeOrigin + performance.now()) / 1000 - Number(process.hrtime.bigint()) / 1e9;
+    if (sched) start(0, ['perf', 'record', '-q', '-e', 'sched:sched_switch', '-k', 'mono', '-a', '-o', sched, '--', 'sleep', String(SECS - 2)], { stdio: 'ignore' });
     const pinger = start(1, [process.execPath, '-e', PINGER, String(pport), String(eport), String(SECS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rtt = new Map(JSON.parse((await waitLine(pinger, /result (\[.*\])\n/))[1]));
     const br = JSON.parse((await waitLine(bulk, /result (\{.*\})\n/))[1]);
     td.kill('SIGINT');
     await sleep(500);
     const legs = legsFromPcap(pcap, eport, pport);
+    const iv = sched && fs.existsSync(sched) ? runIntervals(sched) : null;
     fs.rmSync(dir, { recursive: true, force: true });
     const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10)); // skip the first 10 %
     const need = pport ? ['c2p', 'p2e', 'e2p', 'p2c'] : ['c2p', 'p2c'];
@@ -131,6 +181,12 @@ async function main() {
     console.log(`${DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`}: ${ids.length} pings, ${both.length} seen on every leg; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s, Jain ${br.jain.toFixed(3)}`);
     for (const [name, xs] of rows) {
       console.log(`${name.padEnd(20)} p50 ${pct(xs, 0.5).toFixed(0).padStart(7)}  p90 ${pct(xs, 0.9).toFixed(0).padStart(7)}  p99 ${pct(xs, 0.99).toFixed(0).padStart(7)}  p99.9 ${pct(xs, 0.999).toFixed(0).padStart(7)} µs`);
+    }
+    if (iv) {
+      const mono = (t) => t - wallLessMono;
+      for (const [name, a, b] of [['pinger→echo', 'c2p', 'p2e'], ['echo→pinger', 'e2p', 'p2c']]) {
+        console.log(`${name}: ${gapCulprits(iv, both.map((i) => [mono(legs[a].get(i)), mono(legs[b].get(i))]))}`);
+      }
     }
   } finally {
     for (const k of kids) { try { k.kill(); } catch (_) { /* gone */ } }
