@@ -1393,6 +1393,7 @@ static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
 {
     lg_wctx_t *w = r->w;
     size_t moved = 0; /* not yet counted toward a look */
+    size_t total = 0; /* spliced in this pass */
     for (int i = 0;; i++) {
         if (rc == -EAGAIN || rc == -EINTR) break; /* nothing more to read now */
         if (rc == 0) {
@@ -1404,7 +1405,13 @@ static void flow_spliced(lg_relay_t *r, lg_flow_t *f, ssize_t rc)
             return;
         }
         moved += (size_t)rc;
-        if (!flow_splice_out(r, f, (size_t)rc) || r->dead || i + 1 == LG_SPLICE_LOOPS) break;
+        total += (size_t)rc;
+        bool all_out = flow_splice_out(r, f, (size_t)rc);
+        /* A pass that emptied the socket ends with a short splice, which alone would make the
+         * flow's next read an ordinary one (a copy, and bytes queued instead of a lent pipe if
+         * the destination fills meanwhile): the pass decides whether the flow is bulk. */
+        if (total >= LG_SPLICE_MIN) f->bulk = true;
+        if (!all_out || r->dead || i + 1 == LG_SPLICE_LOOPS) break;
         if (!is_fifo(r)) {
             /* Between two splices, not after the burst: one flow's LG_SPLICE_LOOPS splices are
              * up to a MiB of copying (~0.3 ms here), which interactive flows waited for. */
