@@ -157,7 +157,7 @@ static inline bool lg_drr_pending(const lg_drr_t *d)
  * Read debt (the relay's read scheduling, lg_relay.c read_allowed). In each loop turn a flow may
  * start reading while what it read in the turn is below its read budget b; once it reads, a
  * splicing flow empties its socket, up to a drain limit past b (reading a socket empty costs the
- * worker about half what a partial read does per byte, bench/README.md). What it read past b is
+ * worker up to half what a partial read does per byte, bench/README.md). What it read past b is
  * debt, carried into the next turns, each of which pays one budget; a flow starts a turn "having
  * read" its debt, so it skips turns until the debt is below b. A flow that read in the last turn
  * without any other reader owes nobody (no turns to skip for).

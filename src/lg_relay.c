@@ -332,13 +332,27 @@ static void sched_kick(lg_wctx_t *w)
     uv_idle_start(&s->idle, sched_idle);
 }
 
+/* A flow's read budget per unit of weight in this turn (read_budget, below): the turn's bytes
+ * split over the weights that read in the last turn, at least the floor. Computed once per turn,
+ * not per read. */
+static void sched_read_unit(lg_wctx_t *w)
+{
+    lg_sched_t *s = &w->sched;
+    size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
+    size_t least =
+        LG_MAX((size_t)LG_TURN_READ_BUFS * w->conf->read_buffer_size, (size_t)LG_TURN_READ_FLOOR);
+    s->read_unit = LG_MAX(share, least);
+}
+
 /* Before each poll: a new loop turn, so every flow may read its budget again. */
 static void sched_turn(uv_prepare_t *h)
 {
-    lg_sched_t *s = &((lg_wctx_t *)h->data)->sched;
+    lg_wctx_t *w = h->data;
+    lg_sched_t *s = &w->sched;
     s->turn++;
     s->readers_last = s->readers_now;
     s->readers_now = 0;
+    sched_read_unit(w);
 }
 
 void lg_relay_sched_init(lg_wctx_t *w)
@@ -352,6 +366,8 @@ void lg_relay_sched_init(lg_wctx_t *w)
     s->n_lent = s->n_spare = s->n_pipes = s->n_big = 0;
     s->splice_flow = NULL;
     s->turn = 1; /* flows start with read_turn 0: their first read opens a turn */
+    s->readers_now = s->readers_last = 0;
+    sched_read_unit(w);
     uv_check_init(w->loop, &s->check);
     uv_idle_init(w->loop, &s->idle);
     uv_prepare_init(w->loop, &s->turn_prep);
@@ -735,11 +751,7 @@ static unsigned flow_weight(const lg_flow_t *f)
  */
 static size_t read_budget(const lg_relay_t *r, const lg_flow_t *f)
 {
-    const lg_sched_t *s = &r->w->sched;
-    size_t share = LG_TURN_READ_BYTES / (s->readers_last ? s->readers_last : 1);
-    size_t least = LG_MAX((size_t)LG_TURN_READ_BUFS * r->w->conf->read_buffer_size,
-                          (size_t)LG_TURN_READ_FLOOR);
-    return LG_MAX(share, least) * flow_weight(f);
+    return r->w->sched.read_unit * flow_weight(f); /* sched_read_unit */
 }
 
 /* May f's source read now? False once it read its budget in this loop turn, counting the debt

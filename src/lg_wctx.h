@@ -81,6 +81,7 @@ typedef struct lg_sched_s {
     uint64_t turn;            /* loop turns so far */
     size_t readers_now;       /* weights of the flows that read in this turn */
     size_t readers_last;      /* weights of the flows that read in the last turn */
+    size_t read_unit;         /* this turn's read budget per unit of weight (lg_relay) */
     lg_pace_t pace;           /* scheduler.rate: token bucket in front of the grants */
     uv_timer_t pace_timer;    /* armed only while flows wait for tokens */
     bool pace_waiting;        /* pace_timer armed */
