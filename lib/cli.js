@@ -798,7 +798,7 @@ async function main(argv, env = process.env, io = {}) {
     admin,
     statusFile: v('statusFile') ? path.resolve(v('statusFile')) : null,
     io,
-    announce: (p) => announce(p, 'proxy', (line) => service.say(line)),
+    announce: (p) => announce(p, 'proxy', (line) => service.say(line), { allowClients: v('allowClients') }),
   });
   service.onStop(() => log.close());
   for (const w of parsed.warnings) service.say(`warning: ${w}`);

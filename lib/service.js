@@ -257,13 +257,14 @@ async function bindsLoopbackOnly(host) {
 
 /**
  * Log the startup line of each listener, and the warning for a forward proxy reachable from
- * other machines (anyone may use it without connect.auth; with it, Basic credentials cross the
- * network in clear text).
+ * other machines (anyone may use it without connect.auth, or any client in the ranges of the
+ * CLI's --allow-client; with auth, Basic credentials cross the network in clear text).
  * @param {import('./proxy').Proxy} proxy Started.
  * @param {'proxy' | 'serve'} command
  * @param {(line: string) => void} say
+ * @param {{ allowClients?: string[] }} [o] The CLI's --allow-client ranges, if given.
  */
-async function announce(proxy, command, say) {
+async function announce(proxy, command, say, o = {}) {
   const metrics = proxy.metrics();
   const workers = Array.isArray(metrics.workers) ? metrics.workers.length : 0;
   const workerText = workers ? `, ${workers} worker${workers === 1 ? '' : 's'}` : '';
@@ -281,7 +282,10 @@ async function announce(proxy, command, say) {
       if (auth) {
         say(`warning: the forward proxy on ${where} is reachable beyond this machine; it requires Basic authentication, whose credentials cross the network in clear text (use it on a trusted network or inside a tunnel)`);
       } else {
-        say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: anyone who can connect can use it`);
+        const who = o.allowClients && o.allowClients.length
+          ? `any client in ${o.allowClients.join(', ')} (--allow-client) can use it`
+          : 'anyone who can connect can use it';
+        say(`warning: the forward proxy on ${where} is reachable beyond this machine and has no authentication: ${who}`);
       }
     }
   }

@@ -461,11 +461,13 @@ describe('legato CLI', function () {
       const h = await startCli(['--bind', '0.0.0.0', '--port', '0']);
       await h.waitLine(/^(?:\S+ )?legato: warning: the forward proxy on 0\.0\.0\.0:\d+ is reachable beyond this machine and has no authentication/m);
       assert.match(h.stderr(), /HTTPS_PROXY=http:\/\/127\.0\.0\.1:/, 'the hint names a usable address');
+      assert.match(h.stderr(), /anyone who can connect can use it/);
+      const a = await startCli(['--bind', '0.0.0.0', '--port', '0', '--allow-client', '127.0.0.0/8,10.1.0.0/16']);
+      await a.waitLine(/legato: warning: the forward proxy on 0\.0\.0\.0:\d+ is reachable beyond this machine and has no authentication: any client in 127\.0\.0\.0\/8, 10\.1\.0\.0\/16 \(--allow-client\) can use it$/m);
       const l = await startCli(['--bind', 'localhost', '--port', '0']);
       assert.strictEqual(l.host, 'localhost');
-      h.child.kill('SIGTERM');
-      l.child.kill('SIGTERM');
-      await Promise.all([h.exited, l.exited]);
+      for (const x of [h, a, l]) x.child.kill('SIGTERM');
+      await Promise.all([h.exited, a.exited, l.exited]);
       assert(!/warning/.test(l.stderr()), l.stderr());
     });
 
