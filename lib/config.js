@@ -1306,10 +1306,14 @@ function normalizeJa3(value, path) {
 }
 
 /**
- * JA4 (FoxIO): a_b_c where a = protocol (t|q|d), TLS version (2), SNI (d|i), cipher count (2
- * digits), extension count (2 digits), ALPN (2 alphanumerics); b and c = 12 hex digits each.
+ * JA4 (FoxIO): a_b_c where a = protocol, TLS version (2), SNI (d|i), cipher count (2 digits),
+ * extension count (2 digits), ALPN (2 alphanumerics); b and c = 12 hex digits each. Only what
+ * the engine can compute (src/lg_ja.c): protocol 't' (legato sees TLS over TCP, so a QUIC 'q' or
+ * DTLS 'd' fingerprint could never match and would be an entry accepted and ignored), and the
+ * versions of its table. A list copied from a feed that mixes protocols is refused, naming the
+ * entry, rather than half-applied.
  */
-const JA4_RE = /^[tqd][0-9a-z]{2}[di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
+const JA4_RE = /^t(?:1[0-3]|s[23]|d[1-3]|00)[di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
 
 /**
  * @param {unknown} value A JA4 fingerprint.
@@ -1319,7 +1323,10 @@ const JA4_RE = /^[tqd][0-9a-z]{2}[di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0
 function normalizeJa4(value, path) {
   if (typeof value !== 'string') throw configTypeError(`${path} must be a string`);
   const s = value.toLowerCase();
-  if (!JA4_RE.test(s)) throw configRangeError(`${path} must be a JA4 fingerprint like 't13d1516h2_8daaf6152771_e5627efa2ab1'`);
+  if (/^[qd]/.test(s) && JA4_RE.test(`t${s.slice(1)}`)) {
+    throw configRangeError(`${path} is a ${s[0] === 'q' ? 'QUIC' : 'DTLS'} JA4 fingerprint ('${s[0]}' prefix): legato sees TLS over TCP only ('t'), so it could never match`);
+  }
+  if (!JA4_RE.test(s)) throw configRangeError(`${path} must be a JA4 fingerprint like 't13d1516h2_8daaf6152771_e5627efa2ab1' (protocol 't', version 13, 12, 11, 10, s3, s2, d1, d2, d3 or 00)`);
   return s;
 }
 

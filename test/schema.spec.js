@@ -64,7 +64,7 @@ describe('schema/legato.schema.json', () => {
         'workerThreads: 2',
         'readBufferSize: 16384',
         'scheduler: { kind: drr, quantum: auto, maxQueuedBytesPerFlow: 524288 }',
-        'protection: { tlsHandshakeTimeoutMs: 3000 }',
+        'protection: { tlsHandshakeTimeoutMs: 3000, ja3Blocklist: [E7D705A3286E19EA42F587B344EE6865], ja4Blocklist: [T13D1516H2_8daaf6152771_e5627efa2ab1, ts3i010000_000000000000_000000000000] }',
         'listeners:',
         '  - host: "::"',
         '    port: 8443',
@@ -114,6 +114,7 @@ describe('schema/legato.schema.json', () => {
       'unknown top-level key': (c) => { c.listener = []; },
       'workerThreads 0': (c) => { c.workerThreads = 0; },
       'sni with a space': (c) => { c.routes[0].sni = 'a test'; },
+      'a QUIC ja4 fingerprint': (c) => { c.protection = { ja4Blocklist: ['q13d0310h3_55b375c5d22e_cd85d2d88918'] }; },
     };
     for (const [name, mutate] of Object.entries(cases)) {
       const config = base();
