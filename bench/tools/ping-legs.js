@@ -10,6 +10,12 @@
 //   SCHED=1 also records every context switch of the machine (perf, sched:sched_switch) and says
 //   what CPU 0, the worker's, was doing during the forwarding gaps over 1 ms: the worker
 //   running, idle (the bytes were late reaching it), or which other task held it.
+//   TURNS=1 runs without tcpdump (which loads the machine; with DIRECT=1: the round trip only)
+//   and records instead the worker's loop turns (perf: its epoll_wait returns and calls, and
+//   every context switch on CPU 0): how long turns last, who held CPU 0 during the long ones,
+//   and how likely a byte arriving at a random moment waits more than X for the worker: at least
+//   the rest of the turn under way, at most that and the whole next turn (in which its event is
+//   handled).
 // Prints percentiles (µs) of the round trip and of each part.
 
 const { spawn, execFileSync } = require('child_process');
@@ -22,6 +28,8 @@ const LOAD = path.join(__dirname, 'sched-load.js');
 const SECS = Number(process.argv[2] || 10);
 const KIND = process.argv[3] || 'drr';
 const DIRECT = !!process.env.DIRECT;
+const TURNS = !!process.env.TURNS;
+const TURN_EVENTS = ['enter', 'exit'].flatMap((e) => [`syscalls:sys_${e}_epoll_wait`, `syscalls:sys_${e}_epoll_pwait`]).join(',') + ',sched:sched_switch';
 
 function waitLine(child, re) {
   return new Promise((resolve, reject) => {
@@ -102,6 +110,76 @@ function runIntervals(data) {
   return iv;
 }
 
+/**
+ * TURNS: the worker's loop turns from `perf script` of epoll_wait/epoll_pwait enter and exit and
+ * sched_switch on CPU 0. A turn runs from an epoll return to the next epoll call (the worker's
+ * callbacks, and whatever held CPU 0 meanwhile). Returns the lines to print.
+ */
+function turnReport(data) {
+  const out = execFileSync('perf', ['script', '-i', data, '-F', 'tid,time,event,trace'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const evs = [];
+  const epolls = new Map();
+  for (const line of out.split('\n')) {
+    const m = /^\s*(\d+)\s+([\d.]+):\s+(\S+):/.exec(line);
+    if (!m) continue;
+    const tid = Number(m[1]);
+    const ev = { tid, t: Number(m[2]) };
+    if (/epoll/.test(m[3])) {
+      ev.kind = /enter/.test(m[3]) ? 'call' : 'return';
+      epolls.set(tid, (epolls.get(tid) || 0) + 1);
+    } else {
+      const s = / next_comm=(.*?) next_pid=(\d+)/.exec(line);
+      if (!s) continue;
+      ev.kind = 'switch';
+      ev.next = { pid: Number(s[2]), comm: s[1] };
+    }
+    evs.push(ev);
+  }
+  const worker = [...epolls].sort((a, b) => b[1] - a[1])[0][0];
+  const turns = []; // [start, end, Map(holder → s)]
+  let turn = null;
+  let holder = 'the worker';
+  let last = null;
+  for (const ev of evs) {
+    if (turn && last !== null) turn[2].set(holder, (turn[2].get(holder) || 0) + ev.t - last);
+    last = ev.t;
+    if (ev.kind === 'switch') {
+      holder = ev.next.pid === worker ? 'the worker' : ev.next.pid === 0 ? 'idle' : ev.next.comm;
+    } else if (ev.tid !== worker) {
+      continue;
+    } else if (ev.kind === 'return') {
+      turn = [ev.t, 0, new Map()];
+      holder = 'the worker';
+    } else if (turn) {
+      turn[1] = ev.t;
+      turns.push(turn);
+      turn = null;
+    }
+  }
+  const span = evs[evs.length - 1].t - evs[0].t;
+  const lens = turns.map(([a, b]) => b - a);
+  const lines = [`worker loop turns: ${turns.length} in ${span.toFixed(1)} s; length p50 ${(pct(lens, 0.5) * 1e6).toFixed(0)}, p99 ${(pct(lens, 0.99) * 1e6).toFixed(0)}, p99.9 ${(pct(lens, 0.999) * 1e6).toFixed(0)}, max ${(lens.reduce((x, y) => Math.max(x, y), 0) * 1e6).toFixed(0)} µs`];
+  for (const th of [0.0005, 0.001, 0.002]) {
+    const by = new Map();
+    const long = turns.filter(([a, b]) => b - a > th);
+    for (const [, , m] of long) for (const [k, v] of m) by.set(k, (by.get(k) || 0) + v);
+    const all = [...by.values()].reduce((x, y) => x + y, 0);
+    const parts = [...by].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, v]) => `${k} ${(v / all * 100).toFixed(0)} %`);
+    lines.push(`turns over ${th * 1e3} ms: ${long.length}, ${(all * 1e3).toFixed(1)} ms in all; CPU 0 meanwhile: ${parts.join(', ')}`);
+  }
+  for (const x of [0.0005, 0.001, 0.002, 0.003]) {
+    let low = 0;
+    let high = 0;
+    for (let i = 0; i < lens.length; i++) {
+      low += Math.max(0, lens[i] - x);
+      // Arriving at u before the end of turn i, it waits (len_i - u) + len_{i+1}: over x for u < len_i + len_{i+1} - x.
+      high += Math.max(0, Math.min(lens[i], lens[i] + (lens[i + 1] || 0) - x));
+    }
+    lines.push(`a byte waits over ${x * 1e3} ms for the worker: ${(low / span * 100).toFixed(2)}–${(high / span * 100).toFixed(2)} % of moments (a ping crosses twice)`);
+  }
+  return lines;
+}
+
 /** What CPU 0 did during each forwarding gap over 1 ms: ms per task, summed over the gaps. */
 function gapCulprits(iv, gaps) {
   const cpu0 = iv.get(0) || [];
@@ -147,7 +225,7 @@ async function main() {
     await waitLine(bulk, /ready\n/);
     const pcap = path.join(dir, 'ping.pcap');
     const filter = DIRECT ? `tcp port ${eport} and less 400` : `(tcp port ${eport} or tcp port ${pport}) and less 400`;
-    const td = start(1, ['tcpdump', '-i', 'lo', '-n', '-B', '16384', '-w', pcap, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const td = TURNS ? null : start(1, ['tcpdump', '-i', 'lo', '-n', '-B', '16384', '-w', pcap, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     await sleep(1000);
     bulk.stdin.write('go\n');
     await sleep(1000);
@@ -156,9 +234,20 @@ async function main() {
     const { performance } = require('perf_hooks'); // timeOrigin + now(): the wall clock in µs
     const wallLessMono = (performance.timeOrigin + performance.now()) / 1000 - Number(process.hrtime.bigint()) / 1e9;
     if (sched) start(0, ['perf', 'record', '-q', '-e', 'sched:sched_switch', '-k', 'mono', '-a', '-o', sched, '--', 'sleep', String(SECS - 2)], { stdio: 'ignore' });
+    const turnData = TURNS && !DIRECT ? path.join(dir, 'turns.data') : null;
+    const tp = turnData ? start(0, ['perf', 'record', '-q', '-e', TURN_EVENTS, '-C', '0', '-o', turnData, '--', 'sleep', String(SECS - 2)], { stdio: 'ignore' }) : null;
     const pinger = start(1, [process.execPath, '-e', PINGER, String(pport), String(eport), String(SECS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rtt = new Map(JSON.parse((await waitLine(pinger, /result (\[.*\])\n/))[1]));
     const br = JSON.parse((await waitLine(bulk, /result (\{.*\})\n/))[1]);
+    if (TURNS) {
+      if (tp && tp.exitCode === null) await new Promise((r) => tp.once('exit', r));
+      const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10));
+      const xs = ids.map((i) => rtt.get(i));
+      console.log(`${DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`}: ${ids.length} pings; round trip p50 ${pct(xs, 0.5).toFixed(0)}, p99 ${pct(xs, 0.99).toFixed(0)} µs; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s`);
+      if (turnData) for (const line of turnReport(turnData)) console.log(line);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    }
     td.kill('SIGINT');
     await sleep(500);
     const legs = legsFromPcap(pcap, eport, pport);
