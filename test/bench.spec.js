@@ -218,7 +218,7 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw, carrying a TLS hands
 // tunnels, the direct row, and HAProxy as a plain TCP proxy in the same place (dialled as the
 // origin, the echo origin chosen by the first byte), skipped with its reason where not installed.
 // Checks that every row measured what its columns say; no figure is compared with a goal.
-describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop, the ping beside bulk, with HAProxy as a TCP proxy)', function () {
+describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop, the ping beside bulk and through an idle worker, with HAProxy as a TCP proxy)', function () {
   this.timeout(180000);
   const PEERS = ['direct', 'legato', 'legato-fifo', 'haproxy'];
   let doc;
@@ -228,7 +228,7 @@ describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop
 
   before(async function () {
     ({ dir, doc, stdout, stderr } = await runBench('legato-bench-s6-', ['s6', '--runs', '1', '--seconds', '1', '--warmup', '0', '--quiet-wait', '0',
-      '--peers', PEERS.join(',')], { BENCH_S6_CASES: 'fair100,fair100shared,ping' }));
+      '--peers', PEERS.join(',')], { BENCH_S6_CASES: 'fair100,fair100shared,ping,pinghop' }));
   });
 
   after(function () {
@@ -238,11 +238,14 @@ describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop
   it('every peer ran its cases: bytes per flow and their Jain index, the proxy\'s and the busy loop\'s CPU shares, pings answered', function () {
     const s = doc.scenarios.find((x) => x.id === 'S6');
     assert.ok(s && !s.failed && !s.pending, s && (s.failed || s.pending));
-    assert.deepStrictEqual(s.cases.map((c) => c.id), ['fair100', 'fair100shared', 'ping']);
+    assert.deepStrictEqual(s.cases.map((c) => c.id), ['fair100', 'fair100shared', 'ping', 'pinghop']);
     for (const kase of s.cases) {
       const peers = kase.rows.map((r) => r.peer);
-      // fair100shared compares drr and fifo only (HAProxy is the bottleneck in fair100 already).
-      for (const p of kase.id === 'fair100shared' ? ['legato', 'legato-fifo'] : PEERS) {
+      // fair100shared compares drr and fifo only (HAProxy is the bottleneck in fair100 already);
+      // pinghop runs legato only (the ping through an idle worker).
+      const want = { fair100shared: ['legato', 'legato-fifo'], pinghop: ['legato'] }[kase.id] || PEERS;
+      assert.deepStrictEqual(peers.filter((p) => !want.includes(p)), [], `${kase.id}: rows ${peers}`);
+      for (const p of want) {
         if (p === 'haproxy') assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: haproxy neither ran nor was skipped`);
         else assert.ok(peers.includes(p), `${kase.id}: no ${p} row (${peers})`);
       }
@@ -264,5 +267,7 @@ describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop
     if (doc.skippedPeers.haproxy) assert.match(stderr, /skipping haproxy: HAProxy not installed/);
     assert.match(stdout, /### S6 goals \(issue 17\), medians[\s\S]*\| 100 bulk downloads: Jain index \(direct, no proxy: [\d.]+; HAProxy: [\d.–]+/);
     assert.match(stdout, /\| same, a busy loop sharing the proxy CPU \(legato drr at \d+ % CPU\): Jain index \| [\d.]+ \| [\d.]+ \|/);
+    // pinghop ran after ping's direct row, so it has an added figure.
+    assert.match(stdout, /\| for reference, the same ping through an idle worker \(the bulk flows bypassing it\): added p50 \/ p99 ms \| -?[\d.]+ \/ -?[\d.]+ \| – \| – \| – \|/);
   });
 });

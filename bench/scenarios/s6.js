@@ -14,6 +14,9 @@
 //   solo     one bulk flow alone: MB/s and proxy CPU s/GiB
 //   ping     a 64-byte request per ms (echoed) beside 32 bulk downloads: round trip p50/p99, and
 //            what the proxy adds to the direct row's (same load without a proxy)
+//   pinghop  the same ping through legato, the 32 bulk downloads going straight to the origin:
+//            what the hop alone costs on this host (an idle worker on the other CPU), printed
+//            under the goals for reference
 //   idle     1,000 idle tunnels: context switches per second of the whole proxy process
 //   slow     one download read at 100 KiB/s: the proxy's read buffers held (peak), in KiB
 // The goals of issue 17 are printed under the tables (scenario.goals).
@@ -54,6 +57,9 @@ const CASES = [
   { id: 'fair100shared', label: '100 bulk downloads at once, a busy loop sharing the proxy CPU', load: ['fair', 100], busyLoops: 1, peers: ['legato', 'legato-fifo'] },
   { id: 'solo', label: 'one bulk flow alone (1 MiB chunks)', load: ['solo', 1], peers: ['legato', 'legato-fifo'] },
   { id: 'ping', label: '64-byte ping-pong (1 per ms) beside 32 bulk flows', load: ['ping', 32], peers: ['direct', 'legato', 'legato-fifo', 'haproxy'] },
+  // The ping through the proxy with the same bulk load bypassing it (drr: with an idle worker
+  // the kinds do the same).
+  { id: 'pinghop', label: '64-byte ping-pong (1 per ms) through the proxy, the 32 bulk flows beside it going straight to the origin', load: ['ping', 32], bulkDirect: true, peers: ['legato'] },
   { id: 'idle', label: '1,000 idle tunnels', load: ['idle', 1000], peers: ['legato', 'legato-fifo'] },
   { id: 'slow', label: 'slow reader (100 KiB/s)', load: ['slow', 102400], peers: ['legato', 'legato-fifo'] },
 ];
@@ -86,6 +92,7 @@ module.exports = {
     'Issue 17\'s measurements: CONNECT listener, 1 worker pinned to the proxy CPU, origin and clients (`bench/tools/sched-load.js`) on the load CPU, raw TCP through tunnels. ' +
     'Origins write 64 KiB chunks as fast as the socket takes them (1 MiB for the single flow); clients read into 256 KiB buffers. ' +
     '*added* = the proxy row\'s ping percentile minus the direct row\'s median (same bulk load, no proxy). ' +
+    '*pinghop*: the ping through legato while the bulk flows go straight to the origin (the worker otherwise idle): the hop\'s own cost on this host, shown under the goals for reference. ' +
     '*proxy CPU %*: the proxy process\'s CPU over the run (≈ 100: the proxy was the bottleneck; below: the load side was, and then the senders\' and receivers\' socket buffers set the shares). ' +
     '*busy loop CPU %* (fair100shared): what a busy loop pinned to the proxy CPU took over the run; the proxy then has the rest of that CPU and is the bottleneck. ' +
     'HAProxy (fair100 and ping) runs as a plain TCP proxy, 1 thread, `option splice-auto`, dialled by the clients as if it were the origin (no tunnel), the echo origin chosen by the first byte. ' +
@@ -117,7 +124,8 @@ module.exports = {
     const echoPort = tcp ? h.port : env.echo.port;
     // The ping runs in its own process beside a `fair` process holding the bulk flows.
     const child = spawnTracked(process.execPath, [LOAD, what, String(proxyPort), String(what === 'ping' ? echoPort : originPort), String(secs), String(what === 'ping' ? 0 : arg)], { cpus: info.plan.load, name: `sched-${what}` });
-    const bulk = what === 'ping' ? spawnTracked(process.execPath, [LOAD, 'fair', String(proxyPort), String(originPort), String(secs + 2), String(arg)], { cpus: info.plan.load, name: 'sched-bulk' }) : null;
+    const bulkPort = kase.bulkDirect ? 0 : proxyPort;
+    const bulk = what === 'ping' ? spawnTracked(process.execPath, [LOAD, 'fair', String(bulkPort), String(originPort), String(secs + 2), String(arg)], { cpus: info.plan.load, name: 'sched-bulk' }) : null;
     const m = { warnings: [] };
     // fair100shared: busy loops on the proxy CPU from before the flows start until they end.
     const loops = [];
@@ -173,6 +181,7 @@ module.exports = {
           m.p50us = r.p50_us;
           m.p99us = r.p99_us;
           if (info.peer === 'direct') {
+            // The ping case's direct row; pinghop runs after it.
             (env.direct.p50 = env.direct.p50 || []).push(r.p50_us);
             (env.direct.p99 = env.direct.p99 || []).push(r.p99_us);
           } else if (env.direct.p50) {
@@ -234,7 +243,14 @@ module.exports = {
     const [d50, q50] = both('ping', 'addedP50us');
     const [d99, q99] = both('ping', 'addedP99us');
     const ms = (x) => (has(x) ? f(x / 1000) : '–');
-    row('ping beside 32 bulk: added p50 / p99 ms', `${ms(d50)} / ${ms(d99)}`, `${ms(q50)} / ${ms(q99)}`, '≤ 0.5 ms / 2 ms', has(d50, d99) ? d50 <= 500 && d99 <= 2000 : null);
+    row('ping beside 32 bulk: added p50 / p99 ms (against the direct row: no proxy)', `${ms(d50)} / ${ms(d99)}`, `${ms(q50)} / ${ms(q99)}`, '≤ 0.5 ms / 2 ms', has(d50, d99) ? d50 <= 500 && d99 <= 2000 : null);
+    // For reference, not a goal: the ping through an otherwise idle worker (pinghop, the bulk
+    // flows bypassing it). On this VM its p99 is as high as the ping case's or higher and moves
+    // by several ms between runs (the cause is not established; waking an idle vCPU is one
+    // candidate), so it is no baseline to subtract: it says how much of the added p99 a proxy
+    // hop costs here before any bulk flow shares the worker.
+    const [h50, h99] = [med('pinghop', 'legato', 'addedP50us'), med('pinghop', 'legato', 'addedP99us')];
+    row('for reference, the same ping through an idle worker (the bulk flows bypassing it): added p50 / p99 ms', `${ms(h50)} / ${ms(h99)}`, '–', '–', null);
     [d, q] = both('idle', 'wakeups');
     row('1,000 idle tunnels: wakeups/s (process)', f(d, 1), f(q, 1), '0 (≤ 1)', has(d) ? d <= 1 : null);
     [d, q] = both('slow', 'heldKiB');

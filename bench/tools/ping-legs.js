@@ -6,7 +6,9 @@
 // proxy → pinger. The proxy's own delay is the two forwarding gaps; the rest is the load CPU.
 //
 //   node bench/tools/ping-legs.js [seconds=10] [drr|fifo]      (root: needs tcpdump)
-//   LEGATO_ROOT=<checkout> runs another checkout's build; DIRECT=1 runs without a proxy.
+//   LEGATO_ROOT=<checkout> runs another checkout's build; DIRECT=1 runs without a proxy;
+//   BULK_DIRECT=1 sends the 32 bulk downloads straight to the origin (only the ping through
+//   legato: the hop's own cost, as S6's pinghop case).
 //   SCHED=1 also records every context switch of the machine (perf, sched:sched_switch) and says
 //   what CPU 0, the worker's, was doing during the forwarding gaps over 1 ms: the worker
 //   running, idle (the bytes were late reaching it), or which other task held it.
@@ -221,7 +223,7 @@ async function main() {
       const p = start(0, [process.execPath, path.join(ROOT, 'bench', 'peers', 'legato-proxy.js'), path.join(dir, 'legato.json')], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LEGATO_ROOT: ROOT } });
       pport = JSON.parse((await waitLine(p, /ready (\{.*\})\n/))[1]).ports[0];
     }
-    const bulk = start(1, [process.execPath, LOAD, 'fair', String(pport), String(bport), String(SECS + 4), '32'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const bulk = start(1, [process.execPath, LOAD, 'fair', String(process.env.BULK_DIRECT ? 0 : pport), String(bport), String(SECS + 4), '32'], { stdio: ['pipe', 'pipe', 'inherit'] });
     await waitLine(bulk, /ready\n/);
     const pcap = path.join(dir, 'ping.pcap');
     const filter = DIRECT ? `tcp port ${eport} and less 400` : `(tcp port ${eport} or tcp port ${pport}) and less 400`;
