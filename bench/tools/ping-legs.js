@@ -15,9 +15,11 @@
 //   TURNS=1 runs without tcpdump (which loads the machine; with DIRECT=1: the round trip only)
 //   and records instead the worker's loop turns (perf: its epoll_wait returns and calls, and
 //   every context switch on CPU 0): how long turns last, who held CPU 0 during the long ones,
-//   and how likely a byte arriving at a random moment waits more than X for the worker: at least
-//   the rest of the turn under way, at most that and the whole next turn (in which its event is
-//   handled).
+//   how likely a byte arriving at a random moment waits more than X for the worker's next epoll
+//   (at least the rest of the turn under way, at most that and the whole next turn: so for a
+//   flow the worker does not look at mid-turn; an interactive flow, like the ping's, is looked at
+//   every 128 KiB of bulk work while the worker runs), and how likely other tasks hold CPU 0
+//   for more than X from that moment (which delays every flow).
 // Prints percentiles (µs) of the round trip and of each part.
 
 const { spawn, execFileSync } = require('child_process');
@@ -177,7 +179,22 @@ function turnReport(data) {
       // Arriving at u before the end of turn i, it waits (len_i - u) + len_{i+1}: over x for u < len_i + len_{i+1} - x.
       high += Math.max(0, Math.min(lens[i], lens[i] + (lens[i + 1] || 0) - x));
     }
-    lines.push(`a byte waits over ${x * 1e3} ms for the worker: ${(low / span * 100).toFixed(2)}–${(high / span * 100).toFixed(2)} % of moments (a ping crosses twice)`);
+    lines.push(`a byte of a flow not looked at mid-turn waits over ${x * 1e3} ms for the worker's next epoll: ${(low / span * 100).toFixed(2)}–${(high / span * 100).toFixed(2)} % of moments`);
+  }
+  // Stretches in which other tasks (not the worker, not idle) held CPU 0: the worker cannot run
+  // then, so even an interactive flow (looked at every 128 KiB of bulk work while the worker
+  // runs) waits for the rest of the stretch.
+  const stretches = [];
+  let from = null;
+  for (const ev of evs) {
+    if (ev.kind !== 'switch') continue;
+    const other = ev.next.pid !== worker && ev.next.pid !== 0;
+    if (other && from === null) from = ev.t;
+    if (!other && from !== null) { stretches.push(ev.t - from); from = null; }
+  }
+  for (const x of [0.0005, 0.001, 0.002, 0.003]) {
+    const w = stretches.reduce((a, len) => a + Math.max(0, len - x), 0);
+    lines.push(`other tasks hold CPU 0 for over ${x * 1e3} ms more: ${(w / span * 100).toFixed(2)} % of moments (any flow waits at least that; a ping crosses twice)`);
   }
   return lines;
 }
