@@ -115,61 +115,38 @@ function runIntervals(data) {
 }
 
 /**
- * TURNS: the worker's loop turns from `perf script` of epoll_wait/epoll_pwait enter and exit and
- * sched_switch on CPU 0. A turn runs from an epoll return to the next epoll call (the worker's
- * callbacks, and whatever held CPU 0 meanwhile). Returns the lines to print.
+ * TURNS: the worker's loop turns from `perf script` of epoll_wait/epoll_pwait enter and exit, and
+ * what held CPU 0 (runIntervals of the same record's sched_switch). A turn runs from an epoll
+ * return to the next epoll call (the worker's callbacks, and whatever held CPU 0 meanwhile).
+ * Returns the lines to print.
  */
 function turnReport(data) {
-  const out = execFileSync('perf', ['script', '-i', data, '-F', 'tid,time,event,trace'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
-  const evs = [];
+  const out = execFileSync('perf', ['script', '-i', data, '-F', 'tid,time,event'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const calls = []; // [tid, t, returns]
   const epolls = new Map();
   for (const line of out.split('\n')) {
-    const m = /^\s*(\d+)\s+([\d.]+):\s+(\S+):/.exec(line);
+    const m = /^\s*(\d+)\s+([\d.]+):\s+\S+_epoll_p?wait:/.exec(line);
     if (!m) continue;
-    const tid = Number(m[1]);
-    const ev = { tid, t: Number(m[2]) };
-    if (/epoll/.test(m[3])) {
-      ev.kind = /enter/.test(m[3]) ? 'call' : 'return';
-      epolls.set(tid, (epolls.get(tid) || 0) + 1);
-    } else {
-      const s = / next_comm=(.*?) next_pid=(\d+)/.exec(line);
-      if (!s) continue;
-      ev.kind = 'switch';
-      ev.next = { pid: Number(s[2]), comm: s[1] };
-    }
-    evs.push(ev);
+    calls.push([Number(m[1]), Number(m[2]), /sys_exit/.test(line)]);
+    epolls.set(Number(m[1]), (epolls.get(Number(m[1])) || 0) + 1);
   }
-  const worker = [...epolls].sort((a, b) => b[1] - a[1])[0][0];
-  const turns = []; // [start, end, Map(holder → s)]
-  let turn = null;
-  let holder = 'the worker';
-  let last = null;
-  for (const ev of evs) {
-    if (turn && last !== null) turn[2].set(holder, (turn[2].get(holder) || 0) + ev.t - last);
-    last = ev.t;
-    if (ev.kind === 'switch') {
-      holder = ev.next.pid === worker ? 'the worker' : ev.next.pid === 0 ? 'idle' : ev.next.comm;
-    } else if (ev.tid !== worker) {
-      continue;
-    } else if (ev.kind === 'return') {
-      turn = [ev.t, 0, new Map()];
-      holder = 'the worker';
-    } else if (turn) {
-      turn[1] = ev.t;
-      turns.push(turn);
-      turn = null;
-    }
+  const tid = [...epolls].sort((a, b) => b[1] - a[1])[0][0]; // the worker: the busiest epoll caller
+  const turns = []; // [start, end]
+  let from = null;
+  for (const [t, at, returns] of calls) {
+    if (t !== tid) continue;
+    if (returns) from = at;
+    else if (from !== null) { turns.push([from, at]); from = null; }
   }
-  const span = evs[evs.length - 1].t - evs[0].t;
+  const cpu0 = runIntervals(data).get(0) || [];
+  const worker = (cpu0.find(([, , who]) => who.endsWith(`:${tid}`)) || [])[2];
+  const span = cpu0.length ? cpu0[cpu0.length - 1][1] - cpu0[0][0] : 0;
   const lens = turns.map(([a, b]) => b - a);
   const lines = [`worker loop turns: ${turns.length} in ${span.toFixed(1)} s; length p50 ${(pct(lens, 0.5) * 1e6).toFixed(0)}, p99 ${(pct(lens, 0.99) * 1e6).toFixed(0)}, p99.9 ${(pct(lens, 0.999) * 1e6).toFixed(0)}, max ${(lens.reduce((x, y) => Math.max(x, y), 0) * 1e6).toFixed(0)} µs`];
   for (const th of [0.0005, 0.001, 0.002]) {
-    const by = new Map();
     const long = turns.filter(([a, b]) => b - a > th);
-    for (const [, , m] of long) for (const [k, v] of m) by.set(k, (by.get(k) || 0) + v);
-    const all = [...by.values()].reduce((x, y) => x + y, 0);
-    const parts = [...by].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, v]) => `${k} ${(v / all * 100).toFixed(0)} %`);
-    lines.push(`turns over ${th * 1e3} ms: ${long.length}, ${(all * 1e3).toFixed(1)} ms in all; CPU 0 meanwhile: ${parts.join(', ')}`);
+    const ms = long.reduce((x, [a, b]) => x + b - a, 0) * 1e3;
+    lines.push(`turns over ${th * 1e3} ms: ${long.length}, ${ms.toFixed(1)} ms in all; CPU 0 meanwhile: ${shares(heldDuring(cpu0, worker, long), 5)}`);
   }
   for (const x of [0.0005, 0.001, 0.002, 0.003]) {
     let low = 0;
@@ -185,12 +162,16 @@ function turnReport(data) {
   // then, so even an interactive flow (looked at every 128 KiB of bulk work while the worker
   // runs) waits for the rest of the stretch.
   const stretches = [];
-  let from = null;
-  for (const ev of evs) {
-    if (ev.kind !== 'switch') continue;
-    const other = ev.next.pid !== worker && ev.next.pid !== 0;
-    if (other && from === null) from = ev.t;
-    if (!other && from !== null) { stretches.push(ev.t - from); from = null; }
+  let start = null;
+  let end = null;
+  for (const [a, b, who] of cpu0) {
+    if (who === worker || who.startsWith('swapper')) {
+      if (start !== null) stretches.push(end - start);
+      start = null;
+    } else {
+      if (start === null) start = a;
+      end = b;
+    }
   }
   for (const x of [0.0005, 0.001, 0.002, 0.003]) {
     const w = stretches.reduce((a, len) => a + Math.max(0, len - x), 0);
@@ -199,24 +180,44 @@ function turnReport(data) {
   return lines;
 }
 
+/** The CPU 0 task that ran the longest apart from idle ("comm:pid"): the worker in a busy run. */
+function busiestTask(cpu0) {
+  const total = new Map();
+  for (const [a, b, who] of cpu0) total.set(who, (total.get(who) || 0) + (b - a));
+  return [...total].filter(([w]) => !w.startsWith('swapper')).sort((x, y) => y[1] - x[1])[0][0];
+}
+
+/**
+ * What CPU 0 did during the given windows ([start, end], sorted by start): seconds per holder,
+ * summed over the windows ('the worker running', 'idle', or another task's name).
+ */
+function heldDuring(cpu0, worker, windows) {
+  const by = new Map();
+  let j = 0;
+  for (const [a, b] of windows) {
+    while (j < cpu0.length && cpu0[j][1] <= a) j++;
+    for (let k = j; k < cpu0.length && cpu0[k][0] < b; k++) {
+      const [s, e, who] = cpu0[k];
+      const name = who === worker ? 'the worker running' : who.startsWith('swapper') ? 'idle' : who.replace(/:\d+$/, '');
+      by.set(name, (by.get(name) || 0) + Math.min(e, b) - Math.max(s, a));
+    }
+  }
+  return by;
+}
+
+/** Holders' shares, largest first. */
+const shares = (by, n) => { const all = [...by.values()].reduce((x, y) => x + y, 0); return [...by].sort((x, y) => y[1] - x[1]).slice(0, n).map(([k, v]) => `${k} ${(v / all * 100).toFixed(0)} %`).join(', '); };
+
 /** What CPU 0 did during each forwarding gap over 1 ms: ms per task, summed over the gaps. */
 function gapCulprits(iv, gaps) {
   const cpu0 = iv.get(0) || [];
-  const total = new Map();
-  for (const [a, b, who] of cpu0) total.set(who, (total.get(who) || 0) + (b - a));
-  const worker = [...total].filter(([w]) => !w.startsWith('swapper')).sort((x, y) => y[1] - x[1])[0][0];
   const t0 = cpu0.length ? cpu0[0][0] : 0;
   const t1 = cpu0.length ? cpu0[cpu0.length - 1][1] : 0;
   const inside = gaps.filter(([a, b]) => a >= t0 && b <= t1);
-  const slow = inside.filter(([a, b]) => b - a > 0.001);
-  const by = new Map();
-  for (const [a, b] of slow) {
-    for (const [s, e, who] of cpu0) {
-      if (e <= a || s >= b) continue;
-      const k = who === worker ? 'the worker running' : who.startsWith('swapper') ? 'idle' : who.replace(/:\d+$/, '');
-      by.set(k, (by.get(k) || 0) + Math.min(e, b) - Math.max(s, a));
-    }
-  }
+  const slow = inside.filter(([a, b]) => b - a > 0.001).sort((x, y) => x[0] - y[0]);
+  // Sorted by start for heldDuring; gaps may overlap (a slow gap outlasts the next ping's start),
+  // and each is counted whole.
+  const by = heldDuring(cpu0, busiestTask(cpu0), slow);
   const ms = slow.reduce((x, [a, b]) => x + b - a, 0) * 1e3;
   const parts = [...by].sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => `${k} ${(v * 1e3).toFixed(1)}`);
   return `${slow.length} of ${inside.length} gaps over 1 ms, ${ms.toFixed(1)} ms in all; CPU 0 meanwhile (ms): ${parts.join(', ')}`;
@@ -258,11 +259,12 @@ async function main() {
     const pinger = start(1, [process.execPath, '-e', PINGER, String(pport), String(eport), String(SECS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rtt = new Map(JSON.parse((await waitLine(pinger, /result (\[.*\])\n/))[1]));
     const br = JSON.parse((await waitLine(bulk, /result (\{.*\})\n/))[1]);
+    const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10)); // skip the first 10 %
+    const who = DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`;
     if (TURNS) {
       if (tp && tp.exitCode === null) await new Promise((r) => tp.once('exit', r));
-      const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10));
       const xs = ids.map((i) => rtt.get(i));
-      console.log(`${DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`}: ${ids.length} pings; round trip p50 ${pct(xs, 0.5).toFixed(0)}, p99 ${pct(xs, 0.99).toFixed(0)} µs; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s`);
+      console.log(`${who}: ${ids.length} pings; round trip p50 ${pct(xs, 0.5).toFixed(0)}, p99 ${pct(xs, 0.99).toFixed(0)} µs; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s`);
       if (turnData) for (const line of turnReport(turnData)) console.log(line);
       fs.rmSync(dir, { recursive: true, force: true });
       return;
@@ -272,7 +274,6 @@ async function main() {
     const legs = legsFromPcap(pcap, eport, pport);
     const iv = sched && fs.existsSync(sched) ? runIntervals(sched) : null;
     fs.rmSync(dir, { recursive: true, force: true });
-    const ids = [...rtt.keys()].sort((a, b) => a - b).slice(Math.floor(rtt.size / 10)); // skip the first 10 %
     const need = pport ? ['c2p', 'p2e', 'e2p', 'p2c'] : ['c2p', 'p2c'];
     const both = ids.filter((i) => need.every((l) => legs[l].has(i)));
     const us = (a, b, i) => (legs[b].get(i) - legs[a].get(i)) * 1e6;
@@ -286,7 +287,7 @@ async function main() {
       rows.push(['echo side', both.map((i) => us('c2p', 'p2c', i))]);
     }
     rows.push(['pinger side', both.map((i) => rtt.get(i) - us('c2p', 'p2c', i))]);
-    console.log(`${DIRECT ? 'direct' : `legato ${KIND} (${ROOT})`}: ${ids.length} pings, ${both.length} seen on every leg; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s, Jain ${br.jain.toFixed(3)}`);
+    console.log(`${who}: ${ids.length} pings, ${both.length} seen on every leg; bulk ${(br.bytes / br.ms / 1000).toFixed(0)} MB/s, Jain ${br.jain.toFixed(3)}`);
     for (const [name, xs] of rows) {
       console.log(`${name.padEnd(20)} p50 ${pct(xs, 0.5).toFixed(0).padStart(7)}  p90 ${pct(xs, 0.9).toFixed(0).padStart(7)}  p99 ${pct(xs, 0.99).toFixed(0).padStart(7)}  p99.9 ${pct(xs, 0.999).toFixed(0).padStart(7)} µs`);
     }
