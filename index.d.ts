@@ -359,6 +359,13 @@ export interface ProxyConfig {
   routes?: RouteOptions[];
   /** Worker threads, 1-256. @default os.availableParallelism() */
   workerThreads?: number;
+  /**
+   * How the OS schedules the worker threads. 'realtime': SCHED_FIFO at priority 1 (the lowest
+   * real-time priority), so a woken worker runs at once, ahead of ordinary and kernel threads on
+   * its CPU; start() rejects (EPERM) unless the process has CAP_SYS_NICE or RLIMIT_RTPRIO >= 1.
+   * Fixed for the proxy's life. @default 'normal'
+   */
+  workerPriority?: 'normal' | 'realtime';
   /** Bytes read at once per connection, 1024-16777216. @default 65536 */
   readBufferSize?: number;
   /** Byte scheduler. */

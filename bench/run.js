@@ -9,7 +9,7 @@
 //     --runs N       BENCH_RUNS      runs per peer and case (median, min–max) [3]
 //     --warmup N     BENCH_WARMUP    seconds of untimed load before each run [1]
 //     --peers list   BENCH_PEERS     e.g. legato,haproxy (direct legato legato-fifo legato-alt
-//                                    legato-protected node haproxy nginx tinyproxy squid)
+//                                    legato-protected legato-rt node haproxy nginx tinyproxy squid)
 //     BENCH_LEGATO_ALT=/path/legato.node  adds peer legato-alt: a candidate build beside the current
 //     BENCH_LEGATO_ALT_ROOT=/path/checkout  ... or a whole other checkout (its lib/ and build/)
 //     BENCH_LEGATO_ALT_SCHEDULER='{"quantum":16384}'  ... and/or candidate scheduler settings

@@ -120,7 +120,7 @@ const DEFAULT_DENY_CIDRS = Object.freeze([
   '198.18.0.0/15', // benchmarking networks
 ]);
 
-const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
+const CONFIG_KEYS = ['listeners', 'routes', 'workerThreads', 'workerPriority', 'readBufferSize', 'scheduler', 'protection', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 const KEEPALIVE_KEYS = ['idleMs', 'intervalMs', 'count'];
 const UPDATE_KEYS = ['routes', 'protection'];
 const SCHEDULER_KEYS = ['kind', 'quantum', 'maxQueuedBytesPerFlow', 'rate', 'burst', 'flowRate'];
@@ -149,7 +149,7 @@ const PENALTY_BOX_KEYS = ['durationMs'];
 /** Protection fields that only mean something on a TLS listener. */
 const TLS_ONLY_PROTECTION_KEYS = ['ja3Blocklist', 'ja4Blocklist', 'tlsHandshakeTimeoutMs', 'requireSni'];
 /** Top-level keys that exist but that updateConfig may not change. */
-const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
+const FIXED_KEYS = ['listeners', 'workerThreads', 'workerPriority', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs'];
 
 /* ------------------------------------------------------------------------------------------ *
  * The normalised shape (what the C side reads).
@@ -185,7 +185,7 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *   rate: number, burst: number, flowRate: number }} NormalizedScheduler
  *   `quantum` 0 means 'auto'; `rate` 0 means no pacing, and then `burst` is 0; `flowRate` 0: no
  *   per-flow cap.
- * @typedef {{ workerThreads: number, readBufferSize: number, scheduler: NormalizedScheduler,
+ * @typedef {{ workerThreads: number, workerPriority: 'normal' | 'realtime', readBufferSize: number, scheduler: NormalizedScheduler,
  *   protection: NormalizedProtection, listeners: NormalizedListener[],
  *   routes: NormalizedRoute[], resolveIntervalMs: number,
  *   tcpKeepalive: { idleMs: number, intervalMs: number, count: number } | null,
@@ -206,6 +206,8 @@ const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler',
  *  - `routes`: up to 65536 routes; required and non-empty when any listener is kind 'tls'. With
  *    only connect listeners, routes must be absent or empty (nothing would use them).
  *  - `workerThreads` [os.availableParallelism(), at most 256]: integer 1-256.
+ *  - `workerPriority` ['normal']: 'normal' or 'realtime' (the worker threads run SCHED_FIFO at
+ *    priority 1; start() fails when the process may not do that).
  *  - `readBufferSize` [65536]: integer 1024-16777216 bytes.
  *  - `resolveIntervalMs` [30000]: integer 1-2147483647 ms: how long an upstream host name's
  *    answer is fresh; after it dials keep using it while one background lookup refreshes it (a
@@ -230,6 +232,7 @@ function normalizeConfig(config) {
   checkKeys(config, '', CONFIG_KEYS);
 
   const workerThreads = optInteger(get(config, 'workerThreads'), 'workerThreads', 1, LIMITS.maxWorkerThreads, defaultWorkerThreads());
+  const workerPriority = oneOf(get(config, 'workerPriority'), 'workerPriority', ['normal', 'realtime'], 'normal');
   const readBufferSize = optInteger(get(config, 'readBufferSize'), 'readBufferSize', LIMITS.minReadBufferSize, LIMITS.maxReadBufferSize, DEFAULTS.readBufferSize);
   const scheduler = normalizeScheduler(get(config, 'scheduler'), 'scheduler');
   const protection = normalizeProtection(get(config, 'protection'), 'protection');
@@ -256,7 +259,7 @@ function normalizeConfig(config) {
   checkRoutesAgainstListeners(routes, listeners);
   checkWeights(scheduler, listeners, routes);
 
-  return { workerThreads, readBufferSize, scheduler, protection, listeners, routes, resolveIntervalMs, tcpKeepalive, halfCloseTimeoutMs };
+  return { workerThreads, workerPriority, readBufferSize, scheduler, protection, listeners, routes, resolveIntervalMs, tcpKeepalive, halfCloseTimeoutMs };
 }
 
 /**
@@ -292,8 +295,8 @@ function normalizeKeepalive(value, path) {
  * - `protection` replaces the top-level protection (fields not given take their defaults, not
  *   the current values); each listener's own protection is merged over it again. `null` means
  *   `{}` (all defaults). Absent: the current protection stays.
- * - `listeners`, `workerThreads`, `readBufferSize`, `scheduler` and `resolveIntervalMs` cannot
- *   be changed this way
+ * - `listeners`, `workerThreads`, `workerPriority`, `readBufferSize`, `scheduler`,
+ *   `resolveIntervalMs`, `tcpKeepalive` and `halfCloseTimeoutMs` cannot be changed this way
  *   (RangeError naming the key); any other key is an unknown option.
  *
  * @param {unknown} update The argument of updateConfig. Not modified.
@@ -335,6 +338,7 @@ function normalizeUpdate(update, current) {
 
   return {
     workerThreads: current.workerThreads,
+    workerPriority: current.workerPriority,
     readBufferSize: current.readBufferSize,
     scheduler: { ...current.scheduler },
     protection,

@@ -41,7 +41,7 @@ const { Service, Log, attachLog, EXIT, STOP_GRACE_MS, announce } = require('./se
 const RELOAD_DEBOUNCE_MS = 200;
 
 /** Top-level options that a running engine cannot change. */
-const FIXED_KEYS = ['listeners', 'workerThreads', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs', 'protection.maxTrackedIps'];
+const FIXED_KEYS = ['listeners', 'workerThreads', 'workerPriority', 'readBufferSize', 'scheduler', 'resolveIntervalMs', 'tcpKeepalive', 'halfCloseTimeoutMs', 'protection.maxTrackedIps'];
 
 /**
  * Run `legato serve`.

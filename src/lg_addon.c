@@ -37,6 +37,7 @@
 #include "lg_limits.h"
 #include "lg_name.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -422,6 +423,26 @@ static napi_value system_error(napi_env env, int rc, const char *syscall, const 
     return err;
 }
 
+/* The worker threads could not get workerPriority 'realtime' (lg_worker_prioritize). */
+static napi_value priority_error(napi_env env, int rc)
+{
+    char msg[384];
+    snprintf(msg, sizeof(msg),
+             "workerPriority 'realtime': the worker threads could not be made real-time "
+             "(pthread_setschedparam SCHED_FIFO: %s %s)%s",
+             uv_err_name(rc), uv_strerror(rc),
+             rc == -EPERM ? "; the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1 "
+                            "(ulimit -r, or systemd's LimitRTPRIO=1)"
+                          : "");
+    napi_value code, message, err;
+    napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &err);
+    set_int(env, err, "errno", rc);
+    set_str(env, err, "syscall", "pthread_setschedparam");
+    return err;
+}
+
 static napi_value engine_start(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -470,6 +491,10 @@ static napi_value engine_start(napi_env env, napi_callback_info info)
     const lg_config_t *conf = lg_engine_config(e);
     if (rc != 0) {
         release_tsfn(js);
+        if (bad == LG_START_PRIORITY) {
+            napi_throw(env, priority_error(env, rc));
+            return NULL;
+        }
         const lg_listener_conf_t *lc = bad >= 0 ? &conf->listeners[bad] : NULL;
         napi_throw(env, system_error(env, rc, bad >= 0 ? "listen" : "start", lc ? lc->host : "",
                                      lc ? lc->port : 0, bad));

@@ -348,6 +348,10 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
                     LG_FLOW_QUEUE_MIN, LG_FLOW_QUEUE_MAX) != 0) {
         return -1;
     }
+    if (src->worker_priority != LG_PRIORITY_NORMAL &&
+        src->worker_priority != LG_PRIORITY_REALTIME) {
+        return RANGE(err, "workerPriority must be 'normal' or 'realtime'");
+    }
     if (src->sched_kind != LG_SCHED_DRR && src->sched_kind != LG_SCHED_FIFO) {
         return RANGE(err, "scheduler.kind must be 'drr' or 'fifo'");
     }
@@ -362,6 +366,7 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         return RANGE(err, "listeners must have at most %d entries", LG_MAX_LISTENERS);
     }
     conf->worker_threads = (unsigned)src->worker_threads;
+    conf->worker_priority = src->worker_priority;
     conf->read_buffer_size = (size_t)src->read_buffer_size;
     conf->sched_kind = src->sched_kind;
     conf->sched_quantum = (size_t)src->quantum;

@@ -50,6 +50,8 @@
 enum { LG_LISTENER_TLS = 0, LG_LISTENER_CONNECT = 1 };
 enum { LG_UPSTREAM_TCP = 0, LG_UPSTREAM_UDS = 1 };
 enum { LG_SCHED_DRR = 0, LG_SCHED_FIFO = 1 };
+/* workerPriority: the OS scheduling of the worker threads (lg_worker_prioritize). */
+enum { LG_PRIORITY_NORMAL = 0, LG_PRIORITY_REALTIME = 1 };
 
 /* A socket address small enough to keep dozens of (IPv4 or IPv6). */
 typedef union lg_sockaddr_u {
@@ -171,8 +173,9 @@ typedef struct lg_src_listener_s {
 /* Owner: whoever converted it; freed with lg_src_free (every pointer owned, NULL allowed). */
 typedef struct lg_src_s {
     uint64_t worker_threads, read_buffer_size;
-    int sched_kind;   /* LG_SCHED_* */
-    uint64_t quantum; /* 0 = auto */
+    int worker_priority; /* LG_PRIORITY_* */
+    int sched_kind;      /* LG_SCHED_* */
+    uint64_t quantum;    /* 0 = auto */
     uint64_t max_queued_per_flow;
     uint64_t rate, burst;     /* scheduler pacing: bytes/s per worker (0 = off), bucket bytes */
     uint64_t flow_rate;       /* scheduler.flowRate: bytes/s per flow (0 = no cap) */
@@ -368,6 +371,7 @@ typedef struct lg_listener_conf_s {
 
 typedef struct lg_config_s {
     unsigned worker_threads;
+    int worker_priority; /* LG_PRIORITY_NORMAL / LG_PRIORITY_REALTIME */
     size_t read_buffer_size;
     int sched_kind;               /* LG_SCHED_DRR / LG_SCHED_FIFO */
     size_t sched_quantum;         /* bytes; 0 = auto */

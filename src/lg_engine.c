@@ -160,6 +160,11 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, const lg_en
         rc = worker_fds(e, k, fds, index, &n);
         if (rc == 0) rc = lg_worker_start(&e->workers[k], fds, index, n);
         if (rc == 0) e->n_started++;
+        if (rc == 0) {
+            /* A started worker that cannot get its priority is stopped below with the others. */
+            rc = lg_worker_prioritize(&e->workers[k], e->conf.worker_priority);
+            if (rc != 0) *bad_listener = LG_START_PRIORITY;
+        }
         close_fds(fds, n); /* what the worker did not take */
     }
     lg_free(fds);

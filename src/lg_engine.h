@@ -37,9 +37,11 @@ int lg_engine_create(lg_config_t *conf, lg_snapshot_t *snap, lg_tls_cache_t *cac
  * (issue 15 item 4): a listener bound to the same address and port as one of `from`'s accepts on
  * the same sockets (lg_listener_bind), so both engines accept until `from` is stopped, and its
  * stop refuses nothing. Returns 0, or a negative errno (-EINVAL: `from` is not running) with
- * *bad_listener set to the listener that failed to bind (or -1) — nothing is left listening and
- * no thread is running on failure. `warn` receives a warning for JS (empty when none).
+ * *bad_listener set to the listener that failed to bind, LG_START_PRIORITY when a worker thread
+ * could not be given workerPriority (lg_worker_prioritize), or -1 — nothing is left listening
+ * and no thread is running on failure. `warn` receives a warning for JS (empty when none).
  */
+#define LG_START_PRIORITY (-2)
 int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, const lg_engine_t *from,
                     int *bad_listener, char *warn, size_t warn_size);
 

@@ -515,12 +515,14 @@ static int read_listener(napi_env env, napi_value l, lg_src_listener_t *out, con
 int lg_jsconf_read(napi_env env, napi_value cfg, lg_src_t *out)
 {
     static const char *const sched_kinds[] = {"drr", "fifo"};
+    static const char *const priorities[] = {"normal", "realtime"}; /* LG_PRIORITY_* */
     memset(out, 0, sizeof(*out));
     napi_value sched, lis, routes, prot;
     uint32_t nl, nr;
     const char *top = "config";
     if (get_u64(env, cfg, "workerThreads", &out->worker_threads, top) != 0 ||
         get_u64(env, cfg, "readBufferSize", &out->read_buffer_size, top) != 0 ||
+        get_enum(env, cfg, "workerPriority", priorities, 2, &out->worker_priority, top) != 0 ||
         get_u64(env, cfg, "resolveIntervalMs", &out->resolve_interval_ms, top) != 0 ||
         get_u64(env, cfg, "halfCloseTimeoutMs", &out->half_close_ms, top) != 0 ||
         read_keepalive(env, cfg, out) != 0 || get_object(env, cfg, "scheduler", &sched, top) != 0 ||

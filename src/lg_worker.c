@@ -11,6 +11,8 @@
 #include "lg_worker.h"
 #include "lg_verify.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -329,6 +331,13 @@ int lg_worker_start(lg_worker_t *w, int *fds, const unsigned *index, size_t n)
         return rc;
     }
     return 0;
+}
+
+int lg_worker_prioritize(lg_worker_t *w, int priority)
+{
+    if (priority != LG_PRIORITY_REALTIME) return 0;
+    struct sched_param sp = {.sched_priority = 1};
+    return -pthread_setschedparam(w->thread, SCHED_FIFO, &sp);
 }
 
 void lg_worker_join(lg_worker_t *w)

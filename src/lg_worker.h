@@ -80,6 +80,17 @@ int lg_worker_init(lg_worker_t *w, const lg_worker_env_t *env, unsigned index);
  * too: the caller closes the rest). Returns 0 or a negative errno. */
 int lg_worker_start(lg_worker_t *w, int *fds, const unsigned *index, size_t n);
 
+/*
+ * Give the started worker's thread the OS scheduling of workerPriority (JS thread, after
+ * lg_worker_start). LG_PRIORITY_REALTIME: SCHED_FIFO at priority 1, the lowest real-time priority,
+ * so the worker runs as soon as it is woken, ahead of every ordinary thread and kernel thread of
+ * its CPU (these can otherwise hold the CPU for milliseconds while bytes wait; bench/README.md,
+ * S6 ping), and behind every other real-time thread. The kernel's real-time throttling
+ * (sched_rt_runtime_us) still leaves ordinary threads their share of a CPU a busy worker would
+ * hold. Needs CAP_SYS_NICE or RLIMIT_RTPRIO >= 1. Returns 0 or a negative errno (-EPERM).
+ */
+int lg_worker_prioritize(lg_worker_t *w, int priority);
+
 /* Join the thread (it must have exited or be exiting). */
 void lg_worker_join(lg_worker_t *w);
 

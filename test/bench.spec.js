@@ -220,7 +220,9 @@ describe('bench/run.js s4 (short run: CONNECT tunnels, raw, carrying a TLS hands
 // Checks that every row measured what its columns say; no figure is compared with a goal.
 describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop, the ping beside bulk and through an idle worker, with HAProxy as a TCP proxy)', function () {
   this.timeout(180000);
-  const PEERS = ['direct', 'legato', 'legato-fifo', 'haproxy'];
+  // legato-rt (workerPriority 'realtime') runs the ping cases only, where the process may.
+  const PEERS = ['direct', 'legato', 'legato-rt', 'legato-fifo', 'haproxy'];
+  const SKIPPABLE = ['haproxy', 'legato-rt'];
   let doc;
   let stdout;
   let stderr;
@@ -242,11 +244,15 @@ describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop
     for (const kase of s.cases) {
       const peers = kase.rows.map((r) => r.peer);
       // fair100shared compares drr and fifo only (HAProxy is the bottleneck in fair100 already);
-      // pinghop runs legato only (the ping through an idle worker).
-      const want = { fair100shared: ['legato', 'legato-fifo'], pinghop: ['legato'] }[kase.id] || PEERS;
+      // pinghop runs legato only (the ping through an idle worker), at both priorities.
+      const want = {
+        fair100: ['direct', 'legato', 'legato-fifo', 'haproxy'],
+        fair100shared: ['legato', 'legato-fifo'],
+        pinghop: ['legato', 'legato-rt'],
+      }[kase.id] || PEERS;
       assert.deepStrictEqual(peers.filter((p) => !want.includes(p)), [], `${kase.id}: rows ${peers}`);
       for (const p of want) {
-        if (p === 'haproxy') assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: haproxy neither ran nor was skipped`);
+        if (SKIPPABLE.includes(p)) assert.ok(peers.includes(p) || doc.skippedPeers[p], `${kase.id}: ${p} neither ran nor was skipped`);
         else assert.ok(peers.includes(p), `${kase.id}: no ${p} row (${peers})`);
       }
       for (const r of kase.rows) {
@@ -268,6 +274,8 @@ describe('bench/run.js s6 (short run: 100 downloads alone and beside a busy loop
     assert.match(stdout, /### S6 goals \(issue 17\), medians[\s\S]*\| 100 bulk downloads: Jain index \(direct, no proxy: [\d.]+; HAProxy: [\d.–]+/);
     assert.match(stdout, /\| same, a busy loop sharing the proxy CPU \(legato drr at \d+ % CPU\): Jain index \| [\d.]+ \| [\d.]+ \|/);
     // pinghop ran after ping's direct row, so it has an added figure.
-    assert.match(stdout, /\| for reference, the same ping through an idle worker \(the bulk flows bypassing it\): added p50 \/ p99 ms \| -?[\d.]+ \/ -?[\d.]+ \| – \| – \| – \|/);
+    const fig = doc.skippedPeers['legato-rt'] ? '–' : '-?[\\d.]+';
+    assert.match(stdout, new RegExp(`\\| for reference, the same ping through an idle worker \\(the bulk flows bypassing it\\): added p50 / p99 ms \\(realtime: ${fig} / ${fig}\\) \\| -?[\\d.]+ / -?[\\d.]+ \\| – \\| – \\| – \\|`));
+    assert.match(stdout, new RegExp(`\\| same, drr with workerPriority 'realtime': added p50 / p99 ms \\| ${fig} / ${fig} \\| – \\| ≤ 0.5 ms / 2 ms \\| (yes|\\*\\*no\\*\\*|–) \\|`));
   });
 });

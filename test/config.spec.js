@@ -111,6 +111,7 @@ describe('config', () => {
       const n = normalizeConfig(base());
       assert.deepStrictEqual(n, {
         workerThreads: os.availableParallelism(),
+        workerPriority: 'normal',
         readBufferSize: 65536,
         resolveIntervalMs: 30000,
         tcpKeepalive: { idleMs: 300000, intervalMs: 30000, count: 5 },
@@ -160,6 +161,7 @@ describe('config', () => {
       const n = normalizeConfig(connectBase());
       assert.deepStrictEqual(n, {
         workerThreads: os.availableParallelism(),
+        workerPriority: 'normal',
         readBufferSize: 65536,
         resolveIntervalMs: 30000,
         tcpKeepalive: { idleMs: 300000, intervalMs: 30000, count: 5 },
@@ -380,12 +382,14 @@ describe('config', () => {
     it('accepts the limits exactly at their bounds', () => {
       const n = normalizeConfig({
         workerThreads: 256,
+        workerPriority: 'realtime',
         readBufferSize: 16777216,
         scheduler: { quantum: 16777216, maxQueuedBytesPerFlow: 16384 },
         listeners: [{ port: 65535, idleTimeoutMs: 2147483647 }],
         routes: [{ upstreams: [{ kind: 'uds', path: 'a'.repeat(107), pid: 1, tid: 2 }], alpn: ['x'.repeat(255)], sni: '' }],
       });
       assert.equal(n.routes[0].upstreams[0].path.length, 107);
+      assert.equal(n.workerPriority, 'realtime');
       const many = Array.from({ length: 64 }, (_, i) => ({ port: 10000 + i }));
       assert.equal(normalizeConfig({ listeners: many, routes: [{ upstreams: [TCP()] }] }).listeners.length, 64);
       const label = 'a'.repeat(63);
@@ -506,6 +510,8 @@ describe('config', () => {
       ['workerThreads 0', () => ({ ...base(), workerThreads: 0 }), RangeError, 'workerThreads must be an integer 1-256'],
       ['workerThreads 257', () => ({ ...base(), workerThreads: 257 }), RangeError, 'workerThreads'],
       ['workerThreads a string', () => ({ ...base(), workerThreads: '4' }), TypeError, 'workerThreads'],
+      ['workerPriority unknown', () => ({ ...base(), workerPriority: 'high' }), RangeError, "workerPriority must be 'normal' or 'realtime'"],
+      ['workerPriority a number', () => ({ ...base(), workerPriority: -10 }), TypeError, "workerPriority must be 'normal' or 'realtime'"],
       ['readBufferSize 512', () => ({ ...base(), readBufferSize: 512 }), RangeError, 'readBufferSize'],
       ['scheduler an array', () => ({ ...base(), scheduler: [] }), TypeError, 'scheduler must be an object'],
       ["scheduler kind 'wfq'", () => ({ ...base(), scheduler: { kind: 'wfq' } }), RangeError, 'scheduler.kind'],
@@ -656,7 +662,7 @@ describe('config', () => {
     it('rejects unknown keys and fixed keys, naming them', () => {
       const cur = current();
       assertConfigError(() => normalizeUpdate({ routez: [] }, cur), TypeError, "unknown option 'routez'", "did you mean 'routes'?");
-      for (const key of ['listeners', 'workerThreads', 'readBufferSize', 'scheduler']) {
+      for (const key of ['listeners', 'workerThreads', 'workerPriority', 'readBufferSize', 'scheduler']) {
         assertConfigError(() => normalizeUpdate({ [key]: undefined }, cur), RangeError, `${key} cannot be changed by updateConfig`);
       }
       assertConfigError(() => normalizeUpdate(null, cur), TypeError, 'update must be an object');

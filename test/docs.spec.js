@@ -61,6 +61,7 @@ const README_ROWS = [
   ['Top level', 'listeners', null, [`1–${LIMITS.maxListeners}`]],
   ['Top level', 'routes', null, [`≤ ${LIMITS.maxRoutes.toLocaleString('en-US')}`]],
   ['Top level', 'workerThreads', null, [`1–${LIMITS.maxWorkerThreads}`]],
+  ['Top level', 'workerPriority', `\`${q('normal')}\``, ['`SCHED_FIFO` at priority 1', '`CAP_SYS_NICE`', '`RLIMIT_RTPRIO`']],
   ['Top level', 'readBufferSize', String(DEFAULTS.readBufferSize), [`${bytes(LIMITS.minReadBufferSize)}–${bytes(LIMITS.maxReadBufferSize)}`]],
   ['Top level', 'scheduler.kind', `\`${q(DEFAULTS.schedulerKind)}\``, []],
   ['Top level', 'scheduler.maxQueuedBytesPerFlow', String(DEFAULTS.maxQueuedBytesPerFlow), [`${bytes(LIMITS.minQueuedBytesPerFlow)}–${bytes(LIMITS.maxQueuedBytesPerFlow)}`]],
@@ -97,6 +98,7 @@ const README_ROWS = [
 // [interface, property, @default text, texts expected in the comment].
 const DTS_PROPS = [
   ['ProxyConfig', 'workerThreads', 'os.availableParallelism()', [`1-${LIMITS.maxWorkerThreads}`]],
+  ['ProxyConfig', 'workerPriority', q('normal'), ['SCHED_FIFO at priority 1', 'CAP_SYS_NICE']],
   ['ProxyConfig', 'readBufferSize', String(DEFAULTS.readBufferSize), [`${LIMITS.minReadBufferSize}-${LIMITS.maxReadBufferSize}`]],
   ['SchedulerOptions', 'kind', q(DEFAULTS.schedulerKind), []],
   ['SchedulerOptions', 'quantum', q('auto'), [`1-${LIMITS.maxQuantum}`]],

@@ -152,6 +152,7 @@ const EFFECT = {
   'ProxyConfig.listeners': ['relay.spec.js', 'applies each listener\'s own idleTimeoutMs'],
   'ProxyConfig.routes': ['passthrough.spec.js', ''],
   'ProxyConfig.workerThreads': ['cli.spec.js', '--workers sets the worker threads'],
+  'ProxyConfig.workerPriority': ['worker-priority.spec.js', "'realtime' runs every worker thread SCHED_FIFO at priority 1"],
   'ProxyConfig.readBufferSize': ['relay.spec.js', 'honours a small readBufferSize'],
   'ProxyConfig.scheduler': ['relay.spec.js', 'keeps relaying a slow-reading client'],
   'ProxyConfig.protection': ['protection.spec.js', 'cidr_blocked: a blocklisted source is closed at accept'],

@@ -113,6 +113,7 @@ describe('schema/legato.schema.json', () => {
       'scheduler weight (not an option)': (c) => { c.scheduler = { weight: 2 }; },
       'unknown top-level key': (c) => { c.listener = []; },
       'workerThreads 0': (c) => { c.workerThreads = 0; },
+      'workerPriority unknown': (c) => { c.workerPriority = 'high'; },
       'sni with a space': (c) => { c.routes[0].sni = 'a test'; },
       'a QUIC ja4 fingerprint': (c) => { c.protection = { ja4Blocklist: ['q13d0310h3_55b375c5d22e_cd85d2d88918'] }; },
     };

@@ -91,6 +91,18 @@ function haveLegato() {
   return legatoInfo;
 }
 
+/** legato-rt: the addon, and a process that may make a thread SCHED_FIFO (chrt tries it). */
+function haveRealtime() {
+  const base = haveLegato();
+  if (!base.ok) return base;
+  try {
+    require('child_process').execFileSync('chrt', ['-f', '1', 'true'], { stdio: 'ignore' });
+    return base;
+  } catch {
+    return { ok: false, why: 'workerPriority realtime needs CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (`chrt -f 1 true` fails)' };
+  }
+}
+
 /** Handle fields common to every process-backed peer. */
 function processHandle(child, port, extra = {}) {
   return {
@@ -129,18 +141,19 @@ const direct = {
 
 /* --------------------------------------------- legato -------------------------------------------- */
 
-function legatoPeer(kind, alt = false, protect = false) {
+function legatoPeer(kind, { alt = false, protect = false, realtime = false } = {}) {
   return {
-    name: alt ? 'legato-alt' : protect ? 'legato-protected' : kind === 'drr' ? 'legato' : `legato-${kind}`,
+    name: alt ? 'legato-alt' : protect ? 'legato-protected' : realtime ? 'legato-rt' : kind === 'drr' ? 'legato' : `legato-${kind}`,
     get label() {
       if (protect) return `legato (${kind}, protected)`;
+      if (realtime) return `legato (${kind}, workerPriority realtime)`;
       if (!alt) return `legato (${kind})`;
       const what = [process.env.BENCH_LEGATO_ALT ? 'alt build' : null,
         process.env.BENCH_LEGATO_ALT_ROOT ? `checkout ${path.basename(path.resolve(process.env.BENCH_LEGATO_ALT_ROOT))}` : null,
         process.env.BENCH_LEGATO_ALT_SCHEDULER ? JSON.stringify(altScheduler()).replace(/"/g, '') : null].filter(Boolean).join(', ');
       return `legato (${kind}, ${what})`;
     },
-    available: alt ? haveLegatoAlt : haveLegato,
+    available: alt ? haveLegatoAlt : realtime ? haveRealtime : haveLegato,
     supports: (mode) => {
       const why = legatoLacks(mode);
       return why ? `legato: ${why}` : true;
@@ -150,6 +163,7 @@ function legatoPeer(kind, alt = false, protect = false) {
       const config = legatoConfig(spec, kind);
       // legato-protected: the scenario's protection (P1); the other legato peers run without.
       if (protect && spec.protection) config.protection = spec.protection;
+      if (realtime) config.workerPriority = 'realtime';
       if (alt) config.scheduler = { ...config.scheduler, ...altScheduler() };
       const file = path.join(dir, 'legato.json');
       fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -527,9 +541,12 @@ const PEERS = {
   legato: legatoPeer('drr'),
   'legato-fifo': legatoPeer('fifo'),
   // BENCH_LEGATO_ALT=/path/to/legato.node: a candidate build measured beside the current one.
-  'legato-alt': legatoPeer('drr', true),
+  'legato-alt': legatoPeer('drr', { alt: true }),
   // The same build with the scenario's spec.protection (P1: the cost of protection).
-  'legato-protected': legatoPeer('drr', false, true),
+  'legato-protected': legatoPeer('drr', { protect: true }),
+  // The same build with workerPriority 'realtime' (S6 ping: the worker's CPU shared with other
+  // threads of the host).
+  'legato-rt': legatoPeer('drr', { realtime: true }),
   node,
   haproxy,
   nginx,
