@@ -96,6 +96,8 @@ const OPTIONS = [
     help: 'open connections per client IP, 0 = unlimited (default 0); excess gets 429' },
   { flag: '--workers', key: 'workers', type: 'integer', arg: '<n>', path: 'workerThreads',
     help: 'worker threads (default: the number of CPUs)' },
+  { flag: '--worker-priority', key: 'workerPriority', type: 'string', arg: '<normal|realtime>', path: 'workerPriority',
+    help: 'realtime: the workers run SCHED_FIFO, ahead of other threads of their CPUs (needs CAP_SYS_NICE or ulimit -r 1)' },
   { flag: '--rate', key: 'rate', type: 'integer', arg: '<bytes/s>', path: 'scheduler.rate',
     help: 'pace all tunnels of a worker to this many bytes/s, shared fairly (K, M, G: ×1024; 0 = off)' },
   { flag: '--burst', key: 'burst', type: 'integer', arg: '<bytes>', path: 'scheduler.burst',
@@ -459,6 +461,7 @@ function buildConfig(values, defaultDenyCidrs) {
   if (Object.keys(protection).length > 0) listener.protection = protection;
   const config = { listeners: [listener] };
   if (v('workers') !== undefined) config.workerThreads = toNumber(v('workers'));
+  if (v('workerPriority') !== undefined) config.workerPriority = v('workerPriority');
   if (v('rate') !== undefined || v('burst') !== undefined) {
     config.scheduler = {};
     if (v('rate') !== undefined) config.scheduler.rate = toBytes(v('rate'));

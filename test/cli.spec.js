@@ -10,7 +10,7 @@
 // exits at once), bind failures, and `legato serve config.json`.
 
 const assert = require('assert');
-const { spawn } = require('child_process');
+const { spawn, execFile, execFileSync } = require('child_process');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
@@ -115,6 +115,7 @@ describe('legato CLI', function () {
       [['--allow-domain', 'github.com,.amazonaws.com'], { LEGATO_ALLOW_DOMAIN: 'github.com,.amazonaws.com' },
         (c) => { c.listeners[0].connect.allowDomains = ['github.com', '.amazonaws.com']; }],
       [['--workers', '3'], { LEGATO_WORKERS: '3' }, (c) => { c.workerThreads = 3; }],
+      [['--worker-priority', 'realtime'], { LEGATO_WORKER_PRIORITY: 'realtime' }, (c) => { c.workerPriority = 'realtime'; }],
       [['--rate-limit', '5/10'], { LEGATO_RATE_LIMIT: '5/10' }, (c) => { c.listeners[0].protection = { rateLimit: { connectionsPerSecond: 5, burst: 10 } }; }],
       [['--rate-limit', '0.5'], { LEGATO_RATE_LIMIT: '0.5' }, (c) => { c.listeners[0].protection = { rateLimit: { connectionsPerSecond: 0.5 } }; }],
       [['--max-per-ip', '3'], { LEGATO_MAX_PER_IP: '3' }, (c) => { c.listeners[0].protection = { maxConcurrentPerIp: 3 }; }],
@@ -210,8 +211,7 @@ describe('legato CLI', function () {
     before(() => { certs = getCerts(); });
 
     it('a start failure that is not about a listener (EMFILE creating workers) is one line naming it, exit 1', async function () {
-      const { execFile } = require('child_process');
-      const BIN = require('path').join(__dirname, '..', 'bin', 'legato');
+      const BIN = path.join(__dirname, '..', 'bin', 'legato');
       const r = await new Promise((resolve) => execFile('sh', ['-c', `ulimit -n 100; ulimit -Hn 100; exec "${process.execPath}" "${BIN}" --port 0 --workers 50`],
         { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
       assert.strictEqual(r.code, 1, r.stderr);
@@ -273,6 +273,8 @@ describe('legato CLI', function () {
         [['--allow-cidr', '127.0.0.1', '--allow-cidr', 'nope'], {}, "--allow-cidr 'nope' must be an IP address or CIDR such as '10.0.0.0/8' or 'fc00::/7'"],
         [[], { LEGATO_ALLOW_DOMAIN: 'ok.example,1.2.3.4' }, "LEGATO_ALLOW_DOMAIN='1.2.3.4' must be a domain name (use --allow-cidr for addresses)"],
         [['--workers', '0'], {}, "--workers '0' must be an integer 1-256"],
+        [['--worker-priority', 'high'], {}, "--worker-priority 'high' must be 'normal' or 'realtime'"],
+        [[], { LEGATO_WORKER_PRIORITY: '-10' }, "LEGATO_WORKER_PRIORITY='-10' must be 'normal' or 'realtime'"],
         [['--quiet=yes'], {}, '--quiet does not take a value'],
         [[], { LEGATO_QUIET: 'maybe' }, "LEGATO_QUIET='maybe' must be 1 or 0 (or true/false, yes/no, on/off)"],
         [['start'], {}, "unexpected argument 'start' (options start with --; the commands are 'serve' and 'hash-password')"],
@@ -455,6 +457,33 @@ describe('legato CLI', function () {
       assert.match(h.stderr(), /^(?:\S+ )?legato: listening on 127\.0\.0\.1:\d+ \(forward proxy, 1 worker\)/m);
       const h3 = await startCli(['--port', '0'], { env: { LEGATO_WORKERS: '3' } });
       assert.match(h3.stderr(), /\(forward proxy, 3 workers\)/);
+    });
+
+    it('--worker-priority realtime makes the workers SCHED_FIFO (the kernel says so); without the right to, legato exits saying why', async function () {
+      let may = true;
+      try { execFileSync('chrt', ['-f', '1', 'true'], { stdio: 'ignore' }); } catch (_) { may = false; }
+      if (may) {
+        const echo = await startEchoServer();
+        const h = await startCli(['--port', '0', '--workers', '2', '--worker-priority', 'realtime', '--allow-cidr', '127.0.0.1', '--allow-port', String(echo.port)]);
+        const policies = fs.readdirSync(`/proc/${h.child.pid}/task`).map((t) => {
+          const stat = fs.readFileSync(`/proc/${h.child.pid}/task/${t}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return `${f[38]}/${f[37]}`; // policy/rt_priority (fields 41 and 40)
+        });
+        assert.strictEqual(policies.filter((p) => p === '1/1').length, 2, `SCHED_FIFO/1 per worker: ${policies}`);
+        assert.strictEqual(policies.filter((p) => p !== '0/0' && p !== '1/1').length, 0, `${policies}`);
+        (await assertTunnel(h.port, `127.0.0.1:${echo.port}`)).destroy();
+        h.child.kill('SIGTERM');
+        await h.exited;
+      }
+      // Without CAP_SYS_NICE (as root: dropped from the bounding set by setpriv; RLIMIT_RTPRIO is 0).
+      if (process.getuid() !== 0 && may) return; // an unprivileged user with RLIMIT_RTPRIO >= 1
+      const wrap = process.getuid() === 0 ? 'setpriv --bounding-set -sys_nice ' : '';
+      const BIN = path.join(__dirname, '..', 'bin', 'legato');
+      const r = await new Promise((resolve) => execFile('sh', ['-c', `${wrap}"${process.execPath}" "${BIN}" --port 0 --workers 1 --worker-priority realtime`],
+        { env: toolEnv() }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
+      assert.strictEqual(r.code, 1, r.stderr);
+      assert.match(r.stderr, /legato: cannot start: workerPriority 'realtime': the worker threads could not be made real-time \(pthread_setschedparam SCHED_FIFO: EPERM operation not permitted\); the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1/);
     });
 
     it('warns when bound to a non-loopback address (no authentication), not on loopback names', async () => {
