@@ -401,6 +401,18 @@ static napi_value engine_new(napi_env env, napi_callback_info info)
     return self;
 }
 
+/* An Error with code uv_err_name(rc) and the message, its errno and syscall set. */
+static napi_value errno_error(napi_env env, int rc, const char *msg, const char *syscall)
+{
+    napi_value code, message, err;
+    napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &err);
+    set_int(env, err, "errno", rc);
+    set_str(env, err, "syscall", syscall);
+    return err;
+}
+
 static napi_value system_error(napi_env env, int rc, const char *syscall, const char *host,
                                int port, int listener)
 {
@@ -411,12 +423,7 @@ static napi_value system_error(napi_env env, int rc, const char *syscall, const 
     } else { /* not about a listener: a worker's loop or thread could not be made */
         snprintf(msg, sizeof(msg), "%s %s: %s", syscall, uv_err_name(rc), uv_strerror(rc));
     }
-    napi_value code, message, err;
-    napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &err);
-    set_int(env, err, "errno", rc);
-    set_str(env, err, "syscall", syscall);
+    napi_value err = errno_error(env, rc, msg, syscall);
     set_str(env, err, "address", host);
     set_int(env, err, "port", port);
     set_int(env, err, "listenerIndex", listener);
@@ -434,13 +441,7 @@ static napi_value priority_error(napi_env env, int rc)
              rc == -EPERM ? "; the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1 "
                             "(ulimit -r, or systemd's LimitRTPRIO=1)"
                           : "");
-    napi_value code, message, err;
-    napi_create_string_utf8(env, uv_err_name(rc), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &err);
-    set_int(env, err, "errno", rc);
-    set_str(env, err, "syscall", "pthread_setschedparam");
-    return err;
+    return errno_error(env, rc, msg, "pthread_setschedparam");
 }
 
 static napi_value engine_start(napi_env env, napi_callback_info info)

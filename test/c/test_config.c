@@ -224,6 +224,7 @@ LG_TEST(test_minimal)
     memset(&next, 0, sizeof(next));
     CHECK_EQ_INT(build_all(&s, &conf, &snap, NULL, &next, &err), 0);
     CHECK_EQ_INT(conf.worker_threads, 2);
+    CHECK_EQ_INT(conf.worker_priority, LG_PRIORITY_NORMAL);
     CHECK_EQ_INT(conf.n_listeners, 1);
     CHECK(strcmp(conf.listeners[0].host, "127.0.0.1") == 0);
     CHECK_EQ_INT(snap->n_routes, 3);
@@ -473,6 +474,9 @@ LG_TEST(test_range_refusals)
     s.worker_threads = 257;
     EXPECT_REFUSED(&s, "workerThreads must be an integer 1-256");
     s.worker_threads = 1;
+    s.worker_priority = LG_PRIORITY_REALTIME + 1;
+    EXPECT_REFUSED(&s, "workerPriority must be 'normal' or 'realtime'");
+    s.worker_priority = LG_PRIORITY_REALTIME;
     s.read_buffer_size = LG_BUF_SIZE_MAX + 1;
     EXPECT_REFUSED(&s, "readBufferSize must be an integer 1024-16777216");
     s.read_buffer_size = LG_BUF_SIZE_MIN;
