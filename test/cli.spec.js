@@ -481,7 +481,7 @@ describe('legato CLI', function () {
       const wrap = process.getuid() === 0 ? 'setpriv --bounding-set -sys_nice ' : '';
       const BIN = path.join(__dirname, '..', 'bin', 'legato');
       const r = await new Promise((resolve) => execFile('sh', ['-c', `${wrap}"${process.execPath}" "${BIN}" --port 0 --workers 1 --worker-priority realtime`],
-        { env: toolEnv() }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
+        { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
       assert.strictEqual(r.code, 1, r.stderr);
       assert.match(r.stderr, /legato: cannot start: workerPriority 'realtime': the worker threads could not be made real-time \(pthread_setschedparam SCHED_FIFO: EPERM operation not permitted\); the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1/);
     });

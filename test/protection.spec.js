@@ -8,7 +8,7 @@
 const assert = require('assert');
 const net = require('net');
 const tls = require('tls');
-const { cleanup, portOf } = require('./helpers/proxy');
+const { cleanup, portOf, openConnections } = require('./helpers/proxy');
 const { sleep, waitFor, onceWithin } = require('./helpers/wait');
 const { buildClientHello } = require('./helpers/hello');
 const { run } = require('./helpers/clients');
@@ -65,7 +65,7 @@ describe('protection', function () {
       const m = await waitBlocked(proxy, 'max_connections', 1);
       assert.strictEqual(m.refusedMaxConnections, 1);
       held.socket.destroy();
-      await waitFor(() => proxy.metrics().activeConnections === 0);
+      await openConnections(proxy, 0); // the slot is back, not only activeConnections down
       assert.strictEqual((await probe(port, '127.0.0.2')).admitted, true);
     });
 
@@ -141,7 +141,7 @@ describe('protection', function () {
       assert.strictEqual((await probe(port, '127.0.0.2')).admitted, false);
       await waitBlocked(proxy, 'too_many_connections', 1);
       held.socket.destroy();
-      await waitFor(() => proxy.metrics().activeConnections === 0);
+      await openConnections(proxy, 0); // the slot is back, not only activeConnections down
       // The bucket was charged by the refused one: empty now.
       assert.strictEqual((await probe(port, '127.0.0.2')).admitted, false);
       const m = await waitBlocked(proxy, 'rate_limited', 1);
@@ -554,7 +554,7 @@ describe('protection', function () {
       const r429 = await curl('127.0.0.3');
       assert.strictEqual(r429.stdout, '429');
       s.destroy();
-      await waitFor(() => proxy.metrics().activeConnections === 0);
+      await openConnections(proxy, 0);
       // Rate: the second token was taken by the refused one; now the bucket is empty.
       const rRate = await curl('127.0.0.3');
       assert.strictEqual(rRate.stdout, '429');

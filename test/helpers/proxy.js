@@ -7,6 +7,7 @@ const net = require('net');
 const path = require('path');
 const { Proxy } = require(path.join(__dirname, '..', '..'));
 const { track, trackSocket, trackDir, cleanup } = require('./resources');
+const { waitFor } = require('./wait');
 
 /** A TCP upstream on loopback. */
 function tcp(port, host = '127.0.0.1') {
@@ -92,6 +93,19 @@ function collect(socket) {
   });
 }
 
+/**
+ * Resolves once `n` connections are open in every sense: activeConnections (which drops as a
+ * connection closes) and the workers' connection objects, whose listener slot and per-source
+ * counts come back when their sockets are gone, a loop turn or more later. Wait for this before
+ * expecting a freed slot to admit the next connection.
+ */
+function openConnections(proxy, n) {
+  return waitFor(() => {
+    const m = proxy.metrics();
+    return m.activeConnections === n && m.workers.reduce((sum, w) => sum + w.connections, 0) === n;
+  });
+}
+
 /** Resolves when `socket` closes (for whatever reason). */
 function closed(socket) {
   if (socket.destroyed && socket.closed) return Promise.resolve();
@@ -99,6 +113,6 @@ function closed(socket) {
 }
 
 module.exports = {
-  Proxy, tcp, uds, route, makeConfig, createProxy, startProxy, portOf, connect, collect, closed,
+  Proxy, tcp, uds, route, makeConfig, createProxy, startProxy, portOf, connect, collect, closed, openConnections,
   track, trackSocket, trackDir, cleanup,
 };
