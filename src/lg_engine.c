@@ -159,8 +159,8 @@ int lg_engine_start(lg_engine_t *e, lg_post_fn post, void *post_ctx, const lg_en
         e->workers[k].ctx.fd_budget = budget;
         rc = worker_fds(e, k, fds, index, &n);
         if (rc == 0) rc = lg_worker_start(&e->workers[k], fds, index, n);
-        if (rc == 0) e->n_started++;
         if (rc == 0) {
+            e->n_started++;
             /* A started worker that cannot get its priority is stopped below with the others. */
             rc = lg_worker_prioritize(&e->workers[k], e->conf.worker_priority);
             if (rc != 0) *bad_listener = LG_START_PRIORITY;

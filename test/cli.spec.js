@@ -10,7 +10,7 @@
 // exits at once), bind failures, and `legato serve config.json`.
 
 const assert = require('assert');
-const { spawn, execFile, execFileSync } = require('child_process');
+const { spawn, execFile } = require('child_process');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
@@ -19,6 +19,7 @@ const { startTlsOrigin, startEchoServer } = require('./helpers/servers');
 const { cleanup, track } = require('./helpers/proxy');
 const { run } = require('./helpers/clients');
 const { waitFor } = require('./helpers/wait');
+const { SCHED_OTHER, SCHED_FIFO, threads, UNPRIVILEGED, mayUseRealtime } = require('./helpers/sched');
 const {
   ESTABLISHED, ROOT, request, openTunnel, spawnCli, startCli, tempFile, toolEnv,
 } = require('./helpers/connect');
@@ -460,27 +461,21 @@ describe('legato CLI', function () {
     });
 
     it('--worker-priority realtime makes the workers SCHED_FIFO (the kernel says so); without the right to, legato exits saying why', async function () {
-      let may = true;
-      try { execFileSync('chrt', ['-f', '1', 'true'], { stdio: 'ignore' }); } catch (_) { may = false; }
-      if (may) {
+      if (mayUseRealtime()) {
         const echo = await startEchoServer();
         const h = await startCli(['--port', '0', '--workers', '2', '--worker-priority', 'realtime', '--allow-cidr', '127.0.0.1', '--allow-port', String(echo.port)]);
-        const policies = fs.readdirSync(`/proc/${h.child.pid}/task`).map((t) => {
-          const stat = fs.readFileSync(`/proc/${h.child.pid}/task/${t}/stat`, 'utf8');
-          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          return `${f[38]}/${f[37]}`; // policy/rt_priority (fields 41 and 40)
-        });
-        assert.strictEqual(policies.filter((p) => p === '1/1').length, 2, `SCHED_FIFO/1 per worker: ${policies}`);
-        assert.strictEqual(policies.filter((p) => p !== '0/0' && p !== '1/1').length, 0, `${policies}`);
+        const all = threads(h.child.pid);
+        const seen = JSON.stringify(all);
+        assert.strictEqual(all.filter((t) => t.policy === SCHED_FIFO && t.rtprio === 1).length, 2, `SCHED_FIFO/1 per worker: ${seen}`);
+        assert.ok(all.every((t) => (t.policy === SCHED_FIFO && t.rtprio === 1) || (t.policy === SCHED_OTHER && t.rtprio === 0)), seen);
         (await assertTunnel(h.port, `127.0.0.1:${echo.port}`)).destroy();
         h.child.kill('SIGTERM');
         await h.exited;
       }
-      // Without CAP_SYS_NICE (as root: dropped from the bounding set by setpriv; RLIMIT_RTPRIO is 0).
-      if (process.getuid() !== 0 && may) return; // an unprivileged user with RLIMIT_RTPRIO >= 1
-      const wrap = process.getuid() === 0 ? 'setpriv --bounding-set -sys_nice ' : '';
-      const BIN = path.join(__dirname, '..', 'bin', 'legato');
-      const r = await new Promise((resolve) => execFile('sh', ['-c', `${wrap}"${process.execPath}" "${BIN}" --port 0 --workers 1 --worker-priority realtime`],
+      // Without the right to (helpers/sched UNPRIVILEGED).
+      if (mayUseRealtime(UNPRIVILEGED)) return; // an unprivileged user with RLIMIT_RTPRIO >= 1
+      const argv = [...UNPRIVILEGED, process.execPath, path.join(__dirname, '..', 'bin', 'legato'), '--port', '0', '--workers', '1', '--worker-priority', 'realtime'];
+      const r = await new Promise((resolve) => execFile(argv[0], argv.slice(1),
         { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
       assert.strictEqual(r.code, 1, r.stderr);
       assert.match(r.stderr, /legato: cannot start: workerPriority 'realtime': the worker threads could not be made real-time \(pthread_setschedparam SCHED_FIFO: EPERM operation not permitted\); the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1/);

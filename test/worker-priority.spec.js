@@ -6,43 +6,16 @@
 // the latency this buys is measured by the benchmark (bench/README.md, S6 ping).
 
 const assert = require('assert');
-const fs = require('fs');
 const path = require('path');
-const { execFileSync, spawn } = require('child_process');
+const { spawn } = require('child_process');
 const { startEchoServer } = require('./helpers/servers');
 const { startConnectProxy, openTunnel } = require('./helpers/connect');
 const { cleanup } = require('./helpers/proxy');
+const { SCHED_FIFO, threads, UNPRIVILEGED, mayUseRealtime } = require('./helpers/sched');
 
 const ROOT = path.join(__dirname, '..');
-const SCHED_FIFO = 1;
-
-/** Every thread of this process: { tid, policy, rtprio } (fields 41 and 40 of stat). */
-function threads() {
-  const out = [];
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    } catch (_) {
-      continue; // the thread ended meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    out.push({ tid: Number(tid), rtprio: Number(f[37]), policy: Number(f[38]) });
-  }
-  return out;
-}
 
 const realtimeThreads = () => threads().filter((t) => t.policy === SCHED_FIFO);
-
-/** Whether `argv` (a wrapper, or nothing) may make a thread SCHED_FIFO: chrt tries it. */
-function mayUseRealtime(wrapper = []) {
-  try {
-    execFileSync(wrapper[0] || 'chrt', [...wrapper.slice(1), ...(wrapper.length ? ['chrt'] : []), '-f', '1', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch (_) {
-    return false;
-  }
-}
 
 /** A tunnel through the proxy to the echo server carries `bytes` both ways, byte-exact. */
 async function echoThrough(proxyPort, echoPort, bytes) {
@@ -92,10 +65,8 @@ describe('workerPriority', function () {
   });
 
   it("start() rejects 'realtime' with EPERM when the process may not use it, and leaves nothing listening", async function () {
-    // A child without CAP_SYS_NICE (RLIMIT_RTPRIO is 0 by default): as root, setpriv drops it from
-    // the bounding set; an unprivileged user has neither already.
-    const wrapper = process.getuid() === 0 ? ['setpriv', '--bounding-set', '-sys_nice'] : [];
-    if (mayUseRealtime(wrapper)) this.skip(); // this user has RLIMIT_RTPRIO >= 1: nothing to refuse
+    // A child without the right to real-time priority (helpers/sched UNPRIVILEGED).
+    if (mayUseRealtime(UNPRIVILEGED)) this.skip(); // this user has RLIMIT_RTPRIO >= 1: nothing to refuse
     const script = `
       const net = require('net');
       const { Proxy } = require(${JSON.stringify(ROOT)});
@@ -119,7 +90,7 @@ describe('workerPriority', function () {
         await p.stop();
         process.stdout.write(JSON.stringify(out));
       })().catch((e) => { process.stderr.write(String(e && e.stack)); process.exit(1); });`;
-    const argv = [...wrapper, process.execPath, '-e', script];
+    const argv = [...UNPRIVILEGED, process.execPath, '-e', script];
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
