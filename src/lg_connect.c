@@ -316,6 +316,9 @@ void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, int status, uint8_t *disca
 {
     size_t len = 0;
     const char *text = lg_connect_response(status, &len);
+    /* Counted before the reply is sent, as respond_text does: a client that has read the status
+     * may read the metrics at once and must find it counted. */
+    lg_connect_count_status(cnt, status);
     /* A fresh socket's send buffer always has room for ~100 bytes; a short write only loses
      * the courtesy response, never correctness. */
     ssize_t n = send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -325,5 +328,4 @@ void lg_connect_refuse_fd(lg_counters_t *cnt, int fd, int status, uint8_t *disca
     }
     shutdown(fd, SHUT_WR);
     close(fd);
-    lg_connect_count_status(cnt, status);
 }
