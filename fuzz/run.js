@@ -1,12 +1,15 @@
 'use strict';
 // Builds and runs the libFuzzer targets of the pure core (fuzz/fuzz_*.c).
 //
-//   node fuzz/run.js [target] [seconds] [-- extra libFuzzer flags]
-//   npm run fuzz -- --minutes N [target]     longer runs outside CI: N minutes per target (every
-//                                            target unless one is named), corpora kept
+//   node fuzz/run.js [target[:seconds] ...] [seconds] [--jobs N] [-- extra libFuzzer flags]
+//   npm run fuzz -- --minutes N [target ...]  longer runs outside CI: N minutes per target (every
+//                                            target unless some are named), corpora kept
 //
-// `target` is a name such as `hello` (fuzz/fuzz_hello.c) or omitted for every fuzz_*.c;
-// `seconds` is the run time per target (default 60). Each target #includes the module it tests
+// A target is a name such as `hello` (fuzz/fuzz_hello.c); none named means every fuzz_*.c.
+// `seconds` is the run time per target (default 60); `name:seconds` gives one target its own.
+// `--jobs N` runs up to N targets at once (each libFuzzer process is single-threaded, so on a
+// machine with N CPUs the wall time is about 1/N): their output is kept, not streamed, and a
+// target's last lines are printed only if it fails. Each target #includes the module it tests
 // ("../src/lg_X.c"), so only src/lg_common.c is linked in. Binaries go to fuzz/bin/ (gitignored).
 // The committed seed corpus fuzz/corpus/<target>/ is copied to a temporary working corpus, so
 // runs never grow it (with --minutes the working corpus is fuzz/work/<target>/, gitignored and
@@ -33,7 +36,7 @@ const cflags = [
 
 function usage(msg) {
   if (msg) console.error(msg);
-  console.error('usage: node fuzz/run.js [target] [seconds | --minutes N] [-- libFuzzer flags]');
+  console.error('usage: node fuzz/run.js [target[:seconds] ...] [seconds | --minutes N] [--jobs N] [-- libFuzzer flags]');
   process.exit(2);
 }
 
@@ -41,9 +44,10 @@ function parseArgs(argv) {
   const dash = argv.indexOf('--');
   const extra = dash >= 0 ? argv.slice(dash + 1) : [];
   const args = dash >= 0 ? argv.slice(0, dash) : argv;
-  let target = null;
+  const named = []; // [name, seconds or null]
   let seconds = DEFAULT_SECONDS;
   let keep = false;
+  let jobs = 1;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--minutes') {
@@ -51,22 +55,32 @@ function parseArgs(argv) {
       if (!(m > 0)) usage('--minutes needs a positive number');
       seconds = Math.round(m * 60);
       keep = true;
-    } else if (/^\d+$/.test(a)) seconds = Number(a);
-    else if (target === null) target = a.replace(/^fuzz_/, '').replace(/\.c$/, '');
-    else usage(`unexpected argument: ${a}`);
+    } else if (a === '--jobs') {
+      jobs = Number(args[++i]);
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) usage('--jobs needs an integer 1-64');
+    } else if (/^\d+$/.test(a)) {
+      seconds = Number(a);
+    } else {
+      const m = /^(?:fuzz_)?([a-z0-9_]+?)(?:\.c)?(?::(\d+))?$/.exec(a);
+      if (!m) usage(`unexpected argument: ${a}`);
+      named.push([m[1], m[2] === undefined ? null : Number(m[2])]);
+    }
   }
-  if (seconds < 1) usage('seconds must be at least 1');
-  return { target, seconds, extra, keep };
+  if (seconds < 1 || named.some(([, t]) => t !== null && t < 1)) usage('seconds must be at least 1');
+  return { named, seconds, extra, keep, jobs };
 }
 
-function targets(only) {
+/** [name, seconds] for every target to run, in order. */
+function targets(named, seconds) {
   const all = fs.readdirSync(__dirname)
     .filter((f) => /^fuzz_[a-z0-9_]+\.c$/.test(f))
     .map((f) => f.slice('fuzz_'.length, -2))
     .sort();
-  if (only === null) return all;
-  if (!all.includes(only)) usage(`no fuzz target fuzz/fuzz_${only}.c (have: ${all.join(', ') || 'none'})`);
-  return [only];
+  if (named.length === 0) return all.map((name) => [name, seconds]);
+  for (const [name] of named) {
+    if (!all.includes(name)) usage(`no fuzz target fuzz/fuzz_${name}.c (have: ${all.join(', ') || 'none'})`);
+  }
+  return named.map(([name, t]) => [name, t === null ? seconds : t]);
 }
 
 function build(name) {
@@ -99,18 +113,20 @@ function workCorpus(name, keep) {
   return { work, n };
 }
 
-function run(exe, corpus, seconds, extra) {
+function run(exe, corpus, seconds, extra, stream) {
   const args = [
     `-max_total_time=${seconds}`, `-timeout=${TIMEOUT}`, `-max_len=${MAX_LEN}`,
     `-artifact_prefix=${__dirname}${path.sep}`, '-print_final_stats=1', ...extra, corpus,
   ];
   return new Promise((resolve) => {
-    const child = spawn(exe, args, { stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(exe, args, { stdio: ['ignore', stream ? 'inherit' : 'pipe', 'pipe'] });
     let tail = '';
-    child.stderr.on('data', (d) => {
-      process.stderr.write(d);
+    const keep = (d) => {
+      if (stream) process.stderr.write(d);
       tail = (tail + d.toString('utf8')).slice(-TAIL_BYTES);
-    });
+    };
+    child.stderr.on('data', keep);
+    if (!stream) child.stdout.on('data', keep);
     child.on('close', (code, signal) => resolve({ code, signal, out: tail }));
   });
 }
@@ -126,32 +142,43 @@ function summary(out) {
   return parts.join(', ');
 }
 
-async function main() {
-  const { target, seconds, extra, keep } = parseArgs(process.argv.slice(2));
-  let failed = 0;
-  for (const name of targets(target)) {
-    let exe;
-    try {
-      exe = build(name);
-    } catch (e) {
-      console.log(`fuzz_${name}: build failed`);
-      failed++;
-      continue;
-    }
-    const { work, n } = workCorpus(name, keep);
-    console.log(`fuzz_${name}: ${seconds}s from ${n} seeds (working corpus ${work})`);
-    const r = await run(exe, work, seconds, extra);
-    if (!keep) fs.rmSync(work, { recursive: true, force: true });
-    const artifacts = [...r.out.matchAll(/Test unit written to (\S+)/g)].map((m) => m[1]);
-    if (r.code !== 0 || artifacts.length > 0) {
-      failed++;
-      console.log(`fuzz_${name}: FAILED (exit ${r.code}${r.signal ? `, signal ${r.signal}` : ''})`);
-      for (const a of artifacts) console.log(`  crash input: ${a}`);
-      if (artifacts.length) console.log(`  reproduce: ${exe} ${artifacts[0]}`);
-    } else {
-      console.log(`fuzz_${name}: ok (${summary(r.out)})`);
-    }
+/** Builds and runs one target; resolves to true if it failed. */
+async function fuzzOne(name, seconds, extra, keep, stream) {
+  let exe;
+  try {
+    exe = build(name);
+  } catch (e) {
+    console.log(`fuzz_${name}: build failed`);
+    return true;
   }
+  const { work, n } = workCorpus(name, keep);
+  console.log(`fuzz_${name}: ${seconds}s from ${n} seeds (working corpus ${work})`);
+  const r = await run(exe, work, seconds, extra, stream);
+  if (!keep) fs.rmSync(work, { recursive: true, force: true });
+  const artifacts = [...r.out.matchAll(/Test unit written to (\S+)/g)].map((m) => m[1]);
+  if (r.code !== 0 || artifacts.length > 0) {
+    if (!stream) console.log(r.out.split('\n').slice(-60).join('\n'));
+    console.log(`fuzz_${name}: FAILED (exit ${r.code}${r.signal ? `, signal ${r.signal}` : ''})`);
+    for (const a of artifacts) console.log(`  crash input: ${a}`);
+    if (artifacts.length) console.log(`  reproduce: ${exe} ${artifacts[0]}`);
+    return true;
+  }
+  console.log(`fuzz_${name}: ok (${summary(r.out)})`);
+  return false;
+}
+
+async function main() {
+  const { named, seconds, extra, keep, jobs } = parseArgs(process.argv.slice(2));
+  const queue = targets(named, seconds);
+  let failed = 0;
+  // Up to `jobs` lanes, each taking the next target when its last one ends.
+  const lane = async () => {
+    while (queue.length > 0) {
+      const [name, t] = queue.shift();
+      if (await fuzzOne(name, t, extra, keep, jobs === 1)) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, lane));
   process.exit(failed ? 1 : 0);
 }
 
