@@ -124,6 +124,13 @@ export interface ConnectAuthOptions {
   realm?: string;
   /** 1-10000 users with unique names. */
   users: ConnectAuthUser[];
+  /**
+   * Failed logins per source (wrong user or password; an IPv6 source by its `ipv6Prefix`, across
+   * all workers): `burst` (1-1000) at once, refilled at `perMinute` (1-60000). While a source has
+   * none left its credentials get 429 without being verified, unless cached as a success
+   * (`authThrottled`). null: no limit. @default { perMinute: 10, burst: 10 }
+   */
+  failureLimit?: { perMinute: number; burst?: number } | null;
 }
 
 export interface ConnectAuthUser {
@@ -532,6 +539,8 @@ export interface Counters {
   authCacheHits: number;
   /** CONNECT 503s because 16 verifications were in flight on the worker, or none finished within 10 s. */
   refusedAuthBusy: number;
+  /** CONNECT 429s answered without verifying because the source used up `connect.auth.failureLimit`. */
+  authThrottled: number;
   /** Connections closed because the engine found itself in a state it should never reach (a bug: please report it). */
   internalErrors: number;
 }

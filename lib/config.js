@@ -69,6 +69,7 @@ const DEFAULTS = Object.freeze({
   allowPorts: Object.freeze([443]),
   connectTimeoutMs: 10000,
   authRealm: 'legato',
+  authFailureLimit: Object.freeze({ perMinute: 10, burst: 10 }), // failed logins per source
   headTimeoutMs: 10000,
   suspendTimeoutMs: 30000,
   alpn: Object.freeze(['http/1.1']),
@@ -128,7 +129,8 @@ const LISTENER_KEYS = ['kind', 'host', 'port', 'defaultCert', 'mtls', 'maxConnec
 /** A route's or listener's own `scheduler` (normalizeFlowScheduler). */
 const FLOW_SCHEDULER_KEYS = ['weight', 'flowRate'];
 const CONNECT_KEYS = ['allowPorts', 'defaultAllowPort', 'denyCidrs', 'allowCidrs', 'allowDomains', 'connectTimeoutMs', 'headTimeoutMs', 'auth'];
-const AUTH_KEYS = ['realm', 'users'];
+const AUTH_KEYS = ['realm', 'users', 'failureLimit'];
+const AUTH_FAILURE_KEYS = ['perMinute', 'burst'];
 const AUTH_USER_KEYS = ['name', 'hash'];
 /** How a route or decision uses its upstreams (normalizeDial). */
 const DIAL_KEYS = ['balance', 'connectTimeoutMs', 'retries', 'maxFails', 'failTimeoutMs', 'proxyProtocol', 'forwardFingerprint'];
@@ -745,11 +747,15 @@ function normalizeConnect(value, path) {
  *  - `users` (required): 1-10000 `{ name, hash }`; name 1-255 bytes of UTF-8 without ':' or
  *    control characters, unique; hash a `$scrypt$ln=…,r=…,p=…$salt$hash` string, checked by the
  *    engine's own parser (binding.parseScryptHash) so this file and the engine cannot disagree.
+ *  - `failureLimit` [{ perMinute: 10, burst: 10 }]: failed logins per source: `burst` at once,
+ *    then `perMinute`; beyond them the source's credentials are answered 429 without being
+ *    verified (unless cached as a success). null: no limit.
  * Users are fixed while the proxy runs (updateConfig cannot change listeners).
  *
  * @param {unknown} value The `auth` option (undefined or null: no authentication).
  * @param {string} path Its path.
- * @returns {{ realm: string, users: { name: string, hash: string }[] } | null}
+ * @returns {{ realm: string, users: { name: string, hash: string }[],
+ *   failureLimit: { perMinute: number, burst: number } | null } | null}
  */
 function normalizeAuth(value, path) {
   const obj = optObject(value, path, AUTH_KEYS);
@@ -786,7 +792,20 @@ function normalizeAuth(value, path) {
     if (why !== null) throw configRangeError(`${upath}.hash is not a $scrypt$ hash: ${why}`);
     users.push({ name, hash });
   }
-  return { realm, users };
+  const rawLimit = get(obj, 'failureLimit');
+  let failureLimit = { ...DEFAULTS.authFailureLimit };
+  if (rawLimit === null) {
+    failureLimit = null;
+  } else if (rawLimit !== undefined) {
+    const fl = object(rawLimit, `${path}.failureLimit`, AUTH_FAILURE_KEYS);
+    const perMinute = get(fl, 'perMinute');
+    if (perMinute === undefined) throw configTypeError(`${path}.failureLimit.perMinute is required`);
+    failureLimit = {
+      perMinute: integer(perMinute, `${path}.failureLimit.perMinute`, 1, LIMITS.maxAuthFailuresPerMinute),
+      burst: optInteger(get(fl, 'burst'), `${path}.failureLimit.burst`, 1, LIMITS.maxAuthFailureBurst, DEFAULTS.authFailureLimit.burst),
+    };
+  }
+  return { realm, users, failureLimit };
 }
 
 /**

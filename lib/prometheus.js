@@ -89,6 +89,7 @@ const HELP = {
   authVerifications: 'Proxy credentials verified with scrypt (on the thread pool).',
   authCacheHits: 'Proxy credentials accepted from the cache of recent successes.',
   refusedAuthBusy: 'CONNECT requests refused (503) because 16 verifications were in flight or none finished within 10 s.',
+  authThrottled: 'CONNECT requests refused (429) unverified because their source used up connect.auth.failureLimit.',
   internalErrors: 'Connections closed on an impossible state transition (a bug).',
   pendingSuspended: 'Connections held for a decision now.',
   blockedConnections: 'Connections refused by protection.',

@@ -351,3 +351,68 @@ void lg_auth_cache_insert(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]
     c->bucket[b] = i;
     auth_lru_push(c, i);
 }
+
+/* ---- failure limit ------------------------------------------------------------------- */
+
+#define FAIL_TAT_BITS 44
+#define FAIL_TAT_MASK ((UINT64_C(1) << FAIL_TAT_BITS) - 1)
+
+int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst)
+{
+    memset(t, 0, sizeof(*t));
+    if (per_minute < 1 || per_minute > LG_AUTH_FAIL_PER_MINUTE_MAX || burst < 1 ||
+        burst > LG_AUTH_FAIL_BURST_MAX) {
+        return -EINVAL;
+    }
+    _Atomic uint64_t *slots = lg_calloc(LG_AUTH_FAIL_SLOTS, sizeof(*slots));
+    if (slots == NULL) return -ENOMEM;
+    for (size_t i = 0; i < LG_AUTH_FAIL_SLOTS; i++)
+        atomic_init(&slots[i], 0);
+    t->interval_ms = LG_MAX((60000u + per_minute / 2) / per_minute, 1u);
+    t->tolerance_ms = (uint64_t)(burst - 1) * t->interval_ms;
+    t->slots = slots;
+    return 0;
+}
+
+void lg_auth_throttle_free(lg_auth_throttle_t *t)
+{
+    lg_free((void *)t->slots);
+    t->slots = NULL;
+}
+
+/* The slot of hash h (low bits) and the tag stored with its time (high bits). */
+static _Atomic uint64_t *fail_slot(const lg_auth_throttle_t *t, uint64_t h, uint64_t *tag)
+{
+    *tag = h >> FAIL_TAT_BITS << FAIL_TAT_BITS;
+    return &t->slots[h % LG_AUTH_FAIL_SLOTS];
+}
+
+bool lg_auth_throttled(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms)
+{
+    if (t->slots == NULL) return false;
+    uint64_t tag;
+    uint64_t v = atomic_load_explicit(fail_slot(t, h, &tag), memory_order_relaxed);
+    if ((v & ~FAIL_TAT_MASK) != tag) return false; /* another source's bucket: ours is full */
+    /* GCRA: one more failure would conform iff TAT + T - now <= burst * T. */
+    return (v & FAIL_TAT_MASK) > (now_ms & FAIL_TAT_MASK) + t->tolerance_ms;
+}
+
+void lg_auth_throttle_fail(lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms)
+{
+    if (t->slots == NULL) return;
+    uint64_t tag;
+    _Atomic uint64_t *slot = fail_slot(t, h, &tag);
+    uint64_t now = now_ms & FAIL_TAT_MASK;
+    uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
+    for (;;) {
+        uint64_t tat = (v & ~FAIL_TAT_MASK) == tag ? LG_MAX(v & FAIL_TAT_MASK, now) : now;
+        /* Failures that were verified at once (all in flight when the bucket emptied) never
+         * push the time beyond a full bucket's worth: the wait after the last is at most T. */
+        tat = LG_MIN(tat + t->interval_ms, now + t->tolerance_ms + t->interval_ms);
+        uint64_t nv = tag | (tat & FAIL_TAT_MASK);
+        if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return;
+        }
+    }
+}

@@ -27,6 +27,18 @@
  * Cache: keys are SHA-256(salt ‖ decoded credentials) with a random per-proxy salt, so neither a
  * password nor an unsalted digest of one is ever stored; only successes are inserted. The cache
  * holds LG_AUTH_CACHE_SIZE entries; inserting into a full cache evicts the least recently used.
+ *
+ * Failure limit (connect.auth.failureLimit): each failed verification is charged to its source
+ * in a GCRA token bucket (`burst` failures at once, refilled at `per_minute`); while a source's
+ * bucket is empty its credentials are not verified (the caller answers 429), except those
+ * already cached as a success. Every verification costs scrypt's CPU and memory, so this bounds
+ * both what one source can guess and what it can make the proxy spend. The buckets live in a
+ * fixed table of LG_AUTH_FAIL_SLOTS 64-bit words shared by every worker (lock-free: one CAS per
+ * failure, one load per check), indexed by a keyed hash of the source: 20 bits of tag and 44
+ * bits of the bucket's theoretical arrival time in ms. A source whose slot holds another tag
+ * starts with a full bucket, and its first failure takes the slot over; so many sources
+ * colliding can lift one another's limit (per-source limits do not stop an attacker with many
+ * addresses anyway), but a collision never blocks a source that has not failed.
  */
 #ifndef LG_AUTH_H
 #define LG_AUTH_H
@@ -34,24 +46,29 @@
 #include "lg_common.h"
 #include "lg_http.h"
 
-#define LG_AUTH_LN_MIN        1            /* log2 N */
-#define LG_AUTH_LN_MAX        30           /* log2 N (the memory bound is what usually limits) */
-#define LG_AUTH_R_MAX         1024         /* scrypt block size factor */
-#define LG_AUTH_P_MAX         16           /* scrypt parallelisation */
-#define LG_AUTH_MAX_MEMORY    (1ull << 30) /* bytes: 128 · r · 2^ln at most (1 GiB) */
-#define LG_AUTH_SALT_MIN      8            /* bytes of a decoded salt */
-#define LG_AUTH_SALT_MAX      64           /* bytes of a decoded salt */
-#define LG_AUTH_HASH_MIN      16           /* bytes of a decoded hash (the derived key length) */
-#define LG_AUTH_HASH_MAX      64           /* bytes of a decoded hash */
-#define LG_AUTH_HASH_TEXT_MAX 256          /* bytes of a whole `$scrypt$` string */
-#define LG_AUTH_NAME_MAX      255          /* bytes of a user name */
-#define LG_AUTH_MAX_USERS     10000        /* users per listener */
-#define LG_AUTH_REALM_MAX     128          /* bytes of a realm */
-#define LG_AUTH_CRED_MAX      (LG_HTTP_MAX_AUTH / 4 * 3) /* bytes of decoded credentials */
-#define LG_AUTH_CACHE_SIZE    1024 /* cached successes per listener per worker */
-#define LG_AUTH_KEY_LEN       32   /* bytes of a cache key (SHA-256) */
-#define LG_AUTH_SALT_LEN      32   /* bytes of the per-proxy cache salt */
-#define LG_AUTH_RESPONSE_MAX  512  /* bytes of the 407 text */
+#include <stdatomic.h>
+
+#define LG_AUTH_LN_MIN              1    /* log2 N */
+#define LG_AUTH_LN_MAX              30   /* log2 N (the memory bound is what usually limits) */
+#define LG_AUTH_R_MAX               1024 /* scrypt block size factor */
+#define LG_AUTH_P_MAX               16   /* scrypt parallelisation */
+#define LG_AUTH_MAX_MEMORY          (1ull << 30) /* bytes: 128 · r · 2^ln at most (1 GiB) */
+#define LG_AUTH_SALT_MIN            8            /* bytes of a decoded salt */
+#define LG_AUTH_SALT_MAX            64           /* bytes of a decoded salt */
+#define LG_AUTH_HASH_MIN            16    /* bytes of a decoded hash (the derived key length) */
+#define LG_AUTH_HASH_MAX            64    /* bytes of a decoded hash */
+#define LG_AUTH_HASH_TEXT_MAX       256   /* bytes of a whole `$scrypt$` string */
+#define LG_AUTH_NAME_MAX            255   /* bytes of a user name */
+#define LG_AUTH_MAX_USERS           10000 /* users per listener */
+#define LG_AUTH_REALM_MAX           128   /* bytes of a realm */
+#define LG_AUTH_CRED_MAX            (LG_HTTP_MAX_AUTH / 4 * 3) /* bytes of decoded credentials */
+#define LG_AUTH_CACHE_SIZE          1024  /* cached successes per listener per worker */
+#define LG_AUTH_KEY_LEN             32    /* bytes of a cache key (SHA-256) */
+#define LG_AUTH_SALT_LEN            32    /* bytes of the per-proxy cache salt */
+#define LG_AUTH_RESPONSE_MAX        512   /* bytes of the 407 text */
+#define LG_AUTH_FAIL_SLOTS          4096  /* failure buckets per listener (8 bytes each) */
+#define LG_AUTH_FAIL_PER_MINUTE_MAX 60000 /* failureLimit.perMinute at most */
+#define LG_AUTH_FAIL_BURST_MAX      1000  /* failureLimit.burst at most */
 
 /* A parsed `$scrypt$` hash: the parameters and the expected derived key. */
 typedef struct lg_scrypt_s {
@@ -61,6 +78,13 @@ typedef struct lg_scrypt_s {
     uint8_t salt[LG_AUTH_SALT_MAX];
     uint8_t hash[LG_AUTH_HASH_MAX];
 } lg_scrypt_t;
+
+/* Failed verifications per source (see "Failure limit" above). slots == NULL: no limit. */
+typedef struct lg_auth_throttle_s {
+    uint64_t interval_ms;    /* T: ms per failure refilled, 60000 / per_minute (at least 1) */
+    uint64_t tolerance_ms;   /* tau: (burst - 1) * T */
+    _Atomic uint64_t *slots; /* LG_AUTH_FAIL_SLOTS words (owned) */
+} lg_auth_throttle_t;
 
 typedef struct lg_auth_user_s {
     char name[LG_AUTH_NAME_MAX + 1]; /* NUL-terminated */
@@ -80,6 +104,7 @@ typedef struct lg_auth_s {
     uint8_t cache_salt[LG_AUTH_SALT_LEN]; /* random per proxy */
     char response[LG_AUTH_RESPONSE_MAX];  /* the 407 text, with the realm */
     size_t response_len;
+    lg_auth_throttle_t throttle; /* connect.auth.failureLimit (mutable words, shared) */
 } lg_auth_t;
 
 /* Decoded Basic credentials, in a fixed buffer (wipe with lg_auth_wipe after use). */
@@ -170,5 +195,23 @@ bool lg_auth_cache_lookup(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]
 
 /* Insert a key (a no-op when present, apart from refreshing it); evicts the LRU when full. */
 void lg_auth_cache_insert(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]);
+
+/*
+ * Allocate a throttle for per_minute (1..LG_AUTH_FAIL_PER_MINUTE_MAX) failures a minute, burst
+ * (1..LG_AUTH_FAIL_BURST_MAX) at once. Returns 0, -EINVAL or -ENOMEM (*t zeroed on error).
+ */
+int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst);
+
+/* Free a throttle's table (a zeroed or already freed throttle is fine). */
+void lg_auth_throttle_free(lg_auth_throttle_t *t);
+
+/*
+ * Is the source with keyed hash `h` out of failures at now_ms (a monotonic clock)? False for a
+ * throttle without a table. Thread-safe (one atomic load).
+ */
+bool lg_auth_throttled(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms);
+
+/* Charge one failed verification to the source with keyed hash `h`. Thread-safe (CAS). */
+void lg_auth_throttle_fail(lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms);
 
 #endif /* LG_AUTH_H */

@@ -215,6 +215,7 @@ static void auth_free(lg_auth_t *a)
 {
     if (a == NULL) return;
     lg_free(a->users);
+    lg_auth_throttle_free(&a->throttle);
     lg_auth_wipe(a, sizeof(*a));
     lg_free(a);
 }
@@ -273,6 +274,17 @@ static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const 
         return -1;
     }
     a->n_users = n;
+    if (cn->has_auth_fail_limit) {
+        int rc = lg_auth_throttle_init(&a->throttle, cn->auth_fail_per_minute, cn->auth_fail_burst);
+        if (rc != 0) {
+            auth_free(a);
+            return rc == -ENOMEM ? RANGE(err, "%s.auth: out of memory", path)
+                                 : RANGE(err,
+                                         "%s.auth.failureLimit must be { perMinute: 1-%d, burst: "
+                                         "1-%d } or null",
+                                         path, LG_AUTH_FAIL_PER_MINUTE_MAX, LG_AUTH_FAIL_BURST_MAX);
+        }
+    }
     lc->auth = a;
     return 0;
 }

@@ -151,6 +151,9 @@ typedef struct lg_src_connect_s {
     bool has_auth;                            /* connect.auth given */
     char *auth_realm;                         /* connect.auth.realm */
     lg_src_strings_t auth_names, auth_hashes; /* connect.auth.users[i].name / .hash */
+    bool has_auth_fail_limit;                 /* connect.auth.failureLimit not null */
+    uint32_t auth_fail_per_minute;            /* connect.auth.failureLimit.perMinute */
+    uint32_t auth_fail_burst;                 /* connect.auth.failureLimit.burst */
     uint64_t head_timeout_ms;
 } lg_src_connect_t;
 

@@ -2170,6 +2170,10 @@ static void auth_done(void *arg, bool ok)
         return;
     }
     LG_COUNT(counters(c), auth_failures, 1);
+    if (c->su->auth_src_ok) {
+        lg_auth_t *auth = c->relay.w->conf->listeners[c->lis].auth;
+        lg_auth_throttle_fail(&auth->throttle, c->su->auth_src, uv_now(c->relay.w->loop));
+    }
     respond(c, 407);
 }
 
@@ -2177,7 +2181,9 @@ static void auth_done(void *arg, bool ok)
  * Check the Proxy-Authorization of a complete head before the destination policy (so a client
  * without credentials learns nothing about what the policy allows): no field → 407; malformed,
  * too long, unknown user or wrong password → 407 counted in authFailures; a cached success goes
- * on at once; otherwise scrypt runs on the thread pool (AUTH) and auth_done continues.
+ * on at once; a source out of failures (connect.auth.failureLimit) → 429 without verifying;
+ * otherwise scrypt runs on the thread pool (AUTH) and auth_done continues (a failure is charged
+ * to the source).
  */
 static void auth_check(lg_conn_t *c)
 {
@@ -2198,9 +2204,19 @@ static void auth_check(lg_conn_t *c)
         respond(c, 407);
         return;
     }
-    int rc = lg_verify_start(c->relay.w, c->lis, auth, &cred, auth_done, c, &c->su->verify);
+    lg_wctx_t *w = c->relay.w;
+    c->su->auth_src_ok =
+        auth->throttle.slots != NULL &&
+        lg_protect_source_hash(w, c->lis, protection(c), &c->peer, &c->su->auth_src);
+    bool throttled =
+        c->su->auth_src_ok && lg_auth_throttled(&auth->throttle, c->su->auth_src, uv_now(w->loop));
+    int rc = lg_verify_start(w, c->lis, auth, &cred, throttled, auth_done, c, &c->su->verify);
     if (rc == LG_VERIFY_CACHED) {
         to_policy(c);
+    } else if (rc == -EAGAIN) {
+        LG_COUNT(cnt, auth_throttled, 1);
+        note_why(c, LG_CLOSE_REFUSED_AUTH);
+        respond(c, 429);
     } else if (rc == -EBUSY) {
         LG_COUNT(cnt, refused_auth_busy, 1); /* LG_VERIFY_MAX_JOBS verifications in flight */
         respond(c, 503);

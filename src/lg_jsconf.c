@@ -381,7 +381,8 @@ static int read_keepalive(napi_env env, napi_value cfg, lg_src_t *out)
                : 0;
 }
 
-/* connect.auth: null, or { realm, users: [{ name, hash }] } (normalised by lib/config.js). */
+/* connect.auth: null, or { realm, users: [{ name, hash }], failureLimit: null or { perMinute,
+ * burst } } (normalised by lib/config.js). */
 static int read_auth(napi_env env, napi_value cn, lg_src_connect_t *out, const char *path)
 {
     char apath[PATH_MAX_LEN + 16];
@@ -390,10 +391,22 @@ static int read_auth(napi_env env, napi_value cn, lg_src_connect_t *out, const c
     uint32_t n;
     if (get_optional_object(env, cn, "auth", &a, &out->has_auth, path) != 0) return -1;
     if (!out->has_auth) return 0;
+    napi_value fl;
+    bool has_fl = false;
+    char fpath[PATH_MAX_LEN + 32];
+    snprintf(fpath, sizeof(fpath), "%s.failureLimit", apath);
+    uint64_t per_minute = 0, burst = 0;
     if (get_string(env, a, "realm", &out->auth_realm, apath) != 0 ||
-        get_array(env, a, "users", &users, &n, apath) != 0) {
+        get_array(env, a, "users", &users, &n, apath) != 0 ||
+        get_optional_object(env, a, "failureLimit", &fl, &has_fl, apath) != 0 ||
+        (has_fl && (get_u64(env, fl, "perMinute", &per_minute, fpath) != 0 ||
+                    get_u64(env, fl, "burst", &burst, fpath) != 0))) {
         return -1;
     }
+    /* Out of range (lib/config.js refuses it first) stays out of range for lg_config to name. */
+    out->has_auth_fail_limit = has_fl;
+    out->auth_fail_per_minute = (uint32_t)LG_MIN(per_minute, UINT32_MAX);
+    out->auth_fail_burst = (uint32_t)LG_MIN(burst, UINT32_MAX);
     if (n == 0) return 0; /* refused by lg_config with the path */
     out->auth_names.v = lg_calloc(n, sizeof(char *));
     out->auth_hashes.v = lg_calloc(n, sizeof(char *));

@@ -74,6 +74,8 @@
     X(maxLabelLength, LG_NAME_LABEL_MAX, "bytes")                                                  \
     X(maxAuthUsers, LG_AUTH_MAX_USERS, "users per connect listener")                               \
     X(maxAuthNameLength, LG_AUTH_NAME_MAX, "bytes of a user name")                                 \
-    X(maxAuthRealmLength, LG_AUTH_REALM_MAX, "bytes of a realm")
+    X(maxAuthRealmLength, LG_AUTH_REALM_MAX, "bytes of a realm")                                   \
+    X(maxAuthFailuresPerMinute, LG_AUTH_FAIL_PER_MINUTE_MAX, "failed logins a minute per source")  \
+    X(maxAuthFailureBurst, LG_AUTH_FAIL_BURST_MAX, "failed logins at once per source")
 
 #endif /* LG_LIMITS_H */

@@ -397,11 +397,8 @@ static bool head_share_take(lg_wctx_t *w, unsigned lis, const lg_protection_t *p
 {
     const lg_listener_conf_t *lc = &w->conf->listeners[lis];
     if (lc->kind != LG_LISTENER_CONNECT || lc->accept_proxy != 0) return true;
-    lg_ipkey_t k;
-    if (lg_ipkey_make(&k, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
-        return true;
-    }
-    uint64_t h = lg_limit_key_hash(w->limit, &k);
+    uint64_t h;
+    if (!lg_protect_source_hash(w, lis, p, peer, &h)) return true;
     lg_lis_state_t *st = &w->lis[lis];
     uint16_t col[2] = {(uint16_t)(h % LG_HEAD_SRC_SLOTS),
                        (uint16_t)((h >> 32) % LG_HEAD_SRC_SLOTS)};

@@ -75,7 +75,8 @@
     X(auth_failures, "authFailures")                                                               \
     X(auth_verifications, "authVerifications")                                                     \
     X(auth_cache_hits, "authCacheHits")                                                            \
-    X(refused_auth_busy, "refusedAuthBusy")
+    X(refused_auth_busy, "refusedAuthBusy")                                                        \
+    X(auth_throttled, "authThrottled")
 
 /*
  * Why admission refused a connection ('blocked' events, blockedByReason): X(NAME, "reason").

@@ -202,6 +202,17 @@ static uint64_t blocklog_note(lg_blocklog_t *b, const lg_ipkey_t *k, int reason,
     return count;
 }
 
+bool lg_protect_source_hash(const lg_wctx_t *w, unsigned lis, const lg_protection_t *p,
+                            const lg_peer_t *peer, uint64_t *h)
+{
+    lg_ipkey_t k;
+    if (lg_ipkey_make(&k, (uint8_t)lis, peer->family, peer->addr, p->ipv6_prefix) != 0) {
+        return false;
+    }
+    *h = lg_limit_key_hash(w->limit, &k);
+    return true;
+}
+
 void lg_protect_refused(lg_wctx_t *w, unsigned lis, const lg_protection_t *p, int reason,
                         const lg_peer_t *peer, const char *ja3, const char *ja4)
 {

@@ -105,6 +105,14 @@ bool lg_protect_fails_closed(const lg_protection_t *p);
 int lg_protect_hello(const lg_protection_t *p, lg_ja_cache_t *cache, const lg_hello_t *hello,
                      char ja3[33], char ja4[40]);
 
+/*
+ * The keyed hash (lg_limit_key_hash) of a source's key on listener `lis`: its address, an IPv6 one
+ * cut to p->ipv6_prefix. For per-source sketches that must not be aimed at (the connect
+ * listeners' head slots, connect.auth.failureLimit). False when the address makes no key.
+ */
+bool lg_protect_source_hash(const lg_wctx_t *w, unsigned lis, const lg_protection_t *p,
+                            const lg_peer_t *peer, uint64_t *h);
+
 /* Count a refusal on listener `lis` (protection `p`, for the source's key) and report it
  * (coalesced) while JS listens. ja3/ja4 may be NULL. */
 void lg_protect_refused(lg_wctx_t *w, unsigned lis, const lg_protection_t *p, int reason,

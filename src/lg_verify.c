@@ -97,7 +97,7 @@ static void verify_done(uv_work_t *req, int status)
 }
 
 int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_cred_t *cred,
-                    lg_verify_cb cb, void *arg, lg_verify_wait_t **wait)
+                    bool throttled, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait)
 {
     *wait = NULL;
     uint8_t key[LG_AUTH_KEY_LEN];
@@ -126,10 +126,10 @@ int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_c
             return 0;
         }
     }
-    if (w->n_verify >= LG_VERIFY_MAX_JOBS) {
+    if (throttled || w->n_verify >= LG_VERIFY_MAX_JOBS) {
         lg_auth_wipe(cred, sizeof(*cred));
         lg_free(wt);
-        return -EBUSY;
+        return throttled ? -EAGAIN : -EBUSY;
     }
     lg_verify_job_t *j = lg_calloc(1, sizeof(*j));
     if (j == NULL) {

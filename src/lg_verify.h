@@ -40,10 +40,12 @@ typedef void (*lg_verify_cb)(void *arg, bool ok);
  * Check `cred` (decoded Basic credentials) for listener `lis` whose table is `auth`. Always wipes
  * *cred. Returns LG_VERIFY_CACHED (accepted from the cache: counted as authCacheHits), 0 with
  * *wait set (cb(arg, ok) follows once, from the worker's loop, never from inside this call),
- * -EBUSY (LG_VERIFY_MAX_JOBS in flight) or -ENOMEM.
+ * -EAGAIN (`throttled`, the source has no failures left, and the credentials are neither cached
+ * nor in flight: no new verification is started), -EBUSY (LG_VERIFY_MAX_JOBS in flight) or
+ * -ENOMEM.
  */
 int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_cred_t *cred,
-                    lg_verify_cb cb, void *arg, lg_verify_wait_t **wait);
+                    bool throttled, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait);
 
 /* The waiter no longer wants the verdict: its callback will not run. NULL is ignored. */
 void lg_verify_cancel(lg_verify_wait_t *wait);

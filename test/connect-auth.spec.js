@@ -478,6 +478,87 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     });
   });
 
+  describe('failed logins per source (failureLimit)', () => {
+    const authHead = (user, pass, target = '127.0.0.1:22') => `CONNECT ${target} HTTP/1.1\r\nProxy-Authorization: ${basic(user, pass)}\r\n\r\n`;
+    const withLimit = (failureLimit) => ({ ...authOf(), failureLimit });
+
+    it('after `burst` wrong passwords: 429 without verifying (authThrottled); a cached success still passes, an uncached one does not', async () => {
+      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 1, burst: 3 }) }, {}, { workerThreads: 1 });
+      const port = portOf(proxy);
+      const access = [];
+      proxy.on('access', (a) => access.push(a));
+      assertErrorReply(await request(port, authHead('alice', 'correct horse')), 403); // verified, cached
+      for (let i = 0; i < 3; i++) assert407(await request(port, authHead('alice', `wrong${i}`)));
+      assert.strictEqual(lm(proxy).authVerifications, 4);
+      const r = await request(port, authHead('alice', 'wrong3'));
+      assertErrorReply(r, 429);
+      assert.strictEqual(r.body, 'Too Many Requests\n');
+      let m = lm(proxy);
+      assert.strictEqual(m.authVerifications, 4, 'not verified');
+      assert.strictEqual(m.authThrottled, 1);
+      assert.strictEqual(m.status429, 1);
+      assert.strictEqual(m.authFailures, 3, 'a throttled attempt is not a verified failure');
+      // bob's right password was never verified: it waits for the source's bucket too.
+      assertErrorReply(await request(port, authHead('bob', 'b0b:with:colons')), 429);
+      // alice's is cached as a success: no verification needed, so she is let through.
+      assertErrorReply(await request(port, authHead('alice', 'correct horse')), 403);
+      // No credentials is still the 407 challenge.
+      assert407(await request(port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n'));
+      m = lm(proxy);
+      assert.strictEqual(m.authVerifications, 4);
+      assert.strictEqual(m.authThrottled, 2);
+      assert.strictEqual(m.authCacheHits, 1);
+      assert.match(proxy.metricsText(), /^# HELP legato_auth_throttled_total .*failureLimit/m);
+      await waitFor(() => access.length === 8);
+      assert.deepStrictEqual(access.filter((a) => a.status === 429).map((a) => a.closeReason), ['refused:auth', 'refused:auth']);
+    });
+
+    it('the bucket refills at perMinute; another source has its own', async function () {
+      this.timeout(20000);
+      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 120, burst: 2 }) }, {}, { workerThreads: 1 }); // one back every 500 ms
+      const port = portOf(proxy);
+      for (let i = 0; i < 2; i++) assert407(await request(port, authHead('alice', 'nope')));
+      const t0 = Date.now();
+      assertErrorReply(await request(port, authHead('alice', 'nope')), 429);
+      // Another address on loopback is another source: a full bucket.
+      assert407(await request(port, authHead('alice', 'nope'), { localAddress: '127.0.0.2' }));
+      assertErrorReply(await request(port, authHead('bob', 'b0b:with:colons')), 429);
+      await sleep(Math.max(0, 600 - (Date.now() - t0)));
+      // One failure came back: verified (a right password now goes through)...
+      assertErrorReply(await request(port, authHead('bob', 'b0b:with:colons')), 403);
+      assert407(await request(port, authHead('alice', 'nope')));
+      // ...and that failure used it up again.
+      assertErrorReply(await request(port, authHead('alice', 'nope')), 429);
+      const m = lm(proxy);
+      assert.strictEqual(m.authThrottled, 3);
+      assert.strictEqual(m.authFailures, 4);
+      assert.strictEqual(m.authVerifications, 5);
+    });
+
+    it('the limit holds across workers (one table for the listener)', async () => {
+      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 1, burst: 3 }) }, {}, { workerThreads: 2 });
+      const port = portOf(proxy);
+      const statuses = [];
+      for (let i = 0; i < 12; i++) statuses.push((await request(port, authHead('alice', `bad${i}`))).status);
+      assert.deepStrictEqual(statuses, [407, 407, 407, ...Array(9).fill(429)]);
+      const m = proxy.metrics();
+      assert.strictEqual(m.authVerifications, 3);
+      assert.strictEqual(m.authThrottled, 9);
+    });
+
+    it('the default is 10 at once, 10 a minute; null turns the limit off', async () => {
+      const dflt = await startConnectProxy({ auth: authOf() }, {}, { workerThreads: 1 });
+      const off = await startConnectProxy({ auth: withLimit(null) }, {}, { workerThreads: 1 });
+      for (const [proxy, want] of [[dflt, [...Array(10).fill(407), 429, 429]], [off, Array(12).fill(407)]]) {
+        const statuses = [];
+        for (let i = 0; i < 12; i++) statuses.push((await request(portOf(proxy), authHead('alice', `bad${i}`))).status);
+        assert.deepStrictEqual(statuses, want);
+      }
+      assert.strictEqual(lm(off).authVerifications, 12);
+      assert.strictEqual(lm(off).authThrottled, 0);
+    });
+  });
+
   describe('configuration', () => {
     const cfg = (auth, extra = {}) => ({ listeners: [{ kind: 'connect', port: 0, ...extra, connect: { auth } }] });
     const hash = scryptHash('x');
@@ -497,6 +578,15 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       [{ realm: 'r'.repeat(129), users: [{ name: 'a', hash }] }, RangeError, 'listeners[0].connect.auth.realm must be 1-128'],
       [{ realm: 5, users: [{ name: 'a', hash }] }, TypeError, 'listeners[0].connect.auth.realm must be a string'],
       ['yes', TypeError, 'listeners[0].connect.auth must be an object'],
+      [{ users: [{ name: 'a', hash }], failureLimit: {} }, TypeError, 'listeners[0].connect.auth.failureLimit.perMinute is required'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 0 } }, RangeError, 'listeners[0].connect.auth.failureLimit.perMinute must be an integer 1-60000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 60001 } }, RangeError, 'listeners[0].connect.auth.failureLimit.perMinute must be an integer 1-60000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 1.5 } }, RangeError, 'listeners[0].connect.auth.failureLimit.perMinute must be an integer 1-60000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: '10' } }, TypeError, 'listeners[0].connect.auth.failureLimit.perMinute must be an integer 1-60000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 10, burst: 0 } }, RangeError, 'listeners[0].connect.auth.failureLimit.burst must be an integer 1-1000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 10, burst: 1001 } }, RangeError, 'listeners[0].connect.auth.failureLimit.burst must be an integer 1-1000'],
+      [{ users: [{ name: 'a', hash }], failureLimit: { perMinute: 10, window: 5 } }, TypeError, "listeners[0].connect.auth.failureLimit: unknown option 'window'"],
+      [{ users: [{ name: 'a', hash }], failureLimit: 10 }, TypeError, 'listeners[0].connect.auth.failureLimit must be an object'],
     ];
     for (const [auth, type, message] of CASES) {
       it(`refuses ${JSON.stringify(auth).slice(0, 80)}`, () => {

@@ -92,6 +92,7 @@ const README_ROWS = [
   ['Listener', 'reusePort', `\`${q(DEFAULTS.reusePort)}\``, ["'share'", 'EADDRINUSE']],
   ['Connect listener: `connect`', 'auth', '`null`', []],
   ['Connect listener: `connect`', 'auth.realm', `\`${q(DEFAULTS.authRealm)}\``, [`1–${LIMITS.maxAuthRealmLength}`]],
+  ['Connect listener: `connect`', 'auth.failureLimit', `\`{ perMinute: ${DEFAULTS.authFailureLimit.perMinute}, burst: ${DEFAULTS.authFailureLimit.burst} }\``, [`1–${LIMITS.maxAuthFailuresPerMinute}`, `1–${LIMITS.maxAuthFailureBurst}`]],
   ['Connect listener: `connect`', 'auth.users', 'required', [`1–${LIMITS.maxAuthUsers.toLocaleString('en-US')}`, `1–${LIMITS.maxAuthNameLength} bytes`]],
 ];
 
@@ -130,6 +131,7 @@ const DTS_PROPS = [
   ['ConnectOptions', 'auth', 'null', []],
   ['ConnectAuthOptions', 'realm', q(DEFAULTS.authRealm), [`1-${LIMITS.maxAuthRealmLength}`]],
   ['ConnectAuthOptions', 'users', null, [`1-${LIMITS.maxAuthUsers}`]],
+  ['ConnectAuthOptions', 'failureLimit', `{ perMinute: ${DEFAULTS.authFailureLimit.perMinute}, burst: ${DEFAULTS.authFailureLimit.burst} }`, [`1-${LIMITS.maxAuthFailuresPerMinute}`, `1-${LIMITS.maxAuthFailureBurst}`]],
   ['ConnectAuthUser', 'name', null, [`1-${LIMITS.maxAuthNameLength} bytes`]],
 ];
 
@@ -179,7 +181,9 @@ describe('documentation holds to DEFAULTS and LIMITS', () => {
     const used = JSON.stringify([README_ROWS, DTS_PROPS]);
     for (const [key, value] of Object.entries(DEFAULTS)) {
       if (NOT_IN_TABLES[key]) continue;
-      const text = Array.isArray(value) ? value.join(', ') : String(value);
+      const text = Array.isArray(value) ? value.join(', ')
+        : typeof value === 'object' ? `{ ${Object.entries(value).map(([k, v]) => `${k}: ${v}`).join(', ')} }` // as the docs write it
+          : String(value);
       assert.ok(used.includes(text), `DEFAULTS.${key} (${text}) is checked against no README row or index.d.ts property`);
     }
     const burst = ifaces.get('SchedulerOptions').get('burst');

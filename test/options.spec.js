@@ -82,6 +82,7 @@ const EFFECT = {
   'ConnectOptions.auth': ['connect-auth.spec.js', 'curl -x http://user:pass@'],
   'ConnectAuthOptions.realm': ['connect-auth.spec.js', 'a realm is sent as configured'],
   'ConnectAuthOptions.users': ['connect-auth.spec.js', 'curl -x http://user:pass@'],
+  'ConnectAuthOptions.failureLimit': ['connect-auth.spec.js', 'after `burst` wrong passwords: 429 without verifying'],
   'ConnectAuthUser.name': ['connect-auth.spec.js', 'curl --proxy-user with a password holding colons'],
   'ConnectAuthUser.hash': ['connect-auth.spec.js', 'curl with a wrong password fails with 407'],
   'ListenerCommon.port': ['cli.spec.js', 'environment variables configure the proxy'],

@@ -9,13 +9,16 @@
  * colon, empty parts, the 1024/1025-byte header limit), the constant-time compare, the sorted
  * user table (lookup, duplicates), the 407 text and its realm rules (128/129 bytes), and the
  * LRU cache (hits, refresh, eviction of the least recently used at 1024 + 1 entries, bucket
- * chains after many evictions).
+ * chains after many evictions), and the failure limit on a simulated clock (GCRA: burst, refill,
+ * the cap on failures verified at once, other and colliding sources, 1/60000 per minute and
+ * burst 1000 at max and max + 1, no update lost between threads).
  */
-/* LG_TEST_LIBS: -lcrypto */
+/* LG_TEST_LIBS: -lcrypto -lpthread */
 #include "../../src/lg_digest.c"
 #include "../../src/lg_auth.c"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "lg_test.h"
 
@@ -427,6 +430,123 @@ LG_TEST(test_cache_lru)
     CHECK_EQ_INT(chained, LG_AUTH_CACHE_SIZE);
 }
 
+LG_TEST(test_throttle_limits)
+{
+    lg_auth_throttle_t t;
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 0, 10), -EINVAL);
+    CHECK(t.slots == NULL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX + 1, 10), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, 0), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, LG_AUTH_FAIL_BURST_MAX + 1), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX, LG_AUTH_FAIL_BURST_MAX), 0);
+    CHECK_EQ_INT(t.interval_ms, 1);
+    CHECK_EQ_INT(t.tolerance_ms, LG_AUTH_FAIL_BURST_MAX - 1);
+    lg_auth_throttle_free(&t);
+    CHECK(t.slots == NULL);
+    lg_auth_throttle_free(&t); /* twice is fine */
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, 1), 0);
+    CHECK_EQ_INT(t.interval_ms, 60000);
+    CHECK_EQ_INT(t.tolerance_ms, 0);
+    lg_auth_throttle_free(&t);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 7, 2), 0);
+    CHECK_EQ_INT(t.interval_ms, 8571); /* 60000 / 7, rounded */
+    lg_auth_throttle_free(&t);
+    /* No table: never throttled, failures are not recorded. */
+    lg_auth_throttle_t none;
+    memset(&none, 0, sizeof(none));
+    lg_auth_throttle_fail(&none, 42, 1000);
+    CHECK(!lg_auth_throttled(&none, 42, 1000));
+}
+
+/* Two hashes in the same slot with different tags. */
+#define H1 ((UINT64_C(0x123) << 44) | 77)
+#define H2 ((UINT64_C(0x456) << 44) | 77)
+#define H3 ((UINT64_C(0x123) << 44) | 78)
+
+LG_TEST(test_throttle_bucket)
+{
+    lg_auth_throttle_t t;
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 3), 0); /* T = 1 s, 3 at once */
+    uint64_t now = 5000000;
+    CHECK(!lg_auth_throttled(&t, H1, now));
+    lg_auth_throttle_fail(&t, H1, now);
+    lg_auth_throttle_fail(&t, H1, now);
+    CHECK(!lg_auth_throttled(&t, H1, now)); /* two of three used */
+    lg_auth_throttle_fail(&t, H1, now);
+    CHECK(lg_auth_throttled(&t, H1, now)); /* the burst is used up */
+    CHECK(lg_auth_throttled(&t, H1, now + 999));
+    CHECK(!lg_auth_throttled(&t, H1, now + 1000)); /* one refilled after T */
+    lg_auth_throttle_fail(&t, H1, now + 1000);
+    CHECK(lg_auth_throttled(&t, H1, now + 1000));
+    CHECK(lg_auth_throttled(&t, H1, now + 1999));
+    /* A quiet source gets its whole burst back after burst * T. */
+    now += 1000 + 3000;
+    for (int i = 0; i < 3; i++) {
+        CHECK_ROW(!lg_auth_throttled(&t, H1, now), "full again");
+        lg_auth_throttle_fail(&t, H1, now);
+    }
+    CHECK(lg_auth_throttled(&t, H1, now));
+    /* Failures verified at once beyond the burst wait at most T more, not one T each. */
+    for (int i = 0; i < 50; i++)
+        lg_auth_throttle_fail(&t, H1, now);
+    CHECK(lg_auth_throttled(&t, H1, now + 999));
+    CHECK(!lg_auth_throttled(&t, H1, now + 1000));
+    lg_auth_throttle_free(&t);
+}
+
+LG_TEST(test_throttle_sources)
+{
+    lg_auth_throttle_t t;
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 2), 0);
+    uint64_t now = 10000;
+    lg_auth_throttle_fail(&t, H1, now);
+    lg_auth_throttle_fail(&t, H1, now);
+    CHECK(lg_auth_throttled(&t, H1, now));
+    CHECK(!lg_auth_throttled(&t, H3, now)); /* another slot */
+    CHECK(!lg_auth_throttled(&t, H2, now)); /* same slot, another tag: a full bucket */
+    /* H2's failure takes the slot over: H2 counts from a full bucket, H1 starts afresh. */
+    lg_auth_throttle_fail(&t, H2, now);
+    CHECK(!lg_auth_throttled(&t, H2, now));
+    CHECK(!lg_auth_throttled(&t, H1, now));
+    lg_auth_throttle_fail(&t, H2, now);
+    CHECK(lg_auth_throttled(&t, H2, now));
+    lg_auth_throttle_free(&t);
+}
+
+typedef struct {
+    lg_auth_throttle_t *t;
+    int n;
+} fail_arg_t;
+
+static void *fail_many(void *p)
+{
+    fail_arg_t *a = p;
+    for (int i = 0; i < a->n; i++)
+        lg_auth_throttle_fail(a->t, H1, 1000);
+    return NULL;
+}
+
+LG_TEST(test_throttle_threads)
+{
+    lg_auth_throttle_t t;
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, LG_AUTH_FAIL_BURST_MAX), 0);
+    pthread_t th[4];
+    fail_arg_t a = {&t, (LG_AUTH_FAIL_BURST_MAX - 1) / 4}; /* 249 each: 996 in all */
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(pthread_create(&th[i], NULL, fail_many, &a), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    /* Every CAS counted: 996 used, so 3 more are allowed and the 1000th fills the burst. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_ROW(!lg_auth_throttled(&t, H1, 1000), "no failure lost");
+        lg_auth_throttle_fail(&t, H1, 1000);
+    }
+    CHECK(!lg_auth_throttled(&t, H1, 1000));
+    lg_auth_throttle_fail(&t, H1, 1000);
+    CHECK(lg_auth_throttled(&t, H1, 1000));
+    lg_auth_throttle_free(&t);
+}
+
 int main(void)
 {
     LG_RUN(test_hash_good);
@@ -440,5 +560,9 @@ int main(void)
     LG_RUN(test_response);
     LG_RUN(test_cache_key);
     LG_RUN(test_cache_lru);
+    LG_RUN(test_throttle_limits);
+    LG_RUN(test_throttle_bucket);
+    LG_RUN(test_throttle_sources);
+    LG_RUN(test_throttle_threads);
     LG_TEST_END();
 }

@@ -383,8 +383,9 @@ LG_TEST(test_connect_policy)
     CHECK_EQ_INT(lg_config_head_share(3), 1);
 }
 
-/* connect.auth: users sorted, the dummy has the first user's cost, the 407 names the realm; each
- * refusal names its path. */
+/* connect.auth: users sorted, the dummy has the first user's cost, the 407 names the realm, the
+ * failure limit's table exists iff failureLimit is set (1/60000 per minute, burst 1/1000 at max and
+ * max + 1); each refusal names its path. */
 LG_TEST(test_connect_auth)
 {
     static const char h1[] = "$scrypt$ln=4,r=8,p=1$bGVnYXRvLXNhbHQtMDAwMQ$HPWl3luOPVCLz1ms1c40XC/"
@@ -397,20 +398,62 @@ LG_TEST(test_connect_auth)
         const char *hashes[3];
         size_t n;
         const char *err; /* NULL: builds */
+        bool limit;      /* failureLimit set: */
+        uint32_t per_minute, burst;
     } row_t;
+#define FL_ERR                                                                                     \
+    "listeners[0].connect.auth.failureLimit must be { perMinute: 1-60000, burst: 1-1000 }"
     static const row_t rows[] = {
-        {NULL, {"zed", "amy"}, {h2, h1}, 2, NULL},
-        {"Corp", {"a"}, {h1}, 1, NULL},
-        {NULL, {"a", "a"}, {h1, h1}, 2, "listeners[0].connect.auth.users: user 'a' appears twice"},
+        {NULL, {"zed", "amy"}, {h2, h1}, 2, NULL, false, 0, 0},
+        {"Corp", {"a"}, {h1}, 1, NULL, false, 0, 0},
+        {NULL,
+         {"a", "a"},
+         {h1, h1},
+         2,
+         "listeners[0].connect.auth.users: user 'a' appears twice",
+         false,
+         0,
+         0},
         {NULL,
          {"a", "b"},
          {h1, "$scrypt$ln=4"},
          2,
-         "listeners[0].connect.auth.users[1].hash is not a $scrypt$ hash: parameters"},
-        {NULL, {"a:b"}, {h1}, 1, "listeners[0].connect.auth.users[0].name must be 1-255 bytes"},
-        {NULL, {""}, {h1}, 1, "listeners[0].connect.auth.users[0].name must be 1-255 bytes"},
-        {"a\"b", {"a"}, {h1}, 1, "listeners[0].connect.auth.realm must be 1-128"},
-        {NULL, {NULL}, {NULL}, 0, "listeners[0].connect.auth.users must have 1-10000 entries"},
+         "listeners[0].connect.auth.users[1].hash is not a $scrypt$ hash: parameters",
+         false,
+         0,
+         0},
+        {NULL,
+         {"a:b"},
+         {h1},
+         1,
+         "listeners[0].connect.auth.users[0].name must be 1-255 bytes",
+         false,
+         0,
+         0},
+        {NULL,
+         {""},
+         {h1},
+         1,
+         "listeners[0].connect.auth.users[0].name must be 1-255 bytes",
+         false,
+         0,
+         0},
+        {"a\"b", {"a"}, {h1}, 1, "listeners[0].connect.auth.realm must be 1-128", false, 0, 0},
+        {NULL,
+         {NULL},
+         {NULL},
+         0,
+         "listeners[0].connect.auth.users must have 1-10000 entries",
+         false,
+         0,
+         0},
+        {NULL, {"a"}, {h1}, 1, NULL, true, 10, 10},
+        {NULL, {"a"}, {h1}, 1, NULL, true, 60000, 1000},
+        {NULL, {"a"}, {h1}, 1, NULL, true, 1, 1},
+        {NULL, {"a"}, {h1}, 1, FL_ERR, true, 0, 10},
+        {NULL, {"a"}, {h1}, 1, FL_ERR, true, 60001, 10},
+        {NULL, {"a"}, {h1}, 1, FL_ERR, true, 10, 0},
+        {NULL, {"a"}, {h1}, 1, FL_ERR, true, 10, 1001},
     };
     for (size_t i = 0; i < LG_ARRAY_SIZE(rows); i++) {
         const row_t *r = &rows[i];
@@ -421,6 +464,9 @@ LG_TEST(test_connect_auth)
         cn->auth_realm = r->realm ? str(r->realm) : NULL;
         strings(&cn->auth_names, r->n, r->names);
         strings(&cn->auth_hashes, r->n, r->hashes);
+        cn->has_auth_fail_limit = r->limit;
+        cn->auth_fail_per_minute = r->per_minute;
+        cn->auth_fail_burst = r->burst;
         lg_config_t conf;
         lg_cfgerr_t err;
         int rc = lg_config_build(&s, &conf, &err);
@@ -442,6 +488,11 @@ LG_TEST(test_connect_auth)
         char want[64];
         snprintf(want, sizeof(want), "Basic realm=\"%s\"", r->realm ? r->realm : "legato");
         CHECK(strstr(a->response, want) != NULL && a->response_len == strlen(a->response));
+        CHECK((a->throttle.slots != NULL) == r->limit);
+        if (r->limit) {
+            CHECK_EQ_INT(a->throttle.interval_ms, 60000 / r->per_minute);
+            CHECK_EQ_INT(a->throttle.tolerance_ms, (r->burst - 1) * (60000 / r->per_minute));
+        }
         lg_config_free(&conf);
     }
     /* Two proxies built from one source get different cache salts. */

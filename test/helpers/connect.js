@@ -44,6 +44,7 @@ const REASONS = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   414: 'URI Too Long',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -82,8 +83,8 @@ function parseReply(buf) {
  * piece), and collect everything until the proxy closes. Resolves with parseReply()'s fields
  * plus { data, ended (a FIN arrived), error }.
  */
-async function request(port, bytes, { host = '127.0.0.1', endAfterWrite = false } = {}) {
-  const socket = await connect(port, { host });
+async function request(port, bytes, { host = '127.0.0.1', endAfterWrite = false, localAddress } = {}) {
+  const socket = await connect(port, localAddress ? { host, localAddress } : { host });
   const chunks = [];
   let ended = false;
   let error = null;

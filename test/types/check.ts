@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   proxy.updateConfig({ protection: null });
   const m: Metrics = proxy.metrics();
   const total: number = m.activeConnections + m.listeners[0].activeConnections + port +
-    m.status407 + m.authFailures + m.authVerifications + m.authCacheHits + m.refusedAuthBusy +
+    m.status407 + m.authFailures + m.authVerifications + m.authCacheHits + m.refusedAuthBusy + m.authThrottled +
     m.eventsDropped + m.accessEventsDropped;
   const blocked: string[] = proxy.blockedIps().rateLimited;
   void total;
