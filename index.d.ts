@@ -125,10 +125,12 @@ export interface ConnectAuthOptions {
   /** 1-10000 users with unique names. */
   users: ConnectAuthUser[];
   /**
-   * Failed logins per source (wrong user or password; an IPv6 source by its `ipv6Prefix`, across
-   * all workers): `burst` (1-1000) at once, refilled at `perMinute` (1-60000). While a source has
-   * none left its credentials get 429 without being verified, unless cached as a success
-   * (`authThrottled`). null: no limit. @default { perMinute: 10, burst: 10 }
+   * Failed logins per source (an IPv6 source by its `ipv6Prefix`; one bucket for the listener,
+   * shared by all workers): `burst` (1-1000) at once, refilled at `perMinute` (1-60000). Every
+   * verification takes a token when it starts and a success gives it back. While a source has
+   * none left its credentials get 429 without being verified (`authThrottled`), unless already
+   * being verified or cached as a success on the worker. null: no limit.
+   * @default { perMinute: 10, burst: 10 }
    */
   failureLimit?: { perMinute: number; burst?: number } | null;
 }
@@ -527,7 +529,7 @@ export interface Counters {
   blockedByReason: Record<BlockReason, number>;
   /** PROXY protocol headers accepted. */
   proxyProtocolHeaders: number;
-  /** CONNECT 429s: refused by protection (rate, box, concurrency). */
+  /** CONNECT 429s: refused by protection (rate, box, concurrency) or by `connect.auth.failureLimit`. */
   status429: number;
   /** CONNECT 407s: no, malformed or wrong Proxy-Authorization on a listener with `connect.auth`. */
   status407: number;

@@ -63,7 +63,10 @@ function parseArgs(argv) {
     } else {
       const m = /^(?:fuzz_)?([a-z0-9_]+?)(?:\.c)?(?::(\d+))?$/.exec(a);
       if (!m) usage(`unexpected argument: ${a}`);
-      named.push([m[1], m[2] === undefined ? null : Number(m[2])]);
+      const seconds1 = m[2] === undefined ? null : Number(m[2]);
+      const at = named.findIndex(([n]) => n === m[1]);
+      if (at >= 0) named[at][1] = seconds1; // named twice: once (two lanes would share its binary)
+      else named.push([m[1], seconds1]);
     }
   }
   if (seconds < 1 || named.some(([, t]) => t !== null && t < 1)) usage('seconds must be at least 1');

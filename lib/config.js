@@ -748,8 +748,9 @@ function normalizeConnect(value, path) {
  *    control characters, unique; hash a `$scrypt$ln=…,r=…,p=…$salt$hash` string, checked by the
  *    engine's own parser (binding.parseScryptHash) so this file and the engine cannot disagree.
  *  - `failureLimit` [{ perMinute: 10, burst: 10 }]: failed logins per source: `burst` at once,
- *    then `perMinute`; beyond them the source's credentials are answered 429 without being
- *    verified (unless cached as a success). null: no limit.
+ *    then `perMinute` (a verification takes a token when it starts, a success gives it back);
+ *    beyond them the source's credentials are answered 429 without being verified (unless in
+ *    flight or cached as a success). null: no limit.
  * Users are fixed while the proxy runs (updateConfig cannot change listeners).
  *
  * @param {unknown} value The `auth` option (undefined or null: no authentication).

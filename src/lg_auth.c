@@ -354,7 +354,7 @@ void lg_auth_cache_insert(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]
 
 /* ---- failure limit ------------------------------------------------------------------- */
 
-#define FAIL_TAT_BITS 44
+#define FAIL_TAT_BITS 48 /* µs: 8.9 years of the monotonic clock */
 #define FAIL_TAT_MASK ((UINT64_C(1) << FAIL_TAT_BITS) - 1)
 
 int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst)
@@ -368,8 +368,8 @@ int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned b
     if (slots == NULL) return -ENOMEM;
     for (size_t i = 0; i < LG_AUTH_FAIL_SLOTS; i++)
         atomic_init(&slots[i], 0);
-    t->interval_ms = LG_MAX((60000u + per_minute / 2) / per_minute, 1u);
-    t->tolerance_ms = (uint64_t)(burst - 1) * t->interval_ms;
+    t->interval_us = (UINT64_C(60000000) + per_minute / 2) / per_minute;
+    t->tolerance_us = (uint64_t)(burst - 1) * t->interval_us;
     t->slots = slots;
     return 0;
 }
@@ -387,29 +387,38 @@ static _Atomic uint64_t *fail_slot(const lg_auth_throttle_t *t, uint64_t h, uint
     return &t->slots[h % LG_AUTH_FAIL_SLOTS];
 }
 
-bool lg_auth_throttled(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms)
+bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
 {
-    if (t->slots == NULL) return false;
+    if (t->slots == NULL) return true;
     uint64_t tag;
-    uint64_t v = atomic_load_explicit(fail_slot(t, h, &tag), memory_order_relaxed);
-    if ((v & ~FAIL_TAT_MASK) != tag) return false; /* another source's bucket: ours is full */
-    /* GCRA: one more failure would conform iff TAT + T - now <= burst * T. */
-    return (v & FAIL_TAT_MASK) > (now_ms & FAIL_TAT_MASK) + t->tolerance_ms;
+    _Atomic uint64_t *slot = fail_slot(t, h, &tag);
+    uint64_t now = now_us & FAIL_TAT_MASK;
+    uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
+    for (;;) {
+        /* Another source's bucket in the slot: ours is full, and this takes the slot over. */
+        uint64_t tat = (v & ~FAIL_TAT_MASK) == tag ? LG_MAX(v & FAIL_TAT_MASK, now) : now;
+        /* GCRA: conforming iff the new theoretical arrival time is within burst * T of now. */
+        if (tat - now > t->tolerance_us) return false;
+        uint64_t nv = tag | ((tat + t->interval_us) & FAIL_TAT_MASK);
+        if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return true;
+        }
+    }
 }
 
-void lg_auth_throttle_fail(lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms)
+void lg_auth_throttle_refund(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
 {
     if (t->slots == NULL) return;
     uint64_t tag;
     _Atomic uint64_t *slot = fail_slot(t, h, &tag);
-    uint64_t now = now_ms & FAIL_TAT_MASK;
+    uint64_t now = now_us & FAIL_TAT_MASK;
     uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
     for (;;) {
-        uint64_t tat = (v & ~FAIL_TAT_MASK) == tag ? LG_MAX(v & FAIL_TAT_MASK, now) : now;
-        /* Failures that were verified at once (all in flight when the bucket emptied) never
-         * push the time beyond a full bucket's worth: the wait after the last is at most T. */
-        tat = LG_MIN(tat + t->interval_ms, now + t->tolerance_ms + t->interval_ms);
-        uint64_t nv = tag | (tat & FAIL_TAT_MASK);
+        if ((v & ~FAIL_TAT_MASK) != tag) return; /* taken over: nothing of ours to give back */
+        uint64_t tat = v & FAIL_TAT_MASK;
+        if (tat <= now) return; /* already full */
+        uint64_t nv = tag | LG_MAX(tat - LG_MIN(tat, t->interval_us), now);
         if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             return;

@@ -28,15 +28,18 @@
  * password nor an unsalted digest of one is ever stored; only successes are inserted. The cache
  * holds LG_AUTH_CACHE_SIZE entries; inserting into a full cache evicts the least recently used.
  *
- * Failure limit (connect.auth.failureLimit): each failed verification is charged to its source
- * in a GCRA token bucket (`burst` failures at once, refilled at `per_minute`); while a source's
- * bucket is empty its credentials are not verified (the caller answers 429), except those
- * already cached as a success. Every verification costs scrypt's CPU and memory, so this bounds
- * both what one source can guess and what it can make the proxy spend. The buckets live in a
- * fixed table of LG_AUTH_FAIL_SLOTS 64-bit words shared by every worker (lock-free: one CAS per
- * failure, one load per check), indexed by a keyed hash of the source: 20 bits of tag and 44
- * bits of the bucket's theoretical arrival time in ms. A source whose slot holds another tag
- * starts with a full bucket, and its first failure takes the slot over; so many sources
+ * Failure limit (connect.auth.failureLimit): a GCRA token bucket per source (`burst` at once,
+ * refilled at `per_minute`). Every verification that is started takes a token first
+ * (lg_auth_throttle_take), so a source cannot run more verifications at once than its bucket
+ * holds, however many connections it opens; a success gives the token back
+ * (lg_auth_throttle_refund), so only failures stay charged. While a source's bucket is empty its
+ * credentials are not verified (the caller answers 429), except those already cached as a
+ * success or already being verified. Every verification costs scrypt's CPU and memory, so this
+ * bounds both what one source can guess and what it can make the proxy spend. The buckets live
+ * in a fixed table of LG_AUTH_FAIL_SLOTS 64-bit words shared by every worker (lock-free: one CAS
+ * per take or refund), indexed by a keyed hash of the source: 16 bits of tag and 48 bits of the
+ * bucket's theoretical arrival time in µs of the monotonic clock (8.9 years). A source whose
+ * slot holds another tag starts with a full bucket and its take claims the slot; so sources
  * colliding can lift one another's limit (per-source limits do not stop an attacker with many
  * addresses anyway), but a collision never blocks a source that has not failed.
  */
@@ -81,8 +84,8 @@ typedef struct lg_scrypt_s {
 
 /* Failed verifications per source (see "Failure limit" above). slots == NULL: no limit. */
 typedef struct lg_auth_throttle_s {
-    uint64_t interval_ms;    /* T: ms per failure refilled, 60000 / per_minute (at least 1) */
-    uint64_t tolerance_ms;   /* tau: (burst - 1) * T */
+    uint64_t interval_us;    /* T: µs per failure refilled, 60,000,000 / per_minute, rounded */
+    uint64_t tolerance_us;   /* tau: (burst - 1) * T */
     _Atomic uint64_t *slots; /* LG_AUTH_FAIL_SLOTS words (owned) */
 } lg_auth_throttle_t;
 
@@ -206,12 +209,13 @@ int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned b
 void lg_auth_throttle_free(lg_auth_throttle_t *t);
 
 /*
- * Is the source with keyed hash `h` out of failures at now_ms (a monotonic clock)? False for a
- * throttle without a table. Thread-safe (one atomic load).
+ * Take a token for one verification from the source with keyed hash `h` at now_us (a monotonic
+ * clock, µs). False when its bucket is empty (nothing is changed); true (always, without a
+ * table) otherwise. Thread-safe (CAS); the table's words are the only state it writes.
  */
-bool lg_auth_throttled(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms);
+bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us);
 
-/* Charge one failed verification to the source with keyed hash `h`. Thread-safe (CAS). */
-void lg_auth_throttle_fail(lg_auth_throttle_t *t, uint64_t h, uint64_t now_ms);
+/* Give back a token taken for a verification that succeeded or never ran. Thread-safe (CAS). */
+void lg_auth_throttle_refund(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us);
 
 #endif /* LG_AUTH_H */

@@ -2170,10 +2170,6 @@ static void auth_done(void *arg, bool ok)
         return;
     }
     LG_COUNT(counters(c), auth_failures, 1);
-    if (c->su->auth_src_ok) {
-        lg_auth_t *auth = c->relay.w->conf->listeners[c->lis].auth;
-        lg_auth_throttle_fail(&auth->throttle, c->su->auth_src, uv_now(c->relay.w->loop));
-    }
     respond(c, 407);
 }
 
@@ -2182,8 +2178,8 @@ static void auth_done(void *arg, bool ok)
  * without credentials learns nothing about what the policy allows): no field → 407; malformed,
  * too long, unknown user or wrong password → 407 counted in authFailures; a cached success goes
  * on at once; a source out of failures (connect.auth.failureLimit) → 429 without verifying;
- * otherwise scrypt runs on the thread pool (AUTH) and auth_done continues (a failure is charged
- * to the source).
+ * otherwise scrypt runs on the thread pool (AUTH, holding a token of the source's bucket, kept
+ * only if it fails) and auth_done continues.
  */
 static void auth_check(lg_conn_t *c)
 {
@@ -2205,12 +2201,11 @@ static void auth_check(lg_conn_t *c)
         return;
     }
     lg_wctx_t *w = c->relay.w;
-    c->su->auth_src_ok =
-        auth->throttle.slots != NULL &&
-        lg_protect_source_hash(w, c->lis, protection(c), &c->peer, &c->su->auth_src);
-    bool throttled =
-        c->su->auth_src_ok && lg_auth_throttled(&auth->throttle, c->su->auth_src, uv_now(w->loop));
-    int rc = lg_verify_start(w, c->lis, auth, &cred, throttled, auth_done, c, &c->su->verify);
+    uint64_t src;
+    bool limited = auth->throttle.slots != NULL &&
+                   lg_protect_source_hash(w, c->lis, protection(c), &c->peer, &src);
+    int rc = lg_verify_start(w, c->lis, auth, &cred, limited ? &src : NULL, auth_done, c,
+                             &c->su->verify);
     if (rc == LG_VERIFY_CACHED) {
         to_policy(c);
     } else if (rc == -EAGAIN) {

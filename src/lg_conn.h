@@ -124,8 +124,6 @@ typedef struct lg_setup_s {
     lg_dialer_t *dialer;      /* CONNECTING (and HANDSHAKE): until it reports */
     lg_resolve_t *resolve;    /* RESOLVING */
     lg_verify_wait_t *verify; /* AUTH: until the verdict */
-    uint64_t auth_src;        /* AUTH: keyed hash of the source, for connect.auth.failureLimit */
-    bool auth_src_ok;         /* auth_src was computed */
     lg_hello_ctx_t *hello;    /* HELLO */
     lg_connect_head_t *head;  /* HEAD (and until the tunnel is up: pipelined bytes) */
     lg_suspend_ctx_t *held;   /* SUSPENDED */

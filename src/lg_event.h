@@ -58,7 +58,7 @@ typedef enum {
     X(REFUSED_PORT, "refused:port")       /* CONNECT: the port is not allowed (403) */             \
     X(REFUSED_DOMAIN, "refused:domain")   /* CONNECT: the domain is not allowed (403) */           \
     X(REFUSED_ADDRESS, "refused:address") /* CONNECT: a denied address (403) */                    \
-    X(REFUSED_AUTH, "refused:auth")       /* CONNECT: no or wrong credentials (407) */             \
+    X(REFUSED_AUTH, "refused:auth")       /* CONNECT: credentials (407) or failureLimit (429) */   \
     X(REFUSED_BUSY, "refused:busy")       /* CONNECT: lookups or verifications full (503) */       \
     X(REFUSED_BLOCK, "refused:")          /* protection: "refused:" + the block reason */          \
     X(STOPPED, "stopped")                 /* stop() closed it after its grace period */            \

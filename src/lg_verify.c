@@ -31,9 +31,17 @@ struct lg_verify_job_s {
     lg_scrypt_t hash; /* the user's, or the dummy for an unknown user */
     bool known;
     size_t pass_len;
-    uint8_t pass[LG_AUTH_CRED_MAX]; /* wiped by the pool thread after use */
-    bool ok;                        /* written by the pool thread */
+    uint8_t pass[LG_AUTH_CRED_MAX];     /* wiped by the pool thread after use */
+    bool ok;                            /* written by the pool thread */
+    const lg_auth_throttle_t *throttle; /* took a token from it for src (NULL: none taken) */
+    uint64_t src;
 };
+
+/* µs of the monotonic clock, as lg_auth's failure limit counts. */
+static uint64_t now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
 
 static void verify_unlink(lg_verify_job_t *j)
 {
@@ -77,6 +85,11 @@ static void verify_done(uv_work_t *req, int status)
     lg_verify_job_t *j = LG_CONTAINER_OF(req, lg_verify_job_t, req);
     lg_wctx_t *w = j->w;
     bool ok = status == 0 && j->ok;
+    /* Only failures stay charged: a success, or a job that left the queue unrun, gives its
+     * token back. */
+    if (j->throttle != NULL && (ok || status == UV_ECANCELED)) {
+        lg_auth_throttle_refund(j->throttle, j->src, now_us());
+    }
     verify_unlink(j);
     w->n_verify--;
     if (ok) {
@@ -97,7 +110,7 @@ static void verify_done(uv_work_t *req, int status)
 }
 
 int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_cred_t *cred,
-                    bool throttled, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait)
+                    const uint64_t *src, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait)
 {
     *wait = NULL;
     uint8_t key[LG_AUTH_KEY_LEN];
@@ -126,13 +139,21 @@ int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_c
             return 0;
         }
     }
-    if (throttled || w->n_verify >= LG_VERIFY_MAX_JOBS) {
+    if (w->n_verify >= LG_VERIFY_MAX_JOBS) {
         lg_auth_wipe(cred, sizeof(*cred));
         lg_free(wt);
-        return throttled ? -EAGAIN : -EBUSY;
+        return -EBUSY;
+    }
+    /* A new verification: the source's failure limit must have a token for it. */
+    const lg_auth_throttle_t *throttle = src != NULL ? &auth->throttle : NULL;
+    if (throttle != NULL && !lg_auth_throttle_take(throttle, *src, now_us())) {
+        lg_auth_wipe(cred, sizeof(*cred));
+        lg_free(wt);
+        return -EAGAIN;
     }
     lg_verify_job_t *j = lg_calloc(1, sizeof(*j));
     if (j == NULL) {
+        if (throttle != NULL) lg_auth_throttle_refund(throttle, *src, now_us());
         lg_auth_wipe(cred, sizeof(*cred));
         lg_free(wt);
         return -ENOMEM;
@@ -143,11 +164,14 @@ int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_c
     memcpy(j->key, key, sizeof(key));
     j->hash = u != NULL ? u->hash : auth->dummy;
     j->known = u != NULL;
+    j->throttle = throttle;
+    j->src = src != NULL ? *src : 0;
     j->pass_len = cred->len - cred->pass_off;
     memcpy(j->pass, cred->buf + cred->pass_off, j->pass_len);
     lg_auth_wipe(cred, sizeof(*cred));
     int rc = uv_queue_work(w->loop, &j->req, verify_work, verify_done);
     if (rc != 0) {
+        if (throttle != NULL) lg_auth_throttle_refund(throttle, *src, now_us());
         lg_auth_wipe(j, sizeof(*j));
         lg_free(j);
         lg_free(wt);

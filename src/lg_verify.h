@@ -40,12 +40,13 @@ typedef void (*lg_verify_cb)(void *arg, bool ok);
  * Check `cred` (decoded Basic credentials) for listener `lis` whose table is `auth`. Always wipes
  * *cred. Returns LG_VERIFY_CACHED (accepted from the cache: counted as authCacheHits), 0 with
  * *wait set (cb(arg, ok) follows once, from the worker's loop, never from inside this call),
- * -EAGAIN (`throttled`, the source has no failures left, and the credentials are neither cached
- * nor in flight: no new verification is started), -EBUSY (LG_VERIFY_MAX_JOBS in flight) or
- * -ENOMEM.
+ * -EAGAIN (src, the source's keyed hash, is given and its auth->throttle bucket is empty: no
+ * new verification is started; cached credentials and credentials already in flight are not
+ * refused), -EBUSY (LG_VERIFY_MAX_JOBS in flight) or -ENOMEM. A started verification holds a
+ * token of the source's bucket; a success gives it back (only failures stay charged).
  */
 int lg_verify_start(lg_wctx_t *w, unsigned lis, const lg_auth_t *auth, lg_auth_cred_t *cred,
-                    bool throttled, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait);
+                    const uint64_t *src, lg_verify_cb cb, void *arg, lg_verify_wait_t **wait);
 
 /* The waiter no longer wants the verdict: its callback will not run. NULL is ignored. */
 void lg_verify_cancel(lg_verify_wait_t *wait);

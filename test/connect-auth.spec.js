@@ -310,7 +310,8 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
     });
 
     it('at most 16 verifications per worker: the 17th distinct one is 503 (refusedAuthBusy); the 16 finish once the pool is free', async () => {
-      const proxy = await startConnectProxy({ auth: authOf() }, {}, { workerThreads: 1 });
+      // One source's failure limit would stop it at 10 (see failureLimit below): off here.
+      const proxy = await startConnectProxy({ auth: { ...authOf(), failureLimit: null } }, {}, { workerThreads: 1 });
       const pool = holdPool();
       const queued = Array.from({ length: 16 }, (_, i) => request(portOf(proxy), authHead('alice', `wrong${i}`)));
       await waitFor(() => inFlight(proxy) === 16);
@@ -515,7 +516,8 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
 
     it('the bucket refills at perMinute; another source has its own', async function () {
       this.timeout(20000);
-      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 120, burst: 2 }) }, {}, { workerThreads: 1 }); // one back every 500 ms
+      const T = 2000; // ms: one back every 2 s (wide margins for slow builds)
+      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 60000 / T, burst: 2 }) }, {}, { workerThreads: 1 });
       const port = portOf(proxy);
       for (let i = 0; i < 2; i++) assert407(await request(port, authHead('alice', 'nope')));
       const t0 = Date.now();
@@ -523,7 +525,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       // Another address on loopback is another source: a full bucket.
       assert407(await request(port, authHead('alice', 'nope'), { localAddress: '127.0.0.2' }));
       assertErrorReply(await request(port, authHead('bob', 'b0b:with:colons')), 429);
-      await sleep(Math.max(0, 600 - (Date.now() - t0)));
+      await sleep(Math.max(0, T + 100 - (Date.now() - t0)));
       // One failure came back: verified (a right password now goes through)...
       assertErrorReply(await request(port, authHead('bob', 'b0b:with:colons')), 403);
       assert407(await request(port, authHead('alice', 'nope')));
@@ -533,6 +535,18 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       assert.strictEqual(m.authThrottled, 3);
       assert.strictEqual(m.authFailures, 4);
       assert.strictEqual(m.authVerifications, 5);
+    });
+
+    it('guesses sent at once are verified only up to the burst (a verification takes its token when it starts)', async () => {
+      const proxy = await startConnectProxy({ auth: withLimit({ perMinute: 1, burst: 3 }) }, {}, { workerThreads: 2 });
+      const port = portOf(proxy);
+      const pool = holdPool(); // every verification that starts stays in flight until released
+      const replies = Array.from({ length: 12 }, (_, i) => request(port, authHead('alice', `at-once${i}`)));
+      await waitFor(() => proxy.metrics().authVerifications + proxy.metrics().authThrottled === 12, 10000);
+      await pool.release();
+      const statuses = (await Promise.all(replies)).map((r) => r.status).sort();
+      assert.deepStrictEqual(statuses, [407, 407, 407, ...Array(9).fill(429)]);
+      assert.strictEqual(proxy.metrics().authVerifications, 3);
     });
 
     it('the limit holds across workers (one table for the listener)', async () => {

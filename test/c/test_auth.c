@@ -9,9 +9,10 @@
  * colon, empty parts, the 1024/1025-byte header limit), the constant-time compare, the sorted
  * user table (lookup, duplicates), the 407 text and its realm rules (128/129 bytes), and the
  * LRU cache (hits, refresh, eviction of the least recently used at 1024 + 1 entries, bucket
- * chains after many evictions), and the failure limit on a simulated clock (GCRA: burst, refill,
- * the cap on failures verified at once, other and colliding sources, 1/60000 per minute and
- * burst 1000 at max and max + 1, no update lost between threads).
+ * chains after many evictions), and the failure limit on a simulated clock (GCRA takes: burst,
+ * refill, refunds never beyond a full bucket, other and colliding sources, 1/60000 per minute and
+ * burst 1000 at max and max + 1, µs intervals, exactly burst takes from four threads at once and
+ * take/refund pairs that leave the bucket unchanged).
  */
 /* LG_TEST_LIBS: -lcrypto -lpthread */
 #include "../../src/lg_digest.c"
@@ -439,58 +440,65 @@ LG_TEST(test_throttle_limits)
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, 0), -EINVAL);
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, LG_AUTH_FAIL_BURST_MAX + 1), -EINVAL);
     CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX, LG_AUTH_FAIL_BURST_MAX), 0);
-    CHECK_EQ_INT(t.interval_ms, 1);
-    CHECK_EQ_INT(t.tolerance_ms, LG_AUTH_FAIL_BURST_MAX - 1);
+    CHECK_EQ_INT(t.interval_us, 1000);
+    CHECK_EQ_INT(t.tolerance_us, (LG_AUTH_FAIL_BURST_MAX - 1) * 1000);
     lg_auth_throttle_free(&t);
     CHECK(t.slots == NULL);
     lg_auth_throttle_free(&t); /* twice is fine */
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, 1), 0);
-    CHECK_EQ_INT(t.interval_ms, 60000);
-    CHECK_EQ_INT(t.tolerance_ms, 0);
+    CHECK_EQ_INT(t.interval_us, 60000000);
+    CHECK_EQ_INT(t.tolerance_us, 0);
     lg_auth_throttle_free(&t);
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 7, 2), 0);
-    CHECK_EQ_INT(t.interval_ms, 8571); /* 60000 / 7, rounded */
+    CHECK_EQ_INT(t.interval_us, 8571429); /* 60 s / 7, rounded */
     lg_auth_throttle_free(&t);
-    /* No table: never throttled, failures are not recorded. */
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 40001, 2), 0);
+    CHECK_EQ_INT(t.interval_us, 1500); /* not rounded to whole ms */
+    lg_auth_throttle_free(&t);
+    /* No table: every take succeeds, refunds do nothing. */
     lg_auth_throttle_t none;
     memset(&none, 0, sizeof(none));
-    lg_auth_throttle_fail(&none, 42, 1000);
-    CHECK(!lg_auth_throttled(&none, 42, 1000));
+    for (int i = 0; i < 5; i++)
+        CHECK(lg_auth_throttle_take(&none, 42, 1000));
+    lg_auth_throttle_refund(&none, 42, 1000);
 }
 
-/* Two hashes in the same slot with different tags. */
-#define H1 ((UINT64_C(0x123) << 44) | 77)
-#define H2 ((UINT64_C(0x456) << 44) | 77)
-#define H3 ((UINT64_C(0x123) << 44) | 78)
+/* H1 and H2 share a slot with different tags; H3 is in another slot. */
+#define H1  ((UINT64_C(0x123) << 48) | 77)
+#define H2  ((UINT64_C(0x456) << 48) | 77)
+#define H3  ((UINT64_C(0x123) << 48) | 78)
+#define SEC UINT64_C(1000000)
 
 LG_TEST(test_throttle_bucket)
 {
     lg_auth_throttle_t t;
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 3), 0); /* T = 1 s, 3 at once */
-    uint64_t now = 5000000;
-    CHECK(!lg_auth_throttled(&t, H1, now));
-    lg_auth_throttle_fail(&t, H1, now);
-    lg_auth_throttle_fail(&t, H1, now);
-    CHECK(!lg_auth_throttled(&t, H1, now)); /* two of three used */
-    lg_auth_throttle_fail(&t, H1, now);
-    CHECK(lg_auth_throttled(&t, H1, now)); /* the burst is used up */
-    CHECK(lg_auth_throttled(&t, H1, now + 999));
-    CHECK(!lg_auth_throttled(&t, H1, now + 1000)); /* one refilled after T */
-    lg_auth_throttle_fail(&t, H1, now + 1000);
-    CHECK(lg_auth_throttled(&t, H1, now + 1000));
-    CHECK(lg_auth_throttled(&t, H1, now + 1999));
-    /* A quiet source gets its whole burst back after burst * T. */
-    now += 1000 + 3000;
-    for (int i = 0; i < 3; i++) {
-        CHECK_ROW(!lg_auth_throttled(&t, H1, now), "full again");
-        lg_auth_throttle_fail(&t, H1, now);
-    }
-    CHECK(lg_auth_throttled(&t, H1, now));
-    /* Failures verified at once beyond the burst wait at most T more, not one T each. */
-    for (int i = 0; i < 50; i++)
-        lg_auth_throttle_fail(&t, H1, now);
-    CHECK(lg_auth_throttled(&t, H1, now + 999));
-    CHECK(!lg_auth_throttled(&t, H1, now + 1000));
+    uint64_t now = 5000 * SEC;
+    for (int i = 0; i < 3; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "the burst");
+    CHECK(!lg_auth_throttle_take(&t, H1, now)); /* used up */
+    CHECK(!lg_auth_throttle_take(&t, H1, now)); /* a refused take changes nothing: */
+    CHECK(!lg_auth_throttle_take(&t, H1, now + SEC - 1));
+    CHECK(lg_auth_throttle_take(&t, H1, now + SEC)); /* one refilled after T */
+    CHECK(!lg_auth_throttle_take(&t, H1, now + SEC));
+    /* A success gives its token back at once. */
+    lg_auth_throttle_refund(&t, H1, now + SEC);
+    CHECK(lg_auth_throttle_take(&t, H1, now + SEC));
+    CHECK(!lg_auth_throttle_take(&t, H1, now + SEC));
+    /* A quiet source gets its whole burst back after burst * T, and no more: a refund to a full
+     * bucket is nothing. */
+    now += SEC + 3 * SEC;
+    lg_auth_throttle_refund(&t, H1, now);
+    lg_auth_throttle_refund(&t, H1, now);
+    for (int i = 0; i < 3; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "full again");
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
+    /* Refunds never push the time below now (a bucket holds at most burst). */
+    for (int i = 0; i < 10; i++)
+        lg_auth_throttle_refund(&t, H1, now);
+    for (int i = 0; i < 3; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "refilled by refunds");
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
     lg_auth_throttle_free(&t);
 }
 
@@ -498,52 +506,78 @@ LG_TEST(test_throttle_sources)
 {
     lg_auth_throttle_t t;
     CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 2), 0);
-    uint64_t now = 10000;
-    lg_auth_throttle_fail(&t, H1, now);
-    lg_auth_throttle_fail(&t, H1, now);
-    CHECK(lg_auth_throttled(&t, H1, now));
-    CHECK(!lg_auth_throttled(&t, H3, now)); /* another slot */
-    CHECK(!lg_auth_throttled(&t, H2, now)); /* same slot, another tag: a full bucket */
-    /* H2's failure takes the slot over: H2 counts from a full bucket, H1 starts afresh. */
-    lg_auth_throttle_fail(&t, H2, now);
-    CHECK(!lg_auth_throttled(&t, H2, now));
-    CHECK(!lg_auth_throttled(&t, H1, now));
-    lg_auth_throttle_fail(&t, H2, now);
-    CHECK(lg_auth_throttled(&t, H2, now));
+    uint64_t now = 10 * SEC;
+    CHECK(lg_auth_throttle_take(&t, H1, now));
+    CHECK(lg_auth_throttle_take(&t, H1, now));
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
+    CHECK(lg_auth_throttle_take(&t, H3, now)); /* another slot */
+    /* Same slot, another tag: a full bucket, and the take claims the slot. */
+    CHECK(lg_auth_throttle_take(&t, H2, now));
+    CHECK(lg_auth_throttle_take(&t, H2, now));
+    CHECK(!lg_auth_throttle_take(&t, H2, now));
+    /* H1 now finds H2's tag: it starts afresh and claims the slot back; H2's refund is nothing. */
+    CHECK(lg_auth_throttle_take(&t, H1, now));
+    lg_auth_throttle_refund(&t, H2, now);
+    CHECK(lg_auth_throttle_take(&t, H1, now));
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
     lg_auth_throttle_free(&t);
 }
 
 typedef struct {
     lg_auth_throttle_t *t;
-    int n;
-} fail_arg_t;
+    pthread_barrier_t *start;
+    uint64_t now;
+    bool pairs; /* take then refund (net nothing), instead of takes only */
+    int taken;
+} take_arg_t;
 
-static void *fail_many(void *p)
+static void *take_many(void *p)
 {
-    fail_arg_t *a = p;
-    for (int i = 0; i < a->n; i++)
-        lg_auth_throttle_fail(a->t, H1, 1000);
+    take_arg_t *a = p;
+    pthread_barrier_wait(a->start);
+    for (int i = 0; i < 20000; i++) {
+        if (!lg_auth_throttle_take(a->t, H1, a->now)) continue;
+        if (a->pairs) {
+            lg_auth_throttle_refund(a->t, H1, a->now);
+        } else {
+            a->taken++;
+        }
+    }
     return NULL;
 }
 
+/* Four threads released together: exactly burst takes succeed (none lost or doubled), and take
+ * and refund pairs leave the bucket where it was. */
 LG_TEST(test_throttle_threads)
 {
     lg_auth_throttle_t t;
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, LG_AUTH_FAIL_BURST_MAX), 0);
-    pthread_t th[4];
-    fail_arg_t a = {&t, (LG_AUTH_FAIL_BURST_MAX - 1) / 4}; /* 249 each: 996 in all */
-    for (int i = 0; i < 4; i++)
-        CHECK_EQ_INT(pthread_create(&th[i], NULL, fail_many, &a), 0);
-    for (int i = 0; i < 4; i++)
-        pthread_join(th[i], NULL);
-    /* Every CAS counted: 996 used, so 3 more are allowed and the 1000th fills the burst. */
-    for (int i = 0; i < 3; i++) {
-        CHECK_ROW(!lg_auth_throttled(&t, H1, 1000), "no failure lost");
-        lg_auth_throttle_fail(&t, H1, 1000);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, LG_AUTH_FAIL_BURST_MAX), 0); /* T = 60 s */
+    pthread_barrier_t start;
+    for (int round = 0; round < 2; round++) {
+        uint64_t now = 1000 * SEC + (uint64_t)round * 500 * 60 * SEC; /* round 1: 500 back */
+        CHECK_EQ_INT(pthread_barrier_init(&start, NULL, 4), 0);
+        pthread_t th[4];
+        take_arg_t a[4];
+        for (int i = 0; i < 4; i++) {
+            a[i] = (take_arg_t){&t, &start, now, round == 1, 0};
+            CHECK_EQ_INT(pthread_create(&th[i], NULL, take_many, &a[i]), 0);
+        }
+        int taken = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            taken += a[i].taken;
+        }
+        pthread_barrier_destroy(&start);
+        if (round == 0) {
+            CHECK_EQ_INT(taken, LG_AUTH_FAIL_BURST_MAX);
+            continue;
+        }
+        /* After the pairs, exactly the 500 refilled tokens are there. */
+        int left = 0;
+        while (lg_auth_throttle_take(&t, H1, now))
+            left++;
+        CHECK_EQ_INT(left, 500);
     }
-    CHECK(!lg_auth_throttled(&t, H1, 1000));
-    lg_auth_throttle_fail(&t, H1, 1000);
-    CHECK(lg_auth_throttled(&t, H1, 1000));
     lg_auth_throttle_free(&t);
 }
 

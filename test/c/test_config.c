@@ -490,8 +490,9 @@ LG_TEST(test_connect_auth)
         CHECK(strstr(a->response, want) != NULL && a->response_len == strlen(a->response));
         CHECK((a->throttle.slots != NULL) == r->limit);
         if (r->limit) {
-            CHECK_EQ_INT(a->throttle.interval_ms, 60000 / r->per_minute);
-            CHECK_EQ_INT(a->throttle.tolerance_ms, (r->burst - 1) * (60000 / r->per_minute));
+            uint64_t t_us = (60000000u + r->per_minute / 2) / r->per_minute;
+            CHECK_EQ_INT(a->throttle.interval_us, t_us);
+            CHECK_EQ_INT(a->throttle.tolerance_us, (r->burst - 1) * t_us);
         }
         lg_config_free(&conf);
     }
