@@ -126,10 +126,11 @@ export interface ConnectAuthOptions {
   users: ConnectAuthUser[];
   /**
    * Failed logins per source (an IPv6 source by its `ipv6Prefix`; one bucket for the listener,
-   * shared by all workers): `burst` (1-1000) at once, refilled at `perMinute` (1-60000). Every
-   * verification takes a token when it starts and a success gives it back. While a source has
-   * none left its credentials get 429 without being verified (`authThrottled`), unless already
-   * being verified or cached as a success on the worker. null: no limit.
+   * shared by all workers): `burst` (1-1000; a bucket holds at least `workerThreads`) at once,
+   * refilled at `perMinute` (1-60000). Every verification takes a token when it starts and a
+   * success gives it back. While a source has none left its credentials get 429 without being
+   * verified (`authThrottled`), unless already being verified or cached as a success on the
+   * worker that takes the connection. null: no limit.
    * @default { perMinute: 10, burst: 10 }
    */
   failureLimit?: { perMinute: number; burst?: number } | null;

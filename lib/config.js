@@ -747,8 +747,9 @@ function normalizeConnect(value, path) {
  *  - `users` (required): 1-10000 `{ name, hash }`; name 1-255 bytes of UTF-8 without ':' or
  *    control characters, unique; hash a `$scrypt$ln=…,r=…,p=…$salt$hash` string, checked by the
  *    engine's own parser (binding.parseScryptHash) so this file and the engine cannot disagree.
- *  - `failureLimit` [{ perMinute: 10, burst: 10 }]: failed logins per source: `burst` at once,
- *    then `perMinute` (a verification takes a token when it starts, a success gives it back);
+ *  - `failureLimit` [{ perMinute: 10, burst: 10 }]: failed logins per source: `burst` (at least
+ *    workerThreads) at once, then `perMinute` (a verification takes a token when it starts, a
+ *    success gives it back);
  *    beyond them the source's credentials are answered 429 without being verified (unless in
  *    flight or cached as a success). null: no limit.
  * Users are fixed while the proxy runs (updateConfig cannot change listeners).

@@ -357,11 +357,12 @@ void lg_auth_cache_insert(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]
 #define FAIL_TAT_BITS 48 /* µs: 8.9 years of the monotonic clock */
 #define FAIL_TAT_MASK ((UINT64_C(1) << FAIL_TAT_BITS) - 1)
 
-int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst)
+int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst,
+                          unsigned workers)
 {
     memset(t, 0, sizeof(*t));
     if (per_minute < 1 || per_minute > LG_AUTH_FAIL_PER_MINUTE_MAX || burst < 1 ||
-        burst > LG_AUTH_FAIL_BURST_MAX) {
+        burst > LG_AUTH_FAIL_BURST_MAX || workers > LG_AUTH_FAIL_WORKERS_MAX) {
         return -EINVAL;
     }
     _Atomic uint64_t *slots = lg_calloc(LG_AUTH_FAIL_SLOTS, sizeof(*slots));
@@ -369,7 +370,7 @@ int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned b
     for (size_t i = 0; i < LG_AUTH_FAIL_SLOTS; i++)
         atomic_init(&slots[i], 0);
     t->interval_us = (UINT64_C(60000000) + per_minute / 2) / per_minute;
-    t->tolerance_us = (uint64_t)(burst - 1) * t->interval_us;
+    t->tolerance_us = (uint64_t)(LG_MAX(burst, workers) - 1) * t->interval_us;
     t->slots = slots;
     return 0;
 }
@@ -387,6 +388,19 @@ static _Atomic uint64_t *fail_slot(const lg_auth_throttle_t *t, uint64_t h, uint
     return &t->slots[h % LG_AUTH_FAIL_SLOTS];
 }
 
+/*
+ * How far the time stored in word v lies ahead of now, modulo 2^48 so that the clock's wrap is
+ * harmless: a stored time is never more than a full bucket (at most 1000 minutes) ahead, so a
+ * difference over half the range is a time in the past: 0, a full bucket. Another source's word
+ * is a full bucket too.
+ */
+static uint64_t fail_ahead(uint64_t v, uint64_t tag, uint64_t now)
+{
+    if ((v & ~FAIL_TAT_MASK) != tag) return 0;
+    uint64_t d = ((v & FAIL_TAT_MASK) - now) & FAIL_TAT_MASK;
+    return d > FAIL_TAT_MASK / 2 ? 0 : d;
+}
+
 bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
 {
     if (t->slots == NULL) return true;
@@ -395,11 +409,11 @@ bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now
     uint64_t now = now_us & FAIL_TAT_MASK;
     uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
     for (;;) {
-        /* Another source's bucket in the slot: ours is full, and this takes the slot over. */
-        uint64_t tat = (v & ~FAIL_TAT_MASK) == tag ? LG_MAX(v & FAIL_TAT_MASK, now) : now;
-        /* GCRA: conforming iff the new theoretical arrival time is within burst * T of now. */
-        if (tat - now > t->tolerance_us) return false;
-        uint64_t nv = tag | ((tat + t->interval_us) & FAIL_TAT_MASK);
+        /* GCRA: conforming iff the theoretical arrival time is within burst * T of now. A word
+         * of another source's is claimed (ours starts full). */
+        uint64_t ahead = fail_ahead(v, tag, now);
+        if (ahead > t->tolerance_us) return false;
+        uint64_t nv = tag | ((now + ahead + t->interval_us) & FAIL_TAT_MASK);
         if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             return true;
@@ -415,10 +429,10 @@ void lg_auth_throttle_refund(const lg_auth_throttle_t *t, uint64_t h, uint64_t n
     uint64_t now = now_us & FAIL_TAT_MASK;
     uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
     for (;;) {
-        if ((v & ~FAIL_TAT_MASK) != tag) return; /* taken over: nothing of ours to give back */
-        uint64_t tat = v & FAIL_TAT_MASK;
-        if (tat <= now) return; /* already full */
-        uint64_t nv = tag | LG_MAX(tat - LG_MIN(tat, t->interval_us), now);
+        /* Nothing to give back to a full bucket, or to a word another source has claimed. */
+        uint64_t ahead = fail_ahead(v, tag, now);
+        if (ahead == 0) return;
+        uint64_t nv = tag | ((now + ahead - LG_MIN(ahead, t->interval_us)) & FAIL_TAT_MASK);
         if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             return;

@@ -28,20 +28,24 @@
  * password nor an unsalted digest of one is ever stored; only successes are inserted. The cache
  * holds LG_AUTH_CACHE_SIZE entries; inserting into a full cache evicts the least recently used.
  *
- * Failure limit (connect.auth.failureLimit): a GCRA token bucket per source (`burst` at once,
- * refilled at `per_minute`). Every verification that is started takes a token first
- * (lg_auth_throttle_take), so a source cannot run more verifications at once than its bucket
- * holds, however many connections it opens; a success gives the token back
- * (lg_auth_throttle_refund), so only failures stay charged. While a source's bucket is empty its
- * credentials are not verified (the caller answers 429), except those already cached as a
- * success or already being verified. Every verification costs scrypt's CPU and memory, so this
- * bounds both what one source can guess and what it can make the proxy spend. The buckets live
- * in a fixed table of LG_AUTH_FAIL_SLOTS 64-bit words shared by every worker (lock-free: one CAS
- * per take or refund), indexed by a keyed hash of the source: 16 bits of tag and 48 bits of the
- * bucket's theoretical arrival time in µs of the monotonic clock (8.9 years). A source whose
- * slot holds another tag starts with a full bucket and its take claims the slot; so sources
- * colliding can lift one another's limit (per-source limits do not stop an attacker with many
- * addresses anyway), but a collision never blocks a source that has not failed.
+ * Failure limit (connect.auth.failureLimit): a GCRA token bucket per source, refilled at
+ * `per_minute`, holding max(burst, workers) tokens. Every verification that is started takes a
+ * token first (lg_auth_throttle_take), so a source cannot run more verifications at once than
+ * its bucket holds, however many connections it opens; a success gives the token back
+ * (lg_auth_throttle_refund), so only failures stay charged. The bucket holds at least one token
+ * per worker because identical credentials in flight are joined per worker: one client's
+ * parallel first connections with right credentials start at most one verification on each
+ * worker, and all of them must fit. While a source's bucket is empty its credentials are not
+ * verified (the caller answers 429), except those already cached as a success or already being
+ * verified on the worker. Every verification costs scrypt's CPU and memory, so this bounds both
+ * what one source can guess and what it can make the proxy spend. The buckets live in a fixed
+ * table of LG_AUTH_FAIL_SLOTS 64-bit words shared by every worker (lock-free: one CAS per take
+ * or refund), indexed by a keyed hash of the source: 16 bits of tag and 48 bits of the bucket's
+ * theoretical arrival time in µs of the monotonic clock, compared modulo 2^48 (a stored time is
+ * never more than 1000 minutes ahead). A source whose slot holds another tag starts with a full
+ * bucket and its take claims the slot, resetting the other source's bucket (a success's refund
+ * does not give it back); so sources colliding can lift one another's limit (per-source limits
+ * do not stop an attacker with many addresses anyway), but a collision never blocks a source.
  */
 #ifndef LG_AUTH_H
 #define LG_AUTH_H
@@ -72,6 +76,7 @@
 #define LG_AUTH_FAIL_SLOTS          4096  /* failure buckets per listener (8 bytes each) */
 #define LG_AUTH_FAIL_PER_MINUTE_MAX 60000 /* failureLimit.perMinute at most */
 #define LG_AUTH_FAIL_BURST_MAX      1000  /* failureLimit.burst at most */
+#define LG_AUTH_FAIL_WORKERS_MAX    1000  /* workers a bucket is widened for, at most */
 
 /* A parsed `$scrypt$` hash: the parameters and the expected derived key. */
 typedef struct lg_scrypt_s {
@@ -85,7 +90,7 @@ typedef struct lg_scrypt_s {
 /* Failed verifications per source (see "Failure limit" above). slots == NULL: no limit. */
 typedef struct lg_auth_throttle_s {
     uint64_t interval_us;    /* T: µs per failure refilled, 60,000,000 / per_minute, rounded */
-    uint64_t tolerance_us;   /* tau: (burst - 1) * T */
+    uint64_t tolerance_us;   /* tau: (max(burst, workers) - 1) * T */
     _Atomic uint64_t *slots; /* LG_AUTH_FAIL_SLOTS words (owned) */
 } lg_auth_throttle_t;
 
@@ -201,9 +206,11 @@ void lg_auth_cache_insert(lg_auth_cache_t *c, const uint8_t key[LG_AUTH_KEY_LEN]
 
 /*
  * Allocate a throttle for per_minute (1..LG_AUTH_FAIL_PER_MINUTE_MAX) failures a minute, burst
- * (1..LG_AUTH_FAIL_BURST_MAX) at once. Returns 0, -EINVAL or -ENOMEM (*t zeroed on error).
+ * (1..LG_AUTH_FAIL_BURST_MAX) at once, for `workers` worker threads (0..LG_AUTH_FAIL_WORKERS_MAX;
+ * a bucket holds max(burst, workers)). Returns 0, -EINVAL or -ENOMEM (*t zeroed on error).
  */
-int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst);
+int lg_auth_throttle_init(lg_auth_throttle_t *t, unsigned per_minute, unsigned burst,
+                          unsigned workers);
 
 /* Free a throttle's table (a zeroed or already freed throttle is fine). */
 void lg_auth_throttle_free(lg_auth_throttle_t *t);

@@ -221,8 +221,8 @@ static void auth_free(lg_auth_t *a)
 }
 
 /* A connect listener's user table (connect.auth): hashes parsed by lg_auth, names sorted. */
-static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const char *path,
-                      lg_cfgerr_t *err)
+static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, unsigned workers,
+                      const char *path, lg_cfgerr_t *err)
 {
     size_t n = cn->auth_names.n;
     if (n == 0 || n > LG_AUTH_MAX_USERS || cn->auth_hashes.n != n) {
@@ -275,7 +275,8 @@ static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const 
     }
     a->n_users = n;
     if (cn->has_auth_fail_limit) {
-        int rc = lg_auth_throttle_init(&a->throttle, cn->auth_fail_per_minute, cn->auth_fail_burst);
+        int rc = lg_auth_throttle_init(&a->throttle, cn->auth_fail_per_minute, cn->auth_fail_burst,
+                                       workers);
         if (rc != 0) {
             auth_free(a);
             return rc == -ENOMEM ? RANGE(err, "%s.auth: out of memory", path)
@@ -290,8 +291,8 @@ static int build_auth(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const 
 }
 
 /* A connect listener's destination policy and deadline. */
-static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, const char *lpath,
-                         lg_cfgerr_t *err)
+static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, unsigned workers,
+                         const char *lpath, lg_cfgerr_t *err)
 {
     char path[PATH_MAX_LEN + 16];
     snprintf(path, sizeof(path), "%s.connect", lpath);
@@ -340,7 +341,7 @@ static int build_connect(const lg_src_connect_t *cn, lg_listener_conf_t *lc, con
     }
     lc->head_limit = lg_config_head_limit(lc->max_connections);
     lc->head_share = lg_config_head_share(lc->head_limit);
-    if (cn->has_auth && build_auth(cn, lc, path, err) != 0) goto out;
+    if (cn->has_auth && build_auth(cn, lc, workers, path, err) != 0) goto out;
     rc = 0;
 out:
     lg_free(ports);
@@ -416,7 +417,8 @@ int lg_config_build(const lg_src_t *src, lg_config_t *conf, lg_cfgerr_t *err)
         lc->port = (uint16_t)l->port;
         lc->max_connections = (uint32_t)l->max_connections;
         lc->idle_timeout_ms = (uint32_t)l->idle_timeout_ms;
-        if (lc->kind == LG_LISTENER_CONNECT && build_connect(&l->connect, lc, path, err) != 0) {
+        if (lc->kind == LG_LISTENER_CONNECT &&
+            build_connect(&l->connect, lc, conf->worker_threads, path, err) != 0) {
             goto fail;
         }
         if (l->accept_proxy < 0 || l->accept_proxy > LG_PP_ACCEPT_ANY) {

@@ -324,12 +324,13 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       assert.strictEqual(lm(proxy).authFailures, 16);
     });
 
-    it('no verdict within 10 s of the head: 503 (refusedAuthBusy)', async function () {
+    it('no verdict within 10 s of the head: 503 (refusedAuthBusy); the job that never ran gives its failureLimit token back', async function () {
       this.timeout(40000);
-      const proxy = await startConnectProxy({ auth: authOf() }, {}, { workerThreads: 1 });
+      // One token: if the abandoned guess kept it, the right password below would get 429.
+      const proxy = await startConnectProxy({ auth: { ...authOf(), failureLimit: { perMinute: 1, burst: 1 } } }, {}, { workerThreads: 1 });
       const pool = holdPool();
       const t0 = Date.now();
-      const r = await request(portOf(proxy), authHead('alice', 'correct horse'));
+      const r = await request(portOf(proxy), authHead('alice', 'a guess'));
       const elapsed = Date.now() - t0;
       assertErrorReply(r, 503);
       assert(elapsed >= 9500, `503 after ${elapsed} ms; the deadline is 10 s`);
@@ -337,6 +338,7 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       await pool.release();
       // The abandoned job left the queue: the worker is free, a new request verifies normally.
       assertErrorReply(await request(portOf(proxy), authHead('alice', 'correct horse')), 403);
+      assert.strictEqual(lm(proxy).authThrottled, 0);
     });
 
     it('stop() while verifications are queued: resolves without waiting for the pool', async () => {

@@ -11,8 +11,9 @@
  * LRU cache (hits, refresh, eviction of the least recently used at 1024 + 1 entries, bucket
  * chains after many evictions), and the failure limit on a simulated clock (GCRA takes: burst,
  * refill, refunds never beyond a full bucket, other and colliding sources, 1/60000 per minute and
- * burst 1000 at max and max + 1, µs intervals, exactly burst takes from four threads at once and
- * take/refund pairs that leave the bucket unchanged).
+ * burst 1000 at max and max + 1, µs intervals, one token per worker at least, the 48-bit clock's
+ * wrap, and four threads released together: exactly burst takes round after round, every
+ * refund counted, take/refund pairs that leave the bucket unchanged).
  */
 /* LG_TEST_LIBS: -lcrypto -lpthread */
 #include "../../src/lg_digest.c"
@@ -434,25 +435,37 @@ LG_TEST(test_cache_lru)
 LG_TEST(test_throttle_limits)
 {
     lg_auth_throttle_t t;
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 0, 10), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 0, 10, 0), -EINVAL);
     CHECK(t.slots == NULL);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX + 1, 10), -EINVAL);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, 0), -EINVAL);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, LG_AUTH_FAIL_BURST_MAX + 1), -EINVAL);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX, LG_AUTH_FAIL_BURST_MAX), 0);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX + 1, 10, 0), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, 0, 0), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, LG_AUTH_FAIL_BURST_MAX + 1, 0), -EINVAL);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 10, 10, LG_AUTH_FAIL_WORKERS_MAX + 1), -EINVAL);
+    /* A bucket holds at least one token per worker. */
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 2, 8), 0);
+    CHECK_EQ_INT(t.tolerance_us, 7 * t.interval_us);
+    for (int i = 0; i < 8; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, 1, 1000), "one per worker");
+    CHECK(!lg_auth_throttle_take(&t, 1, 1000));
+    lg_auth_throttle_free(&t);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 10, 8), 0);
+    CHECK_EQ_INT(t.tolerance_us, 9 * t.interval_us);
+    lg_auth_throttle_free(&t);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, LG_AUTH_FAIL_PER_MINUTE_MAX, LG_AUTH_FAIL_BURST_MAX, 0),
+                 0);
     CHECK_EQ_INT(t.interval_us, 1000);
     CHECK_EQ_INT(t.tolerance_us, (LG_AUTH_FAIL_BURST_MAX - 1) * 1000);
     lg_auth_throttle_free(&t);
     CHECK(t.slots == NULL);
     lg_auth_throttle_free(&t); /* twice is fine */
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, 1), 0);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, 1, 0), 0);
     CHECK_EQ_INT(t.interval_us, 60000000);
     CHECK_EQ_INT(t.tolerance_us, 0);
     lg_auth_throttle_free(&t);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 7, 2), 0);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 7, 2, 0), 0);
     CHECK_EQ_INT(t.interval_us, 8571429); /* 60 s / 7, rounded */
     lg_auth_throttle_free(&t);
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 40001, 2), 0);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 40001, 2, 0), 0);
     CHECK_EQ_INT(t.interval_us, 1500); /* not rounded to whole ms */
     lg_auth_throttle_free(&t);
     /* No table: every take succeeds, refunds do nothing. */
@@ -472,7 +485,7 @@ LG_TEST(test_throttle_limits)
 LG_TEST(test_throttle_bucket)
 {
     lg_auth_throttle_t t;
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 3), 0); /* T = 1 s, 3 at once */
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 3, 0), 0); /* T = 1 s, 3 at once */
     uint64_t now = 5000 * SEC;
     for (int i = 0; i < 3; i++)
         CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "the burst");
@@ -493,7 +506,7 @@ LG_TEST(test_throttle_bucket)
     for (int i = 0; i < 3; i++)
         CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "full again");
     CHECK(!lg_auth_throttle_take(&t, H1, now));
-    /* Refunds never push the time below now (a bucket holds at most burst). */
+    /* More refunds than takes fill the bucket and no more. */
     for (int i = 0; i < 10; i++)
         lg_auth_throttle_refund(&t, H1, now);
     for (int i = 0; i < 3; i++)
@@ -502,10 +515,33 @@ LG_TEST(test_throttle_bucket)
     lg_auth_throttle_free(&t);
 }
 
+/* The 48-bit clock wraps: a bucket used just before the wrap behaves the same just after it. */
+LG_TEST(test_throttle_wrap)
+{
+    lg_auth_throttle_t t;
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 3, 0), 0); /* T = 1 s */
+    uint64_t wrap = UINT64_C(1) << 48;
+    uint64_t now = wrap - SEC / 2; /* half a second before the wrap */
+    for (int i = 0; i < 3; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "the burst");
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
+    CHECK(!lg_auth_throttle_take(&t, H1, wrap + SEC / 2 - 1)); /* T later, less 1 µs */
+    CHECK(lg_auth_throttle_take(&t, H1, wrap + SEC / 2));      /* one back, across the wrap */
+    CHECK(!lg_auth_throttle_take(&t, H1, wrap + SEC / 2));
+    lg_auth_throttle_refund(&t, H1, wrap + SEC / 2);
+    CHECK(lg_auth_throttle_take(&t, H1, wrap + SEC / 2));
+    /* Long after, the old time reads as the past: a full bucket, not a lockout. */
+    now = wrap + 3600 * SEC;
+    for (int i = 0; i < 3; i++)
+        CHECK_ROW(lg_auth_throttle_take(&t, H1, now), "full again");
+    CHECK(!lg_auth_throttle_take(&t, H1, now));
+    lg_auth_throttle_free(&t);
+}
+
 LG_TEST(test_throttle_sources)
 {
     lg_auth_throttle_t t;
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 2), 0);
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60, 2, 0), 0);
     uint64_t now = 10 * SEC;
     CHECK(lg_auth_throttle_take(&t, H1, now));
     CHECK(lg_auth_throttle_take(&t, H1, now));
@@ -523,11 +559,14 @@ LG_TEST(test_throttle_sources)
     lg_auth_throttle_free(&t);
 }
 
+enum { TAKES, PAIRS, REFUNDS };
+
 typedef struct {
     lg_auth_throttle_t *t;
     pthread_barrier_t *start;
     uint64_t now;
-    bool pairs; /* take then refund (net nothing), instead of takes only */
+    int mode;
+    int tries;
     int taken;
 } take_arg_t;
 
@@ -535,49 +574,69 @@ static void *take_many(void *p)
 {
     take_arg_t *a = p;
     pthread_barrier_wait(a->start);
-    for (int i = 0; i < 20000; i++) {
-        if (!lg_auth_throttle_take(a->t, H1, a->now)) continue;
-        if (a->pairs) {
+    for (int i = 0; i < a->tries; i++) {
+        if (a->mode == REFUNDS) {
             lg_auth_throttle_refund(a->t, H1, a->now);
-        } else {
-            a->taken++;
+        } else if (lg_auth_throttle_take(a->t, H1, a->now)) {
+            if (a->mode == PAIRS) {
+                lg_auth_throttle_refund(a->t, H1, a->now);
+            } else {
+                a->taken++;
+            }
         }
     }
     return NULL;
 }
 
-/* Four threads released together: exactly burst takes succeed (none lost or doubled), and take
- * and refund pairs leave the bucket where it was. */
+/* Four threads released together on one word; returns the takes that succeeded. */
+static int race(lg_auth_throttle_t *t, uint64_t now, int mode, int tries)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 4);
+    pthread_t th[4];
+    take_arg_t a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (take_arg_t){t, &start, now, mode, tries, 0};
+        pthread_create(&th[i], NULL, take_many, &a[i]);
+    }
+    int taken = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        taken += a[i].taken;
+    }
+    pthread_barrier_destroy(&start);
+    return taken;
+}
+
+/* Takes from four threads at once: exactly burst succeed, round after round (a lost update would
+ * let more through); refunds from four threads: every one counts (a lost one leaves fewer
+ * tokens); take/refund pairs leave the bucket as it was. */
 LG_TEST(test_throttle_threads)
 {
     lg_auth_throttle_t t;
-    CHECK_EQ_INT(lg_auth_throttle_init(&t, 1, LG_AUTH_FAIL_BURST_MAX), 0); /* T = 60 s */
-    pthread_barrier_t start;
-    for (int round = 0; round < 2; round++) {
-        uint64_t now = 1000 * SEC + (uint64_t)round * 500 * 60 * SEC; /* round 1: 500 back */
-        CHECK_EQ_INT(pthread_barrier_init(&start, NULL, 4), 0);
-        pthread_t th[4];
-        take_arg_t a[4];
-        for (int i = 0; i < 4; i++) {
-            a[i] = (take_arg_t){&t, &start, now, round == 1, 0};
-            CHECK_EQ_INT(pthread_create(&th[i], NULL, take_many, &a[i]), 0);
-        }
-        int taken = 0;
-        for (int i = 0; i < 4; i++) {
-            pthread_join(th[i], NULL);
-            taken += a[i].taken;
-        }
-        pthread_barrier_destroy(&start);
-        if (round == 0) {
-            CHECK_EQ_INT(taken, LG_AUTH_FAIL_BURST_MAX);
-            continue;
-        }
-        /* After the pairs, exactly the 500 refilled tokens are there. */
+    CHECK_EQ_INT(lg_auth_throttle_init(&t, 60000, 100, 0), 0); /* T = 1 ms, 100 at once */
+    uint64_t now = 1000 * SEC;
+    int total = 0;
+    for (int round = 0; round < 200; round++, now += SEC) /* a full bucket each round */
+        total += race(&t, now, TAKES, 100);
+    CHECK_EQ_INT(total, 200 * 100);
+    for (int round = 0; round < 50; round++, now += SEC) {
+        while (lg_auth_throttle_take(&t, H1, now)) {
+        }                           /* empty */
+        race(&t, now, REFUNDS, 25); /* 100 refunds in all: full */
         int left = 0;
         while (lg_auth_throttle_take(&t, H1, now))
             left++;
-        CHECK_EQ_INT(left, 500);
+        CHECK_ROW(left == 100, "every refund counted");
     }
+    /* Half full, then pairs: still half full. */
+    for (int i = 0; i < 50; i++)
+        CHECK(lg_auth_throttle_take(&t, H1, now));
+    race(&t, now, PAIRS, 20000);
+    int left = 0;
+    while (lg_auth_throttle_take(&t, H1, now))
+        left++;
+    CHECK_EQ_INT(left, 50);
     lg_auth_throttle_free(&t);
 }
 
@@ -597,6 +656,7 @@ int main(void)
     LG_RUN(test_throttle_limits);
     LG_RUN(test_throttle_bucket);
     LG_RUN(test_throttle_sources);
+    LG_RUN(test_throttle_wrap);
     LG_RUN(test_throttle_threads);
     LG_TEST_END();
 }
