@@ -87,6 +87,9 @@ const OPTIONS = [
     help: 'only these domains and their subdomains may be reached' },
   { flag: '--auth-file', key: 'authFile', type: 'string', arg: '<path>', path: 'listeners[0].connect.auth',
     help: 'require Basic proxy authentication for the users in this file (lines user:$scrypt$...)' },
+  { flag: '--auth-failure-limit', key: 'authFailureLimit', type: 'string', arg: '<n[/burst]|off>',
+    paths: { 'listeners[0].connect.auth.failureLimit.perMinute': 'the rate', 'listeners[0].connect.auth.failureLimit.burst': 'the burst' },
+    help: 'failed logins per minute per client IP, with a burst (default 10/10; off = no limit); excess gets 429' },
   { flag: '--allow-client', key: 'allowClients', type: 'list', arg: '<cidrs>',
     help: 'only clients in these ranges may connect (others get 403); repeatable; ::ffff:10.0.0.0/104 is 10.0.0.0/8' },
   { flag: '--rate-limit', key: 'rateLimit', type: 'string', arg: '<n[/burst]>',
@@ -446,6 +449,20 @@ function buildConfig(values, defaultDenyCidrs) {
   if (v('allowCidrs') !== undefined) c.allowCidrs = v('allowCidrs');
   if (v('allowDomains') !== undefined) c.allowDomains = v('allowDomains');
   if (v('authFile') !== undefined) c.auth = { users: readAuthFile(v('authFile'), values.authFile.via) };
+  if (v('authFailureLimit') !== undefined) {
+    const raw = v('authFailureLimit');
+    const { via } = values.authFailureLimit;
+    if (c.auth === undefined) throw new UsageError(`${via} needs --auth-file (there are no logins to limit)`);
+    const parts = raw.split('/');
+    if (raw === 'off') {
+      c.auth.failureLimit = null;
+    } else if (parts.length > 2) {
+      throw new UsageError(`${via}${via.startsWith('--') ? ' ' : '='}'${clip(raw)}' must be <failed logins per minute>[/<burst>] or off`);
+    } else {
+      c.auth.failureLimit = { perMinute: toNumber(parts[0]) };
+      if (parts.length === 2) c.auth.failureLimit.burst = toNumber(parts[1]);
+    }
+  }
   const protection = {};
   if (v('allowClients') !== undefined) protection.blocklist = blocklistOutside(values.allowClients);
   if (v('rateLimit') !== undefined) {

@@ -461,6 +461,36 @@ describe('connect listener: Basic proxy authentication (connect.auth)', function
       assertErrorReply(await request(port, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nProxy-Authorization: ${basic('eve', 'pw2')}\r\n\r\n`), 403);
     });
 
+    it('--auth-failure-limit and LEGATO_AUTH_FAILURE_LIMIT: failureLimit for the file\'s users (429 as curl sees it), off, and their errors', async () => {
+      const cli = require('../lib/cli');
+      const { DEFAULT_DENY_CIDRS } = require('../lib/config');
+      const line = (await hashCli(['--cost', '10'], 'pw')).stdout.trim();
+      const file = tempFile('users.txt', `carol:${line}\n`);
+      const limitOf = (argv, env = {}) => cli.buildConfig(cli.parseArgs(['--auth-file', file, ...argv], env).values, DEFAULT_DENY_CIDRS).listeners[0].connect.auth.failureLimit;
+      assert.strictEqual(limitOf([]), undefined, 'the library default applies');
+      assert.deepStrictEqual(limitOf(['--auth-failure-limit', '3/5']), { perMinute: 3, burst: 5 });
+      assert.deepStrictEqual(limitOf([], { LEGATO_AUTH_FAILURE_LIMIT: '3/5' }), { perMinute: 3, burst: 5 });
+      assert.deepStrictEqual(limitOf(['--auth-failure-limit', '30']), { perMinute: 30 });
+      assert.strictEqual(limitOf(['--auth-failure-limit', 'off']), null);
+      // A real CLI: 1 a minute, burst 1 (one worker): the second wrong password gets 429.
+      const proxyCli = await startCli(['--port', '0', '--workers', '1', '--auth-file', file, '--auth-failure-limit', '1/1']);
+      const curlWrong = () => run('curl', ['-sS', '--max-time', '10', '-p', '-x', `http://carol:wrong@127.0.0.1:${proxyCli.port}`, 'http://127.0.0.1:22/']);
+      assert.match((await curlWrong()).stderr, /407/);
+      assert.match((await curlWrong()).stderr, /429/);
+      // Errors: exit 2 naming the flag.
+      const CASES = [
+        [['--port', '0', '--auth-failure-limit', '5'], {}, /--auth-failure-limit needs --auth-file/],
+        [['--port', '0', '--auth-file', file, '--auth-failure-limit', '1/2/3'], {}, /--auth-failure-limit '1\/2\/3' must be <failed logins per minute>\[\/<burst>\] or off/],
+        [['--port', '0', '--auth-file', file, '--auth-failure-limit', '0'], {}, /--auth-failure-limit '0': the rate must be an integer 1-60000/],
+        [['--port', '0', '--auth-file', file], { LEGATO_AUTH_FAILURE_LIMIT: '5/2000' }, /LEGATO_AUTH_FAILURE_LIMIT='5\/2000': the burst must be an integer 1-1000/],
+      ];
+      for (const [argv, env, re] of CASES) {
+        const h = spawnCli(argv, { env });
+        assert.strictEqual((await h.exited).code, 2, h.stderr());
+        assert.match(h.stderr(), re);
+      }
+    });
+
     it('--auth-file errors name file:line and exit 2', async () => {
       const good = (await hashCli(['--cost', '10'], 'pw')).stdout.trim();
       const CASES = [
