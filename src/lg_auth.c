@@ -401,7 +401,12 @@ static uint64_t fail_ahead(uint64_t v, uint64_t tag, uint64_t now)
     return d > FAIL_TAT_MASK / 2 ? 0 : d;
 }
 
-bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
+/*
+ * Move source h's time by one interval at now_us: forward for a take (false, nothing changed,
+ * when the bucket is empty), back for a refund (nothing to do for a full bucket or a word another
+ * source has claimed). One CAS loop for both.
+ */
+static bool fail_move(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us, bool take)
 {
     if (t->slots == NULL) return true;
     uint64_t tag;
@@ -409,11 +414,12 @@ bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now
     uint64_t now = now_us & FAIL_TAT_MASK;
     uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
     for (;;) {
-        /* GCRA: conforming iff the theoretical arrival time is within burst * T of now. A word
-         * of another source's is claimed (ours starts full). */
         uint64_t ahead = fail_ahead(v, tag, now);
-        if (ahead > t->tolerance_us) return false;
-        uint64_t nv = tag | ((now + ahead + t->interval_us) & FAIL_TAT_MASK);
+        /* GCRA: a take conforms iff the theoretical arrival time is within burst * T of now; a
+         * word of another source's is claimed by a take (ours starts full). */
+        if (take ? ahead > t->tolerance_us : ahead == 0) return !take;
+        ahead = take ? ahead + t->interval_us : ahead - LG_MIN(ahead, t->interval_us);
+        uint64_t nv = tag | ((now + ahead) & FAIL_TAT_MASK);
         if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             return true;
@@ -421,21 +427,12 @@ bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now
     }
 }
 
+bool lg_auth_throttle_take(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
+{
+    return fail_move(t, h, now_us, true);
+}
+
 void lg_auth_throttle_refund(const lg_auth_throttle_t *t, uint64_t h, uint64_t now_us)
 {
-    if (t->slots == NULL) return;
-    uint64_t tag;
-    _Atomic uint64_t *slot = fail_slot(t, h, &tag);
-    uint64_t now = now_us & FAIL_TAT_MASK;
-    uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
-    for (;;) {
-        /* Nothing to give back to a full bucket, or to a word another source has claimed. */
-        uint64_t ahead = fail_ahead(v, tag, now);
-        if (ahead == 0) return;
-        uint64_t nv = tag | ((now + ahead - LG_MIN(ahead, t->interval_us)) & FAIL_TAT_MASK);
-        if (atomic_compare_exchange_weak_explicit(slot, &v, nv, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-            return;
-        }
-    }
+    (void)fail_move(t, h, now_us, false);
 }
